@@ -1,0 +1,177 @@
+//! Headless mode: consumes the trainer's events, shows progress on stderr (bars on a terminal,
+//! one plain line per epoch otherwise) and turns SIGINT / SIGTERM / SIGHUP into a clean stop.
+
+use crate::events::{Command, Event, LogLevel, Phase, Stamped};
+use crate::trainer::{RunOutcome, TrainerHandle};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use tokio::signal::unix::{signal, SignalKind};
+
+/// How a consumer's run ended, and the signal that stopped it, if any.
+pub struct Ended {
+    pub outcome: RunOutcome,
+    pub signal: Option<i32>,
+}
+
+/// Progress on stderr.
+enum Progress {
+    Bar(Option<ProgressBar>),
+    Lines,
+}
+
+impl Progress {
+    fn on_event(&mut self, s: &Stamped) {
+        let phase = s.at.phase.map_or("", Phase::as_str);
+        match (&mut *self, &s.event) {
+            (Progress::Bar(bar), Event::PhaseStarted { epochs, steps_per_epoch }) => {
+                if let Some(old) = bar.take() {
+                    old.finish();
+                }
+                let b = ProgressBar::new((epochs * steps_per_epoch) as u64);
+                b.set_style(
+                    ProgressStyle::with_template("{prefix:>9} [{bar:30}] {pos}/{len} steps {msg} ({elapsed}, eta {eta})")
+                        .expect("static template")
+                        .progress_chars("=> "),
+                );
+                b.set_prefix(phase.to_string());
+                *bar = Some(b);
+            }
+            (Progress::Bar(Some(bar)), Event::Step { loss, .. }) => {
+                bar.set_position(s.at.step as u64);
+                bar.set_message(format!("loss {loss:.4}"));
+            }
+            (Progress::Bar(Some(bar)), Event::Epoch { val_acc, epochs, .. }) => {
+                bar.set_length((bar.length().unwrap_or(0) / (*epochs).max(1) as u64).max(1) * *epochs as u64);
+                bar.println(format!("{phase:>9} epoch {:>3}/{epochs}  val acc {:.2}%", s.at.epoch, 100.0 * val_acc));
+            }
+            (Progress::Bar(bar), Event::Finished { .. }) => {
+                if let Some(b) = bar.take() {
+                    b.finish();
+                }
+            }
+            (Progress::Lines, Event::Epoch { train_loss, val_loss, val_acc, epochs }) => eprintln!(
+                "{phase:>9} epoch {:>3}/{epochs}  step {:>6}  train loss {train_loss:.4}  val loss {val_loss:.4}  val acc {:.2}%  {:.1}s",
+                s.at.epoch,
+                s.at.step,
+                100.0 * val_acc,
+                s.wall_time
+            ),
+            (_, event) => {
+                if let Some(line) = describe(phase, event) {
+                    match self {
+                        Progress::Bar(Some(bar)) => bar.println(line),
+                        _ => eprintln!("{line}"),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One line for the events worth a line of their own.
+fn describe(phase: &str, event: &Event) -> Option<String> {
+    Some(match event {
+        Event::RunStarted { run_dir, device, data, teacher, student, .. } => format!(
+            "run folder {run_dir}\ndevice {device}; data {data}\nteacher {} params, student {} params",
+            teacher.params, student.params
+        ),
+        Event::PhaseStarted { epochs, .. } => format!("{phase:>9} phase: {epochs} epochs"),
+        Event::PhaseFinished { result } => format!(
+            "{phase:>9} done: test acc {:.2}% (best val epoch {}), last-epoch test acc {:.2}%",
+            100.0 * result.test_acc,
+            result.best_epoch,
+            100.0 * result.test_acc_last
+        ),
+        Event::Edit { key, old, new } => format!("edit {key}: {old} -> {new}"),
+        Event::EditRefused { key, value, reason } => format!("edit {key}={value} refused: {reason}"),
+        Event::Checkpoint { path } => format!("checkpoint {path}"),
+        Event::Paused { role, paused } => format!("{:?} {}", role, if *paused { "paused" } else { "resumed" }),
+        Event::Log { level, message } => {
+            let tag = match level {
+                LogLevel::Info => "info",
+                LogLevel::Warn => "warning",
+                LogLevel::Error => "error",
+            };
+            format!("{tag}: {message}")
+        }
+        _ => return None,
+    })
+}
+
+/// Drives a batch run to its end.
+pub fn run(handle: TrainerHandle) -> Ended {
+    let progress = if std::io::stderr().is_terminal() { Progress::Bar(None) } else { Progress::Lines };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    let signal = runtime.block_on(consume(handle.events, handle.steps, &handle.commands, progress));
+    let outcome = handle.thread.join().unwrap_or_else(|_| RunOutcome::Failed("the trainer thread panicked".into()));
+    Ended { outcome, signal }
+}
+
+async fn consume(
+    mut events: tokio::sync::mpsc::UnboundedReceiver<Stamped>,
+    mut steps: tokio::sync::mpsc::Receiver<Stamped>,
+    commands: &std::sync::mpsc::Sender<Command>,
+    mut progress: Progress,
+) -> Option<i32> {
+    let mut signals = Signals::new();
+    let mut stopped_by = None;
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Some(e) => progress.on_event(&e),
+                None => break,
+            },
+            Some(step) = steps.recv() => progress.on_event(&step),
+            signo = signals.next() => {
+                if stopped_by.is_none() {
+                    eprintln!("kd-tui: {} received; checkpointing and stopping", signal_name(signo));
+                    stopped_by = Some(signo);
+                    let _ = commands.send(Command::Stop { reason: signal_name(signo).into() });
+                }
+            }
+        }
+    }
+    stopped_by
+}
+
+pub fn signal_name(signo: i32) -> &'static str {
+    match signo {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        15 => "SIGTERM",
+        _ => "signal",
+    }
+}
+
+/// SIGINT, SIGTERM and SIGHUP as one stream of signal numbers.
+pub struct Signals {
+    streams: Vec<(i32, tokio::signal::unix::Signal)>,
+}
+
+impl Signals {
+    pub fn new() -> Signals {
+        let streams = [(2, SignalKind::interrupt()), (15, SignalKind::terminate()), (1, SignalKind::hangup())]
+            .into_iter()
+            .filter_map(|(n, kind)| signal(kind).ok().map(|s| (n, s)))
+            .collect();
+        Signals { streams }
+    }
+
+    /// The next signal's number.
+    pub async fn next(&mut self) -> i32 {
+        let waits = self.streams.iter_mut().map(|(n, s)| {
+            let n = *n;
+            Box::pin(async move {
+                s.recv().await;
+                n
+            })
+        });
+        futures::future::select_all(waits).await.0
+    }
+}
+
+impl Default for Signals {
+    fn default() -> Self {
+        Self::new()
+    }
+}

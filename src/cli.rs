@@ -1,0 +1,102 @@
+//! Command line: parse, set up (preset, device, data, run folder), start the trainer, hand its
+//! events to the TUI or to batch mode, and turn the outcome into an exit code.
+
+use crate::preset::{self, Override, Preset};
+use crate::run::RunFolder;
+use crate::trainer::{self, RunOutcome, TrainerSetup};
+use clap::Parser;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+/// Exit code for bad input (preset, data, output folder).
+pub const EXIT_BAD_INPUT: i32 = 2;
+
+#[derive(Debug, Parser)]
+#[command(name = "kd-tui", version, about = "Train a teacher, distil it into a small student, and watch it happen.")]
+pub struct Args {
+    /// Preset file (TOML). Without one, the embedded digits preset runs.
+    pub preset: Option<PathBuf>,
+    /// Run without the TUI: progress on stderr, final table on stdout.
+    #[arg(long)]
+    pub batch: bool,
+    /// Override a preset key, e.g. --set teacher.lr=3e-4 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<Override>,
+    /// Run folder (default: runs/<name>-<timestamp>).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// TUI: draw charts with plain dots instead of braille (for fonts without braille).
+    #[arg(long)]
+    pub ascii: bool,
+}
+
+/// An error before training starts; printed as is, exit code 2.
+fn bad_input(message: impl std::fmt::Display) -> (i32, String) {
+    (EXIT_BAD_INPUT, format!("kd-tui: {message}"))
+}
+
+fn load_preset(args: &Args) -> Result<Preset, (i32, String)> {
+    match &args.preset {
+        Some(path) => preset::load_file(path, &args.overrides),
+        None => preset::load(preset::DEFAULT_PRESET, preset::DEFAULT_PRESET_NAME, &args.overrides),
+    }
+    .map_err(bad_input)
+}
+
+/// Everything that can fail on bad input, before any training.
+fn setup(args: &Args) -> Result<TrainerSetup, (i32, String)> {
+    let preset = load_preset(args)?;
+    let spec = crate::device::parse(&preset.device).map_err(bad_input)?;
+    let device = crate::device::resolve(spec).map_err(|e| bad_input(format!("device: {e}")))?;
+    let data = crate::data::load(&preset.data, preset.seed).map_err(bad_input)?;
+    let dir = args.out.clone().unwrap_or_else(|| RunFolder::default_dir(&preset.name));
+    let run = RunFolder::create(&dir, &preset).map_err(|e| bad_input(format!("run folder {}: {e}", dir.display())))?;
+    Ok(TrainerSetup { preset, data, device, run })
+}
+
+/// Runs kd-tui with the process's arguments; returns the exit code.
+pub fn main() -> i32 {
+    let args = Args::parse();
+    if !args.batch && !std::io::stdout().is_terminal() {
+        eprintln!(
+            "kd-tui: standard output is not a terminal, so the TUI cannot start.\n\
+             For logs, nohup or CI use the headless mode:  kd-tui --batch {}",
+            args.preset.as_ref().map_or("presets/digits.toml".into(), |p| p.display().to_string())
+        );
+        return EXIT_BAD_INPUT;
+    }
+    let setup = match setup(&args) {
+        Ok(s) => s,
+        Err((code, message)) => {
+            eprintln!("{message}");
+            return code;
+        }
+    };
+    let handle = trainer::spawn(setup);
+    let ended = if args.batch {
+        crate::batch::run(handle)
+    } else {
+        match crate::tui::run(handle, crate::tui::Options { ascii_markers: args.ascii }) {
+            Ok(ended) => ended,
+            Err(e) => {
+                eprintln!("kd-tui: {e:?}");
+                return 1;
+            }
+        }
+    };
+    match ended.outcome {
+        RunOutcome::Completed(summary) => {
+            println!("{}", summary.table());
+            0
+        }
+        RunOutcome::Stopped { reason, summary } => {
+            println!("{}", summary.table());
+            eprintln!("kd-tui: stopped ({reason}); the run folder holds a checkpoint and a summary marked interrupted");
+            ended.signal.map_or(0, |s| 128 + s)
+        }
+        RunOutcome::Failed(message) => {
+            eprintln!("kd-tui: {message}");
+            1
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! Distillation losses: small pure functions over logits.
+//!
+//! Conventions: logits are `[batch, classes]`, labels `[batch]` (i64), every loss is a batch mean.
+
+use crate::preset::Method;
+use tch::{Kind, Reduction, Tensor};
+
+/// Cross-entropy with the true labels: `CE = -mean_i log softmax(z_i)[y_i]`.
+pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {
+    logits.cross_entropy_for_logits(labels)
+}
+
+/// Hard-label distillation: cross-entropy against the teacher's argmax,
+/// `L = -mean_i log softmax(s_i)[argmax_c t_ic]`.
+pub fn hard_label_loss(student_logits: &Tensor, teacher_logits: &Tensor) -> Tensor {
+    cross_entropy(student_logits, &teacher_logits.argmax(-1, false))
+}
+
+/// Hinton's softened KL term:
+/// `KD = T^2 * mean_i sum_c p_ic^T (log p_ic^T - log q_ic^T)`, with `p^T = softmax(t / T)` (teacher)
+/// and `q^T = softmax(s / T)` (student).
+///
+/// The `T^2` keeps the gradient's scale independent of T: `dKD/ds = T (q^T - p^T) / batch`.
+pub fn soft_kl(student_logits: &Tensor, teacher_logits: &Tensor, temperature: f64) -> Tensor {
+    let log_q = (student_logits / temperature).log_softmax(-1, Kind::Float);
+    let log_p = (teacher_logits / temperature).log_softmax(-1, Kind::Float);
+    // kl_div(input = log q, target = log p, log_target) sums p (log p - log q) elementwise.
+    let summed = log_q.kl_div(&log_p, Reduction::Sum, true);
+    summed / student_logits.size()[0] as f64 * (temperature * temperature)
+}
+
+/// Soft distillation (Hinton et al. 2015): `L = alpha * KD_T + (1 - alpha) * CE(s, y)`.
+pub fn soft_kd_loss(student_logits: &Tensor, teacher_logits: &Tensor, labels: &Tensor, temperature: f64, alpha: f64) -> Tensor {
+    soft_kl(student_logits, teacher_logits, temperature) * alpha + cross_entropy(student_logits, labels) * (1.0 - alpha)
+}
+
+/// The live distillation settings one step uses.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DistillParams {
+    pub method: Method,
+    pub temperature: f64,
+    pub alpha: f64,
+}
+
+/// The student's loss for one batch under the configured method.
+pub fn student_loss(params: DistillParams, student_logits: &Tensor, teacher_logits: &Tensor, labels: &Tensor) -> Tensor {
+    match params.method {
+        Method::Hard => hard_label_loss(student_logits, teacher_logits),
+        Method::Soft => soft_kd_loss(student_logits, teacher_logits, labels, params.temperature, params.alpha),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t2(rows: &[[f32; 2]]) -> Tensor {
+        Tensor::from_slice(&rows.concat()).view([rows.len() as i64, 2])
+    }
+
+    fn close(a: &Tensor, b: f64) {
+        let a = a.double_value(&[]);
+        assert!((a - b).abs() < 1e-5, "{a} != {b}");
+    }
+
+    #[test]
+    fn cross_entropy_of_uniform_logits_is_ln_classes() {
+        close(&cross_entropy(&t2(&[[0.0, 0.0]]), &Tensor::from_slice(&[0i64])), 2f64.ln());
+    }
+
+    #[test]
+    fn hard_loss_targets_teacher_argmax() {
+        // Student [2, 0], teacher prefers class 1: CE = -log(e^0 / (e^2 + 1)) = ln(1 + e^2).
+        let s = t2(&[[2.0, 0.0]]);
+        let t = t2(&[[0.0, 1.0]]);
+        close(&hard_label_loss(&s, &t), (1.0 + 2f64.exp()).ln());
+    }
+
+    #[test]
+    fn soft_kl_matches_hand_computation_with_t_squared() {
+        // Student uniform, teacher logits [ln 3, 0].
+        let s = t2(&[[0.0, 0.0]]);
+        let t = t2(&[[3f32.ln(), 0.0]]);
+        // T = 1: p = [3/4, 1/4], q = [1/2, 1/2]; KL = 3/4 ln(3/2) + 1/4 ln(1/2).
+        close(&soft_kl(&s, &t, 1.0), 0.75 * 1.5f64.ln() + 0.25 * 0.5f64.ln());
+        // T = 2: p = [sqrt3, 1] / (sqrt3 + 1); KD = 4 * sum p ln(2p).
+        let r3 = 3f64.sqrt();
+        let p = [r3 / (r3 + 1.0), 1.0 / (r3 + 1.0)];
+        close(&soft_kl(&s, &t, 2.0), 4.0 * p.iter().map(|p| p * (2.0 * p).ln()).sum::<f64>());
+        // Identical distributions: zero.
+        close(&soft_kl(&t, &t, 3.0), 0.0);
+    }
+
+    #[test]
+    fn soft_kd_mixes_kl_and_cross_entropy_by_alpha() {
+        let s = t2(&[[0.0, 0.0], [1.0, 0.0]]);
+        let t = t2(&[[3f32.ln(), 0.0], [0.0, 0.0]]);
+        let y = Tensor::from_slice(&[1i64, 0]);
+        // Row 1 as above at T = 1; row 2: p uniform, q = softmax([1, 0]).
+        let q1 = 1f64.exp() / (1f64.exp() + 1.0);
+        let kl_row2 = 0.5 * (0.5 / q1).ln() + 0.5 * (0.5 / (1.0 - q1)).ln();
+        let kd = (0.75 * 1.5f64.ln() + 0.25 * 0.5f64.ln() + kl_row2) / 2.0;
+        let ce = (2f64.ln() + (-q1.ln())) / 2.0;
+        close(&soft_kd_loss(&s, &t, &y, 1.0, 0.3), 0.3 * kd + 0.7 * ce);
+        close(&soft_kd_loss(&s, &t, &y, 1.0, 0.0), ce);
+        close(&soft_kd_loss(&s, &t, &y, 1.0, 1.0), kd);
+    }
+
+    #[test]
+    fn soft_kl_gradient_is_t_times_probability_gap() {
+        let s = Tensor::from_slice(&[1.0f32, 2.0, 3.0, 0.5, -1.0, 0.0]).view([2, 3]).set_requires_grad(true);
+        let t = Tensor::from_slice(&[3.0f32, 1.0, 0.0, 0.0, 0.0, 2.0]).view([2, 3]);
+        let temp = 3.0;
+        soft_kl(&s, &t, temp).backward();
+        let q = (&s / temp).softmax(-1, Kind::Float);
+        let p = (&t / temp).softmax(-1, Kind::Float);
+        let expected = (q - p) * temp / 2.0;
+        let gap = (s.grad() - expected).abs().max().double_value(&[]);
+        assert!(gap < 1e-6, "gradient off by {gap}");
+    }
+
+    #[test]
+    fn student_loss_dispatches_on_method() {
+        let s = t2(&[[2.0, 0.0]]);
+        let t = t2(&[[0.0, 1.0]]);
+        let y = Tensor::from_slice(&[0i64]);
+        let hard = DistillParams { method: Method::Hard, temperature: 4.0, alpha: 0.5 };
+        close(&student_loss(hard, &s, &t, &y), hard_label_loss(&s, &t).double_value(&[]));
+        let soft = DistillParams { method: Method::Soft, ..hard };
+        close(&student_loss(soft, &s, &t, &y), soft_kd_loss(&s, &t, &y, 4.0, 0.5).double_value(&[]));
+    }
+}

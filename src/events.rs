@@ -1,0 +1,151 @@
+//! The trainer's interface: `Command`s in, `Stamped` `Event`s out. The trainer knows nothing of
+//! who listens; the TUI, batch mode and the run folder's `metrics.jsonl` all read these.
+
+use crate::model::ModelSize;
+use crate::summary::{PhaseResult, RunSummary};
+use serde::{Deserialize, Serialize};
+
+/// The three training phases, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Teacher,
+    Baseline,
+    Distilled,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 3] = [Phase::Teacher, Phase::Baseline, Phase::Distilled];
+
+    pub fn role(self) -> Role {
+        match self {
+            Phase::Teacher => Role::Teacher,
+            Phase::Baseline | Phase::Distilled => Role::Student,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Teacher => "teacher",
+            Phase::Baseline => "baseline",
+            Phase::Distilled => "distilled",
+        }
+    }
+}
+
+/// Which network a phase trains; pausing is per role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Teacher,
+    Student,
+}
+
+impl Role {
+    /// The preset table holding this role's settings.
+    pub fn table(self) -> &'static str {
+        match self {
+            Role::Teacher => "teacher",
+            Role::Student => "student",
+        }
+    }
+}
+
+/// What a consumer can ask of the trainer. Each takes effect before the next optimizer step.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Pause or resume a role's training (takes effect when that role's phase runs).
+    SetPaused { role: Role, paused: bool },
+    /// Change a live preset key (see `preset::LIVE_KEYS`) to a value in TOML syntax.
+    Set { key: String, value: String },
+    /// End the current phase now and go on with the next.
+    SkipPhase,
+    /// Write a checkpoint of the current state.
+    Checkpoint,
+    /// Checkpoint, finish the run folder and stop.
+    Stop { reason: String },
+}
+
+/// Where the trainer is. Epochs are 1-based; `step` counts optimizer steps within the phase.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Position {
+    pub phase: Option<Phase>,
+    pub epoch: usize,
+    pub step: usize,
+}
+
+/// An event with the position and wall time (seconds since the run started) it happened at.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stamped {
+    #[serde(flatten)]
+    pub at: Position,
+    pub wall_time: f64,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    RunStarted {
+        run_dir: String,
+        device: String,
+        data: String,
+        train_examples: usize,
+        teacher: ModelSize,
+        student: ModelSize,
+        /// The resolved preset, as TOML.
+        preset: String,
+    },
+    PhaseStarted {
+        epochs: usize,
+        steps_per_epoch: usize,
+    },
+    /// Mean training loss over the steps since the previous `Step`.
+    Step {
+        loss: f64,
+        lr: f64,
+        samples_per_sec: f64,
+    },
+    Epoch {
+        train_loss: f64,
+        val_loss: f64,
+        val_acc: f64,
+        epochs: usize,
+    },
+    PhaseFinished {
+        result: PhaseResult,
+    },
+    Paused {
+        role: Role,
+        paused: bool,
+    },
+    Edit {
+        key: String,
+        old: serde_json::Value,
+        new: serde_json::Value,
+    },
+    EditRefused {
+        key: String,
+        value: String,
+        reason: String,
+    },
+    Checkpoint {
+        path: String,
+    },
+    Log {
+        level: LogLevel,
+        message: String,
+    },
+    Finished {
+        summary: RunSummary,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Info,
+    Warn,
+    Error,
+}

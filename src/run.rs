@@ -1,0 +1,58 @@
+//! The run folder: `preset.toml`, `metrics.jsonl`, `summary.json`, weights and checkpoints.
+
+use crate::events::Stamped;
+use crate::preset::Preset;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+pub struct RunFolder {
+    dir: PathBuf,
+    metrics: BufWriter<File>,
+}
+
+impl RunFolder {
+    /// `runs/<name>-<local time>` under the current directory.
+    pub fn default_dir(name: &str) -> PathBuf {
+        PathBuf::from("runs").join(format!("{name}-{}", chrono::Local::now().format("%Y%m%d-%H%M%S")))
+    }
+
+    /// Creates the folder (refusing one that already holds files) and records the preset.
+    pub fn create(dir: &Path, preset: &Preset) -> io::Result<RunFolder> {
+        if dir.read_dir().is_ok_and(|mut d| d.next().is_some()) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} already exists and is not empty; pick another --out", dir.display()),
+            ));
+        }
+        std::fs::create_dir_all(dir.join("checkpoints"))?;
+        std::fs::write(dir.join("preset.toml"), preset.to_toml())?;
+        let metrics = BufWriter::new(File::create(dir.join("metrics.jsonl"))?);
+        Ok(RunFolder { dir: dir.to_path_buf(), metrics })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.dir.join(file)
+    }
+
+    /// Appends one event to `metrics.jsonl`.
+    pub fn record(&mut self, event: &Stamped) -> io::Result<()> {
+        serde_json::to_writer(&mut self.metrics, event)?;
+        self.metrics.write_all(b"\n")
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.metrics.flush()
+    }
+
+    /// Writes `file` atomically (write then rename), so a kill never leaves half a JSON file.
+    pub fn write_json(&self, file: &str, value: &impl serde::Serialize) -> io::Result<()> {
+        let tmp = self.path(&format!(".{file}.tmp"));
+        std::fs::write(&tmp, serde_json::to_vec_pretty(value)?)?;
+        std::fs::rename(tmp, self.path(file))
+    }
+}

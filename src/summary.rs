@@ -1,0 +1,187 @@
+//! What a run found: per-phase results and the teacher / baseline / distilled comparison.
+
+use crate::events::Phase;
+use crate::model::ModelSize;
+use serde::{Deserialize, Serialize};
+
+/// Inference latency of one model on the run's device.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    /// Median time for one forward pass of a single example, microseconds.
+    pub batch1_us: f64,
+    /// Median time per example in a forward pass of `batch_size` examples, microseconds.
+    pub per_sample_us: f64,
+    pub batch_size: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhaseResult {
+    pub phase: Phase,
+    /// False when the teacher was loaded from a checkpoint.
+    pub trained: bool,
+    pub epochs_run: usize,
+    /// Epoch with the best validation accuracy; its weights are the ones saved and reported.
+    pub best_epoch: usize,
+    pub best_val_acc: f64,
+    /// Test accuracy of the best-by-validation weights.
+    pub test_acc: f64,
+    /// Test accuracy of the weights after the last epoch.
+    pub test_acc_last: f64,
+    /// Test accuracy per class (best-by-validation weights).
+    pub per_class_acc: Vec<f64>,
+    pub size: ModelSize,
+    pub latency: Latency,
+    pub train_seconds: f64,
+    /// File in the run folder holding the reported weights.
+    pub weights: String,
+}
+
+/// Teacher vs student figures; present once the teacher and at least one student are done.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    /// Teacher parameters / student parameters.
+    pub compression: f64,
+    pub bytes_ratio: f64,
+    /// Teacher latency / student latency, batch 1 and large batch.
+    pub speedup_batch1: f64,
+    pub speedup_batch: f64,
+    /// Distilled minus baseline test accuracy, percentage points.
+    pub gain_pp: Option<f64>,
+    /// Teacher minus distilled test accuracy, percentage points.
+    pub gap_to_teacher_pp: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Completed,
+    Interrupted,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub status: RunStatus,
+    pub name: String,
+    pub seed: u64,
+    pub device: String,
+    pub data: String,
+    pub wall_seconds: f64,
+    pub teacher: Option<PhaseResult>,
+    pub baseline: Option<PhaseResult>,
+    pub distilled: Option<PhaseResult>,
+    pub comparison: Option<Comparison>,
+}
+
+impl Comparison {
+    pub fn of(teacher: &PhaseResult, baseline: Option<&PhaseResult>, distilled: Option<&PhaseResult>) -> Option<Comparison> {
+        let student = distilled.or(baseline)?;
+        let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
+        Some(Comparison {
+            compression: ratio(teacher.size.params as f64, student.size.params as f64),
+            bytes_ratio: ratio(teacher.size.bytes as f64, student.size.bytes as f64),
+            speedup_batch1: ratio(teacher.latency.batch1_us, student.latency.batch1_us),
+            speedup_batch: ratio(teacher.latency.per_sample_us, student.latency.per_sample_us),
+            gain_pp: baseline.zip(distilled).map(|(b, d)| 100.0 * (d.test_acc - b.test_acc)),
+            gap_to_teacher_pp: distilled.map(|d| 100.0 * (teacher.test_acc - d.test_acc)),
+        })
+    }
+}
+
+impl RunSummary {
+    pub fn results(&self) -> impl Iterator<Item = &PhaseResult> {
+        [&self.teacher, &self.baseline, &self.distilled].into_iter().flatten()
+    }
+
+    /// The final table printed by batch mode.
+    pub fn table(&self) -> String {
+        let mut table = comfy_table::Table::new();
+        table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED).set_header([
+            "model",
+            "params",
+            "size",
+            "test acc",
+            "test acc (last)",
+            "best epoch",
+            "latency b=1",
+            "latency/sample",
+        ]);
+        for r in self.results() {
+            table.add_row([
+                r.phase.as_str().to_string(),
+                r.size.params.to_string(),
+                human_bytes(r.size.bytes),
+                format!("{:.2}%", 100.0 * r.test_acc),
+                format!("{:.2}%", 100.0 * r.test_acc_last),
+                if r.trained { r.best_epoch.to_string() } else { "loaded".into() },
+                format!("{:.1} µs", r.latency.batch1_us),
+                format!("{:.2} µs @{}", r.latency.per_sample_us, r.latency.batch_size),
+            ]);
+        }
+        let mut out = table.to_string();
+        if let Some(c) = &self.comparison {
+            out.push_str(&format!(
+                "\nstudent is {:.1}x smaller ({:.1}x fewer bytes), {:.2}x faster at batch 1, {:.2}x per sample in a batch",
+                c.compression, c.bytes_ratio, c.speedup_batch1, c.speedup_batch
+            ));
+            if let Some(gain) = c.gain_pp {
+                out.push_str(&format!("\ndistillation gain over baseline: {gain:+.2} pp test accuracy"));
+            }
+            if let Some(gap) = c.gap_to_teacher_pp {
+                out.push_str(&format!("\ndistilled student is {gap:.2} pp below the teacher"));
+            }
+        }
+        out.push('\n');
+        out
+    }
+}
+
+pub fn human_bytes(bytes: usize) -> String {
+    match bytes {
+        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1 << 20) as f64),
+        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b => format!("{b} B"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(phase: Phase, params: usize, acc: f64, lat: f64) -> PhaseResult {
+        PhaseResult {
+            phase,
+            trained: true,
+            epochs_run: 1,
+            best_epoch: 1,
+            best_val_acc: acc,
+            test_acc: acc,
+            test_acc_last: acc,
+            per_class_acc: vec![acc],
+            size: ModelSize { params, bytes: params * 4 },
+            latency: Latency { batch1_us: lat, per_sample_us: lat / 10.0, batch_size: 1024 },
+            train_seconds: 1.0,
+            weights: format!("{}.safetensors", phase.as_str()),
+        }
+    }
+
+    #[test]
+    fn comparison_ratios_and_gain() {
+        let t = result(Phase::Teacher, 1000, 0.98, 40.0);
+        let b = result(Phase::Baseline, 50, 0.90, 10.0);
+        let d = result(Phase::Distilled, 50, 0.95, 10.0);
+        let c = Comparison::of(&t, Some(&b), Some(&d)).unwrap();
+        assert_eq!(c.compression, 20.0);
+        assert_eq!(c.speedup_batch1, 4.0);
+        assert!((c.gain_pp.unwrap() - 5.0).abs() < 1e-9);
+        assert!((c.gap_to_teacher_pp.unwrap() - 3.0).abs() < 1e-9);
+        assert!(Comparison::of(&t, None, None).is_none());
+        assert_eq!(Comparison::of(&t, Some(&b), None).unwrap().gain_pp, None);
+    }
+
+    #[test]
+    fn human_bytes_units() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(9640), "9.4 KiB");
+        assert_eq!(human_bytes(3 << 20), "3.0 MiB");
+    }
+}

@@ -1,0 +1,506 @@
+//! The TUI's state and its `update`: every key, trainer event and signal becomes a `Msg`, and
+//! `update` is the only place that changes the `App`. It returns the `Command` to send, if any.
+
+use crate::events::{Command, Event, LogLevel, Phase, Role, Stamped};
+use crate::model::ModelSize;
+use crate::preset::Preset;
+use crate::summary::{PhaseResult, RunSummary};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use std::collections::VecDeque;
+use std::time::Duration;
+
+/// Lines kept in the event log.
+const LOG_CAPACITY: usize = 500;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Msg {
+    Key(KeyEvent),
+    Trainer(Stamped),
+    /// The trainer's event stream ended.
+    TrainerGone,
+    /// SIGINT, SIGTERM or SIGHUP.
+    Signal(i32),
+    /// Time since the TUI started (drives the elapsed clock).
+    Tick(Duration),
+    Resize,
+}
+
+/// A destructive action waiting for y/n.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirm {
+    SkipPhase,
+    Quit,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mode {
+    Normal,
+    /// Editing the selected hyperparameter; `refused` holds the last rejection's reason.
+    Editing { buffer: String, refused: Option<String> },
+    Confirm(Confirm),
+    Help,
+}
+
+/// A row of the hyperparameter panel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hyper {
+    Lr,
+    BatchSize,
+    Epochs,
+    Method,
+    Temperature,
+    Alpha,
+}
+
+impl Hyper {
+    pub const ALL: [Hyper; 6] = [Hyper::Lr, Hyper::BatchSize, Hyper::Epochs, Hyper::Method, Hyper::Temperature, Hyper::Alpha];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Hyper::Lr => "lr",
+            Hyper::BatchSize => "batch size",
+            Hyper::Epochs => "epochs",
+            Hyper::Method => "method",
+            Hyper::Temperature => "temperature",
+            Hyper::Alpha => "alpha",
+        }
+    }
+
+    /// The preset key this row edits while `role` trains.
+    pub fn key(self, role: Role) -> String {
+        match self {
+            Hyper::Lr => format!("{}.lr", role.table()),
+            Hyper::BatchSize => format!("{}.batch_size", role.table()),
+            Hyper::Epochs => format!("{}.epochs", role.table()),
+            Hyper::Method => "distill.method".into(),
+            Hyper::Temperature => "distill.temperature".into(),
+            Hyper::Alpha => "distill.alpha".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogLine {
+    pub wall_time: f64,
+    pub level: LogLevel,
+    pub text: String,
+}
+
+/// Everything one phase has shown so far.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PhaseSeries {
+    /// (step, mean training loss).
+    pub loss: Vec<(f64, f64)>,
+    /// (epoch, validation accuracy in %).
+    pub val_acc: Vec<(f64, f64)>,
+    /// Steps at which a hyperparameter changed.
+    pub edits: Vec<f64>,
+    pub result: Option<PhaseResult>,
+}
+
+/// Where training is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Progress {
+    pub phase: Option<Phase>,
+    pub epoch: usize,
+    pub epochs: usize,
+    pub step: usize,
+    pub steps_per_epoch: usize,
+    pub samples_per_sec: f64,
+    /// Trainer wall time of the latest event and of the current phase's start.
+    pub wall_time: f64,
+    pub phase_started: f64,
+}
+
+impl Progress {
+    /// Fraction of the current epoch done.
+    pub fn epoch_ratio(&self) -> f64 {
+        if self.steps_per_epoch == 0 {
+            return 0.0;
+        }
+        let into_epoch = self.step.saturating_sub(self.epoch.saturating_sub(1) * self.steps_per_epoch);
+        (into_epoch as f64 / self.steps_per_epoch as f64).clamp(0.0, 1.0)
+    }
+
+    /// Fraction of the phase's steps done.
+    pub fn phase_ratio(&self) -> f64 {
+        let total = self.epochs * self.steps_per_epoch;
+        if total == 0 { 0.0 } else { (self.step as f64 / total as f64).clamp(0.0, 1.0) }
+    }
+
+    /// Seconds left in this phase, once a whole epoch has given a stable rate.
+    pub fn eta_seconds(&self) -> Option<f64> {
+        let spent = self.wall_time - self.phase_started;
+        let done = self.phase_ratio();
+        (self.epoch >= 2 && done > 0.0 && spent > 0.0).then(|| spent * (1.0 - done) / done)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct App {
+    pub name: String,
+    pub run_dir: String,
+    pub device: String,
+    pub data: String,
+    pub sizes: Option<(ModelSize, ModelSize)>,
+    /// The trainer's live preset: the start preset with every accepted edit applied.
+    pub preset: Option<Preset>,
+    pub progress: Progress,
+    pub paused: [bool; 2],
+    pub series: [PhaseSeries; 3],
+    pub summary: Option<RunSummary>,
+    pub log: VecDeque<LogLine>,
+    pub selected: usize,
+    pub mode: Mode,
+    pub log_scale: bool,
+    pub smoothing: bool,
+    pub ascii_markers: bool,
+    /// Time since the TUI started.
+    pub elapsed: Duration,
+    /// A stop was asked for; the TUI exits when the trainer has finished.
+    pub stopping: bool,
+    pub trainer_gone: bool,
+    pub exit: bool,
+    /// Something visible changed since the last draw.
+    pub dirty: bool,
+}
+
+pub fn phase_index(phase: Phase) -> usize {
+    match phase {
+        Phase::Teacher => 0,
+        Phase::Baseline => 1,
+        Phase::Distilled => 2,
+    }
+}
+
+fn role_index(role: Role) -> usize {
+    match role {
+        Role::Teacher => 0,
+        Role::Student => 1,
+    }
+}
+
+impl App {
+    pub fn new(ascii_markers: bool) -> App {
+        App {
+            name: String::new(),
+            run_dir: String::new(),
+            device: String::new(),
+            data: String::new(),
+            sizes: None,
+            preset: None,
+            progress: Progress::default(),
+            paused: [false; 2],
+            series: Default::default(),
+            summary: None,
+            log: VecDeque::new(),
+            selected: 0,
+            mode: Mode::Normal,
+            log_scale: false,
+            smoothing: true,
+            ascii_markers,
+            elapsed: Duration::ZERO,
+            stopping: false,
+            trainer_gone: false,
+            exit: false,
+            dirty: true,
+        }
+    }
+
+    /// The role whose settings the lr / batch / epochs rows edit: the one training now.
+    pub fn active_role(&self) -> Role {
+        self.progress.phase.map_or(Role::Teacher, Phase::role)
+    }
+
+    pub fn finished(&self) -> bool {
+        self.summary.is_some() || self.trainer_gone
+    }
+
+    pub fn is_paused(&self, role: Role) -> bool {
+        self.paused[role_index(role)]
+    }
+
+    /// The current value of a hyperparameter row, as text.
+    pub fn hyper_value(&self, hyper: Hyper) -> String {
+        let key = hyper.key(self.active_role());
+        match self.preset.as_ref().and_then(|p| p.get(&key)) {
+            Some(toml::Value::String(s)) => s,
+            Some(toml::Value::Float(f)) => format!("{f}"),
+            Some(v) => v.to_string(),
+            None => "-".into(),
+        }
+    }
+
+    fn push_log(&mut self, wall_time: f64, level: LogLevel, text: String) {
+        if self.log.len() == LOG_CAPACITY {
+            self.log.pop_front();
+        }
+        self.log.push_back(LogLine { wall_time, level, text });
+    }
+
+    pub fn update(&mut self, msg: Msg) -> Option<Command> {
+        self.dirty = true;
+        match msg {
+            Msg::Key(key) => self.on_key(key),
+            Msg::Trainer(event) => {
+                self.on_event(event);
+                None
+            }
+            Msg::TrainerGone => {
+                self.trainer_gone = true;
+                if self.stopping {
+                    self.exit = true;
+                }
+                None
+            }
+            Msg::Signal(signo) => {
+                let name = crate::batch::signal_name(signo);
+                self.push_log(self.progress.wall_time, LogLevel::Warn, format!("{name}: checkpointing and stopping"));
+                self.stop(name)
+            }
+            Msg::Tick(elapsed) => {
+                // Only the clock changed: redraw once a second for it, not every tick.
+                self.dirty = elapsed.as_secs() != self.elapsed.as_secs();
+                self.elapsed = elapsed;
+                None
+            }
+            Msg::Resize => None,
+        }
+    }
+
+    /// Asks the trainer to checkpoint and stop; exits at once if it already finished.
+    fn stop(&mut self, reason: &str) -> Option<Command> {
+        if self.finished() {
+            self.exit = true;
+            return None;
+        }
+        if self.stopping {
+            return None;
+        }
+        self.stopping = true;
+        Some(Command::Stop { reason: reason.into() })
+    }
+
+    fn on_key(&mut self, key: KeyEvent) -> Option<Command> {
+        if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
+            return self.stop("Ctrl-C");
+        }
+        match self.mode.clone() {
+            Mode::Help => {
+                self.mode = Mode::Normal;
+                None
+            }
+            Mode::Confirm(action) => match key.code {
+                KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
+                    self.mode = Mode::Normal;
+                    match action {
+                        Confirm::SkipPhase => Some(Command::SkipPhase),
+                        Confirm::Quit => self.stop("quit from the TUI"),
+                    }
+                }
+                _ => {
+                    self.mode = Mode::Normal;
+                    None
+                }
+            },
+            Mode::Editing { buffer, .. } => self.on_edit_key(key, buffer),
+            Mode::Normal => self.on_normal_key(key),
+        }
+    }
+
+    fn on_normal_key(&mut self, key: KeyEvent) -> Option<Command> {
+        match key.code {
+            KeyCode::Char('q') => {
+                if self.finished() {
+                    self.exit = true;
+                } else {
+                    self.mode = Mode::Confirm(Confirm::Quit);
+                }
+                None
+            }
+            KeyCode::Char('?') => {
+                self.mode = Mode::Help;
+                None
+            }
+            KeyCode::Char(' ') => self.toggle_pause(self.active_role()),
+            KeyCode::Char('t') => self.toggle_pause(Role::Teacher),
+            KeyCode::Char('s') => self.toggle_pause(Role::Student),
+            KeyCode::Up | KeyCode::Char('k') => {
+                self.selected = (self.selected + Hyper::ALL.len() - 1) % Hyper::ALL.len();
+                None
+            }
+            KeyCode::Down | KeyCode::Char('j') => {
+                self.selected = (self.selected + 1) % Hyper::ALL.len();
+                None
+            }
+            KeyCode::Enter => {
+                if self.finished() {
+                    self.push_log(self.progress.wall_time, LogLevel::Warn, "the run has finished; nothing to edit".into());
+                } else {
+                    let buffer = self.hyper_value(Hyper::ALL[self.selected]);
+                    self.mode = Mode::Editing { buffer, refused: None };
+                }
+                None
+            }
+            KeyCode::Char('n') if !self.finished() => {
+                self.mode = Mode::Confirm(Confirm::SkipPhase);
+                None
+            }
+            KeyCode::Char('c') if !self.finished() => Some(Command::Checkpoint),
+            KeyCode::Char('l') => {
+                self.log_scale = !self.log_scale;
+                None
+            }
+            KeyCode::Char('e') => {
+                self.smoothing = !self.smoothing;
+                None
+            }
+            KeyCode::Char('m') => {
+                self.ascii_markers = !self.ascii_markers;
+                None
+            }
+            _ => {
+                self.dirty = false;
+                None
+            }
+        }
+    }
+
+    fn toggle_pause(&mut self, role: Role) -> Option<Command> {
+        if self.finished() {
+            return None;
+        }
+        Some(Command::SetPaused { role, paused: !self.is_paused(role) })
+    }
+
+    fn on_edit_key(&mut self, key: KeyEvent, mut buffer: String) -> Option<Command> {
+        match key.code {
+            KeyCode::Esc => {
+                self.mode = Mode::Normal;
+                None
+            }
+            KeyCode::Enter => {
+                let key = Hyper::ALL[self.selected].key(self.active_role());
+                let checked = match &self.preset {
+                    Some(p) => p.with_edit(&key, &buffer).map(|_| ()),
+                    None => Err("the run has not started yet".into()),
+                };
+                match checked {
+                    Ok(()) => {
+                        self.mode = Mode::Normal;
+                        Some(Command::Set { key, value: buffer.trim().to_string() })
+                    }
+                    Err(reason) => {
+                        self.mode = Mode::Editing { buffer, refused: Some(reason) };
+                        None
+                    }
+                }
+            }
+            KeyCode::Backspace => {
+                buffer.pop();
+                self.mode = Mode::Editing { buffer, refused: None };
+                None
+            }
+            KeyCode::Char(c) if !c.is_control() && buffer.len() < 32 => {
+                buffer.push(c);
+                self.mode = Mode::Editing { buffer, refused: None };
+                None
+            }
+            _ => None,
+        }
+    }
+
+    fn on_event(&mut self, stamped: Stamped) {
+        let Stamped { at, wall_time, event } = stamped;
+        self.progress.wall_time = self.progress.wall_time.max(wall_time);
+        let phase = at.phase;
+        let series = phase.map(phase_index);
+        match event {
+            Event::RunStarted { run_dir, device, data, teacher, student, preset, .. } => {
+                self.run_dir = run_dir.clone();
+                self.device = device;
+                self.data = data;
+                self.sizes = Some((teacher, student));
+                self.preset = toml::from_str::<Preset>(&preset).ok();
+                if let Some(p) = &self.preset {
+                    self.name = p.name.clone();
+                }
+                self.push_log(wall_time, LogLevel::Info, format!("run folder {run_dir}"));
+            }
+            Event::PhaseStarted { epochs, steps_per_epoch } => {
+                self.progress = Progress {
+                    phase,
+                    epoch: 0,
+                    epochs,
+                    step: 0,
+                    steps_per_epoch,
+                    samples_per_sec: 0.0,
+                    wall_time,
+                    phase_started: wall_time,
+                };
+                let name = phase.map_or("", Phase::as_str);
+                self.push_log(wall_time, LogLevel::Info, format!("{name} phase started ({epochs} epochs)"));
+            }
+            Event::Step { loss, samples_per_sec, .. } => {
+                // Steps may arrive after the next phase began (separate channel): file them by
+                // their own phase, and only move the counters of the current one.
+                if phase == self.progress.phase {
+                    self.progress.step = at.step;
+                    self.progress.epoch = at.epoch;
+                    self.progress.samples_per_sec = samples_per_sec;
+                }
+                if let Some(i) = series {
+                    self.series[i].loss.push((at.step as f64, loss));
+                }
+            }
+            Event::Epoch { val_acc, epochs, .. } => {
+                if phase == self.progress.phase {
+                    self.progress.epoch = at.epoch;
+                    self.progress.epochs = epochs;
+                    self.progress.step = self.progress.step.max(at.step);
+                }
+                if let Some(i) = series {
+                    self.series[i].val_acc.push((at.epoch as f64, 100.0 * val_acc));
+                }
+            }
+            Event::PhaseFinished { result } => {
+                self.push_log(
+                    wall_time,
+                    LogLevel::Info,
+                    format!("{} finished: test acc {:.2}%", result.phase.as_str(), 100.0 * result.test_acc),
+                );
+                let index = phase_index(result.phase);
+                self.series[index].result = Some(result);
+            }
+            Event::Paused { role, paused } => {
+                self.paused[role_index(role)] = paused;
+                let what = if paused { "paused" } else { "resumed" };
+                self.push_log(wall_time, LogLevel::Info, format!("{} training {what}", role.table()));
+            }
+            Event::Edit { key, old, new } => {
+                let value = new.as_str().map_or_else(|| new.to_string(), str::to_string);
+                if let Some(edited) = self.preset.as_ref().and_then(|p| p.with_edit(&key, &value).ok()) {
+                    self.preset = Some(edited);
+                }
+                if let Some(i) = series {
+                    self.series[i].edits.push(at.step as f64);
+                }
+                self.push_log(wall_time, LogLevel::Info, format!("edit {key}: {old} -> {new} (step {})", at.step));
+            }
+            Event::EditRefused { key, value, reason } => {
+                self.push_log(wall_time, LogLevel::Warn, format!("edit {key}={value} refused: {reason}"));
+            }
+            Event::Checkpoint { path } => self.push_log(wall_time, LogLevel::Info, format!("checkpoint {path}")),
+            Event::Log { level, message } => self.push_log(wall_time, level, message),
+            Event::Finished { summary } => {
+                self.progress.phase = None;
+                let status = format!("{:?}", summary.status).to_lowercase();
+                self.push_log(wall_time, LogLevel::Info, format!("run {status}; summary in {}/summary.json", self.run_dir));
+                self.summary = Some(summary);
+                if self.stopping {
+                    self.exit = true;
+                }
+            }
+        }
+    }
+}

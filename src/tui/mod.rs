@@ -1,0 +1,128 @@
+//! The interactive cockpit: a ratatui front end over the trainer's events.
+//!
+//! One thread runs a current-thread tokio loop that selects, in priority order, over keys,
+//! signals, the redraw tick and the trainer's events, so keys stay responsive however many
+//! metrics arrive; drawing happens at most every 100 ms and only when something changed.
+//! The trainer never waits on this loop.
+
+pub mod app;
+pub mod render;
+pub mod theme;
+
+use crate::batch::{Ended, Signals};
+use crate::trainer::{RunOutcome, TrainerHandle};
+use app::{App, Msg};
+use color_eyre::eyre::WrapErr;
+use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
+use crossterm::{cursor, execute, terminal};
+use futures::StreamExt;
+use ratatui::{backend::CrosstermBackend, Terminal};
+use std::io::{stdout, Stdout};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Minimum time between two frames (about 10 fps).
+const FRAME_INTERVAL: Duration = Duration::from_millis(100);
+
+pub struct Options {
+    /// Plain dot markers instead of braille in charts.
+    pub ascii_markers: bool,
+}
+
+/// Set once the terminal is back to normal, so a panic in another thread stops the drawing.
+static RESTORED: AtomicBool = AtomicBool::new(false);
+
+/// Leaves the alternate screen and raw mode; safe to call more than once.
+fn restore_terminal() {
+    if !RESTORED.swap(true, Ordering::SeqCst) {
+        let _ = terminal::disable_raw_mode();
+        let _ = execute!(stdout(), terminal::LeaveAlternateScreen, cursor::Show);
+    }
+}
+
+/// Restores the terminal when dropped: normal return, `?` errors and unwinding alike.
+struct TerminalGuard;
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore_terminal();
+    }
+}
+
+/// Panic hook (any thread): restore the terminal first, then print color-eyre's report.
+fn install_hooks() -> color_eyre::Result<()> {
+    let (panic_hook, eyre_hook) = color_eyre::config::HookBuilder::default().into_hooks();
+    eyre_hook.install()?;
+    let panic_hook = panic_hook.into_panic_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore_terminal();
+        panic_hook(info);
+    }));
+    Ok(())
+}
+
+fn enter_terminal() -> color_eyre::Result<Terminal<CrosstermBackend<Stdout>>> {
+    RESTORED.store(false, Ordering::SeqCst);
+    terminal::enable_raw_mode().wrap_err("enabling raw mode")?;
+    execute!(stdout(), terminal::EnterAlternateScreen, cursor::Hide).wrap_err("entering the alternate screen")?;
+    Terminal::new(CrosstermBackend::new(stdout())).wrap_err("creating the terminal")
+}
+
+/// Runs the TUI until the user quits (or a signal stops the run) and returns how it ended.
+pub fn run(handle: TrainerHandle, options: Options) -> color_eyre::Result<Ended> {
+    install_hooks()?;
+    let mut app = App::new(options.ascii_markers);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let TrainerHandle { commands, mut events, mut steps, thread } = handle;
+    let signal = {
+        let _guard = TerminalGuard;
+        let mut terminal = enter_terminal()?;
+        runtime.block_on(async {
+            let mut keys = EventStream::new();
+            let mut signals = Signals::new();
+            let mut frame_tick = tokio::time::interval(FRAME_INTERVAL);
+            frame_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            let started = Instant::now();
+            let mut stopped_by = None;
+            let mut keys_closed = false;
+            while !app.exit {
+                let msg = tokio::select! {
+                    biased;
+                    key = keys.next(), if !keys_closed => match key {
+                        Some(Ok(TermEvent::Key(k))) if k.kind != KeyEventKind::Release => Msg::Key(k),
+                        Some(Ok(TermEvent::Resize(..))) => Msg::Resize,
+                        Some(Ok(_)) => continue,
+                        Some(Err(e)) => return Err(e).wrap_err("reading the terminal"),
+                        // The terminal went away (hang-up): stop as SIGHUP would.
+                        None => {
+                            keys_closed = true;
+                            Msg::Signal(1)
+                        }
+                    },
+                    signo = signals.next() => {
+                        stopped_by.get_or_insert(signo);
+                        Msg::Signal(signo)
+                    }
+                    _ = frame_tick.tick() => {
+                        app.update(Msg::Tick(started.elapsed()));
+                        if app.dirty && !RESTORED.load(Ordering::SeqCst) {
+                            terminal.draw(|f| render::render(&app, f)).wrap_err("drawing")?;
+                            app.dirty = false;
+                        }
+                        continue;
+                    }
+                    event = events.recv(), if !app.trainer_gone => event.map_or(Msg::TrainerGone, Msg::Trainer),
+                    Some(step) = steps.recv() => Msg::Trainer(step),
+                };
+                if let Some(command) = app.update(msg) {
+                    // A gone trainer cannot take commands; the run is over anyway.
+                    let _ = commands.send(command);
+                }
+            }
+            Ok::<_, color_eyre::Report>(stopped_by)
+        })?
+    };
+    drop(commands);
+    let outcome = thread.join().unwrap_or_else(|_| RunOutcome::Failed("the trainer thread panicked".into()));
+    Ok(Ended { outcome, signal })
+}
