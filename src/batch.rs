@@ -100,10 +100,25 @@ fn describe(phase: &str, event: &Event) -> Option<String> {
 
 /// Drives a batch run to its end.
 pub fn run(handle: TrainerHandle) -> Ended {
-    let progress = if std::io::stderr().is_terminal() { Progress::Bar(None) } else { Progress::Lines };
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
-    let signal = runtime.block_on(consume(handle.events, handle.steps, &handle.commands, progress));
-    let outcome = handle.thread.join().unwrap_or_else(|_| RunOutcome::Failed("the trainer thread panicked".into()));
+    let progress = if std::io::stderr().is_terminal() {
+        Progress::Bar(None)
+    } else {
+        Progress::Lines
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let signal = runtime.block_on(consume(
+        handle.events,
+        handle.steps,
+        &handle.commands,
+        progress,
+    ));
+    let outcome = handle
+        .thread
+        .join()
+        .unwrap_or_else(|_| RunOutcome::Failed("the trainer thread panicked".into()));
     Ended { outcome, signal }
 }
 
@@ -150,10 +165,14 @@ pub struct Signals {
 
 impl Signals {
     pub fn new() -> Signals {
-        let streams = [(2, SignalKind::interrupt()), (15, SignalKind::terminate()), (1, SignalKind::hangup())]
-            .into_iter()
-            .filter_map(|(n, kind)| signal(kind).ok().map(|s| (n, s)))
-            .collect();
+        let streams = [
+            (2, SignalKind::interrupt()),
+            (15, SignalKind::terminate()),
+            (1, SignalKind::hangup()),
+        ]
+        .into_iter()
+        .filter_map(|(n, kind)| signal(kind).ok().map(|s| (n, s)))
+        .collect();
         Signals { streams }
     }
 

@@ -12,7 +12,11 @@ use std::path::PathBuf;
 pub const EXIT_BAD_INPUT: i32 = 2;
 
 #[derive(Debug, Parser)]
-#[command(name = "kd-tui", version, about = "Train a teacher, distil it into a small student, and watch it happen.")]
+#[command(
+    name = "kd-tui",
+    version,
+    about = "Train a teacher, distil it into a small student, and watch it happen."
+)]
 pub struct Args {
     /// Preset file (TOML). Without one, the embedded digits preset runs.
     pub preset: Option<PathBuf>,
@@ -38,7 +42,11 @@ fn bad_input(message: impl std::fmt::Display) -> (i32, String) {
 fn load_preset(args: &Args) -> Result<Preset, (i32, String)> {
     match &args.preset {
         Some(path) => preset::load_file(path, &args.overrides),
-        None => preset::load(preset::DEFAULT_PRESET, preset::DEFAULT_PRESET_NAME, &args.overrides),
+        None => preset::load(
+            preset::DEFAULT_PRESET,
+            preset::DEFAULT_PRESET_NAME,
+            &args.overrides,
+        ),
     }
     .map_err(bad_input)
 }
@@ -49,9 +57,18 @@ fn setup(args: &Args) -> Result<TrainerSetup, (i32, String)> {
     let spec = crate::device::parse(&preset.device).map_err(bad_input)?;
     let device = crate::device::resolve(spec).map_err(|e| bad_input(format!("device: {e}")))?;
     let data = crate::data::load(&preset.data, preset.seed).map_err(bad_input)?;
-    let dir = args.out.clone().unwrap_or_else(|| RunFolder::default_dir(&preset.name));
-    let run = RunFolder::create(&dir, &preset).map_err(|e| bad_input(format!("run folder {}: {e}", dir.display())))?;
-    Ok(TrainerSetup { preset, data, device, run })
+    let dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| RunFolder::default_dir(&preset.name));
+    let run = RunFolder::create(&dir, &preset)
+        .map_err(|e| bad_input(format!("run folder {}: {e}", dir.display())))?;
+    Ok(TrainerSetup {
+        preset,
+        data,
+        device,
+        run,
+    })
 }
 
 /// Runs kd-tui with the process's arguments; returns the exit code.
@@ -61,7 +78,9 @@ pub fn main() -> i32 {
         eprintln!(
             "kd-tui: standard output is not a terminal, so the TUI cannot start.\n\
              For logs, nohup or CI use the headless mode:  kd-tui --batch {}",
-            args.preset.as_ref().map_or("presets/digits.toml".into(), |p| p.display().to_string())
+            args.preset
+                .as_ref()
+                .map_or("presets/digits.toml".into(), |p| p.display().to_string())
         );
         return EXIT_BAD_INPUT;
     }
@@ -76,7 +95,12 @@ pub fn main() -> i32 {
     let ended = if args.batch {
         crate::batch::run(handle)
     } else {
-        match crate::tui::run(handle, crate::tui::Options { ascii_markers: args.ascii }) {
+        match crate::tui::run(
+            handle,
+            crate::tui::Options {
+                ascii_markers: args.ascii,
+            },
+        ) {
             Ok(ended) => ended,
             Err(e) => {
                 eprintln!("kd-tui: {e:?}");

@@ -28,7 +28,10 @@ impl fmt::Display for DataError {
 impl std::error::Error for DataError {}
 
 fn err(file: impl fmt::Display, message: impl Into<String>) -> DataError {
-    DataError { file: file.to_string(), message: message.into() }
+    DataError {
+        file: file.to_string(),
+        message: message.into(),
+    }
 }
 
 /// Examples as one feature matrix `[n, dim]` (f32) and one label vector `[n]` (i64).
@@ -48,7 +51,10 @@ impl Split {
     }
 
     pub fn to_device(&self, device: Device) -> Split {
-        Split { features: self.features.to_device(device), labels: self.labels.to_device(device) }
+        Split {
+            features: self.features.to_device(device),
+            labels: self.labels.to_device(device),
+        }
     }
 }
 
@@ -65,6 +71,7 @@ pub struct Splits {
 }
 
 /// Examples as loaded, before splitting and normalisation.
+#[derive(Debug)]
 struct Raw {
     features: Vec<f32>,
     labels: Vec<i64>,
@@ -81,7 +88,11 @@ impl Raw {
         for &i in idx {
             features.extend_from_slice(&self.features[i * self.dim..(i + 1) * self.dim]);
         }
-        Raw { features, labels: idx.iter().map(|&i| self.labels[i]).collect(), dim: self.dim }
+        Raw {
+            features,
+            labels: idx.iter().map(|&i| self.labels[i]).collect(),
+            dim: self.dim,
+        }
     }
 
     fn into_split(self) -> Split {
@@ -97,7 +108,10 @@ impl Raw {
 pub fn load(cfg: &DataConfig, seed: u64) -> Result<Splits, DataError> {
     let (all, official_test, max_value, description) = match cfg.source {
         DataSource::Digits => {
-            let raw = parse_csv(&gunzip(EMBEDDED_DIGITS, "assets/digits.csv.gz")?, "assets/digits.csv.gz")?;
+            let raw = parse_csv(
+                &gunzip(EMBEDDED_DIGITS, "assets/digits.csv.gz")?,
+                "assets/digits.csv.gz",
+            )?;
             let description = format!("digits (embedded, {} examples)", raw.len());
             (raw, None, Some(16.0), description)
         }
@@ -111,7 +125,12 @@ pub fn load(cfg: &DataConfig, seed: u64) -> Result<Splits, DataError> {
             let dir = required_path(cfg)?;
             let train = read_idx_pair(dir, "train")?;
             let test = read_idx_pair(dir, "t10k")?;
-            let description = format!("mnist {} ({} train, {} test)", dir.display(), train.len(), test.len());
+            let description = format!(
+                "mnist {} ({} train, {} test)",
+                dir.display(),
+                train.len(),
+                test.len()
+            );
             (train, Some(test), Some(255.0), description)
         }
     };
@@ -121,7 +140,8 @@ pub fn load(cfg: &DataConfig, seed: u64) -> Result<Splits, DataError> {
     }
     let (mut train_idx, val_idx, test) = match official_test {
         Some(test) => {
-            let (train_idx, val_idx, _) = stratified_split(&all.labels, cfg.val_fraction, 0.0, seed);
+            let (train_idx, val_idx, _) =
+                stratified_split(&all.labels, cfg.val_fraction, 0.0, seed);
             (train_idx, val_idx, test)
         }
         None => {
@@ -136,9 +156,17 @@ pub fn load(cfg: &DataConfig, seed: u64) -> Result<Splits, DataError> {
     }
     let (mut train, mut val, mut test) = (all.select(&train_idx), all.select(&val_idx), test);
     if train.len() == 0 {
-        return Err(err(&description, "no training examples left after the validation/test split"));
+        return Err(err(
+            &description,
+            "no training examples left after the validation/test split",
+        ));
     }
-    normalize(cfg.normalize, max_value, &mut train, &mut [&mut val, &mut test]);
+    normalize(
+        cfg.normalize,
+        max_value,
+        &mut train,
+        &mut [&mut val, &mut test],
+    );
     Ok(Splits {
         input_dim: all.dim,
         num_classes,
@@ -150,7 +178,9 @@ pub fn load(cfg: &DataConfig, seed: u64) -> Result<Splits, DataError> {
 }
 
 fn required_path(cfg: &DataConfig) -> Result<&PathBuf, DataError> {
-    cfg.path.as_ref().ok_or_else(|| err("preset", "data.path is required for this source"))
+    cfg.path
+        .as_ref()
+        .ok_or_else(|| err("preset", "data.path is required for this source"))
 }
 
 fn normalize(how: Normalize, max_value: Option<f32>, train: &mut Raw, others: &mut [&mut Raw]) {
@@ -178,7 +208,11 @@ fn normalize(how: Normalize, max_value: Option<f32>, train: &mut Raw, others: &m
                 .zip(&sq)
                 .map(|(m, s)| {
                     let std = (s - m * m).max(0.0).sqrt();
-                    if std < 1e-8 { 1.0 } else { (1.0 / std) as f32 }
+                    if std < 1e-8 {
+                        1.0
+                    } else {
+                        (1.0 / std) as f32
+                    }
                 })
                 .collect();
             (mean.iter().map(|&m| m as f32).collect(), inv_std)
@@ -195,12 +229,19 @@ fn normalize(how: Normalize, max_value: Option<f32>, train: &mut Raw, others: &m
 
 /// Per class: shuffle with the seed, then take test, validation and train shares, so every
 /// split keeps the class balance and the same seed always gives the same split.
-fn stratified_split(labels: &[i64], val_fraction: f64, test_fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>, Vec<usize>) {
+fn stratified_split(
+    labels: &[i64],
+    val_fraction: f64,
+    test_fraction: f64,
+    seed: u64,
+) -> (Vec<usize>, Vec<usize>, Vec<usize>) {
     let mut rng = StdRng::seed_from_u64(crate::seed::derive(seed, "split", 0));
     let classes = labels.iter().copied().max().map_or(0, |m| m as usize + 1);
     let (mut train, mut val, mut test) = (Vec::new(), Vec::new(), Vec::new());
     for class in 0..classes {
-        let mut idx: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == class as i64).collect();
+        let mut idx: Vec<usize> = (0..labels.len())
+            .filter(|&i| labels[i] == class as i64)
+            .collect();
         idx.shuffle(&mut rng);
         let n = idx.len() as f64;
         let n_test = (n * test_fraction).round() as usize;
@@ -224,7 +265,8 @@ fn gunzip(bytes: &[u8], name: &str) -> Result<Vec<u8>, DataError> {
 
 /// Reads a file, un-gzipping it when its name ends in `.gz`.
 fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, DataError> {
-    let bytes = std::fs::read(path).map_err(|e| err(path.display(), format!("cannot read: {e}")))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| err(path.display(), format!("cannot read: {e}")))?;
     if path.extension().is_some_and(|e| e == "gz") {
         gunzip(&bytes, &path.display().to_string())
     } else {
@@ -249,16 +291,30 @@ fn parse_csv(bytes: &[u8], name: &str) -> Result<Raw, DataError> {
         }
         let expected = *dim.get_or_insert(fields.len());
         if fields.len() != expected {
-            return Err(err(name, format!("line {line_no}: expected {expected} fields, found {}", fields.len())));
+            return Err(err(
+                name,
+                format!(
+                    "line {line_no}: expected {expected} fields, found {}",
+                    fields.len()
+                ),
+            ));
         }
         if expected < 2 {
-            return Err(err(name, format!("line {line_no}: needs at least one feature and a label")));
+            return Err(err(
+                name,
+                format!("line {line_no}: needs at least one feature and a label"),
+            ));
         }
         let (label, values) = fields.split_last().expect("at least two fields");
         for v in values {
-            let x: f32 = v.parse().map_err(|_| err(name, format!("line {line_no}: `{v}` is not a number")))?;
+            let x: f32 = v
+                .parse()
+                .map_err(|_| err(name, format!("line {line_no}: `{v}` is not a number")))?;
             if !x.is_finite() {
-                return Err(err(name, format!("line {line_no}: `{v}` is not a finite number")));
+                return Err(err(
+                    name,
+                    format!("line {line_no}: `{v}` is not a finite number"),
+                ));
             }
             features.push(x);
         }
@@ -266,11 +322,20 @@ fn parse_csv(bytes: &[u8], name: &str) -> Result<Raw, DataError> {
             .parse()
             .ok()
             .filter(|l: &i64| (0..100_000).contains(l))
-            .ok_or_else(|| err(name, format!("line {line_no}: label `{label}` is not a class index (0, 1, 2, ...)")))?;
+            .ok_or_else(|| {
+                err(
+                    name,
+                    format!("line {line_no}: label `{label}` is not a class index (0, 1, 2, ...)"),
+                )
+            })?;
         labels.push(label);
     }
     let dim = dim.ok_or_else(|| err(name, "contains no examples"))? - 1;
-    Ok(Raw { features, labels, dim })
+    Ok(Raw {
+        features,
+        labels,
+        dim,
+    })
 }
 
 /// Finds `<stem>` or `<stem>.gz` in `dir`.
@@ -278,19 +343,35 @@ fn find_file(dir: &Path, stem: &str) -> Result<PathBuf, DataError> {
     [dir.join(stem), dir.join(format!("{stem}.gz"))]
         .into_iter()
         .find(|p| p.exists())
-        .ok_or_else(|| err(dir.join(format!("{stem}.gz")).display(), "not found (expected an MNIST-format IDX file, optionally gzipped)"))
+        .ok_or_else(|| {
+            err(
+                dir.join(format!("{stem}.gz")).display(),
+                "not found (expected an MNIST-format IDX file, optionally gzipped)",
+            )
+        })
 }
 
 /// Reads one IDX file: checks the magic number and that the data length matches the header.
 fn read_idx(path: &Path, expected_dims: usize) -> Result<(Vec<usize>, Vec<u8>), DataError> {
     let name = path.display();
     let bytes = read_maybe_gz(path)?;
-    if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 || bytes[2] != 0x08 || bytes[3] as usize != expected_dims {
+    if bytes.len() < 4
+        || bytes[0] != 0
+        || bytes[1] != 0
+        || bytes[2] != 0x08
+        || bytes[3] as usize != expected_dims
+    {
         return Err(err(name, format!("not an IDX file of unsigned bytes with {expected_dims} dimension(s) (bad magic number)")));
     }
     let header = 4 + 4 * expected_dims;
     if bytes.len() < header {
-        return Err(err(name, format!("truncated: expected a {header}-byte header, found {} bytes", bytes.len())));
+        return Err(err(
+            name,
+            format!(
+                "truncated: expected a {header}-byte header, found {} bytes",
+                bytes.len()
+            ),
+        ));
     }
     let dims: Vec<usize> = bytes[4..header]
         .chunks(4)
@@ -299,8 +380,17 @@ fn read_idx(path: &Path, expected_dims: usize) -> Result<(Vec<usize>, Vec<u8>), 
     let expected: usize = dims.iter().product();
     let found = bytes.len() - header;
     if found != expected {
-        let shape = dims.iter().map(usize::to_string).collect::<Vec<_>>().join(" x ");
-        return Err(err(name, format!("truncated or padded: header says {shape} = {expected} data bytes, found {found}")));
+        let shape = dims
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join(" x ");
+        return Err(err(
+            name,
+            format!(
+                "truncated or padded: header says {shape} = {expected} data bytes, found {found}"
+            ),
+        ));
     }
     Ok((dims, bytes[header..].to_vec()))
 }
@@ -311,7 +401,15 @@ fn read_idx_pair(dir: &Path, prefix: &str) -> Result<Raw, DataError> {
     let (dims, pixels) = read_idx(&images_path, 3)?;
     let (ldims, labels) = read_idx(&labels_path, 1)?;
     if dims[0] != ldims[0] {
-        return Err(err(labels_path.display(), format!("has {} labels for {} images in {}", ldims[0], dims[0], images_path.display())));
+        return Err(err(
+            labels_path.display(),
+            format!(
+                "has {} labels for {} images in {}",
+                ldims[0],
+                dims[0],
+                images_path.display()
+            ),
+        ));
     }
     Ok(Raw {
         features: pixels.into_iter().map(f32::from).collect(),
@@ -348,17 +446,36 @@ mod tests {
         assert!(counts.iter().all(|&c| (34..=38).contains(&c)), "{counts:?}");
         let max = a.train.features.max().double_value(&[]);
         let min = a.train.features.min().double_value(&[]);
-        assert!((0.0..=1.0).contains(&min) && (max - 1.0).abs() < 1e-6, "{min} {max}");
+        assert!(
+            (0.0..=1.0).contains(&min) && (max - 1.0).abs() < 1e-6,
+            "{min} {max}"
+        );
         let b = load(&digits_cfg(), 7).unwrap();
         assert!(a.test.labels.equal(&b.test.labels) && a.train.features.equal(&b.train.features));
         let c = load(&digits_cfg(), 8).unwrap();
-        assert!(!a.train.labels.equal(&c.train.labels), "another seed gives another split");
+        assert!(
+            !a.train.labels.equal(&c.train.labels),
+            "another seed gives another split"
+        );
     }
 
     #[test]
     fn standardize_uses_train_statistics() {
-        let s = load(&DataConfig { normalize: Normalize::Standardize, ..digits_cfg() }, 1).unwrap();
-        let mean = s.train.features.mean_dim(0, false, Kind::Float).abs().max().double_value(&[]);
+        let s = load(
+            &DataConfig {
+                normalize: Normalize::Standardize,
+                ..digits_cfg()
+            },
+            1,
+        )
+        .unwrap();
+        let mean = s
+            .train
+            .features
+            .mean_dim(0, false, Kind::Float)
+            .abs()
+            .max()
+            .double_value(&[]);
         assert!(mean < 1e-4, "train mean {mean}");
     }
 
@@ -391,6 +508,10 @@ mod tests {
         std::fs::write(&path, &bytes).unwrap();
         let e = read_idx(&path, 3).unwrap_err();
         assert!(e.file.ends_with("t10k-images-idx3-ubyte"));
-        assert!(e.message.contains("2 x 28 x 28 = 1568 data bytes, found 789"), "{e}");
+        assert!(
+            e.message
+                .contains("2 x 28 x 28 = 1568 data bytes, found 789"),
+            "{e}"
+        );
     }
 }

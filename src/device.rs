@@ -32,7 +32,9 @@ pub fn resolve(spec: DeviceSpec) -> Result<Device, String> {
             if n < count {
                 Ok(Device::Cuda(n))
             } else {
-                Err(format!("cuda:{n} requested but {count} CUDA device(s) are visible"))
+                Err(format!(
+                    "cuda:{n} requested but {count} CUDA device(s) are visible"
+                ))
             }
         }
     }

@@ -30,8 +30,15 @@ pub fn soft_kl(student_logits: &Tensor, teacher_logits: &Tensor, temperature: f6
 }
 
 /// Soft distillation (Hinton et al. 2015): `L = alpha * KD_T + (1 - alpha) * CE(s, y)`.
-pub fn soft_kd_loss(student_logits: &Tensor, teacher_logits: &Tensor, labels: &Tensor, temperature: f64, alpha: f64) -> Tensor {
-    soft_kl(student_logits, teacher_logits, temperature) * alpha + cross_entropy(student_logits, labels) * (1.0 - alpha)
+pub fn soft_kd_loss(
+    student_logits: &Tensor,
+    teacher_logits: &Tensor,
+    labels: &Tensor,
+    temperature: f64,
+    alpha: f64,
+) -> Tensor {
+    soft_kl(student_logits, teacher_logits, temperature) * alpha
+        + cross_entropy(student_logits, labels) * (1.0 - alpha)
 }
 
 /// The live distillation settings one step uses.
@@ -43,10 +50,21 @@ pub struct DistillParams {
 }
 
 /// The student's loss for one batch under the configured method.
-pub fn student_loss(params: DistillParams, student_logits: &Tensor, teacher_logits: &Tensor, labels: &Tensor) -> Tensor {
+pub fn student_loss(
+    params: DistillParams,
+    student_logits: &Tensor,
+    teacher_logits: &Tensor,
+    labels: &Tensor,
+) -> Tensor {
     match params.method {
         Method::Hard => hard_label_loss(student_logits, teacher_logits),
-        Method::Soft => soft_kd_loss(student_logits, teacher_logits, labels, params.temperature, params.alpha),
+        Method::Soft => soft_kd_loss(
+            student_logits,
+            teacher_logits,
+            labels,
+            params.temperature,
+            params.alpha,
+        ),
     }
 }
 
@@ -65,7 +83,10 @@ mod tests {
 
     #[test]
     fn cross_entropy_of_uniform_logits_is_ln_classes() {
-        close(&cross_entropy(&t2(&[[0.0, 0.0]]), &Tensor::from_slice(&[0i64])), 2f64.ln());
+        close(
+            &cross_entropy(&t2(&[[0.0, 0.0]]), &Tensor::from_slice(&[0i64])),
+            2f64.ln(),
+        );
     }
 
     #[test]
@@ -82,11 +103,17 @@ mod tests {
         let s = t2(&[[0.0, 0.0]]);
         let t = t2(&[[3f32.ln(), 0.0]]);
         // T = 1: p = [3/4, 1/4], q = [1/2, 1/2]; KL = 3/4 ln(3/2) + 1/4 ln(1/2).
-        close(&soft_kl(&s, &t, 1.0), 0.75 * 1.5f64.ln() + 0.25 * 0.5f64.ln());
+        close(
+            &soft_kl(&s, &t, 1.0),
+            0.75 * 1.5f64.ln() + 0.25 * 0.5f64.ln(),
+        );
         // T = 2: p = [sqrt3, 1] / (sqrt3 + 1); KD = 4 * sum p ln(2p).
         let r3 = 3f64.sqrt();
         let p = [r3 / (r3 + 1.0), 1.0 / (r3 + 1.0)];
-        close(&soft_kl(&s, &t, 2.0), 4.0 * p.iter().map(|p| p * (2.0 * p).ln()).sum::<f64>());
+        close(
+            &soft_kl(&s, &t, 2.0),
+            4.0 * p.iter().map(|p| p * (2.0 * p).ln()).sum::<f64>(),
+        );
         // Identical distributions: zero.
         close(&soft_kl(&t, &t, 3.0), 0.0);
     }
@@ -108,7 +135,9 @@ mod tests {
 
     #[test]
     fn soft_kl_gradient_is_t_times_probability_gap() {
-        let s = Tensor::from_slice(&[1.0f32, 2.0, 3.0, 0.5, -1.0, 0.0]).view([2, 3]).set_requires_grad(true);
+        let s = Tensor::from_slice(&[1.0f32, 2.0, 3.0, 0.5, -1.0, 0.0])
+            .view([2, 3])
+            .set_requires_grad(true);
         let t = Tensor::from_slice(&[3.0f32, 1.0, 0.0, 0.0, 0.0, 2.0]).view([2, 3]);
         let temp = 3.0;
         soft_kl(&s, &t, temp).backward();
@@ -124,9 +153,22 @@ mod tests {
         let s = t2(&[[2.0, 0.0]]);
         let t = t2(&[[0.0, 1.0]]);
         let y = Tensor::from_slice(&[0i64]);
-        let hard = DistillParams { method: Method::Hard, temperature: 4.0, alpha: 0.5 };
-        close(&student_loss(hard, &s, &t, &y), hard_label_loss(&s, &t).double_value(&[]));
-        let soft = DistillParams { method: Method::Soft, ..hard };
-        close(&student_loss(soft, &s, &t, &y), soft_kd_loss(&s, &t, &y, 4.0, 0.5).double_value(&[]));
+        let hard = DistillParams {
+            method: Method::Hard,
+            temperature: 4.0,
+            alpha: 0.5,
+        };
+        close(
+            &student_loss(hard, &s, &t, &y),
+            hard_label_loss(&s, &t).double_value(&[]),
+        );
+        let soft = DistillParams {
+            method: Method::Soft,
+            ..hard
+        };
+        close(
+            &student_loss(soft, &s, &t, &y),
+            soft_kd_loss(&s, &t, &y, 4.0, 0.5).double_value(&[]),
+        );
     }
 }

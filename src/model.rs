@@ -24,12 +24,19 @@ impl Mlp {
             .enumerate()
             .map(|(i, w)| nn::linear(&layers_path / i, w[0], w[1], Default::default()))
             .collect();
-        Mlp { layers, activation: cfg.activation, dropout: cfg.dropout }
+        Mlp {
+            layers,
+            activation: cfg.activation,
+            dropout: cfg.dropout,
+        }
     }
 
     /// Logits for a batch `[n, input_dim]`; dropout only when `train`.
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let (last, hidden) = self.layers.split_last().expect("an MLP has an output layer");
+        let (last, hidden) = self
+            .layers
+            .split_last()
+            .expect("an MLP has an output layer");
         let h = hidden.iter().fold(xs.shallow_clone(), |h, layer| {
             let h = layer.forward(&h);
             let h = match self.activation {
@@ -55,10 +62,19 @@ pub struct ModelSize {
 }
 
 pub fn size_of(vs: &nn::VarStore) -> ModelSize {
-    vs.trainable_variables().iter().fold(ModelSize { params: 0, bytes: 0 }, |acc, t| {
-        let n = t.numel();
-        ModelSize { params: acc.params + n, bytes: acc.bytes + n * t.kind().elt_size_in_bytes() }
-    })
+    vs.trainable_variables().iter().fold(
+        ModelSize {
+            params: 0,
+            bytes: 0,
+        },
+        |acc, t| {
+            let n = t.numel();
+            ModelSize {
+                params: acc.params + n,
+                bytes: acc.bytes + n * t.kind().elt_size_in_bytes(),
+            }
+        },
+    )
 }
 
 #[cfg(test)]
@@ -69,12 +85,26 @@ mod tests {
     #[test]
     fn shapes_names_and_parameter_count() {
         let vs = nn::VarStore::new(tch::Device::Cpu);
-        let cfg = ModelConfig { kind: ModelKind::Mlp, hidden: vec![8, 4], activation: Activation::Relu, dropout: 0.5 };
+        let cfg = ModelConfig {
+            kind: ModelKind::Mlp,
+            hidden: vec![8, 4],
+            activation: Activation::Relu,
+            dropout: 0.5,
+        };
         let mlp = Mlp::new(&vs.root(), &cfg, 64, 10);
-        let out = mlp.forward_t(&Tensor::zeros([3, 64], (tch::Kind::Float, tch::Device::Cpu)), true);
+        let out = mlp.forward_t(
+            &Tensor::zeros([3, 64], (tch::Kind::Float, tch::Device::Cpu)),
+            true,
+        );
         assert_eq!(out.size(), vec![3, 10]);
         // (64*8+8) + (8*4+4) + (4*10+10)
-        assert_eq!(size_of(&vs), ModelSize { params: 520 + 36 + 50, bytes: 4 * 606 });
+        assert_eq!(
+            size_of(&vs),
+            ModelSize {
+                params: 520 + 36 + 50,
+                bytes: 4 * 606
+            }
+        );
         let mut names: Vec<String> = vs.variables().into_keys().collect();
         names.sort();
         assert_eq!(names[0], "layers.0.bias");
@@ -84,7 +114,12 @@ mod tests {
     #[test]
     fn eval_mode_is_deterministic_despite_dropout() {
         let vs = nn::VarStore::new(tch::Device::Cpu);
-        let cfg = ModelConfig { kind: ModelKind::Mlp, hidden: vec![16], activation: Activation::Gelu, dropout: 0.5 };
+        let cfg = ModelConfig {
+            kind: ModelKind::Mlp,
+            hidden: vec![16],
+            activation: Activation::Gelu,
+            dropout: 0.5,
+        };
         let mlp = Mlp::new(&vs.root(), &cfg, 4, 3);
         let x = Tensor::ones([2, 4], (tch::Kind::Float, tch::Device::Cpu));
         assert!(mlp.forward_t(&x, false).equal(&mlp.forward_t(&x, false)));

@@ -263,7 +263,11 @@ fn parse_override_value(raw: &str) -> toml_edit::Value {
 }
 
 /// Sets `key` (dotted) in `doc`, creating tables on the way.
-fn set_dotted(doc: &mut toml_edit::DocumentMut, key: &str, value: toml_edit::Value) -> Result<(), String> {
+fn set_dotted(
+    doc: &mut toml_edit::DocumentMut,
+    key: &str,
+    value: toml_edit::Value,
+) -> Result<(), String> {
     let parts: Vec<&str> = key.split('.').collect();
     let (last, parents) = parts.split_last().expect("non-empty key path");
     let mut item = doc.as_item_mut();
@@ -288,20 +292,25 @@ fn set_dotted(doc: &mut toml_edit::DocumentMut, key: &str, value: toml_edit::Val
 /// `origin` names the text in messages (a file path, or the embedded default).
 pub fn load(text: &str, origin: &str, overrides: &[Override]) -> Result<Preset, PresetError> {
     let located = Located { text, origin };
-    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
-        located.error_at(e.span(), "", e.message().trim())
-    })?;
+    let mut doc: toml_edit::DocumentMut = text
+        .parse()
+        .map_err(|e: toml_edit::TomlError| located.error_at(e.span(), "", e.message().trim()))?;
     for o in overrides {
-        set_dotted(&mut doc, &o.key, parse_override_value(&o.value)).map_err(|message| PresetError {
-            origin: format!("--set {}={}", o.key, o.value),
-            line_col: None,
-            key: o.key.clone(),
-            message,
+        set_dotted(&mut doc, &o.key, parse_override_value(&o.value)).map_err(|message| {
+            PresetError {
+                origin: format!("--set {}={}", o.key, o.value),
+                line_col: None,
+                key: o.key.clone(),
+                message,
+            }
         })?;
     }
     let resolved = doc.to_string();
     let blame = |key: &str, span: Option<std::ops::Range<usize>>, message: String| {
-        if let Some(o) = overrides.iter().find(|o| key == o.key || key.starts_with(&format!("{}.", o.key))) {
+        if let Some(o) = overrides
+            .iter()
+            .find(|o| key == o.key || key.starts_with(&format!("{}.", o.key)))
+        {
             PresetError {
                 origin: format!("--set {}={}", o.key, o.value),
                 line_col: None,
@@ -314,17 +323,27 @@ pub fn load(text: &str, origin: &str, overrides: &[Override]) -> Result<Preset, 
             located.error_at(located.span_of(key), key, &message)
         }
     };
-    let de = toml::Deserializer::parse(&resolved).map_err(|e| blame("", e.span(), e.message().to_string()))?;
+    let de = toml::Deserializer::parse(&resolved)
+        .map_err(|e| blame("", e.span(), e.message().to_string()))?;
     let preset: Preset = serde_path_to_error::deserialize(de).map_err(|e| {
         let key = e.path().to_string();
         let key = if key == "." { String::new() } else { key };
         let inner = e.into_inner();
-        blame(&key, inner.span(), inner.message().to_string())
+        blame(&key, inner.span(), plain_types(inner.message()))
     })?;
     preset
         .validate()
         .map_err(|(key, message)| blame(&key, located.span_of(&key), message))?;
     Ok(preset)
+}
+
+/// serde names Rust types ("expected usize"); say what a preset author would write instead.
+fn plain_types(message: &str) -> String {
+    message
+        .replace("expected usize", "expected a non-negative integer")
+        .replace("expected u64", "expected a non-negative integer")
+        .replace("expected f64", "expected a number")
+        .replace("a boolean", "true or false")
 }
 
 /// Reads and loads a preset file.
@@ -349,11 +368,19 @@ impl Located<'_> {
     fn line_col(&self, offset: usize) -> (usize, usize) {
         let before = &self.text[..offset.min(self.text.len())];
         let line = before.matches('\n').count() + 1;
-        let col = before.rfind('\n').map_or(before.len(), |nl| before.len() - nl - 1) + 1;
+        let col = before
+            .rfind('\n')
+            .map_or(before.len(), |nl| before.len() - nl - 1)
+            + 1;
         (line, col)
     }
 
-    fn error_at(&self, span: Option<std::ops::Range<usize>>, key: &str, message: &str) -> PresetError {
+    fn error_at(
+        &self,
+        span: Option<std::ops::Range<usize>>,
+        key: &str,
+        message: &str,
+    ) -> PresetError {
         PresetError {
             origin: self.origin.to_string(),
             line_col: span.map(|s| self.line_col(s.start)),
@@ -437,17 +464,24 @@ impl Preset {
     /// Checks ranges that types cannot express. Returns the offending dotted key and why.
     pub fn validate(&self) -> Result<(), (String, String)> {
         let check = |key: &str, r: Result<(), String>| r.map_err(|m| (key.to_string(), m));
-        if self.name.trim().is_empty()
-            || self.name.contains(['/', '\\'])
-        {
-            return Err(("name".into(), "must be a non-empty name without slashes".into()));
+        if self.name.trim().is_empty() || self.name.contains(['/', '\\']) {
+            return Err((
+                "name".into(),
+                "must be a non-empty name without slashes".into(),
+            ));
         }
         check("log_every", rules::positive_count(self.log_every))?;
         let device = crate::device::parse(&self.device);
         check("device", device.map(|_| ()))?;
         let d = &self.data;
-        check("data.val_fraction", rules::fraction_below_one(d.val_fraction))?;
-        check("data.test_fraction", rules::fraction_below_one(d.test_fraction))?;
+        check(
+            "data.val_fraction",
+            rules::fraction_below_one(d.val_fraction),
+        )?;
+        check(
+            "data.test_fraction",
+            rules::fraction_below_one(d.test_fraction),
+        )?;
         if d.val_fraction + d.test_fraction >= 1.0 {
             return Err((
                 "data.val_fraction".into(),
@@ -456,7 +490,10 @@ impl Preset {
         }
         match (d.source, &d.path) {
             (DataSource::Digits, Some(_)) => {
-                return Err(("data.path".into(), "the embedded `digits` source takes no path".into()))
+                return Err((
+                    "data.path".into(),
+                    "the embedded `digits` source takes no path".into(),
+                ))
             }
             (DataSource::Mnist | DataSource::Csv, None) => {
                 return Err((
@@ -472,7 +509,10 @@ impl Preset {
         for (role, net) in [("teacher", &self.teacher), ("student", &self.student)] {
             let key = |k: &str| format!("{role}.{k}");
             if net.model.hidden.is_empty() {
-                return Err((key("model.hidden"), "must list at least one hidden layer size, e.g. [256, 256]".into()));
+                return Err((
+                    key("model.hidden"),
+                    "must list at least one hidden layer size, e.g. [256, 256]".into(),
+                ));
             }
             if net.model.hidden.contains(&0) {
                 return Err((key("model.hidden"), "layer sizes must be at least 1".into()));
@@ -487,12 +527,21 @@ impl Preset {
             check(&key("momentum"), rules::non_negative(net.momentum))?;
         }
         if self.student.checkpoint.is_some() {
-            return Err(("student.checkpoint".into(), "only the teacher can be loaded from a checkpoint".into()));
+            return Err((
+                "student.checkpoint".into(),
+                "only the teacher can be loaded from a checkpoint".into(),
+            ));
         }
         if self.teacher.baseline.is_some() {
-            return Err(("teacher.baseline".into(), "only the student has a baseline".into()));
+            return Err((
+                "teacher.baseline".into(),
+                "only the student has a baseline".into(),
+            ));
         }
-        check("distill.temperature", rules::temperature(self.distill.temperature))?;
+        check(
+            "distill.temperature",
+            rules::temperature(self.distill.temperature),
+        )?;
         check("distill.alpha", rules::alpha(self.distill.alpha))?;
         Ok(())
     }
@@ -500,22 +549,30 @@ impl Preset {
     /// The value at a dotted key, as TOML.
     pub fn get(&self, key: &str) -> Option<toml::Value> {
         let root = toml::Value::try_from(self).ok()?;
-        key.split('.').try_fold(root, |v, part| v.get(part).cloned())
+        key.split('.')
+            .try_fold(root, |v, part| v.get(part).cloned())
     }
 
     /// This preset with one live key changed, validated; the error says why a value is refused.
     pub fn with_edit(&self, key: &str, raw: &str) -> Result<Preset, String> {
         if !LIVE_KEYS.contains(&key) {
-            return Err(format!("`{key}` cannot change during a run (live keys: {})", LIVE_KEYS.join(", ")));
+            return Err(format!(
+                "`{key}` cannot change during a run (live keys: {})",
+                LIVE_KEYS.join(", ")
+            ));
         }
         let raw = raw.trim();
         if raw.is_empty() {
             return Err(format!("`{key}` needs a value"));
         }
-        let mut doc: toml_edit::DocumentMut = self.to_toml().parse().expect("a serialized preset parses");
+        let mut doc: toml_edit::DocumentMut =
+            self.to_toml().parse().expect("a serialized preset parses");
         set_dotted(&mut doc, key, parse_override_value(raw))?;
         let edited: Preset = toml::from_str(&doc.to_string()).map_err(|e| {
-            format!("`{raw}` is not a valid {key}: {}", e.message().trim())
+            format!(
+                "`{raw}` is not a valid {key}: {}",
+                plain_types(e.message().trim())
+            )
         })?;
         edited.validate().map_err(|(k, m)| format!("{k} {m}"))?;
         Ok(edited)
@@ -547,7 +604,11 @@ mod tests {
         let p = load(
             DEFAULT_PRESET,
             "d",
-            &[ov("teacher.lr=3e-4"), ov("distill.method=hard"), ov("student.model.hidden=[8, 4]")],
+            &[
+                ov("teacher.lr=3e-4"),
+                ov("distill.method=hard"),
+                ov("student.model.hidden=[8, 4]"),
+            ],
         )
         .unwrap();
         assert_eq!(p.teacher.lr, 3e-4);
@@ -559,22 +620,37 @@ mod tests {
     fn unknown_key_names_line_and_key() {
         let text = DEFAULT_PRESET.replace("[distill]", "[distill]\ntemprature = 3.0");
         let e = load(&text, "x.toml", &[]).unwrap_err();
-        let line = text.lines().position(|l| l.starts_with("temprature")).unwrap() + 1;
+        let line = text
+            .lines()
+            .position(|l| l.starts_with("temprature"))
+            .unwrap()
+            + 1;
         assert_eq!(e.line_col.map(|l| l.0), Some(line), "{e}");
         assert!(e.to_string().contains("temprature"), "{e}");
-        assert!(e.to_string().contains("temperature"), "lists allowed keys: {e}");
+        assert!(
+            e.to_string().contains("temperature"),
+            "lists allowed keys: {e}"
+        );
     }
 
     #[test]
     fn out_of_range_values_are_rejected_with_location() {
         for (from, to, key) in [
-            ("temperature = 4.0", "temperature = 0.0", "distill.temperature"),
+            (
+                "temperature = 4.0",
+                "temperature = 0.0",
+                "distill.temperature",
+            ),
             ("alpha = 0.9", "alpha = 1.5", "distill.alpha"),
         ] {
             let text = DEFAULT_PRESET.replacen(from, to, 1);
             let e = load(&text, "x.toml", &[]).unwrap_err();
             assert_eq!(e.key, key);
-            let line = text.lines().position(|l| l.trim_start().starts_with(to)).unwrap() + 1;
+            let line = text
+                .lines()
+                .position(|l| l.trim_start().starts_with(to))
+                .unwrap()
+                + 1;
             assert_eq!(e.line_col.unwrap().0, line, "{e}");
         }
     }
@@ -607,13 +683,34 @@ mod tests {
         let e = p.with_edit("distill.temperature", "8").unwrap();
         assert_eq!(e.distill.temperature, 8.0);
         assert_eq!(e.get("distill.temperature"), Some(toml::Value::Float(8.0)));
-        assert_eq!(p.with_edit("distill.method", "hard").unwrap().distill.method, Method::Hard);
-        assert!(p.with_edit("distill.temperature", "-1").unwrap_err().contains("> 0"));
-        assert!(p.with_edit("distill.alpha", "1.5").unwrap_err().contains("[0, 1]"));
+        assert_eq!(
+            p.with_edit("distill.method", "hard")
+                .unwrap()
+                .distill
+                .method,
+            Method::Hard
+        );
+        assert!(p
+            .with_edit("distill.temperature", "-1")
+            .unwrap_err()
+            .contains("> 0"));
+        assert!(p
+            .with_edit("distill.alpha", "1.5")
+            .unwrap_err()
+            .contains("[0, 1]"));
         assert!(p.with_edit("teacher.lr", "0").unwrap_err().contains("> 0"));
-        assert!(p.with_edit("teacher.lr", "fast").unwrap_err().contains("not a valid teacher.lr"));
-        assert!(p.with_edit("distill.method", "magic").unwrap_err().contains("hard"));
-        assert!(p.with_edit("teacher.model.hidden", "[3]").unwrap_err().contains("cannot change"));
+        assert!(p
+            .with_edit("teacher.lr", "fast")
+            .unwrap_err()
+            .contains("not a valid teacher.lr"));
+        assert!(p
+            .with_edit("distill.method", "magic")
+            .unwrap_err()
+            .contains("hard"));
+        assert!(p
+            .with_edit("teacher.model.hidden", "[3]")
+            .unwrap_err()
+            .contains("cannot change"));
     }
 
     #[test]

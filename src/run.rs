@@ -14,7 +14,10 @@ pub struct RunFolder {
 impl RunFolder {
     /// `runs/<name>-<local time>` under the current directory.
     pub fn default_dir(name: &str) -> PathBuf {
-        PathBuf::from("runs").join(format!("{name}-{}", chrono::Local::now().format("%Y%m%d-%H%M%S")))
+        PathBuf::from("runs").join(format!(
+            "{name}-{}",
+            chrono::Local::now().format("%Y%m%d-%H%M%S")
+        ))
     }
 
     /// Creates the folder (refusing one that already holds files) and records the preset.
@@ -22,13 +25,19 @@ impl RunFolder {
         if dir.read_dir().is_ok_and(|mut d| d.next().is_some()) {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
-                format!("{} already exists and is not empty; pick another --out", dir.display()),
+                format!(
+                    "{} already exists and is not empty; pick another --out",
+                    dir.display()
+                ),
             ));
         }
         std::fs::create_dir_all(dir.join("checkpoints"))?;
         std::fs::write(dir.join("preset.toml"), preset.to_toml())?;
         let metrics = BufWriter::new(File::create(dir.join("metrics.jsonl"))?);
-        Ok(RunFolder { dir: dir.to_path_buf(), metrics })
+        Ok(RunFolder {
+            dir: dir.to_path_buf(),
+            metrics,
+        })
     }
 
     pub fn dir(&self) -> &Path {

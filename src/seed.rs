@@ -12,9 +12,9 @@ fn mix(mut z: u64) -> u64 {
 
 /// The seed for stream `tag` number `index` of a run seeded with `seed`.
 pub fn derive(seed: u64, tag: &str, index: u64) -> u64 {
-    let tag_hash = tag
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let tag_hash = tag.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
     mix(mix(seed ^ tag_hash) ^ index)
 }
 

@@ -73,7 +73,11 @@ pub struct RunSummary {
 }
 
 impl Comparison {
-    pub fn of(teacher: &PhaseResult, baseline: Option<&PhaseResult>, distilled: Option<&PhaseResult>) -> Option<Comparison> {
+    pub fn of(
+        teacher: &PhaseResult,
+        baseline: Option<&PhaseResult>,
+        distilled: Option<&PhaseResult>,
+    ) -> Option<Comparison> {
         let student = distilled.or(baseline)?;
         let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
         Some(Comparison {
@@ -81,7 +85,9 @@ impl Comparison {
             bytes_ratio: ratio(teacher.size.bytes as f64, student.size.bytes as f64),
             speedup_batch1: ratio(teacher.latency.batch1_us, student.latency.batch1_us),
             speedup_batch: ratio(teacher.latency.per_sample_us, student.latency.per_sample_us),
-            gain_pp: baseline.zip(distilled).map(|(b, d)| 100.0 * (d.test_acc - b.test_acc)),
+            gain_pp: baseline
+                .zip(distilled)
+                .map(|(b, d)| 100.0 * (d.test_acc - b.test_acc)),
             gap_to_teacher_pp: distilled.map(|d| 100.0 * (teacher.test_acc - d.test_acc)),
         })
     }
@@ -89,22 +95,26 @@ impl Comparison {
 
 impl RunSummary {
     pub fn results(&self) -> impl Iterator<Item = &PhaseResult> {
-        [&self.teacher, &self.baseline, &self.distilled].into_iter().flatten()
+        [&self.teacher, &self.baseline, &self.distilled]
+            .into_iter()
+            .flatten()
     }
 
     /// The final table printed by batch mode.
     pub fn table(&self) -> String {
         let mut table = comfy_table::Table::new();
-        table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED).set_header([
-            "model",
-            "params",
-            "size",
-            "test acc",
-            "test acc (last)",
-            "best epoch",
-            "latency b=1",
-            "latency/sample",
-        ]);
+        table
+            .load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
+            .set_header([
+                "model",
+                "params",
+                "size",
+                "test acc",
+                "test acc (last)",
+                "best epoch",
+                "latency b=1",
+                "latency/sample",
+            ]);
         for r in self.results() {
             table.add_row([
                 r.phase.as_str().to_string(),
@@ -112,9 +122,16 @@ impl RunSummary {
                 human_bytes(r.size.bytes),
                 format!("{:.2}%", 100.0 * r.test_acc),
                 format!("{:.2}%", 100.0 * r.test_acc_last),
-                if r.trained { r.best_epoch.to_string() } else { "loaded".into() },
+                if r.trained {
+                    r.best_epoch.to_string()
+                } else {
+                    "loaded".into()
+                },
                 format!("{:.1} µs", r.latency.batch1_us),
-                format!("{:.2} µs @{}", r.latency.per_sample_us, r.latency.batch_size),
+                format!(
+                    "{:.2} µs @{}",
+                    r.latency.per_sample_us, r.latency.batch_size
+                ),
             ]);
         }
         let mut out = table.to_string();
@@ -124,10 +141,14 @@ impl RunSummary {
                 c.compression, c.bytes_ratio, c.speedup_batch1, c.speedup_batch
             ));
             if let Some(gain) = c.gain_pp {
-                out.push_str(&format!("\ndistillation gain over baseline: {gain:+.2} pp test accuracy"));
+                out.push_str(&format!(
+                    "\ndistillation gain over baseline: {gain:+.2} pp test accuracy"
+                ));
             }
             if let Some(gap) = c.gap_to_teacher_pp {
-                out.push_str(&format!("\ndistilled student is {gap:.2} pp below the teacher"));
+                out.push_str(&format!(
+                    "\ndistilled student is {gap:.2} pp below the teacher"
+                ));
             }
         }
         out.push('\n');
@@ -138,6 +159,7 @@ impl RunSummary {
 pub fn human_bytes(bytes: usize) -> String {
     match bytes {
         b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1 << 20) as f64),
+        b if b >= 100 << 10 => format!("{:.0} KiB", b as f64 / 1024.0),
         b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
         b => format!("{b} B"),
     }
@@ -157,8 +179,15 @@ mod tests {
             test_acc: acc,
             test_acc_last: acc,
             per_class_acc: vec![acc],
-            size: ModelSize { params, bytes: params * 4 },
-            latency: Latency { batch1_us: lat, per_sample_us: lat / 10.0, batch_size: 1024 },
+            size: ModelSize {
+                params,
+                bytes: params * 4,
+            },
+            latency: Latency {
+                batch1_us: lat,
+                per_sample_us: lat / 10.0,
+                batch_size: 1024,
+            },
             train_seconds: 1.0,
             weights: format!("{}.safetensors", phase.as_str()),
         }
@@ -182,6 +211,7 @@ mod tests {
     fn human_bytes_units() {
         assert_eq!(human_bytes(512), "512 B");
         assert_eq!(human_bytes(9640), "9.4 KiB");
+        assert_eq!(human_bytes(340008), "332 KiB");
         assert_eq!(human_bytes(3 << 20), "3.0 MiB");
     }
 }

@@ -57,11 +57,23 @@ pub fn spawn(setup: TrainerSetup) -> TrainerHandle {
     let thread = std::thread::Builder::new()
         .name("trainer".into())
         .spawn(move || {
-            let mut trainer = Trainer::new(setup, command_rx, Outbox { events: event_tx, steps: step_tx });
+            let mut trainer = Trainer::new(
+                setup,
+                command_rx,
+                Outbox {
+                    events: event_tx,
+                    steps: step_tx,
+                },
+            );
             trainer.run()
         })
         .expect("spawning the trainer thread");
-    TrainerHandle { commands: command_tx, events: event_rx, steps: step_rx, thread }
+    TrainerHandle {
+        commands: command_tx,
+        events: event_rx,
+        steps: step_rx,
+        thread,
+    }
 }
 
 struct Outbox {
@@ -105,7 +117,11 @@ const EVAL_CHUNK: i64 = 8192;
 fn evaluate(net: &Net, split: &Split, num_classes: usize) -> Evaluation {
     let n = split.len() as i64;
     if n == 0 {
-        return Evaluation { acc: f64::NAN, loss: f64::NAN, per_class: vec![f64::NAN; num_classes] };
+        return Evaluation {
+            acc: f64::NAN,
+            loss: f64::NAN,
+            per_class: vec![f64::NAN; num_classes],
+        };
     }
     let mut correct = Tensor::zeros([num_classes as i64], (Kind::Int64, split.labels.device()));
     let mut loss_sum = 0.0;
@@ -116,16 +132,23 @@ fn evaluate(net: &Net, split: &Split, num_classes: usize) -> Evaluation {
         let logits = net.logits(&x);
         loss_sum += distill::cross_entropy(&logits, &y).double_value(&[]) * len as f64;
         let hits = logits.argmax(-1, false).eq_tensor(&y);
-        correct += y.masked_select(&hits).bincount::<Tensor>(None, num_classes as i64);
+        correct += y
+            .masked_select(&hits)
+            .bincount::<Tensor>(None, num_classes as i64);
     }
-    let totals: Vec<i64> = Vec::try_from(split.labels.bincount::<Tensor>(None, num_classes as i64)).unwrap_or_default();
+    let totals: Vec<i64> = Vec::try_from(split.labels.bincount::<Tensor>(None, num_classes as i64))
+        .unwrap_or_default();
     let correct: Vec<i64> = Vec::try_from(correct).unwrap_or_default();
     let per_class = correct
         .iter()
         .zip(&totals)
         .map(|(&c, &t)| if t > 0 { c as f64 / t as f64 } else { f64::NAN })
         .collect();
-    Evaluation { acc: correct.iter().sum::<i64>() as f64 / n as f64, loss: loss_sum / n as f64, per_class }
+    Evaluation {
+        acc: correct.iter().sum::<i64>() as f64 / n as f64,
+        loss: loss_sum / n as f64,
+        per_class,
+    }
 }
 
 /// Median forward time at batch 1 and per example at a large batch.
@@ -152,7 +175,11 @@ fn measure_latency(net: &Net, test: &Split, device: Device) -> Latency {
     let many = test.features.narrow(0, 0, batch_size as i64);
     let batch1_us = median_us(|| drop(net.logits(&one)), device, 200);
     let batch_us = median_us(|| drop(net.logits(&many)), device, 20);
-    Latency { batch1_us, per_sample_us: batch_us / batch_size as f64, batch_size }
+    Latency {
+        batch1_us,
+        per_sample_us: batch_us / batch_size as f64,
+        batch_size,
+    }
 }
 
 /// The best-by-validation weights seen so far in a phase.
@@ -164,7 +191,12 @@ struct Best {
 
 impl Best {
     fn snapshot(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
-        tch::no_grad(|| vs.variables().into_iter().map(|(k, v)| (k, v.copy())).collect())
+        tch::no_grad(|| {
+            vs.variables()
+                .into_iter()
+                .map(|(k, v)| (k, v.copy()))
+                .collect()
+        })
     }
 
     fn restore(&self, vs: &mut nn::VarStore) {
@@ -200,7 +232,12 @@ fn role_index(role: Role) -> usize {
 
 impl Trainer {
     fn new(setup: TrainerSetup, commands: mpsc::Receiver<Command>, out: Outbox) -> Trainer {
-        let TrainerSetup { preset, data, device, run } = setup;
+        let TrainerSetup {
+            preset,
+            data,
+            device,
+            run,
+        } = setup;
         let data = Splits {
             train: data.train.to_device(device),
             val: data.val.to_device(device),
@@ -215,7 +252,11 @@ impl Trainer {
             commands,
             out,
             started: Instant::now(),
-            at: Position { phase: None, epoch: 0, step: 0 },
+            at: Position {
+                phase: None,
+                epoch: 0,
+                step: 0,
+            },
             paused: [false; 2],
             teacher: None,
             results: Vec::new(),
@@ -223,14 +264,21 @@ impl Trainer {
     }
 
     fn stamp(&self, event: Event) -> Stamped {
-        Stamped { at: self.at, wall_time: self.started.elapsed().as_secs_f64(), event }
+        Stamped {
+            at: self.at,
+            wall_time: self.started.elapsed().as_secs_f64(),
+            event,
+        }
     }
 
     /// Records an event in the run folder and sends it to the consumer (who may be gone).
     fn emit(&mut self, event: Event) {
         let stamped = self.stamp(event);
         if let Err(e) = self.run.record(&stamped) {
-            let _ = self.out.events.send(self.stamp(Event::Log { level: LogLevel::Error, message: format!("writing metrics.jsonl: {e}") }));
+            let _ = self.out.events.send(self.stamp(Event::Log {
+                level: LogLevel::Error,
+                message: format!("writing metrics.jsonl: {e}"),
+            }));
         }
         let _ = self.out.events.send(stamped);
     }
@@ -277,13 +325,19 @@ impl Trainer {
                 Err(Interrupt::Skip) => unreachable!("skips end the phase, not the run"),
             }
         }
-        let status = if stop.is_some() { RunStatus::Interrupted } else { RunStatus::Completed };
+        let status = if stop.is_some() {
+            RunStatus::Interrupted
+        } else {
+            RunStatus::Completed
+        };
         let summary = self.summary(status);
         if let Err(e) = self.run.write_json("summary.json", &summary) {
             self.log(LogLevel::Error, format!("writing summary.json: {e}"));
         }
         self.at.phase = None;
-        self.emit(Event::Finished { summary: summary.clone() });
+        self.emit(Event::Finished {
+            summary: summary.clone(),
+        });
         if let Err(e) = self.run.flush() {
             return RunOutcome::Failed(format!("writing metrics.jsonl: {e}"));
         }
@@ -295,8 +349,14 @@ impl Trainer {
 
     fn summary(&self, status: RunStatus) -> RunSummary {
         let find = |p: Phase| self.results.iter().find(|r| r.phase == p).cloned();
-        let (teacher, baseline, distilled) = (find(Phase::Teacher), find(Phase::Baseline), find(Phase::Distilled));
-        let comparison = teacher.as_ref().and_then(|t| Comparison::of(t, baseline.as_ref(), distilled.as_ref()));
+        let (teacher, baseline, distilled) = (
+            find(Phase::Teacher),
+            find(Phase::Baseline),
+            find(Phase::Distilled),
+        );
+        let comparison = teacher
+            .as_ref()
+            .and_then(|t| Comparison::of(t, baseline.as_ref(), distilled.as_ref()));
         RunSummary {
             status,
             name: self.preset.name.clone(),
@@ -320,7 +380,11 @@ impl Trainer {
 
     fn distill_params(&self) -> DistillParams {
         let d = &self.preset.distill;
-        DistillParams { method: d.method, temperature: d.temperature, alpha: d.alpha }
+        DistillParams {
+            method: d.method,
+            temperature: d.temperature,
+            alpha: d.alpha,
+        }
     }
 
     /// Handles pending commands; blocks (without spinning) while the phase's role is paused.
@@ -350,7 +414,10 @@ impl Trainer {
                 Command::Set { key, value } => self.apply_edit(&key, &value),
                 Command::Checkpoint => self.checkpoint(phase, net),
                 Command::SkipPhase => {
-                    self.log(LogLevel::Info, format!("skipping the rest of the {} phase", phase.as_str()));
+                    self.log(
+                        LogLevel::Info,
+                        format!("skipping the rest of the {} phase", phase.as_str()),
+                    );
                     return Err(Interrupt::Skip);
                 }
                 Command::Stop { reason } => {
@@ -364,34 +431,73 @@ impl Trainer {
     fn apply_edit(&mut self, key: &str, value: &str) {
         match self.preset.with_edit(key, value) {
             Ok(edited) => {
-                let as_json = |p: &Preset| p.get(key).and_then(|v| serde_json::to_value(v).ok()).unwrap_or_default();
+                let as_json = |p: &Preset| {
+                    p.get(key)
+                        .and_then(|v| serde_json::to_value(v).ok())
+                        .unwrap_or_default()
+                };
                 let (old, new) = (as_json(&self.preset), as_json(&edited));
                 self.preset = edited;
-                self.emit(Event::Edit { key: key.into(), old, new });
+                self.emit(Event::Edit {
+                    key: key.into(),
+                    old,
+                    new,
+                });
             }
-            Err(reason) => self.emit(Event::EditRefused { key: key.into(), value: value.into(), reason }),
+            Err(reason) => self.emit(Event::EditRefused {
+                key: key.into(),
+                value: value.into(),
+                reason,
+            }),
         }
     }
 
     fn checkpoint(&mut self, phase: Phase, net: &Net) {
-        let file = format!("checkpoints/{}-e{}-s{}.safetensors", phase.as_str(), self.at.epoch, self.at.step);
+        let file = format!(
+            "checkpoints/{}-e{}-s{}.safetensors",
+            phase.as_str(),
+            self.at.epoch,
+            self.at.step
+        );
         let path = self.run.path(&file);
         match net.vs.save(&path) {
-            Ok(()) => self.emit(Event::Checkpoint { path: path.display().to_string() }),
-            Err(e) => self.log(LogLevel::Error, format!("writing checkpoint {}: {e}", path.display())),
+            Ok(()) => self.emit(Event::Checkpoint {
+                path: path.display().to_string(),
+            }),
+            Err(e) => self.log(
+                LogLevel::Error,
+                format!("writing checkpoint {}: {e}", path.display()),
+            ),
         }
     }
 
     fn optimizer(cfg: &NetConfig, vs: &nn::VarStore) -> Result<nn::Optimizer, tch::TchError> {
         match cfg.optimizer {
-            OptimizerKind::Adam => nn::Adam { wd: cfg.weight_decay, ..Default::default() }.build(vs, cfg.lr),
-            OptimizerKind::Adamw => nn::AdamW { wd: cfg.weight_decay, ..Default::default() }.build(vs, cfg.lr),
-            OptimizerKind::Sgd => nn::Sgd { momentum: cfg.momentum, wd: cfg.weight_decay, ..Default::default() }.build(vs, cfg.lr),
+            OptimizerKind::Adam => nn::Adam {
+                wd: cfg.weight_decay,
+                ..Default::default()
+            }
+            .build(vs, cfg.lr),
+            OptimizerKind::Adamw => nn::AdamW {
+                wd: cfg.weight_decay,
+                ..Default::default()
+            }
+            .build(vs, cfg.lr),
+            OptimizerKind::Sgd => nn::Sgd {
+                momentum: cfg.momentum,
+                wd: cfg.weight_decay,
+                ..Default::default()
+            }
+            .build(vs, cfg.lr),
         }
     }
 
     fn run_phase(&mut self, phase: Phase) -> Result<(), Interrupt> {
-        self.at = Position { phase: Some(phase), epoch: 0, step: 0 };
+        self.at = Position {
+            phase: Some(phase),
+            epoch: 0,
+            step: 0,
+        };
         if phase == Phase::Teacher {
             if let Some(path) = self.preset.teacher.checkpoint.clone() {
                 return self.load_teacher(&path);
@@ -400,18 +506,28 @@ impl Trainer {
         let started = Instant::now();
         let cfg = self.net_config(phase).clone();
         // Baseline and distilled students start from the same weights: a fair comparison.
-        tch::manual_seed(seed::torch_seed(self.preset.seed, &format!("init/{}", phase.role().table()), 0));
+        tch::manual_seed(seed::torch_seed(
+            self.preset.seed,
+            &format!("init/{}", phase.role().table()),
+            0,
+        ));
         let mut net = Net::new(&cfg, &self.data, self.device);
         let mut opt = match Self::optimizer(&cfg, &net.vs) {
             Ok(o) => o,
             Err(e) => return Err(Interrupt::Stop(format!("building the optimizer: {e}"))),
         };
         let teacher_logits = match phase {
-            Phase::Distilled => self.teacher.as_ref().map(|t| t.logits(&self.data.train.features)),
+            Phase::Distilled => self
+                .teacher
+                .as_ref()
+                .map(|t| t.logits(&self.data.train.features)),
             _ => None,
         };
         let n_train = self.data.train.len();
-        self.emit(Event::PhaseStarted { epochs: cfg.epochs, steps_per_epoch: n_train.div_ceil(cfg.batch_size) });
+        self.emit(Event::PhaseStarted {
+            epochs: cfg.epochs,
+            steps_per_epoch: n_train.div_ceil(cfg.batch_size),
+        });
         let mut best: Option<Best> = None;
         let mut interrupt = None;
         while self.at.epoch < self.net_config(phase).epochs {
@@ -420,10 +536,19 @@ impl Trainer {
                 Ok(train_loss) => {
                     let val = evaluate(&net, &self.data.val, self.data.num_classes);
                     if best.as_ref().is_none_or(|b| val.acc > b.val_acc) {
-                        best = Some(Best { epoch: self.at.epoch, val_acc: val.acc, weights: Best::snapshot(&net.vs) });
+                        best = Some(Best {
+                            epoch: self.at.epoch,
+                            val_acc: val.acc,
+                            weights: Best::snapshot(&net.vs),
+                        });
                     }
                     let epochs = self.net_config(phase).epochs;
-                    self.emit(Event::Epoch { train_loss, val_loss: val.loss, val_acc: val.acc, epochs });
+                    self.emit(Event::Epoch {
+                        train_loss,
+                        val_loss: val.loss,
+                        val_acc: val.acc,
+                        epochs,
+                    });
                     let _ = self.run.flush();
                 }
                 Err(i) => {
@@ -439,10 +564,22 @@ impl Trainer {
         let epochs_run = self.at.epoch;
         let best = best.unwrap_or_else(|| {
             let val = evaluate(&net, &self.data.val, self.data.num_classes);
-            Best { epoch: epochs_run, val_acc: val.acc, weights: Best::snapshot(&net.vs) }
+            Best {
+                epoch: epochs_run,
+                val_acc: val.acc,
+                weights: Best::snapshot(&net.vs),
+            }
         });
         best.restore(&mut net.vs);
-        let result = self.finish_phase(phase, &net, best.epoch, best.val_acc, last.acc, started.elapsed().as_secs_f64(), true);
+        let result = self.finish_phase(
+            phase,
+            &net,
+            best.epoch,
+            best.val_acc,
+            last.acc,
+            started.elapsed().as_secs_f64(),
+            true,
+        );
         if phase == Phase::Teacher {
             self.teacher = Some(net);
         }
@@ -452,7 +589,16 @@ impl Trainer {
 
     /// Evaluates on test, measures latency, saves the weights and records the result.
     #[allow(clippy::too_many_arguments)]
-    fn finish_phase(&mut self, phase: Phase, net: &Net, best_epoch: usize, best_val_acc: f64, test_acc_last: f64, train_seconds: f64, trained: bool) -> PhaseResult {
+    fn finish_phase(
+        &mut self,
+        phase: Phase,
+        net: &Net,
+        best_epoch: usize,
+        best_val_acc: f64,
+        test_acc_last: f64,
+        train_seconds: f64,
+        trained: bool,
+    ) -> PhaseResult {
         let test = evaluate(net, &self.data.test, self.data.num_classes);
         let weights = format!("{}.safetensors", phase.as_str());
         if let Err(e) = net.vs.save(self.run.path(&weights)) {
@@ -483,8 +629,14 @@ impl Trainer {
             self.log(LogLevel::Error, message.clone());
             return Err(Interrupt::Stop(message));
         }
-        self.emit(Event::PhaseStarted { epochs: 0, steps_per_epoch: 0 });
-        self.log(LogLevel::Info, format!("teacher loaded from {}", path.display()));
+        self.emit(Event::PhaseStarted {
+            epochs: 0,
+            steps_per_epoch: 0,
+        });
+        self.log(
+            LogLevel::Info,
+            format!("teacher loaded from {}", path.display()),
+        );
         let val = evaluate(&net, &self.data.val, self.data.num_classes);
         let result = self.finish_phase(Phase::Teacher, &net, 0, val.acc, f64::NAN, 0.0, false);
         self.teacher = Some(net);
@@ -493,18 +645,33 @@ impl Trainer {
     }
 
     /// One pass over the training data; returns the mean training loss.
-    fn train_epoch(&mut self, phase: Phase, net: &Net, opt: &mut nn::Optimizer, teacher_logits: Option<&Tensor>) -> Result<f64, Interrupt> {
+    fn train_epoch(
+        &mut self,
+        phase: Phase,
+        net: &Net,
+        opt: &mut nn::Optimizer,
+        teacher_logits: Option<&Tensor>,
+    ) -> Result<f64, Interrupt> {
         let s = self.preset.seed;
         let tag = phase.as_str();
         // Per-epoch seeds: an epoch's shuffling and dropout replay from (seed, phase, epoch) alone.
-        tch::manual_seed(seed::torch_seed(s, &format!("dropout/{tag}"), self.at.epoch as u64));
+        tch::manual_seed(seed::torch_seed(
+            s,
+            &format!("dropout/{tag}"),
+            self.at.epoch as u64,
+        ));
         let mut order: Vec<i64> = (0..self.data.train.len() as i64).collect();
-        order.shuffle(&mut StdRng::seed_from_u64(seed::derive(s, &format!("shuffle/{tag}"), self.at.epoch as u64)));
+        order.shuffle(&mut StdRng::seed_from_u64(seed::derive(
+            s,
+            &format!("shuffle/{tag}"),
+            self.at.epoch as u64,
+        )));
         let order = Tensor::from_slice(&order).to_device(self.device);
         let n = order.size()[0];
         let (mut epoch_loss, mut epoch_batches) = (0.0, 0usize);
         let mut window_loss = Tensor::zeros([], (Kind::Float, self.device));
-        let (mut window_steps, mut window_samples, mut window_start) = (0usize, 0usize, Instant::now());
+        let (mut window_steps, mut window_samples, mut window_start) =
+            (0usize, 0usize, Instant::now());
         let mut cursor = 0i64;
         while cursor < n {
             self.poll_commands(phase, net)?;
@@ -517,7 +684,12 @@ impl Trainer {
             let y = self.data.train.labels.index_select(0, &idx);
             let logits = net.mlp.forward_t(&x, true);
             let loss = match (phase, teacher_logits) {
-                (Phase::Distilled, Some(t)) => distill::student_loss(self.distill_params(), &logits, &t.index_select(0, &idx), &y),
+                (Phase::Distilled, Some(t)) => distill::student_loss(
+                    self.distill_params(),
+                    &logits,
+                    &t.index_select(0, &idx),
+                    &y,
+                ),
                 _ => distill::cross_entropy(&logits, &y),
             };
             opt.backward_step(&loss);
@@ -529,10 +701,21 @@ impl Trainer {
             if window_steps >= self.preset.log_every || cursor >= n {
                 let mean = window_loss.double_value(&[]) / window_steps as f64;
                 if !mean.is_finite() {
-                    self.log(LogLevel::Warn, format!("{tag} loss is {mean} at step {}; try a lower lr", self.at.step));
+                    self.log(
+                        LogLevel::Warn,
+                        format!(
+                            "{tag} loss is {mean} at step {}; try a lower lr",
+                            self.at.step
+                        ),
+                    );
                 }
-                let samples_per_sec = window_samples as f64 / window_start.elapsed().as_secs_f64().max(1e-9);
-                self.emit_step(Event::Step { loss: mean, lr, samples_per_sec });
+                let samples_per_sec =
+                    window_samples as f64 / window_start.elapsed().as_secs_f64().max(1e-9);
+                self.emit_step(Event::Step {
+                    loss: mean,
+                    lr,
+                    samples_per_sec,
+                });
                 epoch_loss += mean * window_steps as f64;
                 epoch_batches += window_steps;
                 window_loss = Tensor::zeros([], (Kind::Float, self.device));

@@ -36,7 +36,10 @@ pub enum Confirm {
 pub enum Mode {
     Normal,
     /// Editing the selected hyperparameter; `refused` holds the last rejection's reason.
-    Editing { buffer: String, refused: Option<String> },
+    Editing {
+        buffer: String,
+        refused: Option<String>,
+    },
     Confirm(Confirm),
     Help,
 }
@@ -53,7 +56,14 @@ pub enum Hyper {
 }
 
 impl Hyper {
-    pub const ALL: [Hyper; 6] = [Hyper::Lr, Hyper::BatchSize, Hyper::Epochs, Hyper::Method, Hyper::Temperature, Hyper::Alpha];
+    pub const ALL: [Hyper; 6] = [
+        Hyper::Lr,
+        Hyper::BatchSize,
+        Hyper::Epochs,
+        Hyper::Method,
+        Hyper::Temperature,
+        Hyper::Alpha,
+    ];
 
     pub fn label(self) -> &'static str {
         match self {
@@ -118,14 +128,20 @@ impl Progress {
         if self.steps_per_epoch == 0 {
             return 0.0;
         }
-        let into_epoch = self.step.saturating_sub(self.epoch.saturating_sub(1) * self.steps_per_epoch);
+        let into_epoch = self
+            .step
+            .saturating_sub(self.epoch.saturating_sub(1) * self.steps_per_epoch);
         (into_epoch as f64 / self.steps_per_epoch as f64).clamp(0.0, 1.0)
     }
 
     /// Fraction of the phase's steps done.
     pub fn phase_ratio(&self) -> f64 {
         let total = self.epochs * self.steps_per_epoch;
-        if total == 0 { 0.0 } else { (self.step as f64 / total as f64).clamp(0.0, 1.0) }
+        if total == 0 {
+            0.0
+        } else {
+            (self.step as f64 / total as f64).clamp(0.0, 1.0)
+        }
     }
 
     /// Seconds left in this phase, once a whole epoch has given a stable rate.
@@ -235,7 +251,11 @@ impl App {
         if self.log.len() == LOG_CAPACITY {
             self.log.pop_front();
         }
-        self.log.push_back(LogLine { wall_time, level, text });
+        self.log.push_back(LogLine {
+            wall_time,
+            level,
+            text,
+        });
     }
 
     pub fn update(&mut self, msg: Msg) -> Option<Command> {
@@ -255,7 +275,11 @@ impl App {
             }
             Msg::Signal(signo) => {
                 let name = crate::batch::signal_name(signo);
-                self.push_log(self.progress.wall_time, LogLevel::Warn, format!("{name}: checkpointing and stopping"));
+                self.push_log(
+                    self.progress.wall_time,
+                    LogLevel::Warn,
+                    format!("{name}: checkpointing and stopping"),
+                );
                 self.stop(name)
             }
             Msg::Tick(elapsed) => {
@@ -278,7 +302,9 @@ impl App {
             return None;
         }
         self.stopping = true;
-        Some(Command::Stop { reason: reason.into() })
+        Some(Command::Stop {
+            reason: reason.into(),
+        })
     }
 
     fn on_key(&mut self, key: KeyEvent) -> Option<Command> {
@@ -335,10 +361,17 @@ impl App {
             }
             KeyCode::Enter => {
                 if self.finished() {
-                    self.push_log(self.progress.wall_time, LogLevel::Warn, "the run has finished; nothing to edit".into());
+                    self.push_log(
+                        self.progress.wall_time,
+                        LogLevel::Warn,
+                        "the run has finished; nothing to edit".into(),
+                    );
                 } else {
                     let buffer = self.hyper_value(Hyper::ALL[self.selected]);
-                    self.mode = Mode::Editing { buffer, refused: None };
+                    self.mode = Mode::Editing {
+                        buffer,
+                        refused: None,
+                    };
                 }
                 None
             }
@@ -370,7 +403,10 @@ impl App {
         if self.finished() {
             return None;
         }
-        Some(Command::SetPaused { role, paused: !self.is_paused(role) })
+        Some(Command::SetPaused {
+            role,
+            paused: !self.is_paused(role),
+        })
     }
 
     fn on_edit_key(&mut self, key: KeyEvent, mut buffer: String) -> Option<Command> {
@@ -388,22 +424,34 @@ impl App {
                 match checked {
                     Ok(()) => {
                         self.mode = Mode::Normal;
-                        Some(Command::Set { key, value: buffer.trim().to_string() })
+                        Some(Command::Set {
+                            key,
+                            value: buffer.trim().to_string(),
+                        })
                     }
                     Err(reason) => {
-                        self.mode = Mode::Editing { buffer, refused: Some(reason) };
+                        self.mode = Mode::Editing {
+                            buffer,
+                            refused: Some(reason),
+                        };
                         None
                     }
                 }
             }
             KeyCode::Backspace => {
                 buffer.pop();
-                self.mode = Mode::Editing { buffer, refused: None };
+                self.mode = Mode::Editing {
+                    buffer,
+                    refused: None,
+                };
                 None
             }
             KeyCode::Char(c) if !c.is_control() && buffer.len() < 32 => {
                 buffer.push(c);
-                self.mode = Mode::Editing { buffer, refused: None };
+                self.mode = Mode::Editing {
+                    buffer,
+                    refused: None,
+                };
                 None
             }
             _ => None,
@@ -411,12 +459,24 @@ impl App {
     }
 
     fn on_event(&mut self, stamped: Stamped) {
-        let Stamped { at, wall_time, event } = stamped;
+        let Stamped {
+            at,
+            wall_time,
+            event,
+        } = stamped;
         self.progress.wall_time = self.progress.wall_time.max(wall_time);
         let phase = at.phase;
         let series = phase.map(phase_index);
         match event {
-            Event::RunStarted { run_dir, device, data, teacher, student, preset, .. } => {
+            Event::RunStarted {
+                run_dir,
+                device,
+                data,
+                teacher,
+                student,
+                preset,
+                ..
+            } => {
                 self.run_dir = run_dir.clone();
                 self.device = device;
                 self.data = data;
@@ -427,7 +487,10 @@ impl App {
                 }
                 self.push_log(wall_time, LogLevel::Info, format!("run folder {run_dir}"));
             }
-            Event::PhaseStarted { epochs, steps_per_epoch } => {
+            Event::PhaseStarted {
+                epochs,
+                steps_per_epoch,
+            } => {
                 self.progress = Progress {
                     phase,
                     epoch: 0,
@@ -439,9 +502,17 @@ impl App {
                     phase_started: wall_time,
                 };
                 let name = phase.map_or("", Phase::as_str);
-                self.push_log(wall_time, LogLevel::Info, format!("{name} phase started ({epochs} epochs)"));
+                self.push_log(
+                    wall_time,
+                    LogLevel::Info,
+                    format!("{name} phase started ({epochs} epochs)"),
+                );
             }
-            Event::Step { loss, samples_per_sec, .. } => {
+            Event::Step {
+                loss,
+                samples_per_sec,
+                ..
+            } => {
                 // Steps may arrive after the next phase began (separate channel): file them by
                 // their own phase, and only move the counters of the current one.
                 if phase == self.progress.phase {
@@ -453,21 +524,29 @@ impl App {
                     self.series[i].loss.push((at.step as f64, loss));
                 }
             }
-            Event::Epoch { val_acc, epochs, .. } => {
+            Event::Epoch {
+                val_acc, epochs, ..
+            } => {
                 if phase == self.progress.phase {
                     self.progress.epoch = at.epoch;
                     self.progress.epochs = epochs;
                     self.progress.step = self.progress.step.max(at.step);
                 }
                 if let Some(i) = series {
-                    self.series[i].val_acc.push((at.epoch as f64, 100.0 * val_acc));
+                    self.series[i]
+                        .val_acc
+                        .push((at.epoch as f64, 100.0 * val_acc));
                 }
             }
             Event::PhaseFinished { result } => {
                 self.push_log(
                     wall_time,
                     LogLevel::Info,
-                    format!("{} finished: test acc {:.2}%", result.phase.as_str(), 100.0 * result.test_acc),
+                    format!(
+                        "{} finished: test acc {:.2}%",
+                        result.phase.as_str(),
+                        100.0 * result.test_acc
+                    ),
                 );
                 let index = phase_index(result.phase);
                 self.series[index].result = Some(result);
@@ -475,27 +554,49 @@ impl App {
             Event::Paused { role, paused } => {
                 self.paused[role_index(role)] = paused;
                 let what = if paused { "paused" } else { "resumed" };
-                self.push_log(wall_time, LogLevel::Info, format!("{} training {what}", role.table()));
+                self.push_log(
+                    wall_time,
+                    LogLevel::Info,
+                    format!("{} training {what}", role.table()),
+                );
             }
             Event::Edit { key, old, new } => {
                 let value = new.as_str().map_or_else(|| new.to_string(), str::to_string);
-                if let Some(edited) = self.preset.as_ref().and_then(|p| p.with_edit(&key, &value).ok()) {
+                if let Some(edited) = self
+                    .preset
+                    .as_ref()
+                    .and_then(|p| p.with_edit(&key, &value).ok())
+                {
                     self.preset = Some(edited);
                 }
                 if let Some(i) = series {
                     self.series[i].edits.push(at.step as f64);
                 }
-                self.push_log(wall_time, LogLevel::Info, format!("edit {key}: {old} -> {new} (step {})", at.step));
+                self.push_log(
+                    wall_time,
+                    LogLevel::Info,
+                    format!("edit {key}: {old} -> {new} (step {})", at.step),
+                );
             }
             Event::EditRefused { key, value, reason } => {
-                self.push_log(wall_time, LogLevel::Warn, format!("edit {key}={value} refused: {reason}"));
+                self.push_log(
+                    wall_time,
+                    LogLevel::Warn,
+                    format!("edit {key}={value} refused: {reason}"),
+                );
             }
-            Event::Checkpoint { path } => self.push_log(wall_time, LogLevel::Info, format!("checkpoint {path}")),
+            Event::Checkpoint { path } => {
+                self.push_log(wall_time, LogLevel::Info, format!("checkpoint {path}"))
+            }
             Event::Log { level, message } => self.push_log(wall_time, level, message),
             Event::Finished { summary } => {
                 self.progress.phase = None;
                 let status = format!("{:?}", summary.status).to_lowercase();
-                self.push_log(wall_time, LogLevel::Info, format!("run {status}; summary in {}/summary.json", self.run_dir));
+                self.push_log(
+                    wall_time,
+                    LogLevel::Info,
+                    format!("run {status}; summary in {}/summary.json", self.run_dir),
+                );
                 self.summary = Some(summary);
                 if self.stopping {
                     self.exit = true;

@@ -7,6 +7,8 @@
 
 pub mod app;
 pub mod render;
+#[cfg(test)]
+mod tests;
 pub mod theme;
 
 use crate::batch::{Ended, Signals};
@@ -64,7 +66,8 @@ fn install_hooks() -> color_eyre::Result<()> {
 fn enter_terminal() -> color_eyre::Result<Terminal<CrosstermBackend<Stdout>>> {
     RESTORED.store(false, Ordering::SeqCst);
     terminal::enable_raw_mode().wrap_err("enabling raw mode")?;
-    execute!(stdout(), terminal::EnterAlternateScreen, cursor::Hide).wrap_err("entering the alternate screen")?;
+    execute!(stdout(), terminal::EnterAlternateScreen, cursor::Hide)
+        .wrap_err("entering the alternate screen")?;
     Terminal::new(CrosstermBackend::new(stdout())).wrap_err("creating the terminal")
 }
 
@@ -72,8 +75,15 @@ fn enter_terminal() -> color_eyre::Result<Terminal<CrosstermBackend<Stdout>>> {
 pub fn run(handle: TrainerHandle, options: Options) -> color_eyre::Result<Ended> {
     install_hooks()?;
     let mut app = App::new(options.ascii_markers);
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let TrainerHandle { commands, mut events, mut steps, thread } = handle;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let TrainerHandle {
+        commands,
+        mut events,
+        mut steps,
+        thread,
+    } = handle;
     let signal = {
         let _guard = TerminalGuard;
         let mut terminal = enter_terminal()?;
@@ -123,6 +133,8 @@ pub fn run(handle: TrainerHandle, options: Options) -> color_eyre::Result<Ended>
         })?
     };
     drop(commands);
-    let outcome = thread.join().unwrap_or_else(|_| RunOutcome::Failed("the trainer thread panicked".into()));
+    let outcome = thread
+        .join()
+        .unwrap_or_else(|_| RunOutcome::Failed("the trainer thread panicked".into()));
     Ok(Ended { outcome, signal })
 }

@@ -3,11 +3,14 @@
 use super::app::{phase_index, App, Confirm, Hyper, Mode, PhaseSeries};
 use super::theme;
 use crate::events::Phase;
-use crate::summary::human_bytes;
+use crate::summary::{human_bytes, RunStatus};
 use ratatui::layout::{Alignment, Constraint, Flex, Layout, Rect};
 use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Axis, Block, Chart, Clear, Dataset, GraphType, LegendPosition, LineGauge, Paragraph, Row, Table, Wrap};
+use ratatui::widgets::{
+    Axis, Block, Chart, Clear, Dataset, GraphType, LegendPosition, LineGauge, Paragraph, Row,
+    Table, Wrap,
+};
 use ratatui::Frame;
 
 /// Points drawn per series at most; longer histories are thinned evenly.
@@ -24,19 +27,33 @@ pub fn render(app: &App, frame: &mut Frame) {
     let area = frame.area();
     let compact = is_compact(area);
     let footer_height = if compact { 2 } else { 1 };
-    let [header, body, footer] =
-        Layout::vertical([Constraint::Length(2), Constraint::Min(0), Constraint::Length(footer_height)]).areas(area);
+    let [header, body, footer] = Layout::vertical([
+        Constraint::Length(2),
+        Constraint::Min(0),
+        Constraint::Length(footer_height),
+    ])
+    .areas(area);
     render_header(app, frame, header);
     let (top, log_area) = if compact {
         (body, None)
     } else {
-        let [top, log] = Layout::vertical([Constraint::Percentage(70), Constraint::Min(5)]).areas(body);
+        let [top, log] =
+            Layout::vertical([Constraint::Percentage(70), Constraint::Min(5)]).areas(body);
         (top, Some(log))
     };
-    let left_width = if compact { Constraint::Length(34) } else { Constraint::Percentage(38) };
+    let left_width = if compact {
+        Constraint::Length(36)
+    } else {
+        Constraint::Percentage(38)
+    };
     let [left, right] = Layout::horizontal([left_width, Constraint::Min(0)]).areas(top);
-    let [hyper, models] = Layout::vertical([Constraint::Length(Hyper::ALL.len() as u16 + 2), Constraint::Min(0)]).areas(left);
-    let [loss, acc] = Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(right);
+    let [hyper, models] = Layout::vertical([
+        Constraint::Length(Hyper::ALL.len() as u16 + 2),
+        Constraint::Min(0),
+    ])
+    .areas(left);
+    let [loss, acc] =
+        Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(right);
     render_hyperparameters(app, frame, hyper);
     render_models(app, frame, models);
     render_loss_chart(app, frame, loss);
@@ -63,8 +80,10 @@ pub fn format_duration(seconds: f64) -> String {
 
 fn status(app: &App) -> Span<'static> {
     if let Some(summary) = &app.summary {
-        let done = format!("{:?}", summary.status).to_lowercase();
-        return Span::styled(done, theme::title());
+        return match summary.status {
+            RunStatus::Completed => Span::styled("✓ completed", theme::running()),
+            RunStatus::Interrupted => Span::styled("■ interrupted", theme::paused()),
+        };
     }
     if app.stopping {
         return Span::styled("stopping…", theme::paused());
@@ -80,34 +99,69 @@ fn render_header(app: &App, frame: &mut Frame, area: Rect) {
     let p = &app.progress;
     let phase = match p.phase {
         Some(phase) => Span::styled(phase.as_str(), theme::title().fg(theme::phase_color(phase))),
-        None if app.summary.is_some() => Span::styled("done", theme::title()),
+        None if app.summary.is_some() => Span::raw("run"),
+        None if app.trainer_gone => Span::styled("trainer stopped", theme::error()),
         None => Span::raw("-"),
     };
     let eta = p.eta_seconds().map_or("-".into(), format_duration);
-    let line = Line::from(vec![
+    let mut spans = vec![
         Span::styled(" kd-tui ", theme::title()),
-        Span::raw(format!("{} · {} · ", app.name, app.device)),
+        Span::raw(format!("{} · ", app.name)),
         phase,
         Span::raw(" "),
         status(app),
-        Span::raw(format!(
-            " · epoch {}/{} · step {} · {:.0} samples/s · elapsed {} · ETA {}",
-            p.epoch,
-            p.epochs,
-            p.step,
-            p.samples_per_sec,
-            format_duration(app.elapsed.as_secs_f64()),
-            eta
-        )),
-    ]);
-    let [text, gauges] = Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(area);
-    frame.render_widget(Paragraph::new(line), text);
-    let [epoch_gauge, phase_gauge] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(gauges);
-    let gauge = |label: String, ratio: f64| {
-        LineGauge::default().filled_style(theme::gauge()).unfilled_style(theme::dim()).label(label).ratio(ratio)
+    ];
+    // Most important first; whatever does not fit the width is left out.
+    let optional = match &app.summary {
+        Some(summary) => vec![
+            format!(" · run took {}", format_duration(summary.wall_seconds)),
+            format!(" · {}", app.device),
+        ],
+        None => vec![
+            format!(" · epoch {}/{}", p.epoch, p.epochs),
+            format!(" · step {}", p.step),
+            format!(" · {:.0} samples/s", p.samples_per_sec),
+            format!(" · elapsed {}", format_duration(app.elapsed.as_secs_f64())),
+            format!(" · ETA {eta}"),
+            format!(" · {}", app.device),
+        ],
     };
-    frame.render_widget(gauge(format!(" epoch {:>3.0}%", 100.0 * p.epoch_ratio()), p.epoch_ratio()), epoch_gauge);
-    frame.render_widget(gauge(format!(" phase {:>3.0}%", 100.0 * p.phase_ratio()), p.phase_ratio()), phase_gauge);
+    let mut used: usize = spans.iter().map(|s| s.width()).sum();
+    for segment in optional {
+        let width = Span::raw(&segment).width();
+        if used + width > area.width as usize {
+            break;
+        }
+        used += width;
+        spans.push(Span::raw(segment));
+    }
+    let line = Line::from(spans);
+    let [text, gauges] =
+        Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(area);
+    frame.render_widget(Paragraph::new(line), text);
+    let [epoch_gauge, phase_gauge] =
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(gauges);
+    let gauge = |label: String, ratio: f64| {
+        LineGauge::default()
+            .filled_style(theme::gauge())
+            .unfilled_style(theme::dim())
+            .label(label)
+            .ratio(ratio)
+    };
+    frame.render_widget(
+        gauge(
+            format!(" epoch {:>3.0}%", 100.0 * p.epoch_ratio()),
+            p.epoch_ratio(),
+        ),
+        epoch_gauge,
+    );
+    frame.render_widget(
+        gauge(
+            format!(" phase {:>3.0}%", 100.0 * p.phase_ratio()),
+            p.phase_ratio(),
+        ),
+        phase_gauge,
+    );
 }
 
 fn render_hyperparameters(app: &App, frame: &mut Frame, area: Rect) {
@@ -118,57 +172,130 @@ fn render_hyperparameters(app: &App, frame: &mut Frame, area: Rect) {
         .map(|(i, &hyper)| {
             let selected = i == app.selected;
             let value = match (&app.mode, selected) {
-                (Mode::Editing { buffer, .. }, true) => Span::styled(format!("{buffer}▏"), theme::editing()),
+                (Mode::Editing { buffer, .. }, true) => {
+                    Span::styled(format!("{buffer}▏"), theme::editing())
+                }
                 _ => {
                     let mut v = app.hyper_value(hyper);
-                    if hyper == Hyper::Epochs && app.progress.phase.is_some() {
-                        v.push_str(&format!(" ({} left)", app.progress.epochs.saturating_sub(app.progress.epoch)));
+                    if let (Hyper::Epochs, Some(_), Ok(epochs)) =
+                        (hyper, app.progress.phase, v.parse::<usize>())
+                    {
+                        v.push_str(&format!(
+                            " ({} left)",
+                            epochs.saturating_sub(app.progress.epoch)
+                        ));
                     }
                     Span::raw(v)
                 }
             };
             let line = Line::from(vec![Span::raw(format!(" {:<12}", hyper.label())), value]);
-            if selected { line.style(theme::selected()) } else { line }
+            if selected {
+                line.style(theme::selected())
+            } else {
+                line
+            }
         })
         .collect();
     let title = format!(" hyperparameters ({}) ", role.table());
-    frame.render_widget(Paragraph::new(rows).block(Block::bordered().title(title)), area);
+    frame.render_widget(
+        Paragraph::new(rows).block(Block::bordered().title(title)),
+        area,
+    );
 }
 
 fn ratio_text(a: f64, b: f64) -> String {
-    if b > 0.0 && a.is_finite() && b.is_finite() { format!("{:.1}x", a / b) } else { "-".into() }
+    if b > 0.0 && a.is_finite() && b.is_finite() {
+        format!("{:.1}x", a / b)
+    } else {
+        "-".into()
+    }
 }
 
 fn render_models(app: &App, frame: &mut Frame, area: Rect) {
     let result = |phase: Phase| app.series[phase_index(phase)].result.as_ref();
-    let (teacher, baseline, distilled) = (result(Phase::Teacher), result(Phase::Baseline), result(Phase::Distilled));
+    let (teacher, baseline, distilled) = (
+        result(Phase::Teacher),
+        result(Phase::Baseline),
+        result(Phase::Distilled),
+    );
     let student = distilled.or(baseline);
-    let acc = |r: Option<&crate::summary::PhaseResult>| r.map_or("-".into(), |r| format!("{:.2}%", 100.0 * r.test_acc));
+    let acc = |r: Option<&crate::summary::PhaseResult>| {
+        r.map_or("-".into(), |r| format!("{:.2}%", 100.0 * r.test_acc))
+    };
     let mut rows = Vec::new();
     if let Some((t, s)) = app.sizes {
-        rows.push(Row::new(vec!["params".into(), t.params.to_string(), s.params.to_string(), ratio_text(t.params as f64, s.params as f64)]));
-        rows.push(Row::new(vec!["size".into(), human_bytes(t.bytes), human_bytes(s.bytes), ratio_text(t.bytes as f64, s.bytes as f64)]));
+        rows.push(Row::new(vec![
+            "params".into(),
+            t.params.to_string(),
+            s.params.to_string(),
+            ratio_text(t.params as f64, s.params as f64),
+        ]));
+        rows.push(Row::new(vec![
+            "size".into(),
+            human_bytes(t.bytes),
+            human_bytes(s.bytes),
+            ratio_text(t.bytes as f64, s.bytes as f64),
+        ]));
     }
-    let latency = |r: Option<&crate::summary::PhaseResult>| r.map_or("-".into(), |r| format!("{:.1}µs", r.latency.batch1_us));
+    let latency = |r: Option<&crate::summary::PhaseResult>| {
+        r.map_or("-".into(), |r| format!("{:.1}µs", r.latency.batch1_us))
+    };
     let speedup = match (teacher, student) {
         (Some(t), Some(s)) => ratio_text(t.latency.batch1_us, s.latency.batch1_us),
         _ => "-".into(),
     };
-    rows.push(Row::new(vec!["latency b1".into(), latency(teacher), latency(student), speedup]));
-    rows.push(Row::new(vec!["test acc".into(), acc(teacher), acc(student), String::new()]));
-    rows.push(Row::new(vec!["baseline".into(), String::new(), acc(baseline), String::new()]));
+    rows.push(Row::new(vec![
+        "latency".into(),
+        latency(teacher),
+        latency(student),
+        speedup,
+    ]));
+    rows.push(Row::new(vec![
+        "test acc".into(),
+        acc(teacher),
+        String::new(),
+        String::new(),
+    ]));
+    rows.push(Row::new(vec![
+        "baseline".into(),
+        String::new(),
+        acc(baseline),
+        String::new(),
+    ]));
     let gain = match (baseline, distilled) {
         (Some(b), Some(d)) => {
             let pp = 100.0 * (d.test_acc - b.test_acc);
-            let style = if pp >= 0.0 { theme::good() } else { theme::bad() };
-            Row::new(vec![Line::from("distilled"), Line::from(""), Line::from(acc(distilled)), Line::styled(format!("{pp:+.2}pp"), style)])
+            let style = if pp >= 0.0 {
+                theme::good()
+            } else {
+                theme::bad()
+            };
+            Row::new(vec![
+                Line::from("distilled"),
+                Line::from(""),
+                Line::from(acc(distilled)),
+                Line::styled(format!("{pp:+.2}pp"), style),
+            ])
         }
-        _ => Row::new(vec!["distilled".into(), String::new(), acc(distilled), String::new()]),
+        _ => Row::new(vec![
+            "distilled".into(),
+            String::new(),
+            acc(distilled),
+            String::new(),
+        ]),
     };
     rows.push(gain);
-    let table = Table::new(rows, [Constraint::Length(10), Constraint::Length(9), Constraint::Length(9), Constraint::Min(6)])
-        .header(Row::new(vec!["", "teacher", "student", "ratio"]).style(theme::title()))
-        .block(Block::bordered().title(" models "));
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(9),
+            Constraint::Length(8),
+            Constraint::Length(8),
+            Constraint::Min(5),
+        ],
+    )
+    .header(Row::new(vec!["", "teacher", "student", "ratio"]).style(theme::title()))
+    .block(Block::bordered().title(" models "));
     frame.render_widget(table, area);
 }
 
@@ -201,7 +328,11 @@ pub fn thin(points: Vec<(f64, f64)>, max: usize) -> Vec<(f64, f64)> {
 
 /// Bounds with a little headroom; a flat series still gets a visible range.
 fn bounds(values: impl Iterator<Item = f64>) -> Option<[f64; 2]> {
-    let (lo, hi) = values.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
     if !lo.is_finite() {
         return None;
     }
@@ -210,21 +341,44 @@ fn bounds(values: impl Iterator<Item = f64>) -> Option<[f64; 2]> {
 }
 
 fn axis_labels(b: [f64; 2], fmt: impl Fn(f64) -> String) -> Vec<Line<'static>> {
-    [b[0], (b[0] + b[1]) / 2.0, b[1]].into_iter().map(|v| Line::from(fmt(v))).collect()
+    [b[0], (b[0] + b[1]) / 2.0, b[1]]
+        .into_iter()
+        .map(|v| Line::from(fmt(v)))
+        .collect()
 }
 
 fn marker(app: &App) -> Marker {
-    if app.ascii_markers { Marker::Dot } else { Marker::Braille }
+    if app.ascii_markers {
+        Marker::Dot
+    } else {
+        Marker::Braille
+    }
 }
 
 fn render_loss_chart(app: &App, frame: &mut Frame, area: Rect) {
-    let transform = |y: f64| if app.log_scale { y.max(1e-12).log10() } else { y };
+    let transform = |y: f64| {
+        if app.log_scale {
+            y.max(1e-12).log10()
+        } else {
+            y
+        }
+    };
     let curves: Vec<(Phase, Vec<(f64, f64)>)> = Phase::ALL
         .iter()
         .map(|&phase| {
             let raw = &app.series[phase_index(phase)].loss;
-            let smooth = if app.smoothing { ema(raw, EMA_WEIGHT) } else { raw.clone() };
-            (phase, thin(smooth.into_iter().map(|(x, y)| (x, transform(y))).collect(), MAX_POINTS))
+            let smooth = if app.smoothing {
+                ema(raw, EMA_WEIGHT)
+            } else {
+                raw.clone()
+            };
+            (
+                phase,
+                thin(
+                    smooth.into_iter().map(|(x, y)| (x, transform(y))).collect(),
+                    MAX_POINTS,
+                ),
+            )
         })
         .collect();
     let mut title = String::from(" training loss");
@@ -237,9 +391,23 @@ fn render_loss_chart(app: &App, frame: &mut Frame, area: Rect) {
     title.push(' ');
     let block = Block::bordered().title(title);
     let all = || curves.iter().flat_map(|(_, c)| c.iter());
-    let (Some(y), Some(x_max)) = (bounds(all().map(|p| p.1)), all().map(|p| p.0).reduce(f64::max)) else {
-        frame.render_widget(Paragraph::new("waiting for the first steps…").style(theme::dim()).block(block), area);
+    let (Some(y), Some(x_max)) = (
+        bounds(all().map(|p| p.1)),
+        all().map(|p| p.0).reduce(f64::max),
+    ) else {
+        frame.render_widget(
+            Paragraph::new("waiting for the first steps…")
+                .style(theme::dim())
+                .block(block),
+            area,
+        );
         return;
+    };
+    // Losses are never negative: keep the padding from suggesting otherwise.
+    let y = if app.log_scale {
+        y
+    } else {
+        [y[0].max(0.0), y[1]]
     };
     let markers: Vec<[(f64, f64); 2]> = app
         .series
@@ -259,12 +427,27 @@ fn render_loss_chart(app: &App, frame: &mut Frame, area: Rect) {
         })
         .collect();
     datasets.extend(markers.iter().map(|m| {
-        Dataset::default().marker(marker(app)).graph_type(GraphType::Line).style(theme::EDIT_MARKER).data(m)
+        Dataset::default()
+            .marker(marker(app))
+            .graph_type(GraphType::Line)
+            .style(theme::EDIT_MARKER)
+            .data(m)
     }));
-    let fmt_y = |v: f64| if app.log_scale { format!("{:.3}", 10f64.powf(v)) } else { format!("{v:.3}") };
+    let fmt_y = |v: f64| {
+        if app.log_scale {
+            format!("{:.3}", 10f64.powf(v))
+        } else {
+            format!("{v:.3}")
+        }
+    };
     let chart = Chart::new(datasets)
         .block(block)
-        .x_axis(Axis::default().title("step").bounds([0.0, x_max.max(1.0)]).labels(axis_labels([0.0, x_max.max(1.0)], |v| format!("{v:.0}"))))
+        .x_axis(
+            Axis::default()
+                .title("step")
+                .bounds([0.0, x_max.max(1.0)])
+                .labels(axis_labels([0.0, x_max.max(1.0)], |v| format!("{v:.0}"))),
+        )
         .y_axis(Axis::default().bounds(y).labels(axis_labels(y, fmt_y)))
         .legend_position(Some(LegendPosition::TopRight))
         .hidden_legend_constraints((Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)));
@@ -273,16 +456,29 @@ fn render_loss_chart(app: &App, frame: &mut Frame, area: Rect) {
 
 fn render_accuracy_chart(app: &App, frame: &mut Frame, area: Rect) {
     let block = Block::bordered().title(" validation accuracy % ");
-    let curves: Vec<(Phase, &Vec<(f64, f64)>)> =
-        Phase::ALL.iter().map(|&p| (p, &app.series[phase_index(p)].val_acc)).filter(|(_, c)| !c.is_empty()).collect();
+    let curves: Vec<(Phase, &Vec<(f64, f64)>)> = Phase::ALL
+        .iter()
+        .map(|&p| (p, &app.series[phase_index(p)].val_acc))
+        .filter(|(_, c)| !c.is_empty())
+        .collect();
     let all = || curves.iter().flat_map(|(_, c)| c.iter());
-    let (Some(y), Some(x_max)) = (bounds(all().map(|p| p.1)), all().map(|p| p.0).reduce(f64::max)) else {
-        frame.render_widget(Paragraph::new("waiting for the first epoch…").style(theme::dim()).block(block), area);
+    let (Some(y), Some(x_max)) = (
+        bounds(all().map(|p| p.1)),
+        all().map(|p| p.0).reduce(f64::max),
+    ) else {
+        frame.render_widget(
+            Paragraph::new("waiting for the first epoch…")
+                .style(theme::dim())
+                .block(block),
+            area,
+        );
         return;
     };
     let x = [1.0, x_max.max(2.0)];
     let teacher_best = app.series[0].val_acc.iter().map(|p| p.1).reduce(f64::max);
-    let reference: Vec<(f64, f64)> = teacher_best.map(|t| vec![(x[0], t), (x[1], t)]).unwrap_or_default();
+    let reference: Vec<(f64, f64)> = teacher_best
+        .map(|t| vec![(x[0], t), (x[1], t)])
+        .unwrap_or_default();
     let mut datasets: Vec<Dataset> = curves
         .iter()
         .map(|(phase, c)| {
@@ -295,13 +491,29 @@ fn render_accuracy_chart(app: &App, frame: &mut Frame, area: Rect) {
         })
         .collect();
     if !reference.is_empty() {
-        datasets.push(Dataset::default().name("teacher best").marker(Marker::Dot).graph_type(GraphType::Line).style(theme::REFERENCE).data(&reference));
+        datasets.push(
+            Dataset::default()
+                .name("teacher best")
+                .marker(Marker::Dot)
+                .graph_type(GraphType::Line)
+                .style(theme::REFERENCE)
+                .data(&reference),
+        );
     }
-    let y = [y[0], y[1].min(100.5)];
+    let y = [y[0].max(0.0), y[1].min(100.0)];
     let chart = Chart::new(datasets)
         .block(block)
-        .x_axis(Axis::default().title("epoch").bounds(x).labels(axis_labels(x, |v| format!("{v:.0}"))))
-        .y_axis(Axis::default().bounds(y).labels(axis_labels(y, |v| format!("{v:.1}"))))
+        .x_axis(
+            Axis::default()
+                .title("epoch")
+                .bounds(x)
+                .labels(axis_labels(x, |v| format!("{v:.0}"))),
+        )
+        .y_axis(
+            Axis::default()
+                .bounds(y)
+                .labels(axis_labels(y, |v| format!("{v:.1}"))),
+        )
         .legend_position(Some(LegendPosition::BottomRight))
         .hidden_legend_constraints((Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)));
     frame.render_widget(chart, area);
@@ -309,15 +521,26 @@ fn render_accuracy_chart(app: &App, frame: &mut Frame, area: Rect) {
 
 fn log_line(line: &super::app::LogLine) -> Line<'static> {
     Line::from(vec![
-        Span::styled(format!("{:>7} ", format_duration(line.wall_time)), theme::dim()),
+        Span::styled(
+            format!("{:>7} ", format_duration(line.wall_time)),
+            theme::dim(),
+        ),
         Span::styled(line.text.clone(), theme::log_level(line.level)),
     ])
 }
 
 fn render_log(app: &App, frame: &mut Frame, area: Rect) {
     let visible = area.height.saturating_sub(2) as usize;
-    let lines: Vec<Line> = app.log.iter().skip(app.log.len().saturating_sub(visible)).map(log_line).collect();
-    frame.render_widget(Paragraph::new(lines).block(Block::bordered().title(" events ")), area);
+    let lines: Vec<Line> = app
+        .log
+        .iter()
+        .skip(app.log.len().saturating_sub(visible))
+        .map(log_line)
+        .collect();
+    frame.render_widget(
+        Paragraph::new(lines).block(Block::bordered().title(" events ")),
+        area,
+    );
 }
 
 fn render_footer(app: &App, frame: &mut Frame, area: Rect, compact: bool) {
@@ -325,11 +548,30 @@ fn render_footer(app: &App, frame: &mut Frame, area: Rect, compact: bool) {
     if compact {
         lines.push(app.log.back().map_or_else(Line::default, log_line));
     }
-    let hint = |key: &'static str, what: &'static str| vec![Span::styled(key, theme::key_hint()), Span::raw(format!(" {what}  "))];
+    let hint = |key: &'static str, what: &'static str| {
+        vec![
+            Span::styled(key, theme::key_hint()),
+            Span::raw(format!(" {what}  ")),
+        ]
+    };
     let keys: Vec<Span> = match &app.mode {
-        Mode::Editing { refused: Some(reason), .. } => vec![Span::styled(format!(" refused: {reason}"), theme::error())],
-        Mode::Editing { .. } => [hint(" Enter", "apply"), hint("Esc", "cancel"), hint("Backspace", "delete")].concat(),
-        _ if app.finished() => [hint(" q", "quit"), hint("l", "log scale"), hint("e", "EMA"), hint("?", "help")].concat(),
+        Mode::Editing {
+            refused: Some(reason),
+            ..
+        } => vec![Span::styled(format!(" refused: {reason}"), theme::error())],
+        Mode::Editing { .. } => [
+            hint(" Enter", "apply"),
+            hint("Esc", "cancel"),
+            hint("Backspace", "delete"),
+        ]
+        .concat(),
+        _ if app.finished() => [
+            hint(" q", "quit"),
+            hint("l", "log scale"),
+            hint("e", "EMA"),
+            hint("?", "help"),
+        ]
+        .concat(),
         _ => [
             hint(" Space", "pause"),
             hint("↑↓", "select"),
@@ -347,8 +589,12 @@ fn render_footer(app: &App, frame: &mut Frame, area: Rect, compact: bool) {
 }
 
 fn centered(area: Rect, width: u16, height: u16) -> Rect {
-    let [row] = Layout::vertical([Constraint::Length(height.min(area.height))]).flex(Flex::Center).areas(area);
-    let [cell] = Layout::horizontal([Constraint::Length(width.min(area.width))]).flex(Flex::Center).areas(row);
+    let [row] = Layout::vertical([Constraint::Length(height.min(area.height))])
+        .flex(Flex::Center)
+        .areas(area);
+    let [cell] = Layout::horizontal([Constraint::Length(width.min(area.width))])
+        .flex(Flex::Center)
+        .areas(row);
     cell
 }
 
@@ -362,7 +608,10 @@ pub const HELP: &[(&str, &str)] = &[
     ("l", "loss chart: log scale on / off"),
     ("e", "loss chart: EMA smoothing on / off"),
     ("m", "chart markers: braille / plain dots"),
-    ("q", "quit: checkpoint and finish the run folder (asks first)"),
+    (
+        "q",
+        "quit: checkpoint and finish the run folder (asks first)",
+    ),
     ("Ctrl-C", "stop now, with a checkpoint"),
     ("?", "this help; any key closes it"),
 ];
@@ -370,23 +619,41 @@ pub const HELP: &[(&str, &str)] = &[
 fn render_help(frame: &mut Frame, area: Rect) {
     let lines: Vec<Line> = HELP
         .iter()
-        .map(|(key, what)| Line::from(vec![Span::styled(format!(" {key:<10} "), theme::key_hint()), Span::raw(*what)]))
+        .map(|(key, what)| {
+            Line::from(vec![
+                Span::styled(format!(" {key:<10} "), theme::key_hint()),
+                Span::raw(*what),
+            ])
+        })
         .collect();
     let popup = centered(area, 72, HELP.len() as u16 + 2);
     frame.render_widget(Clear, popup);
-    frame.render_widget(Paragraph::new(lines).block(Block::bordered().title(" keys ")), popup);
+    frame.render_widget(
+        Paragraph::new(lines).block(Block::bordered().title(" keys ")),
+        popup,
+    );
 }
 
 fn render_confirm(app: &App, action: Confirm, frame: &mut Frame, area: Rect) {
     let question = match action {
-        Confirm::SkipPhase => format!("Skip the rest of the {} phase?", app.progress.phase.map_or("current", Phase::as_str)),
+        Confirm::SkipPhase => format!(
+            "Skip the rest of the {} phase?",
+            app.progress.phase.map_or("current", Phase::as_str)
+        ),
         Confirm::Quit => "Quit? A checkpoint is written and the run folder completed.".into(),
     };
-    let text = vec![Line::from(question), Line::from(""), Line::styled("y / Enter: yes    any other key: no", theme::key_hint())];
+    let text = vec![
+        Line::from(question),
+        Line::from(""),
+        Line::styled("y / Enter: yes    any other key: no", theme::key_hint()),
+    ];
     let popup = centered(area, 64, 5);
     frame.render_widget(Clear, popup);
     frame.render_widget(
-        Paragraph::new(text).alignment(Alignment::Center).wrap(Wrap { trim: true }).block(Block::bordered().title(" confirm ")),
+        Paragraph::new(text)
+            .alignment(Alignment::Center)
+            .wrap(Wrap { trim: true })
+            .block(Block::bordered().title(" confirm ")),
         popup,
     );
 }

@@ -27,7 +27,9 @@ pub fn key_hint() -> Style {
 }
 
 pub fn selected() -> Style {
-    Style::new().bg(Color::DarkGray).add_modifier(Modifier::BOLD)
+    Style::new()
+        .bg(Color::DarkGray)
+        .add_modifier(Modifier::BOLD)
 }
 
 pub fn editing() -> Style {

@@ -34,7 +34,10 @@ where
 /// The embedded default preset with the first `from` replaced by `to`.
 pub fn edit_default_preset(from: &str, to: &str) -> String {
     let text = kd_tui::preset::DEFAULT_PRESET;
-    assert!(text.contains(from), "presets/digits.toml no longer contains `{from}`");
+    assert!(
+        text.contains(from),
+        "presets/digits.toml no longer contains `{from}`"
+    );
     text.replacen(from, to, 1)
 }
 

@@ -1,0 +1,336 @@
+//! Bad input never starts a run: the binary exits with code 2 and says which file (or `--set`
+//! flag), line and key is wrong and what is allowed, before it creates a run folder.
+
+mod common;
+
+use common::{edit_default_preset, run, write_preset};
+use std::ffi::OsString;
+use std::path::Path;
+
+/// Runs `kd-tui --batch <args> --out <dir>/run`, checks the rejection and returns the message.
+fn rejected(dir: &Path, args: &[OsString]) -> String {
+    let out = dir.join("run");
+    let mut all = vec![
+        OsString::from("--batch"),
+        "--out".into(),
+        out.clone().into(),
+    ];
+    all.extend_from_slice(args);
+    let outcome = run(&all);
+    assert_eq!(
+        outcome.code,
+        Some(2),
+        "kd-tui {all:?} should reject its input: {outcome:?}"
+    );
+    assert!(
+        outcome.stdout.is_empty(),
+        "nothing on stdout: {}",
+        outcome.stdout
+    );
+    assert!(!out.exists(), "bad input must not leave a run folder");
+    outcome.stderr
+}
+
+/// The 1-based number of the one line of `text` that contains `needle`.
+fn line_of(text: &str, needle: &str) -> usize {
+    let hits: Vec<usize> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains(needle))
+        .map(|(i, _)| i + 1)
+        .collect();
+    assert_eq!(hits.len(), 1, "`{needle}` should be on exactly one line");
+    hits[0]
+}
+
+/// A broken variant of the default preset.
+struct PresetCase<'a> {
+    /// Text in presets/digits.toml to replace (first occurrence) ...
+    from: &'a str,
+    /// ... and its replacement.
+    to: &'a str,
+    /// Text on the line the message must point at.
+    line_with: &'a str,
+    /// The dotted key the message must name; `None` for syntax errors.
+    key: Option<&'a str>,
+    /// What the message must say is wrong or allowed.
+    says: &'a [&'a str],
+}
+
+impl PresetCase<'_> {
+    fn check(&self) {
+        let tmp = tempfile::tempdir().unwrap();
+        let text = edit_default_preset(self.from, self.to);
+        let path = write_preset(tmp.path(), "broken.toml", &text);
+        let message = rejected(tmp.path(), &[path.clone().into()]);
+        assert_eq!(message.trim_end().lines().count(), 1, "one line: {message}");
+        let location = format!("{}:{}:", path.display(), line_of(&text, self.line_with));
+        assert!(
+            message.contains(&location),
+            "expected `{location}` in: {message}"
+        );
+        if let Some(key) = self.key {
+            assert!(
+                message.contains(&format!("key `{key}`")),
+                "expected key `{key}` in: {message}"
+            );
+        }
+        for says in self.says {
+            assert!(message.contains(says), "expected `{says}` in: {message}");
+        }
+    }
+}
+
+#[test]
+fn unknown_key_lists_the_allowed_keys() {
+    PresetCase {
+        from: "[distill]",
+        to: "[distill]\ntemprature = 3.0",
+        line_with: "temprature",
+        key: Some("distill.temprature"),
+        says: &[
+            "unknown field `temprature`",
+            "`method`, `temperature`, `alpha`",
+        ],
+    }
+    .check();
+}
+
+#[test]
+fn unknown_key_in_an_inline_table() {
+    PresetCase {
+        from: r#"activation = "relu", dropout = 0.0"#,
+        to: r#"actvation = "relu", dropout = 0.0"#,
+        line_with: "actvation",
+        key: Some("student.model.actvation"),
+        says: &["unknown field `actvation`", "`activation`"],
+    }
+    .check();
+}
+
+#[test]
+fn wrong_type() {
+    PresetCase {
+        from: "epochs = 30",
+        to: r#"epochs = "ten""#,
+        line_with: r#""ten""#,
+        key: Some("teacher.epochs"),
+        // serde's wording for "a non-negative integer".
+        says: &[r#"string "ten""#, "expected a non-negative integer"],
+    }
+    .check();
+}
+
+#[test]
+fn temperature_must_be_positive() {
+    for bad in ["0.0", "-2.5"] {
+        let to = format!("temperature = {bad}");
+        PresetCase {
+            from: "temperature = 4.0",
+            to: &to,
+            line_with: &to,
+            key: Some("distill.temperature"),
+            says: &["must be a number > 0"],
+        }
+        .check();
+    }
+}
+
+#[test]
+fn alpha_must_be_within_0_and_1() {
+    for bad in ["1.5", "-0.1"] {
+        let to = format!("alpha = {bad}");
+        PresetCase {
+            from: "alpha = 0.9",
+            to: &to,
+            line_with: &to,
+            key: Some("distill.alpha"),
+            says: &["within [0, 1]"],
+        }
+        .check();
+    }
+}
+
+#[test]
+fn hidden_layers_cannot_be_empty() {
+    PresetCase {
+        from: "hidden = [32]",
+        to: "hidden = []",
+        line_with: "hidden = []",
+        key: Some("student.model.hidden"),
+        says: &["at least one hidden layer"],
+    }
+    .check();
+}
+
+#[test]
+fn epochs_must_be_at_least_one() {
+    PresetCase {
+        from: "epochs = 40",
+        to: "epochs = 0",
+        line_with: "epochs = 0",
+        key: Some("student.epochs"),
+        says: &["must be at least 1 (got 0)"],
+    }
+    .check();
+}
+
+#[test]
+fn batch_size_must_be_at_least_one() {
+    PresetCase {
+        from: "batch_size = 64",
+        to: "batch_size = 0",
+        line_with: "batch_size = 0",
+        key: Some("teacher.batch_size"),
+        says: &["must be at least 1 (got 0)"],
+    }
+    .check();
+}
+
+#[test]
+fn toml_syntax_error() {
+    PresetCase {
+        from: "[student]",
+        to: "[student",
+        line_with: "[student",
+        key: None,
+        says: &["expected `]`"],
+    }
+    .check();
+}
+
+#[test]
+fn file_based_source_needs_a_path() {
+    PresetCase {
+        from: r#"source = "digits""#,
+        to: r#"source = "mnist""#,
+        line_with: "[data]",
+        key: Some("data.path"),
+        says: &["required for this source"],
+    }
+    .check();
+}
+
+#[test]
+fn missing_preset_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("absent.toml");
+    let message = rejected(tmp.path(), &[path.clone().into()]);
+    assert!(
+        message.contains(&format!("{}: cannot read preset", path.display())),
+        "{message}"
+    );
+}
+
+/// Runs the default preset with its data source replaced; returns the message.
+fn rejected_data(dir: &Path, source: &str) -> String {
+    let text = edit_default_preset(r#"source = "digits""#, source);
+    let preset = write_preset(dir, "data.toml", &text);
+    rejected(dir, &[preset.into()])
+}
+
+#[test]
+fn missing_csv_file_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let message = rejected_data(tmp.path(), "source = \"csv\"\npath = \"/nonexistent.csv\"");
+    assert!(
+        message.contains("/nonexistent.csv: cannot read"),
+        "{message}"
+    );
+}
+
+#[test]
+fn missing_mnist_folder_names_the_expected_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let message = rejected_data(
+        tmp.path(),
+        "source = \"mnist\"\npath = \"/nonexistent-mnist\"",
+    );
+    assert!(
+        message.contains("/nonexistent-mnist/train-images-idx3-ubyte.gz: not found"),
+        "{message}"
+    );
+    assert!(message.contains("MNIST-format IDX file"), "{message}");
+}
+
+/// An IDX file of unsigned bytes: magic number, big-endian dimensions, then `data_len` zeros.
+fn idx_file(dims: &[u32], data_len: usize) -> Vec<u8> {
+    let mut bytes = vec![0, 0, 0x08, dims.len() as u8];
+    for d in dims {
+        bytes.extend_from_slice(&d.to_be_bytes());
+    }
+    bytes.resize(bytes.len() + data_len, 0);
+    bytes
+}
+
+#[test]
+fn truncated_mnist_file_names_the_file_and_the_expected_size() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mnist = tmp.path().join("mnist");
+    std::fs::create_dir(&mnist).unwrap();
+    let images = mnist.join("train-images-idx3-ubyte");
+    // The header promises 100 images of 28 x 28 bytes; the file stops after 1000 bytes of pixels.
+    std::fs::write(&images, idx_file(&[100, 28, 28], 1000)).unwrap();
+    std::fs::write(mnist.join("train-labels-idx1-ubyte"), idx_file(&[100], 100)).unwrap();
+    let path = toml::Value::String(mnist.display().to_string());
+    let message = rejected_data(tmp.path(), &format!("source = \"mnist\"\npath = {path}"));
+    let expected = format!(
+        "{}: truncated or padded: header says 100 x 28 x 28 = 78400 data bytes, found 1000",
+        images.display()
+    );
+    assert!(
+        message.contains(&expected),
+        "expected `{expected}` in: {message}"
+    );
+}
+
+/// Runs the default preset with one `--set`; returns the message.
+fn rejected_override(set: &str) -> String {
+    let tmp = tempfile::tempdir().unwrap();
+    rejected(tmp.path(), &["--set".into(), set.into()])
+}
+
+#[test]
+fn malformed_set_flags() {
+    let message = rejected_override("teacher.lr");
+    assert!(
+        message.contains("`teacher.lr` is not of the form key.path=value"),
+        "{message}"
+    );
+    let message = rejected_override(".lr=1");
+    assert!(
+        message.contains("is not a dotted key path like teacher.lr"),
+        "{message}"
+    );
+    let message = rejected_override("teacher.lr.x=1");
+    assert!(
+        message.contains("--set teacher.lr.x=1: key `teacher.lr.x`: `teacher.lr` is not a table"),
+        "{message}"
+    );
+}
+
+#[test]
+fn set_values_are_validated_and_blamed_on_the_flag() {
+    for (set, key, says) in [
+        (
+            "teacher.epochs=ten",
+            "teacher.epochs",
+            "expected a non-negative integer",
+        ),
+        ("distill.alpha=2", "distill.alpha", "within [0, 1]"),
+        ("distill.temperature=0", "distill.temperature", "> 0"),
+        (
+            "teacher.lrr=1",
+            "teacher.lrr",
+            "unknown field `lrr`, expected one of",
+        ),
+    ] {
+        let message = rejected_override(set);
+        let blame = format!("kd-tui: --set {set}: key `{key}`: ");
+        assert!(
+            message.starts_with(&blame),
+            "expected `{blame}` in: {message}"
+        );
+        assert!(message.contains(says), "expected `{says}` in: {message}");
+    }
+}

@@ -1,0 +1,743 @@
+//! End-to-end runs of the real binary in batch mode: exit codes, the final table and every file of
+//! the run folder (preset.toml, metrics.jsonl, summary.json, weights, checkpoints).
+
+mod common;
+
+use common::{edit_default_preset, kd_tui, run, write_preset, Outcome};
+use kd_tui::events::Stamped;
+use kd_tui::preset::{self, Override, Preset};
+use kd_tui::summary::{PhaseResult, RunStatus, RunSummary};
+use safetensors::{Dtype, SafeTensors};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+/// Short runs of the default preset: 3 teacher and 3 student epochs.
+const FEW_EPOCHS: [&str; 2] = ["teacher.epochs=3", "student.epochs=3"];
+/// The default preset trains on digits: 64 pixels, 10 classes.
+const DIGITS_SHAPE: (usize, usize) = (64, 10);
+const TEACHER_HIDDEN: [usize; 2] = [256, 256];
+const STUDENT_HIDDEN: [usize; 1] = [32];
+/// Longest wait for a process or a file before a test gives up.
+const PATIENCE: Duration = Duration::from_secs(120);
+
+/// A finished batch run and its folder, removed on drop.
+struct Run {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    outcome: Outcome,
+}
+
+impl Run {
+    /// `kd-tui --batch [preset] --set ... --out <temp>/run`; expects exit code 0.
+    fn new(preset: Option<&Path>, overrides: &[&str]) -> Run {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("run");
+        let mut args: Vec<OsString> = vec!["--batch".into(), "--out".into(), dir.clone().into()];
+        args.extend(preset.map(OsString::from));
+        for o in overrides {
+            args.extend(["--set".into(), OsString::from(o)]);
+        }
+        let outcome = run(&args);
+        assert_eq!(
+            outcome.code,
+            Some(0),
+            "kd-tui {args:?} failed:\n{}",
+            outcome.stderr
+        );
+        Run {
+            _tmp: tmp,
+            dir,
+            outcome,
+        }
+    }
+
+    /// The default preset for a few epochs, plus `overrides`.
+    fn digits(overrides: &[&str]) -> Run {
+        Run::new(None, &[&FEW_EPOCHS[..], overrides].concat())
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// preset.toml, which must load as a preset.
+    fn preset(&self) -> Preset {
+        let text = std::fs::read_to_string(self.file("preset.toml")).expect("reading preset.toml");
+        preset::load(&text, "preset.toml", &[]).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn summary(&self) -> RunSummary {
+        read_summary(&self.dir)
+    }
+
+    fn metrics(&self) -> Vec<Value> {
+        read_metrics(&self.dir)
+    }
+
+    /// The cells of the final table's row for `phase`.
+    fn table_row(&self, phase: &str) -> Option<Vec<&str>> {
+        self.outcome
+            .stdout
+            .lines()
+            .map(|line| line.split(['│', '┆']).map(str::trim).collect::<Vec<_>>())
+            .find(|cells| cells.get(1) == Some(&phase))
+    }
+}
+
+fn read_summary(dir: &Path) -> RunSummary {
+    let text = std::fs::read_to_string(dir.join("summary.json")).expect("reading summary.json");
+    serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("summary.json does not parse: {e}\n{text}"))
+}
+
+/// Every record of metrics.jsonl; each must be a JSON object with the common keys and must parse
+/// as the trainer's `Stamped` event.
+fn read_metrics(dir: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(dir.join("metrics.jsonl")).expect("reading metrics.jsonl");
+    text.lines()
+        .enumerate()
+        .map(|(i, line)| {
+            let record: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("metrics.jsonl line {}: {e}\n{line}", i + 1));
+            for key in ["type", "phase", "epoch", "step", "wall_time"] {
+                assert!(
+                    record.get(key).is_some(),
+                    "metrics.jsonl line {} lacks `{key}`: {line}",
+                    i + 1
+                );
+            }
+            if let Err(e) = serde_json::from_value::<Stamped>(record.clone()) {
+                panic!("metrics.jsonl line {} is not an event: {e}\n{line}", i + 1);
+            }
+            record
+        })
+        .collect()
+}
+
+fn of_type<'a>(metrics: &'a [Value], kind: &'a str) -> impl Iterator<Item = &'a Value> {
+    metrics.iter().filter(move |r| r["type"] == kind)
+}
+
+fn in_phase<'a>(
+    metrics: &'a [Value],
+    kind: &'a str,
+    phase: &'a str,
+) -> impl Iterator<Item = &'a Value> {
+    of_type(metrics, kind).filter(move |r| r["phase"] == phase)
+}
+
+fn phases_of(metrics: &[Value], kind: &str) -> Vec<String> {
+    of_type(metrics, kind)
+        .map(|r| r["phase"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+fn as_u64(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("{v} is not a count"))
+}
+
+fn as_f64(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("{v} is not a number"))
+}
+
+fn is_fraction(x: f64) -> bool {
+    (0.0..=1.0).contains(&x)
+}
+
+/// The event stream of a completed run that trained `phases` for `epochs` epochs each.
+fn check_completed_metrics(
+    metrics: &[Value],
+    phases: &[&str],
+    epochs: u64,
+    log_every: u64,
+    summary_json: &Value,
+) {
+    assert_eq!(metrics.first().unwrap()["type"], "run_started");
+    assert_eq!(metrics.last().unwrap()["type"], "finished");
+    assert_eq!(of_type(metrics, "run_started").count(), 1);
+    assert_eq!(of_type(metrics, "finished").count(), 1);
+    let wall: Vec<f64> = metrics.iter().map(|r| as_f64(&r["wall_time"])).collect();
+    assert!(
+        wall.windows(2).all(|w| w[0] <= w[1]),
+        "wall_time goes back: {wall:?}"
+    );
+    assert_eq!(phases_of(metrics, "phase_started"), phases);
+    assert_eq!(phases_of(metrics, "phase_finished"), phases);
+    for &phase in phases {
+        let started = in_phase(metrics, "phase_started", phase).next().unwrap();
+        assert_eq!(as_u64(&started["epochs"]), epochs, "{phase}");
+        let steps_per_epoch = as_u64(&started["steps_per_epoch"]);
+        assert!(steps_per_epoch > 0, "{phase}");
+
+        let epoch_records: Vec<&Value> = in_phase(metrics, "epoch", phase).collect();
+        let numbers: Vec<u64> = epoch_records.iter().map(|r| as_u64(&r["epoch"])).collect();
+        assert_eq!(
+            numbers,
+            (1..=epochs).collect::<Vec<_>>(),
+            "{phase} epoch records"
+        );
+        for r in &epoch_records {
+            assert_eq!(
+                as_u64(&r["step"]),
+                as_u64(&r["epoch"]) * steps_per_epoch,
+                "{phase}: {r}"
+            );
+            assert!(is_fraction(as_f64(&r["val_acc"])), "{phase}: {r}");
+            assert!(
+                as_f64(&r["train_loss"]).is_finite() && as_f64(&r["val_loss"]).is_finite(),
+                "{phase}: {r}"
+            );
+        }
+
+        let steps: Vec<u64> = in_phase(metrics, "step", phase)
+            .map(|r| as_u64(&r["step"]))
+            .collect();
+        assert!(
+            steps.windows(2).all(|w| w[0] < w[1]),
+            "{phase} steps not increasing: {steps:?}"
+        );
+        assert_eq!(
+            steps.last(),
+            Some(&(epochs * steps_per_epoch)),
+            "{phase} steps: {steps:?}"
+        );
+        assert!(
+            steps
+                .iter()
+                .all(|s| s % log_every == 0 || s % steps_per_epoch == 0),
+            "{phase}: a step record every {log_every} steps and at each epoch end: {steps:?}"
+        );
+        assert!(
+            in_phase(metrics, "step", phase).all(|r| as_f64(&r["loss"]).is_finite()),
+            "{phase}"
+        );
+    }
+    let finished = of_type(metrics, "finished").next().unwrap();
+    assert_eq!(
+        &finished["summary"], summary_json,
+        "the finished event carries summary.json"
+    );
+}
+
+/// Expected tensor names and shapes of an MLP (PyTorch `nn.Linear` layout: weight `[out, in]`).
+fn mlp_shapes(inputs: usize, hidden: &[usize], classes: usize) -> BTreeMap<String, Vec<usize>> {
+    let sizes: Vec<usize> = std::iter::once(inputs)
+        .chain(hidden.iter().copied())
+        .chain([classes])
+        .collect();
+    sizes
+        .windows(2)
+        .enumerate()
+        .flat_map(|(i, w)| {
+            [
+                (format!("layers.{i}.weight"), vec![w[1], w[0]]),
+                (format!("layers.{i}.bias"), vec![w[1]]),
+            ]
+        })
+        .collect()
+}
+
+/// Tensor names -> (shape, raw f32 data) of a safetensors file.
+fn read_safetensors(path: &Path) -> BTreeMap<String, (Vec<usize>, Vec<u8>)> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let tensors = SafeTensors::deserialize(&bytes)
+        .unwrap_or_else(|e| panic!("{} does not parse: {e}", path.display()));
+    tensors
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            assert_eq!(view.dtype(), Dtype::F32, "{} {name}", path.display());
+            (name, (view.shape().to_vec(), view.data().to_vec()))
+        })
+        .collect()
+}
+
+/// Checks a weights file against the MLP it should hold; returns its parameter count.
+fn check_weights(path: &Path, expected: &BTreeMap<String, Vec<usize>>) -> usize {
+    let shapes: BTreeMap<String, Vec<usize>> = read_safetensors(path)
+        .into_iter()
+        .map(|(n, (s, _))| (n, s))
+        .collect();
+    assert_eq!(&shapes, expected, "{}", path.display());
+    shapes.values().map(|s| s.iter().product::<usize>()).sum()
+}
+
+fn check_result(r: &PhaseResult, phase: &str, epochs: usize, params: usize) {
+    assert_eq!(r.phase.as_str(), phase);
+    assert!(r.trained, "{phase}");
+    assert_eq!(r.epochs_run, epochs, "{phase}");
+    assert!(
+        (1..=epochs).contains(&r.best_epoch),
+        "{phase}: best epoch {}",
+        r.best_epoch
+    );
+    for acc in [r.test_acc, r.test_acc_last, r.best_val_acc] {
+        assert!(is_fraction(acc), "{phase}: accuracy {acc}");
+    }
+    assert_eq!(r.per_class_acc.len(), DIGITS_SHAPE.1, "{phase}");
+    assert!(
+        r.per_class_acc.iter().copied().all(is_fraction),
+        "{phase}: {:?}",
+        r.per_class_acc
+    );
+    assert_eq!(
+        (r.size.params, r.size.bytes),
+        (params, 4 * params),
+        "{phase}"
+    );
+    assert!(
+        r.latency.batch1_us > 0.0 && r.latency.per_sample_us > 0.0,
+        "{phase}: {:?}",
+        r.latency
+    );
+    assert_eq!(r.weights, format!("{phase}.safetensors"));
+}
+
+/// The figures a run must reproduce exactly from its preset and seed.
+fn outcome_figures(run: &Run) -> (Vec<(String, f64, f64, usize, Vec<f64>)>, Vec<Value>) {
+    let results = run
+        .summary()
+        .results()
+        .map(|r| {
+            (
+                r.phase.as_str().to_string(),
+                r.test_acc,
+                r.test_acc_last,
+                r.best_epoch,
+                r.per_class_acc.clone(),
+            )
+        })
+        .collect();
+    let epochs = of_type(&run.metrics(), "epoch")
+        .map(|r| {
+            let mut r = r.clone();
+            r.as_object_mut().unwrap().remove("wall_time");
+            r
+        })
+        .collect();
+    (results, epochs)
+}
+
+#[test]
+fn default_preset_leaves_a_complete_run_folder() {
+    let run = Run::digits(&[]);
+    let (inputs, classes) = DIGITS_SHAPE;
+
+    let mut entries: Vec<String> = std::fs::read_dir(&run.dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    entries.sort();
+    let expected_entries = [
+        "baseline.safetensors",
+        "checkpoints",
+        "distilled.safetensors",
+        "metrics.jsonl",
+        "preset.toml",
+        "summary.json",
+        "teacher.safetensors",
+    ];
+    assert_eq!(entries, expected_entries);
+    assert_eq!(
+        std::fs::read_dir(run.file("checkpoints")).unwrap().count(),
+        0,
+        "no checkpoint was asked for"
+    );
+
+    // preset.toml is the resolved preset, overrides included.
+    let recorded = run.preset();
+    let overrides: Vec<Override> = FEW_EPOCHS.iter().map(|o| o.parse().unwrap()).collect();
+    let expected = preset::load(
+        preset::DEFAULT_PRESET,
+        preset::DEFAULT_PRESET_NAME,
+        &overrides,
+    )
+    .unwrap();
+    assert_eq!((recorded.teacher.epochs, recorded.student.epochs), (3, 3));
+    assert_eq!(recorded, expected);
+
+    // Weights: PyTorch-style names, shapes of the configured models.
+    let teacher_params = check_weights(
+        &run.file("teacher.safetensors"),
+        &mlp_shapes(inputs, &TEACHER_HIDDEN, classes),
+    );
+    let student_shapes = mlp_shapes(inputs, &STUDENT_HIDDEN, classes);
+    let student_params = check_weights(&run.file("baseline.safetensors"), &student_shapes);
+    assert_eq!(
+        check_weights(&run.file("distilled.safetensors"), &student_shapes),
+        student_params
+    );
+    assert_eq!((teacher_params, student_params), (85_002, 2_410));
+
+    // summary.json
+    let summary = run.summary();
+    assert_eq!(summary.status, RunStatus::Completed);
+    assert_eq!((summary.name.as_str(), summary.seed), ("digits", 7));
+    assert!(summary.data.starts_with("digits"), "{}", summary.data);
+    let (teacher, baseline, distilled) = (
+        summary.teacher.as_ref().expect("teacher result"),
+        summary.baseline.as_ref().expect("baseline result"),
+        summary.distilled.as_ref().expect("distilled result"),
+    );
+    check_result(teacher, "teacher", 3, teacher_params);
+    check_result(baseline, "baseline", 3, student_params);
+    check_result(distilled, "distilled", 3, student_params);
+    let comparison = summary.comparison.as_ref().expect("comparison");
+    assert!((comparison.compression - teacher_params as f64 / student_params as f64).abs() < 1e-9);
+    assert!((comparison.bytes_ratio - comparison.compression).abs() < 1e-9);
+    assert!(comparison.speedup_batch1 > 0.0 && comparison.speedup_batch > 0.0);
+    let gain = comparison.gain_pp.expect("gain over the baseline");
+    assert!((gain - 100.0 * (distilled.test_acc - baseline.test_acc)).abs() < 1e-9);
+    let gap = comparison.gap_to_teacher_pp.expect("gap to the teacher");
+    assert!((gap - 100.0 * (teacher.test_acc - distilled.test_acc)).abs() < 1e-9);
+
+    // The final table on stdout: one row per model, with its size and accuracy.
+    for r in summary.results() {
+        let row = run
+            .table_row(r.phase.as_str())
+            .unwrap_or_else(|| panic!("no {:?} row in\n{}", r.phase, run.outcome.stdout));
+        assert_eq!(row[2], r.size.params.to_string());
+        assert_eq!(row[4], format!("{:.2}%", 100.0 * r.test_acc));
+    }
+
+    // metrics.jsonl
+    let metrics = run.metrics();
+    let started = of_type(&metrics, "run_started").next().unwrap();
+    assert_eq!(as_u64(&started["teacher"]["params"]), teacher_params as u64);
+    assert_eq!(as_u64(&started["student"]["params"]), student_params as u64);
+    assert_eq!(started["run_dir"], run.dir.display().to_string());
+    let summary_json: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.file("summary.json")).unwrap()).unwrap();
+    check_completed_metrics(
+        &metrics,
+        &["teacher", "baseline", "distilled"],
+        3,
+        recorded.log_every as u64,
+        &summary_json,
+    );
+    for phase in ["teacher", "baseline", "distilled"] {
+        let finished = in_phase(&metrics, "phase_finished", phase).next().unwrap();
+        assert_eq!(
+            &finished["result"], &summary_json[phase],
+            "phase_finished carries the {phase} result"
+        );
+    }
+}
+
+#[test]
+fn same_seed_reproduces_the_run_and_another_seed_changes_it() {
+    let first = Run::digits(&[]);
+    let again = Run::digits(&[]);
+    assert_eq!(
+        outcome_figures(&first),
+        outcome_figures(&again),
+        "same preset and seed, same results"
+    );
+    for weights in [
+        "teacher.safetensors",
+        "baseline.safetensors",
+        "distilled.safetensors",
+    ] {
+        assert_eq!(
+            read_safetensors(&first.file(weights)),
+            read_safetensors(&again.file(weights)),
+            "{weights}"
+        );
+    }
+
+    let other = Run::digits(&["seed=8"]);
+    assert_eq!(other.summary().seed, 8);
+    let (first_results, first_epochs) = outcome_figures(&first);
+    let (other_results, other_epochs) = outcome_figures(&other);
+    assert_ne!(
+        first_epochs, other_epochs,
+        "another seed, another split and initialisation"
+    );
+    assert_ne!(first_results, other_results);
+    assert_ne!(
+        read_safetensors(&first.file("teacher.safetensors")),
+        read_safetensors(&other.file("teacher.safetensors"))
+    );
+}
+
+#[test]
+fn baseline_false_skips_the_baseline_phase() {
+    let with_baseline = Run::digits(&[]);
+    let run = Run::digits(&["student.baseline=false"]);
+    let summary = run.summary();
+    assert_eq!(summary.status, RunStatus::Completed);
+    assert!(summary.baseline.is_none());
+    assert!(!run.file("baseline.safetensors").exists());
+    assert!(
+        run.table_row("baseline").is_none(),
+        "{}",
+        run.outcome.stdout
+    );
+    assert!(
+        run.table_row("distilled").is_some(),
+        "{}",
+        run.outcome.stdout
+    );
+    let comparison = summary
+        .comparison
+        .as_ref()
+        .expect("teacher vs distilled comparison");
+    assert_eq!(comparison.gain_pp, None);
+    assert!(comparison.gap_to_teacher_pp.is_some());
+
+    let metrics = run.metrics();
+    let summary_json: Value = serde_json::to_value(&summary).unwrap();
+    let log_every = run.preset().log_every as u64;
+    check_completed_metrics(
+        &metrics,
+        &["teacher", "distilled"],
+        3,
+        log_every,
+        &summary_json,
+    );
+    assert_eq!(in_phase(&metrics, "step", "baseline").count(), 0);
+
+    // Skipping the baseline changes nothing about the distilled student.
+    let distilled = summary.distilled.as_ref().unwrap();
+    assert_eq!(
+        distilled.test_acc,
+        with_baseline.summary().distilled.unwrap().test_acc
+    );
+    assert_eq!(
+        read_safetensors(&run.file("distilled.safetensors")),
+        read_safetensors(&with_baseline.file("distilled.safetensors"))
+    );
+}
+
+#[test]
+fn teacher_loaded_from_a_checkpoint_is_not_retrained() {
+    let trained = Run::digits(&[]);
+    let weights = trained.file("teacher.safetensors");
+    let loaded = Run::digits(&[&format!(
+        "teacher.checkpoint={:?}",
+        weights.display().to_string()
+    )]);
+
+    assert_eq!(
+        loaded.preset().teacher.checkpoint.as_deref(),
+        Some(weights.as_path())
+    );
+
+    let (before, after) = (trained.summary(), loaded.summary());
+    let (t0, t1) = (
+        before.teacher.as_ref().unwrap(),
+        after.teacher.as_ref().unwrap(),
+    );
+    assert!(!t1.trained);
+    assert_eq!(t1.epochs_run, 0);
+    assert_eq!(
+        t1.test_acc, t0.test_acc,
+        "the loaded teacher is the saved one"
+    );
+    assert_eq!(t1.per_class_acc, t0.per_class_acc);
+    assert_eq!(
+        read_safetensors(&loaded.file("teacher.safetensors")),
+        read_safetensors(&weights)
+    );
+    assert_eq!(
+        loaded.table_row("teacher").expect("teacher row")[6],
+        "loaded"
+    );
+    // Same teacher, same seed: the students come out the same as in the first run.
+    assert_eq!(
+        after.distilled.unwrap().test_acc,
+        before.distilled.unwrap().test_acc
+    );
+    assert_eq!(
+        after.baseline.unwrap().test_acc,
+        before.baseline.unwrap().test_acc
+    );
+
+    let metrics = loaded.metrics();
+    let started = in_phase(&metrics, "phase_started", "teacher")
+        .next()
+        .expect("teacher phase_started");
+    assert_eq!(as_u64(&started["epochs"]), 0);
+    assert_eq!(in_phase(&metrics, "epoch", "teacher").count(), 0);
+    assert_eq!(in_phase(&metrics, "step", "teacher").count(), 0);
+    assert!(
+        in_phase(&metrics, "log", "teacher").any(|r| r["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("teacher loaded from"))),
+        "a log record says where the teacher came from"
+    );
+    assert_eq!(
+        phases_of(&metrics, "phase_finished"),
+        ["teacher", "baseline", "distilled"]
+    );
+}
+
+/// Kills the child if a test fails while it runs.
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Polls `done` until it holds, failing after `PATIENCE`.
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < PATIENCE, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sigterm_checkpoints_and_marks_the_run_interrupted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let stderr_path = tmp.path().join("stderr.txt");
+    let child = kd_tui()
+        .args(["--batch", "--set", "teacher.epochs=100000", "--out"])
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .expect("starting kd-tui");
+    let mut child = ChildGuard(child);
+
+    let metrics_path = dir.join("metrics.jsonl");
+    wait_for("an epoch record in metrics.jsonl", || {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            panic!(
+                "kd-tui ended early ({status}):\n{}",
+                std::fs::read_to_string(&stderr_path).unwrap_or_default()
+            );
+        }
+        std::fs::read_to_string(&metrics_path).is_ok_and(|text| {
+            text.lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .any(|r| r["type"] == "epoch")
+        })
+    });
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let mut status = None;
+    wait_for("kd-tui to stop after SIGTERM", || {
+        status = child.0.try_wait().unwrap();
+        status.is_some()
+    });
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap();
+    assert_eq!(
+        status.unwrap().code(),
+        Some(128 + 15),
+        "exit code 128 + SIGTERM\n{stderr}"
+    );
+    assert!(stderr.contains("SIGTERM received"), "{stderr}");
+
+    let summary = read_summary(&dir);
+    assert_eq!(summary.status, RunStatus::Interrupted);
+    assert!(
+        summary.teacher.is_none() && summary.distilled.is_none(),
+        "the teacher phase never finished"
+    );
+
+    let metrics = read_metrics(&dir);
+    assert_eq!(metrics.last().unwrap()["type"], "finished");
+    assert_eq!(metrics.last().unwrap()["summary"]["status"], "interrupted");
+    assert!(of_type(&metrics, "phase_finished").next().is_none());
+    let checkpoint = of_type(&metrics, "checkpoint")
+        .next()
+        .expect("a checkpoint record");
+    let path = PathBuf::from(checkpoint["path"].as_str().unwrap());
+    let (epoch, step) = (as_u64(&checkpoint["epoch"]), as_u64(&checkpoint["step"]));
+    assert!(epoch >= 1 && step >= 1, "{checkpoint}");
+    assert_eq!(
+        path,
+        dir.join(format!("checkpoints/teacher-e{epoch}-s{step}.safetensors"))
+    );
+    let saved: Vec<_> = std::fs::read_dir(dir.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(saved, [path.clone()]);
+    let (inputs, classes) = DIGITS_SHAPE;
+    check_weights(&path, &mlp_shapes(inputs, &TEACHER_HIDDEN, classes));
+}
+
+#[test]
+fn tui_refuses_a_non_terminal_stdout_and_points_to_batch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let outcome = run([OsString::from("--out"), dir.clone().into()]);
+    assert_eq!(outcome.code, Some(2), "{outcome:?}");
+    assert!(
+        outcome.stderr.contains("not a terminal"),
+        "{}",
+        outcome.stderr
+    );
+    assert!(outcome.stderr.contains("--batch"), "{}", outcome.stderr);
+    assert!(!dir.exists(), "no run folder without a run");
+}
+
+#[test]
+fn mnist_teacher_learns() {
+    let mnist = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mnist");
+    if !mnist.join("train-images-idx3-ubyte.gz").exists()
+        && !mnist.join("train-images-idx3-ubyte").exists()
+    {
+        eprintln!("skipping: MNIST not found at {}", mnist.display());
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let path = toml::Value::String(mnist.display().to_string());
+    let text = edit_default_preset(
+        r#"source = "digits""#,
+        &format!("source = \"mnist\"\npath = {path}\ntrain_limit = 5000"),
+    );
+    let preset = write_preset(tmp.path(), "mnist.toml", &text);
+    let overrides = [
+        "teacher.epochs=2",
+        "student.epochs=2",
+        "teacher.model.hidden=[128]",
+        "student.model.hidden=[16]",
+    ];
+    let run = Run::new(Some(&preset), &overrides);
+
+    let summary = run.summary();
+    assert_eq!(summary.status, RunStatus::Completed);
+    assert!(summary.data.starts_with("mnist"), "{}", summary.data);
+    let started = of_type(&run.metrics(), "run_started")
+        .next()
+        .cloned()
+        .unwrap();
+    assert_eq!(as_u64(&started["train_examples"]), 5000);
+    let teacher = summary.teacher.as_ref().unwrap();
+    assert!(
+        teacher.test_acc > 0.85,
+        "MNIST teacher test accuracy {}",
+        teacher.test_acc
+    );
+    for r in summary.results() {
+        assert!(
+            is_fraction(r.test_acc) && r.per_class_acc.len() == 10,
+            "{r:?}"
+        );
+    }
+    check_weights(
+        &run.file("teacher.safetensors"),
+        &mlp_shapes(784, &[128], 10),
+    );
+    check_weights(
+        &run.file("distilled.safetensors"),
+        &mlp_shapes(784, &[16], 10),
+    );
+}
