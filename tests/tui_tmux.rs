@@ -1,0 +1,314 @@
+//! Drives the real `kd-tui` TUI in a real terminal (tmux): pause, edit, resume, quit, signals.
+//! tmux is required (`scripts/kd test` installs it).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A tmux session running kd-tui; killed on drop.
+struct Session {
+    name: String,
+    dir: tempfile::TempDir,
+}
+
+fn tmux(args: &[&str]) -> String {
+    let out = Command::new("tmux")
+        .args(args)
+        .output()
+        .expect("tmux is required for the TUI tests (scripts/kd test installs it)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+impl Session {
+    /// Starts kd-tui on the embedded preset with a teacher that trains "forever".
+    fn start(tag: &str, width: u16, height: u16, extra: &str) -> Session {
+        let dir = tempfile::tempdir().unwrap();
+        let name = format!("kd-tui-test-{tag}-{}", std::process::id());
+        let run = dir.path().join("run");
+        let exit_file = dir.path().join("exit-code");
+        let command = format!(
+            "{} --out {} --set teacher.epochs=100000 {extra}; echo $? > {}; sleep 600",
+            env!("CARGO_BIN_EXE_kd-tui"),
+            run.display(),
+            exit_file.display()
+        );
+        let (w, h) = (width.to_string(), height.to_string());
+        let status = Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                &name,
+                "-x",
+                &w,
+                "-y",
+                &h,
+                &command,
+            ])
+            .env_remove("TMUX")
+            .status()
+            .expect("tmux is required for the TUI tests (scripts/kd test installs it)");
+        assert!(status.success(), "tmux new-session failed");
+        Session { name, dir }
+    }
+
+    fn run_dir(&self) -> PathBuf {
+        self.dir.path().join("run")
+    }
+
+    fn screen(&self) -> String {
+        tmux(&["capture-pane", "-p", "-t", &self.name])
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        for k in keys {
+            tmux(&["send-keys", "-t", &self.name, k]);
+        }
+    }
+
+    fn type_text(&self, text: &str) {
+        tmux(&["send-keys", "-t", &self.name, "-l", "--", text]);
+    }
+
+    fn pane(&self, format: &str) -> String {
+        tmux(&["display-message", "-p", "-t", &self.name, format])
+            .trim()
+            .to_string()
+    }
+
+    fn exit_code(&self) -> Option<i32> {
+        std::fs::read_to_string(self.dir.path().join("exit-code"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// Waits until `check` passes on the screen, or fails with the last screen shown.
+    fn wait_screen(&self, what: &str, check: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let screen = self.screen();
+            if check(&screen) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn wait_exit(&self) -> i32 {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(code) = self.exit_code() {
+                return code;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "kd-tui did not exit; screen:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        tmux(&["kill-session", "-t", &self.name]);
+    }
+}
+
+/// The step counter in the header.
+fn step_on(screen: &str) -> Option<u64> {
+    let header = screen.lines().next()?;
+    let rest = &header[header.find(" step ")? + 6..];
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+fn metrics(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each metrics line is JSON"))
+        .collect()
+}
+
+fn assert_terminal_restored(s: &Session) {
+    assert_eq!(s.pane("#{alternate_on}"), "0", "alternate screen left");
+    assert_eq!(s.pane("#{cursor_flag}"), "1", "cursor visible again");
+}
+
+fn assert_interrupted_run_folder(dir: &Path) {
+    for file in ["preset.toml", "metrics.jsonl", "summary.json"] {
+        assert!(
+            dir.join(file).is_file(),
+            "{file} missing in {}",
+            dir.display()
+        );
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["status"], "interrupted");
+    let checkpoints: Vec<_> = std::fs::read_dir(dir.join("checkpoints"))
+        .unwrap()
+        .collect();
+    assert!(
+        !checkpoints.is_empty(),
+        "a checkpoint is written on the way out"
+    );
+    assert!(metrics(dir).iter().any(|r| r["type"] == "checkpoint"));
+    assert!(metrics(dir).last().is_some_and(|r| r["type"] == "finished"));
+}
+
+#[test]
+fn pause_edit_resume_quit_in_a_real_terminal() {
+    let s = Session::start("main", 120, 40, "");
+    // The first epoch is done when the validation chart appears.
+    s.wait_screen("the first epoch", |screen| {
+        screen.contains("teacher") && !screen.contains("waiting for the first epoch")
+    });
+    assert_eq!(
+        s.pane("#{alternate_on}"),
+        "1",
+        "the TUI uses the alternate screen"
+    );
+
+    s.keys(&["Space"]);
+    let paused = s.wait_screen("the paused state", |screen| screen.contains("paused"));
+    let step = step_on(&paused).expect("a step counter in the header");
+    let recorded = metrics(&s.run_dir()).len();
+    std::thread::sleep(Duration::from_millis(1500));
+    let later = s.screen();
+    assert_eq!(
+        step_on(&later),
+        Some(step),
+        "steps stop while paused:\n{later}"
+    );
+    // Only the pause event itself may still be flushed; no more steps.
+    let steps_after = metrics(&s.run_dir())
+        .iter()
+        .skip(recorded)
+        .filter(|r| r["type"] == "step")
+        .count();
+    assert_eq!(steps_after, 0, "no step records while paused");
+
+    // Select temperature (4 rows down), edit it to 8.
+    s.keys(&["Down", "Down", "Down", "Down", "Enter"]);
+    s.wait_screen("the editor", |screen| screen.contains("Enter apply"));
+    s.keys(&["BSpace", "BSpace", "BSpace", "BSpace"]);
+    s.type_text("8");
+    s.keys(&["Enter"]);
+    s.wait_screen("the edit in the event log", |screen| {
+        screen.contains("edit distill.temperature: 4.0 -> 8.0")
+    });
+
+    s.keys(&["Space"]);
+    s.wait_screen("training to resume", |screen| {
+        screen.contains("running") && step_on(screen).is_some_and(|n| n > step)
+    });
+
+    s.keys(&["q"]);
+    s.wait_screen("the quit confirmation", |screen| screen.contains("Quit?"));
+    s.keys(&["y"]);
+    assert_eq!(s.wait_exit(), 0);
+    assert_terminal_restored(&s);
+    let screen = s.screen();
+    assert!(
+        screen.contains("params") && screen.contains("stopped (quit from the TUI)"),
+        "final table and the reason on the normal screen:\n{screen}"
+    );
+
+    let dir = s.run_dir();
+    assert_interrupted_run_folder(&dir);
+    let edits: Vec<_> = metrics(&dir)
+        .into_iter()
+        .filter(|r| r["type"] == "edit")
+        .collect();
+    assert_eq!(edits.len(), 1, "{edits:?}");
+    assert_eq!(edits[0]["key"], "distill.temperature");
+    assert_eq!(edits[0]["old"], 4.0);
+    assert_eq!(edits[0]["new"], 8.0);
+    assert_eq!(edits[0]["phase"], "teacher");
+    let pauses: Vec<_> = metrics(&dir)
+        .into_iter()
+        .filter(|r| r["type"] == "paused")
+        .map(|r| r["paused"].clone())
+        .collect();
+    assert_eq!(
+        pauses,
+        vec![serde_json::json!(true), serde_json::json!(false)]
+    );
+}
+
+#[test]
+fn refused_edit_shows_the_reason_and_changes_nothing() {
+    let s = Session::start("refuse", 80, 24, "");
+    s.wait_screen("the first steps", |screen| {
+        step_on(screen).is_some_and(|n| n > 0)
+    });
+    // Select alpha (5 rows down) and type 2.
+    s.keys(&[
+        "Down", "Down", "Down", "Down", "Down", "Enter", "BSpace", "BSpace", "BSpace",
+    ]);
+    s.type_text("2");
+    s.keys(&["Enter"]);
+    s.wait_screen("the refusal", |screen| {
+        screen.contains("refused: distill.alpha must be within [0, 1] (got 2)")
+    });
+    s.keys(&["Escape", "C-c"]);
+    assert_eq!(s.wait_exit(), 0);
+    assert_terminal_restored(&s);
+    assert!(
+        metrics(&s.run_dir()).iter().all(|r| r["type"] != "edit"),
+        "nothing changed"
+    );
+}
+
+#[test]
+fn sigterm_and_sighup_restore_the_terminal_and_save_state() {
+    for (tag, signal, code) in [("term", "TERM", 143), ("hup", "HUP", 129)] {
+        let s = Session::start(tag, 100, 30, "");
+        s.wait_screen("the first steps", |screen| {
+            step_on(screen).is_some_and(|n| n > 0)
+        });
+        let pid = s.pane("#{pane_pid}");
+        // The pane's shell runs kd-tui as its child.
+        let child = Command::new("pgrep")
+            .args(["-P", &pid, "kd-tui"])
+            .output()
+            .unwrap();
+        let child = String::from_utf8_lossy(&child.stdout).trim().to_string();
+        assert!(
+            !child.is_empty(),
+            "kd-tui process not found under pane pid {pid}"
+        );
+        assert!(Command::new("kill")
+            .args([&format!("-{signal}"), &child])
+            .status()
+            .unwrap()
+            .success());
+        assert_eq!(s.wait_exit(), code, "exit code after SIG{signal}");
+        assert_terminal_restored(&s);
+        assert_interrupted_run_folder(&s.run_dir());
+    }
+}
+
+#[test]
+fn resize_redraws_at_the_new_size() {
+    let s = Session::start("resize", 160, 48, "--ascii");
+    s.wait_screen("the events panel at 160x48", |screen| {
+        screen.contains("events")
+    });
+    tmux(&["resize-window", "-t", &s.name, "-x", "80", "-y", "24"]);
+    // Compact layout: the events panel folds into the footer.
+    let small = s.wait_screen("the compact layout", |screen| {
+        !screen.contains("┌ events") && screen.contains("models")
+    });
+    assert!(small.lines().all(|l| l.chars().count() <= 80), "{small}");
+    s.keys(&["C-c"]);
+    assert_eq!(s.wait_exit(), 0);
+}
