@@ -9,6 +9,7 @@ pub mod data;
 pub mod device;
 pub mod distill;
 pub mod events;
+pub mod fault;
 pub mod model;
 pub mod preset;
 pub mod run;

@@ -698,6 +698,9 @@ impl Trainer {
             window_steps += 1;
             window_samples += idx.size()[0] as usize;
             self.at.step += 1;
+            if self.at.step == 3 && crate::fault::injected("trainer-panic") {
+                panic!("injected fault: trainer-panic");
+            }
             if window_steps >= self.preset.log_every || cursor >= n {
                 let mean = window_loss.double_value(&[]) / window_steps as f64;
                 if !mean.is_finite() {

@@ -21,13 +21,14 @@ fn tmux(args: &[&str]) -> String {
 
 impl Session {
     /// Starts kd-tui on the embedded preset with a teacher that trains "forever".
-    fn start(tag: &str, width: u16, height: u16, extra: &str) -> Session {
+    /// `env` is prepended to the command line (`NAME=value ...`), `args` appended.
+    fn start(tag: &str, width: u16, height: u16, env: &str, args: &str) -> Session {
         let dir = tempfile::tempdir().unwrap();
         let name = format!("kd-tui-test-{tag}-{}", std::process::id());
         let run = dir.path().join("run");
         let exit_file = dir.path().join("exit-code");
         let command = format!(
-            "{} --out {} --set teacher.epochs=100000 {extra}; echo $? > {}; sleep 600",
+            "{env} {} --out {} --set teacher.epochs=100000 {args}; echo $? > {}; sleep 600",
             env!("CARGO_BIN_EXE_kd-tui"),
             run.display(),
             exit_file.display()
@@ -166,7 +167,7 @@ fn assert_interrupted_run_folder(dir: &Path) {
 
 #[test]
 fn pause_edit_resume_quit_in_a_real_terminal() {
-    let s = Session::start("main", 120, 40, "");
+    let s = Session::start("main", 120, 40, "", "");
     // The first epoch is done when the validation chart appears.
     s.wait_screen("the first epoch", |screen| {
         screen.contains("teacher") && !screen.contains("waiting for the first epoch")
@@ -246,7 +247,7 @@ fn pause_edit_resume_quit_in_a_real_terminal() {
 
 #[test]
 fn refused_edit_shows_the_reason_and_changes_nothing() {
-    let s = Session::start("refuse", 80, 24, "");
+    let s = Session::start("refuse", 80, 24, "", "");
     s.wait_screen("the first steps", |screen| {
         step_on(screen).is_some_and(|n| n > 0)
     });
@@ -271,7 +272,7 @@ fn refused_edit_shows_the_reason_and_changes_nothing() {
 #[test]
 fn sigterm_and_sighup_restore_the_terminal_and_save_state() {
     for (tag, signal, code) in [("term", "TERM", 143), ("hup", "HUP", 129)] {
-        let s = Session::start(tag, 100, 30, "");
+        let s = Session::start(tag, 100, 30, "", "");
         s.wait_screen("the first steps", |screen| {
             step_on(screen).is_some_and(|n| n > 0)
         });
@@ -298,8 +299,32 @@ fn sigterm_and_sighup_restore_the_terminal_and_save_state() {
 }
 
 #[test]
+fn panics_in_either_thread_restore_the_terminal() {
+    for (fault, code) in [("trainer-panic", 1), ("ui-panic", 1)] {
+        let s = Session::start(
+            fault,
+            100,
+            30,
+            &format!("RUST_BACKTRACE=0 KD_TUI_FAULT={fault}"),
+            "",
+        );
+        assert_eq!(s.wait_exit(), code, "{fault}: screen:\n{}", s.screen());
+        assert_terminal_restored(&s);
+        let screen = tmux(&["capture-pane", "-p", "-S", "-100", "-t", &s.name]);
+        assert!(
+            screen.contains(&format!("injected fault: {fault}")),
+            "the panic report is readable:\n{screen}"
+        );
+        if fault == "ui-panic" {
+            // The trainer outlives the UI: it is told to checkpoint and finish the run folder.
+            assert_interrupted_run_folder(&s.run_dir());
+        }
+    }
+}
+
+#[test]
 fn resize_redraws_at_the_new_size() {
-    let s = Session::start("resize", 160, 48, "--ascii");
+    let s = Session::start("resize", 160, 48, "", "--ascii");
     s.wait_screen("the events panel at 160x48", |screen| {
         screen.contains("events")
     });

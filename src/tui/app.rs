@@ -268,7 +268,8 @@ impl App {
             }
             Msg::TrainerGone => {
                 self.trainer_gone = true;
-                if self.stopping {
+                // Without a `Finished` event the trainer died: nothing more will come.
+                if self.stopping || self.summary.is_none() {
                     self.exit = true;
                 }
                 None

@@ -12,16 +12,21 @@ mod tests;
 pub mod theme;
 
 use crate::batch::{Ended, Signals};
+use crate::events::{Command, Stamped};
 use crate::trainer::{RunOutcome, TrainerHandle};
 use app::{App, Msg};
+use color_eyre::eyre::eyre;
 use color_eyre::eyre::WrapErr;
 use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
 use crossterm::{cursor, execute, terminal};
 use futures::StreamExt;
 use ratatui::{backend::CrosstermBackend, Terminal};
 use std::io::{stdout, Stdout};
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc::{Receiver, UnboundedReceiver};
 
 /// Minimum time between two frames (about 10 fps).
 const FRAME_INTERVAL: Duration = Duration::from_millis(100);
@@ -72,6 +77,9 @@ fn enter_terminal() -> color_eyre::Result<Terminal<CrosstermBackend<Stdout>>> {
 }
 
 /// Runs the TUI until the user quits (or a signal stops the run) and returns how it ended.
+///
+/// If the TUI itself fails or panics, the trainer is told to checkpoint and stop before this
+/// returns, so the run folder is complete whatever happened on screen.
 pub fn run(handle: TrainerHandle, options: Options) -> color_eyre::Result<Ended> {
     install_hooks()?;
     let mut app = App::new(options.ascii_markers);
@@ -84,57 +92,88 @@ pub fn run(handle: TrainerHandle, options: Options) -> color_eyre::Result<Ended>
         mut steps,
         thread,
     } = handle;
-    let signal = {
+    let looped = std::panic::catch_unwind(AssertUnwindSafe(|| {
         let _guard = TerminalGuard;
         let mut terminal = enter_terminal()?;
-        runtime.block_on(async {
-            let mut keys = EventStream::new();
-            let mut signals = Signals::new();
-            let mut frame_tick = tokio::time::interval(FRAME_INTERVAL);
-            frame_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-            let started = Instant::now();
-            let mut stopped_by = None;
-            let mut keys_closed = false;
-            while !app.exit {
-                let msg = tokio::select! {
-                    biased;
-                    key = keys.next(), if !keys_closed => match key {
-                        Some(Ok(TermEvent::Key(k))) if k.kind != KeyEventKind::Release => Msg::Key(k),
-                        Some(Ok(TermEvent::Resize(..))) => Msg::Resize,
-                        Some(Ok(_)) => continue,
-                        Some(Err(e)) => return Err(e).wrap_err("reading the terminal"),
-                        // The terminal went away (hang-up): stop as SIGHUP would.
-                        None => {
-                            keys_closed = true;
-                            Msg::Signal(1)
-                        }
-                    },
-                    signo = signals.next() => {
-                        stopped_by.get_or_insert(signo);
-                        Msg::Signal(signo)
-                    }
-                    _ = frame_tick.tick() => {
-                        app.update(Msg::Tick(started.elapsed()));
-                        if app.dirty && !RESTORED.load(Ordering::SeqCst) {
-                            terminal.draw(|f| render::render(&app, f)).wrap_err("drawing")?;
-                            app.dirty = false;
-                        }
-                        continue;
-                    }
-                    event = events.recv(), if !app.trainer_gone => event.map_or(Msg::TrainerGone, Msg::Trainer),
-                    Some(step) = steps.recv() => Msg::Trainer(step),
-                };
-                if let Some(command) = app.update(msg) {
-                    // A gone trainer cannot take commands; the run is over anyway.
-                    let _ = commands.send(command);
-                }
-            }
-            Ok::<_, color_eyre::Report>(stopped_by)
-        })?
+        runtime.block_on(event_loop(
+            &mut app,
+            &mut terminal,
+            &commands,
+            &mut events,
+            &mut steps,
+        ))
+    }));
+    let signal = match looped {
+        Ok(Ok(signal)) => signal,
+        failed => {
+            let _ = commands.send(Command::Stop {
+                reason: "the TUI failed".into(),
+            });
+            let _ = thread.join();
+            return Err(match failed {
+                Ok(Err(e)) => e,
+                _ => eyre!("the TUI panicked; the trainer wrote a checkpoint and stopped"),
+            });
+        }
     };
     drop(commands);
     let outcome = thread
         .join()
         .unwrap_or_else(|_| RunOutcome::Failed("the trainer thread panicked".into()));
     Ok(Ended { outcome, signal })
+}
+
+/// Reads keys, signals and trainer events until the app exits; returns the stopping signal.
+async fn event_loop(
+    app: &mut App,
+    terminal: &mut Terminal<CrosstermBackend<Stdout>>,
+    commands: &mpsc::Sender<Command>,
+    events: &mut UnboundedReceiver<Stamped>,
+    steps: &mut Receiver<Stamped>,
+) -> color_eyre::Result<Option<i32>> {
+    let mut keys = EventStream::new();
+    let mut signals = Signals::new();
+    let mut frame_tick = tokio::time::interval(FRAME_INTERVAL);
+    frame_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let started = Instant::now();
+    let mut stopped_by = None;
+    let mut keys_closed = false;
+    while !app.exit {
+        let msg = tokio::select! {
+            biased;
+            key = keys.next(), if !keys_closed => match key {
+                Some(Ok(TermEvent::Key(k))) if k.kind != KeyEventKind::Release => Msg::Key(k),
+                Some(Ok(TermEvent::Resize(..))) => Msg::Resize,
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(e).wrap_err("reading the terminal"),
+                // The terminal went away (hang-up): stop as SIGHUP would.
+                None => {
+                    keys_closed = true;
+                    Msg::Signal(1)
+                }
+            },
+            signo = signals.next() => {
+                stopped_by.get_or_insert(signo);
+                Msg::Signal(signo)
+            }
+            _ = frame_tick.tick() => {
+                app.update(Msg::Tick(started.elapsed()));
+                if crate::fault::injected("ui-panic") {
+                    panic!("injected fault: ui-panic");
+                }
+                if app.dirty && !RESTORED.load(Ordering::SeqCst) {
+                    terminal.draw(|f| render::render(app, f)).wrap_err("drawing")?;
+                    app.dirty = false;
+                }
+                continue;
+            }
+            event = events.recv(), if !app.trainer_gone => event.map_or(Msg::TrainerGone, Msg::Trainer),
+            Some(step) = steps.recv() => Msg::Trainer(step),
+        };
+        if let Some(command) = app.update(msg) {
+            // A gone trainer cannot take commands; the run is over anyway.
+            let _ = commands.send(command);
+        }
+    }
+    Ok(stopped_by)
 }

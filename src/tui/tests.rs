@@ -436,6 +436,16 @@ fn q_asks_then_stops_and_exits_once_the_trainer_finished() {
 }
 
 #[test]
+fn a_trainer_that_dies_ends_the_tui() {
+    let mut app = mid_run();
+    app.update(Msg::TrainerGone);
+    assert!(app.exit);
+    let mut app = finished_run();
+    app.update(Msg::TrainerGone);
+    assert!(!app.exit, "a finished run stays on screen until q");
+}
+
+#[test]
 fn q_after_the_run_exits_at_once() {
     let mut app = finished_run();
     assert_eq!(app.update(ch('q')), None);
