@@ -1,6 +1,7 @@
 //! Command line: parse, set up (preset, device, data, run folder), start the trainer, hand its
 //! events to the TUI or to batch mode, and turn the outcome into an exit code.
 
+use crate::checkpoint::{self, Checkpoint};
 use crate::preset::{self, Override, Preset};
 use crate::run::RunFolder;
 use crate::trainer::{self, RunOutcome, TrainerSetup};
@@ -29,6 +30,9 @@ pub struct Args {
     /// Run folder (default: runs/<name>-<timestamp>).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Go on with a stopped run (its folder, which holds checkpoint.json); --set still applies.
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["preset", "out"])]
+    pub resume: Option<PathBuf>,
     /// TUI: draw charts with plain dots instead of braille (for fonts without braille).
     #[arg(long)]
     pub ascii: bool,
@@ -39,10 +43,14 @@ fn bad_input(message: impl std::fmt::Display) -> (i32, String) {
     (EXIT_BAD_INPUT, format!("kd-tui: {message}"))
 }
 
-fn load_preset(args: &Args) -> Result<Preset, (i32, String)> {
-    match &args.preset {
-        Some(path) => preset::load_file(path, &args.overrides),
-        None => preset::load(
+fn load_preset(args: &Args, resume: Option<&Checkpoint>) -> Result<Preset, (i32, String)> {
+    match (resume, &args.preset, &args.resume) {
+        (Some(ckpt), _, Some(dir)) => {
+            let origin = format!("{} (live preset)", dir.join(checkpoint::FILE).display());
+            preset::load(&ckpt.preset, &origin, &args.overrides)
+        }
+        (_, Some(path), _) => preset::load_file(path, &args.overrides),
+        _ => preset::load(
             preset::DEFAULT_PRESET,
             preset::DEFAULT_PRESET_NAME,
             &args.overrides,
@@ -53,21 +61,31 @@ fn load_preset(args: &Args) -> Result<Preset, (i32, String)> {
 
 /// Everything that can fail on bad input, before any training.
 fn setup(args: &Args) -> Result<TrainerSetup, (i32, String)> {
-    let preset = load_preset(args)?;
+    let resume = match &args.resume {
+        Some(dir) => Some(Checkpoint::read(dir).map_err(bad_input)?),
+        None => None,
+    };
+    let preset = load_preset(args, resume.as_ref())?;
     let spec = crate::device::parse(&preset.device).map_err(bad_input)?;
     let device = crate::device::resolve(spec).map_err(|e| bad_input(format!("device: {e}")))?;
     let data = crate::data::load(&preset.data, preset.seed).map_err(bad_input)?;
-    let dir = args
-        .out
-        .clone()
-        .unwrap_or_else(|| RunFolder::default_dir(&preset.name));
-    let run = RunFolder::create(&dir, &preset)
-        .map_err(|e| bad_input(format!("run folder {}: {e}", dir.display())))?;
+    let run = match &args.resume {
+        Some(dir) => RunFolder::reopen(dir),
+        None => {
+            let dir = args
+                .out
+                .clone()
+                .unwrap_or_else(|| RunFolder::default_dir(&preset.name));
+            RunFolder::create(&dir, &preset)
+        }
+    }
+    .map_err(|e| bad_input(format!("run folder: {e}")))?;
     Ok(TrainerSetup {
         preset,
         data,
         device,
         run,
+        resume,
     })
 }
 

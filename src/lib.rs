@@ -4,6 +4,7 @@
 //! {`tui`, `batch`}. The trainer runs on its own OS thread; both front ends consume its events.
 
 pub mod batch;
+pub mod checkpoint;
 pub mod cli;
 pub mod data;
 pub mod device;

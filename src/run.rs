@@ -40,6 +40,19 @@ impl RunFolder {
         })
     }
 
+    /// Opens an existing run folder to go on with it (`--resume`); metrics are appended.
+    pub fn reopen(dir: &Path) -> io::Result<RunFolder> {
+        let metrics_path = dir.join("metrics.jsonl");
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&metrics_path)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", metrics_path.display())))?;
+        Ok(RunFolder {
+            dir: dir.to_path_buf(),
+            metrics: BufWriter::new(file),
+        })
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }

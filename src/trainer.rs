@@ -6,6 +6,7 @@
 //! Every event is also appended to the run folder's `metrics.jsonl` here, so the TUI and batch
 //! mode leave identical run folders.
 
+use crate::checkpoint::{self, BestWeights, Checkpoint};
 use crate::data::{Split, Splits};
 use crate::distill::{self, DistillParams};
 use crate::events::{Command, Event, LogLevel, Phase, Position, Role, Stamped};
@@ -29,6 +30,8 @@ pub struct TrainerSetup {
     pub data: Splits,
     pub device: Device,
     pub run: RunFolder,
+    /// Where a stopped run left off (`--resume`).
+    pub resume: Option<Checkpoint>,
 }
 
 /// The consumer's side of a running trainer.
@@ -199,6 +202,18 @@ impl Best {
         })
     }
 
+    fn save(&self, path: &std::path::Path) -> Result<(), tch::TchError> {
+        Tensor::write_safetensors(&self.weights, path)
+    }
+
+    fn load(record: &BestWeights, run: &RunFolder) -> Result<Best, tch::TchError> {
+        Ok(Best {
+            epoch: record.epoch,
+            val_acc: record.val_acc,
+            weights: Tensor::read_safetensors(run.path(&record.weights))?,
+        })
+    }
+
     fn restore(&self, vs: &mut nn::VarStore) {
         let vars = vs.variables();
         tch::no_grad(|| {
@@ -221,6 +236,14 @@ struct Trainer {
     paused: [bool; 2],
     teacher: Option<Net>,
     results: Vec<PhaseResult>,
+    /// The current phase's best-by-validation weights.
+    best: Option<Best>,
+    /// Training examples of the current epoch already used.
+    epoch_cursor: usize,
+    /// Training time of the current phase before this process (resumed runs).
+    train_seconds_before: f64,
+    phase_started: Instant,
+    resume: Option<Checkpoint>,
 }
 
 fn role_index(role: Role) -> usize {
@@ -237,6 +260,7 @@ impl Trainer {
             data,
             device,
             run,
+            resume,
         } = setup;
         let data = Splits {
             train: data.train.to_device(device),
@@ -260,6 +284,11 @@ impl Trainer {
             paused: [false; 2],
             teacher: None,
             results: Vec::new(),
+            best: None,
+            epoch_cursor: 0,
+            train_seconds_before: 0.0,
+            phase_started: Instant::now(),
+            resume,
         }
     }
 
@@ -274,7 +303,8 @@ impl Trainer {
     /// Records an event in the run folder and sends it to the consumer (who may be gone).
     fn emit(&mut self, event: Event) {
         let stamped = self.stamp(event);
-        if let Err(e) = self.run.record(&stamped) {
+        // Flushed at once: these are rare, and a paused or killed run should show them.
+        if let Err(e) = self.run.record(&stamped).and_then(|()| self.run.flush()) {
             let _ = self.out.events.send(self.stamp(Event::Log {
                 level: LogLevel::Error,
                 message: format!("writing metrics.jsonl: {e}"),
@@ -314,6 +344,11 @@ impl Trainer {
             phases.push(Phase::Baseline);
         }
         phases.push(Phase::Distilled);
+        if let Err(message) = self.restore_finished_phases() {
+            self.log(LogLevel::Error, message.clone());
+            return RunOutcome::Failed(message);
+        }
+        phases.retain(|p| !self.results.iter().any(|r| r.phase == *p));
         let mut stop = None;
         for phase in phases {
             match self.run_phase(phase) {
@@ -452,21 +487,83 @@ impl Trainer {
         }
     }
 
+    /// On resume: takes the finished phases' results and reloads the teacher's weights.
+    fn restore_finished_phases(&mut self) -> Result<(), String> {
+        let Some(ckpt) = &self.resume else {
+            return Ok(());
+        };
+        self.results = ckpt.completed.clone();
+        let message = format!(
+            "resumed from {} at {} epoch {} step {}; finished phases kept: {}; optimizer moments restart",
+            checkpoint::FILE,
+            ckpt.phase.as_str(),
+            ckpt.epoch,
+            ckpt.step,
+            self.results.iter().map(|r| r.phase.as_str()).collect::<Vec<_>>().join(", "),
+        );
+        if let Some(teacher) = self.results.iter().find(|r| r.phase == Phase::Teacher) {
+            let mut net = Net::new(&self.preset.teacher, &self.data, self.device);
+            let path = self.run.path(&teacher.weights);
+            net.vs.load(&path).map_err(|e| {
+                format!("loading the finished teacher from {}: {e}", path.display())
+            })?;
+            self.teacher = Some(net);
+        }
+        self.log(LogLevel::Info, message);
+        Ok(())
+    }
+
+    /// Writes the current weights, the best weights and `checkpoint.json`.
     fn checkpoint(&mut self, phase: Phase, net: &Net) {
-        let file = format!(
-            "checkpoints/{}-e{}-s{}.safetensors",
+        let stem = format!(
+            "checkpoints/{}-e{}-s{}",
             phase.as_str(),
             self.at.epoch,
             self.at.step
         );
-        let path = self.run.path(&file);
-        match net.vs.save(&path) {
+        let weights = format!("{stem}.safetensors");
+        let best_file = format!("checkpoints/{}-best.safetensors", phase.as_str());
+        let written = net
+            .vs
+            .save(self.run.path(&weights))
+            .and_then(|()| match &self.best {
+                Some(best) => best.save(&self.run.path(&best_file)).map(|()| {
+                    Some(BestWeights {
+                        epoch: best.epoch,
+                        val_acc: best.val_acc,
+                        weights: best_file.clone(),
+                    })
+                }),
+                None => Ok(None),
+            });
+        let best = match written {
+            Ok(best) => best,
+            Err(e) => {
+                self.log(
+                    LogLevel::Error,
+                    format!("writing checkpoint {weights}: {e}"),
+                );
+                return;
+            }
+        };
+        let record = Checkpoint {
+            phase,
+            epoch: self.at.epoch,
+            step: self.at.step,
+            epoch_cursor: self.epoch_cursor,
+            weights: weights.clone(),
+            best,
+            train_seconds: self.train_seconds_before + self.phase_started.elapsed().as_secs_f64(),
+            completed: self.results.clone(),
+            preset: self.preset.to_toml(),
+        };
+        match self.run.write_json(checkpoint::FILE, &record) {
             Ok(()) => self.emit(Event::Checkpoint {
-                path: path.display().to_string(),
+                path: self.run.path(&weights).display().to_string(),
             }),
             Err(e) => self.log(
                 LogLevel::Error,
-                format!("writing checkpoint {}: {e}", path.display()),
+                format!("writing {}: {e}", checkpoint::FILE),
             ),
         }
     }
@@ -503,7 +600,9 @@ impl Trainer {
                 return self.load_teacher(&path);
             }
         }
-        let started = Instant::now();
+        self.phase_started = Instant::now();
+        self.train_seconds_before = 0.0;
+        self.best = None;
         let cfg = self.net_config(phase).clone();
         // Baseline and distilled students start from the same weights: a fair comparison.
         tch::manual_seed(seed::torch_seed(
@@ -523,20 +622,28 @@ impl Trainer {
                 .map(|t| t.logits(&self.data.train.features)),
             _ => None,
         };
+        let mut start_cursor = 0;
+        if let Some(ckpt) = self.resume.take().filter(|c| c.phase == phase) {
+            start_cursor = ckpt.epoch_cursor;
+            if let Err(message) = self.restore_phase(&ckpt, &mut net) {
+                self.log(LogLevel::Error, message.clone());
+                return Err(Interrupt::Stop(message));
+            }
+        }
         let n_train = self.data.train.len();
         self.emit(Event::PhaseStarted {
             epochs: cfg.epochs,
             steps_per_epoch: n_train.div_ceil(cfg.batch_size),
         });
-        let mut best: Option<Best> = None;
         let mut interrupt = None;
         while self.at.epoch < self.net_config(phase).epochs {
             self.at.epoch += 1;
-            match self.train_epoch(phase, &net, &mut opt, teacher_logits.as_ref()) {
+            let cursor = std::mem::take(&mut start_cursor);
+            match self.train_epoch(phase, &net, &mut opt, teacher_logits.as_ref(), cursor) {
                 Ok(train_loss) => {
                     let val = evaluate(&net, &self.data.val, self.data.num_classes);
-                    if best.as_ref().is_none_or(|b| val.acc > b.val_acc) {
-                        best = Some(Best {
+                    if self.best.as_ref().is_none_or(|b| val.acc > b.val_acc) {
+                        self.best = Some(Best {
                             epoch: self.at.epoch,
                             val_acc: val.acc,
                             weights: Best::snapshot(&net.vs),
@@ -549,7 +656,6 @@ impl Trainer {
                         val_acc: val.acc,
                         epochs,
                     });
-                    let _ = self.run.flush();
                 }
                 Err(i) => {
                     interrupt = Some(i);
@@ -562,7 +668,7 @@ impl Trainer {
         }
         let last = evaluate(&net, &self.data.test, self.data.num_classes);
         let epochs_run = self.at.epoch;
-        let best = best.unwrap_or_else(|| {
+        let best = self.best.take().unwrap_or_else(|| {
             let val = evaluate(&net, &self.data.val, self.data.num_classes);
             Best {
                 epoch: epochs_run,
@@ -577,13 +683,31 @@ impl Trainer {
             best.epoch,
             best.val_acc,
             last.acc,
-            started.elapsed().as_secs_f64(),
+            self.train_seconds_before + self.phase_started.elapsed().as_secs_f64(),
             true,
         );
         if phase == Phase::Teacher {
             self.teacher = Some(net);
         }
         self.emit(Event::PhaseFinished { result });
+        Ok(())
+    }
+
+    /// Loads a stopped phase's weights, best weights and position from its checkpoint.
+    fn restore_phase(&mut self, ckpt: &Checkpoint, net: &mut Net) -> Result<(), String> {
+        let path = self.run.path(&ckpt.weights);
+        net.vs
+            .load(&path)
+            .map_err(|e| format!("resuming from {}: {e}", path.display()))?;
+        if let Some(record) = &ckpt.best {
+            let best = Best::load(record, &self.run)
+                .map_err(|e| format!("resuming from {}: {e}", record.weights))?;
+            self.best = Some(best);
+        }
+        // The loop below increments the epoch before training it.
+        self.at.epoch = ckpt.epoch.saturating_sub(1);
+        self.at.step = ckpt.step;
+        self.train_seconds_before = ckpt.train_seconds;
         Ok(())
     }
 
@@ -651,6 +775,7 @@ impl Trainer {
         net: &Net,
         opt: &mut nn::Optimizer,
         teacher_logits: Option<&Tensor>,
+        start_cursor: usize,
     ) -> Result<f64, Interrupt> {
         let s = self.preset.seed;
         let tag = phase.as_str();
@@ -672,8 +797,10 @@ impl Trainer {
         let mut window_loss = Tensor::zeros([], (Kind::Float, self.device));
         let (mut window_steps, mut window_samples, mut window_start) =
             (0usize, 0usize, Instant::now());
-        let mut cursor = 0i64;
+        // A resumed epoch skips the examples it had already used (same order: same seed).
+        let mut cursor = start_cursor as i64;
         while cursor < n {
+            self.epoch_cursor = cursor as usize;
             self.poll_commands(phase, net)?;
             let cfg = self.net_config(phase);
             let (lr, batch) = (cfg.lr, cfg.batch_size as i64);

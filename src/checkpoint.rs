@@ -1,0 +1,56 @@
+//! `checkpoint.json`: where a stopped run was, so `--resume` can go on from there.
+//!
+//! What resumes exactly: finished phases (results and weights, never retrained), the live
+//! preset with every edit, the current phase's weights, its best-by-validation weights, and the
+//! position down to the example within the epoch (shuffling replays from per-epoch seeds).
+//! What does not (yet): the optimizer's moment buffers, which tch keeps private, and the dropout
+//! stream inside a half-done epoch; both restart at the checkpoint.
+
+use crate::events::Phase;
+use crate::summary::PhaseResult;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+pub const FILE: &str = "checkpoint.json";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BestWeights {
+    pub epoch: usize,
+    pub val_acc: f64,
+    /// safetensors file, relative to the run folder.
+    pub weights: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub phase: Phase,
+    /// The epoch in progress, 1-based.
+    pub epoch: usize,
+    /// Optimizer steps done in the phase.
+    pub step: usize,
+    /// Training examples of `epoch` already used.
+    pub epoch_cursor: usize,
+    /// safetensors file of the current weights, relative to the run folder.
+    pub weights: String,
+    pub best: Option<BestWeights>,
+    /// Training time spent in the phase so far.
+    pub train_seconds: f64,
+    /// Phases that had finished, with their results.
+    pub completed: Vec<PhaseResult>,
+    /// The live preset (start preset plus accepted edits), as TOML.
+    pub preset: String,
+}
+
+impl Checkpoint {
+    pub fn read(run_dir: &Path) -> Result<Checkpoint, String> {
+        let path = run_dir.join(FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            format!(
+                "{}: cannot read ({e}); only runs stopped with a checkpoint can be resumed",
+                path.display()
+            )
+        })?;
+        serde_json::from_str(&text)
+            .map_err(|e| format!("{}: not a kd-tui checkpoint ({e})", path.display()))
+    }
+}
