@@ -311,7 +311,7 @@ fn enter_edits_the_selected_value_and_enter_applies() {
     assert_eq!(
         app.mode,
         Mode::Editing {
-            buffer: "0.001".into(),
+            buffer: "0.003".into(),
             refused: None
         }
     );
