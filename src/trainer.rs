@@ -17,7 +17,7 @@ use crate::seed;
 use crate::summary::{Comparison, Latency, PhaseResult, RunStatus, RunSummary};
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
 use std::sync::mpsc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
 use tokio::sync::mpsc as tokio_mpsc;
 
@@ -243,6 +243,8 @@ struct Trainer {
     /// Training time of the current phase before this process (resumed runs).
     train_seconds_before: f64,
     phase_started: Instant,
+    /// Time the current phase spent paused (left out of its training time).
+    paused_total: Duration,
     resume: Option<Checkpoint>,
 }
 
@@ -288,6 +290,7 @@ impl Trainer {
             epoch_cursor: 0,
             train_seconds_before: 0.0,
             phase_started: Instant::now(),
+            paused_total: Duration::ZERO,
             resume,
         }
     }
@@ -423,20 +426,25 @@ impl Trainer {
     }
 
     /// Handles pending commands; blocks (without spinning) while the phase's role is paused.
-    fn poll_commands(&mut self, phase: Phase, net: &Net) -> Result<(), Interrupt> {
+    /// Returns how long it was paused, so throughput figures can leave that out.
+    fn poll_commands(&mut self, phase: Phase, net: &Net) -> Result<Duration, Interrupt> {
+        let mut paused_for = Duration::ZERO;
         loop {
             let paused = self.paused[role_index(phase.role())];
             let command = if paused {
-                match self.commands.recv() {
+                let since = Instant::now();
+                let received = self.commands.recv();
+                paused_for += since.elapsed();
+                match received {
                     Ok(c) => c,
                     Err(_) => return Err(Interrupt::Stop("the controlling side went away".into())),
                 }
             } else {
                 match self.commands.try_recv() {
                     Ok(c) => c,
-                    Err(mpsc::TryRecvError::Empty) => return Ok(()),
+                    Err(mpsc::TryRecvError::Empty) => return Ok(paused_for),
                     // Nobody can resume or stop us any more: finish the run as configured.
-                    Err(mpsc::TryRecvError::Disconnected) => return Ok(()),
+                    Err(mpsc::TryRecvError::Disconnected) => return Ok(paused_for),
                 }
             };
             match command {
@@ -553,7 +561,7 @@ impl Trainer {
             epoch_cursor: self.epoch_cursor,
             weights: weights.clone(),
             best,
-            train_seconds: self.train_seconds_before + self.phase_started.elapsed().as_secs_f64(),
+            train_seconds: self.phase_train_seconds(),
             completed: self.results.clone(),
             preset: self.preset.to_toml(),
         };
@@ -601,6 +609,7 @@ impl Trainer {
             }
         }
         self.phase_started = Instant::now();
+        self.paused_total = Duration::ZERO;
         self.train_seconds_before = 0.0;
         self.best = None;
         let cfg = self.net_config(phase).clone();
@@ -683,7 +692,7 @@ impl Trainer {
             best.epoch,
             best.val_acc,
             last.acc,
-            self.train_seconds_before + self.phase_started.elapsed().as_secs_f64(),
+            self.phase_train_seconds(),
             true,
         );
         if phase == Phase::Teacher {
@@ -691,6 +700,11 @@ impl Trainer {
         }
         self.emit(Event::PhaseFinished { result });
         Ok(())
+    }
+
+    /// Training time of the current phase, pauses left out, earlier processes included.
+    fn phase_train_seconds(&self) -> f64 {
+        self.train_seconds_before + (self.phase_started.elapsed() - self.paused_total).as_secs_f64()
     }
 
     /// Loads a stopped phase's weights, best weights and position from its checkpoint.
@@ -801,7 +815,9 @@ impl Trainer {
         let mut cursor = start_cursor as i64;
         while cursor < n {
             self.epoch_cursor = cursor as usize;
-            self.poll_commands(phase, net)?;
+            let paused_for = self.poll_commands(phase, net)?;
+            window_start += paused_for;
+            self.paused_total += paused_for;
             let cfg = self.net_config(phase);
             let (lr, batch) = (cfg.lr, cfg.batch_size as i64);
             opt.set_lr(lr);
