@@ -98,21 +98,44 @@ fn describe(phase: &str, event: &Event) -> Option<String> {
     })
 }
 
+/// The consumer side's event loop runtime, with the signal handlers already installed.
+///
+/// Made before any set-up so that a signal arriving while data loads is not lost: the consumer
+/// sees it as soon as it runs and stops the run cleanly.
+pub struct Consumer {
+    pub runtime: tokio::runtime::Runtime,
+    pub signals: Signals,
+}
+
+impl Consumer {
+    pub fn new() -> std::io::Result<Consumer> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let signals = {
+            let _context = runtime.enter();
+            Signals::new()
+        };
+        Ok(Consumer { runtime, signals })
+    }
+}
+
 /// Drives a batch run to its end.
-pub fn run(handle: TrainerHandle) -> Ended {
+pub fn run(handle: TrainerHandle, consumer: Consumer) -> Ended {
     let progress = if std::io::stderr().is_terminal() {
         Progress::Bar(None)
     } else {
         Progress::Lines
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let Consumer {
+        runtime,
+        mut signals,
+    } = consumer;
     let signal = runtime.block_on(consume(
         handle.events,
         handle.steps,
         &handle.commands,
+        &mut signals,
         progress,
     ));
     let outcome = handle
@@ -126,9 +149,9 @@ async fn consume(
     mut events: tokio::sync::mpsc::UnboundedReceiver<Stamped>,
     mut steps: tokio::sync::mpsc::Receiver<Stamped>,
     commands: &std::sync::mpsc::Sender<Command>,
+    signals: &mut Signals,
     mut progress: Progress,
 ) -> Option<i32> {
-    let mut signals = Signals::new();
     let mut stopped_by = None;
     loop {
         tokio::select! {

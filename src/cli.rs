@@ -102,6 +102,13 @@ pub fn main() -> i32 {
         );
         return EXIT_BAD_INPUT;
     }
+    let consumer = match crate::batch::Consumer::new() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("kd-tui: starting the event loop: {e}");
+            return 1;
+        }
+    };
     let setup = match setup(&args) {
         Ok(s) => s,
         Err((code, message)) => {
@@ -111,13 +118,14 @@ pub fn main() -> i32 {
     };
     let handle = trainer::spawn(setup);
     let ended = if args.batch {
-        crate::batch::run(handle)
+        crate::batch::run(handle, consumer)
     } else {
         match crate::tui::run(
             handle,
             crate::tui::Options {
                 ascii_markers: args.ascii,
             },
+            consumer,
         ) {
             Ok(ended) => ended,
             Err(e) => {

@@ -161,6 +161,12 @@ pub fn load(cfg: &DataConfig, seed: u64) -> Result<Splits, DataError> {
             "no training examples left after the validation/test split",
         ));
     }
+    if val.len() == 0 {
+        return Err(err(
+            &description,
+            "the validation split is empty; raise data.val_fraction",
+        ));
+    }
     normalize(
         cfg.normalize,
         max_value,

@@ -114,7 +114,7 @@ pub enum Event {
         epochs: usize,
     },
     PhaseFinished {
-        result: PhaseResult,
+        result: Box<PhaseResult>,
     },
     Paused {
         role: Role,
@@ -138,7 +138,7 @@ pub enum Event {
         message: String,
     },
     Finished {
-        summary: RunSummary,
+        summary: Box<RunSummary>,
     },
 }
 

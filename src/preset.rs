@@ -389,16 +389,21 @@ impl Located<'_> {
         }
     }
 
-    /// Span of the value at a dotted key in the original text, or of its nearest parent.
+    /// Span of a dotted key (its name, else its value) in the original text, or of its
+    /// nearest parent.
     fn span_of(&self, key: &str) -> Option<std::ops::Range<usize>> {
         let doc = toml_edit::Document::parse(self.text).ok()?;
         let mut item = doc.as_item();
         let mut span = None;
         for part in key.split('.').filter(|p| !p.is_empty()) {
+            let key_span = item
+                .as_table_like()
+                .and_then(|t| t.key(part))
+                .and_then(|k| k.span());
             match item.get(part) {
                 Some(next) => {
                     item = next;
-                    span = next.span().or(span);
+                    span = key_span.or(next.span()).or(span);
                 }
                 None => break,
             }
@@ -435,6 +440,16 @@ pub mod rules {
             Ok(())
         } else {
             Err("must be at least 1 (got 0)".into())
+        }
+    }
+    /// The validation split picks the reported (best) weights, so it cannot be empty.
+    pub fn validation_fraction(f: f64) -> Result<(), String> {
+        if f > 0.0 && f < 1.0 {
+            Ok(())
+        } else {
+            Err(format!(
+                "must be within (0, 1): validation accuracy picks the weights that are reported (got {f})"
+            ))
         }
     }
     pub fn fraction_below_one(f: f64) -> Result<(), String> {
@@ -476,7 +491,7 @@ impl Preset {
         let d = &self.data;
         check(
             "data.val_fraction",
-            rules::fraction_below_one(d.val_fraction),
+            rules::validation_fraction(d.val_fraction),
         )?;
         check(
             "data.test_fraction",
@@ -642,6 +657,7 @@ mod tests {
                 "distill.temperature",
             ),
             ("alpha = 0.9", "alpha = 1.5", "distill.alpha"),
+            ("val_fraction = 0.1", "val_fraction = 0.0", "data.val_fraction"),
         ] {
             let text = DEFAULT_PRESET.replacen(from, to, 1);
             let e = load(&text, "x.toml", &[]).unwrap_err();

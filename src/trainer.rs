@@ -374,7 +374,7 @@ impl Trainer {
         }
         self.at.phase = None;
         self.emit(Event::Finished {
-            summary: summary.clone(),
+            summary: Box::new(summary.clone()),
         });
         if let Err(e) = self.run.flush() {
             return RunOutcome::Failed(format!("writing metrics.jsonl: {e}"));
@@ -698,7 +698,9 @@ impl Trainer {
         if phase == Phase::Teacher {
             self.teacher = Some(net);
         }
-        self.emit(Event::PhaseFinished { result });
+        self.emit(Event::PhaseFinished {
+            result: Box::new(result),
+        });
         Ok(())
     }
 
@@ -778,7 +780,9 @@ impl Trainer {
         let val = evaluate(&net, &self.data.val, self.data.num_classes);
         let result = self.finish_phase(Phase::Teacher, &net, 0, val.acc, f64::NAN, 0.0, false);
         self.teacher = Some(net);
-        self.emit(Event::PhaseFinished { result });
+        self.emit(Event::PhaseFinished {
+            result: Box::new(result),
+        });
         Ok(())
     }
 

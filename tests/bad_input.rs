@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{edit_default_preset, run, write_preset};
+use common::{default_preset_with, run, write_preset};
 use std::ffi::OsString;
 use std::path::Path;
 
@@ -43,172 +43,128 @@ fn line_of(text: &str, needle: &str) -> usize {
     hits[0]
 }
 
-/// A broken variant of the default preset.
-struct PresetCase<'a> {
-    /// Text in presets/digits.toml to replace (first occurrence) ...
-    from: &'a str,
-    /// ... and its replacement.
-    to: &'a str,
-    /// Text on the line the message must point at.
-    line_with: &'a str,
-    /// The dotted key the message must name; `None` for syntax errors.
-    key: Option<&'a str>,
-    /// What the message must say is wrong or allowed.
-    says: &'a [&'a str],
-}
-
-impl PresetCase<'_> {
-    fn check(&self) {
-        let tmp = tempfile::tempdir().unwrap();
-        let text = edit_default_preset(self.from, self.to);
-        let path = write_preset(tmp.path(), "broken.toml", &text);
-        let message = rejected(tmp.path(), &[path.clone().into()]);
-        assert_eq!(message.trim_end().lines().count(), 1, "one line: {message}");
-        let location = format!("{}:{}:", path.display(), line_of(&text, self.line_with));
-        assert!(
-            message.contains(&location),
-            "expected `{location}` in: {message}"
-        );
-        if let Some(key) = self.key {
-            assert!(
-                message.contains(&format!("key `{key}`")),
-                "expected key `{key}` in: {message}"
-            );
-        }
-        for says in self.says {
-            assert!(message.contains(says), "expected `{says}` in: {message}");
-        }
+/// Writes `text` as a preset and runs it; the one-line message must point at the line holding
+/// `line_with`, name `key` (syntax errors have none) and say each of `says`.
+fn check_preset(text: &str, line_with: &str, key: Option<&str>, says: &[&str]) {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write_preset(tmp.path(), "broken.toml", text);
+    let message = rejected(tmp.path(), &[path.clone().into()]);
+    assert_eq!(message.trim_end().lines().count(), 1, "one line: {message}");
+    let location = format!("{}:{}:", path.display(), line_of(text, line_with));
+    assert!(
+        message.contains(&location),
+        "expected `{location}` in: {message}"
+    );
+    if let Some(key) = key {
+        let key = format!("key `{key}`");
+        assert!(message.contains(&key), "expected {key} in: {message}");
+    }
+    for says in says {
+        assert!(message.contains(says), "expected `{says}` in: {message}");
     }
 }
 
 #[test]
 fn unknown_key_lists_the_allowed_keys() {
-    PresetCase {
-        from: "[distill]",
-        to: "[distill]\ntemprature = 3.0",
-        line_with: "temprature",
-        key: Some("distill.temprature"),
-        says: &[
+    check_preset(
+        &default_preset_with(&[("distill.temprature", "3.0")]),
+        "temprature",
+        Some("distill.temprature"),
+        &[
             "unknown field `temprature`",
             "`method`, `temperature`, `alpha`",
         ],
-    }
-    .check();
+    );
 }
 
 #[test]
 fn unknown_key_in_an_inline_table() {
-    PresetCase {
-        from: r#"activation = "relu", dropout = 0.0"#,
-        to: r#"actvation = "relu", dropout = 0.0"#,
-        line_with: "actvation",
-        key: Some("student.model.actvation"),
-        says: &["unknown field `actvation`", "`activation`"],
-    }
-    .check();
+    check_preset(
+        &default_preset_with(&[("student.model.actvation", r#""gelu""#)]),
+        "actvation",
+        Some("student.model.actvation"),
+        &["unknown field `actvation`", "`activation`"],
+    );
 }
 
 #[test]
 fn wrong_type() {
-    PresetCase {
-        from: "epochs = 30",
-        to: r#"epochs = "ten""#,
-        line_with: r#""ten""#,
-        key: Some("teacher.epochs"),
-        // serde's wording for "a non-negative integer".
-        says: &[r#"string "ten""#, "expected a non-negative integer"],
-    }
-    .check();
+    check_preset(
+        &default_preset_with(&[("teacher.epochs", r#""ten""#)]),
+        r#""ten""#,
+        Some("teacher.epochs"),
+        &[r#"string "ten""#, "expected a non-negative integer"],
+    );
 }
 
 #[test]
 fn temperature_must_be_positive() {
     for bad in ["0.0", "-2.5"] {
-        let to = format!("temperature = {bad}");
-        PresetCase {
-            from: "temperature = 4.0",
-            to: &to,
-            line_with: &to,
-            key: Some("distill.temperature"),
-            says: &["must be a number > 0"],
-        }
-        .check();
+        check_preset(
+            &default_preset_with(&[("distill.temperature", bad)]),
+            &format!("temperature = {bad}"),
+            Some("distill.temperature"),
+            &["must be a number > 0"],
+        );
     }
 }
 
 #[test]
 fn alpha_must_be_within_0_and_1() {
     for bad in ["1.5", "-0.1"] {
-        let to = format!("alpha = {bad}");
-        PresetCase {
-            from: "alpha = 0.9",
-            to: &to,
-            line_with: &to,
-            key: Some("distill.alpha"),
-            says: &["within [0, 1]"],
-        }
-        .check();
+        check_preset(
+            &default_preset_with(&[("distill.alpha", bad)]),
+            &format!("alpha = {bad}"),
+            Some("distill.alpha"),
+            &["within [0, 1]"],
+        );
     }
 }
 
 #[test]
 fn hidden_layers_cannot_be_empty() {
-    PresetCase {
-        from: "hidden = [32]",
-        to: "hidden = []",
-        line_with: "hidden = []",
-        key: Some("student.model.hidden"),
-        says: &["at least one hidden layer"],
-    }
-    .check();
+    check_preset(
+        &default_preset_with(&[("student.model.hidden", "[]")]),
+        "hidden = []",
+        Some("student.model.hidden"),
+        &["at least one hidden layer"],
+    );
 }
 
 #[test]
 fn epochs_must_be_at_least_one() {
-    PresetCase {
-        from: "epochs = 40",
-        to: "epochs = 0",
-        line_with: "epochs = 0",
-        key: Some("student.epochs"),
-        says: &["must be at least 1 (got 0)"],
-    }
-    .check();
+    check_preset(
+        &default_preset_with(&[("student.epochs", "0")]),
+        "epochs = 0",
+        Some("student.epochs"),
+        &["must be at least 1 (got 0)"],
+    );
 }
 
 #[test]
 fn batch_size_must_be_at_least_one() {
-    PresetCase {
-        from: "batch_size = 64",
-        to: "batch_size = 0",
-        line_with: "batch_size = 0",
-        key: Some("teacher.batch_size"),
-        says: &["must be at least 1 (got 0)"],
-    }
-    .check();
+    check_preset(
+        &default_preset_with(&[("teacher.batch_size", "0")]),
+        "batch_size = 0",
+        Some("teacher.batch_size"),
+        &["must be at least 1 (got 0)"],
+    );
 }
 
 #[test]
 fn toml_syntax_error() {
-    PresetCase {
-        from: "[student]",
-        to: "[student",
-        line_with: "[student",
-        key: None,
-        says: &["expected `]`"],
-    }
-    .check();
+    let text = kd_tui::preset::DEFAULT_PRESET.replacen("[student]", "[student", 1);
+    check_preset(&text, "[student", None, &["expected `]`"]);
 }
 
 #[test]
 fn file_based_source_needs_a_path() {
-    PresetCase {
-        from: r#"source = "digits""#,
-        to: r#"source = "mnist""#,
-        line_with: "[data]",
-        key: Some("data.path"),
-        says: &["required for this source"],
-    }
-    .check();
+    check_preset(
+        &default_preset_with(&[("data.source", r#""mnist""#)]),
+        "[data]",
+        Some("data.path"),
+        &["required for this source"],
+    );
 }
 
 #[test]
@@ -222,9 +178,13 @@ fn missing_preset_file() {
     );
 }
 
-/// Runs the default preset with its data source replaced; returns the message.
-fn rejected_data(dir: &Path, source: &str) -> String {
-    let text = edit_default_preset(r#"source = "digits""#, source);
+/// Runs the default preset with another data source and path; returns the message.
+fn rejected_data(dir: &Path, source: &str, path: &Path) -> String {
+    let quoted = |s: &str| toml::Value::String(s.into()).to_string();
+    let text = default_preset_with(&[
+        ("data.source", &quoted(source)),
+        ("data.path", &quoted(&path.display().to_string())),
+    ]);
     let preset = write_preset(dir, "data.toml", &text);
     rejected(dir, &[preset.into()])
 }
@@ -232,7 +192,7 @@ fn rejected_data(dir: &Path, source: &str) -> String {
 #[test]
 fn missing_csv_file_is_named() {
     let tmp = tempfile::tempdir().unwrap();
-    let message = rejected_data(tmp.path(), "source = \"csv\"\npath = \"/nonexistent.csv\"");
+    let message = rejected_data(tmp.path(), "csv", Path::new("/nonexistent.csv"));
     assert!(
         message.contains("/nonexistent.csv: cannot read"),
         "{message}"
@@ -242,10 +202,7 @@ fn missing_csv_file_is_named() {
 #[test]
 fn missing_mnist_folder_names_the_expected_file() {
     let tmp = tempfile::tempdir().unwrap();
-    let message = rejected_data(
-        tmp.path(),
-        "source = \"mnist\"\npath = \"/nonexistent-mnist\"",
-    );
+    let message = rejected_data(tmp.path(), "mnist", Path::new("/nonexistent-mnist"));
     assert!(
         message.contains("/nonexistent-mnist/train-images-idx3-ubyte.gz: not found"),
         "{message}"
@@ -272,8 +229,7 @@ fn truncated_mnist_file_names_the_file_and_the_expected_size() {
     // The header promises 100 images of 28 x 28 bytes; the file stops after 1000 bytes of pixels.
     std::fs::write(&images, idx_file(&[100, 28, 28], 1000)).unwrap();
     std::fs::write(mnist.join("train-labels-idx1-ubyte"), idx_file(&[100], 100)).unwrap();
-    let path = toml::Value::String(mnist.display().to_string());
-    let message = rejected_data(tmp.path(), &format!("source = \"mnist\"\npath = {path}"));
+    let message = rejected_data(tmp.path(), "mnist", &mnist);
     let expected = format!(
         "{}: truncated or padded: header says 100 x 28 x 28 = 78400 data bytes, found 1000",
         images.display()

@@ -550,7 +550,7 @@ impl App {
                     ),
                 );
                 let index = phase_index(result.phase);
-                self.series[index].result = Some(result);
+                self.series[index].result = Some(*result);
             }
             Event::Paused { role, paused } => {
                 self.paused[role_index(role)] = paused;
@@ -598,7 +598,7 @@ impl App {
                     LogLevel::Info,
                     format!("run {status}; summary in {}/summary.json", self.run_dir),
                 );
-                self.summary = Some(summary);
+                self.summary = Some(*summary);
                 if self.stopping {
                     self.exit = true;
                 }

@@ -11,7 +11,7 @@ pub mod render;
 mod tests;
 pub mod theme;
 
-use crate::batch::{Ended, Signals};
+use crate::batch::{Consumer, Ended, Signals};
 use crate::events::{Command, Stamped};
 use crate::trainer::{RunOutcome, TrainerHandle};
 use app::{App, Msg};
@@ -80,12 +80,17 @@ fn enter_terminal() -> color_eyre::Result<Terminal<CrosstermBackend<Stdout>>> {
 ///
 /// If the TUI itself fails or panics, the trainer is told to checkpoint and stop before this
 /// returns, so the run folder is complete whatever happened on screen.
-pub fn run(handle: TrainerHandle, options: Options) -> color_eyre::Result<Ended> {
+pub fn run(
+    handle: TrainerHandle,
+    options: Options,
+    consumer: Consumer,
+) -> color_eyre::Result<Ended> {
     install_hooks()?;
     let mut app = App::new(options.ascii_markers);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let Consumer {
+        runtime,
+        mut signals,
+    } = consumer;
     let TrainerHandle {
         commands,
         mut events,
@@ -101,6 +106,7 @@ pub fn run(handle: TrainerHandle, options: Options) -> color_eyre::Result<Ended>
             &commands,
             &mut events,
             &mut steps,
+            &mut signals,
         ))
     }));
     let signal = match looped {
@@ -130,9 +136,9 @@ async fn event_loop(
     commands: &mpsc::Sender<Command>,
     events: &mut UnboundedReceiver<Stamped>,
     steps: &mut Receiver<Stamped>,
+    signals: &mut Signals,
 ) -> color_eyre::Result<Option<i32>> {
     let mut keys = EventStream::new();
-    let mut signals = Signals::new();
     let mut frame_tick = tokio::time::interval(FRAME_INTERVAL);
     frame_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let started = Instant::now();

@@ -101,7 +101,7 @@ fn feed_phase(
         120,
         t,
         Event::PhaseFinished {
-            result: result(phase, params, final_acc, latency_us),
+            result: Box::new(result(phase, params, final_acc, latency_us)),
         },
     ));
 }
@@ -210,10 +210,18 @@ fn finished_run() -> App {
         120,
         4.5,
         Event::PhaseFinished {
-            result: result(Phase::Distilled, 2410, 0.961, 6.0),
+            result: Box::new(result(Phase::Distilled, 2410, 0.961, 6.0)),
         },
     ));
-    app.update(stamped(None, 6, 120, 4.6, Event::Finished { summary }));
+    app.update(stamped(
+        None,
+        6,
+        120,
+        4.6,
+        Event::Finished {
+            summary: Box::new(summary),
+        },
+    ));
     app
 }
 

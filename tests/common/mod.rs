@@ -31,14 +31,29 @@ where
     }
 }
 
-/// The embedded default preset with the first `from` replaced by `to`.
-pub fn edit_default_preset(from: &str, to: &str) -> String {
-    let text = kd_tui::preset::DEFAULT_PRESET;
-    assert!(
-        text.contains(from),
-        "presets/digits.toml no longer contains `{from}`"
-    );
-    text.replacen(from, to, 1)
+/// The embedded default preset with `edits` applied: (dotted key, value in TOML syntax) pairs,
+/// each set in place or added to its table, so that every other line keeps its number.
+pub fn default_preset_with(edits: &[(&str, &str)]) -> String {
+    let mut doc: toml_edit::DocumentMut = kd_tui::preset::DEFAULT_PRESET
+        .parse()
+        .expect("the default preset parses");
+    for (key, value) in edits {
+        let value: toml_edit::Value = value
+            .parse()
+            .unwrap_or_else(|e| panic!("`{value}` is not a TOML value: {e}"));
+        let parts: Vec<&str> = key.split('.').collect();
+        let (leaf, tables) = parts.split_last().expect("a key");
+        let mut item = doc.as_item_mut();
+        for table in tables {
+            assert!(
+                item.get(table).is_some(),
+                "the default preset has no `{table}` in `{key}`"
+            );
+            item = &mut item[table];
+        }
+        item[leaf] = toml_edit::value(value);
+    }
+    doc.to_string()
 }
 
 /// Writes a preset file `dir/name` and returns its path.
