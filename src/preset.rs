@@ -657,7 +657,11 @@ mod tests {
                 "distill.temperature",
             ),
             ("alpha = 0.9", "alpha = 1.5", "distill.alpha"),
-            ("val_fraction = 0.1", "val_fraction = 0.0", "data.val_fraction"),
+            (
+                "val_fraction = 0.1",
+                "val_fraction = 0.0",
+                "data.val_fraction",
+            ),
         ] {
             let text = DEFAULT_PRESET.replacen(from, to, 1);
             let e = load(&text, "x.toml", &[]).unwrap_err();

@@ -603,14 +603,19 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-#[test]
-fn sigterm_checkpoints_and_marks_the_run_interrupted() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("run");
-    let stderr_path = tmp.path().join("stderr.txt");
+/// Runs `kd-tui --batch <args> --out <dir>` until a metrics record satisfies `ready`, then sends
+/// SIGTERM; returns the exit code and stderr.
+fn run_until_sigterm(
+    dir: &Path,
+    args: &[&str],
+    ready: impl Fn(&Value) -> bool,
+) -> (Option<i32>, String) {
+    let stderr_path = dir.with_extension("stderr.txt");
     let child = kd_tui()
-        .args(["--batch", "--set", "teacher.epochs=100000", "--out"])
-        .arg(&dir)
+        .arg("--batch")
+        .args(args)
+        .arg("--out")
+        .arg(dir)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&stderr_path).unwrap())
         .spawn()
@@ -618,7 +623,7 @@ fn sigterm_checkpoints_and_marks_the_run_interrupted() {
     let mut child = ChildGuard(child);
 
     let metrics_path = dir.join("metrics.jsonl");
-    wait_for("an epoch record in metrics.jsonl", || {
+    wait_for("the awaited record in metrics.jsonl", || {
         if let Some(status) = child.0.try_wait().unwrap() {
             panic!(
                 "kd-tui ended early ({status}):\n{}",
@@ -628,7 +633,7 @@ fn sigterm_checkpoints_and_marks_the_run_interrupted() {
         std::fs::read_to_string(&metrics_path).is_ok_and(|text| {
             text.lines()
                 .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-                .any(|r| r["type"] == "epoch")
+                .any(|r| ready(&r))
         })
     });
     let kill = std::process::Command::new("kill")
@@ -642,11 +647,17 @@ fn sigterm_checkpoints_and_marks_the_run_interrupted() {
         status.is_some()
     });
     let stderr = std::fs::read_to_string(&stderr_path).unwrap();
-    assert_eq!(
-        status.unwrap().code(),
-        Some(128 + 15),
-        "exit code 128 + SIGTERM\n{stderr}"
-    );
+    (status.unwrap().code(), stderr)
+}
+
+#[test]
+fn sigterm_checkpoints_and_marks_the_run_interrupted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let (code, stderr) = run_until_sigterm(&dir, &["--set", "teacher.epochs=100000"], |r| {
+        r["type"] == "epoch"
+    });
+    assert_eq!(code, Some(128 + 15), "exit code 128 + SIGTERM\n{stderr}");
     assert!(stderr.contains("SIGTERM received"), "{stderr}");
 
     let summary = read_summary(&dir);
@@ -681,6 +692,106 @@ fn sigterm_checkpoints_and_marks_the_run_interrupted() {
     for file in &saved {
         check_weights(file, &teacher_shapes);
     }
+}
+
+#[test]
+fn a_stopped_run_resumes_without_retraining_finished_phases() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    // The teacher finishes; the baseline would run "forever" and is stopped in its 3rd epoch.
+    let args = [
+        "--set",
+        "teacher.epochs=3",
+        "--set",
+        "student.epochs=100000",
+    ];
+    let (code, stderr) = run_until_sigterm(&dir, &args, |r| {
+        r["type"] == "epoch" && r["phase"] == "baseline" && as_u64(&r["epoch"]) >= 2
+    });
+    assert_eq!(code, Some(128 + 15), "{stderr}");
+    let stopped = read_summary(&dir);
+    let teacher = stopped.teacher.clone().expect("the teacher had finished");
+    let checkpoint: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("checkpoint.json")).unwrap())
+            .unwrap();
+    assert_eq!(checkpoint["phase"], "baseline");
+    let (epoch, step) = (as_u64(&checkpoint["epoch"]), as_u64(&checkpoint["step"]));
+    assert!(epoch >= 3, "{checkpoint}");
+
+    // Go on with a finite student budget: two more epochs than were started.
+    let budget = format!("student.epochs={}", epoch + 2);
+    let resumed = run([
+        OsString::from("--batch"),
+        "--resume".into(),
+        dir.clone().into(),
+        "--set".into(),
+        budget.into(),
+    ]);
+    assert_eq!(resumed.code, Some(0), "{resumed:?}");
+    let summary = read_summary(&dir);
+    assert_eq!(summary.status, RunStatus::Completed);
+    assert_eq!(
+        summary.teacher.as_ref(),
+        Some(&teacher),
+        "the teacher is kept, not retrained"
+    );
+    assert_eq!(
+        summary.baseline.as_ref().unwrap().epochs_run as u64,
+        epoch + 2
+    );
+    assert_eq!(
+        summary.distilled.as_ref().unwrap().epochs_run as u64,
+        epoch + 2
+    );
+
+    let metrics = read_metrics(&dir);
+    let resumed_at = metrics
+        .iter()
+        .position(|r| {
+            r["type"] == "log"
+                && r["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("resumed from checkpoint.json"))
+        })
+        .expect("a log record of the resume");
+    let after = &metrics[resumed_at..];
+    assert_eq!(phases_of(after, "phase_started"), ["baseline", "distilled"]);
+    let first_step = after
+        .iter()
+        .find(|r| r["type"] == "step" && r["phase"] == "baseline")
+        .unwrap();
+    assert!(
+        as_u64(&first_step["step"]) > step,
+        "steps go on from {step}: {first_step}"
+    );
+    let epochs: Vec<u64> = in_phase(after, "epoch", "baseline")
+        .map(|r| as_u64(&r["epoch"]))
+        .collect();
+    assert_eq!(
+        epochs,
+        (epoch..=epoch + 2).collect::<Vec<_>>(),
+        "the stopped epoch is finished, then the rest"
+    );
+    check_weights(
+        &dir.join("baseline.safetensors"),
+        &mlp_shapes(64, &[32], 10),
+    );
+}
+
+#[test]
+fn resume_needs_a_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let outcome = run([
+        OsString::from("--batch"),
+        "--resume".into(),
+        tmp.path().into(),
+    ]);
+    assert_eq!(outcome.code, Some(2), "{outcome:?}");
+    assert!(
+        outcome.stderr.contains("checkpoint.json"),
+        "{}",
+        outcome.stderr
+    );
 }
 
 #[test]
