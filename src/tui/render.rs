@@ -355,6 +355,36 @@ fn marker(app: &App) -> Marker {
     }
 }
 
+/// The curves' padded y bounds and largest x; `None` before there is any point.
+fn extent(curves: &[(Phase, Vec<(f64, f64)>)]) -> Option<([f64; 2], f64)> {
+    let points = || curves.iter().flat_map(|(_, c)| c.iter());
+    Some((
+        bounds(points().map(|p| p.1))?,
+        points().map(|p| p.0).reduce(f64::max)?,
+    ))
+}
+
+/// One line per phase that has points, in the phase's colour, named for the legend.
+fn phase_datasets<'a>(app: &App, curves: &'a [(Phase, Vec<(f64, f64)>)]) -> Vec<Dataset<'a>> {
+    curves
+        .iter()
+        .filter(|(_, c)| !c.is_empty())
+        .map(|(phase, c)| {
+            Dataset::default()
+                .name(phase.as_str())
+                .marker(marker(app))
+                .graph_type(GraphType::Line)
+                .style(theme::phase_color(*phase))
+                .data(c)
+        })
+        .collect()
+}
+
+/// A chart's frame with a note, before its first data.
+fn waiting(frame: &mut Frame, area: Rect, block: Block, note: &str) {
+    frame.render_widget(Paragraph::new(note).style(theme::dim()).block(block), area);
+}
+
 fn render_loss_chart(app: &App, frame: &mut Frame, area: Rect) {
     let transform = |y: f64| {
         if app.log_scale {
@@ -390,18 +420,8 @@ fn render_loss_chart(app: &App, frame: &mut Frame, area: Rect) {
     }
     title.push(' ');
     let block = Block::bordered().title(title);
-    let all = || curves.iter().flat_map(|(_, c)| c.iter());
-    let (Some(y), Some(x_max)) = (
-        bounds(all().map(|p| p.1)),
-        all().map(|p| p.0).reduce(f64::max),
-    ) else {
-        frame.render_widget(
-            Paragraph::new("waiting for the first steps…")
-                .style(theme::dim())
-                .block(block),
-            area,
-        );
-        return;
+    let Some((y, x_max)) = extent(&curves) else {
+        return waiting(frame, area, block, "waiting for the first steps…");
     };
     // Losses are never negative: keep the padding from suggesting otherwise.
     let y = if app.log_scale {
@@ -414,18 +434,7 @@ fn render_loss_chart(app: &App, frame: &mut Frame, area: Rect) {
         .iter()
         .flat_map(|s: &PhaseSeries| s.edits.iter().map(|&x| [(x, y[0]), (x, y[1])]))
         .collect();
-    let mut datasets: Vec<Dataset> = curves
-        .iter()
-        .filter(|(_, c)| !c.is_empty())
-        .map(|(phase, c)| {
-            Dataset::default()
-                .name(phase.as_str())
-                .marker(marker(app))
-                .graph_type(GraphType::Line)
-                .style(theme::phase_color(*phase))
-                .data(c)
-        })
-        .collect();
+    let mut datasets = phase_datasets(app, &curves);
     datasets.extend(markers.iter().map(|m| {
         Dataset::default()
             .marker(marker(app))
@@ -456,40 +465,19 @@ fn render_loss_chart(app: &App, frame: &mut Frame, area: Rect) {
 
 fn render_accuracy_chart(app: &App, frame: &mut Frame, area: Rect) {
     let block = Block::bordered().title(" validation accuracy % ");
-    let curves: Vec<(Phase, &Vec<(f64, f64)>)> = Phase::ALL
+    let curves: Vec<(Phase, Vec<(f64, f64)>)> = Phase::ALL
         .iter()
-        .map(|&p| (p, &app.series[phase_index(p)].val_acc))
-        .filter(|(_, c)| !c.is_empty())
+        .map(|&p| (p, app.series[phase_index(p)].val_acc.clone()))
         .collect();
-    let all = || curves.iter().flat_map(|(_, c)| c.iter());
-    let (Some(y), Some(x_max)) = (
-        bounds(all().map(|p| p.1)),
-        all().map(|p| p.0).reduce(f64::max),
-    ) else {
-        frame.render_widget(
-            Paragraph::new("waiting for the first epoch…")
-                .style(theme::dim())
-                .block(block),
-            area,
-        );
-        return;
+    let Some((y, x_max)) = extent(&curves) else {
+        return waiting(frame, area, block, "waiting for the first epoch…");
     };
     let x = [1.0, x_max.max(2.0)];
     let teacher_best = app.series[0].val_acc.iter().map(|p| p.1).reduce(f64::max);
     let reference: Vec<(f64, f64)> = teacher_best
         .map(|t| vec![(x[0], t), (x[1], t)])
         .unwrap_or_default();
-    let mut datasets: Vec<Dataset> = curves
-        .iter()
-        .map(|(phase, c)| {
-            Dataset::default()
-                .name(phase.as_str())
-                .marker(marker(app))
-                .graph_type(GraphType::Line)
-                .style(theme::phase_color(*phase))
-                .data(c)
-        })
-        .collect();
+    let mut datasets = phase_datasets(app, &curves);
     if !reference.is_empty() {
         datasets.push(
             Dataset::default()
