@@ -121,6 +121,23 @@ pub fn load(cfg: &DataConfig, seed: u64) -> Result<Splits, DataError> {
             let description = format!("csv {} ({} examples)", path.display(), raw.len());
             (raw, None, None, description)
         }
+        DataSource::Cifar10 => {
+            let dir = required_path(cfg)?;
+            let train = read_cifar_batches(
+                dir,
+                &(1..=5)
+                    .map(|i| format!("data_batch_{i}.bin"))
+                    .collect::<Vec<_>>(),
+            )?;
+            let test = read_cifar_batches(dir, &["test_batch.bin".to_string()])?;
+            let description = format!(
+                "cifar10 {} ({} train, {} test)",
+                dir.display(),
+                train.len(),
+                test.len()
+            );
+            (train, Some(test), Some(255.0), description)
+        }
         DataSource::Mnist => {
             let dir = required_path(cfg)?;
             let train = read_idx_pair(dir, "train")?;
@@ -424,6 +441,47 @@ fn read_idx_pair(dir: &Path, prefix: &str) -> Result<Raw, DataError> {
     })
 }
 
+/// CIFAR-10's binary version: records of one label byte and 3072 pixel bytes (the red, green
+/// and blue 32x32 planes), in `data_batch_1..5.bin` and `test_batch.bin`.
+const CIFAR_RECORD: usize = 1 + 3 * 32 * 32;
+
+fn read_cifar_batches(dir: &Path, files: &[String]) -> Result<Raw, DataError> {
+    let mut raw = Raw {
+        features: Vec::new(),
+        labels: Vec::new(),
+        dim: CIFAR_RECORD - 1,
+    };
+    for file in files {
+        let path = find_file(dir, file)?;
+        let bytes = read_maybe_gz(&path)?;
+        if bytes.is_empty() || bytes.len() % CIFAR_RECORD != 0 {
+            return Err(err(
+                path.display(),
+                format!(
+                    "truncated: {} bytes is not a whole number of {CIFAR_RECORD}-byte records (label + 3x32x32 pixels)",
+                    bytes.len()
+                ),
+            ));
+        }
+        for (i, record) in bytes.chunks(CIFAR_RECORD).enumerate() {
+            if record[0] > 9 {
+                return Err(err(
+                    path.display(),
+                    format!(
+                        "record {}: label {} is not a CIFAR-10 class (0-9)",
+                        i + 1,
+                        record[0]
+                    ),
+                ));
+            }
+            raw.labels.push(i64::from(record[0]));
+            raw.features
+                .extend(record[1..].iter().map(|&b| f32::from(b)));
+        }
+    }
+    Ok(raw)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -493,6 +551,41 @@ mod tests {
         assert!(e.message.contains("line 2: `x` is not a number"), "{e}");
         let e = parse_csv(b"1,2,-1\n", "f.csv").unwrap_err();
         assert!(e.message.contains("label `-1`"), "{e}");
+    }
+
+    #[test]
+    fn cifar10_batches_load_and_truncation_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = |label: u8, pixel: u8| {
+            let mut r = vec![label];
+            r.extend(std::iter::repeat_n(pixel, CIFAR_RECORD - 1));
+            r
+        };
+        for i in 1..=5 {
+            let bytes: Vec<u8> = (0..20u8).flat_map(|k| record(k % 10, k)).collect();
+            std::fs::write(dir.path().join(format!("data_batch_{i}.bin")), bytes).unwrap();
+        }
+        let test: Vec<u8> = (0..10u8).flat_map(|k| record(k, 255)).collect();
+        std::fs::write(dir.path().join("test_batch.bin"), &test).unwrap();
+        let cfg = DataConfig {
+            source: DataSource::Cifar10,
+            path: Some(dir.path().to_path_buf()),
+            ..digits_cfg()
+        };
+        let s = load(&cfg, 3).unwrap();
+        assert_eq!((s.input_dim, s.num_classes), (3072, 10));
+        assert_eq!(s.train.len() + s.val.len(), 100);
+        assert_eq!(s.test.len(), 10);
+        assert_eq!(
+            s.test.features.max().double_value(&[]),
+            1.0,
+            "scaled by 255"
+        );
+
+        std::fs::write(dir.path().join("test_batch.bin"), &test[..test.len() - 7]).unwrap();
+        let e = load(&cfg, 3).unwrap_err();
+        assert!(e.file.ends_with("test_batch.bin"), "{e}");
+        assert!(e.message.contains("3073-byte records"), "{e}");
     }
 
     #[test]

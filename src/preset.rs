@@ -34,6 +34,7 @@ pub struct Preset {
 pub enum DataSource {
     Digits,
     Mnist,
+    Cifar10,
     Csv,
 }
 
@@ -510,10 +511,10 @@ impl Preset {
                     "the embedded `digits` source takes no path".into(),
                 ))
             }
-            (DataSource::Mnist | DataSource::Csv, None) => {
+            (DataSource::Mnist | DataSource::Cifar10 | DataSource::Csv, None) => {
                 return Err((
                     "data.path".into(),
-                    "required for this source (mnist: folder of IDX files; csv: file)".into(),
+                    "required for this source (mnist: folder of IDX files; cifar10: folder of the binary batches; csv: file)".into(),
                 ))
             }
             _ => {}
