@@ -15,38 +15,64 @@ pub struct Ended {
 
 /// Progress on stderr.
 enum Progress {
-    Bar(Option<ProgressBar>),
+    /// A bar per phase (stderr is a terminal).
+    Bar(Option<PhaseBar>),
+    /// One plain line per epoch (logs, CI, nohup).
     Lines,
+}
+
+struct PhaseBar {
+    bar: ProgressBar,
+    steps_per_epoch: u64,
+    loss: f64,
+    /// Latest epoch and its validation accuracy.
+    epoch: Option<(usize, usize, f64)>,
+}
+
+impl PhaseBar {
+    fn show(&self) {
+        let mut message = format!("loss {:.4}", self.loss);
+        if let Some((epoch, epochs, val_acc)) = self.epoch {
+            message.push_str(&format!(
+                " · epoch {epoch}/{epochs} · val acc {:.2}%",
+                100.0 * val_acc
+            ));
+        }
+        self.bar.set_message(message);
+    }
 }
 
 impl Progress {
     fn on_event(&mut self, s: &Stamped) {
         let phase = s.at.phase.map_or("", Phase::as_str);
         match (&mut *self, &s.event) {
-            (Progress::Bar(bar), Event::PhaseStarted { epochs, steps_per_epoch }) => {
-                if let Some(old) = bar.take() {
-                    old.finish();
+            (Progress::Bar(current), Event::PhaseStarted { epochs, steps_per_epoch }) => {
+                if let Some(old) = current.take() {
+                    old.bar.finish();
                 }
-                let b = ProgressBar::new((epochs * steps_per_epoch) as u64);
-                b.set_style(
-                    ProgressStyle::with_template("{prefix:>9} [{bar:30}] {pos}/{len} steps {msg} ({elapsed}, eta {eta})")
+                let bar = ProgressBar::new((epochs * steps_per_epoch) as u64);
+                bar.set_style(
+                    ProgressStyle::with_template("{prefix:>9} [{bar:30}] {pos}/{len} steps  {msg}  ({elapsed}, eta {eta})")
                         .expect("static template")
                         .progress_chars("=> "),
                 );
-                b.set_prefix(phase.to_string());
-                *bar = Some(b);
+                bar.set_prefix(phase.to_string());
+                *current = Some(PhaseBar { bar, steps_per_epoch: *steps_per_epoch as u64, loss: f64::NAN, epoch: None });
             }
-            (Progress::Bar(Some(bar)), Event::Step { loss, .. }) => {
-                bar.set_position(s.at.step as u64);
-                bar.set_message(format!("loss {loss:.4}"));
+            (Progress::Bar(Some(p)), Event::Step { loss, .. }) => {
+                p.bar.set_position(s.at.step as u64);
+                p.loss = *loss;
+                p.show();
             }
-            (Progress::Bar(Some(bar)), Event::Epoch { val_acc, epochs, .. }) => {
-                bar.set_length((bar.length().unwrap_or(0) / (*epochs).max(1) as u64).max(1) * *epochs as u64);
-                bar.println(format!("{phase:>9} epoch {:>3}/{epochs}  val acc {:.2}%", s.at.epoch, 100.0 * val_acc));
+            (Progress::Bar(Some(p)), Event::Epoch { val_acc, epochs, .. }) => {
+                // Epochs can be edited live: the bar follows.
+                p.bar.set_length(p.steps_per_epoch * *epochs as u64);
+                p.epoch = Some((s.at.epoch, *epochs, *val_acc));
+                p.show();
             }
-            (Progress::Bar(bar), Event::Finished { .. }) => {
-                if let Some(b) = bar.take() {
-                    b.finish();
+            (Progress::Bar(current), Event::Finished { .. }) => {
+                if let Some(p) = current.take() {
+                    p.bar.finish();
                 }
             }
             (Progress::Lines, Event::Epoch { train_loss, val_loss, val_acc, epochs }) => eprintln!(
@@ -59,7 +85,7 @@ impl Progress {
             (_, event) => {
                 if let Some(line) = describe(phase, event) {
                     match self {
-                        Progress::Bar(Some(bar)) => bar.println(line),
+                        Progress::Bar(Some(p)) => p.bar.println(line),
                         _ => eprintln!("{line}"),
                     }
                 }

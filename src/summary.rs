@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 /// Inference latency of one model on the run's device.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Latency {
-    /// Median time for one forward pass of a single example, microseconds.
+    /// Median time for one forward pass of a single example, microseconds (one CPU thread).
     pub batch1_us: f64,
     /// Median time per example in a forward pass of `batch_size` examples, microseconds.
     pub per_sample_us: f64,

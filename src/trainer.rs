@@ -176,7 +176,12 @@ fn measure_latency(net: &Net, test: &Split, device: Device) -> Latency {
     let one = test.features.narrow(0, 0, 1);
     let batch_size = test.len().min(1024);
     let many = test.features.narrow(0, 0, batch_size as i64);
+    // One example is served by one CPU thread: splitting a tiny matmul over threads only adds
+    // wake-up latency, which on a busy machine swamps the figure.
+    let threads = tch::get_num_threads();
+    tch::set_num_threads(1);
     let batch1_us = median_us(|| drop(net.logits(&one)), device, 200);
+    tch::set_num_threads(threads);
     let batch_us = median_us(|| drop(net.logits(&many)), device, 20);
     Latency {
         batch1_us,
