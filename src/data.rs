@@ -121,29 +121,23 @@ pub fn load(cfg: &DataConfig, seed: u64) -> Result<Splits, DataError> {
             let description = format!("csv {} ({} examples)", path.display(), raw.len());
             (raw, None, None, description)
         }
-        DataSource::Cifar10 => {
+        // Sources with an official test split; both hold 8-bit pixels.
+        DataSource::Mnist | DataSource::Cifar10 => {
             let dir = required_path(cfg)?;
-            let train = read_cifar_batches(
-                dir,
-                &(1..=5)
-                    .map(|i| format!("data_batch_{i}.bin"))
-                    .collect::<Vec<_>>(),
-            )?;
-            let test = read_cifar_batches(dir, &["test_batch.bin".to_string()])?;
+            let (name, train, test) = match cfg.source {
+                DataSource::Mnist => (
+                    "mnist",
+                    read_idx_pair(dir, "train")?,
+                    read_idx_pair(dir, "t10k")?,
+                ),
+                _ => (
+                    "cifar10",
+                    read_cifar_batches(dir, &CIFAR_TRAIN_FILES)?,
+                    read_cifar_batches(dir, &["test_batch.bin"])?,
+                ),
+            };
             let description = format!(
-                "cifar10 {} ({} train, {} test)",
-                dir.display(),
-                train.len(),
-                test.len()
-            );
-            (train, Some(test), Some(255.0), description)
-        }
-        DataSource::Mnist => {
-            let dir = required_path(cfg)?;
-            let train = read_idx_pair(dir, "train")?;
-            let test = read_idx_pair(dir, "t10k")?;
-            let description = format!(
-                "mnist {} ({} train, {} test)",
+                "{name} {} ({} train, {} test)",
                 dir.display(),
                 train.len(),
                 test.len()
@@ -445,7 +439,15 @@ fn read_idx_pair(dir: &Path, prefix: &str) -> Result<Raw, DataError> {
 /// and blue 32x32 planes), in `data_batch_1..5.bin` and `test_batch.bin`.
 const CIFAR_RECORD: usize = 1 + 3 * 32 * 32;
 
-fn read_cifar_batches(dir: &Path, files: &[String]) -> Result<Raw, DataError> {
+const CIFAR_TRAIN_FILES: [&str; 5] = [
+    "data_batch_1.bin",
+    "data_batch_2.bin",
+    "data_batch_3.bin",
+    "data_batch_4.bin",
+    "data_batch_5.bin",
+];
+
+fn read_cifar_batches(dir: &Path, files: &[&str]) -> Result<Raw, DataError> {
     let mut raw = Raw {
         features: Vec::new(),
         labels: Vec::new(),
