@@ -190,6 +190,15 @@ fn measure_latency(net: &Net, test: &Split, device: Device) -> Latency {
     }
 }
 
+/// What training chose, for a phase's result.
+struct Trained {
+    best_epoch: usize,
+    best_val_acc: f64,
+    /// Test accuracy of the last epoch's weights.
+    test_acc_last: f64,
+    train_seconds: f64,
+}
+
 /// The best-by-validation weights seen so far in a phase.
 struct Best {
     epoch: usize,
@@ -691,21 +700,13 @@ impl Trainer {
             }
         });
         best.restore(&mut net.vs);
-        let result = self.finish_phase(
-            phase,
-            &net,
-            best.epoch,
-            best.val_acc,
-            last.acc,
-            self.phase_train_seconds(),
-            true,
-        );
-        if phase == Phase::Teacher {
-            self.teacher = Some(net);
-        }
-        self.emit(Event::PhaseFinished {
-            result: Box::new(result),
-        });
+        let trained = Trained {
+            best_epoch: best.epoch,
+            best_val_acc: best.val_acc,
+            test_acc_last: last.acc,
+            train_seconds: self.phase_train_seconds(),
+        };
+        self.finish_phase(phase, net, Some(trained));
         Ok(())
     }
 
@@ -732,39 +733,42 @@ impl Trainer {
         Ok(())
     }
 
-    /// Evaluates on test, measures latency, saves the weights and records the result.
-    #[allow(clippy::too_many_arguments)]
-    fn finish_phase(
-        &mut self,
-        phase: Phase,
-        net: &Net,
-        best_epoch: usize,
-        best_val_acc: f64,
-        test_acc_last: f64,
-        train_seconds: f64,
-        trained: bool,
-    ) -> PhaseResult {
-        let test = evaluate(net, &self.data.test, self.data.num_classes);
+    /// Evaluates on test, measures latency, saves the weights, records and announces the result.
+    /// `trained` is `None` for a teacher loaded from a checkpoint.
+    fn finish_phase(&mut self, phase: Phase, net: Net, trained: Option<Trained>) {
+        let test = evaluate(&net, &self.data.test, self.data.num_classes);
+        let was_trained = trained.is_some();
+        let trained = trained.unwrap_or_else(|| Trained {
+            best_epoch: 0,
+            best_val_acc: evaluate(&net, &self.data.val, self.data.num_classes).acc,
+            test_acc_last: test.acc,
+            train_seconds: 0.0,
+        });
         let weights = format!("{}.safetensors", phase.as_str());
         if let Err(e) = net.vs.save(self.run.path(&weights)) {
             self.log(LogLevel::Error, format!("writing {weights}: {e}"));
         }
         let result = PhaseResult {
             phase,
-            trained,
+            trained: was_trained,
             epochs_run: self.at.epoch,
-            best_epoch,
-            best_val_acc,
+            best_epoch: trained.best_epoch,
+            best_val_acc: trained.best_val_acc,
             test_acc: test.acc,
-            test_acc_last: if trained { test_acc_last } else { test.acc },
+            test_acc_last: trained.test_acc_last,
             per_class_acc: test.per_class,
             size: model::size_of(&net.vs),
-            latency: measure_latency(net, &self.data.test, self.device),
-            train_seconds,
+            latency: measure_latency(&net, &self.data.test, self.device),
+            train_seconds: trained.train_seconds,
             weights,
         };
         self.results.push(result.clone());
-        result
+        if phase == Phase::Teacher {
+            self.teacher = Some(net);
+        }
+        self.emit(Event::PhaseFinished {
+            result: Box::new(result),
+        });
     }
 
     fn load_teacher(&mut self, path: &std::path::Path) -> Result<(), Interrupt> {
@@ -782,12 +786,7 @@ impl Trainer {
             LogLevel::Info,
             format!("teacher loaded from {}", path.display()),
         );
-        let val = evaluate(&net, &self.data.val, self.data.num_classes);
-        let result = self.finish_phase(Phase::Teacher, &net, 0, val.acc, f64::NAN, 0.0, false);
-        self.teacher = Some(net);
-        self.emit(Event::PhaseFinished {
-            result: Box::new(result),
-        });
+        self.finish_phase(Phase::Teacher, net, None);
         Ok(())
     }
 
