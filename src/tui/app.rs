@@ -516,7 +516,9 @@ impl App {
             } => {
                 // Steps may arrive after the next phase began (separate channel): file them by
                 // their own phase, and only move the counters of the current one.
-                if phase == self.progress.phase {
+                // Steps travel on their own channel and can trail the epoch events: never
+                // move the counters backwards.
+                if phase == self.progress.phase && at.step >= self.progress.step {
                     self.progress.step = at.step;
                     self.progress.epoch = at.epoch;
                     self.progress.samples_per_sec = samples_per_sec;

@@ -531,6 +531,36 @@ fn late_steps_of_a_finished_phase_do_not_move_the_counters() {
 }
 
 #[test]
+fn trailing_steps_do_not_move_the_counters_back() {
+    let mut app = mid_run();
+    let p = Some(Phase::Distilled);
+    let epoch = Event::Epoch {
+        train_loss: 0.5,
+        val_loss: 0.4,
+        val_acc: 0.93,
+        epochs: 6,
+    };
+    app.update(stamped(p, 4, 80, 3.9, epoch));
+    app.update(stamped(
+        p,
+        4,
+        75,
+        3.85,
+        Event::Step {
+            loss: 0.2,
+            lr: 1e-3,
+            samples_per_sec: 1.0,
+        },
+    ));
+    assert_eq!((app.progress.epoch, app.progress.step), (4, 80));
+    assert_eq!(
+        app.series[2].loss.last(),
+        Some(&(75.0, 0.2)),
+        "the point is still charted"
+    );
+}
+
+#[test]
 fn event_log_is_bounded() {
     let mut app = mid_run();
     for i in 0..2000 {
