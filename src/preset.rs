@@ -609,6 +609,20 @@ mod tests {
     }
 
     #[test]
+    fn shipped_presets_load() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("presets");
+        let mut count = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                load_file(&path, &[]).unwrap_or_else(|e| panic!("{e}"));
+                count += 1;
+            }
+        }
+        assert!(count >= 2, "digits and mnist presets");
+    }
+
+    #[test]
     fn default_preset_loads() {
         let p = load(DEFAULT_PRESET, DEFAULT_PRESET_NAME, &[]).unwrap();
         assert_eq!(p.data.source, DataSource::Digits);
