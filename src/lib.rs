@@ -12,6 +12,7 @@ pub mod distill;
 pub mod events;
 pub mod fault;
 pub mod model;
+pub mod plots;
 pub mod preset;
 pub mod run;
 pub mod seed;

@@ -382,6 +382,19 @@ impl Trainer {
         } else {
             RunStatus::Completed
         };
+        let _ = self.run.flush();
+        match crate::plots::write(self.run.dir()) {
+            Ok(files) if !files.is_empty() => {
+                let names: Vec<String> = files
+                    .iter()
+                    .filter_map(|f| f.file_name())
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .collect();
+                self.log(LogLevel::Info, format!("plots: {}", names.join(", ")));
+            }
+            Ok(_) => {}
+            Err(e) => self.log(LogLevel::Warn, format!("plots not written: {e}")),
+        }
         let summary = self.summary(status);
         if let Err(e) = self.run.write_json("summary.json", &summary) {
             self.log(LogLevel::Error, format!("writing summary.json: {e}"));

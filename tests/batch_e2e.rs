@@ -340,15 +340,27 @@ fn default_preset_leaves_a_complete_run_folder() {
         .collect();
     entries.sort();
     let expected_entries = [
+        "accuracy.svg",
         "baseline.safetensors",
         "checkpoints",
         "distilled.safetensors",
+        "loss.svg",
         "metrics.jsonl",
         "preset.toml",
         "summary.json",
         "teacher.safetensors",
     ];
     assert_eq!(entries, expected_entries);
+    for plot in ["loss.svg", "accuracy.svg"] {
+        let svg = std::fs::read_to_string(run.file(plot)).unwrap();
+        assert!(
+            svg.starts_with("<svg")
+                && ["teacher", "baseline", "distilled"]
+                    .iter()
+                    .all(|p| svg.contains(p)),
+            "{plot} has a line per phase"
+        );
+    }
     assert_eq!(
         std::fs::read_dir(run.file("checkpoints")).unwrap().count(),
         0,
