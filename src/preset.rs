@@ -256,6 +256,18 @@ impl std::str::FromStr for Override {
     }
 }
 
+impl Override {
+    /// An error blamed on this flag.
+    fn error(&self, key: &str, message: String) -> PresetError {
+        PresetError {
+            origin: format!("--set {}={}", self.key, self.value),
+            line_col: None,
+            key: key.to_string(),
+            message,
+        }
+    }
+}
+
 /// Parses a value the way TOML would (`3e-4`, `true`, `[32, 16]`, `"soft"`), falling back to a
 /// bare string so `--set distill.method=hard` works without quotes.
 fn parse_override_value(raw: &str) -> toml_edit::Value {
@@ -297,31 +309,22 @@ pub fn load(text: &str, origin: &str, overrides: &[Override]) -> Result<Preset, 
         .parse()
         .map_err(|e: toml_edit::TomlError| located.error_at(e.span(), "", e.message().trim()))?;
     for o in overrides {
-        set_dotted(&mut doc, &o.key, parse_override_value(&o.value)).map_err(|message| {
-            PresetError {
-                origin: format!("--set {}={}", o.key, o.value),
-                line_col: None,
-                key: o.key.clone(),
-                message,
-            }
-        })?;
+        set_dotted(&mut doc, &o.key, parse_override_value(&o.value))
+            .map_err(|message| o.error(&o.key, message))?;
     }
     let resolved = doc.to_string();
-    let blame = |key: &str, span: Option<std::ops::Range<usize>>, message: String| {
-        if let Some(o) = overrides
-            .iter()
-            .find(|o| key == o.key || key.starts_with(&format!("{}.", o.key)))
-        {
-            PresetError {
-                origin: format!("--set {}={}", o.key, o.value),
-                line_col: None,
-                key: key.to_string(),
-                message,
-            }
-        } else if overrides.is_empty() {
+    // Errors go to the flag that set the key, else to the key in the file. Spans from the
+    // parser refer to the resolved text, which matches the file only without overrides.
+    let blame = |key: &str, span: Option<std::ops::Range<usize>>, message: String| match overrides
+        .iter()
+        .find(|o| key == o.key || key.starts_with(&format!("{}.", o.key)))
+    {
+        Some(o) => o.error(key, message),
+        None => {
+            let span = located
+                .span_of(key)
+                .or(span.filter(|_| overrides.is_empty()));
             located.error_at(span, key, &message)
-        } else {
-            located.error_at(located.span_of(key), key, &message)
         }
     };
     let de = toml::Deserializer::parse(&resolved)
