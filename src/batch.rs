@@ -108,10 +108,6 @@ fn describe(phase: &str, event: &Event) -> Option<String> {
             result.best_epoch,
             100.0 * result.test_acc_last
         ),
-        Event::Edit { key, old, new } => format!("edit {key}: {old} -> {new}"),
-        Event::EditRefused { key, value, reason } => format!("edit {key}={value} refused: {reason}"),
-        Event::Checkpoint { path } => format!("checkpoint {path}"),
-        Event::Paused { role, paused } => format!("{:?} {}", role, if *paused { "paused" } else { "resumed" }),
         Event::Log { level, message } => {
             let tag = match level {
                 LogLevel::Info => "info",
@@ -120,7 +116,7 @@ fn describe(phase: &str, event: &Event) -> Option<String> {
             };
             format!("{tag}: {message}")
         }
-        _ => return None,
+        _ => return event.control_line(),
     })
 }
 
@@ -164,10 +160,7 @@ pub fn run(handle: TrainerHandle, consumer: Consumer) -> Ended {
         &mut signals,
         progress,
     ));
-    let outcome = handle
-        .thread
-        .join()
-        .unwrap_or_else(|_| RunOutcome::Failed("the trainer thread panicked".into()));
+    let outcome = crate::trainer::join(handle.thread);
     Ended { outcome, signal }
 }
 

@@ -39,11 +39,11 @@ pub struct Args {
 }
 
 /// An error before training starts; printed as is, exit code 2.
-fn bad_input(message: impl std::fmt::Display) -> (i32, String) {
-    (EXIT_BAD_INPUT, format!("kd-tui: {message}"))
+fn bad_input(message: impl std::fmt::Display) -> String {
+    format!("kd-tui: {message}")
 }
 
-fn load_preset(args: &Args, resume: Option<&Checkpoint>) -> Result<Preset, (i32, String)> {
+fn load_preset(args: &Args, resume: Option<&Checkpoint>) -> Result<Preset, String> {
     match (resume, &args.preset, &args.resume) {
         (Some(ckpt), _, Some(dir)) => {
             let origin = format!("{} (live preset)", dir.join(checkpoint::FILE).display());
@@ -60,7 +60,7 @@ fn load_preset(args: &Args, resume: Option<&Checkpoint>) -> Result<Preset, (i32,
 }
 
 /// Everything that can fail on bad input, before any training.
-fn setup(args: &Args) -> Result<TrainerSetup, (i32, String)> {
+fn setup(args: &Args) -> Result<TrainerSetup, String> {
     let resume = match &args.resume {
         Some(dir) => Some(Checkpoint::read(dir).map_err(bad_input)?),
         None => None,
@@ -111,9 +111,9 @@ pub fn main() -> i32 {
     };
     let setup = match setup(&args) {
         Ok(s) => s,
-        Err((code, message)) => {
+        Err(message) => {
             eprintln!("{message}");
-            return code;
+            return EXIT_BAD_INPUT;
         }
     };
     let handle = trainer::spawn(setup);

@@ -24,6 +24,15 @@ impl Phase {
         }
     }
 
+    /// Position in `ALL`, for per-phase arrays.
+    pub fn index(self) -> usize {
+        match self {
+            Phase::Teacher => 0,
+            Phase::Baseline => 1,
+            Phase::Distilled => 2,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Phase::Teacher => "teacher",
@@ -42,6 +51,14 @@ pub enum Role {
 }
 
 impl Role {
+    /// Index for per-role arrays (teacher 0, student 1).
+    pub fn index(self) -> usize {
+        match self {
+            Role::Teacher => 0,
+            Role::Student => 1,
+        }
+    }
+
     /// The preset table holding this role's settings.
     pub fn table(self) -> &'static str {
         match self {
@@ -140,6 +157,24 @@ pub enum Event {
     Finished {
         summary: Box<RunSummary>,
     },
+}
+
+impl Event {
+    /// The one-line text both front ends show for a control event (pause, edit, checkpoint).
+    pub fn control_line(&self) -> Option<String> {
+        Some(match self {
+            Event::Paused { role, paused } => {
+                let what = if *paused { "paused" } else { "resumed" };
+                format!("{} training {what}", role.table())
+            }
+            Event::Edit { key, old, new } => format!("edit {key}: {old} -> {new}"),
+            Event::EditRefused { key, value, reason } => {
+                format!("edit {key}={value} refused: {reason}")
+            }
+            Event::Checkpoint { path } => format!("checkpoint {path}"),
+            _ => return None,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

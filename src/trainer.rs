@@ -52,6 +52,13 @@ pub enum RunOutcome {
     Failed(String),
 }
 
+/// Waits for the trainer thread; a panic there becomes a failed run.
+pub fn join(thread: std::thread::JoinHandle<RunOutcome>) -> RunOutcome {
+    thread
+        .join()
+        .unwrap_or_else(|_| RunOutcome::Failed("the trainer thread panicked".into()))
+}
+
 /// Starts the trainer thread.
 pub fn spawn(setup: TrainerSetup) -> TrainerHandle {
     let (command_tx, command_rx) = mpsc::channel();
@@ -262,13 +269,6 @@ struct Trainer {
     resume: Option<Checkpoint>,
 }
 
-fn role_index(role: Role) -> usize {
-    match role {
-        Role::Teacher => 0,
-        Role::Student => 1,
-    }
-}
-
 impl Trainer {
     fn new(setup: TrainerSetup, commands: mpsc::Receiver<Command>, out: Outbox) -> Trainer {
         let TrainerSetup {
@@ -368,13 +368,9 @@ impl Trainer {
         phases.retain(|p| !self.results.iter().any(|r| r.phase == *p));
         let mut stop = None;
         for phase in phases {
-            match self.run_phase(phase) {
-                Ok(()) => {}
-                Err(Interrupt::Stop(reason)) => {
-                    stop = Some(reason);
-                    break;
-                }
-                Err(Interrupt::Skip) => unreachable!("skips end the phase, not the run"),
+            if let Err(reason) = self.run_phase(phase) {
+                stop = Some(reason);
+                break;
             }
         }
         let status = if stop.is_some() {
@@ -457,7 +453,7 @@ impl Trainer {
     fn poll_commands(&mut self, phase: Phase, net: &Net) -> Result<Duration, Interrupt> {
         let mut paused_for = Duration::ZERO;
         loop {
-            let paused = self.paused[role_index(phase.role())];
+            let paused = self.paused[phase.role().index()];
             let command = if paused {
                 let since = Instant::now();
                 let received = self.commands.recv();
@@ -476,8 +472,8 @@ impl Trainer {
             };
             match command {
                 Command::SetPaused { role, paused } => {
-                    if self.paused[role_index(role)] != paused {
-                        self.paused[role_index(role)] = paused;
+                    if self.paused[role.index()] != paused {
+                        self.paused[role.index()] = paused;
                         self.emit(Event::Paused { role, paused });
                     }
                 }
@@ -624,7 +620,8 @@ impl Trainer {
         }
     }
 
-    fn run_phase(&mut self, phase: Phase) -> Result<(), Interrupt> {
+    /// Trains (or loads) one phase; `Err` carries the reason the run stopped.
+    fn run_phase(&mut self, phase: Phase) -> Result<(), String> {
         self.at = Position {
             phase: Some(phase),
             epoch: 0,
@@ -649,7 +646,7 @@ impl Trainer {
         let mut net = Net::new(&cfg, &self.data, self.device);
         let mut opt = match Self::optimizer(&cfg, &net.vs) {
             Ok(o) => o,
-            Err(e) => return Err(Interrupt::Stop(format!("building the optimizer: {e}"))),
+            Err(e) => return Err(format!("building the optimizer: {e}")),
         };
         let teacher_logits = match phase {
             Phase::Distilled => self
@@ -663,7 +660,7 @@ impl Trainer {
             start_cursor = ckpt.epoch_cursor;
             if let Err(message) = self.restore_phase(&ckpt, &mut net) {
                 self.log(LogLevel::Error, message.clone());
-                return Err(Interrupt::Stop(message));
+                return Err(message);
             }
         }
         let n_train = self.data.train.len();
@@ -700,7 +697,7 @@ impl Trainer {
             }
         }
         if let Some(Interrupt::Stop(reason)) = interrupt {
-            return Err(Interrupt::Stop(reason));
+            return Err(reason);
         }
         let last = evaluate(&net, &self.data.test, self.data.num_classes);
         let epochs_run = self.at.epoch;
@@ -784,12 +781,12 @@ impl Trainer {
         });
     }
 
-    fn load_teacher(&mut self, path: &std::path::Path) -> Result<(), Interrupt> {
+    fn load_teacher(&mut self, path: &std::path::Path) -> Result<(), String> {
         let mut net = Net::new(&self.preset.teacher, &self.data, self.device);
         if let Err(e) = net.vs.load(path) {
             let message = format!("loading the teacher from {}: {e}", path.display());
             self.log(LogLevel::Error, message.clone());
-            return Err(Interrupt::Stop(message));
+            return Err(message);
         }
         self.emit(Event::PhaseStarted {
             epochs: 0,

@@ -181,21 +181,6 @@ pub struct App {
     pub dirty: bool,
 }
 
-pub fn phase_index(phase: Phase) -> usize {
-    match phase {
-        Phase::Teacher => 0,
-        Phase::Baseline => 1,
-        Phase::Distilled => 2,
-    }
-}
-
-fn role_index(role: Role) -> usize {
-    match role {
-        Role::Teacher => 0,
-        Role::Student => 1,
-    }
-}
-
 impl App {
     pub fn new(ascii_markers: bool) -> App {
         App {
@@ -233,7 +218,7 @@ impl App {
     }
 
     pub fn is_paused(&self, role: Role) -> bool {
-        self.paused[role_index(role)]
+        self.paused[role.index()]
     }
 
     /// The current value of a hyperparameter row, as text.
@@ -256,6 +241,12 @@ impl App {
             level,
             text,
         });
+    }
+
+    fn push_control_line(&mut self, wall_time: f64, level: LogLevel, event: &Event, suffix: &str) {
+        if let Some(line) = event.control_line() {
+            self.push_log(wall_time, level, line + suffix);
+        }
     }
 
     pub fn update(&mut self, msg: Msg) -> Option<Command> {
@@ -467,7 +458,7 @@ impl App {
         } = stamped;
         self.progress.wall_time = self.progress.wall_time.max(wall_time);
         let phase = at.phase;
-        let series = phase.map(phase_index);
+        let series = phase.map(Phase::index);
         match event {
             Event::RunStarted {
                 run_dir,
@@ -551,45 +542,35 @@ impl App {
                         100.0 * result.test_acc
                     ),
                 );
-                let index = phase_index(result.phase);
+                let index = result.phase.index();
                 self.series[index].result = Some(*result);
             }
             Event::Paused { role, paused } => {
-                self.paused[role_index(role)] = paused;
-                let what = if paused { "paused" } else { "resumed" };
-                self.push_log(
-                    wall_time,
-                    LogLevel::Info,
-                    format!("{} training {what}", role.table()),
-                );
+                self.paused[role.index()] = paused;
+                self.push_control_line(wall_time, LogLevel::Info, &event, "");
             }
-            Event::Edit { key, old, new } => {
+            Event::Edit {
+                ref key, ref new, ..
+            } => {
                 let value = new.as_str().map_or_else(|| new.to_string(), str::to_string);
                 if let Some(edited) = self
                     .preset
                     .as_ref()
-                    .and_then(|p| p.with_edit(&key, &value).ok())
+                    .and_then(|p| p.with_edit(key, &value).ok())
                 {
                     self.preset = Some(edited);
                 }
                 if let Some(i) = series {
                     self.series[i].edits.push(at.step as f64);
                 }
-                self.push_log(
-                    wall_time,
-                    LogLevel::Info,
-                    format!("edit {key}: {old} -> {new} (step {})", at.step),
-                );
+                let step = format!(" (step {})", at.step);
+                self.push_control_line(wall_time, LogLevel::Info, &event, &step);
             }
-            Event::EditRefused { key, value, reason } => {
-                self.push_log(
-                    wall_time,
-                    LogLevel::Warn,
-                    format!("edit {key}={value} refused: {reason}"),
-                );
+            Event::EditRefused { .. } => {
+                self.push_control_line(wall_time, LogLevel::Warn, &event, "")
             }
-            Event::Checkpoint { path } => {
-                self.push_log(wall_time, LogLevel::Info, format!("checkpoint {path}"))
+            Event::Checkpoint { .. } => {
+                self.push_control_line(wall_time, LogLevel::Info, &event, "")
             }
             Event::Log { level, message } => self.push_log(wall_time, level, message),
             Event::Finished { summary } => {

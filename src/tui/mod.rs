@@ -13,7 +13,7 @@ pub mod theme;
 
 use crate::batch::{Consumer, Ended, Signals};
 use crate::events::{Command, Stamped};
-use crate::trainer::{RunOutcome, TrainerHandle};
+use crate::trainer::TrainerHandle;
 use app::{App, Msg};
 use color_eyre::eyre::eyre;
 use color_eyre::eyre::WrapErr;
@@ -123,9 +123,7 @@ pub fn run(
         }
     };
     drop(commands);
-    let outcome = thread
-        .join()
-        .unwrap_or_else(|_| RunOutcome::Failed("the trainer thread panicked".into()));
+    let outcome = crate::trainer::join(thread);
     Ok(Ended { outcome, signal })
 }
 

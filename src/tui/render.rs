@@ -1,6 +1,6 @@
 //! Pure rendering: `render(&App, frame)` and one function per panel. Nothing here changes state.
 
-use super::app::{phase_index, App, Confirm, Hyper, Mode, PhaseSeries};
+use super::app::{App, Confirm, Hyper, Mode, PhaseSeries};
 use super::theme;
 use crate::events::Phase;
 use crate::summary::{human_bytes, RunStatus};
@@ -212,7 +212,7 @@ fn ratio_text(a: f64, b: f64) -> String {
 }
 
 fn render_models(app: &App, frame: &mut Frame, area: Rect) {
-    let result = |phase: Phase| app.series[phase_index(phase)].result.as_ref();
+    let result = |phase: Phase| app.series[phase.index()].result.as_ref();
     let (teacher, baseline, distilled) = (
         result(Phase::Teacher),
         result(Phase::Baseline),
@@ -396,7 +396,7 @@ fn render_loss_chart(app: &App, frame: &mut Frame, area: Rect) {
     let curves: Vec<(Phase, Vec<(f64, f64)>)> = Phase::ALL
         .iter()
         .map(|&phase| {
-            let raw = &app.series[phase_index(phase)].loss;
+            let raw = &app.series[phase.index()].loss;
             let smooth = if app.smoothing {
                 ema(raw, EMA_WEIGHT)
             } else {
@@ -467,7 +467,7 @@ fn render_accuracy_chart(app: &App, frame: &mut Frame, area: Rect) {
     let block = Block::bordered().title(" validation accuracy % ");
     let curves: Vec<(Phase, Vec<(f64, f64)>)> = Phase::ALL
         .iter()
-        .map(|&p| (p, app.series[phase_index(p)].val_acc.clone()))
+        .map(|&p| (p, app.series[p.index()].val_acc.clone()))
         .collect();
     let Some((y, x_max)) = extent(&curves) else {
         return waiting(frame, area, block, "waiting for the first epoch…");
