@@ -18,6 +18,21 @@ fn color(phase: Phase) -> RGBColor {
     }
 }
 
+/// The range of the finite `values` with 5% headroom (at least 1e-3, so a flat series still
+/// gets a visible range); `None` when there is none. Shared with the TUI's charts.
+pub fn padded_bounds(values: impl Iterator<Item = f64>) -> Option<[f64; 2]> {
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    if !lo.is_finite() {
+        return None;
+    }
+    let pad = ((hi - lo) * 0.05).max(1e-3);
+    Some([lo - pad, hi + pad])
+}
+
 /// One curve per phase, from the records of one type.
 type Curves = Vec<(Phase, Vec<(f64, f64)>)>;
 
@@ -52,10 +67,7 @@ fn draw(
     let fail = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
     let points = || curves.iter().flat_map(|(_, c)| c.iter());
     let x_max = points().map(|p| p.0).fold(1.0, f64::max);
-    let (lo, hi) = points().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
-        (lo.min(p.1), hi.max(p.1))
-    });
-    let pad = ((hi - lo) * 0.05).max(1e-3);
+    let [lo, hi] = padded_bounds(points().map(|p| p.1)).ok_or_else(|| fail(&"no finite values"))?;
     let root = SVGBackend::new(path, (900, 500)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| fail(&e))?;
     let mut chart = ChartBuilder::on(&root)
@@ -63,7 +75,7 @@ fn draw(
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(60)
-        .build_cartesian_2d(0.0..x_max, (lo - pad)..(hi + pad))
+        .build_cartesian_2d(0.0..x_max, lo..hi)
         .map_err(|e| fail(&e))?;
     chart
         .configure_mesh()

@@ -3,6 +3,7 @@
 use super::app::{App, Confirm, Hyper, Mode, PhaseSeries};
 use super::theme;
 use crate::events::Phase;
+use crate::plots::padded_bounds;
 use crate::summary::{human_bytes, RunStatus};
 use ratatui::layout::{Alignment, Constraint, Flex, Layout, Rect};
 use ratatui::symbols::Marker;
@@ -326,20 +327,6 @@ pub fn thin(points: Vec<(f64, f64)>, max: usize) -> Vec<(f64, f64)> {
     out
 }
 
-/// Bounds with a little headroom; a flat series still gets a visible range.
-fn bounds(values: impl Iterator<Item = f64>) -> Option<[f64; 2]> {
-    let (lo, hi) = values
-        .filter(|v| v.is_finite())
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-            (lo.min(v), hi.max(v))
-        });
-    if !lo.is_finite() {
-        return None;
-    }
-    let pad = ((hi - lo) * 0.05).max(1e-3);
-    Some([lo - pad, hi + pad])
-}
-
 fn axis_labels(b: [f64; 2], fmt: impl Fn(f64) -> String) -> Vec<Line<'static>> {
     [b[0], (b[0] + b[1]) / 2.0, b[1]]
         .into_iter()
@@ -359,7 +346,7 @@ fn marker(app: &App) -> Marker {
 fn extent(curves: &[(Phase, Vec<(f64, f64)>)]) -> Option<([f64; 2], f64)> {
     let points = || curves.iter().flat_map(|(_, c)| c.iter());
     Some((
-        bounds(points().map(|p| p.1))?,
+        padded_bounds(points().map(|p| p.1))?,
         points().map(|p| p.0).reduce(f64::max)?,
     ))
 }
