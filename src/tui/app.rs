@@ -249,8 +249,17 @@ impl App {
         }
     }
 
+    /// Applies one message. A message that changes nothing visible clears `dirty` for itself
+    /// only: a change still waiting to be drawn stays pending.
     pub fn update(&mut self, msg: Msg) -> Option<Command> {
+        let pending = self.dirty;
         self.dirty = true;
+        let command = self.apply(msg);
+        self.dirty |= pending;
+        command
+    }
+
+    fn apply(&mut self, msg: Msg) -> Option<Command> {
         match msg {
             Msg::Key(key) => self.on_key(key),
             Msg::Trainer(event) => {

@@ -495,6 +495,28 @@ fn question_mark_opens_help_and_any_key_closes_it() {
 }
 
 #[test]
+fn a_tick_within_the_second_keeps_a_pending_change() {
+    let mut app = mid_run();
+    app.dirty = false;
+    let step = Event::Step {
+        loss: 0.3,
+        lr: 1e-3,
+        samples_per_sec: 1.0,
+    };
+    app.update(stamped(Some(Phase::Distilled), 4, 75, 3.9, step));
+    app.update(Msg::Tick(Duration::from_millis(4100)));
+    assert!(
+        app.dirty,
+        "the new step is drawn at this frame, not a second later"
+    );
+    app.dirty = false;
+    app.update(Msg::Tick(Duration::from_millis(4200)));
+    assert!(!app.dirty, "the clock alone redraws once a second");
+    app.update(Msg::Tick(Duration::from_millis(5000)));
+    assert!(app.dirty);
+}
+
+#[test]
 fn unknown_keys_do_not_redraw() {
     let mut app = mid_run();
     app.dirty = false;
