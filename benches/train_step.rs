@@ -7,8 +7,8 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode};
 use kd_tui::distill;
-use kd_tui::model::Mlp;
-use kd_tui::preset::{Activation, ModelConfig, ModelKind};
+use kd_tui::config::{Activation, MlpConfig};
+use kd_tui::model::{Mlp, Net};
 use std::time::Duration;
 use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
 
@@ -47,8 +47,7 @@ const TEMPERATURE: f64 = 4.0;
 const ALPHA: f64 = 0.9;
 
 fn mlp(vs: &nn::VarStore, hidden: &[usize], dropout: f64, w: &Workload) -> Mlp {
-    let cfg = ModelConfig {
-        kind: ModelKind::Mlp,
+    let cfg = MlpConfig {
         hidden: hidden.to_vec(),
         activation: Activation::Relu,
         dropout,

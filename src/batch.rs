@@ -1,17 +1,11 @@
 //! Headless mode: consumes the trainer's events, shows progress on stderr (bars on a terminal,
 //! one plain line per epoch otherwise) and turns SIGINT / SIGTERM / SIGHUP into a clean stop.
 
-use crate::events::{Command, Event, LogLevel, Phase, Stamped};
-use crate::trainer::{RunOutcome, TrainerHandle};
+use crate::protocol::{Command, Event, LogLevel, Phase, Stamped};
+use crate::consumer::{signal_name, Consumer, Ended, Signals};
+use crate::train::TrainerHandle;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
-use tokio::signal::unix::{signal, SignalKind};
-
-/// How a consumer's run ended, and the signal that stopped it, if any.
-pub struct Ended {
-    pub outcome: RunOutcome,
-    pub signal: Option<i32>,
-}
 
 /// Progress on stderr.
 enum Progress {
@@ -120,28 +114,6 @@ fn describe(phase: &str, event: &Event) -> Option<String> {
     })
 }
 
-/// The consumer side's event loop runtime, with the signal handlers already installed.
-///
-/// Made before any set-up so that a signal arriving while data loads is not lost: the consumer
-/// sees it as soon as it runs and stops the run cleanly.
-pub struct Consumer {
-    pub runtime: tokio::runtime::Runtime,
-    pub signals: Signals,
-}
-
-impl Consumer {
-    pub fn new() -> std::io::Result<Consumer> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let signals = {
-            let _context = runtime.enter();
-            Signals::new()
-        };
-        Ok(Consumer { runtime, signals })
-    }
-}
-
 /// Drives a batch run to its end.
 pub fn run(handle: TrainerHandle, consumer: Consumer) -> Ended {
     let progress = if std::io::stderr().is_terminal() {
@@ -160,8 +132,7 @@ pub fn run(handle: TrainerHandle, consumer: Consumer) -> Ended {
         &mut signals,
         progress,
     ));
-    let outcome = crate::trainer::join(handle.thread);
-    Ended { outcome, signal }
+    Ended::join(handle.thread, signal)
 }
 
 async fn consume(
@@ -191,48 +162,3 @@ async fn consume(
     stopped_by
 }
 
-pub fn signal_name(signo: i32) -> &'static str {
-    match signo {
-        1 => "SIGHUP",
-        2 => "SIGINT",
-        15 => "SIGTERM",
-        _ => "signal",
-    }
-}
-
-/// SIGINT, SIGTERM and SIGHUP as one stream of signal numbers.
-pub struct Signals {
-    streams: Vec<(i32, tokio::signal::unix::Signal)>,
-}
-
-impl Signals {
-    pub fn new() -> Signals {
-        let streams = [
-            (2, SignalKind::interrupt()),
-            (15, SignalKind::terminate()),
-            (1, SignalKind::hangup()),
-        ]
-        .into_iter()
-        .filter_map(|(n, kind)| signal(kind).ok().map(|s| (n, s)))
-        .collect();
-        Signals { streams }
-    }
-
-    /// The next signal's number.
-    pub async fn next(&mut self) -> i32 {
-        let waits = self.streams.iter_mut().map(|(n, s)| {
-            let n = *n;
-            Box::pin(async move {
-                s.recv().await;
-                n
-            })
-        });
-        futures::future::select_all(waits).await.0
-    }
-}
-
-impl Default for Signals {
-    fn default() -> Self {
-        Self::new()
-    }
-}

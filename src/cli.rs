@@ -1,13 +1,16 @@
 //! Command line: parse, set up (preset, device, data, run folder), start the trainer, hand its
 //! events to the TUI or to batch mode, and turn the outcome into an exit code.
 
-use crate::checkpoint::{self, Checkpoint};
-use crate::preset::{self, Override, Preset};
+use crate::run::checkpoint::{self, Checkpoint};
+use crate::config::{self, DataSource, Override, Preset};
+use crate::data::InputShape;
+use crate::export::Format;
+use crate::protocol::Phase;
 use crate::run::RunFolder;
-use crate::trainer::{self, RunOutcome, TrainerSetup};
+use crate::train::{self, RunOutcome, TrainerSetup};
 use clap::Parser;
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Exit code for bad input (preset, data, output folder).
 pub const EXIT_BAD_INPUT: i32 = 2;
@@ -16,9 +19,12 @@ pub const EXIT_BAD_INPUT: i32 = 2;
 #[command(
     name = "kd-tui",
     version,
-    about = "Train a teacher, distil it into a small student, and watch it happen."
+    about = "Train a teacher, distil it into a small student, and watch it happen.",
+    args_conflicts_with_subcommands = true
 )]
 pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<Subcommand>,
     /// Preset file (TOML). Without one, the embedded digits preset runs.
     pub preset: Option<PathBuf>,
     /// Run without the TUI: progress on stderr, final table on stdout.
@@ -38,6 +44,53 @@ pub struct Args {
     pub ascii: bool,
 }
 
+#[derive(Debug, clap::Subcommand)]
+pub enum Subcommand {
+    /// Export a finished run's model: TorchScript (for torch.jit.load) or safetensors.
+    Export {
+        /// The run folder (holds summary.json and preset.toml).
+        run_dir: PathBuf,
+        /// Which model.
+        #[arg(long, value_enum, default_value = "distilled")]
+        model: ExportModel,
+        #[arg(long, value_enum, default_value = "torchscript")]
+        format: Format,
+        /// Output file (default: RUN_DIR/export/<model>.pt or .safetensors).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ExportModel {
+    Distilled,
+    Baseline,
+    Teacher,
+}
+
+impl From<ExportModel> for Phase {
+    fn from(m: ExportModel) -> Phase {
+        match m {
+            ExportModel::Distilled => Phase::Distilled,
+            ExportModel::Baseline => Phase::Baseline,
+            ExportModel::Teacher => Phase::Teacher,
+        }
+    }
+}
+
+fn run_export(run_dir: &Path, model: ExportModel, format: Format, out: Option<PathBuf>) -> i32 {
+    match crate::export::export(run_dir, model.into(), format, out) {
+        Ok(path) => {
+            println!("{}", path.display());
+            0
+        }
+        Err(e) => {
+            eprintln!("kd-tui: export: {e}");
+            e.exit_code()
+        }
+    }
+}
+
 /// An error before training starts; printed as is, exit code 2.
 fn bad_input(message: impl std::fmt::Display) -> String {
     format!("kd-tui: {message}")
@@ -47,12 +100,12 @@ fn load_preset(args: &Args, resume: Option<&Checkpoint>) -> Result<Preset, Strin
     match (resume, &args.preset, &args.resume) {
         (Some(ckpt), _, Some(dir)) => {
             let origin = format!("{} (live preset)", dir.join(checkpoint::FILE).display());
-            preset::load(&ckpt.preset, &origin, &args.overrides)
+            config::load(&ckpt.preset, &origin, &args.overrides)
         }
-        (_, Some(path), _) => preset::load_file(path, &args.overrides),
-        _ => preset::load(
-            preset::DEFAULT_PRESET,
-            preset::DEFAULT_PRESET_NAME,
+        (_, Some(path), _) => config::load_file(path, &args.overrides),
+        _ => config::load(
+            config::DEFAULT_PRESET,
+            config::DEFAULT_PRESET_NAME,
             &args.overrides,
         ),
     }
@@ -65,10 +118,15 @@ fn setup(args: &Args) -> Result<TrainerSetup, String> {
         Some(dir) => Some(Checkpoint::read(dir).map_err(bad_input)?),
         None => None,
     };
-    let preset = load_preset(args, resume.as_ref())?;
+    let mut preset = load_preset(args, resume.as_ref())?;
     let spec = crate::device::parse(&preset.device).map_err(bad_input)?;
     let device = crate::device::resolve(spec).map_err(|e| bad_input(format!("device: {e}")))?;
     let data = crate::data::load(&preset.data, preset.seed).map_err(bad_input)?;
+    check_models(&preset, &data.input).map_err(bad_input)?;
+    if preset.data.source == DataSource::Csv {
+        // The run folder's preset.toml records which label value each class index stands for.
+        preset.data.classes = Some(data.classes.clone());
+    }
     let run = match &args.resume {
         Some(dir) => RunFolder::reopen(dir),
         None => {
@@ -89,9 +147,29 @@ fn setup(args: &Args) -> Result<TrainerSetup, String> {
     })
 }
 
+/// Refuses a model or an augmentation the data's shape cannot take, naming the key.
+fn check_models(preset: &Preset, input: &InputShape) -> Result<(), String> {
+    for (role, net) in [("teacher", &preset.teacher), ("student", &preset.student)] {
+        crate::model::check_fits(&net.model, input)
+            .map_err(|e| format!("key `{role}.model`: {e}"))?;
+        crate::data::augment::check(&net.augment, input)
+            .map_err(|e| format!("key `{role}.augment`: {e}"))?;
+    }
+    Ok(())
+}
+
 /// Runs kd-tui with the process's arguments; returns the exit code.
 pub fn main() -> i32 {
     let args = Args::parse();
+    if let Some(Subcommand::Export {
+        run_dir,
+        model,
+        format,
+        out,
+    }) = args.command
+    {
+        return run_export(&run_dir, model, format, out);
+    }
     if !args.batch && !std::io::stdout().is_terminal() {
         eprintln!(
             "kd-tui: standard output is not a terminal, so the TUI cannot start.\n\
@@ -102,7 +180,7 @@ pub fn main() -> i32 {
         );
         return EXIT_BAD_INPUT;
     }
-    let consumer = match crate::batch::Consumer::new() {
+    let consumer = match crate::consumer::Consumer::new() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("kd-tui: starting the event loop: {e}");
@@ -116,7 +194,7 @@ pub fn main() -> i32 {
             return EXIT_BAD_INPUT;
         }
     };
-    let handle = trainer::spawn(setup);
+    let handle = train::spawn(setup);
     let ended = if args.batch {
         crate::batch::run(handle, consumer)
     } else {
@@ -144,9 +222,9 @@ pub fn main() -> i32 {
             eprintln!("kd-tui: stopped ({reason}); the run folder holds a checkpoint and a summary marked interrupted");
             ended.signal.map_or(0, |s| 128 + s)
         }
-        RunOutcome::Failed(message) => {
-            eprintln!("kd-tui: {message}");
-            1
+        RunOutcome::Failed(error) => {
+            eprintln!("kd-tui: {error}");
+            error.exit_code()
         }
     }
 }

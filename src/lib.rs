@@ -1,21 +1,21 @@
 //! kd-tui: a terminal training cockpit for knowledge distillation.
 //!
-//! Flow, one direction: `preset` -> `data` -> `model` -> `distill` (losses) -> `trainer` ->
-//! {`tui`, `batch`}. The trainer runs on its own OS thread; both front ends consume its events.
+//! Flow, one direction: `config` -> `data` -> `model` -> `distill` (losses) -> `train` (its own
+//! OS thread, `protocol` in and out) -> `run` (the run folder) -> front ends (`tui`, `batch`, both
+//! over `consumer`; `export`). See ARCHITECTURE.md.
 
 pub mod batch;
-pub mod checkpoint;
 pub mod cli;
+pub mod config;
+pub mod consumer;
 pub mod data;
 pub mod device;
 pub mod distill;
-pub mod events;
+pub mod export;
 pub mod fault;
 pub mod model;
-pub mod plots;
-pub mod preset;
+pub mod protocol;
 pub mod run;
 pub mod seed;
-pub mod summary;
-pub mod trainer;
+pub mod train;
 pub mod tui;

@@ -4,9 +4,9 @@
 mod common;
 
 use common::{default_preset_with, kd_tui, run, write_preset, Outcome};
-use kd_tui::events::Stamped;
-use kd_tui::preset::{self, Override, Preset};
-use kd_tui::summary::{PhaseResult, RunStatus, RunSummary};
+use kd_tui::protocol::Stamped;
+use kd_tui::config::{self, ModelConfig, Override, Preset};
+use kd_tui::run::summary::{PhaseResult, RunStatus, RunSummary};
 use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -87,7 +87,7 @@ impl Run {
 /// preset.toml, which must load as a preset.
 fn read_preset(dir: &Path) -> Preset {
     let text = std::fs::read_to_string(dir.join("preset.toml")).expect("reading preset.toml");
-    preset::load(&text, "preset.toml", &[]).unwrap_or_else(|e| panic!("{e}"))
+    config::load(&text, "preset.toml", &[]).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn read_summary(dir: &Path) -> RunSummary {
@@ -226,9 +226,12 @@ fn check_completed_metrics(
 }
 
 /// Expected tensor names and shapes of an MLP (PyTorch `nn.Linear` layout: weight `[out, in]`).
-fn mlp_shapes(inputs: usize, hidden: &[usize], classes: usize) -> BTreeMap<String, Vec<usize>> {
+fn mlp_shapes(inputs: usize, model: &ModelConfig, classes: usize) -> BTreeMap<String, Vec<usize>> {
+    let ModelConfig::Mlp(mlp) = model else {
+        panic!("the default preset's models are mlps: {model}")
+    };
     let sizes: Vec<usize> = std::iter::once(inputs)
-        .chain(hidden.iter().copied())
+        .chain(mlp.hidden.iter().copied())
         .chain([classes])
         .collect();
     sizes
@@ -370,9 +373,9 @@ fn default_preset_leaves_a_complete_run_folder() {
     // preset.toml is the resolved preset, overrides included.
     let recorded = run.preset();
     let overrides: Vec<Override> = FEW_EPOCHS.iter().map(|o| o.parse().unwrap()).collect();
-    let expected = preset::load(
-        preset::DEFAULT_PRESET,
-        preset::DEFAULT_PRESET_NAME,
+    let expected = config::load(
+        config::DEFAULT_PRESET,
+        config::DEFAULT_PRESET_NAME,
         &overrides,
     )
     .unwrap();
@@ -381,9 +384,9 @@ fn default_preset_leaves_a_complete_run_folder() {
 
     // Weights: PyTorch-style names, shapes of the configured models (teacher [256, 256] and
     // student [32] as the default preset stands).
-    let teacher_shapes = mlp_shapes(inputs, &recorded.teacher.model.hidden, classes);
+    let teacher_shapes = mlp_shapes(inputs, &recorded.teacher.model, classes);
     let teacher_params = check_weights(&run.file("teacher.safetensors"), &teacher_shapes);
-    let student_shapes = mlp_shapes(inputs, &recorded.student.model.hidden, classes);
+    let student_shapes = mlp_shapes(inputs, &recorded.student.model, classes);
     let student_params = check_weights(&run.file("baseline.safetensors"), &student_shapes);
     assert_eq!(
         check_weights(&run.file("distilled.safetensors"), &student_shapes),
@@ -695,7 +698,7 @@ fn sigterm_checkpoints_and_marks_the_run_interrupted() {
     );
     // The checkpoint the event names, and whatever else went to checkpoints/, is teacher weights.
     let (inputs, classes) = DIGITS_SHAPE;
-    let teacher_shapes = mlp_shapes(inputs, &read_preset(&dir).teacher.model.hidden, classes);
+    let teacher_shapes = mlp_shapes(inputs, &read_preset(&dir).teacher.model, classes);
     let saved: Vec<PathBuf> = std::fs::read_dir(dir.join("checkpoints"))
         .unwrap()
         .map(|e| e.unwrap().path())

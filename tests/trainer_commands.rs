@@ -1,19 +1,19 @@
 //! The trainer thread driven through its public interface, as the TUI drives it: every `Command`
 //! and the events that answer it.
 
-use kd_tui::events::{Command, Event, Phase, Role, Stamped};
-use kd_tui::preset::{self, Override};
+use kd_tui::protocol::{Command, Event, Phase, Role, Stamped};
+use kd_tui::config::{self, Override};
 use kd_tui::run::RunFolder;
-use kd_tui::summary::RunStatus;
-use kd_tui::trainer::{self, RunOutcome, TrainerHandle, TrainerSetup};
+use kd_tui::run::summary::RunStatus;
+use kd_tui::train::{self, RunOutcome, TrainerHandle, TrainerSetup};
 use std::time::{Duration, Instant};
 
 fn start(dir: &std::path::Path, overrides: &[&str]) -> TrainerHandle {
     let overrides: Vec<Override> = overrides.iter().map(|o| o.parse().unwrap()).collect();
-    let preset = preset::load(preset::DEFAULT_PRESET, "default", &overrides).unwrap();
+    let preset = config::load(config::DEFAULT_PRESET, "default", &overrides).unwrap();
     let data = kd_tui::data::load(&preset.data, preset.seed).unwrap();
     let run = RunFolder::create(dir, &preset).unwrap();
-    trainer::spawn(TrainerSetup {
+    train::spawn(TrainerSetup {
         preset,
         data,
         device: tch::Device::Cpu,

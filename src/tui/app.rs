@@ -1,10 +1,10 @@
 //! The TUI's state and its `update`: every key, trainer event and signal becomes a `Msg`, and
 //! `update` is the only place that changes the `App`. It returns the `Command` to send, if any.
 
-use crate::events::{Command, Event, LogLevel, Phase, Role, Stamped};
+use crate::protocol::{Command, Event, LogLevel, Phase, Role, Stamped};
 use crate::model::ModelSize;
-use crate::preset::Preset;
-use crate::summary::{PhaseResult, RunSummary};
+use crate::config::Preset;
+use crate::run::summary::{PhaseResult, RunSummary};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -275,7 +275,7 @@ impl App {
                 None
             }
             Msg::Signal(signo) => {
-                let name = crate::batch::signal_name(signo);
+                let name = crate::consumer::signal_name(signo);
                 self.push_log(
                     self.progress.wall_time,
                     LogLevel::Warn,

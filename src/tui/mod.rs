@@ -11,9 +11,9 @@ pub mod render;
 mod tests;
 pub mod theme;
 
-use crate::batch::{Consumer, Ended, Signals};
-use crate::events::{Command, Stamped};
-use crate::trainer::TrainerHandle;
+use crate::consumer::{Consumer, Ended, Signals};
+use crate::protocol::{Command, Stamped};
+use crate::train::TrainerHandle;
 use app::{App, Msg};
 use color_eyre::eyre::eyre;
 use color_eyre::eyre::WrapErr;
@@ -123,8 +123,7 @@ pub fn run(
         }
     };
     drop(commands);
-    let outcome = crate::trainer::join(thread);
-    Ok(Ended { outcome, signal })
+    Ok(Ended::join(thread, signal))
 }
 
 /// Reads keys, signals and trainer events until the app exits; returns the stopping signal.

@@ -2,9 +2,9 @@
 
 use super::app::{App, Confirm, Hyper, Mode, PhaseSeries};
 use super::theme;
-use crate::events::Phase;
-use crate::plots::padded_bounds;
-use crate::summary::{human_bytes, RunStatus};
+use crate::protocol::Phase;
+use crate::run::plots::padded_bounds;
+use crate::run::summary::{human_bytes, RunStatus};
 use ratatui::layout::{Alignment, Constraint, Flex, Layout, Rect};
 use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
@@ -84,6 +84,7 @@ fn status(app: &App) -> Span<'static> {
         return match summary.status {
             RunStatus::Completed => Span::styled("✓ completed", theme::running()),
             RunStatus::Interrupted => Span::styled("■ interrupted", theme::paused()),
+            RunStatus::Failed => Span::styled("✗ failed", theme::error()),
         };
     }
     if app.stopping {
@@ -220,7 +221,7 @@ fn render_models(app: &App, frame: &mut Frame, area: Rect) {
         result(Phase::Distilled),
     );
     let student = distilled.or(baseline);
-    let acc = |r: Option<&crate::summary::PhaseResult>| {
+    let acc = |r: Option<&crate::run::summary::PhaseResult>| {
         r.map_or("-".into(), |r| format!("{:.2}%", 100.0 * r.test_acc))
     };
     let mut rows = Vec::new();
@@ -238,7 +239,7 @@ fn render_models(app: &App, frame: &mut Frame, area: Rect) {
             ratio_text(t.bytes as f64, s.bytes as f64),
         ]));
     }
-    let latency = |r: Option<&crate::summary::PhaseResult>| {
+    let latency = |r: Option<&crate::run::summary::PhaseResult>| {
         r.map_or("-".into(), |r| format!("{:.1}µs", r.latency.batch1_us))
     };
     let speedup = match (teacher, student) {

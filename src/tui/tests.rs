@@ -2,10 +2,10 @@
 
 use super::app::{App, Confirm, Hyper, Mode, Msg};
 use super::render;
-use crate::events::{Command, Event, LogLevel, Phase, Position, Role, Stamped};
+use crate::protocol::{Command, Event, LogLevel, Phase, Position, Role, Stamped};
 use crate::model::ModelSize;
-use crate::preset::{self, Method};
-use crate::summary::{Latency, PhaseResult, RunStatus, RunSummary};
+use crate::config::{self, Method};
+use crate::run::summary::{Latency, PhaseResult, RunStatus, RunSummary};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::{backend::TestBackend, Terminal};
 use std::time::Duration;
@@ -39,6 +39,8 @@ fn result(phase: Phase, params: usize, acc: f64, latency_us: f64) -> PhaseResult
         },
         train_seconds: 2.0,
         weights: format!("{}.safetensors", phase.as_str()),
+        model: "mlp 32".into(),
+        teacher_outputs: None,
     }
 }
 
@@ -114,7 +116,7 @@ fn mid_run() -> App {
         "teacher.epochs=6".parse().unwrap(),
         "student.epochs=6".parse().unwrap(),
     ];
-    let preset = preset::load(preset::DEFAULT_PRESET, "test", &epochs).unwrap();
+    let preset = config::load(config::DEFAULT_PRESET, "test", &epochs).unwrap();
     app.update(stamped(
         None,
         0,
@@ -198,6 +200,8 @@ fn finished_run() -> App {
         seed: 7,
         device: "cpu".into(),
         data: "digits".into(),
+        input: crate::data::InputShape::image(1, 8, 8),
+        classes: (0..10).map(|c| c.to_string()).collect(),
         wall_seconds: 5.0,
         teacher: None,
         baseline: None,

@@ -1,6 +1,6 @@
 //! Every colour and style of the TUI, in one place.
 
-use crate::events::{LogLevel, Phase};
+use crate::protocol::{LogLevel, Phase};
 use ratatui::style::{Color, Modifier, Style};
 
 pub fn phase_color(phase: Phase) -> Color {

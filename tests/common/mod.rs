@@ -34,7 +34,7 @@ where
 /// The embedded default preset with `edits` applied: (dotted key, value in TOML syntax) pairs,
 /// each set in place or added to its table, so that every other line keeps its number.
 pub fn default_preset_with(edits: &[(&str, &str)]) -> String {
-    let mut doc: toml_edit::DocumentMut = kd_tui::preset::DEFAULT_PRESET
+    let mut doc: toml_edit::DocumentMut = kd_tui::config::DEFAULT_PRESET
         .parse()
         .expect("the default preset parses");
     for (key, value) in edits {

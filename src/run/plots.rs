@@ -2,7 +2,7 @@
 //! accuracy over epochs, one line per phase. Reading the file (not the trainer's memory) means
 //! any run folder can be plotted, including one that was stopped and resumed.
 
-use crate::events::Phase;
+use crate::protocol::Phase;
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
 

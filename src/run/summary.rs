@@ -1,6 +1,7 @@
 //! What a run found: per-phase results and the teacher / baseline / distilled comparison.
 
-use crate::events::Phase;
+use crate::protocol::Phase;
+use crate::data::InputShape;
 use crate::model::ModelSize;
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +35,22 @@ pub struct PhaseResult {
     pub train_seconds: f64,
     /// File in the run folder holding the reported weights.
     pub weights: String,
+    /// The network's kind and shape, e.g. `cnn 32-64/1024`.
+    #[serde(default)]
+    pub model: String,
+    /// Distilled phase: where its teacher outputs came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher_outputs: Option<TeacherOutputs>,
+}
+
+/// Where the distilled student's teacher outputs came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TeacherOutputs {
+    /// Computed once over the training set (the student's inputs are not augmented).
+    Cached,
+    /// Computed on every augmented batch, so the teacher sees the student's view.
+    PerBatch,
 }
 
 /// Teacher vs student figures; present once the teacher and at least one student are done.
@@ -56,6 +73,7 @@ pub struct Comparison {
 pub enum RunStatus {
     Completed,
     Interrupted,
+    Failed,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,6 +83,10 @@ pub struct RunSummary {
     pub seed: u64,
     pub device: String,
     pub data: String,
+    /// The shape of one example, as the models take it.
+    pub input: InputShape,
+    /// The data's label value of each class index.
+    pub classes: Vec<String>,
     pub wall_seconds: f64,
     pub teacher: Option<PhaseResult>,
     pub baseline: Option<PhaseResult>,
@@ -107,6 +129,7 @@ impl RunSummary {
             .load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
             .set_header([
                 "model",
+                "network",
                 "params",
                 "size",
                 "test acc",
@@ -118,6 +141,7 @@ impl RunSummary {
         for r in self.results() {
             table.add_row([
                 r.phase.as_str().to_string(),
+                r.model.clone(),
                 r.size.params.to_string(),
                 human_bytes(r.size.bytes),
                 format!("{:.2}%", 100.0 * r.test_acc),
@@ -135,6 +159,14 @@ impl RunSummary {
             ]);
         }
         let mut out = table.to_string();
+        if let Some(source) = self.distilled.as_ref().and_then(|d| d.teacher_outputs) {
+            out.push_str(match source {
+                TeacherOutputs::Cached => "\nteacher outputs: computed once over the training set",
+                TeacherOutputs::PerBatch => {
+                    "\nteacher outputs: computed on every augmented batch (the teacher sees the student's view)"
+                }
+            });
+        }
         if let Some(c) = &self.comparison {
             out.push_str(&format!(
                 "\nstudent is {:.1}x smaller ({:.1}x fewer bytes), {:.2}x faster at batch 1, {:.2}x per sample in a batch",
@@ -190,6 +222,8 @@ mod tests {
             },
             train_seconds: 1.0,
             weights: format!("{}.safetensors", phase.as_str()),
+            model: "mlp 8".into(),
+            teacher_outputs: None,
         }
     }
 

@@ -2,7 +2,7 @@
 //! who listens; the TUI, batch mode and the run folder's `metrics.jsonl` all read these.
 
 use crate::model::ModelSize;
-use crate::summary::{PhaseResult, RunSummary};
+use crate::run::summary::{PhaseResult, RunSummary};
 use serde::{Deserialize, Serialize};
 
 /// The three training phases, in order.
@@ -73,7 +73,7 @@ impl Role {
 pub enum Command {
     /// Pause or resume a role's training (takes effect when that role's phase runs).
     SetPaused { role: Role, paused: bool },
-    /// Change a live preset key (see `preset::LIVE_KEYS`) to a value in TOML syntax.
+    /// Change a live preset key (see `config::LIVE_KEYS`) to a value in TOML syntax.
     Set { key: String, value: String },
     /// End the current phase now and go on with the next.
     SkipPhase,

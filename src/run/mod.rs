@@ -1,7 +1,11 @@
 //! The run folder: `preset.toml`, `metrics.jsonl`, `summary.json`, weights and checkpoints.
 
-use crate::events::Stamped;
-use crate::preset::Preset;
+pub mod checkpoint;
+pub mod plots;
+pub mod summary;
+
+use crate::protocol::Stamped;
+use crate::config::Preset;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};

@@ -6,8 +6,8 @@
 //! What does not (yet): the optimizer's moment buffers, which tch keeps private, and the dropout
 //! stream inside a half-done epoch; both restart at the checkpoint.
 
-use crate::events::Phase;
-use crate::summary::PhaseResult;
+use crate::protocol::Phase;
+use crate::run::summary::PhaseResult;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 

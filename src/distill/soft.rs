@@ -1,20 +1,7 @@
-//! Distillation losses: small pure functions over logits.
-//!
-//! Conventions: logits are `[batch, classes]`, labels `[batch]` (i64), every loss is a batch mean.
+//! `soft`: Hinton et al. (2015), temperature-softened KL to the teacher mixed with cross-entropy.
 
-use crate::preset::Method;
+use super::{cross_entropy, Method};
 use tch::{Kind, Reduction, Tensor};
-
-/// Cross-entropy with the true labels: `CE = -mean_i log softmax(z_i)[y_i]`.
-pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {
-    logits.cross_entropy_for_logits(labels)
-}
-
-/// Hard-label distillation: cross-entropy against the teacher's argmax,
-/// `L = -mean_i log softmax(s_i)[argmax_c t_ic]`.
-pub fn hard_label_loss(student_logits: &Tensor, teacher_logits: &Tensor) -> Tensor {
-    cross_entropy(student_logits, &teacher_logits.argmax(-1, false))
-}
 
 /// Hinton's softened KL term:
 /// `KD = T^2 * mean_i sum_c p_ic^T (log p_ic^T - log q_ic^T)`, with `p^T = softmax(t / T)` (teacher)
@@ -41,61 +28,22 @@ pub fn soft_kd_loss(
         + cross_entropy(student_logits, labels) * (1.0 - alpha)
 }
 
-/// The live distillation settings one step uses.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct DistillParams {
-    pub method: Method,
+/// The `soft` method at a temperature and mixing weight.
+pub struct Soft {
     pub temperature: f64,
     pub alpha: f64,
 }
 
-/// The student's loss for one batch under the configured method.
-pub fn student_loss(
-    params: DistillParams,
-    student_logits: &Tensor,
-    teacher_logits: &Tensor,
-    labels: &Tensor,
-) -> Tensor {
-    match params.method {
-        Method::Hard => hard_label_loss(student_logits, teacher_logits),
-        Method::Soft => soft_kd_loss(
-            student_logits,
-            teacher_logits,
-            labels,
-            params.temperature,
-            params.alpha,
-        ),
+impl Method for Soft {
+    fn loss(&self, student_logits: &Tensor, teacher_logits: &Tensor, labels: &Tensor) -> Tensor {
+        soft_kd_loss(student_logits, teacher_logits, labels, self.temperature, self.alpha)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn t2(rows: &[[f32; 2]]) -> Tensor {
-        Tensor::from_slice(&rows.concat()).view([rows.len() as i64, 2])
-    }
-
-    fn close(a: &Tensor, b: f64) {
-        let a = a.double_value(&[]);
-        assert!((a - b).abs() < 1e-5, "{a} != {b}");
-    }
-
-    #[test]
-    fn cross_entropy_of_uniform_logits_is_ln_classes() {
-        close(
-            &cross_entropy(&t2(&[[0.0, 0.0]]), &Tensor::from_slice(&[0i64])),
-            2f64.ln(),
-        );
-    }
-
-    #[test]
-    fn hard_loss_targets_teacher_argmax() {
-        // Student [2, 0], teacher prefers class 1: CE = -log(e^0 / (e^2 + 1)) = ln(1 + e^2).
-        let s = t2(&[[2.0, 0.0]]);
-        let t = t2(&[[0.0, 1.0]]);
-        close(&hard_label_loss(&s, &t), (1.0 + 2f64.exp()).ln());
-    }
+    use crate::distill::test_util::{close, t2};
 
     #[test]
     fn soft_kl_matches_hand_computation_with_t_squared() {
@@ -146,29 +94,5 @@ mod tests {
         let expected = (q - p) * temp / 2.0;
         let gap = (s.grad() - expected).abs().max().double_value(&[]);
         assert!(gap < 1e-6, "gradient off by {gap}");
-    }
-
-    #[test]
-    fn student_loss_dispatches_on_method() {
-        let s = t2(&[[2.0, 0.0]]);
-        let t = t2(&[[0.0, 1.0]]);
-        let y = Tensor::from_slice(&[0i64]);
-        let hard = DistillParams {
-            method: Method::Hard,
-            temperature: 4.0,
-            alpha: 0.5,
-        };
-        close(
-            &student_loss(hard, &s, &t, &y),
-            hard_label_loss(&s, &t).double_value(&[]),
-        );
-        let soft = DistillParams {
-            method: Method::Soft,
-            ..hard
-        };
-        close(
-            &student_loss(soft, &s, &t, &y),
-            soft_kd_loss(&s, &t, &y, 4.0, 0.5).double_value(&[]),
-        );
     }
 }

@@ -1,211 +1,9 @@
-//! Presets: the TOML file that describes a whole run, `--set` overrides, and validation.
-//!
-//! Every error names the file, the line and column, the key and what is allowed, so a user can
-//! fix a preset without reading code. Validation runs before any data is loaded.
+//! Loading presets: TOML text with positions, `--set` overrides, live edits, and errors that
+//! name the file, line, column and key.
 
-use serde::{Deserialize, Serialize};
+use super::{Preset, LIVE_KEYS};
 use std::fmt;
-use std::path::{Path, PathBuf};
-
-/// The embedded default preset (`presets/digits.toml`).
-pub const DEFAULT_PRESET: &str = include_str!("../presets/digits.toml");
-/// How the embedded default is named in messages.
-pub const DEFAULT_PRESET_NAME: &str = "<embedded presets/digits.toml>";
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Preset {
-    pub name: String,
-    #[serde(default = "defaults::seed")]
-    pub seed: u64,
-    #[serde(default = "defaults::device")]
-    pub device: String,
-    /// Log a step record every this many optimizer steps.
-    #[serde(default = "defaults::log_every")]
-    pub log_every: usize,
-    pub data: DataConfig,
-    pub teacher: NetConfig,
-    pub student: NetConfig,
-    pub distill: DistillConfig,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DataSource {
-    Digits,
-    Mnist,
-    Cifar10,
-    Csv,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Normalize {
-    /// Divide by the source's maximum pixel value (digits 16, MNIST 255, CSV: train maximum).
-    Scale,
-    /// Per-feature zero mean and unit variance, statistics from the training split.
-    Standardize,
-    None,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DataConfig {
-    pub source: DataSource,
-    /// File or folder for file-based sources (mnist: the folder of IDX files; csv: the file).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path: Option<PathBuf>,
-    #[serde(default = "defaults::val_fraction")]
-    pub val_fraction: f64,
-    /// Fraction held out for test where the source has no test split of its own.
-    #[serde(default = "defaults::test_fraction")]
-    pub test_fraction: f64,
-    #[serde(default = "defaults::normalize")]
-    pub normalize: Normalize,
-    /// Use at most this many training examples (quick experiments on big sources).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub train_limit: Option<usize>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ModelKind {
-    Mlp,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Activation {
-    Relu,
-    Gelu,
-    Tanh,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelConfig {
-    pub kind: ModelKind,
-    pub hidden: Vec<usize>,
-    #[serde(default = "defaults::activation")]
-    pub activation: Activation,
-    #[serde(default)]
-    pub dropout: f64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OptimizerKind {
-    Adam,
-    Adamw,
-    Sgd,
-}
-
-/// Teacher and student share one shape; `checkpoint` is teacher-only, `baseline` student-only.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NetConfig {
-    pub model: ModelConfig,
-    pub epochs: usize,
-    pub batch_size: usize,
-    #[serde(default = "defaults::optimizer")]
-    pub optimizer: OptimizerKind,
-    pub lr: f64,
-    #[serde(default)]
-    pub weight_decay: f64,
-    /// Momentum for `sgd`.
-    #[serde(default = "defaults::momentum")]
-    pub momentum: f64,
-    /// Teacher only: load these safetensors weights instead of training.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub checkpoint: Option<PathBuf>,
-    /// Student only: also train the same student without distillation, for comparison.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub baseline: Option<bool>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Method {
-    /// Cross-entropy against the teacher's argmax labels.
-    Hard,
-    /// Hinton et al.: temperature-softened KL mixed with cross-entropy.
-    Soft,
-}
-
-impl Method {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::Hard => "hard",
-            Method::Soft => "soft",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DistillConfig {
-    pub method: Method,
-    #[serde(default = "defaults::temperature")]
-    pub temperature: f64,
-    #[serde(default = "defaults::alpha")]
-    pub alpha: f64,
-}
-
-mod defaults {
-    use super::*;
-    pub fn seed() -> u64 {
-        7
-    }
-    pub fn device() -> String {
-        "auto".into()
-    }
-    pub fn log_every() -> usize {
-        10
-    }
-    pub fn val_fraction() -> f64 {
-        0.1
-    }
-    pub fn test_fraction() -> f64 {
-        0.2
-    }
-    pub fn normalize() -> Normalize {
-        Normalize::Scale
-    }
-    pub fn activation() -> Activation {
-        Activation::Relu
-    }
-    pub fn optimizer() -> OptimizerKind {
-        OptimizerKind::Adam
-    }
-    pub fn momentum() -> f64 {
-        0.9
-    }
-    pub fn temperature() -> f64 {
-        4.0
-    }
-    pub fn alpha() -> f64 {
-        0.9
-    }
-}
-
-impl NetConfig {
-    pub fn trains_baseline(&self) -> bool {
-        self.baseline.unwrap_or(true)
-    }
-}
-
-/// Keys that may change while a run is going on; they take effect at the next optimizer step.
-pub const LIVE_KEYS: &[&str] = &[
-    "teacher.lr",
-    "teacher.batch_size",
-    "teacher.epochs",
-    "student.lr",
-    "student.batch_size",
-    "student.epochs",
-    "distill.method",
-    "distill.temperature",
-    "distill.alpha",
-];
+use std::path::Path;
 
 /// A preset problem: where (file, line, column), which key, and what is wrong or allowed.
 #[derive(Debug, Clone, PartialEq)]
@@ -416,155 +214,7 @@ impl Located<'_> {
     }
 }
 
-/// What a value must satisfy; shared by preset validation and live edits.
-pub mod rules {
-    pub fn temperature(t: f64) -> Result<(), String> {
-        if t.is_finite() && t > 0.0 {
-            Ok(())
-        } else {
-            Err(format!("must be a number > 0 (got {t})"))
-        }
-    }
-    pub fn alpha(a: f64) -> Result<(), String> {
-        if (0.0..=1.0).contains(&a) {
-            Ok(())
-        } else {
-            Err(format!("must be within [0, 1] (got {a})"))
-        }
-    }
-    pub fn lr(lr: f64) -> Result<(), String> {
-        if lr.is_finite() && lr > 0.0 {
-            Ok(())
-        } else {
-            Err(format!("must be a number > 0 (got {lr})"))
-        }
-    }
-    pub fn positive_count(n: usize) -> Result<(), String> {
-        if n > 0 {
-            Ok(())
-        } else {
-            Err("must be at least 1 (got 0)".into())
-        }
-    }
-    /// The validation split picks the reported (best) weights, so it cannot be empty.
-    pub fn validation_fraction(f: f64) -> Result<(), String> {
-        if f > 0.0 && f < 1.0 {
-            Ok(())
-        } else {
-            Err(format!(
-                "must be within (0, 1): validation accuracy picks the weights that are reported (got {f})"
-            ))
-        }
-    }
-    pub fn fraction_below_one(f: f64) -> Result<(), String> {
-        if (0.0..1.0).contains(&f) {
-            Ok(())
-        } else {
-            Err(format!("must be within [0, 1) (got {f})"))
-        }
-    }
-    pub fn non_negative(x: f64) -> Result<(), String> {
-        if x.is_finite() && x >= 0.0 {
-            Ok(())
-        } else {
-            Err(format!("must be a number >= 0 (got {x})"))
-        }
-    }
-    pub fn dropout(p: f64) -> Result<(), String> {
-        if (0.0..1.0).contains(&p) {
-            Ok(())
-        } else {
-            Err(format!("must be within [0, 1) (got {p})"))
-        }
-    }
-}
-
 impl Preset {
-    /// Checks ranges that types cannot express. Returns the offending dotted key and why.
-    pub fn validate(&self) -> Result<(), (String, String)> {
-        let check = |key: &str, r: Result<(), String>| r.map_err(|m| (key.to_string(), m));
-        if self.name.trim().is_empty() || self.name.contains(['/', '\\']) {
-            return Err((
-                "name".into(),
-                "must be a non-empty name without slashes".into(),
-            ));
-        }
-        check("log_every", rules::positive_count(self.log_every))?;
-        let device = crate::device::parse(&self.device);
-        check("device", device.map(|_| ()))?;
-        let d = &self.data;
-        check(
-            "data.val_fraction",
-            rules::validation_fraction(d.val_fraction),
-        )?;
-        check(
-            "data.test_fraction",
-            rules::fraction_below_one(d.test_fraction),
-        )?;
-        if d.val_fraction + d.test_fraction >= 1.0 {
-            return Err((
-                "data.val_fraction".into(),
-                "val_fraction + test_fraction must leave training data (sum < 1)".into(),
-            ));
-        }
-        match (d.source, &d.path) {
-            (DataSource::Digits, Some(_)) => {
-                return Err((
-                    "data.path".into(),
-                    "the embedded `digits` source takes no path".into(),
-                ))
-            }
-            (DataSource::Mnist | DataSource::Cifar10 | DataSource::Csv, None) => {
-                return Err((
-                    "data.path".into(),
-                    "required for this source (mnist: folder of IDX files; cifar10: folder of the binary batches; csv: file)".into(),
-                ))
-            }
-            _ => {}
-        }
-        if let Some(limit) = d.train_limit {
-            check("data.train_limit", rules::positive_count(limit))?;
-        }
-        for (role, net) in [("teacher", &self.teacher), ("student", &self.student)] {
-            let key = |k: &str| format!("{role}.{k}");
-            if net.model.hidden.is_empty() {
-                return Err((
-                    key("model.hidden"),
-                    "must list at least one hidden layer size, e.g. [256, 256]".into(),
-                ));
-            }
-            if net.model.hidden.contains(&0) {
-                return Err((key("model.hidden"), "layer sizes must be at least 1".into()));
-            }
-            check(&key("model.dropout"), rules::dropout(net.model.dropout))?;
-            if net.checkpoint.is_none() {
-                check(&key("epochs"), rules::positive_count(net.epochs))?;
-            }
-            check(&key("batch_size"), rules::positive_count(net.batch_size))?;
-            check(&key("lr"), rules::lr(net.lr))?;
-            check(&key("weight_decay"), rules::non_negative(net.weight_decay))?;
-            check(&key("momentum"), rules::non_negative(net.momentum))?;
-        }
-        if self.student.checkpoint.is_some() {
-            return Err((
-                "student.checkpoint".into(),
-                "only the teacher can be loaded from a checkpoint".into(),
-            ));
-        }
-        if self.teacher.baseline.is_some() {
-            return Err((
-                "teacher.baseline".into(),
-                "only the student has a baseline".into(),
-            ));
-        }
-        check(
-            "distill.temperature",
-            rules::temperature(self.distill.temperature),
-        )?;
-        check("distill.alpha", rules::alpha(self.distill.alpha))?;
-        Ok(())
-    }
-
     /// The value at a dotted key, as TOML.
     pub fn get(&self, key: &str) -> Option<toml::Value> {
         let root = toml::Value::try_from(self).ok()?;
@@ -596,16 +246,14 @@ impl Preset {
         edited.validate().map_err(|(k, m)| format!("{k} {m}"))?;
         Ok(edited)
     }
-
-    /// The preset as TOML, as the run folder records it.
-    pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).expect("a preset always serializes")
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{
+        DataSource, Method, ModelConfig, DEFAULT_PRESET, DEFAULT_PRESET_NAME,
+    };
 
     fn ov(s: &str) -> Override {
         s.parse().unwrap()
@@ -646,7 +294,10 @@ mod tests {
         .unwrap();
         assert_eq!(p.teacher.lr, 3e-4);
         assert_eq!(p.distill.method, Method::Hard);
-        assert_eq!(p.student.model.hidden, vec![8, 4]);
+        let ModelConfig::Mlp(student) = &p.student.model else {
+            panic!("the default student is an mlp")
+        };
+        assert_eq!(student.hidden, vec![8, 4]);
     }
 
     #[test]

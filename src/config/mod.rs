@@ -1,0 +1,279 @@
+//! Presets: the TOML file that describes a whole run, `--set` overrides, and validation.
+//!
+//! Every error names the file, the line and column, the key and what is allowed, so a user can
+//! fix a preset without reading code. Validation runs before any data is loaded.
+
+mod load;
+mod model;
+pub mod rules;
+
+pub use load::{load, load_file, Override, PresetError};
+pub use model::{
+    Activation, CnnConfig, MlpConfig, ModelConfig, Pool, ResnetConfig, RESNET_DEPTHS,
+};
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// The embedded default preset (`presets/digits.toml`).
+pub const DEFAULT_PRESET: &str = include_str!("../../presets/digits.toml");
+/// How the embedded default is named in messages.
+pub const DEFAULT_PRESET_NAME: &str = "<embedded presets/digits.toml>";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Preset {
+    pub name: String,
+    #[serde(default = "defaults::seed")]
+    pub seed: u64,
+    #[serde(default = "defaults::device")]
+    pub device: String,
+    /// Log a step record every this many optimizer steps.
+    #[serde(default = "defaults::log_every")]
+    pub log_every: usize,
+    pub data: DataConfig,
+    pub teacher: NetConfig,
+    pub student: NetConfig,
+    pub distill: DistillConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataSource {
+    Digits,
+    Mnist,
+    Cifar10,
+    Csv,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Normalize {
+    /// Divide by the source's maximum pixel value (digits 16, MNIST 255, CSV: train maximum).
+    Scale,
+    /// Per-feature zero mean and unit variance, statistics from the training split.
+    Standardize,
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    pub source: DataSource,
+    /// File or folder for file-based sources (mnist: the folder of IDX files; csv: the file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+    #[serde(default = "defaults::val_fraction")]
+    pub val_fraction: f64,
+    /// Fraction held out for test where the source has no test split of its own.
+    #[serde(default = "defaults::test_fraction")]
+    pub test_fraction: f64,
+    #[serde(default = "defaults::normalize")]
+    pub normalize: Normalize,
+    /// Use at most this many training examples (quick experiments on big sources).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_limit: Option<usize>,
+    /// csv: the label column, by header name or 0-based index (negative counts from the end);
+    /// default: the last column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<LabelColumn>,
+    /// csv: whether the first line names the columns; `auto` looks for a non-number in it.
+    #[serde(default, skip_serializing_if = "Header::is_auto")]
+    pub header: Header,
+    /// csv: the class values in class-index order. Filled in from the data when absent (the run
+    /// folder's preset.toml records it); when given, a label not listed is an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum LabelColumn {
+    Index(i64),
+    Name(String),
+}
+
+/// `header = "auto" | true | false`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(try_from = "HeaderValue", into = "HeaderValue")]
+pub enum Header {
+    #[default]
+    Auto,
+    Given(bool),
+}
+
+impl Header {
+    pub fn is_auto(&self) -> bool {
+        *self == Header::Auto
+    }
+}
+
+/// How `header` is written in TOML.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+enum HeaderValue {
+    Flag(bool),
+    Word(String),
+}
+
+impl TryFrom<HeaderValue> for Header {
+    type Error = String;
+    fn try_from(v: HeaderValue) -> Result<Header, String> {
+        match v {
+            HeaderValue::Flag(b) => Ok(Header::Given(b)),
+            HeaderValue::Word(w) if w == "auto" => Ok(Header::Auto),
+            HeaderValue::Word(w) => Err(format!("must be \"auto\", true or false (got \"{w}\")")),
+        }
+    }
+}
+
+impl From<Header> for HeaderValue {
+    fn from(h: Header) -> HeaderValue {
+        match h {
+            Header::Auto => HeaderValue::Word("auto".into()),
+            Header::Given(b) => HeaderValue::Flag(b),
+        }
+    }
+}
+
+/// Random transformations of training batches (never of validation or test data).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Augment {
+    /// Shift each image by up to this many pixels in each direction, zero-filled (Hinton's
+    /// jitter; also CIFAR's "random crop with padding N", which is the same transformation).
+    #[serde(default)]
+    pub shift: usize,
+    /// Mirror each image left-right with probability 1/2.
+    #[serde(default)]
+    pub flip: bool,
+}
+
+impl Augment {
+    pub fn is_none(&self) -> bool {
+        *self == Augment::default()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    Adam,
+    Adamw,
+    Sgd,
+}
+
+/// Teacher and student share one shape; `checkpoint` is teacher-only, `baseline` student-only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetConfig {
+    pub model: ModelConfig,
+    pub epochs: usize,
+    pub batch_size: usize,
+    #[serde(default = "defaults::optimizer")]
+    pub optimizer: OptimizerKind,
+    pub lr: f64,
+    #[serde(default)]
+    pub weight_decay: f64,
+    /// Momentum for `sgd`.
+    #[serde(default = "defaults::momentum")]
+    pub momentum: f64,
+    /// Teacher only: load these safetensors weights instead of training.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<PathBuf>,
+    /// Student only: also train the same student without distillation, for comparison.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<bool>,
+    /// Training-batch augmentation; the baseline and distilled students share the student's.
+    #[serde(default, skip_serializing_if = "Augment::is_none")]
+    pub augment: Augment,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// Cross-entropy against the teacher's argmax labels.
+    Hard,
+    /// Hinton et al.: temperature-softened KL mixed with cross-entropy.
+    Soft,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Hard => "hard",
+            Method::Soft => "soft",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DistillConfig {
+    pub method: Method,
+    #[serde(default = "defaults::temperature")]
+    pub temperature: f64,
+    #[serde(default = "defaults::alpha")]
+    pub alpha: f64,
+}
+
+mod defaults {
+    use super::*;
+    pub fn seed() -> u64 {
+        7
+    }
+    pub fn device() -> String {
+        "auto".into()
+    }
+    pub fn log_every() -> usize {
+        10
+    }
+    pub fn val_fraction() -> f64 {
+        0.1
+    }
+    pub fn test_fraction() -> f64 {
+        0.2
+    }
+    pub fn normalize() -> Normalize {
+        Normalize::Scale
+    }
+    pub fn optimizer() -> OptimizerKind {
+        OptimizerKind::Adam
+    }
+    pub fn momentum() -> f64 {
+        0.9
+    }
+    pub fn temperature() -> f64 {
+        4.0
+    }
+    pub fn alpha() -> f64 {
+        0.9
+    }
+}
+
+impl NetConfig {
+    pub fn trains_baseline(&self) -> bool {
+        self.baseline.unwrap_or(true)
+    }
+}
+
+/// Keys that may change while a run is going on; they take effect at the next optimizer step.
+pub const LIVE_KEYS: &[&str] = &[
+    "teacher.lr",
+    "teacher.batch_size",
+    "teacher.epochs",
+    "student.lr",
+    "student.batch_size",
+    "student.epochs",
+    "distill.method",
+    "distill.temperature",
+    "distill.alpha",
+];
+
+
+impl Preset {
+    /// The preset as TOML, as the run folder records it.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("a preset always serializes")
+    }
+}

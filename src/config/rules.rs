@@ -1,0 +1,207 @@
+//! What values must satisfy: the checks shared by preset validation and live edits, and
+//! `Preset::validate`, which applies them with the dotted key they belong to.
+
+use super::{DataSource, ModelConfig, Preset, RESNET_DEPTHS};
+
+pub fn temperature(t: f64) -> Result<(), String> {
+    if t.is_finite() && t > 0.0 {
+        Ok(())
+    } else {
+        Err(format!("must be a number > 0 (got {t})"))
+    }
+}
+pub fn alpha(a: f64) -> Result<(), String> {
+    if (0.0..=1.0).contains(&a) {
+        Ok(())
+    } else {
+        Err(format!("must be within [0, 1] (got {a})"))
+    }
+}
+pub fn lr(lr: f64) -> Result<(), String> {
+    if lr.is_finite() && lr > 0.0 {
+        Ok(())
+    } else {
+        Err(format!("must be a number > 0 (got {lr})"))
+    }
+}
+pub fn positive_count(n: usize) -> Result<(), String> {
+    if n > 0 {
+        Ok(())
+    } else {
+        Err("must be at least 1 (got 0)".into())
+    }
+}
+/// The validation split picks the reported (best) weights, so it cannot be empty.
+pub fn validation_fraction(f: f64) -> Result<(), String> {
+    if f > 0.0 && f < 1.0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "must be within (0, 1): validation accuracy picks the weights that are reported (got {f})"
+        ))
+    }
+}
+pub fn fraction_below_one(f: f64) -> Result<(), String> {
+    if (0.0..1.0).contains(&f) {
+        Ok(())
+    } else {
+        Err(format!("must be within [0, 1) (got {f})"))
+    }
+}
+pub fn non_negative(x: f64) -> Result<(), String> {
+    if x.is_finite() && x >= 0.0 {
+        Ok(())
+    } else {
+        Err(format!("must be a number >= 0 (got {x})"))
+    }
+}
+pub fn dropout(p: f64) -> Result<(), String> {
+    if (0.0..1.0).contains(&p) {
+        Ok(())
+    } else {
+        Err(format!("must be within [0, 1) (got {p})"))
+    }
+}
+
+fn sizes(sizes: &[usize], what: &str) -> Result<(), String> {
+    if sizes.contains(&0) {
+        Err(format!("{what} must be at least 1 (got {sizes:?})"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Pairs a message with the key (under `model`) it is about.
+fn at(key: &'static str) -> impl Fn(String) -> (String, String) {
+    move |m| (key.to_string(), m)
+}
+
+/// Checks one model's shape keys; the error names the key under `model`.
+fn model(cfg: &ModelConfig) -> Result<(), (String, String)> {
+    match cfg {
+        ModelConfig::Mlp(m) => {
+            if m.hidden.is_empty() {
+                return Err(at("hidden")(
+                    "must list at least one hidden layer size, e.g. [256, 256]".into(),
+                ));
+            }
+            sizes(&m.hidden, "layer sizes").map_err(at("hidden"))?;
+            dropout(m.dropout).map_err(at("dropout"))
+        }
+        ModelConfig::Cnn(c) => {
+            if c.channels.is_empty() {
+                return Err(at("channels")(
+                    "must list at least one conv block's channels, e.g. [32, 64]".into(),
+                ));
+            }
+            sizes(&c.channels, "channel counts").map_err(at("channels"))?;
+            positive_count(c.kernel).map_err(at("kernel"))?;
+            positive_count(c.stride).map_err(at("stride"))?;
+            sizes(&c.hidden, "layer sizes").map_err(at("hidden"))?;
+            dropout(c.dropout).map_err(at("dropout"))
+        }
+        ModelConfig::Resnet(r) => {
+            if !RESNET_DEPTHS.contains(&r.depth) {
+                return Err(at("depth")(format!(
+                    "must be one of {RESNET_DEPTHS:?} (6n + 2; got {})",
+                    r.depth
+                )));
+            }
+            positive_count(r.width).map_err(at("width"))
+        }
+    }
+}
+
+impl Preset {
+    /// Checks ranges that types cannot express. Returns the offending dotted key and why.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let check = |key: &str, r: Result<(), String>| r.map_err(|m| (key.to_string(), m));
+        if self.name.trim().is_empty() || self.name.contains(['/', '\\']) {
+            return Err((
+                "name".into(),
+                "must be a non-empty name without slashes".into(),
+            ));
+        }
+        check("log_every", positive_count(self.log_every))?;
+        let device = crate::device::parse(&self.device);
+        check("device", device.map(|_| ()))?;
+        let d = &self.data;
+        check(
+            "data.val_fraction",
+            validation_fraction(d.val_fraction),
+        )?;
+        check(
+            "data.test_fraction",
+            fraction_below_one(d.test_fraction),
+        )?;
+        if d.val_fraction + d.test_fraction >= 1.0 {
+            return Err((
+                "data.val_fraction".into(),
+                "val_fraction + test_fraction must leave training data (sum < 1)".into(),
+            ));
+        }
+        match (d.source, &d.path) {
+            (DataSource::Digits, Some(_)) => {
+                return Err((
+                    "data.path".into(),
+                    "the embedded `digits` source takes no path".into(),
+                ))
+            }
+            (DataSource::Mnist | DataSource::Cifar10 | DataSource::Csv, None) => {
+                return Err((
+                    "data.path".into(),
+                    "required for this source (mnist: folder of IDX files; cifar10: folder of the binary batches; csv: file)".into(),
+                ))
+            }
+            _ => {}
+        }
+        if d.source != DataSource::Csv {
+            for (key, given) in [
+                ("data.label", d.label.is_some()),
+                ("data.header", !d.header.is_auto()),
+                ("data.classes", d.classes.is_some()),
+            ] {
+                if given {
+                    return Err((key.into(), "applies to csv files only".into()));
+                }
+            }
+        }
+        if let Some(classes) = &d.classes {
+            if classes.len() < 2 {
+                return Err(("data.classes".into(), "must list at least two classes".into()));
+            }
+        }
+        if let Some(limit) = d.train_limit {
+            check("data.train_limit", positive_count(limit))?;
+        }
+        for (role, net) in [("teacher", &self.teacher), ("student", &self.student)] {
+            let key = |k: &str| format!("{role}.{k}");
+            model(&net.model).map_err(|(k, m)| (key(&format!("model.{k}")), m))?;
+            if net.checkpoint.is_none() {
+                check(&key("epochs"), positive_count(net.epochs))?;
+            }
+            check(&key("batch_size"), positive_count(net.batch_size))?;
+            check(&key("lr"), lr(net.lr))?;
+            check(&key("weight_decay"), non_negative(net.weight_decay))?;
+            check(&key("momentum"), non_negative(net.momentum))?;
+        }
+        if self.student.checkpoint.is_some() {
+            return Err((
+                "student.checkpoint".into(),
+                "only the teacher can be loaded from a checkpoint".into(),
+            ));
+        }
+        if self.teacher.baseline.is_some() {
+            return Err((
+                "teacher.baseline".into(),
+                "only the student has a baseline".into(),
+            ));
+        }
+        check(
+            "distill.temperature",
+            temperature(self.distill.temperature),
+        )?;
+        check("distill.alpha", alpha(self.distill.alpha))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,357 @@
+//! Datasets: the embedded digits, MNIST-format IDX folders, CIFAR-10 batches and CSV files (one
+//! file per source), split into stratified train / validation / test sets from the run seed.
+//! Examples are stored flat; the `InputShape` says how a model may view them.
+
+pub mod augment;
+mod cifar;
+mod csv;
+mod idx;
+
+use crate::config::{DataConfig, DataSource, Normalize};
+use flate2::read::GzDecoder;
+use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use tch::{Device, Tensor};
+
+/// UCI optical digits as shipped by scikit-learn (CC BY 4.0): 64 pixels in 0..16, then the label.
+pub const EMBEDDED_DIGITS: &[u8] = include_bytes!("../../assets/digits.csv.gz");
+
+/// A data problem, naming the file and what was expected.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataError {
+    pub file: String,
+    pub message: String,
+}
+
+impl fmt::Display for DataError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.file, self.message)
+    }
+}
+
+impl std::error::Error for DataError {}
+
+pub(crate) fn err(file: impl fmt::Display, message: impl Into<String>) -> DataError {
+    DataError {
+        file: file.to_string(),
+        message: message.into(),
+    }
+}
+
+/// The shape of one example: `[features]` for tabular data, `[channels, height, width]` for
+/// images.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct InputShape(Vec<usize>);
+
+impl InputShape {
+    pub fn flat(features: usize) -> InputShape {
+        InputShape(vec![features])
+    }
+
+    pub fn image(channels: usize, height: usize, width: usize) -> InputShape {
+        InputShape(vec![channels, height, width])
+    }
+
+    pub fn dims(&self) -> &[usize] {
+        &self.0
+    }
+
+    /// Values per example.
+    pub fn numel(&self) -> usize {
+        self.0.iter().product()
+    }
+}
+
+impl fmt::Display for InputShape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let dims: Vec<String> = self.0.iter().map(usize::to_string).collect();
+        write!(f, "[{}]", dims.join(", "))
+    }
+}
+
+/// Examples as one feature matrix `[n, prod(shape)]` (f32) and one label vector `[n]` (i64).
+#[derive(Debug)]
+pub struct Split {
+    pub features: Tensor,
+    pub labels: Tensor,
+}
+
+impl Split {
+    pub fn len(&self) -> usize {
+        self.labels.size()[0] as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn to_device(&self, device: Device) -> Split {
+        Split {
+            features: self.features.to_device(device),
+            labels: self.labels.to_device(device),
+        }
+    }
+}
+
+/// The three splits of a dataset and its shape.
+#[derive(Debug)]
+pub struct Splits {
+    pub train: Split,
+    pub val: Split,
+    pub test: Split,
+    pub input: InputShape,
+    pub num_classes: usize,
+    /// The data's label value of each class index (`"0"`..`"9"` for the image sources).
+    pub classes: Vec<String>,
+    /// Human description, e.g. "digits (embedded, 1797 examples)".
+    pub description: String,
+}
+
+/// Examples as loaded, before splitting and normalisation.
+#[derive(Debug)]
+struct Raw {
+    features: Vec<f32>,
+    labels: Vec<i64>,
+    shape: InputShape,
+}
+
+impl Raw {
+    fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    fn dim(&self) -> usize {
+        self.shape.numel()
+    }
+
+    fn select(&self, idx: &[usize]) -> Raw {
+        let dim = self.dim();
+        let mut features = Vec::with_capacity(idx.len() * dim);
+        for &i in idx {
+            features.extend_from_slice(&self.features[i * dim..(i + 1) * dim]);
+        }
+        Raw {
+            features,
+            labels: idx.iter().map(|&i| self.labels[i]).collect(),
+            shape: self.shape.clone(),
+        }
+    }
+
+    fn into_split(self) -> Split {
+        let n = self.labels.len() as i64;
+        Split {
+            features: Tensor::from_slice(&self.features).view([n, self.dim() as i64]),
+            labels: Tensor::from_slice(&self.labels),
+        }
+    }
+}
+
+/// Loads, splits and normalises the configured data.
+pub fn load(cfg: &DataConfig, seed: u64) -> Result<Splits, DataError> {
+    let (all, official_test, max_value, description, classes) = match cfg.source {
+        DataSource::Digits => {
+            let name = "assets/digits.csv.gz";
+            let options = csv::Options::label_last_no_header();
+            let (mut raw, classes) = csv::parse(&gunzip(EMBEDDED_DIGITS, name)?, name, &options)?;
+            raw.shape = InputShape::image(1, 8, 8);
+            let description = format!("digits (embedded, {} examples)", raw.len());
+            (raw, None, Some(16.0), description, classes)
+        }
+        DataSource::Csv => {
+            let path = required_path(cfg)?;
+            let name = path.display().to_string();
+            let (raw, classes) = csv::parse(&read_maybe_gz(path)?, &name, &csv::Options::of(cfg))?;
+            let description = format!("csv {name} ({} examples)", raw.len());
+            (raw, None, None, description, classes)
+        }
+        // Sources with an official test split; both hold 8-bit pixels.
+        DataSource::Mnist | DataSource::Cifar10 => {
+            let dir = required_path(cfg)?;
+            let (name, train, test) = match cfg.source {
+                DataSource::Mnist => (
+                    "mnist",
+                    idx::read_idx_pair(dir, "train")?,
+                    idx::read_idx_pair(dir, "t10k")?,
+                ),
+                _ => (
+                    "cifar10",
+                    cifar::read_cifar_batches(dir, &cifar::CIFAR_TRAIN_FILES)?,
+                    cifar::read_cifar_batches(dir, &["test_batch.bin"])?,
+                ),
+            };
+            let description = format!(
+                "{name} {} ({} train, {} test)",
+                dir.display(),
+                train.len(),
+                test.len()
+            );
+            let count = 1 + train.labels.iter().chain(&test.labels).max().copied().unwrap_or(0);
+            let classes = (0..count).map(|c| c.to_string()).collect();
+            (train, Some(test), Some(255.0), description, classes)
+        }
+    };
+    let num_classes: usize = classes.len();
+    if num_classes < 2 {
+        return Err(err(&description, "needs at least two classes"));
+    }
+    let (mut train_idx, val_idx, test) = match official_test {
+        Some(test) => {
+            let (train_idx, val_idx, _) =
+                stratified_split(&all.labels, cfg.val_fraction, 0.0, seed);
+            (train_idx, val_idx, test)
+        }
+        None => {
+            let (train_idx, val_idx, test_idx) =
+                stratified_split(&all.labels, cfg.val_fraction, cfg.test_fraction, seed);
+            let test = all.select(&test_idx);
+            (train_idx, val_idx, test)
+        }
+    };
+    if let Some(limit) = cfg.train_limit {
+        train_idx.truncate(limit);
+    }
+    let (mut train, mut val, mut test) = (all.select(&train_idx), all.select(&val_idx), test);
+    if train.len() == 0 {
+        return Err(err(
+            &description,
+            "no training examples left after the validation/test split",
+        ));
+    }
+    if val.len() == 0 {
+        return Err(err(
+            &description,
+            "the validation split is empty; raise data.val_fraction",
+        ));
+    }
+    normalize(
+        cfg.normalize,
+        max_value,
+        &mut train,
+        &mut [&mut val, &mut test],
+    );
+    Ok(Splits {
+        input: all.shape,
+        num_classes,
+        classes,
+        description,
+        train: train.into_split(),
+        val: val.into_split(),
+        test: test.into_split(),
+    })
+}
+
+fn required_path(cfg: &DataConfig) -> Result<&PathBuf, DataError> {
+    cfg.path
+        .as_ref()
+        .ok_or_else(|| err("preset", "data.path is required for this source"))
+}
+
+fn normalize(how: Normalize, max_value: Option<f32>, train: &mut Raw, others: &mut [&mut Raw]) {
+    let dim = train.dim();
+    let (shift, scale): (Vec<f32>, Vec<f32>) = match how {
+        Normalize::None => return,
+        Normalize::Scale => {
+            let max = max_value
+                .unwrap_or_else(|| train.features.iter().fold(0.0_f32, |m, v| m.max(v.abs())))
+                .max(f32::MIN_POSITIVE);
+            (vec![0.0; dim], vec![1.0 / max; dim])
+        }
+        Normalize::Standardize => {
+            let n = train.len().max(1) as f64;
+            let mut mean = vec![0.0_f64; dim];
+            let mut sq = vec![0.0_f64; dim];
+            for row in train.features.chunks(dim) {
+                for (j, &v) in row.iter().enumerate() {
+                    mean[j] += f64::from(v) / n;
+                    sq[j] += f64::from(v) * f64::from(v) / n;
+                }
+            }
+            let inv_std = mean
+                .iter()
+                .zip(&sq)
+                .map(|(m, s)| {
+                    let std = (s - m * m).max(0.0).sqrt();
+                    if std < 1e-8 {
+                        1.0
+                    } else {
+                        (1.0 / std) as f32
+                    }
+                })
+                .collect();
+            (mean.iter().map(|&m| m as f32).collect(), inv_std)
+        }
+    };
+    for raw in std::iter::once(train).chain(others.iter_mut().map(|r| &mut **r)) {
+        for row in raw.features.chunks_mut(dim) {
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = (*v - shift[j]) * scale[j];
+            }
+        }
+    }
+}
+
+/// Per class: shuffle with the seed, then take test, validation and train shares, so every
+/// split keeps the class balance and the same seed always gives the same split.
+fn stratified_split(
+    labels: &[i64],
+    val_fraction: f64,
+    test_fraction: f64,
+    seed: u64,
+) -> (Vec<usize>, Vec<usize>, Vec<usize>) {
+    let mut rng = StdRng::seed_from_u64(crate::seed::derive(seed, "split", 0));
+    let classes = labels.iter().copied().max().map_or(0, |m| m as usize + 1);
+    let (mut train, mut val, mut test) = (Vec::new(), Vec::new(), Vec::new());
+    for class in 0..classes {
+        let mut idx: Vec<usize> = (0..labels.len())
+            .filter(|&i| labels[i] == class as i64)
+            .collect();
+        idx.shuffle(&mut rng);
+        let n = idx.len() as f64;
+        let n_test = (n * test_fraction).round() as usize;
+        let n_val = ((n * val_fraction).round() as usize).min(idx.len() - n_test);
+        test.extend_from_slice(&idx[..n_test]);
+        val.extend_from_slice(&idx[n_test..n_test + n_val]);
+        train.extend_from_slice(&idx[n_test + n_val..]);
+    }
+    // Mix classes so that `train_limit` keeps a balanced subset.
+    train.shuffle(&mut rng);
+    (train, val, test)
+}
+
+pub(crate) fn gunzip(bytes: &[u8], name: &str) -> Result<Vec<u8>, DataError> {
+    let mut out = Vec::new();
+    GzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .map_err(|e| err(name, format!("truncated or corrupt gzip data ({e})")))?;
+    Ok(out)
+}
+
+/// Reads a file, un-gzipping it when its name ends in `.gz`.
+fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, DataError> {
+    let bytes =
+        std::fs::read(path).map_err(|e| err(path.display(), format!("cannot read: {e}")))?;
+    if path.extension().is_some_and(|e| e == "gz") {
+        gunzip(&bytes, &path.display().to_string())
+    } else {
+        Ok(bytes)
+    }
+}
+
+/// Finds `<stem>` or `<stem>.gz` in `dir`.
+fn find_file(dir: &Path, stem: &str) -> Result<PathBuf, DataError> {
+    [dir.join(stem), dir.join(format!("{stem}.gz"))]
+        .into_iter()
+        .find(|p| p.exists())
+        .ok_or_else(|| {
+            err(
+                dir.join(format!("{stem}.gz")).display(),
+                "not found (expected an MNIST-format IDX file, optionally gzipped)",
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests;

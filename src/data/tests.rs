@@ -1,0 +1,105 @@
+use super::*;
+use crate::config::{DataConfig, Header};
+use tch::Kind;
+
+fn digits_cfg() -> DataConfig {
+    DataConfig {
+        source: DataSource::Digits,
+        path: None,
+        val_fraction: 0.1,
+        test_fraction: 0.2,
+        normalize: Normalize::Scale,
+        train_limit: None,
+        label: None,
+        header: Header::Auto,
+        classes: None,
+    }
+}
+
+#[test]
+fn digits_split_is_complete_stratified_scaled_and_deterministic() {
+    let a = load(&digits_cfg(), 7).unwrap();
+    assert_eq!((a.input.dims(), a.num_classes), (&[1, 8, 8][..], 10));
+    assert_eq!(a.classes, (0..10).map(|c| c.to_string()).collect::<Vec<_>>());
+    assert_eq!(a.train.len() + a.val.len() + a.test.len(), 1797);
+    // Every class appears in proportion in the test split (~36 each of ~180).
+    let counts = a.test.labels.bincount::<Tensor>(None, 10);
+    let counts: Vec<i64> = Vec::try_from(counts).unwrap();
+    assert!(counts.iter().all(|&c| (34..=38).contains(&c)), "{counts:?}");
+    let max = a.train.features.max().double_value(&[]);
+    let min = a.train.features.min().double_value(&[]);
+    assert!(
+        (0.0..=1.0).contains(&min) && (max - 1.0).abs() < 1e-6,
+        "{min} {max}"
+    );
+    let b = load(&digits_cfg(), 7).unwrap();
+    assert!(a.test.labels.equal(&b.test.labels) && a.train.features.equal(&b.train.features));
+    let c = load(&digits_cfg(), 8).unwrap();
+    assert!(
+        !a.train.labels.equal(&c.train.labels),
+        "another seed gives another split"
+    );
+}
+
+#[test]
+fn standardize_uses_train_statistics() {
+    let s = load(
+        &DataConfig {
+            normalize: Normalize::Standardize,
+            ..digits_cfg()
+        },
+        1,
+    )
+    .unwrap();
+    let mean = s
+        .train
+        .features
+        .mean_dim(0, false, Kind::Float)
+        .abs()
+        .max()
+        .double_value(&[]);
+    assert!(mean < 1e-4, "train mean {mean}");
+}
+
+#[test]
+fn cifar10_batches_load_and_truncation_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = |label: u8, pixel: u8| {
+        let mut r = vec![label];
+        r.extend(std::iter::repeat_n(pixel, cifar::CIFAR_RECORD - 1));
+        r
+    };
+    for i in 1..=5 {
+        let bytes: Vec<u8> = (0..20u8).flat_map(|k| record(k % 10, k)).collect();
+        std::fs::write(dir.path().join(format!("data_batch_{i}.bin")), bytes).unwrap();
+    }
+    let test: Vec<u8> = (0..10u8).flat_map(|k| record(k, 255)).collect();
+    std::fs::write(dir.path().join("test_batch.bin"), &test).unwrap();
+    let cfg = DataConfig {
+        source: DataSource::Cifar10,
+        path: Some(dir.path().to_path_buf()),
+        ..digits_cfg()
+    };
+    let s = load(&cfg, 3).unwrap();
+    assert_eq!((s.input.dims(), s.num_classes), (&[3, 32, 32][..], 10));
+    assert_eq!(s.train.len() + s.val.len(), 100);
+    assert_eq!(s.test.len(), 10);
+    assert_eq!(
+        s.test.features.max().double_value(&[]),
+        1.0,
+        "scaled by 255"
+    );
+
+    std::fs::write(dir.path().join("test_batch.bin"), &test[..test.len() - 7]).unwrap();
+    let e = load(&cfg, 3).unwrap_err();
+    assert!(e.file.ends_with("test_batch.bin"), "{e}");
+    assert!(e.message.contains("3073-byte records"), "{e}");
+}
+
+#[test]
+fn truncated_gzip_is_reported() {
+    let cut = &EMBEDDED_DIGITS[..EMBEDDED_DIGITS.len() / 2];
+    let e = gunzip(cut, "digits.csv.gz").unwrap_err();
+    assert!(e.message.contains("truncated"), "{e}");
+}
+

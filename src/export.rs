@@ -1,0 +1,134 @@
+//! `kd-tui export RUN_DIR`: a finished run's model for deployment, as TorchScript (traced, for
+//! `torch.jit.load`) or as its safetensors weights.
+//!
+//! The TorchScript module takes a batch `[n, *input]` (the run's `input` shape from
+//! `summary.json`, e.g. `[n, 1, 28, 28]`), normalised as the run's `data.normalize` did, and
+//! returns the logits `[n, classes]`; class index `i` is the data's label `classes[i]`.
+
+use crate::config::{self, Preset};
+use crate::model::Model;
+use crate::protocol::Phase;
+use crate::run::summary::RunSummary;
+use std::path::{Path, PathBuf};
+use tch::{CModule, Device, Tensor};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Torchscript,
+    Safetensors,
+}
+
+impl Format {
+    fn extension(self) -> &'static str {
+        match self {
+            Format::Torchscript => "pt",
+            Format::Safetensors => "safetensors",
+        }
+    }
+}
+
+/// Why an export failed; all but `Write` are problems with the run folder (bad input).
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("{path}: cannot read ({message}); export needs a run folder with summary.json and preset.toml")]
+    Read { path: String, message: String },
+    #[error("{0}")]
+    Preset(#[from] config::PresetError),
+    #[error("the run has no {0} model (it was not trained, or the run stopped before it)")]
+    NoModel(&'static str),
+    #[error("{0}")]
+    Weights(String),
+    #[error("writing {path}: {message}")]
+    Write { path: String, message: String },
+}
+
+impl ExportError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ExportError::Write { .. } => 1,
+            _ => 2,
+        }
+    }
+}
+
+fn read(path: &Path) -> Result<String, ExportError> {
+    std::fs::read_to_string(path).map_err(|e| ExportError::Read {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// A run's model with its reported weights, in evaluation mode, on the CPU.
+pub fn load_model(run_dir: &Path, phase: Phase) -> Result<(Model, RunSummary), ExportError> {
+    let summary_path = run_dir.join("summary.json");
+    let summary: RunSummary =
+        serde_json::from_str(&read(&summary_path)?).map_err(|e| ExportError::Read {
+            path: summary_path.display().to_string(),
+            message: e.to_string(),
+        })?;
+    let preset_path = run_dir.join("preset.toml");
+    let preset: Preset = config::load(&read(&preset_path)?, &preset_path.display().to_string(), &[])?;
+    let result = summary
+        .results()
+        .find(|r| r.phase == phase)
+        .ok_or(ExportError::NoModel(phase.as_str()))?;
+    let cfg = match phase {
+        Phase::Teacher => &preset.teacher.model,
+        Phase::Baseline | Phase::Distilled => &preset.student.model,
+    };
+    let mut model = Model::new(cfg, &summary.input, summary.classes.len(), Device::Cpu)
+        .map_err(|e| ExportError::Weights(e.to_string()))?;
+    let weights = run_dir.join(&result.weights);
+    model
+        .vs
+        .load(&weights)
+        .map_err(|e| ExportError::Weights(format!("{}: {e}", weights.display())))?;
+    Ok((model, summary))
+}
+
+/// Writes the export and returns its path (default `RUN_DIR/export/<model>.<pt|safetensors>`).
+pub fn export(
+    run_dir: &Path,
+    phase: Phase,
+    format: Format,
+    out: Option<PathBuf>,
+) -> Result<PathBuf, ExportError> {
+    let (mut model, summary) = load_model(run_dir, phase)?;
+    let out = out.unwrap_or_else(|| {
+        run_dir
+            .join("export")
+            .join(format!("{}.{}", phase.as_str(), format.extension()))
+    });
+    let failed = |message: String| ExportError::Write {
+        path: out.display().to_string(),
+        message,
+    };
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| failed(e.to_string()))?;
+    }
+    // Written next to the target and renamed, so a failed export never leaves half a file.
+    let tmp = out.with_extension("partial");
+    match format {
+        Format::Safetensors => {
+            let weights: Vec<(String, Tensor)> = model.vs.variables().into_iter().collect();
+            Tensor::write_safetensors(&weights, &tmp).map_err(|e| failed(e.to_string()))?
+        }
+        Format::Torchscript => {
+            // Traced graphs hold the weights as constants, which must not require gradients.
+            model.vs.freeze();
+            let mut example_dims = vec![1i64];
+            example_dims.extend(summary.input.dims().iter().map(|&d| d as i64));
+            let example = Tensor::zeros(example_dims, (tch::Kind::Float, Device::Cpu));
+            let module = CModule::create_by_tracing(
+                "KdTuiModel",
+                "forward",
+                &[example],
+                &mut |inputs| vec![model.net.forward_t(&inputs[0].flatten(1, -1), false)],
+            )
+            .map_err(|e| failed(format!("tracing: {e}")))?;
+            module.save(&tmp).map_err(|e| failed(e.to_string()))?
+        }
+    }
+    std::fs::rename(&tmp, &out).map_err(|e| failed(e.to_string()))?;
+    Ok(out)
+}

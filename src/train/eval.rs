@@ -1,0 +1,107 @@
+//! Scoring a model: accuracy and loss on a split, and inference latency.
+
+use crate::data::Split;
+use crate::distill;
+use crate::model::Model;
+use crate::run::summary::Latency;
+use std::time::{Duration, Instant};
+use tch::{Device, Tensor};
+
+/// Examples per forward pass when scoring a whole split: bounds memory for large models.
+const EVAL_CHUNK: i64 = 1024;
+
+/// Accuracy and loss of a model on a split.
+pub struct Evaluation {
+    pub acc: f64,
+    pub loss: f64,
+    pub per_class: Vec<f64>,
+}
+
+/// The model's logits (evaluation mode) over `xs`, in chunks of bounded memory.
+pub fn logits_in_chunks(model: &Model, xs: &Tensor) -> Tensor {
+    let n = xs.size()[0];
+    let chunks: Vec<Tensor> = (0..n)
+        .step_by(EVAL_CHUNK as usize)
+        .map(|start| model.logits(&xs.narrow(0, start, EVAL_CHUNK.min(n - start))))
+        .collect();
+    Tensor::cat(&chunks, 0)
+}
+
+pub fn evaluate(model: &Model, split: &Split, num_classes: usize) -> Evaluation {
+    let n = split.len() as i64;
+    if n == 0 {
+        return Evaluation {
+            acc: f64::NAN,
+            loss: f64::NAN,
+            per_class: vec![f64::NAN; num_classes],
+        };
+    }
+    let logits = logits_in_chunks(model, &split.features);
+    let y = &split.labels;
+    let loss = distill::cross_entropy(&logits, y).double_value(&[]);
+    let hits = logits.argmax(-1, false).eq_tensor(y);
+    let correct: Vec<i64> = Vec::try_from(
+        y.masked_select(&hits)
+            .bincount::<Tensor>(None, num_classes as i64),
+    )
+    .unwrap_or_default();
+    let totals: Vec<i64> =
+        Vec::try_from(y.bincount::<Tensor>(None, num_classes as i64)).unwrap_or_default();
+    let per_class = correct
+        .iter()
+        .zip(&totals)
+        .map(|(&c, &t)| if t > 0 { c as f64 / t as f64 } else { f64::NAN })
+        .collect();
+    Evaluation {
+        acc: correct.iter().sum::<i64>() as f64 / n as f64,
+        loss,
+        per_class,
+    }
+}
+
+/// Median forward time at batch 1 and per example at a large batch.
+pub fn measure_latency(model: &Model, test: &Split, device: Device) -> Latency {
+    /// Median of up to `reps` timed calls after a warm-up; a slow model (a large CNN on a CPU)
+    /// gets fewer calls, at least three, within about two seconds.
+    fn median_us(mut f: impl FnMut(), device: Device, reps: usize) -> f64 {
+        let sync = || {
+            if let Device::Cuda(i) = device {
+                tch::Cuda::synchronize(i as i64);
+            }
+        };
+        let started = Instant::now();
+        for _ in 0..reps.min(10) {
+            f();
+            if started.elapsed() > Duration::from_millis(500) {
+                break;
+            }
+        }
+        sync();
+        let budget = Instant::now();
+        let mut times = Vec::with_capacity(reps);
+        while times.len() < reps && (times.len() < 3 || budget.elapsed() < Duration::from_secs(2)) {
+            let t = Instant::now();
+            f();
+            sync();
+            times.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+        times.sort_by(f64::total_cmp);
+        times[times.len() / 2]
+    }
+    let one = test.features.narrow(0, 0, 1);
+    let batch_size = test.len().min(1024);
+    let many = test.features.narrow(0, 0, batch_size as i64);
+    // One example is served by one CPU thread: splitting a tiny matmul over threads only adds
+    // wake-up latency, which on a busy machine swamps the figure.
+    let threads = tch::get_num_threads();
+    tch::set_num_threads(1);
+    let batch1_us = median_us(|| drop(model.logits(&one)), device, 200);
+    tch::set_num_threads(threads);
+    let batch_us = median_us(|| drop(model.logits(&many)), device, 20);
+    Latency {
+        batch1_us,
+        per_sample_us: batch_us / batch_size as f64,
+        batch_size,
+    }
+}
+

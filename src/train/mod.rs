@@ -1,0 +1,352 @@
+//! The trainer: teacher -> baseline student -> distilled student, on its own OS thread.
+//!
+//! It reads `Command`s between optimizer steps and publishes `Stamped` events. It never waits on
+//! a consumer: step metrics go through a bounded channel with `try_send` (dropped when full),
+//! everything else through an unbounded channel that carries only a few events per epoch.
+//! Every event is also appended to the run folder's `metrics.jsonl` here, so the TUI and batch
+//! mode leave identical run folders.
+//!
+//! Files: `phase.rs` (one phase from start to result), `epoch.rs` (the step loop), `eval.rs`
+//! (accuracy, latency), `control.rs` (commands and live edits), `resume.rs` (checkpoints).
+
+mod control;
+mod epoch;
+mod eval;
+mod phase;
+mod resume;
+
+use crate::config::{NetConfig, Preset};
+use crate::data::Splits;
+use crate::model::Model;
+use crate::protocol::{Command, Event, LogLevel, Phase, Position, Role, Stamped};
+use crate::run::checkpoint::Checkpoint;
+use crate::run::summary::{Comparison, PhaseResult, RunStatus, RunSummary};
+use crate::run::RunFolder;
+use phase::Best;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use tch::Device;
+use tokio::sync::mpsc as tokio_mpsc;
+
+pub use eval::logits_in_chunks;
+
+/// Capacity of the step-metrics channel; when a consumer lags this far behind, steps are dropped.
+const STEP_CHANNEL_CAPACITY: usize = 1024;
+
+/// What the trainer needs to run.
+pub struct TrainerSetup {
+    pub preset: Preset,
+    pub data: Splits,
+    pub device: Device,
+    pub run: RunFolder,
+    /// Where a stopped run left off (`--resume`).
+    pub resume: Option<Checkpoint>,
+}
+
+/// The consumer's side of a running trainer.
+pub struct TrainerHandle {
+    pub commands: mpsc::Sender<Command>,
+    /// Phase changes, epochs, edits, logs, the end: reliable, low volume.
+    pub events: tokio_mpsc::UnboundedReceiver<Stamped>,
+    /// Step metrics: coalesced by the sender's cadence, dropped if the consumer lags.
+    pub steps: tokio_mpsc::Receiver<Stamped>,
+    pub thread: std::thread::JoinHandle<RunOutcome>,
+}
+
+/// How a run ended. A user's stop is not an error; a failure is.
+#[derive(Debug)]
+pub enum RunOutcome {
+    Completed(RunSummary),
+    Stopped { reason: String, summary: RunSummary },
+    Failed(RunError),
+}
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The preset's `teacher.checkpoint` could not be loaded (bad input).
+    #[error("loading the teacher from {path}: {message}")]
+    LoadTeacher { path: String, message: String },
+    /// A stopped run's files could not be read back (bad input).
+    #[error("resuming: {0}")]
+    Resume(String),
+    #[error("building the {phase} model: {message}")]
+    Model { phase: &'static str, message: String },
+    #[error("the distilled phase has no teacher to learn from")]
+    NoTeacher,
+    #[error("building the optimizer: {0}")]
+    Optimizer(String),
+    #[error("writing metrics.jsonl: {0}")]
+    Metrics(std::io::Error),
+    #[error("the trainer thread panicked")]
+    Panicked,
+}
+
+impl RunError {
+    /// The process exit code: 2 for bad input, 1 for any other failure.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RunError::LoadTeacher { .. } | RunError::Resume(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// How a phase ended early.
+enum PhaseEnd {
+    Stopped(String),
+    Failed(RunError),
+}
+
+/// Waits for the trainer thread; a panic there becomes a failed run.
+pub fn join(thread: std::thread::JoinHandle<RunOutcome>) -> RunOutcome {
+    thread
+        .join()
+        .unwrap_or(RunOutcome::Failed(RunError::Panicked))
+}
+
+/// Starts the trainer thread.
+pub fn spawn(setup: TrainerSetup) -> TrainerHandle {
+    let (command_tx, command_rx) = mpsc::channel();
+    let (event_tx, event_rx) = tokio_mpsc::unbounded_channel();
+    let (step_tx, step_rx) = tokio_mpsc::channel(STEP_CHANNEL_CAPACITY);
+    let thread = std::thread::Builder::new()
+        .name("trainer".into())
+        .spawn(move || {
+            let mut trainer = Trainer::new(
+                setup,
+                command_rx,
+                Outbox {
+                    events: event_tx,
+                    steps: step_tx,
+                },
+            );
+            trainer.run()
+        })
+        .expect("spawning the trainer thread");
+    TrainerHandle {
+        commands: command_tx,
+        events: event_rx,
+        steps: step_rx,
+        thread,
+    }
+}
+
+struct Outbox {
+    events: tokio_mpsc::UnboundedSender<Stamped>,
+    steps: tokio_mpsc::Sender<Stamped>,
+}
+
+struct Trainer {
+    preset: Preset,
+    data: Splits,
+    device: Device,
+    run: RunFolder,
+    commands: mpsc::Receiver<Command>,
+    out: Outbox,
+    started: Instant,
+    at: Position,
+    paused: [bool; 2],
+    teacher: Option<Model>,
+    results: Vec<PhaseResult>,
+    /// The current phase's best-by-validation weights.
+    best: Option<Best>,
+    /// Training examples of the current epoch already used.
+    epoch_cursor: usize,
+    /// Training time of the current phase before this process (resumed runs).
+    train_seconds_before: f64,
+    phase_started: Instant,
+    /// Time the current phase spent paused (left out of its training time).
+    paused_total: Duration,
+    resume: Option<Checkpoint>,
+}
+
+impl Trainer {
+    fn new(setup: TrainerSetup, commands: mpsc::Receiver<Command>, out: Outbox) -> Trainer {
+        let TrainerSetup {
+            preset,
+            data,
+            device,
+            run,
+            resume,
+        } = setup;
+        let data = Splits {
+            train: data.train.to_device(device),
+            val: data.val.to_device(device),
+            test: data.test.to_device(device),
+            ..data
+        };
+        Trainer {
+            preset,
+            data,
+            device,
+            run,
+            commands,
+            out,
+            started: Instant::now(),
+            at: Position {
+                phase: None,
+                epoch: 0,
+                step: 0,
+            },
+            paused: [false; 2],
+            teacher: None,
+            results: Vec::new(),
+            best: None,
+            epoch_cursor: 0,
+            train_seconds_before: 0.0,
+            phase_started: Instant::now(),
+            paused_total: Duration::ZERO,
+            resume,
+        }
+    }
+
+    fn stamp(&self, event: Event) -> Stamped {
+        Stamped {
+            at: self.at,
+            wall_time: self.started.elapsed().as_secs_f64(),
+            event,
+        }
+    }
+
+    /// Records an event in the run folder and sends it to the consumer (who may be gone).
+    fn emit(&mut self, event: Event) {
+        let stamped = self.stamp(event);
+        // Flushed at once: these are rare, and a paused or killed run should show them.
+        if let Err(e) = self.run.record(&stamped).and_then(|()| self.run.flush()) {
+            let _ = self.out.events.send(self.stamp(Event::Log {
+                level: LogLevel::Error,
+                message: format!("writing metrics.jsonl: {e}"),
+            }));
+        }
+        let _ = self.out.events.send(stamped);
+    }
+
+    /// Step metrics: recorded always, sent only if the consumer keeps up.
+    fn emit_step(&mut self, event: Event) {
+        let stamped = self.stamp(event);
+        let _ = self.run.record(&stamped);
+        let _ = self.out.steps.try_send(stamped);
+    }
+
+    fn log(&mut self, level: LogLevel, message: String) {
+        self.emit(Event::Log { level, message });
+    }
+
+    /// A new model of `cfg`'s shape for this run's data, on `device`.
+    fn build(&self, phase: Phase, device: Device) -> Result<Model, RunError> {
+        let cfg = self.net_config(phase);
+        Model::new(
+            &cfg.model,
+            &self.data.input,
+            self.data.num_classes,
+            device,
+        )
+        .map_err(|e| RunError::Model {
+            phase: phase.as_str(),
+            message: e.to_string(),
+        })
+    }
+
+    fn run(&mut self) -> RunOutcome {
+        let sizes = self
+            .build(Phase::Teacher, Device::Cpu)
+            .and_then(|t| Ok((t.size(), self.build(Phase::Baseline, Device::Cpu)?.size())));
+        let sizes = match sizes {
+            Ok(sizes) => sizes,
+            Err(e) => return RunOutcome::Failed(e),
+        };
+        self.emit(Event::RunStarted {
+            run_dir: self.run.dir().display().to_string(),
+            device: crate::device::describe(self.device),
+            data: self.data.description.clone(),
+            train_examples: self.data.train.len(),
+            teacher: sizes.0,
+            student: sizes.1,
+            preset: self.preset.to_toml(),
+        });
+        let mut phases = vec![Phase::Teacher];
+        if self.preset.student.trains_baseline() {
+            phases.push(Phase::Baseline);
+        }
+        phases.push(Phase::Distilled);
+        let mut end = self.restore_finished_phases().err().map(PhaseEnd::Failed);
+        phases.retain(|p| !self.results.iter().any(|r| r.phase == *p));
+        for phase in phases {
+            if end.is_some() {
+                break;
+            }
+            end = self.run_phase(phase).err();
+        }
+        let status = match &end {
+            None => RunStatus::Completed,
+            Some(PhaseEnd::Stopped(_)) => RunStatus::Interrupted,
+            Some(PhaseEnd::Failed(e)) => {
+                self.log(LogLevel::Error, e.to_string());
+                RunStatus::Failed
+            }
+        };
+        let _ = self.run.flush();
+        match crate::run::plots::write(self.run.dir()) {
+            Ok(files) if !files.is_empty() => {
+                let names: Vec<String> = files
+                    .iter()
+                    .filter_map(|f| f.file_name())
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .collect();
+                self.log(LogLevel::Info, format!("plots: {}", names.join(", ")));
+            }
+            Ok(_) => {}
+            Err(e) => self.log(LogLevel::Warn, format!("plots not written: {e}")),
+        }
+        let summary = self.summary(status);
+        if let Err(e) = self.run.write_json("summary.json", &summary) {
+            self.log(LogLevel::Error, format!("writing summary.json: {e}"));
+        }
+        self.at.phase = None;
+        self.emit(Event::Finished {
+            summary: Box::new(summary.clone()),
+        });
+        if let Err(e) = self.run.flush() {
+            return RunOutcome::Failed(RunError::Metrics(e));
+        }
+        match end {
+            None => RunOutcome::Completed(summary),
+            Some(PhaseEnd::Stopped(reason)) => RunOutcome::Stopped { reason, summary },
+            Some(PhaseEnd::Failed(e)) => RunOutcome::Failed(e),
+        }
+    }
+
+    fn summary(&self, status: RunStatus) -> RunSummary {
+        let find = |p: Phase| self.results.iter().find(|r| r.phase == p).cloned();
+        let (teacher, baseline, distilled) = (
+            find(Phase::Teacher),
+            find(Phase::Baseline),
+            find(Phase::Distilled),
+        );
+        let comparison = teacher
+            .as_ref()
+            .and_then(|t| Comparison::of(t, baseline.as_ref(), distilled.as_ref()));
+        RunSummary {
+            status,
+            name: self.preset.name.clone(),
+            seed: self.preset.seed,
+            device: crate::device::describe(self.device),
+            data: self.data.description.clone(),
+            input: self.data.input.clone(),
+            classes: self.data.classes.clone(),
+            wall_seconds: self.started.elapsed().as_secs_f64(),
+            teacher,
+            baseline,
+            distilled,
+            comparison,
+        }
+    }
+
+    fn net_config(&self, phase: Phase) -> &NetConfig {
+        match phase.role() {
+            Role::Teacher => &self.preset.teacher,
+            Role::Student => &self.preset.student,
+        }
+    }
+}

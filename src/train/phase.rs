@@ -1,0 +1,274 @@
+//! One phase from start to result: build, (resume,) train epoch by epoch keeping the
+//! best-by-validation weights, then score, time and save them.
+
+use super::control::Interrupt;
+use super::epoch::TeacherTargets;
+use super::eval::{evaluate, logits_in_chunks, measure_latency};
+use super::{PhaseEnd, RunError, Trainer};
+use crate::config::{NetConfig, OptimizerKind};
+use crate::model::Model;
+use crate::protocol::{Event, LogLevel, Phase, Position};
+use crate::run::checkpoint::BestWeights;
+use crate::run::summary::{PhaseResult, TeacherOutputs};
+use crate::run::RunFolder;
+use crate::seed;
+use std::time::{Duration, Instant};
+use tch::{nn, nn::OptimizerConfig, Tensor};
+
+/// What training chose, for a phase's result.
+struct Trained {
+    best_epoch: usize,
+    best_val_acc: f64,
+    /// Test accuracy of the last epoch's weights.
+    test_acc_last: f64,
+    train_seconds: f64,
+    /// Where the distilled student's teacher outputs came from.
+    teacher_outputs: Option<TeacherOutputs>,
+}
+
+/// The best-by-validation weights seen so far in a phase.
+pub struct Best {
+    pub epoch: usize,
+    pub val_acc: f64,
+    pub weights: Vec<(String, Tensor)>,
+}
+
+impl Best {
+    fn snapshot(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
+        tch::no_grad(|| {
+            vs.variables()
+                .into_iter()
+                .map(|(k, v)| (k, v.copy()))
+                .collect()
+        })
+    }
+
+    pub fn save(&self, path: &std::path::Path) -> Result<(), tch::TchError> {
+        Tensor::write_safetensors(&self.weights, path)
+    }
+
+    pub fn load(record: &BestWeights, run: &RunFolder) -> Result<Best, tch::TchError> {
+        Ok(Best {
+            epoch: record.epoch,
+            val_acc: record.val_acc,
+            weights: Tensor::read_safetensors(run.path(&record.weights))?,
+        })
+    }
+
+    fn restore(&self, vs: &mut nn::VarStore) {
+        let vars = vs.variables();
+        tch::no_grad(|| {
+            for (name, saved) in &self.weights {
+                vars[name].shallow_clone().copy_(saved);
+            }
+        });
+    }
+}
+
+fn optimizer(cfg: &NetConfig, vs: &nn::VarStore) -> Result<nn::Optimizer, tch::TchError> {
+        match cfg.optimizer {
+            OptimizerKind::Adam => nn::Adam {
+                wd: cfg.weight_decay,
+                ..Default::default()
+            }
+            .build(vs, cfg.lr),
+            OptimizerKind::Adamw => nn::AdamW {
+                wd: cfg.weight_decay,
+                ..Default::default()
+            }
+            .build(vs, cfg.lr),
+            OptimizerKind::Sgd => nn::Sgd {
+                momentum: cfg.momentum,
+                wd: cfg.weight_decay,
+                ..Default::default()
+            }
+            .build(vs, cfg.lr),
+        }
+    }
+
+
+impl Trainer {
+    /// Trains (or loads) one phase and records its result; `Err` says why the run ends here.
+    pub(super) fn run_phase(&mut self, phase: Phase) -> Result<(), PhaseEnd> {
+        self.at = Position {
+            phase: Some(phase),
+            epoch: 0,
+            step: 0,
+        };
+        if phase == Phase::Teacher {
+            if let Some(path) = self.preset.teacher.checkpoint.clone() {
+                return self.load_teacher(&path);
+            }
+        }
+        self.phase_started = Instant::now();
+        self.paused_total = Duration::ZERO;
+        self.train_seconds_before = 0.0;
+        self.best = None;
+        let cfg = self.net_config(phase).clone();
+        // Baseline and distilled students start from the same weights: a fair comparison.
+        tch::manual_seed(seed::torch_seed(
+            self.preset.seed,
+            &format!("init/{}", phase.role().table()),
+            0,
+        ));
+        let mut model = self.build(phase, self.device).map_err(PhaseEnd::Failed)?;
+        let mut opt = optimizer(&cfg, &model.vs)
+            .map_err(|e| PhaseEnd::Failed(RunError::Optimizer(e.to_string())))?;
+        let mut start_cursor = 0;
+        if let Some(ckpt) = self.resume.take().filter(|c| c.phase == phase) {
+            start_cursor = ckpt.epoch_cursor;
+            self.restore_phase(&ckpt, &mut model)
+                .map_err(PhaseEnd::Failed)?;
+        }
+        // The distilled phase borrows the teacher for its targets and gives it back at the end.
+        let teacher = match phase {
+            Phase::Distilled => Some(self.teacher.take().ok_or(PhaseEnd::Failed(RunError::NoTeacher))?),
+            _ => None,
+        };
+        let targets = teacher.as_ref().map(|t| {
+            if cfg.augment.is_none() {
+                TeacherTargets::Cached(logits_in_chunks(t, &self.data.train.features))
+            } else {
+                TeacherTargets::PerBatch(t)
+            }
+        });
+        let teacher_outputs = targets.as_ref().map(TeacherTargets::kind);
+        let trained = self.train_epochs(phase, &mut model, &mut opt, targets.as_ref(), start_cursor);
+        drop(targets);
+        if teacher.is_some() {
+            self.teacher = teacher;
+        }
+        let mut trained = trained?;
+        trained.teacher_outputs = teacher_outputs;
+        self.finish_phase(phase, model, Some(trained));
+        Ok(())
+    }
+
+    /// The epoch loop of a phase; then restores the best-by-validation weights into `model`.
+    fn train_epochs(
+        &mut self,
+        phase: Phase,
+        model: &mut Model,
+        opt: &mut nn::Optimizer,
+        targets: Option<&TeacherTargets>,
+        mut start_cursor: usize,
+    ) -> Result<Trained, PhaseEnd> {
+        let n_train = self.data.train.len();
+        let batch_size = self.net_config(phase).batch_size;
+        self.emit(Event::PhaseStarted {
+            epochs: self.net_config(phase).epochs,
+            steps_per_epoch: n_train.div_ceil(batch_size),
+        });
+        while self.at.epoch < self.net_config(phase).epochs {
+            self.at.epoch += 1;
+            let cursor = std::mem::take(&mut start_cursor);
+            match self.train_epoch(phase, model, opt, targets, cursor) {
+                Ok(train_loss) => {
+                    let val = evaluate(model, &self.data.val, self.data.num_classes);
+                    if self.best.as_ref().is_none_or(|b| val.acc > b.val_acc) {
+                        self.best = Some(Best {
+                            epoch: self.at.epoch,
+                            val_acc: val.acc,
+                            weights: Best::snapshot(&model.vs),
+                        });
+                    }
+                    let epochs = self.net_config(phase).epochs;
+                    self.emit(Event::Epoch {
+                        train_loss,
+                        val_loss: val.loss,
+                        val_acc: val.acc,
+                        epochs,
+                    });
+                }
+                Err(Interrupt::Skip) => break,
+                Err(Interrupt::Stop(reason)) => return Err(PhaseEnd::Stopped(reason)),
+            }
+        }
+        let last = evaluate(model, &self.data.test, self.data.num_classes);
+        let epochs_run = self.at.epoch;
+        let best = self.best.take().unwrap_or_else(|| {
+            let val = evaluate(model, &self.data.val, self.data.num_classes);
+            Best {
+                epoch: epochs_run,
+                val_acc: val.acc,
+                weights: Best::snapshot(&model.vs),
+            }
+        });
+        best.restore(&mut model.vs);
+        Ok(Trained {
+            best_epoch: best.epoch,
+            best_val_acc: best.val_acc,
+            test_acc_last: last.acc,
+            train_seconds: self.phase_train_seconds(),
+            teacher_outputs: None,
+        })
+    }
+
+    /// Training time of the current phase, pauses left out, earlier processes included.
+    pub(super) fn phase_train_seconds(&self) -> f64 {
+        self.train_seconds_before + (self.phase_started.elapsed() - self.paused_total).as_secs_f64()
+    }
+
+    /// Evaluates on test, measures latency, saves the weights, records and announces the result.
+    /// `trained` is `None` for a teacher loaded from a checkpoint.
+    fn finish_phase(&mut self, phase: Phase, model: Model, trained: Option<Trained>) {
+        let test = evaluate(&model, &self.data.test, self.data.num_classes);
+        let was_trained = trained.is_some();
+        let trained = trained.unwrap_or_else(|| Trained {
+            best_epoch: 0,
+            best_val_acc: evaluate(&model, &self.data.val, self.data.num_classes).acc,
+            test_acc_last: test.acc,
+            train_seconds: 0.0,
+            teacher_outputs: None,
+        });
+        let weights = format!("{}.safetensors", phase.as_str());
+        if let Err(e) = model.vs.save(self.run.path(&weights)) {
+            self.log(LogLevel::Error, format!("writing {weights}: {e}"));
+        }
+        let result = PhaseResult {
+            phase,
+            trained: was_trained,
+            epochs_run: self.at.epoch,
+            best_epoch: trained.best_epoch,
+            best_val_acc: trained.best_val_acc,
+            test_acc: test.acc,
+            test_acc_last: trained.test_acc_last,
+            per_class_acc: test.per_class,
+            size: model.size(),
+            latency: measure_latency(&model, &self.data.test, self.device),
+            train_seconds: trained.train_seconds,
+            weights,
+            model: self.net_config(phase).model.to_string(),
+            teacher_outputs: trained.teacher_outputs,
+        };
+        self.results.push(result.clone());
+        if phase == Phase::Teacher {
+            self.teacher = Some(model);
+        }
+        self.emit(Event::PhaseFinished {
+            result: Box::new(result),
+        });
+    }
+
+    /// The teacher from `teacher.checkpoint` instead of training; a file that is missing or
+    /// holds another architecture is bad input.
+    fn load_teacher(&mut self, path: &std::path::Path) -> Result<(), PhaseEnd> {
+        let mut model = self.build(Phase::Teacher, self.device).map_err(PhaseEnd::Failed)?;
+        model.vs.load(path).map_err(|e| {
+            PhaseEnd::Failed(RunError::LoadTeacher {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })
+        })?;
+        self.emit(Event::PhaseStarted {
+            epochs: 0,
+            steps_per_epoch: 0,
+        });
+        self.log(
+            LogLevel::Info,
+            format!("teacher loaded from {}", path.display()),
+        );
+        self.finish_phase(Phase::Teacher, model, None);
+        Ok(())
+    }
+}
