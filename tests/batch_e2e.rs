@@ -226,12 +226,17 @@ fn check_completed_metrics(
 }
 
 /// Expected tensor names and shapes of an MLP (PyTorch `nn.Linear` layout: weight `[out, in]`).
-fn mlp_shapes(inputs: usize, model: &ModelConfig, classes: usize) -> BTreeMap<String, Vec<usize>> {
-    let ModelConfig::Mlp(mlp) = model else {
-        panic!("the default preset's models are mlps: {model}")
-    };
+/// The hidden sizes of an mlp model.
+fn hidden(model: &ModelConfig) -> &[usize] {
+    match model {
+        ModelConfig::Mlp(mlp) => &mlp.hidden,
+        other => panic!("expected an mlp, found {other}"),
+    }
+}
+
+fn mlp_shapes(inputs: usize, hidden: &[usize], classes: usize) -> BTreeMap<String, Vec<usize>> {
     let sizes: Vec<usize> = std::iter::once(inputs)
-        .chain(mlp.hidden.iter().copied())
+        .chain(hidden.iter().copied())
         .chain([classes])
         .collect();
     sizes
@@ -384,9 +389,9 @@ fn default_preset_leaves_a_complete_run_folder() {
 
     // Weights: PyTorch-style names, shapes of the configured models (teacher [256, 256] and
     // student [32] as the default preset stands).
-    let teacher_shapes = mlp_shapes(inputs, &recorded.teacher.model, classes);
+    let teacher_shapes = mlp_shapes(inputs, hidden(&recorded.teacher.model), classes);
     let teacher_params = check_weights(&run.file("teacher.safetensors"), &teacher_shapes);
-    let student_shapes = mlp_shapes(inputs, &recorded.student.model, classes);
+    let student_shapes = mlp_shapes(inputs, hidden(&recorded.student.model), classes);
     let student_params = check_weights(&run.file("baseline.safetensors"), &student_shapes);
     assert_eq!(
         check_weights(&run.file("distilled.safetensors"), &student_shapes),
@@ -698,7 +703,7 @@ fn sigterm_checkpoints_and_marks_the_run_interrupted() {
     );
     // The checkpoint the event names, and whatever else went to checkpoints/, is teacher weights.
     let (inputs, classes) = DIGITS_SHAPE;
-    let teacher_shapes = mlp_shapes(inputs, &read_preset(&dir).teacher.model, classes);
+    let teacher_shapes = mlp_shapes(inputs, hidden(&read_preset(&dir).teacher.model), classes);
     let saved: Vec<PathBuf> = std::fs::read_dir(dir.join("checkpoints"))
         .unwrap()
         .map(|e| e.unwrap().path())
