@@ -6,8 +6,8 @@
 //! times the same steps in plain PyTorch and compares. Keep the two in step when changing one.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode};
-use kd_tui::distill;
 use kd_tui::config::{Activation, MlpConfig};
+use kd_tui::distill;
 use kd_tui::model::{Mlp, Net};
 use std::time::Duration;
 use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};

@@ -1,8 +1,8 @@
 //! Headless mode: consumes the trainer's events, shows progress on stderr (bars on a terminal,
 //! one plain line per epoch otherwise) and turns SIGINT / SIGTERM / SIGHUP into a clean stop.
 
-use crate::protocol::{Command, Event, LogLevel, Phase, Stamped};
 use crate::consumer::{signal_name, Consumer, Ended, Signals};
+use crate::protocol::{Command, Event, LogLevel, Phase, Stamped};
 use crate::train::TrainerHandle;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
@@ -161,4 +161,3 @@ async fn consume(
     }
     stopped_by
 }
-

@@ -1,11 +1,11 @@
 //! Command line: parse, set up (preset, device, data, run folder), start the trainer, hand its
 //! events to the TUI or to batch mode, and turn the outcome into an exit code.
 
-use crate::run::checkpoint::{self, Checkpoint};
 use crate::config::{self, DataSource, Override, Preset};
 use crate::data::InputShape;
 use crate::export::Format;
 use crate::protocol::Phase;
+use crate::run::checkpoint::{self, Checkpoint};
 use crate::run::RunFolder;
 use crate::train::{self, RunOutcome, TrainerSetup};
 use clap::Parser;

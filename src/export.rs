@@ -67,7 +67,11 @@ pub fn load_model(run_dir: &Path, phase: Phase) -> Result<(Model, RunSummary), E
             message: e.to_string(),
         })?;
     let preset_path = run_dir.join("preset.toml");
-    let preset: Preset = config::load(&read(&preset_path)?, &preset_path.display().to_string(), &[])?;
+    let preset: Preset = config::load(
+        &read(&preset_path)?,
+        &preset_path.display().to_string(),
+        &[],
+    )?;
     let result = summary
         .results()
         .find(|r| r.phase == phase)
@@ -119,13 +123,11 @@ pub fn export(
             let mut example_dims = vec![1i64];
             example_dims.extend(summary.input.dims().iter().map(|&d| d as i64));
             let example = Tensor::zeros(example_dims, (tch::Kind::Float, Device::Cpu));
-            let module = CModule::create_by_tracing(
-                "KdTuiModel",
-                "forward",
-                &[example],
-                &mut |inputs| vec![model.net.forward_t(&inputs[0].flatten(1, -1), false)],
-            )
-            .map_err(|e| failed(format!("tracing: {e}")))?;
+            let module =
+                CModule::create_by_tracing("KdTuiModel", "forward", &[example], &mut |inputs| {
+                    vec![model.net.forward_t(&inputs[0].flatten(1, -1), false)]
+                })
+                .map_err(|e| failed(format!("tracing: {e}")))?;
             module.save(&tmp).map_err(|e| failed(e.to_string()))?
         }
     }

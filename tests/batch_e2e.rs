@@ -3,10 +3,12 @@
 
 mod common;
 
-use common::{default_preset_with, kd_tui, run, write_preset, Outcome};
-use kd_tui::protocol::Stamped;
-use kd_tui::config::{self, ModelConfig, Override, Preset};
-use kd_tui::run::summary::{PhaseResult, RunStatus, RunSummary};
+use common::{
+    default_preset_with, kd_tui, read_metrics, read_preset, read_summary, run, write_preset, Run,
+    FEW_EPOCHS,
+};
+use kd_tui::config::{self, ModelConfig, Override};
+use kd_tui::run::summary::{PhaseResult, RunStatus, TeacherOutputs};
 use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -15,110 +17,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-/// Short runs of the default preset: 3 teacher and 3 student epochs.
-const FEW_EPOCHS: [&str; 2] = ["teacher.epochs=3", "student.epochs=3"];
 /// The default preset trains on digits: 64 pixels, 10 classes.
 const DIGITS_SHAPE: (usize, usize) = (64, 10);
 /// Longest wait for a process or a file before a test gives up.
 const PATIENCE: Duration = Duration::from_secs(120);
-
-/// A finished batch run and its folder, removed on drop.
-struct Run {
-    _tmp: tempfile::TempDir,
-    dir: PathBuf,
-    outcome: Outcome,
-}
-
-impl Run {
-    /// `kd-tui --batch [preset] --set ... --out <temp>/run`; expects exit code 0.
-    fn new(preset: Option<&Path>, overrides: &[&str]) -> Run {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("run");
-        let mut args: Vec<OsString> = vec!["--batch".into(), "--out".into(), dir.clone().into()];
-        args.extend(preset.map(OsString::from));
-        for o in overrides {
-            args.extend(["--set".into(), OsString::from(o)]);
-        }
-        let outcome = run(&args);
-        assert_eq!(
-            outcome.code,
-            Some(0),
-            "kd-tui {args:?} failed:\n{}",
-            outcome.stderr
-        );
-        Run {
-            _tmp: tmp,
-            dir,
-            outcome,
-        }
-    }
-
-    /// The default preset for a few epochs, plus `overrides`.
-    fn digits(overrides: &[&str]) -> Run {
-        Run::new(None, &[&FEW_EPOCHS[..], overrides].concat())
-    }
-
-    fn file(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-
-    fn preset(&self) -> Preset {
-        read_preset(&self.dir)
-    }
-
-    fn summary(&self) -> RunSummary {
-        read_summary(&self.dir)
-    }
-
-    fn metrics(&self) -> Vec<Value> {
-        read_metrics(&self.dir)
-    }
-
-    /// The cells of the final table's row for `phase`.
-    fn table_row(&self, phase: &str) -> Option<Vec<&str>> {
-        self.outcome
-            .stdout
-            .lines()
-            .map(|line| line.split(['│', '┆']).map(str::trim).collect::<Vec<_>>())
-            .find(|cells| cells.get(1) == Some(&phase))
-    }
-}
-
-/// preset.toml, which must load as a preset.
-fn read_preset(dir: &Path) -> Preset {
-    let text = std::fs::read_to_string(dir.join("preset.toml")).expect("reading preset.toml");
-    config::load(&text, "preset.toml", &[]).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn read_summary(dir: &Path) -> RunSummary {
-    let text = std::fs::read_to_string(dir.join("summary.json")).expect("reading summary.json");
-    serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("summary.json does not parse: {e}\n{text}"))
-}
-
-/// Every record of metrics.jsonl; each must be a JSON object with the common keys and must parse
-/// as the trainer's `Stamped` event.
-fn read_metrics(dir: &Path) -> Vec<Value> {
-    let text = std::fs::read_to_string(dir.join("metrics.jsonl")).expect("reading metrics.jsonl");
-    text.lines()
-        .enumerate()
-        .map(|(i, line)| {
-            let record: Value = serde_json::from_str(line)
-                .unwrap_or_else(|e| panic!("metrics.jsonl line {}: {e}\n{line}", i + 1));
-            for key in ["type", "phase", "epoch", "step", "wall_time"] {
-                assert!(
-                    record.get(key).is_some(),
-                    "metrics.jsonl line {} lacks `{key}`: {line}",
-                    i + 1
-                );
-            }
-            if let Err(e) = serde_json::from_value::<Stamped>(record.clone()) {
-                panic!("metrics.jsonl line {} is not an event: {e}\n{line}", i + 1);
-            }
-            record
-        })
-        .collect()
-}
 
 fn of_type<'a>(metrics: &'a [Value], kind: &'a str) -> impl Iterator<Item = &'a Value> {
     metrics.iter().filter(move |r| r["type"] == kind)
@@ -415,6 +317,15 @@ fn default_preset_leaves_a_complete_run_folder() {
     check_result(teacher, "teacher", 3, teacher_params);
     check_result(baseline, "baseline", 3, student_params);
     check_result(distilled, "distilled", 3, student_params);
+    assert_eq!(summary.input.dims(), [1, 8, 8]);
+    assert_eq!(summary.classes.len(), 10);
+    assert_eq!(
+        (teacher.model.as_str(), distilled.model.as_str()),
+        ("mlp 256-256", "mlp 32")
+    );
+    // No augmentation: the teacher's outputs are computed once.
+    assert_eq!(distilled.teacher_outputs, Some(TeacherOutputs::Cached));
+    assert_eq!(baseline.teacher_outputs, None);
     let comparison = summary.comparison.as_ref().expect("comparison");
     assert!((comparison.compression - teacher_params as f64 / student_params as f64).abs() < 1e-9);
     assert!((comparison.bytes_ratio - comparison.compression).abs() < 1e-9);
@@ -429,8 +340,9 @@ fn default_preset_leaves_a_complete_run_folder() {
         let row = run
             .table_row(r.phase.as_str())
             .unwrap_or_else(|| panic!("no {:?} row in\n{}", r.phase, run.outcome.stdout));
-        assert_eq!(row[2], r.size.params.to_string());
-        assert_eq!(row[4], format!("{:.2}%", 100.0 * r.test_acc));
+        assert_eq!(row[2], r.model);
+        assert_eq!(row[3], r.size.params.to_string());
+        assert_eq!(row[5], format!("{:.2}%", 100.0 * r.test_acc));
     }
 
     // metrics.jsonl
@@ -570,7 +482,7 @@ fn teacher_loaded_from_a_checkpoint_is_not_retrained() {
         read_safetensors(&weights)
     );
     assert_eq!(
-        loaded.table_row("teacher").expect("teacher row")[6],
+        loaded.table_row("teacher").expect("teacher row")[7],
         "loaded"
     );
     // Same teacher, same seed: the students come out the same as in the first run.

@@ -1,10 +1,10 @@
 //! The trainer thread driven through its public interface, as the TUI drives it: every `Command`
 //! and the events that answer it.
 
-use kd_tui::protocol::{Command, Event, Phase, Role, Stamped};
 use kd_tui::config::{self, Override};
-use kd_tui::run::RunFolder;
+use kd_tui::protocol::{Command, Event, Phase, Role, Stamped};
 use kd_tui::run::summary::RunStatus;
+use kd_tui::run::RunFolder;
 use kd_tui::train::{self, RunOutcome, TrainerHandle, TrainerSetup};
 use std::time::{Duration, Instant};
 

@@ -131,12 +131,31 @@ pub fn load(text: &str, origin: &str, overrides: &[Override]) -> Result<Preset, 
         let key = e.path().to_string();
         let key = if key == "." { String::new() } else { key };
         let inner = e.into_inner();
+        let key = with_unknown_field(key, inner.message());
         blame(&key, inner.span(), plain_types(inner.message()))
     })?;
     preset
         .validate()
         .map_err(|(key, message)| blame(&key, located.span_of(&key), message))?;
     Ok(preset)
+}
+
+/// The path of an unknown key. Inside a tagged table (`model = { kind = ... }`) serde's path
+/// stops at the table; the message names the field, so the key is completed from it.
+fn with_unknown_field(key: String, message: &str) -> String {
+    let field = message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split('`').next());
+    match field {
+        Some(f) if !key.ends_with(&format!(".{f}")) && key != f => {
+            if key.is_empty() {
+                f.to_string()
+            } else {
+                format!("{key}.{f}")
+            }
+        }
+        _ => key,
+    }
 }
 
 /// serde names Rust types ("expected usize"); say what a preset author would write instead.
@@ -251,9 +270,7 @@ impl Preset {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{
-        DataSource, Method, ModelConfig, DEFAULT_PRESET, DEFAULT_PRESET_NAME,
-    };
+    use crate::config::{DataSource, Method, ModelConfig, DEFAULT_PRESET, DEFAULT_PRESET_NAME};
 
     fn ov(s: &str) -> Override {
         s.parse().unwrap()

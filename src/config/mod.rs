@@ -8,9 +8,7 @@ mod model;
 pub mod rules;
 
 pub use load::{load, load_file, Override, PresetError};
-pub use model::{
-    Activation, CnnConfig, MlpConfig, ModelConfig, Pool, ResnetConfig, RESNET_DEPTHS,
-};
+pub use model::{Activation, CnnConfig, MlpConfig, ModelConfig, Pool, ResnetConfig, RESNET_DEPTHS};
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -269,7 +267,6 @@ pub const LIVE_KEYS: &[&str] = &[
     "distill.temperature",
     "distill.alpha",
 ];
-
 
 impl Preset {
     /// The preset as TOML, as the run folder records it.

@@ -104,12 +104,7 @@ impl ResnetConfig {
 impl fmt::Display for ModelConfig {
     /// A short description of the shape: `mlp 256-256`, `cnn 32-64/1024`, `resnet8x4`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let join = |v: &[usize]| {
-            v.iter()
-                .map(usize::to_string)
-                .collect::<Vec<_>>()
-                .join("-")
-        };
+        let join = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join("-");
         match self {
             ModelConfig::Mlp(m) => write!(f, "mlp {}", join(&m.hidden)),
             ModelConfig::Cnn(c) => {
@@ -147,14 +142,28 @@ mod tests {
 
     #[test]
     fn descriptions_name_kind_and_shape() {
-        let parse = |s: &str| -> ModelConfig { toml::from_str::<toml::Table>(s).unwrap()["m"].clone().try_into().unwrap() };
-        assert_eq!(parse("m = { kind = \"mlp\", hidden = [800, 800] }").to_string(), "mlp 800-800");
+        let parse = |s: &str| -> ModelConfig {
+            toml::from_str::<toml::Table>(s).unwrap()["m"]
+                .clone()
+                .try_into()
+                .unwrap()
+        };
+        assert_eq!(
+            parse("m = { kind = \"mlp\", hidden = [800, 800] }").to_string(),
+            "mlp 800-800"
+        );
         let cnn = parse("m = { kind = \"cnn\", channels = [32, 64], kernel = 5, hidden = [1024] }");
         assert_eq!(cnn.to_string(), "cnn 32-64/1024");
         let ModelConfig::Cnn(c) = &cnn else { panic!() };
         assert_eq!((c.padding(), c.stride, c.pool), (2, 1, Pool::Max));
-        assert_eq!(parse("m = { kind = \"resnet\", depth = 8, width = 4 }").to_string(), "resnet8x4");
-        assert_eq!(parse("m = { kind = \"resnet\", depth = 32 }").to_string(), "resnet32");
+        assert_eq!(
+            parse("m = { kind = \"resnet\", depth = 8, width = 4 }").to_string(),
+            "resnet8x4"
+        );
+        assert_eq!(
+            parse("m = { kind = \"resnet\", depth = 32 }").to_string(),
+            "resnet32"
+        );
     }
 
     #[test]

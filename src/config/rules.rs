@@ -126,14 +126,8 @@ impl Preset {
         let device = crate::device::parse(&self.device);
         check("device", device.map(|_| ()))?;
         let d = &self.data;
-        check(
-            "data.val_fraction",
-            validation_fraction(d.val_fraction),
-        )?;
-        check(
-            "data.test_fraction",
-            fraction_below_one(d.test_fraction),
-        )?;
+        check("data.val_fraction", validation_fraction(d.val_fraction))?;
+        check("data.test_fraction", fraction_below_one(d.test_fraction))?;
         if d.val_fraction + d.test_fraction >= 1.0 {
             return Err((
                 "data.val_fraction".into(),
@@ -168,7 +162,10 @@ impl Preset {
         }
         if let Some(classes) = &d.classes {
             if classes.len() < 2 {
-                return Err(("data.classes".into(), "must list at least two classes".into()));
+                return Err((
+                    "data.classes".into(),
+                    "must list at least two classes".into(),
+                ));
             }
         }
         if let Some(limit) = d.train_limit {
@@ -197,10 +194,7 @@ impl Preset {
                 "only the student has a baseline".into(),
             ));
         }
-        check(
-            "distill.temperature",
-            temperature(self.distill.temperature),
-        )?;
+        check("distill.temperature", temperature(self.distill.temperature))?;
         check("distill.alpha", alpha(self.distill.alpha))?;
         Ok(())
     }

@@ -43,7 +43,9 @@ pub fn apply(xs: &Tensor, shape: &InputShape, augment: &Augment, rng: &mut StdRn
     }
     if augment.flip {
         let flips: Vec<bool> = (0..n).map(|_| rng.random_bool(0.5)).collect();
-        let mask = Tensor::from_slice(&flips).to_device(device).view([n, 1, 1, 1]);
+        let mask = Tensor::from_slice(&flips)
+            .to_device(device)
+            .view([n, 1, 1, 1]);
         x = x.flip([3]).where_self(&mask, &x);
     }
     x.reshape([n, c * h * w])
@@ -101,9 +103,10 @@ mod tests {
             flip: false,
         };
         for seed in 0..8 {
-            let out: Vec<f32> =
-                Vec::try_from(apply(&ramp, &shape(), &aug, &mut StdRng::seed_from_u64(seed)))
-                    .unwrap();
+            let out: Vec<f32> = Vec::try_from(
+                apply(&ramp, &shape(), &aug, &mut StdRng::seed_from_u64(seed)).view([-1]),
+            )
+            .unwrap();
             // Find the shift from where value 13 (the centre, (2, 2)) went.
             let at = out.iter().position(|&v| v == 13.0).unwrap() as i64;
             let (dy, dx) = (at / 5 - 2, at % 5 - 2);
@@ -121,7 +124,9 @@ mod tests {
 
     #[test]
     fn flips_mirror_rows_and_nothing_else() {
-        let ramp = Tensor::arange(25, (Kind::Float, tch::Device::Cpu)).view([1, 25]).repeat([16, 1]);
+        let ramp = Tensor::arange(25, (Kind::Float, tch::Device::Cpu))
+            .view([1, 25])
+            .repeat([16, 1]);
         let aug = Augment {
             shift: 0,
             flip: true,
@@ -134,10 +139,16 @@ mod tests {
             if row.equal(&mirrored.get(b)) {
                 flipped += 1;
             } else {
-                assert!(row.equal(&ramp.get(b)), "image {b} is neither kept nor mirrored");
+                assert!(
+                    row.equal(&ramp.get(b)),
+                    "image {b} is neither kept nor mirrored"
+                );
             }
         }
-        assert!((1..16).contains(&flipped), "about half are flipped: {flipped}");
+        assert!(
+            (1..16).contains(&flipped),
+            "about half are flipped: {flipped}"
+        );
     }
 
     #[test]
@@ -146,7 +157,9 @@ mod tests {
             shift: 2,
             flip: false,
         };
-        assert!(check(&aug, &InputShape::flat(10)).unwrap_err().contains("flat [10]"));
+        assert!(check(&aug, &InputShape::flat(10))
+            .unwrap_err()
+            .contains("flat [10]"));
         assert!(check(&aug, &shape()).is_ok());
         assert!(check(&Augment::default(), &InputShape::flat(10)).is_ok());
     }

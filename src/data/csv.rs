@@ -33,7 +33,9 @@ impl Options {
 }
 
 fn fields(line: &str) -> Vec<&str> {
-    line.split(',').map(|f| f.trim().trim_matches('"')).collect()
+    line.split(',')
+        .map(|f| f.trim().trim_matches('"'))
+        .collect()
 }
 
 /// Index of the label column among `count` columns.
@@ -47,15 +49,18 @@ fn label_column(
         None => Ok(count - 1),
         Some(LabelColumn::Index(i)) => {
             let at = if *i < 0 { count as i64 + i } else { *i };
-            usize::try_from(at).ok().filter(|&a| a < count).ok_or_else(|| {
-                err(
-                    name,
-                    format!(
+            usize::try_from(at)
+                .ok()
+                .filter(|&a| a < count)
+                .ok_or_else(|| {
+                    err(
+                        name,
+                        format!(
                         "data.label = {i}: the file has {count} columns (0..{} or -1..-{count})",
                         count - 1
                     ),
-                )
-            })
+                    )
+                })
         }
         Some(LabelColumn::Name(wanted)) => {
             let header = header.ok_or_else(|| {
@@ -100,13 +105,16 @@ pub fn parse(bytes: &[u8], name: &str, options: &Options) -> Result<(Raw, Vec<St
     let is_number = |f: &&str| f.parse::<f64>().is_ok();
     let has_header = match options.header {
         Header::Given(h) => h,
-        // A header is a first line with a non-number outside the label column; with the label
-        // named, the name itself must be there.
+        // A header is a first line with a non-number outside the label column (anywhere, when
+        // the label column is named).
         Header::Auto => match &options.label {
-            Some(LabelColumn::Name(n)) => first.contains(&n.as_str()),
+            Some(LabelColumn::Name(_)) => !first.iter().all(is_number),
             _ => {
                 let label = label_column(options, None, count, name)?;
-                first.iter().enumerate().any(|(i, f)| i != label && !is_number(f))
+                first
+                    .iter()
+                    .enumerate()
+                    .any(|(i, f)| i != label && !is_number(f))
             }
         },
     };
@@ -151,19 +159,26 @@ pub fn parse(bytes: &[u8], name: &str, options: &Options) -> Result<(Raw, Vec<St
     if values.is_empty() {
         return Err(err(name, "contains no examples"));
     }
-    let classes = options.classes.clone().unwrap_or_else(|| class_values(&values));
+    let classes = options
+        .classes
+        .clone()
+        .unwrap_or_else(|| class_values(&values));
     let labels = values
         .iter()
         .map(|(line_no, v)| {
-            classes.iter().position(|c| c == v).map(|i| i as i64).ok_or_else(|| {
-                err(
-                    name,
-                    format!(
-                        "line {line_no}: label `{v}` is not one of data.classes ({})",
-                        classes.join(", ")
-                    ),
-                )
-            })
+            classes
+                .iter()
+                .position(|c| c == v)
+                .map(|i| i as i64)
+                .ok_or_else(|| {
+                    err(
+                        name,
+                        format!(
+                            "line {line_no}: label `{v}` is not one of data.classes ({})",
+                            classes.join(", ")
+                        ),
+                    )
+                })
         })
         .collect::<Result<Vec<i64>, DataError>>()?;
     let raw = Raw {

@@ -188,7 +188,13 @@ pub fn load(cfg: &DataConfig, seed: u64) -> Result<Splits, DataError> {
                 train.len(),
                 test.len()
             );
-            let count = 1 + train.labels.iter().chain(&test.labels).max().copied().unwrap_or(0);
+            let count = 1 + train
+                .labels
+                .iter()
+                .chain(&test.labels)
+                .max()
+                .copied()
+                .unwrap_or(0);
             let classes = (0..count).map(|c| c.to_string()).collect();
             (train, Some(test), Some(255.0), description, classes)
         }

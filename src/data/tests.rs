@@ -20,7 +20,10 @@ fn digits_cfg() -> DataConfig {
 fn digits_split_is_complete_stratified_scaled_and_deterministic() {
     let a = load(&digits_cfg(), 7).unwrap();
     assert_eq!((a.input.dims(), a.num_classes), (&[1, 8, 8][..], 10));
-    assert_eq!(a.classes, (0..10).map(|c| c.to_string()).collect::<Vec<_>>());
+    assert_eq!(
+        a.classes,
+        (0..10).map(|c| c.to_string()).collect::<Vec<_>>()
+    );
     assert_eq!(a.train.len() + a.val.len() + a.test.len(), 1797);
     // Every class appears in proportion in the test split (~36 each of ~180).
     let counts = a.test.labels.bincount::<Tensor>(None, 10);
@@ -102,4 +105,3 @@ fn truncated_gzip_is_reported() {
     let e = gunzip(cut, "digits.csv.gz").unwrap_err();
     assert!(e.message.contains("truncated"), "{e}");
 }
-

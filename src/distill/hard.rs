@@ -9,7 +9,6 @@ pub fn hard_label_loss(student_logits: &Tensor, teacher_logits: &Tensor) -> Tens
     cross_entropy(student_logits, &teacher_logits.argmax(-1, false))
 }
 
-
 pub struct Hard;
 
 impl Method for Hard {

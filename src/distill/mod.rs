@@ -45,7 +45,6 @@ pub(crate) mod test_util {
         let a = a.double_value(&[]);
         assert!((a - b).abs() < 1e-5, "{a} != {b}");
     }
-
 }
 
 #[cfg(test)]

@@ -36,7 +36,13 @@ pub struct Soft {
 
 impl Method for Soft {
     fn loss(&self, student_logits: &Tensor, teacher_logits: &Tensor, labels: &Tensor) -> Tensor {
-        soft_kd_loss(student_logits, teacher_logits, labels, self.temperature, self.alpha)
+        soft_kd_loss(
+            student_logits,
+            teacher_logits,
+            labels,
+            self.temperature,
+            self.alpha,
+        )
     }
 }
 

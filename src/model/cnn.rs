@@ -50,7 +50,11 @@ impl Cnn {
                         "the feature map is empty after conv block {} (kernel {k}, stride {s}, \
                          padding {p}{}); use fewer blocks, more padding or no pooling",
                         i + 1,
-                        if cfg.pool == Pool::None { "" } else { ", 2x2 pooling" },
+                        if cfg.pool == Pool::None {
+                            ""
+                        } else {
+                            ", 2x2 pooling"
+                        },
                     ),
                 });
             }
@@ -82,16 +86,10 @@ impl Cnn {
             head: Mlp::under(&(path / "classifier"), &head, flat, classes),
         })
     }
-
 }
 
 impl Net for Cnn {
-    fn run(
-        &self,
-        xs: &Tensor,
-        train: bool,
-        mut features: Option<&mut Features>,
-    ) -> Tensor {
+    fn run(&self, xs: &Tensor, train: bool, mut features: Option<&mut Features>) -> Tensor {
         let [c, h, w] = self.input;
         let mut x = xs.view([-1, c, h, w]);
         for (i, block) in self.blocks.iter().enumerate() {

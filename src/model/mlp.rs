@@ -51,12 +51,7 @@ fn activate(activation: Activation, h: &Tensor) -> Tensor {
 
 impl Net for Mlp {
     /// Logits; each hidden layer's output (after activation) goes to `features` when given.
-    fn run(
-        &self,
-        xs: &Tensor,
-        train: bool,
-        mut features: Option<&mut Features>,
-    ) -> Tensor {
+    fn run(&self, xs: &Tensor, train: bool, mut features: Option<&mut Features>) -> Tensor {
         let (last, hidden) = self
             .layers
             .split_last()

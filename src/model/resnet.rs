@@ -105,16 +105,10 @@ impl Resnet {
             fc: nn::linear(path / "fc", inputs, classes as i64, Default::default()),
         }
     }
-
 }
 
 impl Net for Resnet {
-    fn run(
-        &self,
-        xs: &Tensor,
-        train: bool,
-        mut features: Option<&mut Features>,
-    ) -> Tensor {
+    fn run(&self, xs: &Tensor, train: bool, mut features: Option<&mut Features>) -> Tensor {
         let [c, h, w] = self.input;
         let mut x = xs
             .view([-1, c, h, w])

@@ -77,14 +77,15 @@ fn cnn_shapes_and_parameter_count() {
     // The MNIST teacher: 5x5 convs of 32 and 64 channels with 2x2 max pooling, 1024-unit head.
     let input = InputShape::image(1, 28, 28);
     let model = build(&cnn(&[32, 64], 5, false, &[1024]), input.clone(), 10);
-    let conv1 = 1 * 32 * 25 + 32;
+    let conv1 = 32 * 25 + 32; // one input channel
     let conv2 = 32 * 64 * 25 + 64;
     let fc1 = 64 * 7 * 7 * 1024 + 1024; // 28 -> 14 -> 7
     let fc2 = 1024 * 10 + 10;
     assert_eq!(model.size().params, conv1 + conv2 + fc1 + fc2);
     let (logits, features) = model.net.forward_features(&zeros(2, &input), false);
     assert_eq!(logits.size(), [2, 10]);
-    let shapes: Vec<(String, Vec<i64>)> = features.into_iter().map(|(n, t)| (n, t.size())).collect();
+    let shapes: Vec<(String, Vec<i64>)> =
+        features.into_iter().map(|(n, t)| (n, t.size())).collect();
     assert_eq!(
         shapes,
         [
@@ -93,7 +94,10 @@ fn cnn_shapes_and_parameter_count() {
             ("classifier.0".to_string(), vec![2, 1024]),
         ]
     );
-    assert_eq!(model.net.feature_names(), ["features.0", "features.1", "classifier.0"]);
+    assert_eq!(
+        model.net.feature_names(),
+        ["features.0", "features.1", "classifier.0"]
+    );
     assert!(names(&model).contains(&"features.1.conv.weight".to_string()));
 }
 
@@ -104,14 +108,25 @@ fn cnn_with_batch_norm_has_no_conv_bias_and_keeps_running_statistics() {
     // conv 1*4*9 (no bias) + bn 4+4 + linear 4*4*4*3+3; running mean/var are not parameters.
     assert_eq!(model.size().params, 36 + 8 + 64 * 3 + 3);
     let names = names(&model);
-    assert!(names.contains(&"features.0.bn.running_mean".to_string()), "{names:?}");
-    assert!(!names.contains(&"features.0.conv.bias".to_string()), "{names:?}");
+    assert!(
+        names.contains(&"features.0.bn.running_mean".to_string()),
+        "{names:?}"
+    );
+    assert!(
+        !names.contains(&"features.0.conv.bias".to_string()),
+        "{names:?}"
+    );
 }
 
 #[test]
 fn a_cnn_that_shrinks_the_image_to_nothing_is_refused() {
-    let e = Model::new(&cnn(&[8, 8, 8, 8], 3, false, &[]), &InputShape::image(1, 8, 8), 10, Device::Cpu)
-        .unwrap_err();
+    let e = Model::new(
+        &cnn(&[8, 8, 8, 8], 3, false, &[]),
+        &InputShape::image(1, 8, 8),
+        10,
+        Device::Cpu,
+    )
+    .unwrap_err();
     assert!(e.reason.contains("empty after conv block 4"), "{e}");
     let e = check_fits(&cnn(&[8], 3, false, &[]), &InputShape::flat(20)).unwrap_err();
     assert!(e.to_string().contains("cannot take [20] inputs"), "{e}");
@@ -142,9 +157,17 @@ fn resnet_params(depth: usize, channels: [usize; 4], classes: usize) -> usize {
 #[test]
 fn resnet_parameter_counts_match_the_architecture_and_the_literature() {
     let input = InputShape::image(3, 32, 32);
-    for (depth, width, channels) in [(8, 1, [16, 16, 32, 64]), (20, 1, [16, 16, 32, 64]), (8, 4, [32, 64, 128, 256])] {
+    for (depth, width, channels) in [
+        (8, 1, [16, 16, 32, 64]),
+        (20, 1, [16, 16, 32, 64]),
+        (8, 4, [32, 64, 128, 256]),
+    ] {
         let model = build(&resnet(depth, width), input.clone(), 100);
-        assert_eq!(model.size().params, resnet_params(depth, channels, 100), "resnet{depth}x{width}");
+        assert_eq!(
+            model.size().params,
+            resnet_params(depth, channels, 100),
+            "resnet{depth}x{width}"
+        );
     }
     // Published CIFAR-100 sizes: resnet8x4 1.23M, resnet32x4 7.43M parameters.
     let r8x4 = build(&resnet(8, 4), input.clone(), 100).size().params;
@@ -155,7 +178,15 @@ fn resnet_parameter_counts_match_the_architecture_and_the_literature() {
     let (logits, features) = model.net.forward_features(&zeros(2, &input), false);
     assert_eq!(logits.size(), [2, 10]);
     let shapes: Vec<Vec<i64>> = features.iter().map(|(_, t)| t.size()).collect();
-    assert_eq!(shapes, [vec![2, 16, 32, 32], vec![2, 32, 16, 16], vec![2, 64, 8, 8], vec![2, 64]]);
+    assert_eq!(
+        shapes,
+        [
+            vec![2, 16, 32, 32],
+            vec![2, 32, 16, 16],
+            vec![2, 64, 8, 8],
+            vec![2, 64]
+        ]
+    );
     assert!(names(&model).contains(&"layer2.0.downsample.0.weight".to_string()));
 }
 
@@ -197,10 +228,14 @@ fn batch_norm_statistics_are_saved_and_restored_with_the_weights() {
     let path = dir.path().join("w.safetensors");
     model.vs.save(&path).unwrap();
     let mut fresh = build(&resnet(8, 1), input, 4);
-    assert!(!fresh.logits(&x).allclose(&model.logits(&x), 1e-5, 1e-5, false));
+    assert!(!fresh
+        .logits(&x)
+        .allclose(&model.logits(&x), 1e-5, 1e-5, false));
     fresh.vs.load(&path).unwrap();
     let mean = |m: &Model| m.vs.variables()["bn1.running_mean"].copy();
     assert!(mean(&model).abs().sum(Kind::Float).double_value(&[]) > 0.1);
     assert!(mean(&fresh).equal(&mean(&model)));
-    assert!(fresh.logits(&x).allclose(&model.logits(&x), 1e-5, 1e-5, false));
+    assert!(fresh
+        .logits(&x)
+        .allclose(&model.logits(&x), 1e-5, 1e-5, false));
 }

@@ -4,8 +4,8 @@ pub mod checkpoint;
 pub mod plots;
 pub mod summary;
 
-use crate::protocol::Stamped;
 use crate::config::Preset;
+use crate::protocol::Stamped;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};

@@ -1,8 +1,8 @@
 //! What a run found: per-phase results and the teacher / baseline / distilled comparison.
 
-use crate::protocol::Phase;
 use crate::data::InputShape;
 use crate::model::ModelSize;
+use crate::protocol::Phase;
 use serde::{Deserialize, Serialize};
 
 /// Inference latency of one model on the run's device.

@@ -16,7 +16,11 @@ pub enum Interrupt {
 impl Trainer {
     /// Handles pending commands; blocks (without spinning) while the phase's role is paused.
     /// Returns how long it was paused, so throughput figures can leave that out.
-    pub(super) fn poll_commands(&mut self, phase: Phase, model: &Model) -> Result<Duration, Interrupt> {
+    pub(super) fn poll_commands(
+        &mut self,
+        phase: Phase,
+        model: &Model,
+    ) -> Result<Duration, Interrupt> {
         let mut paused_for = Duration::ZERO;
         loop {
             let paused = self.paused[phase.role().index()];

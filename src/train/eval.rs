@@ -104,4 +104,3 @@ pub fn measure_latency(model: &Model, test: &Split, device: Device) -> Latency {
         batch_size,
     }
 }
-

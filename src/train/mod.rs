@@ -71,7 +71,10 @@ pub enum RunError {
     #[error("resuming: {0}")]
     Resume(String),
     #[error("building the {phase} model: {message}")]
-    Model { phase: &'static str, message: String },
+    Model {
+        phase: &'static str,
+        message: String,
+    },
     #[error("the distilled phase has no teacher to learn from")]
     NoTeacher,
     #[error("building the optimizer: {0}")]
@@ -236,15 +239,11 @@ impl Trainer {
     /// A new model of `cfg`'s shape for this run's data, on `device`.
     fn build(&self, phase: Phase, device: Device) -> Result<Model, RunError> {
         let cfg = self.net_config(phase);
-        Model::new(
-            &cfg.model,
-            &self.data.input,
-            self.data.num_classes,
-            device,
-        )
-        .map_err(|e| RunError::Model {
-            phase: phase.as_str(),
-            message: e.to_string(),
+        Model::new(&cfg.model, &self.data.input, self.data.num_classes, device).map_err(|e| {
+            RunError::Model {
+                phase: phase.as_str(),
+                message: e.to_string(),
+            }
         })
     }
 

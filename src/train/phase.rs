@@ -66,26 +66,25 @@ impl Best {
 }
 
 fn optimizer(cfg: &NetConfig, vs: &nn::VarStore) -> Result<nn::Optimizer, tch::TchError> {
-        match cfg.optimizer {
-            OptimizerKind::Adam => nn::Adam {
-                wd: cfg.weight_decay,
-                ..Default::default()
-            }
-            .build(vs, cfg.lr),
-            OptimizerKind::Adamw => nn::AdamW {
-                wd: cfg.weight_decay,
-                ..Default::default()
-            }
-            .build(vs, cfg.lr),
-            OptimizerKind::Sgd => nn::Sgd {
-                momentum: cfg.momentum,
-                wd: cfg.weight_decay,
-                ..Default::default()
-            }
-            .build(vs, cfg.lr),
+    match cfg.optimizer {
+        OptimizerKind::Adam => nn::Adam {
+            wd: cfg.weight_decay,
+            ..Default::default()
         }
+        .build(vs, cfg.lr),
+        OptimizerKind::Adamw => nn::AdamW {
+            wd: cfg.weight_decay,
+            ..Default::default()
+        }
+        .build(vs, cfg.lr),
+        OptimizerKind::Sgd => nn::Sgd {
+            momentum: cfg.momentum,
+            wd: cfg.weight_decay,
+            ..Default::default()
+        }
+        .build(vs, cfg.lr),
     }
-
+}
 
 impl Trainer {
     /// Trains (or loads) one phase and records its result; `Err` says why the run ends here.
@@ -122,7 +121,11 @@ impl Trainer {
         }
         // The distilled phase borrows the teacher for its targets and gives it back at the end.
         let teacher = match phase {
-            Phase::Distilled => Some(self.teacher.take().ok_or(PhaseEnd::Failed(RunError::NoTeacher))?),
+            Phase::Distilled => Some(
+                self.teacher
+                    .take()
+                    .ok_or(PhaseEnd::Failed(RunError::NoTeacher))?,
+            ),
             _ => None,
         };
         let targets = teacher.as_ref().map(|t| {
@@ -133,7 +136,8 @@ impl Trainer {
             }
         });
         let teacher_outputs = targets.as_ref().map(TeacherTargets::kind);
-        let trained = self.train_epochs(phase, &mut model, &mut opt, targets.as_ref(), start_cursor);
+        let trained =
+            self.train_epochs(phase, &mut model, &mut opt, targets.as_ref(), start_cursor);
         drop(targets);
         if teacher.is_some() {
             self.teacher = teacher;
@@ -253,7 +257,9 @@ impl Trainer {
     /// The teacher from `teacher.checkpoint` instead of training; a file that is missing or
     /// holds another architecture is bad input.
     fn load_teacher(&mut self, path: &std::path::Path) -> Result<(), PhaseEnd> {
-        let mut model = self.build(Phase::Teacher, self.device).map_err(PhaseEnd::Failed)?;
+        let mut model = self
+            .build(Phase::Teacher, self.device)
+            .map_err(PhaseEnd::Failed)?;
         model.vs.load(path).map_err(|e| {
             PhaseEnd::Failed(RunError::LoadTeacher {
                 path: path.display().to_string(),

@@ -92,7 +92,11 @@ impl Trainer {
     }
 
     /// Loads a stopped phase's weights, best weights and position from its checkpoint.
-    pub(super) fn restore_phase(&mut self, ckpt: &Checkpoint, model: &mut Model) -> Result<(), RunError> {
+    pub(super) fn restore_phase(
+        &mut self,
+        ckpt: &Checkpoint,
+        model: &mut Model,
+    ) -> Result<(), RunError> {
         let path = self.run.path(&ckpt.weights);
         model
             .vs

@@ -1,9 +1,9 @@
 //! The TUI's state and its `update`: every key, trainer event and signal becomes a `Msg`, and
 //! `update` is the only place that changes the `App`. It returns the `Command` to send, if any.
 
-use crate::protocol::{Command, Event, LogLevel, Phase, Role, Stamped};
-use crate::model::ModelSize;
 use crate::config::Preset;
+use crate::model::ModelSize;
+use crate::protocol::{Command, Event, LogLevel, Phase, Role, Stamped};
 use crate::run::summary::{PhaseResult, RunSummary};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use std::collections::VecDeque;

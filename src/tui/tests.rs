@@ -2,9 +2,9 @@
 
 use super::app::{App, Confirm, Hyper, Mode, Msg};
 use super::render;
-use crate::protocol::{Command, Event, LogLevel, Phase, Position, Role, Stamped};
-use crate::model::ModelSize;
 use crate::config::{self, Method};
+use crate::model::ModelSize;
+use crate::protocol::{Command, Event, LogLevel, Phase, Position, Role, Stamped};
 use crate::run::summary::{Latency, PhaseResult, RunStatus, RunSummary};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::{backend::TestBackend, Terminal};

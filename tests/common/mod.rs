@@ -1,8 +1,17 @@
 //! Helpers shared by the integration tests that drive the real `kd-tui` binary.
+// Each test binary compiles this module and uses a part of it.
+#![allow(dead_code)]
 
-use std::ffi::OsStr;
+use kd_tui::config::{self, Preset};
+use kd_tui::protocol::Stamped;
+use kd_tui::run::summary::RunSummary;
+use serde_json::Value;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// Short runs of the default preset: 3 teacher and 3 student epochs.
+pub const FEW_EPOCHS: [&str; 2] = ["teacher.epochs=3", "student.epochs=3"];
 
 /// The `kd-tui` binary built for these tests.
 pub fn kd_tui() -> Command {
@@ -61,4 +70,102 @@ pub fn write_preset(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).expect("writing a preset");
     path
+}
+
+/// A finished batch run and its folder, removed on drop.
+pub struct Run {
+    _tmp: tempfile::TempDir,
+    pub dir: PathBuf,
+    pub outcome: Outcome,
+}
+
+impl Run {
+    /// `kd-tui --batch [preset] --set ... --out <temp>/run`; expects exit code 0.
+    pub fn new(preset: Option<&Path>, overrides: &[&str]) -> Run {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("run");
+        let mut args: Vec<OsString> = vec!["--batch".into(), "--out".into(), dir.clone().into()];
+        args.extend(preset.map(OsString::from));
+        for o in overrides {
+            args.extend(["--set".into(), OsString::from(o)]);
+        }
+        let outcome = run(&args);
+        assert_eq!(
+            outcome.code,
+            Some(0),
+            "kd-tui {args:?} failed:\n{}",
+            outcome.stderr
+        );
+        Run {
+            _tmp: tmp,
+            dir,
+            outcome,
+        }
+    }
+
+    /// The default preset for a few epochs, plus `overrides`.
+    pub fn digits(overrides: &[&str]) -> Run {
+        Run::new(None, &[&FEW_EPOCHS[..], overrides].concat())
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    pub fn preset(&self) -> Preset {
+        read_preset(&self.dir)
+    }
+
+    pub fn summary(&self) -> RunSummary {
+        read_summary(&self.dir)
+    }
+
+    pub fn metrics(&self) -> Vec<Value> {
+        read_metrics(&self.dir)
+    }
+
+    /// The cells of the final table's row for `phase`.
+    pub fn table_row(&self, phase: &str) -> Option<Vec<&str>> {
+        self.outcome
+            .stdout
+            .lines()
+            .map(|line| line.split(['│', '┆']).map(str::trim).collect::<Vec<_>>())
+            .find(|cells| cells.get(1) == Some(&phase))
+    }
+}
+
+/// preset.toml, which must load as a preset.
+pub fn read_preset(dir: &Path) -> Preset {
+    let text = std::fs::read_to_string(dir.join("preset.toml")).expect("reading preset.toml");
+    config::load(&text, "preset.toml", &[]).unwrap_or_else(|e| panic!("{e}"))
+}
+
+pub fn read_summary(dir: &Path) -> RunSummary {
+    let text = std::fs::read_to_string(dir.join("summary.json")).expect("reading summary.json");
+    serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("summary.json does not parse: {e}\n{text}"))
+}
+
+/// Every record of metrics.jsonl; each must be a JSON object with the common keys and must parse
+/// as the trainer's `Stamped` event.
+pub fn read_metrics(dir: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(dir.join("metrics.jsonl")).expect("reading metrics.jsonl");
+    text.lines()
+        .enumerate()
+        .map(|(i, line)| {
+            let record: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("metrics.jsonl line {}: {e}\n{line}", i + 1));
+            for key in ["type", "phase", "epoch", "step", "wall_time"] {
+                assert!(
+                    record.get(key).is_some(),
+                    "metrics.jsonl line {} lacks `{key}`: {line}",
+                    i + 1
+                );
+            }
+            if let Err(e) = serde_json::from_value::<Stamped>(record.clone()) {
+                panic!("metrics.jsonl line {} is not an event: {e}\n{line}", i + 1);
+            }
+            record
+        })
+        .collect()
 }

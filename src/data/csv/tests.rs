@@ -36,7 +36,11 @@ fn labels_are_class_values_not_counts() {
     let (_, classes) = parse_str("1,10\n2,2\n3,-1\n", &opts(None, Header::Auto)).unwrap();
     assert_eq!(classes, ["-1", "2", "10"]);
     // Words sort as text.
-    let (raw, classes) = parse_str("1,setosa\n2,virginica\n3,setosa\n", &opts(None, Header::Auto)).unwrap();
+    let (raw, classes) = parse_str(
+        "1,setosa\n2,virginica\n3,setosa\n",
+        &opts(None, Header::Auto),
+    )
+    .unwrap();
     assert_eq!(classes, ["setosa", "virginica"]);
     assert_eq!(raw.labels, [0, 1, 0]);
 }
@@ -50,15 +54,30 @@ fn label_column_by_name_or_index_kaggle_style_first() {
     assert_eq!(raw.features, [0.5, 1.0, 0.25, 2.0]);
     assert_eq!(raw.shape.dims(), [2]);
     let by_index = opts(Some(LabelColumn::Index(0)), Header::Auto);
-    assert_eq!(parse_str(kaggle, &by_index).unwrap().0.features, raw.features);
+    assert_eq!(
+        parse_str(kaggle, &by_index).unwrap().0.features,
+        raw.features
+    );
     let from_end = opts(Some(LabelColumn::Index(-3)), Header::Given(true));
     assert_eq!(parse_str(kaggle, &from_end).unwrap().0.labels, [0, 1]);
 
-    let e = parse_str(kaggle, &opts(Some(LabelColumn::Name("y".into())), Header::Auto)).unwrap_err();
-    assert!(e.message.contains("no such column; the header has: label, p0, p1"), "{e}");
+    let e = parse_str(
+        kaggle,
+        &opts(Some(LabelColumn::Name("y".into())), Header::Auto),
+    )
+    .unwrap_err();
+    assert!(
+        e.message
+            .contains("no such column; the header has: label, p0, p1"),
+        "{e}"
+    );
     let e = parse_str(kaggle, &opts(Some(LabelColumn::Index(3)), Header::Auto)).unwrap_err();
     assert!(e.message.contains("has 3 columns"), "{e}");
-    let e = parse_str("1,2,3\n", &opts(Some(LabelColumn::Name("y".into())), Header::Auto)).unwrap_err();
+    let e = parse_str(
+        "1,2,3\n",
+        &opts(Some(LabelColumn::Name("y".into())), Header::Auto),
+    )
+    .unwrap_err();
     assert!(e.message.contains("no header line"), "{e}");
 }
 
@@ -82,7 +101,14 @@ fn listed_classes_fix_the_order_and_refuse_others() {
         ..opts(None, Header::Auto)
     };
     let (raw, classes) = parse_str("1,a\n2,b\n", &listed).unwrap();
-    assert_eq!((raw.labels, classes), (vec![1, 0], vec!["b".to_string(), "a".into()]));
+    assert_eq!(
+        (raw.labels, classes),
+        (vec![1, 0], vec!["b".to_string(), "a".into()])
+    );
     let e = parse_str("1,a\n2,c\n", &listed).unwrap_err();
-    assert!(e.message.contains("line 2: label `c` is not one of data.classes (b, a)"), "{e}");
+    assert!(
+        e.message
+            .contains("line 2: label `c` is not one of data.classes (b, a)"),
+        "{e}"
+    );
 }
