@@ -213,6 +213,14 @@ fn ratio_text(a: f64, b: f64) -> String {
     }
 }
 
+/// The panel's title names both networks' kind and shape, e.g. `cnn 32-64/1024 → mlp 800-800`.
+fn models_title(app: &App) -> String {
+    match &app.preset {
+        Some(p) => format!(" models: {} → {} ", p.teacher.model, p.student.model),
+        None => " models ".into(),
+    }
+}
+
 fn render_models(app: &App, frame: &mut Frame, area: Rect) {
     let result = |phase: Phase| app.series[phase.index()].result.as_ref();
     let (teacher, baseline, distilled) = (
@@ -297,7 +305,7 @@ fn render_models(app: &App, frame: &mut Frame, area: Rect) {
         ],
     )
     .header(Row::new(vec!["", "teacher", "student", "ratio"]).style(theme::title()))
-    .block(Block::bordered().title(" models "));
+    .block(Block::bordered().title(models_title(app)));
     frame.render_widget(table, area);
 }
 
