@@ -328,3 +328,44 @@ fn safetensors_export_and_export_errors() {
         nowhere.stderr
     );
 }
+
+#[test]
+fn a_teacher_checkpoint_that_does_not_load_is_a_failure_not_a_stop() {
+    let tmp = tempfile::tempdir().unwrap();
+    let other = digits_run(&["teacher.model.hidden=[16]", "student.epochs=1"]);
+    let weights = other.file("teacher.safetensors");
+    for (checkpoint, says) in [
+        (
+            tmp.path().join("missing.safetensors"),
+            "missing.safetensors",
+        ),
+        // Another architecture: [16] hidden units where the preset says [256, 256].
+        (weights.clone(), "teacher.safetensors"),
+    ] {
+        let out = tmp.path().join(format!(
+            "run-{}",
+            checkpoint.file_stem().unwrap().to_string_lossy()
+        ));
+        let outcome = run([
+            "--batch".as_ref(),
+            "--set".as_ref(),
+            format!("teacher.checkpoint={:?}", checkpoint.display().to_string()).as_ref(),
+            "--out".as_ref(),
+            out.as_os_str(),
+        ]);
+        assert_eq!(outcome.code, Some(2), "{}", outcome.stderr);
+        assert!(
+            outcome.stderr.contains("loading the teacher from") && outcome.stderr.contains(says),
+            "{}",
+            outcome.stderr
+        );
+        assert!(
+            !outcome.stderr.contains("holds a checkpoint"),
+            "no checkpoint was written: {}",
+            outcome.stderr
+        );
+        let summary = common::read_summary(&out);
+        assert_eq!(summary.status, RunStatus::Failed);
+        assert!(summary.teacher.is_none() && summary.distilled.is_none());
+    }
+}

@@ -5,7 +5,7 @@ use crate::config::Preset;
 use crate::model::ModelSize;
 use crate::protocol::{Command, Event, LogLevel, Phase, Role, Stamped};
 use crate::run::summary::{PhaseResult, RunSummary};
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crossterm::event::KeyEvent;
 use std::collections::VecDeque;
 use std::time::Duration;
 
@@ -232,7 +232,7 @@ impl App {
         }
     }
 
-    fn push_log(&mut self, wall_time: f64, level: LogLevel, text: String) {
+    pub(super) fn push_log(&mut self, wall_time: f64, level: LogLevel, text: String) {
         if self.log.len() == LOG_CAPACITY {
             self.log.pop_front();
         }
@@ -243,7 +243,13 @@ impl App {
         });
     }
 
-    fn push_control_line(&mut self, wall_time: f64, level: LogLevel, event: &Event, suffix: &str) {
+    pub(super) fn push_control_line(
+        &mut self,
+        wall_time: f64,
+        level: LogLevel,
+        event: &Event,
+        suffix: &str,
+    ) {
         if let Some(line) = event.control_line() {
             self.push_log(wall_time, level, line + suffix);
         }
@@ -294,7 +300,7 @@ impl App {
     }
 
     /// Asks the trainer to checkpoint and stop; exits at once if it already finished.
-    fn stop(&mut self, reason: &str) -> Option<Command> {
+    pub(super) fn stop(&mut self, reason: &str) -> Option<Command> {
         if self.finished() {
             self.exit = true;
             return None;
@@ -306,295 +312,5 @@ impl App {
         Some(Command::Stop {
             reason: reason.into(),
         })
-    }
-
-    fn on_key(&mut self, key: KeyEvent) -> Option<Command> {
-        if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
-            return self.stop("Ctrl-C");
-        }
-        match self.mode.clone() {
-            Mode::Help => {
-                self.mode = Mode::Normal;
-                None
-            }
-            Mode::Confirm(action) => match key.code {
-                KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
-                    self.mode = Mode::Normal;
-                    match action {
-                        Confirm::SkipPhase => Some(Command::SkipPhase),
-                        Confirm::Quit => self.stop("quit from the TUI"),
-                    }
-                }
-                _ => {
-                    self.mode = Mode::Normal;
-                    None
-                }
-            },
-            Mode::Editing { buffer, .. } => self.on_edit_key(key, buffer),
-            Mode::Normal => self.on_normal_key(key),
-        }
-    }
-
-    fn on_normal_key(&mut self, key: KeyEvent) -> Option<Command> {
-        match key.code {
-            KeyCode::Char('q') => {
-                if self.finished() {
-                    self.exit = true;
-                } else {
-                    self.mode = Mode::Confirm(Confirm::Quit);
-                }
-                None
-            }
-            KeyCode::Char('?') => {
-                self.mode = Mode::Help;
-                None
-            }
-            KeyCode::Char(' ') => self.toggle_pause(self.active_role()),
-            KeyCode::Char('t') => self.toggle_pause(Role::Teacher),
-            KeyCode::Char('s') => self.toggle_pause(Role::Student),
-            KeyCode::Up | KeyCode::Char('k') => {
-                self.selected = (self.selected + Hyper::ALL.len() - 1) % Hyper::ALL.len();
-                None
-            }
-            KeyCode::Down | KeyCode::Char('j') => {
-                self.selected = (self.selected + 1) % Hyper::ALL.len();
-                None
-            }
-            KeyCode::Enter => {
-                if self.finished() {
-                    self.push_log(
-                        self.progress.wall_time,
-                        LogLevel::Warn,
-                        "the run has finished; nothing to edit".into(),
-                    );
-                } else {
-                    let buffer = self.hyper_value(Hyper::ALL[self.selected]);
-                    self.mode = Mode::Editing {
-                        buffer,
-                        refused: None,
-                    };
-                }
-                None
-            }
-            KeyCode::Char('n') if !self.finished() => {
-                self.mode = Mode::Confirm(Confirm::SkipPhase);
-                None
-            }
-            KeyCode::Char('c') if !self.finished() => Some(Command::Checkpoint),
-            KeyCode::Char('l') => {
-                self.log_scale = !self.log_scale;
-                None
-            }
-            KeyCode::Char('e') => {
-                self.smoothing = !self.smoothing;
-                None
-            }
-            KeyCode::Char('m') => {
-                self.ascii_markers = !self.ascii_markers;
-                None
-            }
-            _ => {
-                self.dirty = false;
-                None
-            }
-        }
-    }
-
-    fn toggle_pause(&mut self, role: Role) -> Option<Command> {
-        if self.finished() {
-            return None;
-        }
-        Some(Command::SetPaused {
-            role,
-            paused: !self.is_paused(role),
-        })
-    }
-
-    fn on_edit_key(&mut self, key: KeyEvent, mut buffer: String) -> Option<Command> {
-        match key.code {
-            KeyCode::Esc => {
-                self.mode = Mode::Normal;
-                None
-            }
-            KeyCode::Enter => {
-                let key = Hyper::ALL[self.selected].key(self.active_role());
-                let checked = match &self.preset {
-                    Some(p) => p.with_edit(&key, &buffer).map(|_| ()),
-                    None => Err("the run has not started yet".into()),
-                };
-                match checked {
-                    Ok(()) => {
-                        self.mode = Mode::Normal;
-                        Some(Command::Set {
-                            key,
-                            value: buffer.trim().to_string(),
-                        })
-                    }
-                    Err(reason) => {
-                        self.mode = Mode::Editing {
-                            buffer,
-                            refused: Some(reason),
-                        };
-                        None
-                    }
-                }
-            }
-            KeyCode::Backspace => {
-                buffer.pop();
-                self.mode = Mode::Editing {
-                    buffer,
-                    refused: None,
-                };
-                None
-            }
-            KeyCode::Char(c) if !c.is_control() && buffer.len() < 32 => {
-                buffer.push(c);
-                self.mode = Mode::Editing {
-                    buffer,
-                    refused: None,
-                };
-                None
-            }
-            _ => None,
-        }
-    }
-
-    fn on_event(&mut self, stamped: Stamped) {
-        let Stamped {
-            at,
-            wall_time,
-            event,
-        } = stamped;
-        self.progress.wall_time = self.progress.wall_time.max(wall_time);
-        let phase = at.phase;
-        let series = phase.map(Phase::index);
-        match event {
-            Event::RunStarted {
-                run_dir,
-                device,
-                data,
-                teacher,
-                student,
-                preset,
-                ..
-            } => {
-                self.run_dir = run_dir.clone();
-                self.device = device;
-                self.data = data;
-                self.sizes = Some((teacher, student));
-                self.preset = toml::from_str::<Preset>(&preset).ok();
-                if let Some(p) = &self.preset {
-                    self.name = p.name.clone();
-                }
-                self.push_log(wall_time, LogLevel::Info, format!("run folder {run_dir}"));
-            }
-            Event::PhaseStarted {
-                epochs,
-                steps_per_epoch,
-            } => {
-                self.progress = Progress {
-                    phase,
-                    epoch: 0,
-                    epochs,
-                    step: 0,
-                    steps_per_epoch,
-                    samples_per_sec: 0.0,
-                    wall_time,
-                    phase_started: wall_time,
-                };
-                let name = phase.map_or("", Phase::as_str);
-                self.push_log(
-                    wall_time,
-                    LogLevel::Info,
-                    format!("{name} phase started ({epochs} epochs)"),
-                );
-            }
-            Event::Step {
-                loss,
-                samples_per_sec,
-                ..
-            } => {
-                // Steps may arrive after the next phase began (separate channel): file them by
-                // their own phase, and only move the counters of the current one.
-                // Steps travel on their own channel and can trail the epoch events: never
-                // move the counters backwards.
-                if phase == self.progress.phase && at.step >= self.progress.step {
-                    self.progress.step = at.step;
-                    self.progress.epoch = at.epoch;
-                    self.progress.samples_per_sec = samples_per_sec;
-                }
-                if let Some(i) = series {
-                    self.series[i].loss.push((at.step as f64, loss));
-                }
-            }
-            Event::Epoch {
-                val_acc, epochs, ..
-            } => {
-                if phase == self.progress.phase {
-                    self.progress.epoch = at.epoch;
-                    self.progress.epochs = epochs;
-                    self.progress.step = self.progress.step.max(at.step);
-                }
-                if let Some(i) = series {
-                    self.series[i]
-                        .val_acc
-                        .push((at.epoch as f64, 100.0 * val_acc));
-                }
-            }
-            Event::PhaseFinished { result } => {
-                self.push_log(
-                    wall_time,
-                    LogLevel::Info,
-                    format!(
-                        "{} finished: test acc {:.2}%",
-                        result.phase.as_str(),
-                        100.0 * result.test_acc
-                    ),
-                );
-                let index = result.phase.index();
-                self.series[index].result = Some(*result);
-            }
-            Event::Paused { role, paused } => {
-                self.paused[role.index()] = paused;
-                self.push_control_line(wall_time, LogLevel::Info, &event, "");
-            }
-            Event::Edit {
-                ref key, ref new, ..
-            } => {
-                let value = new.as_str().map_or_else(|| new.to_string(), str::to_string);
-                if let Some(edited) = self
-                    .preset
-                    .as_ref()
-                    .and_then(|p| p.with_edit(key, &value).ok())
-                {
-                    self.preset = Some(edited);
-                }
-                if let Some(i) = series {
-                    self.series[i].edits.push(at.step as f64);
-                }
-                let step = format!(" (step {})", at.step);
-                self.push_control_line(wall_time, LogLevel::Info, &event, &step);
-            }
-            Event::EditRefused { .. } => {
-                self.push_control_line(wall_time, LogLevel::Warn, &event, "")
-            }
-            Event::Checkpoint { .. } => {
-                self.push_control_line(wall_time, LogLevel::Info, &event, "")
-            }
-            Event::Log { level, message } => self.push_log(wall_time, level, message),
-            Event::Finished { summary } => {
-                self.progress.phase = None;
-                let status = format!("{:?}", summary.status).to_lowercase();
-                self.push_log(
-                    wall_time,
-                    LogLevel::Info,
-                    format!("run {status}; summary in {}/summary.json", self.run_dir),
-                );
-                self.summary = Some(*summary);
-                if self.stopping {
-                    self.exit = true;
-                }
-            }
-        }
     }
 }

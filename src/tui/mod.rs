@@ -6,6 +6,8 @@
 //! The trainer never waits on this loop.
 
 pub mod app;
+mod feed;
+mod keys;
 pub mod render;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,156 @@
+use super::*;
+use crate::config::{DataSource, Method, ModelConfig, DEFAULT_PRESET, DEFAULT_PRESET_NAME};
+
+fn ov(s: &str) -> Override {
+    s.parse().unwrap()
+}
+
+#[test]
+fn shipped_presets_load() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("presets");
+    let mut count = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            load_file(&path, &[]).unwrap_or_else(|e| panic!("{e}"));
+            count += 1;
+        }
+    }
+    assert!(count >= 2, "digits and mnist presets");
+}
+
+#[test]
+fn default_preset_loads() {
+    let p = load(DEFAULT_PRESET, DEFAULT_PRESET_NAME, &[]).unwrap();
+    assert_eq!(p.data.source, DataSource::Digits);
+    assert_eq!(p.distill.method, Method::Soft);
+}
+
+#[test]
+fn overrides_change_values_and_types() {
+    let p = load(
+        DEFAULT_PRESET,
+        "d",
+        &[
+            ov("teacher.lr=3e-4"),
+            ov("distill.method=hard"),
+            ov("student.model.hidden=[8, 4]"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(p.teacher.lr, 3e-4);
+    assert_eq!(p.distill.method, Method::Hard);
+    let ModelConfig::Mlp(student) = &p.student.model else {
+        panic!("the default student is an mlp")
+    };
+    assert_eq!(student.hidden, vec![8, 4]);
+}
+
+#[test]
+fn unknown_key_names_line_and_key() {
+    let text = DEFAULT_PRESET.replace("[distill]", "[distill]\ntemprature = 3.0");
+    let e = load(&text, "x.toml", &[]).unwrap_err();
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("temprature"))
+        .unwrap()
+        + 1;
+    assert_eq!(e.line_col.map(|l| l.0), Some(line), "{e}");
+    assert!(e.to_string().contains("temprature"), "{e}");
+    assert!(
+        e.to_string().contains("temperature"),
+        "lists allowed keys: {e}"
+    );
+}
+
+#[test]
+fn out_of_range_values_are_rejected_with_location() {
+    for (from, to, key) in [
+        (
+            "temperature = 4.0",
+            "temperature = 0.0",
+            "distill.temperature",
+        ),
+        ("alpha = 0.9", "alpha = 1.5", "distill.alpha"),
+        (
+            "val_fraction = 0.1",
+            "val_fraction = 0.0",
+            "data.val_fraction",
+        ),
+    ] {
+        let text = DEFAULT_PRESET.replacen(from, to, 1);
+        let e = load(&text, "x.toml", &[]).unwrap_err();
+        assert_eq!(e.key, key);
+        let line = text
+            .lines()
+            .position(|l| l.trim_start().starts_with(to))
+            .unwrap()
+            + 1;
+        assert_eq!(e.line_col.unwrap().0, line, "{e}");
+    }
+}
+
+#[test]
+fn override_errors_blame_the_flag() {
+    let e = load(DEFAULT_PRESET, "x.toml", &[ov("teacher.epochs=0")]).unwrap_err();
+    assert_eq!(e.origin, "--set teacher.epochs=0");
+    assert_eq!(e.key, "teacher.epochs");
+    let e = load(DEFAULT_PRESET, "x.toml", &[ov("teacher.epochs=ten")]).unwrap_err();
+    assert_eq!(e.key, "teacher.epochs");
+    assert!(e.message.contains("integer"), "{e}");
+}
+
+#[test]
+fn syntax_errors_have_a_position() {
+    let e = load("name = \"x\"\n[data\n", "bad.toml", &[]).unwrap_err();
+    assert_eq!(e.line_col.unwrap().0, 2, "{e}");
+}
+
+#[test]
+fn override_syntax_is_checked() {
+    assert!("teacher.lr".parse::<Override>().is_err());
+    assert!(".lr=1".parse::<Override>().is_err());
+}
+
+#[test]
+fn live_edits_are_validated() {
+    let p = load(DEFAULT_PRESET, "d", &[]).unwrap();
+    let e = p.with_edit("distill.temperature", "8").unwrap();
+    assert_eq!(e.distill.temperature, 8.0);
+    assert_eq!(e.get("distill.temperature"), Some(toml::Value::Float(8.0)));
+    assert_eq!(
+        p.with_edit("distill.method", "hard")
+            .unwrap()
+            .distill
+            .method,
+        Method::Hard
+    );
+    assert!(p
+        .with_edit("distill.temperature", "-1")
+        .unwrap_err()
+        .contains("> 0"));
+    assert!(p
+        .with_edit("distill.alpha", "1.5")
+        .unwrap_err()
+        .contains("[0, 1]"));
+    assert!(p.with_edit("teacher.lr", "0").unwrap_err().contains("> 0"));
+    assert!(p
+        .with_edit("teacher.lr", "fast")
+        .unwrap_err()
+        .contains("not a valid teacher.lr"));
+    assert!(p
+        .with_edit("distill.method", "magic")
+        .unwrap_err()
+        .contains("hard"));
+    assert!(p
+        .with_edit("teacher.model.hidden", "[3]")
+        .unwrap_err()
+        .contains("cannot change"));
+}
+
+#[test]
+fn resolved_preset_round_trips() {
+    let p = load(DEFAULT_PRESET, "d", &[ov("seed=11")]).unwrap();
+    let again = load(&p.to_toml(), "resolved", &[]).unwrap();
+    assert_eq!(p, again);
+}
