@@ -1,5 +1,6 @@
 //! The trainer's interface: `Command`s in, `Stamped` `Event`s out. The trainer knows nothing of
-//! who listens; the TUI, batch mode and the run folder's `metrics.jsonl` all read these.
+//! who listens; the TUI, batch mode and the run folder's `metrics.jsonl` all read these. Both
+//! are serde types free of tch types, so a consumer in another process can speak them as JSON.
 
 use crate::model::ModelSize;
 use crate::run::summary::{PhaseResult, RunSummary};
@@ -69,7 +70,9 @@ impl Role {
 }
 
 /// What a consumer can ask of the trainer. Each takes effect before the next optimizer step.
-#[derive(Debug, Clone, PartialEq)]
+/// Serialised as `{"command": "set", "key": ..., "value": ...}`, for consumers in another process.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
 pub enum Command {
     /// Pause or resume a role's training (takes effect when that role's phase runs).
     SetPaused { role: Role, paused: bool },
@@ -183,4 +186,49 @@ pub enum LogLevel {
     Info,
     Warn,
     Error,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_and_events_round_trip_through_json() {
+        let commands = [
+            Command::SetPaused {
+                role: Role::Student,
+                paused: true,
+            },
+            Command::Set {
+                key: "distill.temperature".into(),
+                value: "8".into(),
+            },
+            Command::SkipPhase,
+            Command::Checkpoint,
+            Command::Stop {
+                reason: "quit".into(),
+            },
+        ];
+        for c in commands {
+            let json = serde_json::to_string(&c).unwrap();
+            assert_eq!(serde_json::from_str::<Command>(&json).unwrap(), c, "{json}");
+        }
+        let json = serde_json::to_string(&Command::SkipPhase).unwrap();
+        assert_eq!(json, r#"{"command":"skip_phase"}"#);
+        let event = Stamped {
+            at: Position {
+                phase: Some(Phase::Distilled),
+                epoch: 3,
+                step: 40,
+            },
+            wall_time: 1.5,
+            event: Event::Edit {
+                key: "distill.alpha".into(),
+                old: serde_json::json!(0.9),
+                new: serde_json::json!(0.5),
+            },
+        };
+        let json = serde_json::to_string(&event).unwrap();
+        assert_eq!(serde_json::from_str::<Stamped>(&json).unwrap(), event, "{json}");
+    }
 }
