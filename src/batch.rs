@@ -69,10 +69,11 @@ impl Progress {
                     p.bar.finish();
                 }
             }
-            (Progress::Lines, Event::Epoch { train_loss, val_loss, val_acc, epochs }) => eprintln!(
-                "{phase:>9} epoch {:>3}/{epochs}  step {:>6}  train loss {train_loss:.4}  val loss {val_loss:.4}  val acc {:.2}%  {:.1}s",
+            (Progress::Lines, Event::Epoch { train_loss, val_loss, val_acc, epochs, train_parts }) => eprintln!(
+                "{phase:>9} epoch {:>3}/{epochs}  step {:>6}  train loss {train_loss:.4}{}  val loss {val_loss:.4}  val acc {:.2}%  {:.1}s",
                 s.at.epoch,
                 s.at.step,
+                parts_text(train_parts),
                 100.0 * val_acc,
                 s.wall_time
             ),
@@ -86,6 +87,15 @@ impl Progress {
             }
         }
     }
+}
+
+/// ` (ce 0.31, kd 1.20)` for a loss of several parts; nothing for a plain cross-entropy.
+fn parts_text(parts: &std::collections::BTreeMap<String, f64>) -> String {
+    if parts.len() < 2 {
+        return String::new();
+    }
+    let items: Vec<String> = parts.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+    format!(" ({})", items.join(", "))
 }
 
 /// One line for the events worth a line of their own.

@@ -5,6 +5,7 @@
 use crate::model::ModelSize;
 use crate::run::summary::{PhaseResult, RunSummary};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// The three training phases, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -76,7 +77,7 @@ impl Role {
 pub enum Command {
     /// Pause or resume a role's training (takes effect when that role's phase runs).
     SetPaused { role: Role, paused: bool },
-    /// Change a live preset key (see `config::LIVE_KEYS`) to a value in TOML syntax.
+    /// Change a live preset key (see `Preset::live_keys`) to a value in TOML syntax.
     Set { key: String, value: String },
     /// End the current phase now and go on with the next.
     SkipPhase,
@@ -126,12 +127,18 @@ pub enum Event {
         loss: f64,
         lr: f64,
         samples_per_sec: f64,
+        /// Mean of each named part of the loss (unweighted), e.g. `ce`, `kd`.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        parts: BTreeMap<String, f64>,
     },
     Epoch {
         train_loss: f64,
         val_loss: f64,
         val_acc: f64,
         epochs: usize,
+        /// The epoch's mean of each named part of the training loss.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        train_parts: BTreeMap<String, f64>,
     },
     PhaseFinished {
         result: Box<PhaseResult>,
@@ -229,6 +236,10 @@ mod tests {
             },
         };
         let json = serde_json::to_string(&event).unwrap();
-        assert_eq!(serde_json::from_str::<Stamped>(&json).unwrap(), event, "{json}");
+        assert_eq!(
+            serde_json::from_str::<Stamped>(&json).unwrap(),
+            event,
+            "{json}"
+        );
     }
 }

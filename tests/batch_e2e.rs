@@ -324,7 +324,7 @@ fn default_preset_leaves_a_complete_run_folder() {
         ("mlp 256-256", "mlp 32")
     );
     // No augmentation: the teacher's outputs are computed once.
-    assert_eq!(distilled.teacher_outputs, Some(TeacherOutputs::Cached));
+    assert_eq!(distilled.teacher_outputs, Some(TeacherOutputs::Computed));
     assert_eq!(baseline.teacher_outputs, None);
     let comparison = summary.comparison.as_ref().expect("comparison");
     assert!((comparison.compression - teacher_params as f64 / student_params as f64).abs() < 1e-9);

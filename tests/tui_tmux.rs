@@ -258,7 +258,7 @@ fn refused_edit_shows_the_reason_and_changes_nothing() {
     s.type_text("2");
     s.keys(&["Enter"]);
     s.wait_screen("the refusal", |screen| {
-        screen.contains("refused: distill.alpha must be within [0, 1] (got 2)")
+        screen.contains("refused: `2` is not a valid distill.alpha: must be within [0, 1] (got 2)")
     });
     s.keys(&["Escape", "C-c"]);
     assert_eq!(s.wait_exit(), 0);

@@ -1,7 +1,7 @@
 //! Loading presets: TOML text with positions, `--set` overrides, live edits, and errors that
 //! name the file, line, column and key.
 
-use super::{Preset, LIVE_KEYS};
+use super::{Method, Preset};
 use std::fmt;
 use std::path::Path;
 
@@ -127,13 +127,19 @@ pub fn load(text: &str, origin: &str, overrides: &[Override]) -> Result<Preset, 
     };
     let de = toml::Deserializer::parse(&resolved)
         .map_err(|e| blame("", e.span(), e.message().to_string()))?;
-    let preset: Preset = serde_path_to_error::deserialize(de).map_err(|e| {
+    let mut preset: Preset = serde_path_to_error::deserialize(de).map_err(|e| {
         let key = e.path().to_string();
         let key = if key == "." { String::new() } else { key };
         let inner = e.into_inner();
         let key = with_unknown_field(key, inner.message());
         blame(&key, inner.span(), plain_types(inner.message()))
     })?;
+    // A preset written for one method, switched to another with --set: the keys only the
+    // file's method takes do not apply.
+    if overrides.iter().any(|o| o.key == "distill.method") {
+        preset.distill.drop_other_methods_keys();
+    }
+    preset.distill.complete();
     preset
         .validate()
         .map_err(|(key, message)| blame(&key, located.span_of(&key), message))?;
@@ -243,10 +249,11 @@ impl Preset {
 
     /// This preset with one live key changed, validated; the error says why a value is refused.
     pub fn with_edit(&self, key: &str, raw: &str) -> Result<Preset, String> {
-        if !LIVE_KEYS.contains(&key) {
+        let live = self.live_keys();
+        if !live.iter().any(|k| k == key) {
             return Err(format!(
                 "`{key}` cannot change during a run (live keys: {})",
-                LIVE_KEYS.join(", ")
+                live.join(", ")
             ));
         }
         let raw = raw.trim();
@@ -256,13 +263,30 @@ impl Preset {
         let mut doc: toml_edit::DocumentMut =
             self.to_toml().parse().expect("a serialized preset parses");
         set_dotted(&mut doc, key, parse_override_value(raw))?;
-        let edited: Preset = toml::from_str(&doc.to_string()).map_err(|e| {
+        let mut edited: Preset = toml::from_str(&doc.to_string()).map_err(|e| {
             format!(
                 "`{raw}` is not a valid {key}: {}",
                 plain_types(e.message().trim())
             )
         })?;
-        edited.validate().map_err(|(k, m)| format!("{k} {m}"))?;
+        if edited.distill.method != self.distill.method {
+            if [edited.distill.method, self.distill.method].contains(&Method::Hint) {
+                return Err(
+                    "`hint` cannot be switched to or from during a run: its regressor and \
+                     stages are set up when the distilled phase starts"
+                        .into(),
+                );
+            }
+            edited.distill.drop_other_methods_keys();
+        }
+        edited.distill.complete();
+        edited.validate().map_err(|(k, m)| {
+            if k == key {
+                format!("`{raw}` is not a valid {key}: {m}")
+            } else {
+                format!("{k} {m}")
+            }
+        })?;
         Ok(edited)
     }
 }

@@ -11,6 +11,7 @@ pub use load::{load, load_file, Override, PresetError};
 pub use model::{Activation, CnnConfig, MlpConfig, ModelConfig, Pool, ResnetConfig, RESNET_DEPTHS};
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// The embedded default preset (`presets/digits.toml`).
@@ -194,25 +195,100 @@ pub enum Method {
     Hard,
     /// Hinton et al.: temperature-softened KL mixed with cross-entropy.
     Soft,
+    /// FitNets: a regressed student layer learns a teacher layer, with soft KD.
+    Hint,
+    /// Decoupled KD: target-class and non-target-class parts weighted apart.
+    Dkd,
+    /// DIST: Pearson-correlation relations between and within classes.
+    Dist,
 }
 
 impl Method {
+    pub const ALL: [Method; 5] = [
+        Method::Hard,
+        Method::Soft,
+        Method::Hint,
+        Method::Dkd,
+        Method::Dist,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Method::Hard => "hard",
             Method::Soft => "soft",
+            Method::Hint => "hint",
+            Method::Dkd => "dkd",
+            Method::Dist => "dist",
         }
     }
 }
 
+/// `[distill]`: the method and its hyperparameters. Which keys a method takes, their defaults
+/// and allowed values come from its declaration in `distill/` (`distill::spec`); a loaded
+/// preset holds every one of them, defaults filled in.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct DistillConfig {
     pub method: Method,
-    #[serde(default = "defaults::temperature")]
-    pub temperature: f64,
-    #[serde(default = "defaults::alpha")]
-    pub alpha: f64,
+    #[serde(flatten)]
+    pub params: BTreeMap<String, toml::Value>,
+}
+
+impl DistillConfig {
+    /// A declared number (validated presets hold every declared hyperparameter).
+    pub fn number(&self, name: &str) -> f64 {
+        match self.params.get(name) {
+            Some(toml::Value::Float(f)) => *f,
+            Some(toml::Value::Integer(i)) => *i as f64,
+            other => panic!("distill.{name} is a declared number, found {other:?}"),
+        }
+    }
+
+    /// A declared count of epochs.
+    pub fn epochs(&self, name: &str) -> usize {
+        match self.params.get(name) {
+            Some(toml::Value::Integer(i)) => *i as usize,
+            other => panic!("distill.{name} is a declared count, found {other:?}"),
+        }
+    }
+
+    /// A declared name (a layer).
+    pub fn text(&self, name: &str) -> &str {
+        match self.params.get(name) {
+            Some(toml::Value::String(s)) => s,
+            other => panic!("distill.{name} is a declared name, found {other:?}"),
+        }
+    }
+
+    /// Fills in the defaults of the method's hyperparameters that the preset leaves out, and
+    /// writes numbers given as integers (`temperature = 4`) as the floats they are.
+    pub fn complete(&mut self) {
+        for p in crate::distill::spec(self.method).params {
+            match (self.params.get_mut(p.name), p.default_value()) {
+                (None, Some(default)) => {
+                    self.params.insert(p.name.to_string(), default);
+                }
+                (Some(value @ toml::Value::Integer(_)), Some(toml::Value::Float(_))) => {
+                    if let Ok(canonical) = p.check(value) {
+                        *value = canonical;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Drops the keys that other methods declare and this one does not (what is left of a
+    /// switch of method); keys no method declares stay, to be refused as unknown.
+    pub fn drop_other_methods_keys(&mut self) {
+        let own = crate::distill::spec(self.method);
+        let others: Vec<&str> = Method::ALL
+            .iter()
+            .flat_map(|m| crate::distill::spec(*m).params)
+            .map(|p| p.name)
+            .filter(|name| own.param(name).is_none())
+            .collect();
+        self.params.retain(|k, _| !others.contains(&k.as_str()));
+    }
 }
 
 mod defaults {
@@ -241,12 +317,6 @@ mod defaults {
     pub fn momentum() -> f64 {
         0.9
     }
-    pub fn temperature() -> f64 {
-        4.0
-    }
-    pub fn alpha() -> f64 {
-        0.9
-    }
 }
 
 impl NetConfig {
@@ -255,20 +325,27 @@ impl NetConfig {
     }
 }
 
-/// Keys that may change while a run is going on; they take effect at the next optimizer step.
-pub const LIVE_KEYS: &[&str] = &[
-    "teacher.lr",
-    "teacher.batch_size",
-    "teacher.epochs",
-    "student.lr",
-    "student.batch_size",
-    "student.epochs",
-    "distill.method",
-    "distill.temperature",
-    "distill.alpha",
-];
+/// Keys of `[teacher]` and `[student]` that may change while a run goes on.
+pub const LIVE_NET_KEYS: [&str; 3] = ["lr", "batch_size", "epochs"];
 
 impl Preset {
+    /// Keys that may change while a run goes on (they take effect at the next optimizer step):
+    /// the networks' lr, batch size and epochs, the method, and the method's live
+    /// hyperparameters.
+    pub fn live_keys(&self) -> Vec<String> {
+        let nets = ["teacher", "student"]
+            .into_iter()
+            .flat_map(|role| LIVE_NET_KEYS.map(|k| format!("{role}.{k}")));
+        let method = crate::distill::spec(self.distill.method)
+            .params
+            .iter()
+            .filter(|p| p.live)
+            .map(|p| format!("distill.{}", p.name));
+        nets.chain(std::iter::once("distill.method".to_string()))
+            .chain(method)
+            .collect()
+    }
+
     /// The preset as TOML, as the run folder records it.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("a preset always serializes")

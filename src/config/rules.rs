@@ -1,22 +1,8 @@
 //! What values must satisfy: the checks shared by preset validation and live edits, and
 //! `Preset::validate`, which applies them with the dotted key they belong to.
 
-use super::{DataSource, ModelConfig, Preset, RESNET_DEPTHS};
+use super::{DataSource, DistillConfig, ModelConfig, Preset, RESNET_DEPTHS};
 
-pub fn temperature(t: f64) -> Result<(), String> {
-    if t.is_finite() && t > 0.0 {
-        Ok(())
-    } else {
-        Err(format!("must be a number > 0 (got {t})"))
-    }
-}
-pub fn alpha(a: f64) -> Result<(), String> {
-    if (0.0..=1.0).contains(&a) {
-        Ok(())
-    } else {
-        Err(format!("must be within [0, 1] (got {a})"))
-    }
-}
 pub fn lr(lr: f64) -> Result<(), String> {
     if lr.is_finite() && lr > 0.0 {
         Ok(())
@@ -194,8 +180,46 @@ impl Preset {
                 "only the student has a baseline".into(),
             ));
         }
-        check("distill.temperature", temperature(self.distill.temperature))?;
-        check("distill.alpha", alpha(self.distill.alpha))?;
-        Ok(())
+        distill(&self.distill)
+    }
+}
+
+/// Checks `[distill]` against the method's declaration: every key declared, every value allowed,
+/// every required key given.
+fn distill(cfg: &DistillConfig) -> Result<(), (String, String)> {
+    let spec = crate::distill::spec(cfg.method);
+    let key = |k: &str| format!("distill.{k}");
+    for (name, value) in &cfg.params {
+        let Some(param) = spec.param(name) else {
+            let allowed: Vec<String> = std::iter::once("method")
+                .chain(spec.params.iter().map(|p| p.name))
+                .map(|n| format!("`{n}`"))
+                .collect();
+            return Err((
+                key(name),
+                format!(
+                    "unknown field `{name}` for method `{}`, expected one of {}",
+                    spec.name,
+                    allowed.join(", ")
+                ),
+            ));
+        };
+        param.check(value).map_err(|m| (key(name), m))?;
+    }
+    match spec
+        .params
+        .iter()
+        .find(|p| !cfg.params.contains_key(p.name))
+    {
+        Some(missing) => Err((
+            key(missing.name),
+            format!(
+                "required by method `{}`: {} ({})",
+                spec.name,
+                missing.doc,
+                missing.allowed()
+            ),
+        )),
+        None => Ok(()),
     }
 }

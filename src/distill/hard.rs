@@ -1,7 +1,13 @@
 //! `hard`: the student learns the teacher's argmax labels.
 
-use super::{cross_entropy, Method};
+use super::{cross_entropy, Batch, Method, MethodSpec, Part};
 use tch::Tensor;
+
+pub const SPEC: MethodSpec = MethodSpec {
+    name: "hard",
+    summary: "cross-entropy against the teacher's argmax labels",
+    params: &[],
+};
 
 /// Hard-label distillation: cross-entropy against the teacher's argmax,
 /// `L = -mean_i log softmax(s_i)[argmax_c t_ic]`.
@@ -12,8 +18,12 @@ pub fn hard_label_loss(student_logits: &Tensor, teacher_logits: &Tensor) -> Tens
 pub struct Hard;
 
 impl Method for Hard {
-    fn loss(&self, student_logits: &Tensor, teacher_logits: &Tensor, _labels: &Tensor) -> Tensor {
-        hard_label_loss(student_logits, teacher_logits)
+    fn parts(&self, b: &Batch) -> Vec<Part> {
+        vec![Part::new(
+            "hard",
+            1.0,
+            hard_label_loss(b.student, b.teacher),
+        )]
     }
 }
 

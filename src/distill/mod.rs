@@ -1,36 +1,123 @@
-//! Distillation methods: one file each, every loss a small pure function over logits with its
-//! formula in the doc comment, behind the `Method` trait the training loop calls.
+//! Distillation methods: one file each. A method declares its hyperparameters (`MethodSpec`:
+//! name, default, allowed range, whether editable live), and returns its loss as named `Part`s
+//! whose weighted sum is trained. Preset validation, `--set`, live edits and the TUI's panel all
+//! come from the declarations; the losses are small pure functions with their formula in the doc
+//! comment.
 //!
 //! Conventions: logits are `[batch, classes]`, labels `[batch]` (i64), every loss is a batch mean.
+//! Adding a method: a file here with a `SPEC` and a `build`, a `config::Method` variant, and an
+//! arm in `spec` and `build` below.
 
+mod dist;
+mod dkd;
 mod hard;
+mod hint;
+mod params;
 mod soft;
 
+pub use dist::{dist_parts, pearson_rows};
+pub use dkd::{dkd_parts, Dkd};
 pub use hard::{hard_label_loss, Hard};
+pub use hint::{Hint, Regressor};
+pub use params::{Param, ParamKind, Range};
 pub use soft::{soft_kd_loss, soft_kl, Soft};
 
 use crate::config::{DistillConfig, Method as MethodName};
 use tch::Tensor;
 
-/// What a distillation method computes: the student's loss on one batch.
-pub trait Method {
-    fn loss(&self, student_logits: &Tensor, teacher_logits: &Tensor, labels: &Tensor) -> Tensor;
+/// A method's declaration: what it is and which hyperparameters it takes.
+pub struct MethodSpec {
+    pub name: &'static str,
+    /// One line: what the student learns.
+    pub summary: &'static str,
+    pub params: &'static [Param],
 }
 
-/// The method a (live) preset names, with its hyperparameters.
-pub fn from_config(cfg: &DistillConfig) -> Box<dyn Method> {
+impl MethodSpec {
+    pub fn param(&self, name: &str) -> Option<&'static Param> {
+        self.params.iter().find(|p| p.name == name)
+    }
+}
+
+/// The declaration of a method.
+pub fn spec(method: MethodName) -> &'static MethodSpec {
+    match method {
+        MethodName::Hard => &hard::SPEC,
+        MethodName::Soft => &soft::SPEC,
+        MethodName::Hint => &hint::SPEC,
+        MethodName::Dkd => &dkd::SPEC,
+        MethodName::Dist => &dist::SPEC,
+    }
+}
+
+/// The method a (live, validated) preset names, with its hyperparameters.
+pub fn build(cfg: &DistillConfig) -> Box<dyn Method> {
     match cfg.method {
         MethodName::Hard => Box::new(Hard),
-        MethodName::Soft => Box::new(Soft {
-            temperature: cfg.temperature,
-            alpha: cfg.alpha,
-        }),
+        MethodName::Soft => Box::new(soft::build(cfg)),
+        MethodName::Hint => Box::new(hint::build(cfg)),
+        MethodName::Dkd => Box::new(dkd::build(cfg)),
+        MethodName::Dist => Box::new(dist::build(cfg)),
+    }
+}
+
+/// One named term of a loss: `weight * value` is what it adds to the total.
+pub struct Part {
+    pub name: &'static str,
+    pub weight: f64,
+    /// The term before weighting (a batch mean), so a part can be compared across methods.
+    pub value: Tensor,
+}
+
+impl Part {
+    pub fn new(name: &'static str, weight: f64, value: Tensor) -> Part {
+        Part {
+            name,
+            weight,
+            value,
+        }
+    }
+}
+
+/// The trained loss: `sum_k weight_k * value_k`.
+pub fn total(parts: &[Part]) -> Tensor {
+    parts
+        .iter()
+        .map(|p| &p.value * p.weight)
+        .reduce(|a, b| a + b)
+        .expect("a loss has at least one part")
+}
+
+/// What one distilled step gives a method.
+pub struct Batch<'a> {
+    pub student: &'a Tensor,
+    pub teacher: &'a Tensor,
+    pub labels: &'a Tensor,
+    /// The epoch being trained, 1-based (for warm-ups and stages).
+    pub epoch: usize,
+    /// `hint`: the student's hint-layer output mapped by the regressor, and the teacher's
+    /// guided-layer output; present in the epochs where `Method::hint_layers` asks for them.
+    pub hint: Option<(Tensor, Tensor)>,
+}
+
+/// What a distillation method computes: the student's loss on one batch, in named parts.
+pub trait Method {
+    fn parts(&self, batch: &Batch) -> Vec<Part>;
+
+    /// `(teacher layer, student layer)` whose outputs this method needs in `epoch`.
+    fn hint_layers(&self, _epoch: usize) -> Option<(&str, &str)> {
+        None
     }
 }
 
 /// Cross-entropy with the true labels: `CE = -mean_i log softmax(z_i)[y_i]`.
 pub fn cross_entropy(logits: &Tensor, labels: &Tensor) -> Tensor {
     logits.cross_entropy_for_logits(labels)
+}
+
+/// The loss of a phase without a teacher (teacher, baseline): one part, `ce`.
+pub fn plain_parts(logits: &Tensor, labels: &Tensor) -> Vec<Part> {
+    vec![Part::new("ce", 1.0, cross_entropy(logits, labels))]
 }
 
 #[cfg(test)]
@@ -48,36 +135,4 @@ pub(crate) mod test_util {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::test_util::{close, t2};
-    use super::*;
-
-    #[test]
-    fn cross_entropy_of_uniform_logits_is_ln_classes() {
-        close(
-            &cross_entropy(&t2(&[[0.0, 0.0]]), &Tensor::from_slice(&[0i64])),
-            2f64.ln(),
-        );
-    }
-
-    #[test]
-    fn from_config_picks_the_method_and_its_settings() {
-        let s = t2(&[[2.0, 0.0]]);
-        let t = t2(&[[0.0, 1.0]]);
-        let y = Tensor::from_slice(&[0i64]);
-        let mut cfg = DistillConfig {
-            method: MethodName::Hard,
-            temperature: 4.0,
-            alpha: 0.5,
-        };
-        close(
-            &from_config(&cfg).loss(&s, &t, &y),
-            hard_label_loss(&s, &t).double_value(&[]),
-        );
-        cfg.method = MethodName::Soft;
-        close(
-            &from_config(&cfg).loss(&s, &t, &y),
-            soft_kd_loss(&s, &t, &y, 4.0, 0.5).double_value(&[]),
-        );
-    }
-}
+mod tests;

@@ -1,7 +1,27 @@
 //! `soft`: Hinton et al. (2015), temperature-softened KL to the teacher mixed with cross-entropy.
 
-use super::{cross_entropy, Method};
+use super::{cross_entropy, Batch, Method, MethodSpec, Param, Part, Range};
+use crate::config::DistillConfig;
 use tch::{Kind, Reduction, Tensor};
+
+pub const TEMPERATURE: Param = Param::number(
+    "temperature",
+    4.0,
+    Range::Positive,
+    "softening temperature T of both distributions",
+);
+pub const ALPHA: Param = Param::number(
+    "alpha",
+    0.9,
+    Range::Fraction,
+    "weight of the distillation term; cross-entropy gets 1 - alpha",
+);
+
+pub const SPEC: MethodSpec = MethodSpec {
+    name: "soft",
+    summary: "Hinton et al. 2015: alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE",
+    params: &[TEMPERATURE, ALPHA],
+};
 
 /// Hinton's softened KL term:
 /// `KD = T^2 * mean_i sum_c p_ic^T (log p_ic^T - log q_ic^T)`, with `p^T = softmax(t / T)` (teacher)
@@ -34,15 +54,30 @@ pub struct Soft {
     pub alpha: f64,
 }
 
+pub fn build(cfg: &DistillConfig) -> Soft {
+    Soft {
+        temperature: cfg.number(TEMPERATURE.name),
+        alpha: cfg.number(ALPHA.name),
+    }
+}
+
+impl Soft {
+    /// The two terms: `ce` (weight 1 - alpha) and `kd` (T^2 KL, weight alpha).
+    pub fn soft_parts(&self, student: &Tensor, teacher: &Tensor, labels: &Tensor) -> Vec<Part> {
+        vec![
+            Part::new("ce", 1.0 - self.alpha, cross_entropy(student, labels)),
+            Part::new(
+                "kd",
+                self.alpha,
+                soft_kl(student, teacher, self.temperature),
+            ),
+        ]
+    }
+}
+
 impl Method for Soft {
-    fn loss(&self, student_logits: &Tensor, teacher_logits: &Tensor, labels: &Tensor) -> Tensor {
-        soft_kd_loss(
-            student_logits,
-            teacher_logits,
-            labels,
-            self.temperature,
-            self.alpha,
-        )
+    fn parts(&self, b: &Batch) -> Vec<Part> {
+        self.soft_parts(b.student, b.teacher, b.labels)
     }
 }
 

@@ -4,6 +4,7 @@ use crate::data::InputShape;
 use crate::model::ModelSize;
 use crate::protocol::Phase;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// Inference latency of one model on the run's device.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -41,15 +42,24 @@ pub struct PhaseResult {
     /// Distilled phase: where its teacher outputs came from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub teacher_outputs: Option<TeacherOutputs>,
+    /// The last epoch's mean of each named part of the training loss (unweighted).
+    #[serde(default)]
+    pub loss_parts: BTreeMap<String, f64>,
+    /// `hint`: parameters of the regressor, trained with the student but not part of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regressor_params: Option<usize>,
 }
 
 /// Where the distilled student's teacher outputs came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TeacherOutputs {
-    /// Computed once over the training set (the student's inputs are not augmented).
-    Cached,
-    /// Computed on every augmented batch, so the teacher sees the student's view.
+    /// Computed once over the training set (the student's inputs are not augmented), and
+    /// stored in the teacher-output cache.
+    Computed,
+    /// Read from the teacher-output cache: the same teacher on the same data ran before.
+    FromCache,
+    /// Computed on every batch, so the teacher sees the student's (augmented) view.
     PerBatch,
 }
 
@@ -161,9 +171,12 @@ impl RunSummary {
         let mut out = table.to_string();
         if let Some(source) = self.distilled.as_ref().and_then(|d| d.teacher_outputs) {
             out.push_str(match source {
-                TeacherOutputs::Cached => "\nteacher outputs: computed once over the training set",
+                TeacherOutputs::Computed => "\nteacher outputs: computed once over the training set",
+                TeacherOutputs::FromCache => {
+                    "\nteacher outputs: read from the cache (same teacher, same data)"
+                }
                 TeacherOutputs::PerBatch => {
-                    "\nteacher outputs: computed on every augmented batch (the teacher sees the student's view)"
+                    "\nteacher outputs: computed on every batch (the teacher sees the student's augmented view)"
                 }
             });
         }
@@ -224,6 +237,8 @@ mod tests {
             weights: format!("{}.safetensors", phase.as_str()),
             model: "mlp 8".into(),
             teacher_outputs: None,
+            loss_parts: BTreeMap::new(),
+            regressor_params: None,
         }
     }
 

@@ -2,40 +2,78 @@
 //! optimizer step each, step metrics every `log_every` steps.
 
 use super::control::Interrupt;
+use super::targets::{feature, HintKit, TeacherTargets};
 use super::Trainer;
 use crate::data::augment;
-use crate::distill;
+use crate::distill::{self, Part};
 use crate::model::Model;
 use crate::protocol::{Event, LogLevel, Phase};
-use crate::run::summary::TeacherOutputs;
 use crate::seed;
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
+use std::collections::BTreeMap;
 use std::time::Instant;
-use tch::{nn, Kind, Tensor};
+use tch::{nn, Tensor};
 
-/// The teacher's outputs the distilled student learns from.
-pub enum TeacherTargets<'a> {
-    /// Logits over the whole training set, computed once (the student's inputs are not
-    /// augmented, so the teacher's view of an example never changes).
-    Cached(Tensor),
-    /// The teacher runs on each (augmented) batch, so it sees what the student sees.
-    PerBatch(&'a Model),
+/// What the distilled phase adds to a step: the teacher's targets and, for `hint`, the regressor.
+pub struct Distilling<'t, 'k> {
+    pub targets: &'k TeacherTargets<'t>,
+    pub hint: Option<&'k mut HintKit>,
 }
 
-impl TeacherTargets<'_> {
-    /// Teacher logits for the batch of training examples `idx`, whose inputs are `x`.
-    fn for_batch(&self, idx: &Tensor, x: &Tensor) -> Tensor {
-        match self {
-            TeacherTargets::Cached(logits) => logits.index_select(0, idx),
-            TeacherTargets::PerBatch(teacher) => teacher.logits(x),
+/// Mean training loss of an epoch, in total and per part.
+pub struct EpochLoss {
+    pub total: f64,
+    pub parts: BTreeMap<String, f64>,
+}
+
+/// Losses summed on the device between two step records; read back only when logging, so
+/// training does not wait on a device sync every step.
+struct Window {
+    total: Option<Tensor>,
+    parts: BTreeMap<&'static str, (Tensor, usize)>,
+    steps: usize,
+    samples: usize,
+    started: Instant,
+}
+
+impl Window {
+    fn new() -> Window {
+        Window {
+            total: None,
+            parts: BTreeMap::new(),
+            steps: 0,
+            samples: 0,
+            started: Instant::now(),
         }
     }
 
-    pub fn kind(&self) -> TeacherOutputs {
-        match self {
-            TeacherTargets::Cached(_) => TeacherOutputs::Cached,
-            TeacherTargets::PerBatch(_) => TeacherOutputs::PerBatch,
+    fn add(&mut self, loss: &Tensor, parts: &[Part], samples: usize) {
+        let sum = |acc: Option<Tensor>, t: Tensor| {
+            Some(acc.map_or_else(|| t.shallow_clone(), |a| a + &t))
+        };
+        self.total = sum(self.total.take(), loss.detach());
+        for p in parts {
+            let entry = self.parts.remove(p.name);
+            let (acc, n) = entry.map_or((None, 0), |(t, n)| (Some(t), n));
+            let acc = sum(acc, p.value.detach()).expect("just added");
+            self.parts.insert(p.name, (acc, n + 1));
         }
+        self.steps += 1;
+        self.samples += samples;
+    }
+
+    /// Mean loss and mean of each part over the window.
+    fn means(&self) -> (f64, BTreeMap<String, f64>) {
+        let total = self
+            .total
+            .as_ref()
+            .map_or(f64::NAN, |t| t.double_value(&[]));
+        let parts = self
+            .parts
+            .iter()
+            .map(|(name, (t, n))| (name.to_string(), t.double_value(&[]) / *n as f64))
+            .collect();
+        (total / self.steps.max(1) as f64, parts)
     }
 }
 
@@ -46,9 +84,9 @@ impl Trainer {
         phase: Phase,
         model: &Model,
         opt: &mut nn::Optimizer,
-        targets: Option<&TeacherTargets>,
+        mut distilling: Option<Distilling>,
         start_cursor: usize,
-    ) -> Result<f64, Interrupt> {
+    ) -> Result<EpochLoss, Interrupt> {
         let s = self.preset.seed;
         let tag = phase.as_str();
         // Per-epoch seeds: an epoch's shuffling and dropout replay from (seed, phase, epoch) alone.
@@ -65,20 +103,18 @@ impl Trainer {
         )));
         let order = Tensor::from_slice(&order).to_device(self.device);
         let n = order.size()[0];
+        let mut epoch_sums: BTreeMap<String, (f64, usize)> = BTreeMap::new();
         let (mut epoch_loss, mut epoch_batches) = (0.0, 0usize);
-        let mut window_loss = Tensor::zeros([], (Kind::Float, self.device));
-        let (mut window_steps, mut window_samples, mut window_start) =
-            (0usize, 0usize, Instant::now());
+        let mut window = Window::new();
         // A resumed epoch skips the examples it had already used (same order: same seed).
         let mut cursor = start_cursor as i64;
         while cursor < n {
             self.epoch_cursor = cursor as usize;
             let paused_for = self.poll_commands(phase, model)?;
-            window_start += paused_for;
+            window.started += paused_for;
             self.paused_total += paused_for;
             let cfg = self.net_config(phase);
             let (lr, batch, augment) = (cfg.lr, cfg.batch_size as i64, cfg.augment);
-            opt.set_lr(lr);
             let idx = order.narrow(0, cursor, batch.min(n - cursor));
             let mut x = self.data.train.features.index_select(0, &idx);
             if !augment.is_none() {
@@ -92,26 +128,35 @@ impl Trainer {
             }
             cursor += batch;
             let y = self.data.train.labels.index_select(0, &idx);
-            let logits = model.net.forward_t(&x, true);
-            let loss = match targets {
-                Some(t) => distill::from_config(&self.preset.distill).loss(
-                    &logits,
-                    &t.for_batch(&idx, &x),
-                    &y,
-                ),
-                None => distill::cross_entropy(&logits, &y),
+            let parts = match &distilling {
+                Some(d) => self.distilled_parts(model, d, &idx, &x, &y),
+                None => distill::plain_parts(&model.net.forward_t(&x, true), &y),
             };
-            opt.backward_step(&loss);
-            // Summed on the device; read back only when logging, to avoid a sync every step.
-            window_loss += loss.detach();
-            window_steps += 1;
-            window_samples += idx.size()[0] as usize;
+            let loss = distill::total(&parts);
+            // The step seam: this batch's gradients, then the update. A data-parallel
+            // all-reduce of the gradients goes between backward and step.
+            let mut regressor_opt = distilling
+                .as_mut()
+                .and_then(|d| d.hint.as_mut())
+                .map(|h| &mut h.opt);
+            opt.set_lr(lr);
+            opt.zero_grad();
+            if let Some(r) = regressor_opt.as_mut() {
+                r.set_lr(lr);
+                r.zero_grad();
+            }
+            loss.backward();
+            opt.step();
+            if let Some(r) = regressor_opt {
+                r.step();
+            }
+            window.add(&loss, &parts, idx.size()[0] as usize);
             self.at.step += 1;
             if self.at.step == 3 && crate::fault::injected("trainer-panic") {
                 panic!("injected fault: trainer-panic");
             }
-            if window_steps >= self.preset.log_every || cursor >= n {
-                let mean = window_loss.double_value(&[]) / window_steps as f64;
+            if window.steps >= self.preset.log_every || cursor >= n {
+                let (mean, parts) = window.means();
                 if !mean.is_finite() {
                     self.log(
                         LogLevel::Warn,
@@ -122,18 +167,64 @@ impl Trainer {
                     );
                 }
                 let samples_per_sec =
-                    window_samples as f64 / window_start.elapsed().as_secs_f64().max(1e-9);
+                    window.samples as f64 / window.started.elapsed().as_secs_f64().max(1e-9);
+                for (name, value) in &parts {
+                    let e = epoch_sums.entry(name.clone()).or_insert((0.0, 0));
+                    *e = (e.0 + value * window.steps as f64, e.1 + window.steps);
+                }
+                epoch_loss += mean * window.steps as f64;
+                epoch_batches += window.steps;
                 self.emit_step(Event::Step {
                     loss: mean,
                     lr,
                     samples_per_sec,
+                    parts,
                 });
-                epoch_loss += mean * window_steps as f64;
-                epoch_batches += window_steps;
-                window_loss = Tensor::zeros([], (Kind::Float, self.device));
-                (window_steps, window_samples, window_start) = (0, 0, Instant::now());
+                window = Window::new();
             }
         }
-        Ok(epoch_loss / epoch_batches.max(1) as f64)
+        Ok(EpochLoss {
+            total: epoch_loss / epoch_batches.max(1) as f64,
+            parts: epoch_sums
+                .into_iter()
+                .map(|(k, (sum, n))| (k, sum / n.max(1) as f64))
+                .collect(),
+        })
+    }
+
+    /// The distillation method's parts for one batch, with the hint layers when it asks.
+    fn distilled_parts(
+        &self,
+        model: &Model,
+        d: &Distilling,
+        idx: &Tensor,
+        x: &Tensor,
+        labels: &Tensor,
+    ) -> Vec<Part> {
+        let method = distill::build(&self.preset.distill);
+        let epoch = self.at.epoch;
+        let layers = method.hint_layers(epoch).zip(d.hint.as_deref());
+        let (student, teacher, hint) = match layers {
+            Some(((teacher_layer, student_layer), kit)) => {
+                let (student, features) = model.net.forward_features(x, true);
+                let (teacher, guided) = d.targets.for_batch(idx, x, Some(teacher_layer));
+                let mapped = kit.regressor.apply(&feature(features, student_layer));
+                let guided = kit
+                    .regressor
+                    .target(&guided.expect("asked for the guided layer"));
+                (student, teacher, Some((mapped, guided)))
+            }
+            None => {
+                let (teacher, _) = d.targets.for_batch(idx, x, None);
+                (model.net.forward_t(x, true), teacher, None)
+            }
+        };
+        method.parts(&distill::Batch {
+            student: &student,
+            teacher: &teacher,
+            labels,
+            epoch,
+            hint,
+        })
     }
 }

@@ -14,6 +14,7 @@ mod epoch;
 mod eval;
 mod phase;
 mod resume;
+mod targets;
 
 use crate::config::{NetConfig, Preset};
 use crate::data::Splits;

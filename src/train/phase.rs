@@ -2,16 +2,19 @@
 //! best-by-validation weights, then score, time and save them.
 
 use super::control::Interrupt;
-use super::epoch::TeacherTargets;
-use super::eval::{evaluate, logits_in_chunks, measure_latency};
+use super::epoch::Distilling;
+use super::eval::{evaluate, measure_latency};
+use super::targets::{feature, HintKit, TeacherCache, TeacherTargets};
 use super::{PhaseEnd, RunError, Trainer};
 use crate::config::{NetConfig, OptimizerKind};
+use crate::distill::Regressor;
 use crate::model::Model;
 use crate::protocol::{Event, LogLevel, Phase, Position};
 use crate::run::checkpoint::BestWeights;
 use crate::run::summary::{PhaseResult, TeacherOutputs};
 use crate::run::RunFolder;
 use crate::seed;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use tch::{nn, nn::OptimizerConfig, Tensor};
 
@@ -24,6 +27,9 @@ struct Trained {
     train_seconds: f64,
     /// Where the distilled student's teacher outputs came from.
     teacher_outputs: Option<TeacherOutputs>,
+    /// The last epoch's mean of each part of the training loss.
+    loss_parts: BTreeMap<String, f64>,
+    regressor_params: Option<usize>,
 }
 
 /// The best-by-validation weights seen so far in a phase.
@@ -128,24 +134,89 @@ impl Trainer {
             ),
             _ => None,
         };
-        let targets = teacher.as_ref().map(|t| {
-            if cfg.augment.is_none() {
-                TeacherTargets::Cached(logits_in_chunks(t, &self.data.train.features))
-            } else {
-                TeacherTargets::PerBatch(t)
+        let trained = match &teacher {
+            Some(teacher) => {
+                self.train_distilled(&cfg, teacher, &mut model, &mut opt, start_cursor)
             }
-        });
-        let teacher_outputs = targets.as_ref().map(TeacherTargets::kind);
-        let trained =
-            self.train_epochs(phase, &mut model, &mut opt, targets.as_ref(), start_cursor);
-        drop(targets);
+            None => self.train_epochs(phase, &mut model, &mut opt, None, start_cursor),
+        };
         if teacher.is_some() {
             self.teacher = teacher;
         }
-        let mut trained = trained?;
-        trained.teacher_outputs = teacher_outputs;
-        self.finish_phase(phase, model, Some(trained));
+        self.finish_phase(phase, model, Some(trained?));
         Ok(())
+    }
+
+    /// The distilled phase: sets up the teacher's targets (and `hint`'s regressor), then trains.
+    fn train_distilled(
+        &mut self,
+        cfg: &NetConfig,
+        teacher: &Model,
+        model: &mut Model,
+        opt: &mut nn::Optimizer,
+        start_cursor: usize,
+    ) -> Result<Trained, PhaseEnd> {
+        let method = crate::distill::build(&self.preset.distill);
+        let layers = method
+            .hint_layers(1)
+            .or_else(|| method.hint_layers(usize::MAX))
+            .map(|(t, s)| (t.to_string(), s.to_string()));
+        let mut hint = match &layers {
+            Some((teacher_layer, student_layer)) => {
+                Some(self.hint_kit(cfg, teacher, model, teacher_layer, student_layer)?)
+            }
+            None => None,
+        };
+        let train = &self.data.train.features;
+        let augmented = !cfg.augment.is_none();
+        let cache = (!augmented)
+            .then(|| TeacherCache::new(teacher, &self.data_key()))
+            .flatten();
+        let guided = layers.as_ref().map(|(t, _)| t.as_str());
+        let targets = TeacherTargets::new(teacher, train, augmented, guided, cache.as_ref());
+        let distilling = Distilling {
+            targets: &targets,
+            hint: hint.as_mut(),
+        };
+        let mut trained =
+            self.train_epochs(Phase::Distilled, model, opt, Some(distilling), start_cursor)?;
+        trained.teacher_outputs = Some(targets.outputs);
+        trained.regressor_params = hint.as_ref().map(|h| h.regressor.params());
+        Ok(trained)
+    }
+
+    /// `hint`'s regressor, shaped from one example's outputs of the two layers.
+    fn hint_kit(
+        &self,
+        cfg: &NetConfig,
+        teacher: &Model,
+        student: &Model,
+        teacher_layer: &str,
+        student_layer: &str,
+    ) -> Result<HintKit, PhaseEnd> {
+        let one = self.data.train.features.narrow(0, 0, 1);
+        let shape = |m: &Model, layer: &str| {
+            let f = tch::no_grad(|| feature(m.net.forward_features(&one, false).1, layer));
+            f.size()[1..].to_vec()
+        };
+        let regressor = Regressor::new(
+            self.device,
+            &shape(student, student_layer),
+            &shape(teacher, teacher_layer),
+        );
+        let opt = optimizer(cfg, &regressor.vs)
+            .map_err(|e| PhaseEnd::Failed(RunError::Optimizer(e.to_string())))?;
+        Ok(HintKit { regressor, opt })
+    }
+
+    /// What the teacher-output cache keys the data by: source, preprocessing, split and seed.
+    fn data_key(&self) -> String {
+        format!(
+            "{}|seed {}|train {}",
+            serde_json::to_string(&self.preset.data).unwrap_or_default(),
+            self.preset.seed,
+            self.data.train.len()
+        )
     }
 
     /// The epoch loop of a phase; then restores the best-by-validation weights into `model`.
@@ -154,7 +225,7 @@ impl Trainer {
         phase: Phase,
         model: &mut Model,
         opt: &mut nn::Optimizer,
-        targets: Option<&TeacherTargets>,
+        mut distilling: Option<Distilling>,
         mut start_cursor: usize,
     ) -> Result<Trained, PhaseEnd> {
         let n_train = self.data.train.len();
@@ -163,11 +234,17 @@ impl Trainer {
             epochs: self.net_config(phase).epochs,
             steps_per_epoch: n_train.div_ceil(batch_size),
         });
+        let mut last_parts = BTreeMap::new();
         while self.at.epoch < self.net_config(phase).epochs {
             self.at.epoch += 1;
             let cursor = std::mem::take(&mut start_cursor);
-            match self.train_epoch(phase, model, opt, targets, cursor) {
-                Ok(train_loss) => {
+            let this_epoch = distilling.as_mut().map(|d| Distilling {
+                targets: d.targets,
+                hint: d.hint.as_deref_mut(),
+            });
+            match self.train_epoch(phase, model, opt, this_epoch, cursor) {
+                Ok(loss) => {
+                    last_parts = loss.parts.clone();
                     let val = evaluate(model, &self.data.val, self.data.num_classes);
                     if self.best.as_ref().is_none_or(|b| val.acc > b.val_acc) {
                         self.best = Some(Best {
@@ -178,7 +255,8 @@ impl Trainer {
                     }
                     let epochs = self.net_config(phase).epochs;
                     self.emit(Event::Epoch {
-                        train_loss,
+                        train_loss: loss.total,
+                        train_parts: loss.parts,
                         val_loss: val.loss,
                         val_acc: val.acc,
                         epochs,
@@ -205,6 +283,8 @@ impl Trainer {
             test_acc_last: last.acc,
             train_seconds: self.phase_train_seconds(),
             teacher_outputs: None,
+            loss_parts: last_parts,
+            regressor_params: None,
         })
     }
 
@@ -224,6 +304,8 @@ impl Trainer {
             test_acc_last: test.acc,
             train_seconds: 0.0,
             teacher_outputs: None,
+            loss_parts: BTreeMap::new(),
+            regressor_params: None,
         });
         let weights = format!("{}.safetensors", phase.as_str());
         if let Err(e) = model.vs.save(self.run.path(&weights)) {
@@ -244,6 +326,8 @@ impl Trainer {
             weights,
             model: self.net_config(phase).model.to_string(),
             teacher_outputs: trained.teacher_outputs,
+            loss_parts: trained.loss_parts,
+            regressor_params: trained.regressor_params,
         };
         self.results.push(result.clone());
         if phase == Phase::Teacher {

@@ -41,6 +41,8 @@ fn result(phase: Phase, params: usize, acc: f64, latency_us: f64) -> PhaseResult
         weights: format!("{}.safetensors", phase.as_str()),
         model: "mlp 32".into(),
         teacher_outputs: None,
+        loss_parts: Default::default(),
+        regressor_params: None,
     }
 }
 
@@ -78,6 +80,7 @@ fn feed_phase(
                     loss,
                     lr: 1e-3,
                     samples_per_sec: 6400.0,
+                    parts: Default::default(),
                 },
             ));
         }
@@ -93,6 +96,7 @@ fn feed_phase(
                 val_loss: 0.4,
                 val_acc,
                 epochs: 6,
+                train_parts: Default::default(),
             },
         ));
     }
@@ -163,6 +167,7 @@ fn mid_run() -> App {
                 loss,
                 lr: 1e-3,
                 samples_per_sec: 6400.0,
+                parts: Default::default(),
             },
         ));
         if step % 20 == 0 {
@@ -176,6 +181,7 @@ fn mid_run() -> App {
                     val_loss: 0.3,
                     val_acc: 0.9 + 0.01 * epoch as f64,
                     epochs: 6,
+                    train_parts: Default::default(),
                 },
             ));
         }
@@ -373,7 +379,7 @@ fn invalid_values_are_refused_with_the_reason_and_nothing_is_sent() {
     assert_eq!(app.update(key(KeyCode::Enter)), None);
     assert!(matches!(&app.mode, Mode::Editing { refused: Some(r), .. } if r.contains("> 0")));
     assert_eq!(
-        app.preset.as_ref().unwrap().distill.temperature,
+        app.preset.as_ref().unwrap().distill.number("temperature"),
         8.0,
         "unchanged (8 from the earlier edit)"
     );
@@ -506,6 +512,7 @@ fn a_tick_within_the_second_keeps_a_pending_change() {
         loss: 0.3,
         lr: 1e-3,
         samples_per_sec: 1.0,
+        parts: Default::default(),
     };
     app.update(stamped(Some(Phase::Distilled), 4, 75, 3.9, step));
     app.update(Msg::Tick(Duration::from_millis(4100)));
@@ -541,6 +548,7 @@ fn late_steps_of_a_finished_phase_do_not_move_the_counters() {
             loss: 0.1,
             lr: 1e-3,
             samples_per_sec: 1.0,
+            parts: Default::default(),
         },
     ));
     let p = &app.progress;
@@ -565,6 +573,7 @@ fn trailing_steps_do_not_move_the_counters_back() {
         val_loss: 0.4,
         val_acc: 0.93,
         epochs: 6,
+        train_parts: Default::default(),
     };
     app.update(stamped(p, 4, 80, 3.9, epoch));
     app.update(stamped(
@@ -576,6 +585,7 @@ fn trailing_steps_do_not_move_the_counters_back() {
             loss: 0.2,
             lr: 1e-3,
             samples_per_sec: 1.0,
+            parts: Default::default(),
         },
     ));
     assert_eq!((app.progress.epoch, app.progress.step), (4, 80));

@@ -13,9 +13,15 @@ use std::process::Command;
 /// Short runs of the default preset: 3 teacher and 3 student epochs.
 pub const FEW_EPOCHS: [&str; 2] = ["teacher.epochs=3", "student.epochs=3"];
 
-/// The `kd-tui` binary built for these tests.
+/// The `kd-tui` binary built for these tests, with its teacher-output cache under the target
+/// folder rather than the user's cache.
 pub fn kd_tui() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_kd-tui"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kd-tui"));
+    command.env(
+        "KD_TUI_CACHE",
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("kd-tui-cache"),
+    );
+    command
 }
 
 /// How a finished `kd-tui` process ended.
@@ -32,11 +38,16 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let output = kd_tui().args(args).output().expect("starting kd-tui");
-    Outcome {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    Outcome::of(kd_tui().args(args).output().expect("starting kd-tui"))
+}
+
+impl Outcome {
+    pub fn of(output: std::process::Output) -> Outcome {
+        Outcome {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
     }
 }
 
@@ -89,7 +100,13 @@ impl Run {
         for o in overrides {
             args.extend(["--set".into(), OsString::from(o)]);
         }
-        let outcome = run(&args);
+        // A cache of its own: whether the teacher's outputs come from the cache is then known.
+        let output = kd_tui()
+            .args(&args)
+            .env("KD_TUI_CACHE", tmp.path().join("cache"))
+            .output()
+            .expect("starting kd-tui");
+        let outcome = Outcome::of(output);
         assert_eq!(
             outcome.code,
             Some(0),

@@ -116,7 +116,7 @@ fn override_syntax_is_checked() {
 fn live_edits_are_validated() {
     let p = load(DEFAULT_PRESET, "d", &[]).unwrap();
     let e = p.with_edit("distill.temperature", "8").unwrap();
-    assert_eq!(e.distill.temperature, 8.0);
+    assert_eq!(e.distill.number("temperature"), 8.0);
     assert_eq!(e.get("distill.temperature"), Some(toml::Value::Float(8.0)));
     assert_eq!(
         p.with_edit("distill.method", "hard")

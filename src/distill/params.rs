@@ -1,0 +1,127 @@
+//! Hyperparameter declarations and the checks that come from them.
+
+/// What values a number may take.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Range {
+    /// `> 0`
+    Positive,
+    /// `[0, 1]`
+    Fraction,
+    /// `>= 0`
+    NonNegative,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ParamKind {
+    Number {
+        default: f64,
+        range: Range,
+    },
+    /// A whole number of epochs, `>= 0`.
+    Epochs {
+        default: usize,
+    },
+    /// A layer name (`kd-tui models PRESET` lists them); required.
+    Layer,
+}
+
+/// One hyperparameter of a method.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Param {
+    pub name: &'static str,
+    pub kind: ParamKind,
+    /// Editable while the run goes on (takes effect at the next step).
+    pub live: bool,
+    pub doc: &'static str,
+}
+
+impl Param {
+    pub const fn number(
+        name: &'static str,
+        default: f64,
+        range: Range,
+        doc: &'static str,
+    ) -> Param {
+        Param {
+            name,
+            kind: ParamKind::Number { default, range },
+            live: true,
+            doc,
+        }
+    }
+
+    pub const fn epochs(name: &'static str, default: usize, doc: &'static str) -> Param {
+        Param {
+            name,
+            kind: ParamKind::Epochs { default },
+            live: true,
+            doc,
+        }
+    }
+
+    pub const fn layer(name: &'static str, doc: &'static str) -> Param {
+        Param {
+            name,
+            kind: ParamKind::Layer,
+            live: false,
+            doc,
+        }
+    }
+
+    /// The value a preset gets when it leaves this out; `None` when it must be given.
+    pub fn default_value(&self) -> Option<toml::Value> {
+        match self.kind {
+            ParamKind::Number { default, .. } => Some(toml::Value::Float(default)),
+            ParamKind::Epochs { default } => Some(toml::Value::Integer(default as i64)),
+            ParamKind::Layer => None,
+        }
+    }
+
+    /// Checks a value (as TOML) and returns it in its canonical type (integers given for a
+    /// number become floats).
+    pub fn check(&self, value: &toml::Value) -> Result<toml::Value, String> {
+        match self.kind {
+            ParamKind::Number { range, .. } => {
+                let x = match value {
+                    toml::Value::Float(f) => *f,
+                    toml::Value::Integer(i) => *i as f64,
+                    other => return Err(format!("expected a number, found {other}")),
+                };
+                let (ok, allowed) = match range {
+                    Range::Positive => (x.is_finite() && x > 0.0, "a number > 0"),
+                    Range::Fraction => ((0.0..=1.0).contains(&x), "within [0, 1]"),
+                    Range::NonNegative => (x.is_finite() && x >= 0.0, "a number >= 0"),
+                };
+                if ok {
+                    Ok(toml::Value::Float(x))
+                } else {
+                    Err(format!("must be {allowed} (got {x})"))
+                }
+            }
+            ParamKind::Epochs { .. } => match value {
+                toml::Value::Integer(i) if *i >= 0 => Ok(value.clone()),
+                other => Err(format!("expected a non-negative integer, found {other}")),
+            },
+            ParamKind::Layer => match value {
+                toml::Value::String(s) if !s.is_empty() => Ok(value.clone()),
+                other => Err(format!("expected a layer name in quotes, found {other}")),
+            },
+        }
+    }
+
+    /// What the preset documentation and error messages say is allowed.
+    pub fn allowed(&self) -> String {
+        match self.kind {
+            ParamKind::Number { default, range } => {
+                let range = match range {
+                    Range::Positive => "> 0",
+                    Range::Fraction => "in [0, 1]",
+                    Range::NonNegative => ">= 0",
+                };
+                format!("{range}, default {default}")
+            }
+            ParamKind::Epochs { default } => format!("epochs >= 0, default {default}"),
+            ParamKind::Layer => "a layer name (kd-tui models PRESET lists them)".into(),
+        }
+    }
+}
