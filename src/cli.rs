@@ -46,6 +46,15 @@ pub struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Subcommand {
+    /// List a preset's teacher and student layer by layer (the names `hint` takes), with the
+    /// shape of each layer's output.
+    Models {
+        /// Preset file (default: the embedded digits preset).
+        preset: Option<PathBuf>,
+        /// Override a preset key (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<Override>,
+    },
     /// Export a finished run's model: TorchScript (for torch.jit.load) or safetensors.
     Export {
         /// The run folder (holds summary.json and preset.toml).
@@ -91,6 +100,37 @@ fn run_export(run_dir: &Path, model: ExportModel, format: Format, out: Option<Pa
     }
 }
 
+fn run_models(preset: Option<PathBuf>, overrides: &[Override]) -> i32 {
+    let described = read_preset(preset.as_deref(), overrides)
+        .map_err(|e| e.to_string())
+        .and_then(|preset| {
+            let data = crate::data::load(&preset.data, preset.seed).map_err(|e| e.to_string())?;
+            crate::inspect::describe(&preset, &data.input, data.num_classes)
+        });
+    match described {
+        Ok(text) => {
+            print!("{text}");
+            0
+        }
+        Err(e) => {
+            eprintln!("kd-tui: {e}");
+            EXIT_BAD_INPUT
+        }
+    }
+}
+
+/// A preset file, or the embedded default, with overrides.
+fn read_preset(path: Option<&Path>, overrides: &[Override]) -> Result<Preset, config::PresetError> {
+    match path {
+        Some(path) => config::load_file(path, overrides),
+        None => config::load(
+            config::DEFAULT_PRESET,
+            config::DEFAULT_PRESET_NAME,
+            overrides,
+        ),
+    }
+}
+
 /// An error before training starts; printed as is, exit code 2.
 fn bad_input(message: impl std::fmt::Display) -> String {
     format!("kd-tui: {message}")
@@ -102,12 +142,7 @@ fn load_preset(args: &Args, resume: Option<&Checkpoint>) -> Result<Preset, Strin
             let origin = format!("{} (live preset)", dir.join(checkpoint::FILE).display());
             config::load(&ckpt.preset, &origin, &args.overrides)
         }
-        (_, Some(path), _) => config::load_file(path, &args.overrides),
-        _ => config::load(
-            config::DEFAULT_PRESET,
-            config::DEFAULT_PRESET_NAME,
-            &args.overrides,
-        ),
+        (_, path, _) => read_preset(path.as_deref(), &args.overrides),
     }
     .map_err(bad_input)
 }
@@ -122,7 +157,7 @@ fn setup(args: &Args) -> Result<TrainerSetup, String> {
     let spec = crate::device::parse(&preset.device).map_err(bad_input)?;
     let device = crate::device::resolve(spec).map_err(|e| bad_input(format!("device: {e}")))?;
     let data = crate::data::load(&preset.data, preset.seed).map_err(bad_input)?;
-    check_models(&preset, &data.input).map_err(bad_input)?;
+    check_models(&preset, &data.input, data.num_classes).map_err(bad_input)?;
     if preset.data.source == DataSource::Csv {
         // The run folder's preset.toml records which label value each class index stands for.
         preset.data.classes = Some(data.classes.clone());
@@ -148,27 +183,28 @@ fn setup(args: &Args) -> Result<TrainerSetup, String> {
 }
 
 /// Refuses a model or an augmentation the data's shape cannot take, naming the key.
-fn check_models(preset: &Preset, input: &InputShape) -> Result<(), String> {
+fn check_models(preset: &Preset, input: &InputShape, classes: usize) -> Result<(), String> {
     for (role, net) in [("teacher", &preset.teacher), ("student", &preset.student)] {
         crate::model::check_fits(&net.model, input)
             .map_err(|e| format!("key `{role}.model`: {e}"))?;
         crate::data::augment::check(&net.augment, input)
             .map_err(|e| format!("key `{role}.augment`: {e}"))?;
     }
-    Ok(())
+    crate::inspect::check_hint_layers(preset, input, classes)
 }
 
 /// Runs kd-tui with the process's arguments; returns the exit code.
 pub fn main() -> i32 {
     let args = Args::parse();
-    if let Some(Subcommand::Export {
-        run_dir,
-        model,
-        format,
-        out,
-    }) = args.command
-    {
-        return run_export(&run_dir, model, format, out);
+    match args.command {
+        Some(Subcommand::Export {
+            run_dir,
+            model,
+            format,
+            out,
+        }) => return run_export(&run_dir, model, format, out),
+        Some(Subcommand::Models { preset, overrides }) => return run_models(preset, &overrides),
+        None => {}
     }
     if !args.batch && !std::io::stdout().is_terminal() {
         eprintln!(

@@ -13,6 +13,7 @@ pub mod device;
 pub mod distill;
 pub mod export;
 pub mod fault;
+pub mod inspect;
 pub mod model;
 pub mod protocol;
 pub mod run;

@@ -169,6 +169,11 @@ impl RunSummary {
             ]);
         }
         let mut out = table.to_string();
+        if let Some(params) = self.distilled.as_ref().and_then(|d| d.regressor_params) {
+            out.push_str(&format!(
+                "\nhint regressor: {params} parameters (trained with the student, not counted in or saved with it)"
+            ));
+        }
         if let Some(source) = self.distilled.as_ref().and_then(|d| d.teacher_outputs) {
             out.push_str(match source {
                 TeacherOutputs::Computed => "\nteacher outputs: computed once over the training set",

@@ -1,0 +1,70 @@
+//! `kd-tui models PRESET`: what the preset's teacher and student are, layer by layer, and the
+//! check that `hint`'s layer names exist, both from a forward pass of one example.
+
+use crate::config::{ModelConfig, Preset};
+use crate::data::InputShape;
+use crate::model::Model;
+use tch::{Device, Kind, Tensor};
+
+/// Each named layer of a model with the shape of its output for one example.
+pub fn layers(
+    cfg: &ModelConfig,
+    input: &InputShape,
+    classes: usize,
+) -> Result<Vec<(String, Vec<i64>)>, String> {
+    let model = Model::new(cfg, input, classes, Device::Cpu).map_err(|e| e.to_string())?;
+    let x = Tensor::zeros([1, input.numel() as i64], (Kind::Float, Device::Cpu));
+    let (_, features) = tch::no_grad(|| model.net.forward_features(&x, false));
+    Ok(features
+        .into_iter()
+        .map(|(name, t)| (name, t.size()[1..].to_vec()))
+        .collect())
+}
+
+/// The models of a preset for data of `input` shape, as text.
+pub fn describe(preset: &Preset, input: &InputShape, classes: usize) -> Result<String, String> {
+    let mut out = format!("input {input}, {classes} classes\n");
+    for (role, net) in [("teacher", &preset.teacher), ("student", &preset.student)] {
+        let model =
+            Model::new(&net.model, input, classes, Device::Cpu).map_err(|e| e.to_string())?;
+        out.push_str(&format!(
+            "\n{role}: {} ({} parameters)\n",
+            net.model,
+            model.size().params
+        ));
+        for (name, shape) in layers(&net.model, input, classes)? {
+            out.push_str(&format!("  {name:<16} {shape:?}\n"));
+        }
+        out.push_str(&format!("  {:<16} [{classes}] (logits)\n", "output"));
+    }
+    Ok(out)
+}
+
+/// `hint`: the named teacher and student layers exist; the error lists the names there are.
+pub fn check_hint_layers(
+    preset: &Preset,
+    input: &InputShape,
+    classes: usize,
+) -> Result<(), String> {
+    if crate::distill::spec(preset.distill.method)
+        .param("teacher_layer")
+        .is_none()
+    {
+        return Ok(());
+    }
+    for (role, net) in [("teacher", &preset.teacher), ("student", &preset.student)] {
+        let wanted = preset.distill.text(&format!("{role}_layer"));
+        let names: Vec<String> = layers(&net.model, input, classes)?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        if !names.iter().any(|n| n == wanted) {
+            return Err(format!(
+                "key `distill.{role}_layer`: the {role} ({}) has no layer `{wanted}`; its layers: {}",
+                net.model,
+                if names.is_empty() { "none (a single linear layer)".to_string() } else { names.join(", ") }
+            ));
+        }
+    }
+    Ok(())
+}
