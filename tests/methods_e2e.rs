@@ -1,0 +1,259 @@
+//! Every distillation method end to end on digits (and, where MNIST is present, `hint` with a
+//! CNN teacher on MNIST): the loss parts in metrics.jsonl and the summary, hint's regressor kept
+//! apart from the student, and the teacher-output cache.
+
+mod common;
+
+use common::{kd_tui, write_preset, Outcome, Run};
+use kd_tui::run::summary::TeacherOutputs;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::path::Path;
+
+const FEW: [&str; 3] = [
+    "teacher.epochs=2",
+    "student.epochs=2",
+    "student.baseline=false",
+];
+
+fn parts_of_steps(run: &Run) -> BTreeSet<String> {
+    run.metrics()
+        .iter()
+        .filter(|r| r["type"] == "step" && r["phase"] == "distilled")
+        .flat_map(|r| {
+            r["parts"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn every_method_trains_and_reports_its_loss_parts() {
+    for (method, extra, parts) in [
+        ("hard", &[][..], &["hard"][..]),
+        ("soft", &[], &["ce", "kd"]),
+        ("dkd", &["distill.warmup=1"], &["ce", "nckd", "tckd"]),
+        ("dist", &[], &["ce", "inter", "intra"]),
+        (
+            "hint",
+            &[
+                r#"distill.teacher_layer="layers.1""#,
+                r#"distill.student_layer="layers.0""#,
+            ],
+            &["ce", "hint", "kd"],
+        ),
+    ] {
+        let set = format!("distill.method={method}");
+        let run = Run::digits(&[&FEW[..], &[set.as_str()], extra].concat());
+        let expected: BTreeSet<String> = parts.iter().map(|p| p.to_string()).collect();
+        assert_eq!(parts_of_steps(&run), expected, "{method}: step records");
+        let summary = run.summary();
+        let distilled = summary.distilled.as_ref().unwrap();
+        let reported: BTreeSet<String> = distilled.loss_parts.keys().cloned().collect();
+        assert_eq!(reported, expected, "{method}: summary");
+        assert!(
+            distilled
+                .loss_parts
+                .values()
+                .all(|v| v.is_finite() && *v >= 0.0),
+            "{method}"
+        );
+        // The teacher's parts: its cross-entropy only.
+        assert_eq!(
+            summary
+                .teacher
+                .as_ref()
+                .unwrap()
+                .loss_parts
+                .keys()
+                .collect::<Vec<_>>(),
+            ["ce"]
+        );
+        assert!(
+            distilled.test_acc > 0.3,
+            "{method} learns: {}",
+            distilled.test_acc
+        );
+        // Defaults filled in: the run folder's preset names every hyperparameter it used.
+        let preset = run.preset();
+        for p in kd_tui::distill::spec(preset.distill.method).params {
+            assert!(
+                preset.distill.params.contains_key(p.name),
+                "{method}: {}",
+                p.name
+            );
+        }
+        let weights = std::fs::read(run.file("distilled.safetensors")).unwrap();
+        let names = safetensors::SafeTensors::deserialize(&weights)
+            .unwrap()
+            .names()
+            .len();
+        assert_eq!(
+            names, 4,
+            "{method}: the student's two layers only, no regressor"
+        );
+        match method {
+            "hint" => {
+                // layers.0 of the student is 32 wide, the teacher's layers.1 256: 32*256 + 256.
+                assert_eq!(distilled.regressor_params, Some(32 * 256 + 256));
+                assert!(run
+                    .outcome
+                    .stdout
+                    .contains("hint regressor: 8448 parameters"));
+            }
+            _ => assert_eq!(distilled.regressor_params, None),
+        }
+    }
+}
+
+#[test]
+fn two_stage_hint_trains_the_hint_alone_first() {
+    let run = Run::digits(
+        &[
+            &FEW[..],
+            &[
+                "distill.method=hint",
+                r#"distill.teacher_layer="layers.0""#,
+                r#"distill.student_layer="layers.0""#,
+                "distill.hint_epochs=1",
+            ],
+        ]
+        .concat(),
+    );
+    let epochs: Vec<(u64, Vec<String>)> = run
+        .metrics()
+        .iter()
+        .filter(|r| r["type"] == "epoch" && r["phase"] == "distilled")
+        .map(|r| {
+            let parts = r["train_parts"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .cloned()
+                .collect();
+            (r["epoch"].as_u64().unwrap(), parts)
+        })
+        .collect();
+    assert_eq!(
+        epochs,
+        [
+            (1, vec!["hint".to_string()]),
+            (2, vec!["ce".to_string(), "kd".into()])
+        ]
+    );
+}
+
+/// `kd-tui --batch` with overrides and an explicit teacher-output cache.
+fn run_with_cache(dir: &Path, cache: &Path, overrides: &[String]) -> Outcome {
+    let mut command = kd_tui();
+    command
+        .args(["--batch", "--out"])
+        .arg(dir)
+        .env("KD_TUI_CACHE", cache);
+    for o in overrides {
+        command.args(["--set", o]);
+    }
+    let outcome = Outcome::of(command.output().unwrap());
+    assert_eq!(outcome.code, Some(0), "{}", outcome.stderr);
+    outcome
+}
+
+#[test]
+fn the_teacher_pass_is_skipped_when_the_cache_has_its_outputs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let first = tmp.path().join("first");
+    run_with_cache(&first, &cache, &FEW.map(String::from));
+    let teacher = first.join("teacher.safetensors");
+    let again = |name: &str| {
+        let dir = tmp.path().join(name);
+        let mut o: Vec<String> = FEW.map(String::from).to_vec();
+        o.push(format!(
+            "teacher.checkpoint={:?}",
+            teacher.display().to_string()
+        ));
+        let out = run_with_cache(&dir, &cache, &o);
+        (common::read_summary(&dir), out)
+    };
+    let first_summary = common::read_summary(&first);
+    assert_eq!(
+        first_summary.distilled.unwrap().teacher_outputs,
+        Some(TeacherOutputs::Computed)
+    );
+    // The loaded teacher is the same weights on the same data: its outputs come from the cache,
+    // and the student trains exactly as it did on computed outputs.
+    let (second, out) = again("second");
+    assert_eq!(
+        second.distilled.unwrap().teacher_outputs,
+        Some(TeacherOutputs::FromCache)
+    );
+    assert!(out.stdout.contains("read from the cache"), "{}", out.stdout);
+    assert_eq!(
+        std::fs::read(first.join("distilled.safetensors")).unwrap(),
+        std::fs::read(tmp.path().join("second/distilled.safetensors")).unwrap()
+    );
+    // Another split (seed) is other data: no hit.
+    let dir = tmp.path().join("other-seed");
+    let mut o: Vec<String> = FEW.map(String::from).to_vec();
+    o.push(format!(
+        "teacher.checkpoint={:?}",
+        teacher.display().to_string()
+    ));
+    o.push("seed=8".into());
+    run_with_cache(&dir, &cache, &o);
+    assert_eq!(
+        common::read_summary(&dir)
+            .distilled
+            .unwrap()
+            .teacher_outputs,
+        Some(TeacherOutputs::Computed)
+    );
+}
+
+#[test]
+fn hint_from_a_cnn_teacher_on_mnist() {
+    let mnist = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mnist");
+    if !mnist.join("train-images-idx3-ubyte.gz").exists()
+        && !mnist.join("train-images-idx3-ubyte").exists()
+    {
+        eprintln!("skipping: MNIST not found at {}", mnist.display());
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let preset = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/presets/mnist-cnn.toml"
+    ))
+    .unwrap();
+    let preset = write_preset(tmp.path(), "mnist-cnn.toml", &preset);
+    let run = Run::new(
+        Some(&preset),
+        &[
+            &format!("data.path={:?}", mnist.display().to_string()),
+            "data.train_limit=3000",
+            "teacher.epochs=1",
+            "student.epochs=1",
+            "student.model.hidden=[64]",
+            "distill.method=hint",
+            r#"distill.teacher_layer="features.1""#,
+            r#"distill.student_layer="layers.0""#,
+        ],
+    );
+    let summary = run.summary();
+    let distilled = summary.distilled.unwrap();
+    // The MLP's 64 units onto the CNN's 64x7x7 map, flattened: a linear regressor.
+    assert_eq!(distilled.regressor_params, Some(64 * 3136 + 3136));
+    assert!(distilled.loss_parts.contains_key("hint"));
+    // One short epoch on 3000 images: well above chance (10%) is what it can show.
+    assert!(distilled.test_acc > 0.3, "{}", distilled.test_acc);
+    let started = run
+        .metrics()
+        .into_iter()
+        .find(|r| r["type"] == "run_started")
+        .unwrap();
+    assert_eq!(started["train_examples"], Value::from(3000));
+}
