@@ -21,9 +21,22 @@ struct PhaseBar {
     loss: f64,
     /// Latest epoch and its validation accuracy.
     epoch: Option<(usize, usize, f64)>,
+    /// Step at which the latest epoch ended.
+    epoch_end_step: u64,
+    /// Epochs of the phase (live-editable).
+    epochs: usize,
 }
 
 impl PhaseBar {
+    /// Steps done plus the epochs left at the current steps per epoch: right after an epochs
+    /// or batch-size edit too.
+    fn follow_schedule(&mut self) {
+        let done = self.epoch.map_or(0, |e| e.0);
+        let left = self.epochs.saturating_sub(done) as u64;
+        self.bar
+            .set_length(self.epoch_end_step + left * self.steps_per_epoch);
+    }
+
     fn show(&self) {
         let mut message = format!("loss {:.4}", self.loss);
         if let Some((epoch, epochs, val_acc)) = self.epoch {
@@ -51,7 +64,7 @@ impl Progress {
                         .progress_chars("=> "),
                 );
                 bar.set_prefix(phase.to_string());
-                *current = Some(PhaseBar { bar, steps_per_epoch: *steps_per_epoch as u64, loss: f64::NAN, epoch: None });
+                *current = Some(PhaseBar { bar, steps_per_epoch: *steps_per_epoch as u64, loss: f64::NAN, epoch: None, epoch_end_step: 0, epochs: *epochs });
             }
             (Progress::Bar(Some(p)), Event::Step { loss, .. }) => {
                 p.bar.set_position(s.at.step as u64);
@@ -59,10 +72,19 @@ impl Progress {
                 p.show();
             }
             (Progress::Bar(Some(p)), Event::Epoch { val_acc, epochs, .. }) => {
-                // Epochs can be edited live: the bar follows.
-                p.bar.set_length(p.steps_per_epoch * *epochs as u64);
                 p.epoch = Some((s.at.epoch, *epochs, *val_acc));
+                p.epoch_end_step = s.at.step as u64;
+                p.epochs = *epochs;
+                p.follow_schedule();
                 p.show();
+            }
+            // A batch-size edit changes the steps per epoch (the old size is in the event).
+            (Progress::Bar(Some(p)), Event::Edit { key, old, new }) if key.ends_with(".batch_size") => {
+                if let (Some(old), Some(new)) = (old.as_u64(), new.as_u64().filter(|&n| n > 0)) {
+                    p.steps_per_epoch = (p.steps_per_epoch * old).div_ceil(new);
+                    p.follow_schedule();
+                }
+                p.bar.println(format!("{phase:>9} {}", s.event.control_line().unwrap_or_default()));
             }
             (Progress::Bar(current), Event::Finished { .. }) => {
                 if let Some(p) = current.take() {

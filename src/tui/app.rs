@@ -6,7 +6,7 @@ use crate::model::ModelSize;
 use crate::protocol::{Command, Event, LogLevel, Phase, Role, Stamped};
 use crate::run::summary::{PhaseResult, RunSummary};
 use crossterm::event::KeyEvent;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 /// Lines kept in the event log.
@@ -37,56 +37,44 @@ pub enum Mode {
     Normal,
     /// Editing the selected hyperparameter; `refused` holds the last rejection's reason.
     Editing {
-        buffer: String,
+        field: EditField,
         refused: Option<String>,
     },
     Confirm(Confirm),
     Help,
 }
 
-/// A row of the hyperparameter panel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Hyper {
-    Lr,
-    BatchSize,
-    Epochs,
-    Method,
-    Temperature,
-    Alpha,
+/// The edit field: a line editor with the keys people type by reflex (Left/Right, Home/End,
+/// Ctrl-A/E, Ctrl-U, Ctrl-W, Ctrl-K, ...), from `tui-input`.
+#[derive(Debug, Clone, Default)]
+pub struct EditField(pub tui_input::Input);
+
+impl EditField {
+    pub fn new(value: String) -> EditField {
+        EditField(tui_input::Input::new(value))
+    }
+
+    pub fn value(&self) -> &str {
+        self.0.value()
+    }
+
+    /// Characters before the cursor.
+    pub fn cursor(&self) -> usize {
+        self.0.cursor()
+    }
 }
 
-impl Hyper {
-    pub const ALL: [Hyper; 6] = [
-        Hyper::Lr,
-        Hyper::BatchSize,
-        Hyper::Epochs,
-        Hyper::Method,
-        Hyper::Temperature,
-        Hyper::Alpha,
-    ];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Hyper::Lr => "lr",
-            Hyper::BatchSize => "batch size",
-            Hyper::Epochs => "epochs",
-            Hyper::Method => "method",
-            Hyper::Temperature => "temperature",
-            Hyper::Alpha => "alpha",
-        }
+impl PartialEq for EditField {
+    fn eq(&self, other: &EditField) -> bool {
+        self.value() == other.value() && self.cursor() == other.cursor()
     }
+}
 
-    /// The preset key this row edits while `role` trains.
-    pub fn key(self, role: Role) -> String {
-        match self {
-            Hyper::Lr => format!("{}.lr", role.table()),
-            Hyper::BatchSize => format!("{}.batch_size", role.table()),
-            Hyper::Epochs => format!("{}.epochs", role.table()),
-            Hyper::Method => "distill.method".into(),
-            Hyper::Temperature => "distill.temperature".into(),
-            Hyper::Alpha => "distill.alpha".into(),
-        }
-    }
+/// A row of the hyperparameter panel: a live preset key and its label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HyperRow {
+    pub label: String,
+    pub key: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -105,6 +93,8 @@ pub struct PhaseSeries {
     pub val_acc: Vec<(f64, f64)>,
     /// Steps at which a hyperparameter changed.
     pub edits: Vec<f64>,
+    /// (step, mean) of each named part of the loss.
+    pub parts: BTreeMap<String, Vec<(f64, f64)>>,
     pub result: Option<PhaseResult>,
 }
 
@@ -112,14 +102,21 @@ pub struct PhaseSeries {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Progress {
     pub phase: Option<Phase>,
+    /// The epoch in progress (1-based) as the latest step says.
     pub epoch: usize,
     pub epochs: usize,
+    /// Epochs finished in this phase, and the step at which the last one ended.
+    pub epochs_done: usize,
+    pub epoch_start_step: usize,
     pub step: usize,
     pub steps_per_epoch: usize,
     pub samples_per_sec: f64,
     /// Trainer wall time of the latest event and of the current phase's start.
     pub wall_time: f64,
     pub phase_started: f64,
+    /// Time this phase spent paused, and since when it is paused now.
+    pub paused_seconds: f64,
+    pub paused_since: Option<f64>,
 }
 
 impl Progress {
@@ -128,27 +125,41 @@ impl Progress {
         if self.steps_per_epoch == 0 {
             return 0.0;
         }
-        let into_epoch = self
-            .step
-            .saturating_sub(self.epoch.saturating_sub(1) * self.steps_per_epoch);
+        let into_epoch = self.step.saturating_sub(self.epoch_start_step);
         (into_epoch as f64 / self.steps_per_epoch as f64).clamp(0.0, 1.0)
     }
 
-    /// Fraction of the phase's steps done.
+    /// Fraction of the phase done: finished epochs plus the share of the current one (right
+    /// after a batch-size or epochs edit too).
     pub fn phase_ratio(&self) -> f64 {
-        let total = self.epochs * self.steps_per_epoch;
-        if total == 0 {
-            0.0
-        } else {
-            (self.step as f64 / total as f64).clamp(0.0, 1.0)
+        if self.epochs == 0 {
+            return 0.0;
         }
+        ((self.epochs_done as f64 + self.epoch_ratio()) / self.epochs as f64).clamp(0.0, 1.0)
+    }
+
+    /// Training seconds of this phase so far, paused time left out.
+    pub fn training_seconds(&self) -> f64 {
+        let paused_now = self.paused_since.map_or(0.0, |t| self.wall_time - t);
+        self.wall_time - self.phase_started - self.paused_seconds - paused_now
     }
 
     /// Seconds left in this phase, once a whole epoch has given a stable rate.
     pub fn eta_seconds(&self) -> Option<f64> {
-        let spent = self.wall_time - self.phase_started;
+        let spent = self.training_seconds();
         let done = self.phase_ratio();
-        (self.epoch >= 2 && done > 0.0 && spent > 0.0).then(|| spent * (1.0 - done) / done)
+        (self.epochs_done >= 1 && done > 0.0 && spent > 0.0).then(|| spent * (1.0 - done) / done)
+    }
+
+    pub fn set_paused(&mut self, paused: bool, at: f64) {
+        match (paused, self.paused_since) {
+            (true, None) => self.paused_since = Some(at),
+            (false, Some(since)) => {
+                self.paused_seconds += at - since;
+                self.paused_since = None;
+            }
+            _ => {}
+        }
     }
 }
 
@@ -159,6 +170,7 @@ pub struct App {
     pub device: String,
     pub data: String,
     pub sizes: Option<(ModelSize, ModelSize)>,
+    pub train_examples: usize,
     /// The trainer's live preset: the start preset with every accepted edit applied.
     pub preset: Option<Preset>,
     pub progress: Progress,
@@ -170,6 +182,10 @@ pub struct App {
     pub mode: Mode,
     pub log_scale: bool,
     pub smoothing: bool,
+    /// The loss chart shows the current phase's loss parts instead of the phases' totals.
+    pub parts_view: bool,
+    /// The loss chart shows only the most recent steps.
+    pub zoom: bool,
     pub ascii_markers: bool,
     /// Time since the TUI started.
     pub elapsed: Duration,
@@ -189,6 +205,7 @@ impl App {
             device: String::new(),
             data: String::new(),
             sizes: None,
+            train_examples: 0,
             preset: None,
             progress: Progress::default(),
             paused: [false; 2],
@@ -199,6 +216,8 @@ impl App {
             mode: Mode::Normal,
             log_scale: false,
             smoothing: true,
+            parts_view: false,
+            zoom: false,
             ascii_markers,
             elapsed: Duration::ZERO,
             stopping: false,
@@ -221,10 +240,41 @@ impl App {
         self.paused[role.index()]
     }
 
-    /// The current value of a hyperparameter row, as text.
-    pub fn hyper_value(&self, hyper: Hyper) -> String {
-        let key = hyper.key(self.active_role());
-        match self.preset.as_ref().and_then(|p| p.get(&key)) {
+    /// The panel's rows: the training network's lr, batch size and epochs, the method, and the
+    /// method's live hyperparameters as it declares them.
+    pub fn hyper_rows(&self) -> Vec<HyperRow> {
+        let role = self.active_role().table();
+        let row = |label: &str, key: String| HyperRow {
+            label: label.into(),
+            key,
+        };
+        let mut rows = vec![
+            row("lr", format!("{role}.lr")),
+            row("batch size", format!("{role}.batch_size")),
+            row("epochs", format!("{role}.epochs")),
+            row("method", "distill.method".into()),
+        ];
+        if let Some(p) = &self.preset {
+            rows.extend(
+                crate::distill::spec(p.distill.method)
+                    .params
+                    .iter()
+                    .filter(|param| param.live)
+                    .map(|param| row(param.name, format!("distill.{}", param.name))),
+            );
+        }
+        rows
+    }
+
+    /// The selected row (the selection follows a shorter list after a method change).
+    pub fn selected_row(&self) -> HyperRow {
+        let rows = self.hyper_rows();
+        rows[self.selected.min(rows.len() - 1)].clone()
+    }
+
+    /// The current value of a preset key, as text.
+    pub fn hyper_value(&self, key: &str) -> String {
+        match self.preset.as_ref().and_then(|p| p.get(key)) {
             Some(toml::Value::String(s)) => s,
             Some(toml::Value::Float(f)) => format!("{f}"),
             Some(v) => v.to_string(),

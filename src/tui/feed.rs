@@ -22,8 +22,9 @@ impl App {
                 teacher,
                 student,
                 preset,
-                ..
+                train_examples,
             } => {
+                self.train_examples = train_examples;
                 self.run_dir = run_dir.clone();
                 self.device = device;
                 self.data = data;
@@ -38,15 +39,15 @@ impl App {
                 epochs,
                 steps_per_epoch,
             } => {
+                let paused = phase.is_some_and(|p| self.is_paused(p.role()));
                 self.progress = Progress {
                     phase,
-                    epoch: 0,
                     epochs,
-                    step: 0,
                     steps_per_epoch,
-                    samples_per_sec: 0.0,
                     wall_time,
                     phase_started: wall_time,
+                    paused_since: paused.then_some(wall_time),
+                    ..Progress::default()
                 };
                 let name = phase.map_or("", Phase::as_str);
                 self.push_log(
@@ -58,6 +59,7 @@ impl App {
             Event::Step {
                 loss,
                 samples_per_sec,
+                parts,
                 ..
             } => {
                 // Steps may arrive after the next phase began (separate channel): file them by
@@ -70,7 +72,15 @@ impl App {
                     self.progress.samples_per_sec = samples_per_sec;
                 }
                 if let Some(i) = series {
-                    self.series[i].loss.push((at.step as f64, loss));
+                    let x = at.step as f64;
+                    self.series[i].loss.push((x, loss));
+                    for (name, value) in parts {
+                        self.series[i]
+                            .parts
+                            .entry(name)
+                            .or_default()
+                            .push((x, value));
+                    }
                 }
             }
             Event::Epoch {
@@ -79,6 +89,8 @@ impl App {
                 if phase == self.progress.phase {
                     self.progress.epoch = at.epoch;
                     self.progress.epochs = epochs;
+                    self.progress.epochs_done = at.epoch;
+                    self.progress.epoch_start_step = at.step;
                     self.progress.step = self.progress.step.max(at.step);
                 }
                 if let Some(i) = series {
@@ -102,6 +114,9 @@ impl App {
             }
             Event::Paused { role, paused } => {
                 self.paused[role.index()] = paused;
+                if self.progress.phase.map(Phase::role) == Some(role) {
+                    self.progress.set_paused(paused, wall_time);
+                }
                 self.push_control_line(wall_time, LogLevel::Info, &event, "");
             }
             Event::Edit {
@@ -115,6 +130,7 @@ impl App {
                 {
                     self.preset = Some(edited);
                 }
+                self.follow_schedule_edit(key);
                 if let Some(i) = series {
                     self.series[i].edits.push(at.step as f64);
                 }
@@ -140,6 +156,25 @@ impl App {
                 if self.stopping {
                     self.exit = true;
                 }
+            }
+        }
+    }
+
+    /// A batch-size edit of the training network changes the steps per epoch from the next
+    /// batch on; the gauges and the ETA follow.
+    fn follow_schedule_edit(&mut self, key: &str) {
+        let Some(phase) = self.progress.phase else {
+            return;
+        };
+        if key == format!("{}.batch_size", phase.role().table()) {
+            let batch = self
+                .preset
+                .as_ref()
+                .and_then(|p| p.get(key))
+                .and_then(|v| v.as_integer())
+                .unwrap_or(0);
+            if batch > 0 && self.train_examples > 0 {
+                self.progress.steps_per_epoch = self.train_examples.div_ceil(batch as usize);
             }
         }
     }

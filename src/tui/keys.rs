@@ -1,8 +1,9 @@
 //! Key handling of the `App`: normal mode, confirmations, help and the edit field.
 
-use super::app::{App, Confirm, Hyper, Mode};
+use super::app::{App, Confirm, EditField, Mode};
 use crate::protocol::{Command, LogLevel, Role};
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
+use tui_input::backend::crossterm::EventHandler;
 
 impl App {
     pub(super) fn on_key(&mut self, key: KeyEvent) -> Option<Command> {
@@ -27,7 +28,7 @@ impl App {
                     None
                 }
             },
-            Mode::Editing { buffer, .. } => self.on_edit_key(key, buffer),
+            Mode::Editing { field, .. } => self.on_edit_key(key, field),
             Mode::Normal => self.on_normal_key(key),
         }
     }
@@ -50,11 +51,13 @@ impl App {
             KeyCode::Char('t') => self.toggle_pause(Role::Teacher),
             KeyCode::Char('s') => self.toggle_pause(Role::Student),
             KeyCode::Up | KeyCode::Char('k') => {
-                self.selected = (self.selected + Hyper::ALL.len() - 1) % Hyper::ALL.len();
+                let rows = self.hyper_rows().len();
+                self.selected = (self.selected.min(rows - 1) + rows - 1) % rows;
                 None
             }
             KeyCode::Down | KeyCode::Char('j') => {
-                self.selected = (self.selected + 1) % Hyper::ALL.len();
+                let rows = self.hyper_rows().len();
+                self.selected = (self.selected.min(rows - 1) + 1) % rows;
                 None
             }
             KeyCode::Enter => {
@@ -65,9 +68,9 @@ impl App {
                         "the run has finished; nothing to edit".into(),
                     );
                 } else {
-                    let buffer = self.hyper_value(Hyper::ALL[self.selected]);
+                    let value = self.hyper_value(&self.selected_row().key);
                     self.mode = Mode::Editing {
-                        buffer,
+                        field: EditField::new(value),
                         refused: None,
                     };
                 }
@@ -90,6 +93,14 @@ impl App {
                 self.ascii_markers = !self.ascii_markers;
                 None
             }
+            KeyCode::Char('p') => {
+                self.parts_view = !self.parts_view;
+                None
+            }
+            KeyCode::Char('z') => {
+                self.zoom = !self.zoom;
+                None
+            }
             _ => {
                 self.dirty = false;
                 None
@@ -107,52 +118,44 @@ impl App {
         })
     }
 
-    fn on_edit_key(&mut self, key: KeyEvent, mut buffer: String) -> Option<Command> {
+    fn on_edit_key(&mut self, key: KeyEvent, mut field: EditField) -> Option<Command> {
         match key.code {
             KeyCode::Esc => {
                 self.mode = Mode::Normal;
                 None
             }
             KeyCode::Enter => {
-                let key = Hyper::ALL[self.selected].key(self.active_role());
+                let key = self.selected_row().key;
+                let value = field.value().trim().to_string();
                 let checked = match &self.preset {
-                    Some(p) => p.with_edit(&key, &buffer).map(|_| ()),
+                    Some(p) => p.with_edit(&key, &value).map(|_| ()),
                     None => Err("the run has not started yet".into()),
                 };
                 match checked {
                     Ok(()) => {
                         self.mode = Mode::Normal;
-                        Some(Command::Set {
-                            key,
-                            value: buffer.trim().to_string(),
-                        })
+                        Some(Command::Set { key, value })
                     }
                     Err(reason) => {
                         self.mode = Mode::Editing {
-                            buffer,
+                            field,
                             refused: Some(reason),
                         };
                         None
                     }
                 }
             }
-            KeyCode::Backspace => {
-                buffer.pop();
+            // Values are short: a long paste is not a hyperparameter.
+            KeyCode::Char(_) if field.value().len() >= 32 => None,
+            _ => {
+                let changed = field.0.handle_event(&TermEvent::Key(key)).is_some();
+                self.dirty = changed;
                 self.mode = Mode::Editing {
-                    buffer,
+                    field,
                     refused: None,
                 };
                 None
             }
-            KeyCode::Char(c) if !c.is_control() && buffer.len() < 32 => {
-                buffer.push(c);
-                self.mode = Mode::Editing {
-                    buffer,
-                    refused: None,
-                };
-                None
-            }
-            _ => None,
         }
     }
 }

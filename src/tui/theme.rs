@@ -12,6 +12,14 @@ pub fn phase_color(phase: Phase) -> Color {
 }
 
 pub const EDIT_MARKER: Color = Color::Yellow;
+/// Loss parts in the parts view, in the order the method names them (alphabetical).
+pub const PART_COLORS: [Color; 5] = [
+    Color::Cyan,
+    Color::LightRed,
+    Color::LightGreen,
+    Color::LightMagenta,
+    Color::LightYellow,
+];
 pub const REFERENCE: Color = Color::DarkGray;
 
 pub fn title() -> Style {

@@ -5,6 +5,7 @@ use super::super::theme;
 use crate::protocol::Phase;
 use crate::run::plots::padded_bounds;
 use ratatui::layout::{Constraint, Rect};
+use ratatui::style::Color;
 use ratatui::symbols::Marker;
 use ratatui::text::Line;
 use ratatui::widgets::{Axis, Block, Chart, Dataset, GraphType, LegendPosition, Paragraph};
@@ -57,27 +58,37 @@ fn marker(app: &App) -> Marker {
     }
 }
 
-/// The curves' padded y bounds and largest x; `None` before there is any point.
-fn extent(curves: &[(Phase, Vec<(f64, f64)>)]) -> Option<([f64; 2], f64)> {
-    let points = || curves.iter().flat_map(|(_, c)| c.iter());
+/// One line of a chart: its legend name, colour and points.
+pub struct Curve {
+    pub name: String,
+    pub color: Color,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// The curves' padded y bounds and x range; `None` before there is any point.
+fn extent(curves: &[Curve]) -> Option<([f64; 2], [f64; 2])> {
+    let points = || curves.iter().flat_map(|c| c.points.iter());
     Some((
         padded_bounds(points().map(|p| p.1))?,
-        points().map(|p| p.0).reduce(f64::max)?,
+        [
+            points().map(|p| p.0).reduce(f64::min)?,
+            points().map(|p| p.0).reduce(f64::max)?,
+        ],
     ))
 }
 
-/// One line per phase that has points, in the phase's colour, named for the legend.
-fn phase_datasets<'a>(app: &App, curves: &'a [(Phase, Vec<(f64, f64)>)]) -> Vec<Dataset<'a>> {
+/// A line per curve that has points, named for the legend.
+fn datasets<'a>(app: &App, curves: &'a [Curve]) -> Vec<Dataset<'a>> {
     curves
         .iter()
-        .filter(|(_, c)| !c.is_empty())
-        .map(|(phase, c)| {
+        .filter(|c| !c.points.is_empty())
+        .map(|c| {
             Dataset::default()
-                .name(phase.as_str())
+                .name(c.name.clone())
                 .marker(marker(app))
                 .graph_type(GraphType::Line)
-                .style(theme::phase_color(*phase))
-                .data(c)
+                .style(c.color)
+                .data(&c.points)
         })
         .collect()
 }
@@ -87,7 +98,90 @@ fn waiting(frame: &mut Frame, area: Rect, block: Block, note: &str) {
     frame.render_widget(Paragraph::new(note).style(theme::dim()).block(block), area);
 }
 
-pub(super) fn render_loss_chart(app: &App, frame: &mut Frame, area: Rect) {
+/// Where each phase's steps start when the phases are laid end to end: after the last step of
+/// the phases before it.
+pub fn phase_offsets(series: &[PhaseSeries; 3]) -> [f64; 3] {
+    let mut offsets = [0.0; 3];
+    for i in 1..3 {
+        let last = series[i - 1].loss.last().map_or(0.0, |p| p.0);
+        offsets[i] = offsets[i - 1] + last;
+    }
+    offsets
+}
+
+/// The phase whose parts the parts view shows: the one training, else the latest with data.
+fn parts_phase(app: &App) -> Option<Phase> {
+    app.progress.phase.or_else(|| {
+        Phase::ALL
+            .into_iter()
+            .rev()
+            .find(|p| !app.series[p.index()].parts.is_empty())
+    })
+}
+
+/// The loss chart's curves (before smoothing), its edit-marker steps and its x-axis title.
+///
+/// Totals: the three phases end to end on one step axis. Parts: the current phase's parts on
+/// its own steps; for the distilled student also the baseline's cross-entropy, so its `ce`
+/// part can be compared with the same quantity trained without a teacher.
+pub fn loss_curves(app: &App) -> (Vec<Curve>, Vec<f64>, String) {
+    if app.parts_view {
+        let Some(phase) = parts_phase(app) else {
+            return (Vec::new(), Vec::new(), "step".into());
+        };
+        let series = &app.series[phase.index()];
+        let mut curves: Vec<Curve> = series
+            .parts
+            .iter()
+            .zip(theme::PART_COLORS.iter().cycle())
+            .map(|((name, points), &color)| Curve {
+                name: format!("{} {name}", phase.as_str()),
+                color,
+                points: points.clone(),
+            })
+            .collect();
+        if phase == Phase::Distilled {
+            if let Some(ce) = app.series[Phase::Baseline.index()].parts.get("ce") {
+                curves.push(Curve {
+                    name: "baseline ce".into(),
+                    color: theme::phase_color(Phase::Baseline),
+                    points: ce.clone(),
+                });
+            }
+        }
+        return (
+            curves,
+            series.edits.clone(),
+            format!("{} step", phase.as_str()),
+        );
+    }
+    let offsets = phase_offsets(&app.series);
+    let shift = |points: &[(f64, f64)], by: f64| points.iter().map(|&(x, y)| (x + by, y)).collect();
+    let curves = Phase::ALL
+        .iter()
+        .map(|&phase| Curve {
+            name: phase.as_str().into(),
+            color: theme::phase_color(phase),
+            points: shift(&app.series[phase.index()].loss, offsets[phase.index()]),
+        })
+        .collect();
+    let edits = Phase::ALL
+        .iter()
+        .flat_map(|&p| {
+            let by = offsets[p.index()];
+            app.series[p.index()].edits.iter().map(move |x| x + by)
+        })
+        .collect();
+    (curves, edits, "step".into())
+}
+
+/// Smoothing, log scale, zoom and thinning, applied to a curve's raw points.
+fn shown(app: &App, points: &[(f64, f64)], from: f64) -> Vec<(f64, f64)> {
+    let smooth = if app.smoothing {
+        ema(points, EMA_WEIGHT)
+    } else {
+        points.to_vec()
+    };
     let transform = |y: f64| {
         if app.log_scale {
             y.max(1e-12).log10()
@@ -95,34 +189,52 @@ pub(super) fn render_loss_chart(app: &App, frame: &mut Frame, area: Rect) {
             y
         }
     };
-    let curves: Vec<(Phase, Vec<(f64, f64)>)> = Phase::ALL
-        .iter()
-        .map(|&phase| {
-            let raw = &app.series[phase.index()].loss;
-            let smooth = if app.smoothing {
-                ema(raw, EMA_WEIGHT)
-            } else {
-                raw.clone()
-            };
-            (
-                phase,
-                thin(
-                    smooth.into_iter().map(|(x, y)| (x, transform(y))).collect(),
-                    MAX_POINTS,
-                ),
-            )
+    thin(
+        smooth
+            .into_iter()
+            .filter(|p| p.0 >= from)
+            .map(|(x, y)| (x, transform(y)))
+            .collect(),
+        MAX_POINTS,
+    )
+}
+
+/// With zoom on: the first step shown, the most recent fifth of the steps (at least 20).
+pub fn zoom_start(app: &App, curves: &[Curve]) -> f64 {
+    let xs = || curves.iter().flat_map(|c| c.points.iter().map(|p| p.0));
+    match (app.zoom, xs().reduce(f64::min), xs().reduce(f64::max)) {
+        (true, Some(lo), Some(hi)) => (hi - ((hi - lo) / 5.0).max(20.0)).max(lo),
+        _ => f64::NEG_INFINITY,
+    }
+}
+
+pub(super) fn render_loss_chart(app: &App, frame: &mut Frame, area: Rect) {
+    let (raw, edits, x_title) = loss_curves(app);
+    let from = zoom_start(app, &raw);
+    let curves: Vec<Curve> = raw
+        .into_iter()
+        .map(|c| Curve {
+            points: shown(app, &c.points, from),
+            ..c
         })
         .collect();
-    let mut title = String::from(" training loss");
+    let mut title = String::from(if app.parts_view {
+        " loss parts"
+    } else {
+        " training loss"
+    });
     if app.smoothing {
         title.push_str(&format!(" (EMA {EMA_WEIGHT})"));
     }
     if app.log_scale {
         title.push_str(" [log]");
     }
+    if app.zoom {
+        title.push_str(" [zoom]");
+    }
     title.push(' ');
     let block = Block::bordered().title(title);
-    let Some((y, x_max)) = extent(&curves) else {
+    let Some((y, x)) = extent(&curves) else {
         return waiting(frame, area, block, "waiting for the first steps…");
     };
     // Losses are never negative: keep the padding from suggesting otherwise.
@@ -131,12 +243,13 @@ pub(super) fn render_loss_chart(app: &App, frame: &mut Frame, area: Rect) {
     } else {
         [y[0].max(0.0), y[1]]
     };
-    let markers: Vec<[(f64, f64); 2]> = app
-        .series
-        .iter()
-        .flat_map(|s: &PhaseSeries| s.edits.iter().map(|&x| [(x, y[0]), (x, y[1])]))
+    let x = [x[0].min(0.0).max(from), x[1].max(1.0)];
+    let markers: Vec<[(f64, f64); 2]> = edits
+        .into_iter()
+        .filter(|&e| e >= x[0])
+        .map(|e| [(e, y[0]), (e, y[1])])
         .collect();
-    let mut datasets = phase_datasets(app, &curves);
+    let mut datasets = datasets(app, &curves);
     datasets.extend(markers.iter().map(|m| {
         Dataset::default()
             .marker(marker(app))
@@ -155,9 +268,9 @@ pub(super) fn render_loss_chart(app: &App, frame: &mut Frame, area: Rect) {
         .block(block)
         .x_axis(
             Axis::default()
-                .title("step")
-                .bounds([0.0, x_max.max(1.0)])
-                .labels(axis_labels([0.0, x_max.max(1.0)], |v| format!("{v:.0}"))),
+                .title(x_title)
+                .bounds(x)
+                .labels(axis_labels(x, |v| format!("{v:.0}"))),
         )
         .y_axis(Axis::default().bounds(y).labels(axis_labels(y, fmt_y)))
         .legend_position(Some(LegendPosition::TopRight))
@@ -167,11 +280,15 @@ pub(super) fn render_loss_chart(app: &App, frame: &mut Frame, area: Rect) {
 
 pub(super) fn render_accuracy_chart(app: &App, frame: &mut Frame, area: Rect) {
     let block = Block::bordered().title(" validation accuracy % ");
-    let curves: Vec<(Phase, Vec<(f64, f64)>)> = Phase::ALL
+    let curves: Vec<Curve> = Phase::ALL
         .iter()
-        .map(|&p| (p, app.series[p.index()].val_acc.clone()))
+        .map(|&p| Curve {
+            name: p.as_str().into(),
+            color: theme::phase_color(p),
+            points: app.series[p.index()].val_acc.clone(),
+        })
         .collect();
-    let Some((y, x_max)) = extent(&curves) else {
+    let Some((y, [_, x_max])) = extent(&curves) else {
         return waiting(frame, area, block, "waiting for the first epoch…");
     };
     let x = [1.0, x_max.max(2.0)];
@@ -179,7 +296,7 @@ pub(super) fn render_accuracy_chart(app: &App, frame: &mut Frame, area: Rect) {
     let reference: Vec<(f64, f64)> = teacher_best
         .map(|t| vec![(x[0], t), (x[1], t)])
         .unwrap_or_default();
-    let mut datasets = phase_datasets(app, &curves);
+    let mut datasets = datasets(app, &curves);
     if !reference.is_empty() {
         datasets.push(
             Dataset::default()

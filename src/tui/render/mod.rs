@@ -1,11 +1,11 @@
 //! Pure rendering: `render(&App, frame)` and one function per panel. Nothing here changes state.
 
-mod charts;
+pub mod charts;
 mod panels;
 
 pub use charts::{ema, thin};
 
-use super::app::{App, Confirm, Hyper, Mode};
+use super::app::{App, Confirm, Mode};
 use super::theme;
 use crate::protocol::Phase;
 use crate::run::summary::RunStatus;
@@ -46,7 +46,7 @@ pub fn render(app: &App, frame: &mut Frame) {
     };
     let [left, right] = Layout::horizontal([left_width, Constraint::Min(0)]).areas(top);
     let [hyper, models] = Layout::vertical([
-        Constraint::Length(Hyper::ALL.len() as u16 + 2),
+        Constraint::Length(app.hyper_rows().len() as u16 + 2),
         Constraint::Min(0),
     ])
     .areas(left);
@@ -182,13 +182,15 @@ fn render_footer(app: &App, frame: &mut Frame, area: Rect, compact: bool) {
         Mode::Editing { .. } => [
             hint(" Enter", "apply"),
             hint("Esc", "cancel"),
-            hint("Backspace", "delete"),
+            hint("←→ Home End", "move"),
+            hint("^U ^W", "delete"),
         ]
         .concat(),
         _ if app.finished() => [
             hint(" q", "quit"),
             hint("l", "log scale"),
             hint("e", "EMA"),
+            hint("p", "parts"),
             hint("?", "help"),
         ]
         .concat(),
@@ -228,6 +230,8 @@ pub const HELP: &[(&str, &str)] = &[
     ("l", "loss chart: log scale on / off"),
     ("e", "loss chart: EMA smoothing on / off"),
     ("m", "chart markers: braille / plain dots"),
+    ("p", "loss chart: totals / the current phase's parts"),
+    ("z", "loss chart: zoom to the recent steps / all"),
     (
         "q",
         "quit: checkpoint and finish the run folder (asks first)",

@@ -1,6 +1,6 @@
 //! The side panels: live hyperparameters, the models table, the event log.
 
-use super::super::app::{App, Hyper, Mode};
+use super::super::app::{App, EditField, Mode};
 use super::super::theme;
 use super::format_duration;
 use crate::protocol::Phase;
@@ -12,30 +12,33 @@ use ratatui::Frame;
 
 pub(super) fn render_hyperparameters(app: &App, frame: &mut Frame, area: Rect) {
     let role = app.active_role();
-    let rows: Vec<Line> = Hyper::ALL
-        .iter()
+    let selected = app.selected.min(app.hyper_rows().len() - 1);
+    let rows: Vec<Line> = app
+        .hyper_rows()
+        .into_iter()
         .enumerate()
-        .map(|(i, &hyper)| {
-            let selected = i == app.selected;
-            let value = match (&app.mode, selected) {
-                (Mode::Editing { buffer, .. }, true) => {
-                    Span::styled(format!("{buffer}▏"), theme::editing())
-                }
+        .map(|(i, row)| {
+            let value = match (&app.mode, i == selected) {
+                (Mode::Editing { field, .. }, true) => edit_field(field),
                 _ => {
-                    let mut v = app.hyper_value(hyper);
-                    if let (Hyper::Epochs, Some(_), Ok(epochs)) =
-                        (hyper, app.progress.phase, v.parse::<usize>())
-                    {
+                    let mut v = app.hyper_value(&row.key);
+                    if let (true, Some(_), Ok(epochs)) = (
+                        row.key.ends_with(".epochs"),
+                        app.progress.phase,
+                        v.parse::<usize>(),
+                    ) {
                         v.push_str(&format!(
                             " ({} left)",
                             epochs.saturating_sub(app.progress.epoch)
                         ));
                     }
-                    Span::raw(v)
+                    vec![Span::raw(v)]
                 }
             };
-            let line = Line::from(vec![Span::raw(format!(" {:<12}", hyper.label())), value]);
-            if selected {
+            let mut spans = vec![Span::raw(format!(" {:<12}", row.label))];
+            spans.extend(value);
+            let line = Line::from(spans);
+            if i == selected {
                 line.style(theme::selected())
             } else {
                 line
@@ -47,6 +50,19 @@ pub(super) fn render_hyperparameters(app: &App, frame: &mut Frame, area: Rect) {
         Paragraph::new(rows).block(Block::bordered().title(title)),
         area,
     );
+}
+
+/// The edit field's text with the cursor drawn where it is.
+fn edit_field(field: &EditField) -> Vec<Span<'static>> {
+    let chars: Vec<char> = field.value().chars().collect();
+    let at = field.cursor().min(chars.len());
+    let before: String = chars[..at].iter().collect();
+    let after: String = chars[at..].iter().collect();
+    vec![
+        Span::styled(before, theme::editing()),
+        Span::styled("▏", theme::editing()),
+        Span::styled(after, theme::editing()),
+    ]
 }
 
 fn ratio_text(a: f64, b: f64) -> String {

@@ -1,6 +1,8 @@
 //! `update()` for every key, and snapshots of the screen fed by fixed state.
 
-use super::app::{App, Confirm, Hyper, Mode, Msg};
+mod cockpit;
+
+use super::app::{App, Confirm, EditField, Mode, Msg};
 use super::render;
 use crate::config::{self, Method};
 use crate::model::ModelSize;
@@ -10,7 +12,13 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::{backend::TestBackend, Terminal};
 use std::time::Duration;
 
-fn stamped(phase: Option<Phase>, epoch: usize, step: usize, wall_time: f64, event: Event) -> Msg {
+pub(super) fn stamped(
+    phase: Option<Phase>,
+    epoch: usize,
+    step: usize,
+    wall_time: f64,
+    event: Event,
+) -> Msg {
     Msg::Trainer(Stamped {
         at: Position { phase, epoch, step },
         wall_time,
@@ -80,7 +88,7 @@ fn feed_phase(
                     loss,
                     lr: 1e-3,
                     samples_per_sec: 6400.0,
-                    parts: Default::default(),
+                    parts: [("ce".to_string(), loss)].into(),
                 },
             ));
         }
@@ -114,7 +122,7 @@ fn feed_phase(
 
 /// A run that has trained the teacher and the baseline and is half-way through distilling,
 /// with one accepted edit.
-fn mid_run() -> App {
+pub(super) fn mid_run() -> App {
     let mut app = App::new(false);
     let epochs = [
         "teacher.epochs=6".parse().unwrap(),
@@ -167,7 +175,11 @@ fn mid_run() -> App {
                 loss,
                 lr: 1e-3,
                 samples_per_sec: 6400.0,
-                parts: Default::default(),
+                parts: [
+                    ("ce".to_string(), loss * 1.2),
+                    ("kd".to_string(), loss * 0.9),
+                ]
+                .into(),
             },
         ));
         if step % 20 == 0 {
@@ -235,15 +247,15 @@ fn finished_run() -> App {
     app
 }
 
-fn key(code: KeyCode) -> Msg {
+pub(super) fn key(code: KeyCode) -> Msg {
     Msg::Key(KeyEvent::new(code, KeyModifiers::NONE))
 }
 
-fn ch(c: char) -> Msg {
+pub(super) fn ch(c: char) -> Msg {
     key(KeyCode::Char(c))
 }
 
-fn draw(app: &App, width: u16, height: u16) -> Terminal<TestBackend> {
+pub(super) fn draw(app: &App, width: u16, height: u16) -> Terminal<TestBackend> {
     let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
     terminal.draw(|f| render::render(app, f)).unwrap();
     terminal
@@ -312,11 +324,16 @@ fn up_down_select_rows_and_wrap() {
     app.update(ch('k'));
     app.update(key(KeyCode::Up));
     app.update(key(KeyCode::Up));
-    assert_eq!(app.selected, Hyper::ALL.len() - 1, "wraps around");
+    assert_eq!(app.selected, app.hyper_rows().len() - 1, "wraps around");
 }
 
-fn select(app: &mut App, hyper: Hyper) {
-    while Hyper::ALL[app.selected] != hyper {
+/// Moves the selection to the row labelled `label`.
+pub(super) fn select(app: &mut App, label: &str) {
+    assert!(
+        app.hyper_rows().iter().any(|r| r.label == label),
+        "no row {label}"
+    );
+    while app.selected_row().label != label {
         app.update(key(KeyCode::Down));
     }
 }
@@ -324,12 +341,12 @@ fn select(app: &mut App, hyper: Hyper) {
 #[test]
 fn enter_edits_the_selected_value_and_enter_applies() {
     let mut app = mid_run();
-    select(&mut app, Hyper::Lr);
+    select(&mut app, "lr");
     app.update(key(KeyCode::Enter));
     assert_eq!(
         app.mode,
         Mode::Editing {
-            buffer: "0.003".into(),
+            field: EditField::new("0.003".into()),
             refused: None
         }
     );
@@ -353,7 +370,7 @@ fn enter_edits_the_selected_value_and_enter_applies() {
 #[test]
 fn invalid_values_are_refused_with_the_reason_and_nothing_is_sent() {
     let mut app = mid_run();
-    select(&mut app, Hyper::Alpha);
+    select(&mut app, "alpha");
     for (typed, reason) in [("1.5", "[0, 1]"), ("abc", "not a valid distill.alpha")] {
         app.update(key(KeyCode::Enter));
         app.update(key(KeyCode::Backspace));
@@ -371,7 +388,7 @@ fn invalid_values_are_refused_with_the_reason_and_nothing_is_sent() {
         }
         app.update(key(KeyCode::Esc));
     }
-    select(&mut app, Hyper::Temperature);
+    select(&mut app, "temperature");
     app.update(key(KeyCode::Enter));
     app.update(key(KeyCode::Backspace));
     app.update(ch('-'));
@@ -397,7 +414,7 @@ fn esc_cancels_an_edit() {
 #[test]
 fn accepted_edits_update_the_live_values() {
     let app = mid_run();
-    assert_eq!(app.hyper_value(Hyper::Temperature), "8");
+    assert_eq!(app.hyper_value("distill.temperature"), "8");
     assert_eq!(app.series[2].edits, vec![40.0]);
     let mut app = app;
     let edit = Event::Edit {
@@ -531,7 +548,7 @@ fn a_tick_within_the_second_keeps_a_pending_change() {
 fn unknown_keys_do_not_redraw() {
     let mut app = mid_run();
     app.dirty = false;
-    app.update(ch('z'));
+    app.update(ch('x'));
     assert!(!app.dirty);
 }
 
@@ -678,7 +695,7 @@ fn snapshot_help_overlay() {
 #[test]
 fn snapshot_edit_in_progress() {
     let mut app = mid_run();
-    select(&mut app, Hyper::Temperature);
+    select(&mut app, "temperature");
     app.update(key(KeyCode::Enter));
     app.update(key(KeyCode::Backspace));
     app.update(ch('6'));
@@ -688,7 +705,7 @@ fn snapshot_edit_in_progress() {
 #[test]
 fn snapshot_refused_edit() {
     let mut app = mid_run();
-    select(&mut app, Hyper::Alpha);
+    select(&mut app, "alpha");
     app.update(key(KeyCode::Enter));
     app.update(key(KeyCode::Backspace));
     app.update(key(KeyCode::Backspace));
