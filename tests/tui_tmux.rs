@@ -337,3 +337,41 @@ fn resize_redraws_at_the_new_size() {
     s.keys(&["C-c"]);
     assert_eq!(s.wait_exit(), 0);
 }
+
+#[test]
+fn every_method_runs_in_the_tui_and_p_shows_its_loss_parts() {
+    for (method, extra, part) in [
+        ("hard", "", "hard"),
+        ("dkd", "", "tckd"),
+        ("dist", "", "intra"),
+        (
+            "hint",
+            r#"--set 'distill.teacher_layer="layers.1"' --set 'distill.student_layer="layers.0"'"#,
+            "hint",
+        ),
+    ] {
+        let args = format!(
+            "--set teacher.epochs=2 --set student.epochs=2 --set distill.method={method} {extra}"
+        );
+        let s = Session::start(&format!("method-{method}"), 160, 48, "", &args);
+        s.wait_screen("the run to complete", |screen| screen.contains("completed"));
+        s.keys(&["p"]);
+        let screen = s.wait_screen("the parts view", |screen| {
+            screen.contains("loss parts: distilled")
+        });
+        // Legend entries sit right after the legend box's border.
+        for entry in [part, "baseline ce"] {
+            assert!(
+                screen.contains(&format!("│{entry}")),
+                "{method}: no legend entry `{entry}` in\n{screen}"
+            );
+        }
+        s.keys(&["q"]);
+        assert_eq!(s.wait_exit(), 0, "{method}");
+        let summary: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(s.run_dir().join("summary.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(summary["status"], "completed", "{method}");
+    }
+}

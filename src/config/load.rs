@@ -134,10 +134,18 @@ pub fn load(text: &str, origin: &str, overrides: &[Override]) -> Result<Preset, 
         let key = with_unknown_field(key, inner.message());
         blame(&key, inner.span(), plain_types(inner.message()))
     })?;
-    // A preset written for one method, switched to another with --set: the keys only the
-    // file's method takes do not apply.
-    if overrides.iter().any(|o| o.key == "distill.method") {
-        preset.distill.drop_other_methods_keys();
+    // A preset written for one method, switched to another with --set: the file's settings
+    // were for its method; the new one starts from its defaults and the other --set values.
+    let file_method = text
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|t| t.get("distill")?.get("method")?.as_str().map(String::from));
+    if file_method.is_some_and(|m| m != preset.distill.method.as_str()) {
+        let given: Vec<&str> = overrides
+            .iter()
+            .filter_map(|o| o.key.strip_prefix("distill."))
+            .collect();
+        preset.distill.reset_for_switch(&given);
     }
     preset.distill.complete();
     preset
@@ -277,7 +285,7 @@ impl Preset {
                         .into(),
                 );
             }
-            edited.distill.drop_other_methods_keys();
+            edited.distill.reset_for_switch(&[]);
         }
         edited.distill.complete();
         edited.validate().map_err(|(k, m)| {

@@ -277,17 +277,11 @@ impl DistillConfig {
         }
     }
 
-    /// Drops the keys that other methods declare and this one does not (what is left of a
-    /// switch of method); keys no method declares stay, to be refused as unknown.
-    pub fn drop_other_methods_keys(&mut self) {
-        let own = crate::distill::spec(self.method);
-        let others: Vec<&str> = Method::ALL
-            .iter()
-            .flat_map(|m| crate::distill::spec(*m).params)
-            .map(|p| p.name)
-            .filter(|name| own.param(name).is_none())
-            .collect();
-        self.params.retain(|k, _| !others.contains(&k.as_str()));
+    /// After a switch of method: keeps only the hyperparameters in `keep` (given explicitly
+    /// along with the switch). The old method's settings do not carry over, since a name can
+    /// mean another thing in another method (`alpha` weighs soft KD's KL term but DKD's TCKD).
+    pub fn reset_for_switch(&mut self, keep: &[&str]) {
+        self.params.retain(|k, _| keep.contains(&k.as_str()));
     }
 }
 

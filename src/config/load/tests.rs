@@ -154,3 +154,38 @@ fn resolved_preset_round_trips() {
     let again = load(&p.to_toml(), "resolved", &[]).unwrap();
     assert_eq!(p, again);
 }
+
+#[test]
+fn switching_method_starts_from_the_new_methods_defaults() {
+    // The default preset's alpha = 0.9 weighs soft KD's KL term; DKD's alpha weighs TCKD.
+    let p = load(DEFAULT_PRESET, "d", &[ov("distill.method=dkd")]).unwrap();
+    assert_eq!(p.distill.number("alpha"), 1.0);
+    assert_eq!(p.distill.number("beta"), 8.0);
+    assert_eq!(p.distill.epochs("warmup"), 20);
+    let p = load(
+        DEFAULT_PRESET,
+        "d",
+        &[ov("distill.method=dkd"), ov("distill.alpha=0.5")],
+    )
+    .unwrap();
+    assert_eq!(p.distill.number("alpha"), 0.5);
+    // The same switch live.
+    let soft = load(DEFAULT_PRESET, "d", &[]).unwrap();
+    let dkd = soft.with_edit("distill.method", "dkd").unwrap();
+    assert_eq!(dkd.distill.number("alpha"), 1.0);
+    assert!(dkd.live_keys().contains(&"distill.beta".to_string()));
+    assert!(soft
+        .with_edit("distill.method", "hint")
+        .unwrap_err()
+        .contains("cannot be switched"));
+    // Keys of another method in a preset are refused, naming what the method takes.
+    let e = load(DEFAULT_PRESET, "d", &[ov("distill.beta=2")]).unwrap_err();
+    assert!(
+        e.message
+            .contains("unknown field `beta` for method `soft`, expected one of `method`, `temperature`, `alpha`"),
+        "{e}"
+    );
+    // Integers are numbers: written back as floats in the resolved preset.
+    let p = load(DEFAULT_PRESET, "d", &[ov("distill.temperature=8")]).unwrap();
+    assert_eq!(p.get("distill.temperature"), Some(toml::Value::Float(8.0)));
+}

@@ -135,7 +135,7 @@ pub fn loss_curves(app: &App) -> (Vec<Curve>, Vec<f64>, String) {
             .iter()
             .zip(theme::PART_COLORS.iter().cycle())
             .map(|((name, points), &color)| Curve {
-                name: format!("{} {name}", phase.as_str()),
+                name: name.clone(),
                 color,
                 points: points.clone(),
             })
@@ -218,11 +218,10 @@ pub(super) fn render_loss_chart(app: &App, frame: &mut Frame, area: Rect) {
             ..c
         })
         .collect();
-    let mut title = String::from(if app.parts_view {
-        " loss parts"
-    } else {
-        " training loss"
-    });
+    let mut title = match (app.parts_view, parts_phase(app)) {
+        (true, Some(phase)) => format!(" loss parts: {}", phase.as_str()),
+        _ => " training loss".to_string(),
+    };
     if app.smoothing {
         title.push_str(&format!(" (EMA {EMA_WEIGHT})"));
     }

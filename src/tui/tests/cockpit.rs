@@ -20,7 +20,7 @@ fn p_shows_the_current_phase_parts_with_the_baseline_cross_entropy() {
     let (parts, edits, x_title) = loss_curves(&app);
     assert_eq!(
         parts.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
-        ["distilled ce", "distilled kd", "baseline ce"]
+        ["ce", "kd", "baseline ce"]
     );
     assert_eq!(x_title, "distilled step");
     // On the distilled phase's own steps, where the temperature edit happened.
