@@ -105,3 +105,15 @@ fn every_method_declares_what_it_takes() {
     let warmup = spec(MethodName::Dkd).param("warmup").unwrap();
     assert!(warmup.check(&toml::Value::Float(2.5)).is_err());
 }
+
+#[test]
+fn the_default_preset_documents_every_method_and_hyperparameter() {
+    let doc = crate::config::DEFAULT_PRESET;
+    for method in MethodName::ALL {
+        let spec = spec(method);
+        assert!(doc.contains(&format!("#   {}:", spec.name)), "{} undocumented", spec.name);
+        for p in spec.params {
+            assert!(doc.contains(p.name), "{}.{} undocumented", spec.name, p.name);
+        }
+    }
+}
