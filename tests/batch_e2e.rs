@@ -743,13 +743,9 @@ fn tui_refuses_a_non_terminal_stdout_and_points_to_batch() {
 
 #[test]
 fn mnist_teacher_learns() {
-    let mnist = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mnist");
-    if !mnist.join("train-images-idx3-ubyte.gz").exists()
-        && !mnist.join("train-images-idx3-ubyte").exists()
-    {
-        eprintln!("skipping: MNIST not found at {}", mnist.display());
+    let Some(mnist) = common::mnist_dir() else {
         return;
-    }
+    };
     let tmp = tempfile::tempdir().unwrap();
     let path = toml::Value::String(mnist.display().to_string()).to_string();
     let text = default_preset_with(&[

@@ -1,25 +1,10 @@
 //! kd-tui's losses against plain-PyTorch implementations of the published formulas
 //! (`scripts/reference_losses.py`, run by the Python that the set-up installs) on random logits.
 
+mod common;
+
 use kd_tui::distill;
 use tch::{Device, Kind, Tensor};
-
-/// `python3` with torch, or `None` (and a message) where the set-up did not provide one.
-fn python_with_torch() -> Option<&'static str> {
-    let ok = std::process::Command::new("python3")
-        .args(["-c", "import torch"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok && std::env::var_os("LIBTORCH_USE_PYTORCH").is_some() {
-        panic!("the set-up builds against python3's torch, but python3 cannot import torch");
-    }
-    if !ok {
-        eprintln!(
-            "skipped: no python3 with torch (LIBTORCH is set); the reference values need one"
-        );
-    }
-    ok.then_some("python3")
-}
 
 fn rows(t: &Tensor) -> Vec<Vec<f64>> {
     let n = t.size()[0];
@@ -30,7 +15,7 @@ fn rows(t: &Tensor) -> Vec<Vec<f64>> {
 
 #[test]
 fn losses_agree_with_the_pytorch_reference_on_random_logits() {
-    let Some(python) = python_with_torch() else {
+    let Some(python) = common::python_with_torch() else {
         return;
     };
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/reference_losses.py");

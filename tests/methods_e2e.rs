@@ -216,13 +216,9 @@ fn the_teacher_pass_is_skipped_when_the_cache_has_its_outputs() {
 
 #[test]
 fn hint_from_a_cnn_teacher_on_mnist() {
-    let mnist = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mnist");
-    if !mnist.join("train-images-idx3-ubyte.gz").exists()
-        && !mnist.join("train-images-idx3-ubyte").exists()
-    {
-        eprintln!("skipping: MNIST not found at {}", mnist.display());
+    let Some(mnist) = common::mnist_dir() else {
         return;
-    }
+    };
     let tmp = tempfile::tempdir().unwrap();
     let preset = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),

@@ -204,23 +204,6 @@ fn csv_with_the_label_first_records_its_class_values() {
     );
 }
 
-/// `python3` with torch, or `None` (and a message) where the set-up did not provide one.
-fn python_with_torch() -> Option<&'static str> {
-    let ok = std::process::Command::new("python3")
-        .args(["-c", "import torch, numpy"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok && std::env::var_os("LIBTORCH_USE_PYTORCH").is_some() {
-        panic!(
-            "the set-up builds against python3's torch, but python3 cannot import torch and numpy"
-        );
-    }
-    if !ok {
-        eprintln!("skipped: no python3 with torch and numpy (LIBTORCH is set); the TorchScript round trip needs one");
-    }
-    ok.then_some("python3")
-}
-
 #[test]
 fn exported_torchscript_makes_the_same_predictions_in_pytorch() {
     let run = digits_run(&[CNN_TEACHER]);
@@ -251,7 +234,7 @@ fn exported_torchscript_makes_the_same_predictions_in_pytorch() {
             .unwrap();
         logits.write_npy(&expected).unwrap();
 
-        let Some(python) = python_with_torch() else {
+        let Some(python) = common::python_with_torch() else {
             return;
         };
         let check = r#"

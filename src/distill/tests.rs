@@ -111,9 +111,18 @@ fn the_default_preset_documents_every_method_and_hyperparameter() {
     let doc = crate::config::DEFAULT_PRESET;
     for method in MethodName::ALL {
         let spec = spec(method);
-        assert!(doc.contains(&format!("#   {}:", spec.name)), "{} undocumented", spec.name);
+        assert!(
+            doc.contains(&format!("#   {}:", spec.name)),
+            "{} undocumented",
+            spec.name
+        );
         for p in spec.params {
-            assert!(doc.contains(p.name), "{}.{} undocumented", spec.name, p.name);
+            assert!(
+                doc.contains(p.name),
+                "{}.{} undocumented",
+                spec.name,
+                p.name
+            );
         }
     }
 }

@@ -10,6 +10,36 @@ use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// `../shared/data/mnist` when it holds MNIST; otherwise `None`, after saying the test skips.
+pub fn mnist_dir() -> Option<PathBuf> {
+    let mnist = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mnist");
+    let present = ["train-images-idx3-ubyte.gz", "train-images-idx3-ubyte"]
+        .iter()
+        .any(|f| mnist.join(f).exists());
+    if !present {
+        eprintln!("skipping: MNIST not found at {}", mnist.display());
+    }
+    present.then_some(mnist)
+}
+
+/// `python3` with torch and numpy, or `None` (after saying so) where the set-up provides none.
+/// When kd-tui was built against python3's torch (`LIBTORCH_USE_PYTORCH`), it must be there.
+pub fn python_with_torch() -> Option<&'static str> {
+    let ok = Command::new("python3")
+        .args(["-c", "import torch, numpy"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok && std::env::var_os("LIBTORCH_USE_PYTORCH").is_some() {
+        panic!(
+            "the set-up builds against python3's torch, but python3 cannot import torch and numpy"
+        );
+    }
+    if !ok {
+        eprintln!("skipping: no python3 with torch and numpy (LIBTORCH is set)");
+    }
+    ok.then_some("python3")
+}
+
 /// Short runs of the default preset: 3 teacher and 3 student epochs.
 pub const FEW_EPOCHS: [&str; 2] = ["teacher.epochs=3", "student.epochs=3"];
 
