@@ -3,8 +3,8 @@
 //! What resumes exactly: finished phases (results and weights, never retrained), the live
 //! preset with every edit, the current phase's weights, its best-by-validation weights, and the
 //! position down to the example within the epoch (shuffling replays from per-epoch seeds).
-//! What does not (yet): the optimizer's moment buffers, which tch keeps private, and the dropout
-//! stream inside a half-done epoch; both restart at the checkpoint.
+//! What does not (yet): the optimizer's moment buffers, which tch keeps private, the dropout
+//! stream inside a half-done epoch, and `hint`'s regressor; all restart at the checkpoint.
 
 use crate::protocol::Phase;
 use crate::run::summary::PhaseResult;
