@@ -331,6 +331,23 @@ fn default_preset_leaves_a_complete_run_folder() {
     assert!((comparison.bytes_ratio - comparison.compression).abs() < 1e-9);
     assert!(comparison.speedup_batch1 > 0.0 && comparison.speedup_batch > 0.0);
     let gain = comparison.gain_pp.expect("gain over the baseline");
+    // The paired test scores both students on the same test examples: its counts give the gain.
+    let paired = comparison.paired.expect("paired test");
+    // The whole test split (latency's large batch is min(1024, test size)).
+    assert_eq!(paired.n, baseline.latency.batch_size);
+    let (b, c) = (paired.only_baseline as f64, paired.only_distilled as f64);
+    assert!(
+        (100.0 * (c - b) / paired.n as f64 - gain).abs() < 1e-9,
+        "{paired:?} vs {gain}"
+    );
+    assert!((paired.gain_pp - gain).abs() < 1e-9);
+    assert!(paired.p_value > 0.0 && paired.p_value <= 1.0);
+    assert!(paired.ci_pp[0] <= gain && gain <= paired.ci_pp[1]);
+    assert!(
+        run.outcome.stdout.contains(&paired.describe()),
+        "{}",
+        run.outcome.stdout
+    );
     assert!((gain - 100.0 * (distilled.test_acc - baseline.test_acc)).abs() < 1e-9);
     let gap = comparison.gap_to_teacher_pp.expect("gap to the teacher");
     assert!((gap - 100.0 * (teacher.test_acc - distilled.test_acc)).abs() < 1e-9);

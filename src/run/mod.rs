@@ -2,6 +2,7 @@
 
 pub mod checkpoint;
 pub mod plots;
+pub mod stats;
 pub mod summary;
 
 use crate::config::Preset;

@@ -3,6 +3,7 @@
 use crate::data::InputShape;
 use crate::model::ModelSize;
 use crate::protocol::Phase;
+use crate::run::stats::PairedTest;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -74,6 +75,9 @@ pub struct Comparison {
     pub speedup_batch: f64,
     /// Distilled minus baseline test accuracy, percentage points.
     pub gain_pp: Option<f64>,
+    /// The paired comparison of baseline and distilled on the same test examples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paired: Option<PairedTest>,
     /// Teacher minus distilled test accuracy, percentage points.
     pub gap_to_teacher_pp: Option<f64>,
 }
@@ -109,6 +113,7 @@ impl Comparison {
         teacher: &PhaseResult,
         baseline: Option<&PhaseResult>,
         distilled: Option<&PhaseResult>,
+        paired: Option<PairedTest>,
     ) -> Option<Comparison> {
         let student = distilled.or(baseline)?;
         let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
@@ -120,6 +125,7 @@ impl Comparison {
             gain_pp: baseline
                 .zip(distilled)
                 .map(|(b, d)| 100.0 * (d.test_acc - b.test_acc)),
+            paired,
             gap_to_teacher_pp: distilled.map(|d| 100.0 * (teacher.test_acc - d.test_acc)),
         })
     }
@@ -190,10 +196,18 @@ impl RunSummary {
                 "\nstudent is {:.1}x smaller ({:.1}x fewer bytes), {:.2}x faster at batch 1, {:.2}x per sample in a batch",
                 c.compression, c.bytes_ratio, c.speedup_batch1, c.speedup_batch
             ));
-            if let Some(gain) = c.gain_pp {
-                out.push_str(&format!(
+            match (&c.paired, c.gain_pp) {
+                (Some(t), _) => out.push_str(&format!(
+                    "\ndistillation over baseline: {} (exact McNemar test on {} paired test examples: {} right only when distilled, {} only in the baseline)",
+                    t.describe(),
+                    t.n,
+                    t.only_distilled,
+                    t.only_baseline
+                )),
+                (None, Some(gain)) => out.push_str(&format!(
                     "\ndistillation gain over baseline: {gain:+.2} pp test accuracy"
-                ));
+                )),
+                (None, None) => {}
             }
             if let Some(gap) = c.gap_to_teacher_pp {
                 out.push_str(&format!(
@@ -252,13 +266,16 @@ mod tests {
         let t = result(Phase::Teacher, 1000, 0.98, 40.0);
         let b = result(Phase::Baseline, 50, 0.90, 10.0);
         let d = result(Phase::Distilled, 50, 0.95, 10.0);
-        let c = Comparison::of(&t, Some(&b), Some(&d)).unwrap();
+        let c = Comparison::of(&t, Some(&b), Some(&d), None).unwrap();
         assert_eq!(c.compression, 20.0);
         assert_eq!(c.speedup_batch1, 4.0);
         assert!((c.gain_pp.unwrap() - 5.0).abs() < 1e-9);
         assert!((c.gap_to_teacher_pp.unwrap() - 3.0).abs() < 1e-9);
-        assert!(Comparison::of(&t, None, None).is_none());
-        assert_eq!(Comparison::of(&t, Some(&b), None).unwrap().gain_pp, None);
+        assert!(Comparison::of(&t, None, None, None).is_none());
+        assert_eq!(
+            Comparison::of(&t, Some(&b), None, None).unwrap().gain_pp,
+            None
+        );
     }
 
     #[test]

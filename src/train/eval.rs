@@ -1,8 +1,11 @@
 //! Scoring a model: accuracy and loss on a split, and inference latency.
 
+use super::Trainer;
 use crate::data::Split;
 use crate::distill;
 use crate::model::Model;
+use crate::protocol::Phase;
+use crate::run::stats::PairedTest;
 use crate::run::summary::Latency;
 use std::time::{Duration, Instant};
 use tch::{Device, Tensor};
@@ -56,6 +59,30 @@ pub fn evaluate(model: &Model, split: &Split, num_classes: usize) -> Evaluation 
         acc: correct.iter().sum::<i64>() as f64 / n as f64,
         loss,
         per_class,
+    }
+}
+
+/// Whether the model gets each example of the split right.
+pub fn correct(model: &Model, split: &Split) -> Vec<bool> {
+    let hits = logits_in_chunks(model, &split.features)
+        .argmax(-1, false)
+        .eq_tensor(&split.labels);
+    Vec::try_from(hits).unwrap_or_default()
+}
+
+impl Trainer {
+    /// Baseline against distilled on the same test examples, from their reported weights in
+    /// the run folder (so a resumed run compares phases trained in different processes).
+    pub(super) fn paired_test(&self) -> Option<PairedTest> {
+        let correct_of = |phase: Phase| {
+            let result = self.results.iter().find(|r| r.phase == phase)?;
+            let mut model = self.build(phase, self.device).ok()?;
+            model.vs.load(self.run.path(&result.weights)).ok()?;
+            Some(correct(&model, &self.data.test))
+        };
+        let (baseline, distilled) = (correct_of(Phase::Baseline)?, correct_of(Phase::Distilled)?);
+        (baseline.len() == self.data.test.len() && distilled.len() == baseline.len())
+            .then(|| PairedTest::of(&baseline, &distilled))
     }
 }
 

@@ -324,9 +324,9 @@ impl Trainer {
             find(Phase::Baseline),
             find(Phase::Distilled),
         );
-        let comparison = teacher
-            .as_ref()
-            .and_then(|t| Comparison::of(t, baseline.as_ref(), distilled.as_ref()));
+        let comparison = teacher.as_ref().and_then(|t| {
+            Comparison::of(t, baseline.as_ref(), distilled.as_ref(), self.paired_test())
+        });
         RunSummary {
             status,
             name: self.preset.name.clone(),

@@ -4,6 +4,7 @@ use super::super::app::{App, EditField, Mode};
 use super::super::theme;
 use super::format_duration;
 use crate::protocol::Phase;
+use crate::run::stats::format_p;
 use crate::run::summary::human_bytes;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::{Line, Span};
@@ -155,6 +156,31 @@ pub(super) fn render_models(app: &App, frame: &mut Frame, area: Rect) {
         ]),
     };
     rows.push(gain);
+    // At the end: whether the gain is more than chance, from the paired test.
+    if let Some(t) = app
+        .summary
+        .as_ref()
+        .and_then(|s| s.comparison.as_ref())
+        .and_then(|c| c.paired)
+    {
+        let verdict = if t.significant() {
+            Span::styled("signif.", theme::good())
+        } else {
+            Span::styled("n.s.", theme::bad())
+        };
+        rows.push(Row::new(vec![
+            Line::from("paired p"),
+            Line::from(""),
+            Line::from(format_p(t.p_value)),
+            Line::from(verdict),
+        ]));
+        rows.push(Row::new(vec![
+            "95% CI".into(),
+            String::new(),
+            format!("{:+.2}", t.ci_pp[0]),
+            format!("{:+.2}pp", t.ci_pp[1]),
+        ]));
+    }
     let table = Table::new(
         rows,
         [

@@ -224,7 +224,12 @@ fn finished_run() -> App {
         teacher: None,
         baseline: None,
         distilled: None,
-        comparison: None,
+        comparison: crate::run::summary::Comparison::of(
+            &result(Phase::Teacher, 85002, 0.983, 40.0),
+            Some(&result(Phase::Baseline, 2410, 0.955, 6.0)),
+            Some(&result(Phase::Distilled, 2410, 0.961, 6.0)),
+            Some(crate::run::stats::PairedTest::from_counts(359, 5, 7)),
+        ),
     };
     app.update(stamped(
         Some(Phase::Distilled),
