@@ -148,14 +148,9 @@ mod tests {
     #[test]
     fn from_scores_and_the_verdict_line() {
         // 359 test images, 3 more right without distillation: the digits case of issue 8.
-        let mut base = vec![true; 359];
-        let mut dist = vec![true; 359];
-        for i in 0..5 {
-            dist[i] = false;
-        }
-        for i in 5..7 {
-            base[i] = false;
-        }
+        // Examples 0..5 only the baseline gets right, 5..7 only the distilled student.
+        let base: Vec<bool> = (0..359).map(|i| !(5..7).contains(&i)).collect();
+        let dist: Vec<bool> = (0..359).map(|i| i >= 5).collect();
         let t = PairedTest::of(&base, &dist);
         assert_eq!((t.n, t.only_baseline, t.only_distilled), (359, 5, 2));
         close(t.gain_pp, -300.0 / 359.0, 1e-9);
