@@ -147,21 +147,17 @@ fn describe(phase: &str, event: &Event) -> Option<String> {
 }
 
 /// Drives a batch run to its end.
-pub fn run(handle: TrainerHandle, consumer: Consumer) -> Ended {
+pub fn run(handle: TrainerHandle, consumer: &mut Consumer) -> Ended {
     let progress = if std::io::stderr().is_terminal() {
         Progress::Bar(None)
     } else {
         Progress::Lines
     };
-    let Consumer {
-        runtime,
-        mut signals,
-    } = consumer;
-    let signal = runtime.block_on(consume(
+    let signal = consumer.runtime.block_on(consume(
         handle.events,
         handle.steps,
         &handle.commands,
-        &mut signals,
+        &mut consumer.signals,
         progress,
     ));
     Ended::join(handle.thread, signal)

@@ -2,7 +2,7 @@
 //! events to the TUI or to batch mode, and turn the outcome into an exit code.
 
 use crate::config::{self, DataSource, Override, Preset};
-use crate::data::InputShape;
+use crate::data::{InputShape, Splits};
 use crate::export::Format;
 use crate::protocol::Phase;
 use crate::run::checkpoint::{self, Checkpoint};
@@ -11,6 +11,7 @@ use crate::train::{self, RunOutcome, TrainerSetup};
 use clap::Parser;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use tch::Device;
 
 /// Exit code for bad input (preset, data, output folder).
 pub const EXIT_BAD_INPUT: i32 = 2;
@@ -39,6 +40,10 @@ pub struct Args {
     /// Go on with a stopped run (its folder, which holds checkpoint.json); --set still applies.
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["preset", "out"])]
     pub resume: Option<PathBuf>,
+    /// Run the whole teacher -> baseline -> distilled run for N seeds (the preset's seed and the
+    /// next N - 1), each in its own folder under --out, and aggregate them (--batch).
+    #[arg(long, value_name = "N", conflicts_with = "resume", value_parser = clap::value_parser!(u32).range(1..))]
+    pub seeds: Option<u32>,
     /// TUI: draw charts with plain dots instead of braille (for fonts without braille).
     #[arg(long)]
     pub ascii: bool,
@@ -147,13 +152,9 @@ fn load_preset(args: &Args, resume: Option<&Checkpoint>) -> Result<Preset, Strin
     .map_err(bad_input)
 }
 
-/// Everything that can fail on bad input, before any training.
-fn setup(args: &Args) -> Result<TrainerSetup, String> {
-    let resume = match &args.resume {
-        Some(dir) => Some(Checkpoint::read(dir).map_err(bad_input)?),
-        None => None,
-    };
-    let mut preset = load_preset(args, resume.as_ref())?;
+/// The device and the data of a preset, with its models checked against the data; the preset
+/// comes back with what the data decided (a CSV's classes).
+pub fn prepare(mut preset: Preset) -> Result<(Preset, Splits, Device), String> {
     let spec = crate::device::parse(&preset.device).map_err(bad_input)?;
     let device = crate::device::resolve(spec).map_err(|e| bad_input(format!("device: {e}")))?;
     let data = crate::data::load(&preset.data, preset.seed).map_err(bad_input)?;
@@ -162,6 +163,12 @@ fn setup(args: &Args) -> Result<TrainerSetup, String> {
         // The run folder's preset.toml records which label value each class index stands for.
         preset.data.classes = Some(data.classes.clone());
     }
+    Ok((preset, data, device))
+}
+
+/// Everything that can fail on bad input, before any training.
+fn setup(args: &Args, preset: Preset, resume: Option<Checkpoint>) -> Result<TrainerSetup, String> {
+    let (preset, data, device) = prepare(preset)?;
     let run = match &args.resume {
         Some(dir) => RunFolder::reopen(dir),
         None => {
@@ -223,7 +230,36 @@ pub fn main() -> i32 {
             return 1;
         }
     };
-    let setup = match setup(&args) {
+    let resume = match args.resume.as_deref().map(Checkpoint::read).transpose() {
+        Ok(resume) => resume,
+        Err(e) => {
+            eprintln!("{}", bad_input(e));
+            return EXIT_BAD_INPUT;
+        }
+    };
+    let mut preset = match load_preset(&args, resume.as_ref()) {
+        Ok(p) => p,
+        Err(message) => {
+            eprintln!("{message}");
+            return EXIT_BAD_INPUT;
+        }
+    };
+    if let Some(n) = args.seeds {
+        preset.seeds = Some((0..n as u64).map(|i| preset.seed + i).collect());
+    }
+    if let Some(seeds) = preset.seeds.take() {
+        if !args.batch {
+            eprintln!("kd-tui: repeated seeds run headless for now: add --batch");
+            return EXIT_BAD_INPUT;
+        }
+        let parent = args
+            .out
+            .clone()
+            .unwrap_or_else(|| RunFolder::default_dir(&preset.name));
+        let mut consumer = consumer;
+        return crate::seeds::run(preset, &seeds, &parent, &mut consumer);
+    }
+    let setup = match setup(&args, preset, resume) {
         Ok(s) => s,
         Err(message) => {
             eprintln!("{message}");
@@ -232,7 +268,8 @@ pub fn main() -> i32 {
     };
     let handle = train::spawn(setup);
     let ended = if args.batch {
-        crate::batch::run(handle, consumer)
+        let mut consumer = consumer;
+        crate::batch::run(handle, &mut consumer)
     } else {
         match crate::tui::run(
             handle,

@@ -18,5 +18,6 @@ pub mod model;
 pub mod protocol;
 pub mod run;
 pub mod seed;
+pub mod seeds;
 pub mod train;
 pub mod tui;

@@ -808,3 +808,75 @@ fn mnist_teacher_learns() {
         &mlp_shapes(784, &[16], 10),
     );
 }
+
+#[test]
+fn repeated_seeds_run_each_seed_in_its_folder_and_aggregate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let parent = tmp.path().join("seeds");
+    let outcome = run([
+        "--batch",
+        "--seeds",
+        "2",
+        "--set",
+        "teacher.epochs=2",
+        "--set",
+        "student.epochs=2",
+        "--out",
+        parent.to_str().unwrap(),
+    ]);
+    assert_eq!(outcome.code, Some(0), "{}", outcome.stderr);
+    let mut seeds = Vec::new();
+    for seed in [7, 8] {
+        let summary = read_summary(&parent.join(format!("seed-{seed}")));
+        assert_eq!((&summary.status, summary.seed), (&RunStatus::Completed, seed));
+        seeds.push(summary);
+    }
+    let report: kd_tui::seeds::SeedsReport =
+        serde_json::from_str(&std::fs::read_to_string(parent.join("seeds.json")).unwrap()).unwrap();
+    assert_eq!(report.rows.len(), 2);
+    assert_eq!(report.status, RunStatus::Completed);
+    let accs: Vec<f64> = seeds
+        .iter()
+        .map(|s| 100.0 * s.distilled.as_ref().unwrap().test_acc)
+        .collect();
+    let mean = (accs[0] + accs[1]) / 2.0;
+    assert!((report.distilled.unwrap().mean - mean).abs() < 1e-9);
+    let pooled = report.pooled.unwrap();
+    let per_seed: Vec<_> = seeds
+        .iter()
+        .map(|s| s.comparison.as_ref().unwrap().paired.unwrap())
+        .collect();
+    assert_eq!(pooled.n, per_seed[0].n + per_seed[1].n);
+    assert_eq!(
+        pooled.only_distilled,
+        per_seed[0].only_distilled + per_seed[1].only_distilled
+    );
+    let csv = std::fs::read_to_string(parent.join("seeds.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    assert!(
+        csv.lines().nth(2).unwrap().starts_with("8,completed,"),
+        "{csv}"
+    );
+    assert!(
+        outcome.stdout.contains("mean ± sd (2)"),
+        "{}",
+        outcome.stdout
+    );
+    assert!(
+        outcome.stdout.contains("gain over seeds:"),
+        "{}",
+        outcome.stdout
+    );
+
+    // The seeds can come from the preset; repeated ones are refused, as is the TUI (for now).
+    let listed = tmp.path().join("listed");
+    let outcome = run([
+        "--batch",
+        "--set",
+        "seeds=[3, 3]",
+        "--out",
+        listed.to_str().unwrap(),
+    ]);
+    assert_eq!(outcome.code, Some(2));
+    assert!(outcome.stderr.contains("key `seeds`"), "{}", outcome.stderr);
+}

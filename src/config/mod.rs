@@ -25,6 +25,10 @@ pub struct Preset {
     pub name: String,
     #[serde(default = "defaults::seed")]
     pub seed: u64,
+    /// Repeat the whole run for each of these seeds, each in its own folder, and aggregate
+    /// (`--seeds N` sets `seed, seed + 1, ...`). Headless only for now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seeds: Option<Vec<u64>>,
     #[serde(default = "defaults::device")]
     pub device: String,
     /// Log a step record every this many optimizer steps.

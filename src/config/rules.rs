@@ -109,6 +109,17 @@ impl Preset {
             ));
         }
         check("log_every", positive_count(self.log_every))?;
+        if let Some(seeds) = &self.seeds {
+            let mut distinct = seeds.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            if seeds.is_empty() || distinct.len() != seeds.len() {
+                return Err((
+                    "seeds".into(),
+                    "must list one or more different seeds, e.g. [1, 2, 3]".into(),
+                ));
+            }
+        }
         let device = crate::device::parse(&self.device);
         check("device", device.map(|_| ()))?;
         let d = &self.data;

@@ -78,8 +78,13 @@ impl RunFolder {
 
     /// Writes `file` atomically (write then rename), so a kill never leaves half a JSON file.
     pub fn write_json(&self, file: &str, value: &impl serde::Serialize) -> io::Result<()> {
-        let tmp = self.path(&format!(".{file}.tmp"));
+        RunFolder::write_json_at(&self.dir, file, value)
+    }
+
+    /// `write_json` in any folder (the parent of a multi-seed run).
+    pub fn write_json_at(dir: &Path, file: &str, value: &impl serde::Serialize) -> io::Result<()> {
+        let tmp = dir.join(format!(".{file}.tmp"));
         std::fs::write(&tmp, serde_json::to_vec_pretty(value)?)?;
-        std::fs::rename(tmp, self.path(file))
+        std::fs::rename(tmp, dir.join(file))
     }
 }
