@@ -828,7 +828,10 @@ fn repeated_seeds_run_each_seed_in_its_folder_and_aggregate() {
     let mut seeds = Vec::new();
     for seed in [7, 8] {
         let summary = read_summary(&parent.join(format!("seed-{seed}")));
-        assert_eq!((&summary.status, summary.seed), (&RunStatus::Completed, seed));
+        assert_eq!(
+            (&summary.status, summary.seed),
+            (&RunStatus::Completed, seed)
+        );
         seeds.push(summary);
     }
     let report: kd_tui::seeds::SeedsReport =
