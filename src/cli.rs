@@ -247,6 +247,18 @@ pub fn main() -> i32 {
     if let Some(n) = args.seeds {
         preset.seeds = Some((0..n as u64).map(|i| preset.seed + i).collect());
     }
+    if preset.sweep.is_some() {
+        if !args.batch {
+            eprintln!("kd-tui: sweeps run headless for now: add --batch");
+            return EXIT_BAD_INPUT;
+        }
+        let parent = args
+            .out
+            .clone()
+            .unwrap_or_else(|| RunFolder::default_dir(&preset.name));
+        let mut consumer = consumer;
+        return crate::sweep::run(preset, &parent, &mut consumer);
+    }
     if let Some(seeds) = preset.seeds.take() {
         if !args.batch {
             eprintln!("kd-tui: repeated seeds run headless for now: add --batch");

@@ -19,5 +19,6 @@ pub mod protocol;
 pub mod run;
 pub mod seed;
 pub mod seeds;
+pub mod sweep;
 pub mod train;
 pub mod tui;

@@ -231,14 +231,82 @@ impl SeedsReport {
     }
 }
 
-/// Runs every seed headless under `parent`; returns the exit code.
-pub fn run(preset: Preset, seeds: &[u64], parent: &Path, consumer: &mut Consumer) -> i32 {
+/// How one of several headless runs ended.
+pub enum OneRun {
+    Completed(RunSummary),
+    /// A signal or a stop: the runs after it are not started.
+    Stopped {
+        summary: RunSummary,
+        code: i32,
+    },
+    Failed {
+        code: i32,
+    },
+}
+
+/// Sets up (data, checks, run folder `dir`) and trains one preset headless.
+pub fn run_one(preset: Preset, dir: &Path, consumer: &mut Consumer) -> OneRun {
+    let prepared = crate::cli::prepare(preset).and_then(|(preset, data, device)| {
+        let run =
+            RunFolder::create(dir, &preset).map_err(|e| format!("kd-tui: run folder: {e}"))?;
+        Ok(TrainerSetup {
+            preset,
+            data,
+            device,
+            run,
+            resume: None,
+        })
+    });
+    let setup = match prepared {
+        Ok(s) => s,
+        Err(message) => {
+            eprintln!("{message}");
+            return OneRun::Failed {
+                code: crate::cli::EXIT_BAD_INPUT,
+            };
+        }
+    };
+    let ended = crate::batch::run(train::spawn(setup), consumer);
+    match ended.outcome {
+        RunOutcome::Completed(summary) => {
+            println!("{}:\n{}", dir.display(), summary.table());
+            OneRun::Completed(summary)
+        }
+        RunOutcome::Stopped { reason, summary } => {
+            eprintln!(
+                "kd-tui: {} stopped ({reason}); the runs after it were not started",
+                dir.display()
+            );
+            OneRun::Stopped {
+                summary,
+                code: ended.signal.map_or(1, |s| 128 + s),
+            }
+        }
+        RunOutcome::Failed(error) => {
+            eprintln!("kd-tui: {}: {error}", dir.display());
+            OneRun::Failed {
+                code: error.exit_code(),
+            }
+        }
+    }
+}
+
+/// Refuses a parent folder that already holds files.
+pub fn check_empty(parent: &Path) -> Result<(), i32> {
     if parent.read_dir().is_ok_and(|mut d| d.next().is_some()) {
         eprintln!(
             "kd-tui: run folder: {} already exists and is not empty; pick another --out",
             parent.display()
         );
-        return crate::cli::EXIT_BAD_INPUT;
+        return Err(crate::cli::EXIT_BAD_INPUT);
+    }
+    Ok(())
+}
+
+/// Runs every seed headless under `parent`; returns the exit code.
+pub fn run(preset: Preset, seeds: &[u64], parent: &Path, consumer: &mut Consumer) -> i32 {
+    if let Err(code) = check_empty(parent) {
+        return code;
     }
     let mut rows = Vec::new();
     let mut code = 0;
@@ -249,47 +317,20 @@ pub fn run(preset: Preset, seeds: &[u64], parent: &Path, consumer: &mut Consumer
             seeds.len()
         );
         let dir = parent.join(format!("seed-{seed}"));
-        let prepared = crate::cli::prepare(Preset {
+        let one = Preset {
             seed,
             seeds: None,
             ..preset.clone()
-        })
-        .and_then(|(preset, data, device)| {
-            let run =
-                RunFolder::create(&dir, &preset).map_err(|e| format!("kd-tui: run folder: {e}"))?;
-            Ok(TrainerSetup {
-                preset,
-                data,
-                device,
-                run,
-                resume: None,
-            })
-        });
-        let setup = match prepared {
-            Ok(s) => s,
-            Err(message) => {
-                eprintln!("{message}");
-                code = crate::cli::EXIT_BAD_INPUT;
-                break;
-            }
         };
-        let ended = crate::batch::run(train::spawn(setup), consumer);
-        match ended.outcome {
-            RunOutcome::Completed(summary) => {
-                println!("seed {seed}:\n{}", summary.table());
+        match run_one(one, &dir, consumer) {
+            OneRun::Completed(summary) => rows.push(SeedRow::of(seed, &dir, &summary)),
+            OneRun::Stopped { summary, code: c } => {
                 rows.push(SeedRow::of(seed, &dir, &summary));
-            }
-            RunOutcome::Stopped { reason, summary } => {
-                eprintln!(
-                    "kd-tui: seed {seed} stopped ({reason}); the seeds after it were not run"
-                );
-                rows.push(SeedRow::of(seed, &dir, &summary));
-                code = ended.signal.map_or(1, |s| 128 + s);
+                code = c;
                 break;
             }
-            RunOutcome::Failed(error) => {
-                eprintln!("kd-tui: seed {seed}: {error}");
-                code = error.exit_code();
+            OneRun::Failed { code: c } => {
+                code = c;
                 break;
             }
         }

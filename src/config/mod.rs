@@ -29,6 +29,9 @@ pub struct Preset {
     /// (`--seeds N` sets `seed, seed + 1, ...`). Headless only for now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seeds: Option<Vec<u64>>,
+    /// Train a student for every point of a grid (or a list) of preset values (headless).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<SweepConfig>,
     #[serde(default = "defaults::device")]
     pub device: String,
     /// Log a step record every this many optimizer steps.
@@ -137,6 +140,16 @@ impl From<Header> for HeaderValue {
             Header::Given(b) => HeaderValue::Flag(b),
         }
     }
+}
+
+/// `[sweep]`: values to try for any preset keys, e.g. `"distill.temperature" = [1, 4, 20]`
+/// (every combination is a point), or `points = [{ "distill.alpha" = 0.5 }, ...]` instead.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepConfig {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub points: Vec<BTreeMap<String, toml::Value>>,
+    #[serde(flatten)]
+    pub grid: BTreeMap<String, Vec<toml::Value>>,
 }
 
 /// Random transformations of training batches (never of validation or test data).

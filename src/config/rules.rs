@@ -109,6 +109,32 @@ impl Preset {
             ));
         }
         check("log_every", positive_count(self.log_every))?;
+        if let Some(sweep) = &self.sweep {
+            let keys = sweep
+                .grid
+                .keys()
+                .chain(sweep.points.iter().flat_map(|p| p.keys()));
+            for key in keys {
+                if ["name", "seed", "seeds"].contains(&key.as_str()) || key.starts_with("sweep") {
+                    return Err((
+                        format!("sweep.{key}"),
+                        "a sweep varies training settings; use seeds = [..] for seeds".into(),
+                    ));
+                }
+            }
+            if sweep.grid.values().any(Vec::is_empty) {
+                return Err((
+                    "sweep".into(),
+                    "every swept key needs at least one value".into(),
+                ));
+            }
+            if sweep.grid.is_empty() == sweep.points.is_empty() {
+                return Err((
+                    "sweep".into(),
+                    "give either keys with lists of values (a grid) or `points`, not both".into(),
+                ));
+            }
+        }
         if let Some(seeds) = &self.seeds {
             let mut distinct = seeds.clone();
             distinct.sort_unstable();

@@ -34,7 +34,7 @@ pub fn padded_bounds(values: impl Iterator<Item = f64>) -> Option<[f64; 2]> {
 }
 
 /// One curve per phase, from the records of one type.
-type Curves = Vec<(Phase, Vec<(f64, f64)>)>;
+pub type Curves = Vec<(Phase, Vec<(f64, f64)>)>;
 
 fn curves(
     records: &[serde_json::Value],
@@ -57,7 +57,7 @@ fn curves(
         .collect()
 }
 
-fn draw(
+pub fn draw(
     path: &Path,
     title: &str,
     x_label: &str,

@@ -157,9 +157,9 @@ impl Trainer {
         start_cursor: usize,
     ) -> Result<Trained, PhaseEnd> {
         let method = crate::distill::build(&self.preset.distill);
+        // Epoch 1 is in every method's hint stage (joint or first), if it has one.
         let layers = method
             .hint_layers(1)
-            .or_else(|| method.hint_layers(usize::MAX))
             .map(|(t, s)| (t.to_string(), s.to_string()));
         let mut hint = match &layers {
             Some((teacher_layer, student_layer)) => {

@@ -1,0 +1,133 @@
+//! A sweep end to end: 2 x 2 points over 2 seeds on digits with few epochs, every output file,
+//! the teacher trained once per seed and reused, and bad points refused before training.
+
+mod common;
+
+use common::{kd_tui, read_summary, run, write_preset, Outcome};
+use kd_tui::run::summary::TeacherOutputs;
+use kd_tui::sweep::SweepReport;
+
+const SWEEP: &str = r#"
+name = "digits-sweep"
+[data]
+source = "digits"
+[teacher]
+model = { kind = "mlp", hidden = [64] }
+epochs = 2
+batch_size = 64
+lr = 1e-3
+[student]
+model = { kind = "mlp", hidden = [16] }
+epochs = 2
+batch_size = 64
+lr = 3e-3
+[distill]
+method = "soft"
+[sweep]
+"distill.temperature" = [2, 8]
+"distill.alpha" = [0.5, 0.9]
+"#;
+
+#[test]
+fn a_two_by_two_sweep_over_two_seeds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let preset = write_preset(tmp.path(), "sweep.toml", SWEEP);
+    let parent = tmp.path().join("sweep");
+    // A cache of its own: the first point of each seed computes the teacher's outputs.
+    let output = kd_tui()
+        .arg("--batch")
+        .arg(&preset)
+        .args(["--seeds", "2", "--out"])
+        .arg(&parent)
+        .env("KD_TUI_CACHE", tmp.path().join("cache"))
+        .output()
+        .unwrap();
+    let outcome = Outcome::of(output);
+    assert_eq!(outcome.code, Some(0), "{}", outcome.stderr);
+    for seed in [7, 8] {
+        for point in 0..4 {
+            let s = read_summary(&parent.join(format!("seed-{seed}/point-{point}")));
+            assert_eq!(s.seed, seed);
+            let teacher = s.teacher.as_ref().unwrap();
+            let distilled = s.distilled.as_ref().unwrap();
+            // The first point trains the teacher and the baseline; the others reuse both.
+            assert_eq!(teacher.trained, point == 0, "seed {seed} point {point}");
+            assert_eq!(
+                s.baseline.is_some(),
+                point == 0,
+                "seed {seed} point {point}"
+            );
+            let expected = if point == 0 {
+                TeacherOutputs::Computed
+            } else {
+                TeacherOutputs::FromCache
+            };
+            assert_eq!(
+                distilled.teacher_outputs,
+                Some(expected),
+                "seed {seed} point {point}"
+            );
+        }
+    }
+    let report: SweepReport =
+        serde_json::from_str(&std::fs::read_to_string(parent.join("sweep.json")).unwrap()).unwrap();
+    assert!(report.completed);
+    assert_eq!(report.rows.len(), 8);
+    // The best point has the best mean validation accuracy (test plays no part).
+    let val = |p: usize| {
+        let v: Vec<f64> = report
+            .rows
+            .iter()
+            .filter(|r| r.point == p)
+            .map(|r| r.distilled_val_acc.unwrap())
+            .collect();
+        v.iter().sum::<f64>() / v.len() as f64
+    };
+    let best = report.best_point.unwrap();
+    assert!((0..4).all(|p| val(p) <= val(best)));
+    // Every row of a seed compares with that seed's baseline.
+    for r in &report.rows {
+        let reference = report
+            .rows
+            .iter()
+            .find(|x| x.seed == r.seed && x.point == 0)
+            .unwrap();
+        assert_eq!(r.baseline_test_acc, reference.baseline_test_acc);
+    }
+    let csv = std::fs::read_to_string(parent.join("sweep.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 9, "{csv}");
+    assert!(
+        csv.starts_with("point,seed,distill.alpha,distill.temperature,"),
+        "{csv}"
+    );
+    let svg = std::fs::read_to_string(parent.join("sweep.svg")).unwrap();
+    assert!(svg.starts_with("<svg"), "sweep.svg");
+    assert!(
+        outcome.stdout.contains("(best by val)"),
+        "{}",
+        outcome.stdout
+    );
+
+    // A value the preset would refuse stops the sweep before anything trains.
+    let bad = write_preset(
+        tmp.path(),
+        "bad.toml",
+        &SWEEP.replace("[0.5, 0.9]", "[0.5, 1.5]"),
+    );
+    let out = tmp.path().join("bad");
+    let refused = run([
+        "--batch".as_ref(),
+        bad.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert_eq!(refused.code, Some(2), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains(
+            "[sweep] point 2 (distill.alpha = 1.5, distill.temperature = 2): key `distill.alpha`: must be within [0, 1]"
+        ),
+        "{}",
+        refused.stderr
+    );
+    assert!(!out.exists());
+}
