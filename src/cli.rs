@@ -247,9 +247,9 @@ pub fn main() -> i32 {
     if let Some(n) = args.seeds {
         preset.seeds = Some((0..n as u64).map(|i| preset.seed + i).collect());
     }
-    if preset.sweep.is_some() {
+    if preset.sweep.is_some() || preset.seeds.is_some() {
         if !args.batch {
-            eprintln!("kd-tui: sweeps run headless for now: add --batch");
+            eprintln!("kd-tui: seeds and sweeps run headless for now: add --batch");
             return EXIT_BAD_INPUT;
         }
         let parent = args
@@ -257,19 +257,15 @@ pub fn main() -> i32 {
             .clone()
             .unwrap_or_else(|| RunFolder::default_dir(&preset.name));
         let mut consumer = consumer;
-        return crate::sweep::run(preset, &parent, &mut consumer);
-    }
-    if let Some(seeds) = preset.seeds.take() {
-        if !args.batch {
-            eprintln!("kd-tui: repeated seeds run headless for now: add --batch");
-            return EXIT_BAD_INPUT;
-        }
-        let parent = args
-            .out
-            .clone()
-            .unwrap_or_else(|| RunFolder::default_dir(&preset.name));
-        let mut consumer = consumer;
-        return crate::seeds::run(preset, &seeds, &parent, &mut consumer);
+        return match (&preset.sweep, preset.seeds.take()) {
+            (Some(_), seeds) => {
+                crate::sweep::run(Preset { seeds, ..preset }, &parent, &mut consumer)
+            }
+            (None, seeds) => {
+                let seeds = seeds.unwrap_or_default();
+                crate::seeds::run(preset, &seeds, &parent, &mut consumer)
+            }
+        };
     }
     let setup = match setup(&args, preset, resume) {
         Ok(s) => s,

@@ -336,18 +336,28 @@ pub fn run(preset: Preset, seeds: &[u64], parent: &Path, consumer: &mut Consumer
         }
     }
     let report = SeedsReport::of(rows, code == 0);
-    let written = std::fs::create_dir_all(parent)
-        .and_then(|()| RunFolder::write_json_at(parent, "seeds.json", &report))
-        .and_then(|()| std::fs::write(parent.join("seeds.csv"), report.csv()));
-    if let Err(e) = written {
-        eprintln!(
-            "kd-tui: writing seeds.json / seeds.csv in {}: {e}",
-            parent.display()
-        );
-        return if code == 0 { 1 } else { code };
-    }
+    let written = write_report(parent, "seeds", &report, report.csv());
     println!("{}", report.table());
-    code
+    written.map_or_else(|failed| if code == 0 { failed } else { code }, |()| code)
+}
+
+/// Writes `<name>.json` and `<name>.csv` in `parent`; `Err(1)` (after saying why) if it cannot.
+pub fn write_report(
+    parent: &Path,
+    name: &str,
+    report: &impl Serialize,
+    csv: String,
+) -> Result<(), i32> {
+    std::fs::create_dir_all(parent)
+        .and_then(|()| RunFolder::write_json_at(parent, &format!("{name}.json"), report))
+        .and_then(|()| std::fs::write(parent.join(format!("{name}.csv")), csv))
+        .map_err(|e| {
+            eprintln!(
+                "kd-tui: writing {name}.json / {name}.csv in {}: {e}",
+                parent.display()
+            );
+            1
+        })
 }
 
 #[cfg(test)]

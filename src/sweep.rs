@@ -8,7 +8,6 @@ use crate::config::{self, Override, Preset, PresetError, SweepConfig};
 use crate::consumer::Consumer;
 use crate::protocol::Phase;
 use crate::run::summary::RunSummary;
-use crate::run::RunFolder;
 use crate::seeds::{run_one, OneRun};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -300,33 +299,20 @@ pub fn run(base: Preset, parent: &Path, consumer: &mut Consumer) -> i32 {
             let dir = parent
                 .join(format!("seed-{seed}"))
                 .join(format!("point-{i}"));
-            let summary = match run_one(preset, &dir, consumer) {
-                OneRun::Completed(s) => s,
-                OneRun::Stopped { summary, code: c } => {
-                    rows.push(row(
-                        i,
-                        seed,
-                        point,
-                        &dir,
-                        &summary,
-                        reference.as_ref().and_then(|r| r.1),
-                    ));
-                    code = c;
-                    break 'seeds;
-                }
+            let (summary, stop) = match run_one(preset, &dir, consumer) {
+                OneRun::Completed(s) => (s, None),
+                OneRun::Stopped { summary, code: c } => (summary, Some(c)),
                 OneRun::Failed { code: c } => {
                     code = c;
                     break 'seeds;
                 }
             };
-            rows.push(row(
-                i,
-                seed,
-                point,
-                &dir,
-                &summary,
-                reference.as_ref().and_then(|r| r.1),
-            ));
+            let baseline = reference.as_ref().and_then(|r| r.1);
+            rows.push(row(i, seed, point, &dir, &summary, baseline));
+            if let Some(c) = stop {
+                code = c;
+                break 'seeds;
+            }
             if reference.is_none() && reuse_teacher {
                 let teacher = dir.join("teacher.safetensors").display().to_string();
                 let baseline = summary.baseline.as_ref().map(|b| 100.0 * b.test_acc);
@@ -335,21 +321,12 @@ pub fn run(base: Preset, parent: &Path, consumer: &mut Consumer) -> i32 {
         }
     }
     let report = SweepReport::of(rows, code == 0);
-    let written = std::fs::create_dir_all(parent)
-        .and_then(|()| RunFolder::write_json_at(parent, "sweep.json", &report))
-        .and_then(|()| std::fs::write(parent.join("sweep.csv"), report.csv()));
-    if let Err(e) = written {
-        eprintln!(
-            "kd-tui: writing sweep.json / sweep.csv in {}: {e}",
-            parent.display()
-        );
-        return if code == 0 { 1 } else { code };
-    }
+    let written = crate::seeds::write_report(parent, "sweep", &report, report.csv());
     if let Err(e) = report.plot(&parent.join("sweep.svg")) {
         eprintln!("kd-tui: sweep.svg not written: {e}");
     }
     println!("{}", report.table());
-    code
+    written.map_or_else(|failed| if code == 0 { failed } else { code }, |()| code)
 }
 
 #[cfg(test)]
