@@ -48,15 +48,22 @@ impl Window {
     }
 
     fn add(&mut self, loss: &Tensor, parts: &[Part], samples: usize) {
-        let sum = |acc: Option<Tensor>, t: Tensor| {
-            Some(acc.map_or_else(|| t.shallow_clone(), |a| a + &t))
-        };
-        self.total = sum(self.total.take(), loss.detach());
+        let loss = loss.detach();
+        self.total = Some(match self.total.take() {
+            Some(total) => total + loss,
+            None => loss,
+        });
         for p in parts {
-            let entry = self.parts.remove(p.name);
-            let (acc, n) = entry.map_or((None, 0), |(t, n)| (Some(t), n));
-            let acc = sum(acc, p.value.detach()).expect("just added");
-            self.parts.insert(p.name, (acc, n + 1));
+            let value = p.value.detach();
+            match self.parts.get_mut(p.name) {
+                Some((sum, n)) => {
+                    *sum = &*sum + value;
+                    *n += 1;
+                }
+                None => {
+                    self.parts.insert(p.name, (value, 1));
+                }
+            }
         }
         self.steps += 1;
         self.samples += samples;
