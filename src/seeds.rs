@@ -5,6 +5,7 @@
 
 use crate::config::Preset;
 use crate::consumer::Consumer;
+use crate::protocol::Phase;
 use crate::run::stats::PairedTest;
 use crate::run::summary::{RunStatus, RunSummary};
 use crate::run::RunFolder;
@@ -77,15 +78,13 @@ pub struct SeedRow {
 
 impl SeedRow {
     pub fn of(seed: u64, run_dir: &Path, s: &RunSummary) -> SeedRow {
-        let acc =
-            |r: &Option<crate::run::summary::PhaseResult>| r.as_ref().map(|r| 100.0 * r.test_acc);
         SeedRow {
             seed,
             run_dir: run_dir.display().to_string(),
             status: s.status.clone(),
-            teacher_acc: acc(&s.teacher),
-            baseline_acc: acc(&s.baseline),
-            distilled_acc: acc(&s.distilled),
+            teacher_acc: s.test_acc_pct(Phase::Teacher),
+            baseline_acc: s.test_acc_pct(Phase::Baseline),
+            distilled_acc: s.test_acc_pct(Phase::Distilled),
             paired: s.comparison.as_ref().and_then(|c| c.paired),
         }
     }

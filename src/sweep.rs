@@ -8,7 +8,7 @@ use crate::config::{self, Override, Preset, PresetError, SweepConfig};
 use crate::consumer::Consumer;
 use crate::protocol::Phase;
 use crate::run::summary::RunSummary;
-use crate::seeds::{run_one, OneRun};
+use crate::seeds::{run_one, OneRun, Spread};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -97,8 +97,7 @@ pub struct SweepReport {
 }
 
 fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
-    let v: Vec<f64> = values.collect();
-    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    Spread::of(&values.collect::<Vec<_>>()).map(|s| s.mean)
 }
 
 impl SweepReport {
@@ -239,15 +238,14 @@ fn row(
     s: &RunSummary,
     reference: Option<f64>,
 ) -> SweepRow {
-    let acc = |r: &Option<crate::run::summary::PhaseResult>| r.as_ref().map(|r| 100.0 * r.test_acc);
     SweepRow {
         point,
         seed,
         values: values.clone(),
         run_dir: dir.display().to_string(),
         distilled_val_acc: s.distilled.as_ref().map(|d| 100.0 * d.best_val_acc),
-        distilled_test_acc: acc(&s.distilled),
-        baseline_test_acc: acc(&s.baseline).or(reference),
+        distilled_test_acc: s.test_acc_pct(Phase::Distilled),
+        baseline_test_acc: s.test_acc_pct(Phase::Baseline).or(reference),
     }
 }
 

@@ -138,6 +138,13 @@ impl RunSummary {
             .flatten()
     }
 
+    /// A phase's test accuracy in %, if the phase finished.
+    pub fn test_acc_pct(&self, phase: Phase) -> Option<f64> {
+        self.results()
+            .find(|r| r.phase == phase)
+            .map(|r| 100.0 * r.test_acc)
+    }
+
     /// The final table printed by batch mode.
     pub fn table(&self) -> String {
         let mut table = comfy_table::Table::new();
