@@ -37,11 +37,12 @@ pub struct Args {
     /// Run folder (default: runs/<name>-<timestamp>).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Go on with a stopped run (its folder, which holds checkpoint.json); --set still applies.
+    /// Go on with a stopped run (its folder, which holds checkpoint.json; --set still applies),
+    /// or with a stopped series of seeds or a sweep (its parent folder).
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["preset", "out"])]
     pub resume: Option<PathBuf>,
     /// Run the whole teacher -> baseline -> distilled run for N seeds (the preset's seed and the
-    /// next N - 1), each in its own folder under --out, and aggregate them (--batch).
+    /// next N - 1), each in its own folder under --out, and aggregate them.
     #[arg(long, value_name = "N", conflicts_with = "resume", value_parser = clap::value_parser!(u32).range(1..))]
     pub seeds: Option<u32>,
     /// TUI: draw charts with plain dots instead of braille (for fonts without braille).
@@ -200,6 +201,38 @@ fn check_models(preset: &Preset, input: &InputShape, classes: usize) -> Result<(
     crate::inspect::check_hint_layers(preset, input, classes)
 }
 
+fn tui_options(args: &Args) -> crate::tui::Options {
+    crate::tui::Options {
+        ascii_markers: args.ascii,
+    }
+}
+
+/// Seeds or a sweep under `parent`, in the cockpit or headless (`--batch`).
+fn run_series(
+    args: &Args,
+    preset: Preset,
+    parent: PathBuf,
+    resuming: bool,
+    consumer: crate::consumer::Consumer,
+) -> i32 {
+    let mut front: Box<dyn crate::series::Front> = if args.batch {
+        Box::new(crate::series::Headless(consumer))
+    } else {
+        match crate::tui::Cockpit::new(tui_options(args), consumer) {
+            Ok(cockpit) => Box::new(cockpit),
+            Err(e) => {
+                eprintln!("kd-tui: {e:?}");
+                return 1;
+            }
+        }
+    };
+    if preset.sweep.is_some() {
+        crate::sweep::run(preset, &parent, front.as_mut(), resuming)
+    } else {
+        crate::seeds::run(preset, &parent, front.as_mut(), resuming)
+    }
+}
+
 /// Runs kd-tui with the process's arguments; returns the exit code.
 pub fn main() -> i32 {
     let args = Args::parse();
@@ -230,6 +263,30 @@ pub fn main() -> i32 {
             return 1;
         }
     };
+    // A series' parent folder resumes as a series; a run's folder from its checkpoint.
+    if let Some(preset) = args
+        .resume
+        .as_deref()
+        .and_then(crate::series::parent_preset)
+    {
+        return match preset {
+            Ok(_) if !args.overrides.is_empty() => {
+                eprintln!("kd-tui: a series resumes as it was planned; --set is not taken with it");
+                EXIT_BAD_INPUT
+            }
+            Ok(preset) => run_series(
+                &args,
+                preset,
+                args.resume.clone().expect("resuming"),
+                true,
+                consumer,
+            ),
+            Err(e) => {
+                eprintln!("{}", bad_input(e));
+                EXIT_BAD_INPUT
+            }
+        };
+    }
     let resume = match args.resume.as_deref().map(Checkpoint::read).transpose() {
         Ok(resume) => resume,
         Err(e) => {
@@ -248,24 +305,11 @@ pub fn main() -> i32 {
         preset.seeds = Some((0..n as u64).map(|i| preset.seed + i).collect());
     }
     if preset.sweep.is_some() || preset.seeds.is_some() {
-        if !args.batch {
-            eprintln!("kd-tui: seeds and sweeps run headless for now: add --batch");
-            return EXIT_BAD_INPUT;
-        }
         let parent = args
             .out
             .clone()
             .unwrap_or_else(|| RunFolder::default_dir(&preset.name));
-        let mut consumer = consumer;
-        return match (&preset.sweep, preset.seeds.take()) {
-            (Some(_), seeds) => {
-                crate::sweep::run(Preset { seeds, ..preset }, &parent, &mut consumer)
-            }
-            (None, seeds) => {
-                let seeds = seeds.unwrap_or_default();
-                crate::seeds::run(preset, &seeds, &parent, &mut consumer)
-            }
-        };
+        return run_series(&args, preset, parent, false, consumer);
     }
     let setup = match setup(&args, preset, resume) {
         Ok(s) => s,
@@ -279,13 +323,10 @@ pub fn main() -> i32 {
         let mut consumer = consumer;
         crate::batch::run(handle, &mut consumer)
     } else {
-        match crate::tui::run(
-            handle,
-            crate::tui::Options {
-                ascii_markers: args.ascii,
-            },
-            consumer,
-        ) {
+        // The cockpit gives the screen back when dropped, before the table is printed.
+        let ran = crate::tui::Cockpit::new(tui_options(&args), consumer)
+            .and_then(|mut cockpit| cockpit.run(handle, None));
+        match ran {
             Ok(ended) => ended,
             Err(e) => {
                 eprintln!("kd-tui: {e:?}");

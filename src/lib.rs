@@ -19,6 +19,7 @@ pub mod protocol;
 pub mod run;
 pub mod seed;
 pub mod seeds;
+pub mod series;
 pub mod sweep;
 pub mod train;
 pub mod tui;

@@ -4,12 +4,10 @@
 //! and the paired test pooled over the seeds. Written to `seeds.json` and `seeds.csv`.
 
 use crate::config::Preset;
-use crate::consumer::Consumer;
-use crate::protocol::Phase;
+use crate::protocol::{JobState, Phase, Queue};
 use crate::run::stats::PairedTest;
 use crate::run::summary::{RunStatus, RunSummary};
-use crate::run::RunFolder;
-use crate::train::{self, RunOutcome, TrainerSetup};
+use crate::series::{self, Front};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -230,133 +228,51 @@ impl SeedsReport {
     }
 }
 
-/// How one of several headless runs ended.
-pub enum OneRun {
-    Completed(RunSummary),
-    /// A signal or a stop: the runs after it are not started.
-    Stopped {
-        summary: RunSummary,
-        code: i32,
-    },
-    Failed {
-        code: i32,
-    },
-}
-
-/// Sets up (data, checks, run folder `dir`) and trains one preset headless.
-pub fn run_one(preset: Preset, dir: &Path, consumer: &mut Consumer) -> OneRun {
-    let prepared = crate::cli::prepare(preset).and_then(|(preset, data, device)| {
-        let run =
-            RunFolder::create(dir, &preset).map_err(|e| format!("kd-tui: run folder: {e}"))?;
-        Ok(TrainerSetup {
-            preset,
-            data,
-            device,
-            run,
-            resume: None,
-        })
-    });
-    let setup = match prepared {
-        Ok(s) => s,
-        Err(message) => {
-            eprintln!("{message}");
-            return OneRun::Failed {
-                code: crate::cli::EXIT_BAD_INPUT,
-            };
-        }
-    };
-    let ended = crate::batch::run(train::spawn(setup), consumer);
-    match ended.outcome {
-        RunOutcome::Completed(summary) => {
-            println!("{}:\n{}", dir.display(), summary.table());
-            OneRun::Completed(summary)
-        }
-        RunOutcome::Stopped { reason, summary } => {
-            eprintln!(
-                "kd-tui: {} stopped ({reason}); the runs after it were not started",
-                dir.display()
-            );
-            OneRun::Stopped {
-                summary,
-                code: ended.signal.map_or(1, |s| 128 + s),
-            }
-        }
-        RunOutcome::Failed(error) => {
-            eprintln!("kd-tui: {}: {error}", dir.display());
-            OneRun::Failed {
-                code: error.exit_code(),
-            }
+/// Runs (or, `resuming`, goes on with) every seed under `parent`; returns the exit code.
+pub fn run(preset: Preset, parent: &Path, front: &mut dyn Front, resuming: bool) -> i32 {
+    if !resuming {
+        if let Err(e) = series::create_parent(parent, &preset) {
+            front.note(format!("kd-tui: {e}"));
+            return crate::cli::EXIT_BAD_INPUT;
         }
     }
-}
-
-/// Refuses a parent folder that already holds files.
-pub fn check_empty(parent: &Path) -> Result<(), i32> {
-    if parent.read_dir().is_ok_and(|mut d| d.next().is_some()) {
-        eprintln!(
-            "kd-tui: run folder: {} already exists and is not empty; pick another --out",
-            parent.display()
-        );
-        return Err(crate::cli::EXIT_BAD_INPUT);
-    }
-    Ok(())
-}
-
-/// Runs every seed headless under `parent`; returns the exit code.
-pub fn run(preset: Preset, seeds: &[u64], parent: &Path, consumer: &mut Consumer) -> i32 {
-    if let Err(code) = check_empty(parent) {
-        return code;
-    }
+    let seeds = preset.seeds.clone().unwrap_or_else(|| vec![preset.seed]);
+    let mut queue = Queue::new("seeds", seeds.iter().map(|s| format!("seed {s}")));
     let mut rows = Vec::new();
-    let mut code = 0;
-    for &seed in seeds {
-        eprintln!(
+    let (mut code, mut complete) = (0, true);
+    let mut written = Ok(());
+    for (k, &seed) in seeds.iter().enumerate() {
+        front.note(format!(
             "kd-tui: seed {seed} ({} of {})",
-            rows.len() + 1,
+            k + 1,
             seeds.len()
-        );
+        ));
         let dir = parent.join(format!("seed-{seed}"));
         let one = Preset {
             seed,
             seeds: None,
             ..preset.clone()
         };
-        match run_one(one, &dir, consumer) {
-            OneRun::Completed(summary) => rows.push(SeedRow::of(seed, &dir, &summary)),
-            OneRun::Stopped { summary, code: c } => {
-                rows.push(SeedRow::of(seed, &dir, &summary));
-                code = c;
-                break;
-            }
-            OneRun::Failed { code: c } => {
-                code = c;
-                break;
-            }
+        queue.set(k, JobState::Running, String::new());
+        let outcome = series::run_job(one, &dir, front, &queue);
+        let row = outcome.summary().map(|s| SeedRow::of(seed, &dir, s));
+        match outcome.summary() {
+            Some(summary) => queue.finish_running(summary),
+            None => queue.set(k, JobState::Failed, String::new()),
+        }
+        rows.extend(row);
+        let stop = outcome.stop_code();
+        // Written after every seed: a killed series keeps the report of its finished seeds.
+        let report = SeedsReport::of(rows.clone(), stop.is_none() && k + 1 == seeds.len());
+        written = series::write_report(front, parent, "seeds", &report, report.csv());
+        if let Some(c) = stop {
+            (code, complete) = (c, false);
+            break;
         }
     }
-    let report = SeedsReport::of(rows, code == 0);
-    let written = write_report(parent, "seeds", &report, report.csv());
-    println!("{}", report.table());
-    written.map_or_else(|failed| if code == 0 { failed } else { code }, |()| code)
-}
-
-/// Writes `<name>.json` and `<name>.csv` in `parent`; `Err(1)` (after saying why) if it cannot.
-pub fn write_report(
-    parent: &Path,
-    name: &str,
-    report: &impl Serialize,
-    csv: String,
-) -> Result<(), i32> {
-    std::fs::create_dir_all(parent)
-        .and_then(|()| RunFolder::write_json_at(parent, &format!("{name}.json"), report))
-        .and_then(|()| std::fs::write(parent.join(format!("{name}.csv")), csv))
-        .map_err(|e| {
-            eprintln!(
-                "kd-tui: writing {name}.json / {name}.csv in {}: {e}",
-                parent.display()
-            );
-            1
-        })
+    let report = SeedsReport::of(rows, complete);
+    front.print(report.table());
+    series::exit_code(code, written)
 }
 
 #[cfg(test)]

@@ -1,14 +1,14 @@
-//! Sweeps (`[sweep]` in a preset, headless): a distilled student for every point of a grid (or a
+//! Sweeps (`[sweep]` in a preset): a distilled student for every point of a grid (or a
 //! list) of preset values, for each seed. Per seed the teacher is trained once and reused through
 //! its checkpoint and the teacher-output cache, unless the sweep changes the teacher or the data;
 //! the baseline likewise, unless it changes the student. The best point is chosen by mean
 //! **validation** accuracy and reported on test. Writes `sweep.csv`, `sweep.json`, `sweep.svg`.
 
 use crate::config::{self, Override, Preset, PresetError, SweepConfig};
-use crate::consumer::Consumer;
-use crate::protocol::Phase;
+use crate::protocol::{JobState, Phase, Queue};
 use crate::run::summary::RunSummary;
-use crate::seeds::{run_one, OneRun, Spread};
+use crate::seeds::Spread;
+use crate::series::{self, Front, OneRun};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -249,8 +249,8 @@ fn row(
     }
 }
 
-/// Runs the sweep headless under `parent`; returns the exit code.
-pub fn run(base: Preset, parent: &Path, consumer: &mut Consumer) -> i32 {
+/// Runs (or, `resuming`, goes on with) the sweep under `parent`; returns the exit code.
+pub fn run(base: Preset, parent: &Path, front: &mut dyn Front, resuming: bool) -> i32 {
     let sweep = base.sweep.clone().expect("a preset with a sweep");
     let points = points(&sweep);
     // Every point is checked before anything trains.
@@ -259,11 +259,14 @@ pub fn run(base: Preset, parent: &Path, consumer: &mut Consumer) -> i32 {
         .enumerate()
         .find_map(|(i, p)| preset_of(&base, p, i, &[]).err())
     {
-        eprintln!("kd-tui: {e}");
+        front.note(format!("kd-tui: {e}"));
         return crate::cli::EXIT_BAD_INPUT;
     }
-    if let Err(code) = crate::seeds::check_empty(parent) {
-        return code;
+    if !resuming {
+        if let Err(e) = series::create_parent(parent, &base) {
+            front.note(format!("kd-tui: {e}"));
+            return crate::cli::EXIT_BAD_INPUT;
+        }
     }
     let keys: Vec<&String> = points.iter().flat_map(|p| p.keys()).collect();
     let reuse_teacher = !keys
@@ -271,60 +274,78 @@ pub fn run(base: Preset, parent: &Path, consumer: &mut Consumer) -> i32 {
         .any(|k| k.starts_with("teacher") || k.starts_with("data") || *k == "device");
     let reuse_baseline = reuse_teacher && !keys.iter().any(|k| k.starts_with("student"));
     let seeds = base.seeds.clone().unwrap_or_else(|| vec![base.seed]);
+    let jobs: Vec<(u64, usize)> = seeds
+        .iter()
+        .flat_map(|&seed| (0..points.len()).map(move |i| (seed, i)))
+        .collect();
+    let mut queue = Queue::new(
+        "sweep",
+        jobs.iter()
+            .map(|&(seed, i)| format!("seed {seed} · point {i}: {}", describe(&points[i]))),
+    );
     let mut rows = Vec::new();
-    let mut code = 0;
-    'seeds: for &seed in &seeds {
-        let mut reference: Option<(String, Option<f64>)> = None;
-        for (i, point) in points.iter().enumerate() {
-            eprintln!("kd-tui: sweep point {i} of {}, seed {seed}", points.len());
-            let mut extra = vec![Override {
-                key: "seed".into(),
-                value: seed.to_string(),
-            }];
-            if let Some((teacher, _)) = &reference {
+    let (mut code, mut complete) = (0, true);
+    let mut written = Ok(());
+    let mut reference: Option<(String, Option<f64>)> = None;
+    for (k, &(seed, i)) in jobs.iter().enumerate() {
+        if i == 0 {
+            reference = None;
+        }
+        front.note(format!(
+            "kd-tui: sweep point {i} of {}, seed {seed}",
+            points.len()
+        ));
+        let mut extra = vec![Override {
+            key: "seed".into(),
+            value: seed.to_string(),
+        }];
+        if let Some((teacher, _)) = &reference {
+            extra.push(Override {
+                key: "teacher.checkpoint".into(),
+                value: toml::Value::String(teacher.clone()).to_string(),
+            });
+            if reuse_baseline {
                 extra.push(Override {
-                    key: "teacher.checkpoint".into(),
-                    value: toml::Value::String(teacher.clone()).to_string(),
+                    key: "student.baseline".into(),
+                    value: "false".into(),
                 });
-                if reuse_baseline {
-                    extra.push(Override {
-                        key: "student.baseline".into(),
-                        value: "false".into(),
-                    });
-                }
-            }
-            let preset = preset_of(&base, point, i, &extra).expect("checked before training");
-            let dir = parent
-                .join(format!("seed-{seed}"))
-                .join(format!("point-{i}"));
-            let (summary, stop) = match run_one(preset, &dir, consumer) {
-                OneRun::Completed(s) => (s, None),
-                OneRun::Stopped { summary, code: c } => (summary, Some(c)),
-                OneRun::Failed { code: c } => {
-                    code = c;
-                    break 'seeds;
-                }
-            };
-            let baseline = reference.as_ref().and_then(|r| r.1);
-            rows.push(row(i, seed, point, &dir, &summary, baseline));
-            if let Some(c) = stop {
-                code = c;
-                break 'seeds;
-            }
-            if reference.is_none() && reuse_teacher {
-                let teacher = dir.join("teacher.safetensors").display().to_string();
-                let baseline = summary.baseline.as_ref().map(|b| 100.0 * b.test_acc);
-                reference = Some((teacher, baseline));
             }
         }
+        let preset = preset_of(&base, &points[i], i, &extra).expect("checked before training");
+        let dir = parent
+            .join(format!("seed-{seed}"))
+            .join(format!("point-{i}"));
+        queue.set(k, JobState::Running, String::new());
+        let outcome = series::run_job(preset, &dir, front, &queue);
+        let baseline = reference.as_ref().and_then(|r| r.1);
+        let row = outcome
+            .summary()
+            .map(|s| row(i, seed, &points[i], &dir, s, baseline));
+        match outcome.summary() {
+            Some(summary) => queue.finish_running(summary),
+            None => queue.set(k, JobState::Failed, String::new()),
+        }
+        if let (None, true, OneRun::Completed(summary)) = (&reference, reuse_teacher, &outcome) {
+            let teacher = dir.join("teacher.safetensors").display().to_string();
+            let baseline = summary.baseline.as_ref().map(|b| 100.0 * b.test_acc);
+            reference = Some((teacher, baseline));
+        }
+        rows.extend(row);
+        let stop = outcome.stop_code();
+        // Written after every run: a killed sweep keeps the report of its finished points.
+        let report = SweepReport::of(rows.clone(), stop.is_none() && k + 1 == jobs.len());
+        written = series::write_report(front, parent, "sweep", &report, report.csv());
+        if let Some(c) = stop {
+            (code, complete) = (c, false);
+            break;
+        }
     }
-    let report = SweepReport::of(rows, code == 0);
-    let written = crate::seeds::write_report(parent, "sweep", &report, report.csv());
+    let report = SweepReport::of(rows, complete);
     if let Err(e) = report.plot(&parent.join("sweep.svg")) {
-        eprintln!("kd-tui: sweep.svg not written: {e}");
+        front.note(format!("kd-tui: sweep.svg not written: {e}"));
     }
-    println!("{}", report.table());
-    written.map_or_else(|failed| if code == 0 { failed } else { code }, |()| code)
+    front.print(report.table());
+    series::exit_code(code, written)
 }
 
 #[cfg(test)]

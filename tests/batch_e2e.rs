@@ -4,8 +4,8 @@
 mod common;
 
 use common::{
-    default_preset_with, kd_tui, read_metrics, read_preset, read_summary, run, write_preset, Run,
-    FEW_EPOCHS,
+    default_preset_with, read_metrics, read_preset, read_summary, run, run_until_sigterm,
+    write_preset, Run, FEW_EPOCHS,
 };
 use kd_tui::config::{self, ModelConfig, Override};
 use kd_tui::run::summary::{PhaseResult, RunStatus, TeacherOutputs};
@@ -14,13 +14,9 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
 
 /// The default preset trains on digits: 64 pixels, 10 classes.
 const DIGITS_SHAPE: (usize, usize) = (64, 10);
-/// Longest wait for a process or a file before a test gives up.
-const PATIENCE: Duration = Duration::from_secs(120);
 
 fn of_type<'a>(metrics: &'a [Value], kind: &'a str) -> impl Iterator<Item = &'a Value> {
     metrics.iter().filter(move |r| r["type"] == kind)
@@ -531,81 +527,16 @@ fn teacher_loaded_from_a_checkpoint_is_not_retrained() {
     );
 }
 
-/// Kills the child if a test fails while it runs.
-struct ChildGuard(Child);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if self.0.try_wait().ok().flatten().is_none() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-/// Polls `done` until it holds, failing after `PATIENCE`.
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < PATIENCE, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Runs `kd-tui --batch <args> --out <dir>` until a metrics record satisfies `ready`, then sends
-/// SIGTERM; returns the exit code and stderr.
-fn run_until_sigterm(
-    dir: &Path,
-    args: &[&str],
-    ready: impl Fn(&Value) -> bool,
-) -> (Option<i32>, String) {
-    let stderr_path = dir.with_extension("stderr.txt");
-    let child = kd_tui()
-        .arg("--batch")
-        .args(args)
-        .arg("--out")
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&stderr_path).unwrap())
-        .spawn()
-        .expect("starting kd-tui");
-    let mut child = ChildGuard(child);
-
-    let metrics_path = dir.join("metrics.jsonl");
-    wait_for("the awaited record in metrics.jsonl", || {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            panic!(
-                "kd-tui ended early ({status}):\n{}",
-                std::fs::read_to_string(&stderr_path).unwrap_or_default()
-            );
-        }
-        std::fs::read_to_string(&metrics_path).is_ok_and(|text| {
-            text.lines()
-                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-                .any(|r| ready(&r))
-        })
-    });
-    let kill = std::process::Command::new("kill")
-        .args(["-TERM", &child.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let mut status = None;
-    wait_for("kd-tui to stop after SIGTERM", || {
-        status = child.0.try_wait().unwrap();
-        status.is_some()
-    });
-    let stderr = std::fs::read_to_string(&stderr_path).unwrap();
-    (status.unwrap().code(), stderr)
-}
-
 #[test]
 fn sigterm_checkpoints_and_marks_the_run_interrupted() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");
-    let (code, stderr) = run_until_sigterm(&dir, &["--set", "teacher.epochs=100000"], |r| {
-        r["type"] == "epoch"
-    });
+    let (code, stderr) = run_until_sigterm(
+        &dir,
+        "metrics.jsonl",
+        &["--set", "teacher.epochs=100000"],
+        |r| r["type"] == "epoch",
+    );
     assert_eq!(code, Some(128 + 15), "exit code 128 + SIGTERM\n{stderr}");
     assert!(stderr.contains("SIGTERM received"), "{stderr}");
 
@@ -654,7 +585,7 @@ fn a_stopped_run_resumes_without_retraining_finished_phases() {
         "--set",
         "student.epochs=100000",
     ];
-    let (code, stderr) = run_until_sigterm(&dir, &args, |r| {
+    let (code, stderr) = run_until_sigterm(&dir, "metrics.jsonl", &args, |r| {
         r["type"] == "epoch" && r["phase"] == "baseline" && as_u64(&r["epoch"]) >= 2
     });
     assert_eq!(code, Some(128 + 15), "{stderr}");

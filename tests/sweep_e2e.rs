@@ -3,8 +3,9 @@
 
 mod common;
 
-use common::{kd_tui, read_summary, run, write_preset, Outcome};
-use kd_tui::run::summary::TeacherOutputs;
+use common::{kd_tui, read_metrics, read_summary, run, run_until_sigterm, write_preset, Outcome};
+use kd_tui::protocol::Phase;
+use kd_tui::run::summary::{RunStatus, TeacherOutputs};
 use kd_tui::sweep::SweepReport;
 
 const SWEEP: &str = r#"
@@ -130,4 +131,96 @@ fn a_two_by_two_sweep_over_two_seeds() {
         refused.stderr
     );
     assert!(!out.exists());
+}
+
+/// Point 0 is quick; point 1's students train long enough to be stopped while they do.
+const TWO_POINTS: &str = r#"
+name = "digits-sweep-resume"
+[data]
+source = "digits"
+[teacher]
+model = { kind = "mlp", hidden = [32] }
+epochs = 2
+batch_size = 64
+lr = 1e-3
+[student]
+model = { kind = "mlp", hidden = [16] }
+epochs = 2
+batch_size = 64
+lr = 3e-3
+[distill]
+method = "soft"
+[sweep]
+"student.epochs" = [2, 400]
+"#;
+
+#[test]
+fn a_stopped_sweep_resumes_at_the_point_where_it_stopped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let preset = write_preset(tmp.path(), "sweep.toml", TWO_POINTS);
+    let parent = tmp.path().join("sweep");
+    let preset_arg = preset.to_str().unwrap();
+    let (code, stderr) = run_until_sigterm(
+        &parent,
+        "seed-7/point-1/metrics.jsonl",
+        &[preset_arg],
+        |r| r["type"] == "step",
+    );
+    assert_eq!(code, Some(128 + 15), "{stderr}");
+    let partial: SweepReport =
+        serde_json::from_str(&std::fs::read_to_string(parent.join("sweep.json")).unwrap()).unwrap();
+    assert!(!partial.completed);
+    assert_eq!(partial.rows.len(), 2, "point 0 done, point 1 stopped");
+    let point0 = parent.join("seed-7/point-0");
+    let point0_metrics = std::fs::read(point0.join("metrics.jsonl")).unwrap();
+    assert!(parent.join("seed-7/point-1/checkpoint.json").is_file());
+
+    // --set would change the plan: refused.
+    let refused = run([
+        "--batch",
+        "--resume",
+        parent.to_str().unwrap(),
+        "--set",
+        "student.lr=1e-2",
+    ]);
+    assert_eq!(refused.code, Some(2), "{}", refused.stderr);
+
+    let resumed = run(["--batch", "--resume", parent.to_str().unwrap()]);
+    assert_eq!(resumed.code, Some(0), "{}", resumed.stderr);
+    assert!(
+        resumed
+            .stderr
+            .contains("point-0 completed before; read back"),
+        "{}",
+        resumed.stderr
+    );
+    assert_eq!(
+        std::fs::read(point0.join("metrics.jsonl")).unwrap(),
+        point0_metrics,
+        "the finished point is not trained again"
+    );
+    let point1 = read_summary(&parent.join("seed-7/point-1"));
+    assert_eq!(point1.status, RunStatus::Completed);
+    assert_eq!(point1.distilled.as_ref().unwrap().epochs_run, 400);
+    let metrics = read_metrics(&parent.join("seed-7/point-1"));
+    assert!(
+        metrics.iter().any(|r| r["type"] == "log"
+            && r["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("resumed from checkpoint.json"))),
+        "point 1 goes on from its checkpoint"
+    );
+    let report: SweepReport =
+        serde_json::from_str(&std::fs::read_to_string(parent.join("sweep.json")).unwrap()).unwrap();
+    assert!(report.completed);
+    assert_eq!(report.rows.len(), 2);
+    assert_eq!(
+        report.rows[1].distilled_test_acc,
+        point1.test_acc_pct(Phase::Distilled)
+    );
+    assert!(
+        resumed.stdout.contains("(best by val)"),
+        "{}",
+        resumed.stdout
+    );
 }

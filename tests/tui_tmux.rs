@@ -375,3 +375,36 @@ fn every_method_runs_in_the_tui_and_p_shows_its_loss_parts() {
         assert_eq!(summary["status"], "completed", "{method}");
     }
 }
+
+#[test]
+fn seeds_run_one_after_the_other_in_the_cockpit() {
+    let s = Session::start(
+        "seeds",
+        120,
+        40,
+        "",
+        "--seeds 2 --set teacher.epochs=2 --set student.epochs=2",
+    );
+    let screen = s.wait_screen("both seeds done", |screen| {
+        screen.contains("seeds: 2 of 2 done") && screen.contains("completed")
+    });
+    assert!(screen.contains("seeds 2/2"), "{screen}");
+    for seed in [7, 8] {
+        assert!(screen.contains(&format!("✓ seed {seed}")), "{screen}");
+    }
+    assert!(
+        screen.contains("teacher ") && screen.contains("distilled "),
+        "{screen}"
+    );
+    s.keys(&["q"]);
+    assert_eq!(s.wait_exit(), 0);
+    assert_terminal_restored(&s);
+    // The tables held back while the cockpit was up come once the screen is back.
+    let after = s.wait_screen("the tables", |screen| screen.contains("mean ± sd (2)"));
+    assert!(after.contains("gain over seeds"), "{after}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(s.run_dir().join("seeds.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["status"], "completed");
+    assert_eq!(report["rows"].as_array().unwrap().len(), 2);
+}

@@ -179,6 +179,33 @@ pub enum OptimizerKind {
     Sgd,
 }
 
+/// The learning rate over a phase: `lr` times a factor of the phase's progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LrSchedule {
+    #[default]
+    Constant,
+    /// Half a cosine from `lr` to 0 over the phase, step by step (Loshchilov and Hutter's SGDR
+    /// without restarts).
+    Cosine,
+}
+
+impl LrSchedule {
+    pub fn is_constant(&self) -> bool {
+        *self == LrSchedule::Constant
+    }
+
+    /// The factor on `lr` at `progress` (0 at the phase's first step, 1 at its end).
+    pub fn factor(self, progress: f64) -> f64 {
+        match self {
+            LrSchedule::Constant => 1.0,
+            LrSchedule::Cosine => {
+                0.5 * (1.0 + (std::f64::consts::PI * progress.clamp(0.0, 1.0)).cos())
+            }
+        }
+    }
+}
+
 /// Teacher and student share one shape; `checkpoint` is teacher-only, `baseline` student-only.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -189,6 +216,9 @@ pub struct NetConfig {
     #[serde(default = "defaults::optimizer")]
     pub optimizer: OptimizerKind,
     pub lr: f64,
+    /// How the learning rate moves over the phase's epochs.
+    #[serde(default, skip_serializing_if = "LrSchedule::is_constant")]
+    pub schedule: LrSchedule,
     #[serde(default)]
     pub weight_decay: f64,
     /// Momentum for `sgd`.

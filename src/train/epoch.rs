@@ -121,7 +121,11 @@ impl Trainer {
             window.started += paused_for;
             self.paused_total += paused_for;
             let cfg = self.net_config(phase);
-            let (lr, batch, augment) = (cfg.lr, cfg.batch_size as i64, cfg.augment);
+            let (batch, augment) = (cfg.batch_size as i64, cfg.augment);
+            // Progress through the phase's (live-editable) epochs, for the schedule.
+            let progress =
+                (self.at.epoch as f64 - 1.0 + cursor as f64 / n as f64) / cfg.epochs.max(1) as f64;
+            let lr = cfg.lr * cfg.schedule.factor(progress);
             let idx = order.narrow(0, cursor, batch.min(n - cursor));
             let mut x = self.data.train.features.index_select(0, &idx);
             if !augment.is_none() {

@@ -3,7 +3,7 @@
 
 use crate::config::Preset;
 use crate::model::ModelSize;
-use crate::protocol::{Command, Event, LogLevel, Phase, Role, Stamped};
+use crate::protocol::{Command, Event, LogLevel, Phase, Queue, Role, Stamped};
 use crate::run::summary::{PhaseResult, RunSummary};
 use crossterm::event::KeyEvent;
 use std::collections::{BTreeMap, VecDeque};
@@ -187,6 +187,8 @@ pub struct App {
     /// The loss chart shows only the most recent steps.
     pub zoom: bool,
     pub ascii_markers: bool,
+    /// The series (seeds, sweep) this run belongs to, if any.
+    pub queue: Option<Queue>,
     /// Time since the TUI started.
     pub elapsed: Duration,
     /// A stop was asked for; the TUI exits when the trainer has finished.
@@ -219,6 +221,7 @@ impl App {
             parts_view: false,
             zoom: false,
             ascii_markers,
+            queue: None,
             elapsed: Duration::ZERO,
             stopping: false,
             trainer_gone: false,
@@ -324,8 +327,10 @@ impl App {
             }
             Msg::TrainerGone => {
                 self.trainer_gone = true;
-                // Without a `Finished` event the trainer died: nothing more will come.
-                if self.stopping || self.summary.is_none() {
+                // Without a `Finished` event the trainer died: nothing more will come. In a
+                // series with runs to come, the next one starts at once.
+                let more = self.queue.as_ref().is_some_and(Queue::has_pending);
+                if self.stopping || self.summary.is_none() || more {
                     self.exit = true;
                 }
                 None

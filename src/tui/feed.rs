@@ -152,6 +152,9 @@ impl App {
                     LogLevel::Info,
                     format!("run {status}; summary in {}/summary.json", self.run_dir),
                 );
+                if let Some(queue) = &mut self.queue {
+                    queue.finish_running(&summary);
+                }
                 self.summary = Some(*summary);
                 if self.stopping {
                     self.exit = true;

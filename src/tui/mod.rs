@@ -14,7 +14,8 @@ mod tests;
 pub mod theme;
 
 use crate::consumer::{Consumer, Ended, Signals};
-use crate::protocol::{Command, Stamped};
+use crate::protocol::{Command, Queue, Stamped};
+use crate::series::Front;
 use crate::train::TrainerHandle;
 use app::{App, Msg};
 use color_eyre::eyre::eyre;
@@ -49,15 +50,6 @@ fn restore_terminal() {
     }
 }
 
-/// Restores the terminal when dropped: normal return, `?` errors and unwinding alike.
-struct TerminalGuard;
-
-impl Drop for TerminalGuard {
-    fn drop(&mut self) {
-        restore_terminal();
-    }
-}
-
 /// Panic hook (any thread): restore the terminal first, then print color-eyre's report.
 fn install_hooks() -> color_eyre::Result<()> {
     let (panic_hook, eyre_hook) = color_eyre::config::HookBuilder::default().into_hooks();
@@ -78,54 +70,107 @@ fn enter_terminal() -> color_eyre::Result<Terminal<CrosstermBackend<Stdout>>> {
     Terminal::new(CrosstermBackend::new(stdout())).wrap_err("creating the terminal")
 }
 
-/// Runs the TUI until the user quits (or a signal stops the run) and returns how it ended.
-///
-/// If the TUI itself fails or panics, the trainer is told to checkpoint and stop before this
-/// returns, so the run folder is complete whatever happened on screen.
-pub fn run(
-    handle: TrainerHandle,
+/// The cockpit over one run, or over a series of runs one after the other (seeds, a sweep)
+/// without leaving the screen in between. Text meant for stdout or stderr while the screen is
+/// up is held back and written once the terminal is restored (on drop, whatever happened).
+pub struct Cockpit {
     options: Options,
     consumer: Consumer,
-) -> color_eyre::Result<Ended> {
-    install_hooks()?;
-    let mut app = App::new(options.ascii_markers);
-    let Consumer {
-        runtime,
-        mut signals,
-    } = consumer;
-    let TrainerHandle {
-        commands,
-        mut events,
-        mut steps,
-        thread,
-    } = handle;
-    let looped = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        let _guard = TerminalGuard;
-        let mut terminal = enter_terminal()?;
-        runtime.block_on(event_loop(
-            &mut app,
-            &mut terminal,
-            &commands,
-            &mut events,
-            &mut steps,
-            &mut signals,
-        ))
-    }));
-    let signal = match looped {
-        Ok(Ok(signal)) => signal,
-        failed => {
-            let _ = commands.send(Command::Stop {
-                reason: "the TUI failed".into(),
-            });
-            let _ = thread.join();
-            return Err(match failed {
-                Ok(Err(e)) => e,
-                _ => eyre!("the TUI panicked; the trainer wrote a checkpoint and stopped"),
-            });
+    terminal: Option<Terminal<CrosstermBackend<Stdout>>>,
+    held_back: Vec<(bool, String)>,
+}
+
+impl Cockpit {
+    pub fn new(options: Options, consumer: Consumer) -> color_eyre::Result<Cockpit> {
+        install_hooks()?;
+        Ok(Cockpit {
+            options,
+            consumer,
+            terminal: None,
+            held_back: Vec::new(),
+        })
+    }
+
+    /// Runs the cockpit over one trainer until the user quits, a signal stops the run, or (in a
+    /// series with runs to come) the run completes; returns how it ended.
+    ///
+    /// If the TUI itself fails or panics, the trainer is told to checkpoint and stop before this
+    /// returns, so the run folder is complete whatever happened on screen.
+    pub fn run(
+        &mut self,
+        handle: TrainerHandle,
+        queue: Option<&Queue>,
+    ) -> color_eyre::Result<Ended> {
+        let mut app = App::new(self.options.ascii_markers);
+        app.queue = queue.cloned();
+        let TrainerHandle {
+            commands,
+            mut events,
+            mut steps,
+            thread,
+        } = handle;
+        let Cockpit {
+            consumer, terminal, ..
+        } = self;
+        let looped = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let terminal = match terminal {
+                Some(t) => t,
+                None => terminal.insert(enter_terminal()?),
+            };
+            consumer.runtime.block_on(event_loop(
+                &mut app,
+                terminal,
+                &commands,
+                &mut events,
+                &mut steps,
+                &mut consumer.signals,
+            ))
+        }));
+        let signal = match looped {
+            Ok(Ok(signal)) => signal,
+            failed => {
+                self.terminal = None;
+                restore_terminal();
+                let _ = commands.send(Command::Stop {
+                    reason: "the TUI failed".into(),
+                });
+                let _ = thread.join();
+                return Err(match failed {
+                    Ok(Err(e)) => e,
+                    _ => eyre!("the TUI panicked; the trainer wrote a checkpoint and stopped"),
+                });
+            }
+        };
+        drop(commands);
+        Ok(Ended::join(thread, signal))
+    }
+}
+
+impl Drop for Cockpit {
+    fn drop(&mut self) {
+        restore_terminal();
+        for (to_stdout, text) in self.held_back.drain(..) {
+            if to_stdout {
+                println!("{text}");
+            } else {
+                eprintln!("{text}");
+            }
         }
-    };
-    drop(commands);
-    Ok(Ended::join(thread, signal))
+    }
+}
+
+impl Front for Cockpit {
+    fn drive(&mut self, handle: TrainerHandle, queue: &Queue) -> Result<Ended, String> {
+        self.run(handle, Some(queue)).map_err(|e| format!("{e:?}"))
+    }
+
+    fn print(&mut self, text: String) {
+        self.held_back.push((true, text));
+    }
+
+    fn note(&mut self, text: String) {
+        self.held_back.push((false, text));
+    }
 }
 
 /// Reads keys, signals and trainer events until the app exits; returns the stopping signal.

@@ -1,6 +1,7 @@
 //! `update()` for every key, and snapshots of the screen fed by fixed state.
 
 mod cockpit;
+mod series;
 
 use super::app::{App, Confirm, EditField, Mode, Msg};
 use super::render;
@@ -210,7 +211,7 @@ pub(super) fn mid_run() -> App {
     app
 }
 
-fn finished_run() -> App {
+pub(super) fn finished_run() -> App {
     let mut app = mid_run();
     let summary = RunSummary {
         status: RunStatus::Completed,

@@ -8,7 +8,11 @@ use kd_tui::run::summary::RunSummary;
 use serde_json::Value;
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Longest wait for a process or a file before a test gives up.
+pub const PATIENCE: Duration = Duration::from_secs(120);
 
 /// `../shared/data/mnist` when it holds MNIST; otherwise `None`, after saying the test skips.
 pub fn mnist_dir() -> Option<PathBuf> {
@@ -215,4 +219,74 @@ pub fn read_metrics(dir: &Path) -> Vec<Value> {
             record
         })
         .collect()
+}
+
+/// Kills the child if a test fails while it runs.
+pub struct ChildGuard(pub Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Polls `done` until it holds, failing after `PATIENCE`.
+pub fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < PATIENCE, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Runs `kd-tui --batch <args> --out <dir>` until a record of `dir/<metrics>` (a run's
+/// `metrics.jsonl`, or one of a series' runs) satisfies `ready`, then sends SIGTERM; returns the
+/// exit code and stderr.
+pub fn run_until_sigterm(
+    dir: &Path,
+    metrics: &str,
+    args: &[&str],
+    ready: impl Fn(&Value) -> bool,
+) -> (Option<i32>, String) {
+    let stderr_path = dir.with_extension("stderr.txt");
+    let child = kd_tui()
+        .arg("--batch")
+        .args(args)
+        .arg("--out")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .expect("starting kd-tui");
+    let mut child = ChildGuard(child);
+
+    let metrics_path = dir.join(metrics);
+    wait_for("the awaited record in metrics.jsonl", || {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            panic!(
+                "kd-tui ended early ({status}):\n{}",
+                std::fs::read_to_string(&stderr_path).unwrap_or_default()
+            );
+        }
+        std::fs::read_to_string(&metrics_path).is_ok_and(|text| {
+            text.lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .any(|r| ready(&r))
+        })
+    });
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let mut status = None;
+    wait_for("kd-tui to stop after SIGTERM", || {
+        status = child.0.try_wait().unwrap();
+        status.is_some()
+    });
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap();
+    (status.unwrap().code(), stderr)
 }

@@ -189,3 +189,20 @@ fn switching_method_starts_from_the_new_methods_defaults() {
     let p = load(DEFAULT_PRESET, "d", &[ov("distill.temperature=8")]).unwrap();
     assert_eq!(p.get("distill.temperature"), Some(toml::Value::Float(8.0)));
 }
+
+#[test]
+fn cosine_schedule_by_hand_and_a_bad_one_is_named() {
+    use crate::config::LrSchedule;
+    let p = load(DEFAULT_PRESET, "d", &[ov("student.schedule=\"cosine\"")]).unwrap();
+    assert_eq!(p.student.schedule, LrSchedule::Cosine);
+    assert_eq!(p.teacher.schedule, LrSchedule::Constant);
+    let f = |x| LrSchedule::Cosine.factor(x);
+    assert_eq!(f(0.0), 1.0);
+    assert!((f(0.5) - 0.5).abs() < 1e-12);
+    assert!((f(0.25) - (0.5 + 0.5 * std::f64::consts::FRAC_1_SQRT_2)).abs() < 1e-12);
+    assert!(f(1.0).abs() < 1e-12);
+    assert_eq!(LrSchedule::Constant.factor(0.7), 1.0);
+    let e = load(DEFAULT_PRESET, "d", &[ov("teacher.schedule=\"linear\"")]).unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains("linear") && text.contains("cosine"), "{text}");
+}

@@ -2,6 +2,7 @@
 
 pub mod charts;
 mod panels;
+mod queue;
 
 pub use charts::{ema, thin};
 
@@ -45,14 +46,19 @@ pub fn render(app: &App, frame: &mut Frame) {
         Constraint::Percentage(38)
     };
     let [left, right] = Layout::horizontal([left_width, Constraint::Min(0)]).areas(top);
-    let [hyper, models] = Layout::vertical([
+    let queue_height = app.queue.as_ref().map_or(0, |q| queue::height(q, left));
+    let [hyper, queue_area, models] = Layout::vertical([
         Constraint::Length(app.hyper_rows().len() as u16 + 2),
+        Constraint::Length(queue_height),
         Constraint::Min(0),
     ])
     .areas(left);
     let [loss, acc] =
         Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(right);
     render_hyperparameters(app, frame, hyper);
+    if let Some(q) = &app.queue {
+        queue::render_queue(q, frame, queue_area);
+    }
     render_models(app, frame, models);
     render_loss_chart(app, frame, loss);
     render_accuracy_chart(app, frame, acc);
@@ -106,10 +112,12 @@ fn render_header(app: &App, frame: &mut Frame, area: Rect) {
     let mut spans = vec![
         Span::styled(" kd-tui ", theme::title()),
         Span::raw(format!("{} · ", app.name)),
-        phase,
-        Span::raw(" "),
-        status(app),
     ];
+    if let Some(q) = &app.queue {
+        let at = q.running().map_or(q.done(), |i| i + 1);
+        spans.push(Span::raw(format!("{} {at}/{} · ", q.title, q.rows.len())));
+    }
+    spans.extend([phase, Span::raw(" "), status(app)]);
     // Most important first; whatever does not fit the width is left out.
     let optional = match &app.summary {
         Some(summary) => vec![

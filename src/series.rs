@@ -1,0 +1,249 @@
+//! A series of runs (repeated seeds, a sweep), each in its own folder under one parent, driven by
+//! a front end: headless, or the cockpit with the series' queue beside the running one.
+//!
+//! The parent records the series' preset (`preset.toml`, with its seeds and sweep) and its report
+//! after every run, so a stopped, killed or crashed series resumes where it stopped
+//! (`--resume PARENT`): a run whose folder holds a completed summary is read back, one with a
+//! checkpoint goes on from it, and the rest train afresh.
+
+use crate::config::{self, Preset};
+use crate::consumer::{Consumer, Ended};
+use crate::protocol::Queue;
+use crate::run::checkpoint::{self, Checkpoint};
+use crate::run::summary::{RunStatus, RunSummary};
+use crate::run::RunFolder;
+use crate::train::{self, RunOutcome, TrainerHandle, TrainerSetup};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// What drives one run of a series to its end, and where the series' own text goes.
+pub trait Front {
+    /// Runs one trainer to its end; `queue` says where it stands in the series.
+    fn drive(&mut self, handle: TrainerHandle, queue: &Queue) -> Result<Ended, String>;
+    /// Text for standard output (tables): at once, or once the screen is given back.
+    fn print(&mut self, text: String);
+    /// A progress or error line for standard error, likewise.
+    fn note(&mut self, text: String);
+}
+
+/// Batch mode as a series' front end.
+pub struct Headless(pub Consumer);
+
+impl Front for Headless {
+    fn drive(&mut self, handle: TrainerHandle, _queue: &Queue) -> Result<Ended, String> {
+        Ok(crate::batch::run(handle, &mut self.0))
+    }
+
+    fn print(&mut self, text: String) {
+        println!("{text}");
+    }
+
+    fn note(&mut self, text: String) {
+        eprintln!("{text}");
+    }
+}
+
+/// How one run of a series ended.
+pub enum OneRun {
+    Completed(RunSummary),
+    /// A signal or a stop: the runs after it are not started.
+    Stopped {
+        summary: RunSummary,
+        code: i32,
+    },
+    Failed {
+        code: i32,
+    },
+}
+
+impl OneRun {
+    pub fn summary(&self) -> Option<&RunSummary> {
+        match self {
+            OneRun::Completed(summary) | OneRun::Stopped { summary, .. } => Some(summary),
+            OneRun::Failed { .. } => None,
+        }
+    }
+
+    /// The series' exit code if this run ends it.
+    pub fn stop_code(&self) -> Option<i32> {
+        match self {
+            OneRun::Completed(_) => None,
+            OneRun::Stopped { code, .. } | OneRun::Failed { code } => Some(*code),
+        }
+    }
+}
+
+/// A completed run's summary, if `dir` holds one.
+fn completed_summary(dir: &Path) -> Option<RunSummary> {
+    let text = std::fs::read_to_string(dir.join("summary.json")).ok()?;
+    let summary: RunSummary = serde_json::from_str(&text).ok()?;
+    (summary.status == RunStatus::Completed).then_some(summary)
+}
+
+/// A started run's folder that can neither be read back nor resumed (killed before its first
+/// checkpoint, or failed) is kept beside, renamed, and the run starts again.
+fn set_aside(dir: &Path) -> std::io::Result<Option<PathBuf>> {
+    if !dir.read_dir().is_ok_and(|mut d| d.next().is_some()) {
+        return Ok(None);
+    }
+    let name = dir.file_name().unwrap_or_default().to_string_lossy();
+    let aside = (1..)
+        .map(|n| dir.with_file_name(format!("{name}.partial-{n}")))
+        .find(|p| !p.exists())
+        .expect("a free name");
+    std::fs::rename(dir, &aside)?;
+    Ok(Some(aside))
+}
+
+/// Sets up one run of the series in `dir`: resumed from its checkpoint if it has one, else
+/// afresh (a started folder set aside first).
+fn setup(preset: Preset, dir: &Path, front: &mut dyn Front) -> Result<TrainerSetup, String> {
+    let resume = dir
+        .join(checkpoint::FILE)
+        .exists()
+        .then(|| Checkpoint::read(dir))
+        .transpose()?;
+    let preset = match &resume {
+        Some(ckpt) => {
+            let origin = format!("{} (live preset)", dir.join(checkpoint::FILE).display());
+            config::load(&ckpt.preset, &origin, &[]).map_err(|e| e.to_string())?
+        }
+        None => {
+            if let Some(aside) = set_aside(dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+                front.note(format!(
+                    "kd-tui: {} had neither a completed summary nor a checkpoint; kept as {} and started again",
+                    dir.display(),
+                    aside.display()
+                ));
+            }
+            preset
+        }
+    };
+    let (preset, data, device) = crate::cli::prepare(preset)?;
+    let run = match resume {
+        Some(_) => RunFolder::reopen(dir),
+        None => RunFolder::create(dir, &preset),
+    }
+    .map_err(|e| format!("run folder: {e}"))?;
+    Ok(TrainerSetup {
+        preset,
+        data,
+        device,
+        run,
+        resume,
+    })
+}
+
+/// Runs one job of the series in `dir`: read back if it completed before, resumed from its
+/// checkpoint if it has one, else trained afresh.
+pub fn run_job(preset: Preset, dir: &Path, front: &mut dyn Front, queue: &Queue) -> OneRun {
+    if let Some(summary) = completed_summary(dir) {
+        front.note(format!(
+            "kd-tui: {} completed before; read back",
+            dir.display()
+        ));
+        return OneRun::Completed(summary);
+    }
+    let setup = match setup(preset, dir, front) {
+        Ok(s) => s,
+        Err(message) => {
+            front.note(format!("kd-tui: {message}"));
+            return OneRun::Failed {
+                code: crate::cli::EXIT_BAD_INPUT,
+            };
+        }
+    };
+    let ended = match front.drive(train::spawn(setup), queue) {
+        Ok(ended) => ended,
+        Err(e) => {
+            front.note(format!("kd-tui: {e}"));
+            return OneRun::Failed { code: 1 };
+        }
+    };
+    match ended.outcome {
+        RunOutcome::Completed(summary) => {
+            front.print(format!("{}:\n{}", dir.display(), summary.table()));
+            OneRun::Completed(summary)
+        }
+        RunOutcome::Stopped { reason, summary } => {
+            front.note(format!(
+                "kd-tui: {} stopped ({reason}); the runs after it were not started",
+                dir.display()
+            ));
+            // A user's stop is not an error; a signal's code says which.
+            OneRun::Stopped {
+                summary,
+                code: ended.signal.map_or(0, |s| 128 + s),
+            }
+        }
+        RunOutcome::Failed(error) => {
+            front.note(format!("kd-tui: {}: {error}", dir.display()));
+            OneRun::Failed {
+                code: error.exit_code(),
+            }
+        }
+    }
+}
+
+/// Opens the parent of a new series: refuses one that already holds files, then records the
+/// series' preset (seeds and sweep included) for `--resume`.
+pub fn create_parent(parent: &Path, preset: &Preset) -> Result<(), String> {
+    if parent.read_dir().is_ok_and(|mut d| d.next().is_some()) {
+        return Err(format!(
+            "run folder: {} already exists and is not empty; pick another --out (or --resume it)",
+            parent.display()
+        ));
+    }
+    std::fs::create_dir_all(parent)
+        .and_then(|()| std::fs::write(parent.join("preset.toml"), preset.to_toml()))
+        .map_err(|e| format!("run folder: {}: {e}", parent.display()))
+}
+
+/// The series' preset of a parent folder being resumed, if `dir` is one (a single run's folder
+/// holds a checkpoint instead and a preset without seeds or a sweep).
+pub fn parent_preset(dir: &Path) -> Option<Result<Preset, String>> {
+    if dir.join(checkpoint::FILE).exists() {
+        return None;
+    }
+    let path = dir.join("preset.toml");
+    if !path.exists() {
+        return None;
+    }
+    match config::load_file(&path, &[]) {
+        Ok(p) if p.seeds.is_none() && p.sweep.is_none() => None,
+        Ok(p) => Some(Ok(p)),
+        Err(e) => Some(Err(e.to_string())),
+    }
+}
+
+/// Writes `<name>.json` and `<name>.csv` in `parent`; `Err(1)` (after saying why) if it cannot.
+pub fn write_report(
+    front: &mut dyn Front,
+    parent: &Path,
+    name: &str,
+    report: &impl Serialize,
+    csv: String,
+) -> Result<(), i32> {
+    std::fs::create_dir_all(parent)
+        .and_then(|()| RunFolder::write_json_at(parent, &format!("{name}.json"), report))
+        .and_then(|()| {
+            let tmp = parent.join(format!(".{name}.csv.tmp"));
+            std::fs::write(&tmp, csv)?;
+            std::fs::rename(tmp, parent.join(format!("{name}.csv")))
+        })
+        .map_err(|e| {
+            front.note(format!(
+                "kd-tui: writing {name}.json / {name}.csv in {}: {e}",
+                parent.display()
+            ));
+            1
+        })
+}
+
+/// The exit code of a series: a run's failure or stop first, then a report that was not written.
+pub fn exit_code(run_code: i32, written: Result<(), i32>) -> i32 {
+    match written {
+        Err(failed) if run_code == 0 => failed,
+        _ => run_code,
+    }
+}
