@@ -48,6 +48,10 @@ pub struct Args {
     /// TUI: draw charts with plain dots instead of braille (for fonts without braille).
     #[arg(long)]
     pub ascii: bool,
+    /// Start the run as a background job that belongs to no terminal (its output in
+    /// RUN_DIR/job.log), print its folder and attach the cockpit to it; `q` detaches.
+    #[arg(long, conflicts_with_all = ["batch", "seeds"])]
+    pub detach: bool,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -60,6 +64,22 @@ pub enum Subcommand {
         /// Override a preset key (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         overrides: Vec<Override>,
+    },
+    /// Open the cockpit on a running job (by default the most recent live run under runs/);
+    /// `q` detaches and leaves it running. A finished or dead run opens read-only.
+    Attach {
+        run_dir: Option<PathBuf>,
+        /// Draw charts with plain dots instead of braille.
+        #[arg(long)]
+        ascii: bool,
+    },
+    /// List runs (default: under runs/) with their state: running (with its PID), completed,
+    /// interrupted, failed, or dead (killed or crashed).
+    Ls {
+        dir: Option<PathBuf>,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Export a finished run's model: TorchScript (for torch.jit.load) or safetensors.
     Export {
@@ -201,6 +221,31 @@ fn check_models(preset: &Preset, input: &InputShape, classes: usize) -> Result<(
     crate::inspect::check_hint_layers(preset, input, classes)
 }
 
+/// Starts the trainer of a batch run behind its control socket, so that cockpits can attach
+/// (a run that cannot bind one, e.g. with a path too long for a socket, runs unattachable).
+fn serve(setup: TrainerSetup, consumer: &crate::consumer::Consumer) -> train::TrainerHandle {
+    let dir = setup.run.dir().to_path_buf();
+    let history = match setup.resume {
+        Some(_) => crate::remote::client::history(&dir).unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let socket = {
+        let _context = consumer.runtime.enter();
+        crate::remote::server::ControlSocket::bind(&dir)
+    };
+    let handle = train::spawn(setup);
+    match socket {
+        Ok(socket) => socket.serve(handle, history, &consumer.runtime),
+        Err(e) => {
+            eprintln!(
+                "kd-tui: warning: no control socket in {} ({e}); kd-tui attach cannot reach this run",
+                dir.display()
+            );
+            handle
+        }
+    }
+}
+
 fn tui_options(args: &Args) -> crate::tui::Options {
     crate::tui::Options {
         ascii_markers: args.ascii,
@@ -244,9 +289,18 @@ pub fn main() -> i32 {
             out,
         }) => return run_export(&run_dir, model, format, out),
         Some(Subcommand::Models { preset, overrides }) => return run_models(preset, &overrides),
+        Some(Subcommand::Attach { run_dir, ascii }) => {
+            return crate::remote::commands::attach(
+                run_dir,
+                crate::tui::Options {
+                    ascii_markers: ascii,
+                },
+            )
+        }
+        Some(Subcommand::Ls { dir, json }) => return crate::remote::commands::ls(dir, json),
         None => {}
     }
-    if !args.batch && !std::io::stdout().is_terminal() {
+    if !args.batch && !args.detach && !std::io::stdout().is_terminal() {
         eprintln!(
             "kd-tui: standard output is not a terminal, so the TUI cannot start.\n\
              For logs, nohup or CI use the headless mode:  kd-tui --batch {}",
@@ -304,6 +358,24 @@ pub fn main() -> i32 {
     if let Some(n) = args.seeds {
         preset.seeds = Some((0..n as u64).map(|i| preset.seed + i).collect());
     }
+    if args.detach {
+        if preset.sweep.is_some() || preset.seeds.is_some() {
+            eprintln!("kd-tui: --detach runs one run for now; seeds and sweeps run with --batch (under nohup) or in the cockpit");
+            return EXIT_BAD_INPUT;
+        }
+        let run_dir = match &args.resume {
+            Some(dir) => dir.clone(),
+            None => args
+                .out
+                .clone()
+                .unwrap_or_else(|| RunFolder::default_dir(&preset.name)),
+        };
+        return crate::remote::commands::detach(
+            &run_dir,
+            args.resume.is_some(),
+            tui_options(&args),
+        );
+    }
     if preset.sweep.is_some() || preset.seeds.is_some() {
         let parent = args
             .out
@@ -318,12 +390,13 @@ pub fn main() -> i32 {
             return EXIT_BAD_INPUT;
         }
     };
-    let handle = train::spawn(setup);
     let ended = if args.batch {
         let mut consumer = consumer;
+        let handle = serve(setup, &consumer);
         crate::batch::run(handle, &mut consumer)
     } else {
         // The cockpit gives the screen back when dropped, before the table is printed.
+        let handle = train::spawn(setup);
         let ran = crate::tui::Cockpit::new(tui_options(&args), consumer)
             .and_then(|mut cockpit| cockpit.run(handle, None));
         match ran {

@@ -16,6 +16,7 @@ pub mod fault;
 pub mod inspect;
 pub mod model;
 pub mod protocol;
+pub mod remote;
 pub mod run;
 pub mod seed;
 pub mod seeds;

@@ -250,6 +250,7 @@ fn default_preset_leaves_a_complete_run_folder() {
         "baseline.safetensors",
         "checkpoints",
         "distilled.safetensors",
+        "job.lock",
         "loss.svg",
         "metrics.jsonl",
         "preset.toml",

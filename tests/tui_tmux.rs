@@ -1,126 +1,26 @@
 //! Drives the real `kd-tui` TUI in a real terminal (tmux): pause, edit, resume, quit, signals.
 //! tmux is required (`scripts/kd test` installs it).
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::tmux::{tmux, Session};
+use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// A tmux session running kd-tui; killed on drop.
-struct Session {
-    name: String,
-    dir: tempfile::TempDir,
-}
-
-fn tmux(args: &[&str]) -> String {
-    let out = Command::new("tmux")
-        .args(args)
-        .output()
-        .expect("tmux is required for the TUI tests (scripts/kd test installs it)");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-impl Session {
-    /// Starts kd-tui on the embedded preset with a teacher that trains "forever".
-    /// `env` is prepended to the command line (`NAME=value ...`), `args` appended.
-    fn start(tag: &str, width: u16, height: u16, env: &str, args: &str) -> Session {
-        let dir = tempfile::tempdir().unwrap();
-        let name = format!("kd-tui-test-{tag}-{}", std::process::id());
-        let run = dir.path().join("run");
-        let exit_file = dir.path().join("exit-code");
-        let command = format!(
-            "{env} {} --out {} --set teacher.epochs=100000 {args}; echo $? > {}; sleep 600",
+/// Starts kd-tui on the embedded preset with a teacher that trains "forever", its run folder
+/// `{dir}/run`, its exit code in `{dir}/exit-code`. `env` is prepended to the command line
+/// (`NAME=value ...`), `args` appended.
+fn start(tag: &str, width: u16, height: u16, env: &str, args: &str) -> Session {
+    Session::shell(
+        tag,
+        width,
+        height,
+        &format!(
+            "{env} {} --out {{dir}}/run --set teacher.epochs=100000 {args}; echo $? > {{dir}}/exit-code; sleep 600",
             env!("CARGO_BIN_EXE_kd-tui"),
-            run.display(),
-            exit_file.display()
-        );
-        let (w, h) = (width.to_string(), height.to_string());
-        let status = Command::new("tmux")
-            .args([
-                "new-session",
-                "-d",
-                "-s",
-                &name,
-                "-x",
-                &w,
-                "-y",
-                &h,
-                &command,
-            ])
-            .env_remove("TMUX")
-            .status()
-            .expect("tmux is required for the TUI tests (scripts/kd test installs it)");
-        assert!(status.success(), "tmux new-session failed");
-        Session { name, dir }
-    }
-
-    fn run_dir(&self) -> PathBuf {
-        self.dir.path().join("run")
-    }
-
-    fn screen(&self) -> String {
-        tmux(&["capture-pane", "-p", "-t", &self.name])
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        for k in keys {
-            tmux(&["send-keys", "-t", &self.name, k]);
-        }
-    }
-
-    fn type_text(&self, text: &str) {
-        tmux(&["send-keys", "-t", &self.name, "-l", "--", text]);
-    }
-
-    fn pane(&self, format: &str) -> String {
-        tmux(&["display-message", "-p", "-t", &self.name, format])
-            .trim()
-            .to_string()
-    }
-
-    fn exit_code(&self) -> Option<i32> {
-        std::fs::read_to_string(self.dir.path().join("exit-code"))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    }
-
-    /// Waits until `check` passes on the screen, or fails with the last screen shown.
-    fn wait_screen(&self, what: &str, check: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let screen = self.screen();
-            if check(&screen) {
-                return screen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; screen:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn wait_exit(&self) -> i32 {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(code) = self.exit_code() {
-                return code;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "kd-tui did not exit; screen:\n{}",
-                self.screen()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        tmux(&["kill-session", "-t", &self.name]);
-    }
+        ),
+    )
 }
 
 /// The step counter in the header.
@@ -167,7 +67,7 @@ fn assert_interrupted_run_folder(dir: &Path) {
 
 #[test]
 fn pause_edit_resume_quit_in_a_real_terminal() {
-    let s = Session::start("main", 120, 40, "", "");
+    let s = start("main", 120, 40, "", "");
     // The first epoch is done when the validation chart appears.
     s.wait_screen("the first epoch", |screen| {
         screen.contains("teacher") && !screen.contains("waiting for the first epoch")
@@ -247,7 +147,7 @@ fn pause_edit_resume_quit_in_a_real_terminal() {
 
 #[test]
 fn refused_edit_shows_the_reason_and_changes_nothing() {
-    let s = Session::start("refuse", 80, 24, "", "");
+    let s = start("refuse", 80, 24, "", "");
     s.wait_screen("the first steps", |screen| {
         step_on(screen).is_some_and(|n| n > 0)
     });
@@ -272,7 +172,7 @@ fn refused_edit_shows_the_reason_and_changes_nothing() {
 #[test]
 fn sigterm_and_sighup_restore_the_terminal_and_save_state() {
     for (tag, signal, code) in [("term", "TERM", 143), ("hup", "HUP", 129)] {
-        let s = Session::start(tag, 100, 30, "", "");
+        let s = start(tag, 100, 30, "", "");
         s.wait_screen("the first steps", |screen| {
             step_on(screen).is_some_and(|n| n > 0)
         });
@@ -301,7 +201,7 @@ fn sigterm_and_sighup_restore_the_terminal_and_save_state() {
 #[test]
 fn panics_in_either_thread_restore_the_terminal() {
     for (fault, code) in [("trainer-panic", 1), ("ui-panic", 1)] {
-        let s = Session::start(
+        let s = start(
             fault,
             100,
             30,
@@ -324,7 +224,7 @@ fn panics_in_either_thread_restore_the_terminal() {
 
 #[test]
 fn resize_redraws_at_the_new_size() {
-    let s = Session::start("resize", 160, 48, "", "--ascii");
+    let s = start("resize", 160, 48, "", "--ascii");
     s.wait_screen("the events panel at 160x48", |screen| {
         screen.contains("events")
     });
@@ -353,7 +253,7 @@ fn every_method_runs_in_the_tui_and_p_shows_its_loss_parts() {
         let args = format!(
             "--set teacher.epochs=2 --set student.epochs=2 --set distill.method={method} {extra}"
         );
-        let s = Session::start(&format!("method-{method}"), 160, 48, "", &args);
+        let s = start(&format!("method-{method}"), 160, 48, "", &args);
         s.wait_screen("the run to complete", |screen| screen.contains("completed"));
         s.keys(&["p"]);
         let screen = s.wait_screen("the parts view", |screen| {
@@ -378,7 +278,7 @@ fn every_method_runs_in_the_tui_and_p_shows_its_loss_parts() {
 
 #[test]
 fn seeds_run_one_after_the_other_in_the_cockpit() {
-    let s = Session::start(
+    let s = start(
         "seeds",
         120,
         40,

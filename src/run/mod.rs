@@ -1,6 +1,7 @@
 //! The run folder: `preset.toml`, `metrics.jsonl`, `summary.json`, weights and checkpoints.
 
 pub mod checkpoint;
+pub mod lock;
 pub mod plots;
 pub mod stats;
 pub mod summary;
@@ -14,7 +15,11 @@ use std::path::{Path, PathBuf};
 pub struct RunFolder {
     dir: PathBuf,
     metrics: BufWriter<File>,
+    _lock: lock::JobLock,
 }
+
+/// What a detached job's launcher writes before the job creates its folder.
+pub const JOB_LOG: &str = "job.log";
 
 impl RunFolder {
     /// `runs/<name>-<local time>` under the current directory.
@@ -25,9 +30,11 @@ impl RunFolder {
         ))
     }
 
-    /// Creates the folder (refusing one that already holds files) and records the preset.
+    /// Creates the folder (refusing one that already holds files, but for a detached job's
+    /// `job.log`), takes its job lock and records the preset.
     pub fn create(dir: &Path, preset: &Preset) -> io::Result<RunFolder> {
-        if dir.read_dir().is_ok_and(|mut d| d.next().is_some()) {
+        let others = |d: std::fs::ReadDir| d.flatten().any(|e| e.file_name() != JOB_LOG);
+        if dir.read_dir().is_ok_and(others) {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
                 format!(
@@ -37,16 +44,19 @@ impl RunFolder {
             ));
         }
         std::fs::create_dir_all(dir.join("checkpoints"))?;
+        let lock = lock::JobLock::acquire(dir)?;
         std::fs::write(dir.join("preset.toml"), preset.to_toml())?;
         let metrics = BufWriter::new(File::create(dir.join("metrics.jsonl"))?);
         Ok(RunFolder {
             dir: dir.to_path_buf(),
             metrics,
+            _lock: lock,
         })
     }
 
     /// Opens an existing run folder to go on with it (`--resume`); metrics are appended.
     pub fn reopen(dir: &Path) -> io::Result<RunFolder> {
+        let lock = lock::JobLock::acquire(dir)?;
         let metrics_path = dir.join("metrics.jsonl");
         let file = std::fs::OpenOptions::new()
             .append(true)
@@ -55,6 +65,7 @@ impl RunFolder {
         Ok(RunFolder {
             dir: dir.to_path_buf(),
             metrics: BufWriter::new(file),
+            _lock: lock,
         })
     }
 

@@ -32,7 +32,7 @@ use tokio::sync::mpsc as tokio_mpsc;
 pub use eval::logits_in_chunks;
 
 /// Capacity of the step-metrics channel; when a consumer lags this far behind, steps are dropped.
-const STEP_CHANNEL_CAPACITY: usize = 1024;
+pub const STEP_CHANNEL_CAPACITY: usize = 1024;
 
 /// What the trainer needs to run.
 pub struct TrainerSetup {

@@ -30,6 +30,20 @@ pub enum Msg {
 pub enum Confirm {
     SkipPhase,
     Quit,
+    /// Stop the job an attached cockpit watches.
+    StopJob,
+}
+
+/// Where the run this cockpit shows lives.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Link {
+    /// In this process: quitting stops it.
+    #[default]
+    InProcess,
+    /// A job in another process, over its control socket: `q` detaches, `X` stops the job.
+    Attached { pid: u32 },
+    /// A run no job serves (finished or dead), shown from its `metrics.jsonl`.
+    ReadOnly { reason: String },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -189,6 +203,7 @@ pub struct App {
     pub ascii_markers: bool,
     /// The series (seeds, sweep) this run belongs to, if any.
     pub queue: Option<Queue>,
+    pub link: Link,
     /// Time since the TUI started.
     pub elapsed: Duration,
     /// A stop was asked for; the TUI exits when the trainer has finished.
@@ -222,6 +237,7 @@ impl App {
             zoom: false,
             ascii_markers,
             queue: None,
+            link: Link::InProcess,
             elapsed: Duration::ZERO,
             stopping: false,
             trainer_gone: false,
@@ -313,9 +329,19 @@ impl App {
     pub fn update(&mut self, msg: Msg) -> Option<Command> {
         let pending = self.dirty;
         self.dirty = true;
-        let command = self.apply(msg);
+        let mut command = self.apply(msg);
+        if let (Link::ReadOnly { reason }, Some(_)) = (&self.link, &command) {
+            let line = format!("read-only: {reason}");
+            self.push_log(self.progress.wall_time, LogLevel::Warn, line);
+            command = None;
+        }
         self.dirty |= pending;
         command
+    }
+
+    /// Leaving an attached or read-only cockpit leaves the job as it is.
+    pub fn detaches(&self) -> bool {
+        self.link != Link::InProcess
     }
 
     fn apply(&mut self, msg: Msg) -> Option<Command> {
@@ -323,6 +349,15 @@ impl App {
             Msg::Key(key) => self.on_key(key),
             Msg::Trainer(event) => {
                 self.on_event(event);
+                None
+            }
+            // An attached cockpit stays on what it has when the job's stream ends.
+            Msg::TrainerGone if self.detaches() && !self.stopping => {
+                self.trainer_gone = true;
+                if matches!(self.link, Link::Attached { .. }) && self.summary.is_none() {
+                    let line = "the job's stream ended without its end: the job died".into();
+                    self.push_log(self.progress.wall_time, LogLevel::Error, line);
+                }
                 None
             }
             Msg::TrainerGone => {
@@ -333,6 +368,11 @@ impl App {
                 if self.stopping || self.summary.is_none() || more {
                     self.exit = true;
                 }
+                None
+            }
+            // A hang-up or Ctrl-C of an attached cockpit detaches; the job goes on.
+            Msg::Signal(_) if self.detaches() => {
+                self.exit = true;
                 None
             }
             Msg::Signal(signo) => {

@@ -8,6 +8,10 @@ use tui_input::backend::crossterm::EventHandler;
 impl App {
     pub(super) fn on_key(&mut self, key: KeyEvent) -> Option<Command> {
         if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
+            if self.detaches() {
+                self.exit = true;
+                return None;
+            }
             return self.stop("Ctrl-C");
         }
         match self.mode.clone() {
@@ -21,6 +25,7 @@ impl App {
                     match action {
                         Confirm::SkipPhase => Some(Command::SkipPhase),
                         Confirm::Quit => self.stop("quit from the TUI"),
+                        Confirm::StopJob => self.stop("stopped from an attached cockpit"),
                     }
                 }
                 _ => {
@@ -36,7 +41,7 @@ impl App {
     fn on_normal_key(&mut self, key: KeyEvent) -> Option<Command> {
         match key.code {
             KeyCode::Char('q') => {
-                if self.finished() {
+                if self.finished() || self.detaches() {
                     self.exit = true;
                 } else {
                     self.mode = Mode::Confirm(Confirm::Quit);
@@ -81,6 +86,10 @@ impl App {
                 None
             }
             KeyCode::Char('c') if !self.finished() => Some(Command::Checkpoint),
+            KeyCode::Char('X') if !self.finished() && self.detaches() => {
+                self.mode = Mode::Confirm(Confirm::StopJob);
+                None
+            }
             KeyCode::Char('l') => {
                 self.log_scale = !self.log_scale;
                 None

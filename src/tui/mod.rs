@@ -17,7 +17,7 @@ use crate::consumer::{Consumer, Ended, Signals};
 use crate::protocol::{Command, Queue, Stamped};
 use crate::series::Front;
 use crate::train::TrainerHandle;
-use app::{App, Msg};
+use app::{App, Link, Msg};
 use color_eyre::eyre::eyre;
 use color_eyre::eyre::WrapErr;
 use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
@@ -109,6 +109,57 @@ impl Cockpit {
             mut steps,
             thread,
         } = handle;
+        match self.show(&mut app, &commands, &mut events, &mut steps) {
+            Ok(signal) => {
+                drop(commands);
+                Ok(Ended::join(thread, signal))
+            }
+            Err(e) => {
+                let _ = commands.send(Command::Stop {
+                    reason: "the TUI failed".into(),
+                });
+                let _ = thread.join();
+                Err(e)
+            }
+        }
+    }
+
+    /// The cockpit over a job in another process, or over a run's history alone (`link` says
+    /// which), until the user leaves; the job goes on.
+    pub fn attach(
+        &mut self,
+        link: Link,
+        history: Vec<Stamped>,
+        attached: Option<crate::remote::client::Attached>,
+    ) -> color_eyre::Result<()> {
+        let mut app = App::new(self.options.ascii_markers);
+        app.link = link;
+        for event in history {
+            app.update(Msg::Trainer(event));
+        }
+        let (commands, mut events, mut steps) = match attached {
+            Some(a) => (a.commands, a.events, a.steps),
+            None => {
+                // Nothing more will come: the channels are closed from the start.
+                let (commands, _) = mpsc::channel();
+                let (_, events) = tokio::sync::mpsc::unbounded_channel();
+                let (_, steps) = tokio::sync::mpsc::channel(1);
+                (commands, events, steps)
+            }
+        };
+        self.show(&mut app, &commands, &mut events, &mut steps)
+            .map(|_| ())
+    }
+
+    /// Draws `app` and feeds it until it exits; the terminal is given back at once if this
+    /// fails or panics.
+    fn show(
+        &mut self,
+        app: &mut App,
+        commands: &mpsc::Sender<Command>,
+        events: &mut UnboundedReceiver<Stamped>,
+        steps: &mut Receiver<Stamped>,
+    ) -> color_eyre::Result<Option<i32>> {
         let Cockpit {
             consumer, terminal, ..
         } = self;
@@ -118,31 +169,25 @@ impl Cockpit {
                 None => terminal.insert(enter_terminal()?),
             };
             consumer.runtime.block_on(event_loop(
-                &mut app,
+                app,
                 terminal,
-                &commands,
-                &mut events,
-                &mut steps,
+                commands,
+                events,
+                steps,
                 &mut consumer.signals,
             ))
         }));
-        let signal = match looped {
-            Ok(Ok(signal)) => signal,
+        match looped {
+            Ok(Ok(signal)) => Ok(signal),
             failed => {
                 self.terminal = None;
                 restore_terminal();
-                let _ = commands.send(Command::Stop {
-                    reason: "the TUI failed".into(),
-                });
-                let _ = thread.join();
-                return Err(match failed {
+                Err(match failed {
                     Ok(Err(e)) => e,
                     _ => eyre!("the TUI panicked; the trainer wrote a checkpoint and stopped"),
-                });
+                })
             }
-        };
-        drop(commands);
-        Ok(Ended::join(thread, signal))
+        }
     }
 }
 

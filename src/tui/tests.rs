@@ -1,5 +1,6 @@
 //! `update()` for every key, and snapshots of the screen fed by fixed state.
 
+mod attached;
 mod cockpit;
 mod series;
 

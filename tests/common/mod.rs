@@ -2,6 +2,8 @@
 // Each test binary compiles this module and uses a part of it.
 #![allow(dead_code)]
 
+pub mod tmux;
+
 use kd_tui::config::{self, Preset};
 use kd_tui::protocol::Stamped;
 use kd_tui::run::summary::RunSummary;

@@ -6,7 +6,7 @@ mod queue;
 
 pub use charts::{ema, thin};
 
-use super::app::{App, Confirm, Mode};
+use super::app::{App, Confirm, Link, Mode};
 use super::theme;
 use crate::protocol::Phase;
 use crate::run::summary::RunStatus;
@@ -113,6 +113,14 @@ fn render_header(app: &App, frame: &mut Frame, area: Rect) {
         Span::styled(" kd-tui ", theme::title()),
         Span::raw(format!("{} · ", app.name)),
     ];
+    match &app.link {
+        Link::InProcess => {}
+        Link::Attached { pid } => spans.push(Span::raw(format!("attached to pid {pid} · "))),
+        Link::ReadOnly { reason } => spans.push(Span::styled(
+            format!("read-only: {reason} · "),
+            theme::paused(),
+        )),
+    }
     if let Some(q) = &app.queue {
         let at = q.running().map_or(q.done(), |i| i + 1);
         spans.push(Span::raw(format!("{} {at}/{} · ", q.title, q.rows.len())));
@@ -202,17 +210,23 @@ fn render_footer(app: &App, frame: &mut Frame, area: Rect, compact: bool) {
             hint("?", "help"),
         ]
         .concat(),
-        _ => [
-            hint(" Space", "pause"),
-            hint("↑↓", "select"),
-            hint("Enter", "edit"),
-            hint("n", "skip"),
-            hint("c", "ckpt"),
-            hint("l", "log"),
-            hint("q", "quit"),
-            hint("?", "help"),
-        ]
-        .concat(),
+        _ => {
+            let quit = match app.link {
+                Link::InProcess => hint("q", "quit"),
+                _ => [hint("q", "detach"), hint("X", "stop job")].concat(),
+            };
+            [
+                hint(" Space", "pause"),
+                hint("↑↓", "select"),
+                hint("Enter", "edit"),
+                hint("n", "skip"),
+                hint("c", "ckpt"),
+                hint("l", "log"),
+                quit,
+                hint("?", "help"),
+            ]
+            .concat()
+        }
     };
     lines.push(Line::from(keys));
     frame.render_widget(Paragraph::new(lines), area);
@@ -273,6 +287,9 @@ fn render_confirm(app: &App, action: Confirm, frame: &mut Frame, area: Rect) {
             app.progress.phase.map_or("current", Phase::as_str)
         ),
         Confirm::Quit => "Quit? A checkpoint is written and the run folder completed.".into(),
+        Confirm::StopJob => {
+            "Stop the job? It writes a checkpoint and its run folder, then exits.".into()
+        }
     };
     let text = vec![
         Line::from(question),

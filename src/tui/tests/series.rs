@@ -18,7 +18,11 @@ fn sweep_queue() -> Queue {
             })
         }),
     );
-    q.set(0, JobState::Done, "distilled 96.94% (val 97.22%) · baseline 96.10%".into());
+    q.set(
+        0,
+        JobState::Done,
+        "distilled 96.94% (val 97.22%) · baseline 96.10%".into(),
+    );
     q.set(1, JobState::Running, String::new());
     q
 }

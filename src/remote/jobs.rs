@@ -1,0 +1,194 @@
+//! `kd-tui ls`: the runs under a folder with their state, read from their run folders alone:
+//! a live job holds the folder's lock (`run::lock`), a finished run's last record is `finished`,
+//! and a run that neither trains nor finished died (`kill -9`, a crash, a power cut).
+
+use crate::protocol::{Event, Phase, Stamped};
+use crate::run::summary::RunStatus;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    Running,
+    Completed,
+    Interrupted,
+    Failed,
+    /// Neither training nor finished: killed or crashed. `--resume` goes on from its last
+    /// checkpoint, if it wrote one.
+    Dead,
+}
+
+impl RunState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Running => "running",
+            RunState::Completed => "completed",
+            RunState::Interrupted => "interrupted",
+            RunState::Failed => "failed",
+            RunState::Dead => "dead",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    pub dir: PathBuf,
+    pub state: RunState,
+    /// The live job's process.
+    pub pid: Option<u32>,
+    /// Where the run is (or stopped): its latest phase and epoch.
+    pub phase: Option<Phase>,
+    pub epoch: usize,
+    pub epochs: usize,
+    /// Best validation accuracy of each phase so far, in %.
+    pub best_val_acc: BTreeMap<String, f64>,
+    /// Seconds since the run last wrote a record.
+    pub age_seconds: f64,
+}
+
+/// What `dir`'s records say, or `None` if it is not a run folder.
+pub fn inspect(dir: &Path) -> Option<RunInfo> {
+    let metrics = dir.join("metrics.jsonl");
+    let age_seconds = std::fs::metadata(&metrics)
+        .ok()?
+        .modified()
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .map_or(0.0, |d| d.as_secs_f64());
+    let records = super::client::history(dir).ok()?;
+    let pid = crate::run::lock::holder(dir);
+    let mut info = RunInfo {
+        dir: dir.to_path_buf(),
+        state: RunState::Dead,
+        pid,
+        phase: None,
+        epoch: 0,
+        epochs: 0,
+        best_val_acc: BTreeMap::new(),
+        age_seconds,
+    };
+    for Stamped { at, event, .. } in &records {
+        info.phase = at.phase.or(info.phase);
+        match event {
+            Event::Epoch {
+                val_acc, epochs, ..
+            } => {
+                (info.epoch, info.epochs) = (at.epoch, *epochs);
+                if let Some(phase) = at.phase {
+                    let best = info
+                        .best_val_acc
+                        .entry(phase.as_str().to_string())
+                        .or_insert(0.0);
+                    *best = best.max(100.0 * val_acc);
+                }
+            }
+            Event::PhaseStarted { epochs, .. } => (info.epoch, info.epochs) = (0, *epochs),
+            _ => {}
+        }
+    }
+    info.state = match (pid, records.last().map(|r| &r.event)) {
+        (Some(_), _) => RunState::Running,
+        (None, Some(Event::Finished { summary })) => match summary.status {
+            RunStatus::Completed => RunState::Completed,
+            RunStatus::Interrupted => RunState::Interrupted,
+            RunStatus::Failed => RunState::Failed,
+        },
+        // Records an older kd-tui wrote may not parse; a completed summary is written last.
+        (None, _) if completed_summary(dir) => RunState::Completed,
+        (None, _) => RunState::Dead,
+    };
+    Some(info)
+}
+
+fn completed_summary(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("summary.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .is_some_and(|s| s["status"] == "completed")
+}
+
+/// Every run folder under `root` (a series' runs too, two levels down), newest first.
+pub fn scan(root: &Path) -> Vec<RunInfo> {
+    fn walk(dir: &Path, depth: usize, out: &mut Vec<RunInfo>) {
+        if let Some(info) = inspect(dir) {
+            out.push(info);
+            return;
+        }
+        if depth == 0 {
+            return;
+        }
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut dirs: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
+        dirs.sort();
+        for d in dirs {
+            walk(&d, depth - 1, out);
+        }
+    }
+    let mut runs = Vec::new();
+    walk(root, 3, &mut runs);
+    runs.sort_by(|a, b| a.age_seconds.total_cmp(&b.age_seconds));
+    runs
+}
+
+/// The most recently active live run under `root`.
+pub fn latest_live(root: &Path) -> Option<PathBuf> {
+    scan(root)
+        .into_iter()
+        .find(|r| r.state == RunState::Running)
+        .map(|r| r.dir)
+}
+
+fn age(seconds: f64) -> String {
+    let s = seconds.max(0.0) as u64;
+    match s {
+        0..=59 => format!("{s}s ago"),
+        60..=3599 => format!("{}m ago", s / 60),
+        3600..=86399 => format!("{}h ago", s / 3600),
+        _ => format!("{}d ago", s / 86400),
+    }
+}
+
+pub fn table(runs: &[RunInfo]) -> String {
+    let mut table = comfy_table::Table::new();
+    table
+        .load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
+        .set_header([
+            "run",
+            "state",
+            "phase",
+            "epoch",
+            "best val acc",
+            "last record",
+        ]);
+    for r in runs {
+        let state = match r.pid {
+            Some(pid) => format!("running (pid {pid})"),
+            None => r.state.as_str().to_string(),
+        };
+        let best = Phase::ALL
+            .iter()
+            .filter_map(|p| {
+                let acc = r.best_val_acc.get(p.as_str())?;
+                Some(format!("{} {acc:.2}%", p.as_str()))
+            })
+            .collect::<Vec<_>>()
+            .join(" · ");
+        table.add_row([
+            r.dir.display().to_string(),
+            state,
+            r.phase.map_or("-", Phase::as_str).to_string(),
+            format!("{}/{}", r.epoch, r.epochs),
+            best,
+            age(r.age_seconds),
+        ]);
+    }
+    table.to_string()
+}

@@ -1,0 +1,388 @@
+//! Jobs that outlive the terminal, through the real binaries: `--detach`, cockpits attached in
+//! tmux, the control socket against slow and hostile clients, and `kd-tui ls`.
+
+mod common;
+
+use common::tmux::Session;
+use common::{kd_tui, read_metrics, read_summary, run, wait_for, ChildGuard, FEW_EPOCHS};
+use kd_tui::run::summary::RunStatus;
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+const HELLO: &str = "{\"hello\":\"kd-tui\",\"version\":1}\n";
+
+/// A raw client of a job's control socket.
+struct Client {
+    stream: UnixStream,
+    reader: BufReader<UnixStream>,
+}
+
+impl Client {
+    /// Connects and sends `first` (a hello, or whatever a test wants to try).
+    fn connect(dir: &Path, first: &str) -> Client {
+        let mut stream = UnixStream::connect(dir.join("control.sock")).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        stream.write_all(first.as_bytes()).unwrap();
+        let reader = BufReader::new(stream.try_clone().unwrap());
+        Client { stream, reader }
+    }
+
+    /// The next line as JSON, `None` when the job hung up.
+    fn line(&mut self) -> Option<Value> {
+        let mut line = String::new();
+        match self.reader.read_line(&mut line) {
+            Ok(0) | Err(_) => None,
+            Ok(_) => Some(serde_json::from_str(&line).expect("the job sends JSON lines")),
+        }
+    }
+
+    /// Reads until a line satisfies `want`; panics if the job hangs up first.
+    fn until(&mut self, what: &str, want: impl Fn(&Value) -> bool) -> Value {
+        loop {
+            let line = self
+                .line()
+                .unwrap_or_else(|| panic!("the job hung up before {what}"));
+            if want(&line) {
+                return line;
+            }
+        }
+    }
+
+    fn send(&mut self, line: &str) {
+        self.stream.write_all(line.as_bytes()).unwrap();
+    }
+}
+
+/// A `--batch` job on digits whose teacher trains "forever", serving its socket.
+fn start_job(dir: &Path) -> ChildGuard {
+    let child = kd_tui()
+        .args(["--batch", "--set", "teacher.epochs=100000"])
+        .args(["--set", "student.epochs=2", "--out"])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.with_extension("log")).unwrap())
+        .spawn()
+        .unwrap();
+    let child = ChildGuard(child);
+    wait_for("the control socket", || dir.join("control.sock").exists());
+    child
+}
+
+/// Ends the teacher phase at its current epoch, so that the job completes.
+fn finish_teacher(dir: &Path) {
+    let mut c = Client::connect(dir, HELLO);
+    c.send("{\"command\":\"set\",\"key\":\"teacher.epochs\",\"value\":\"1\"}\n");
+}
+
+fn wait_exit(job: &mut ChildGuard) -> i32 {
+    let mut code = None;
+    wait_for("the job to exit", || {
+        code = job.0.try_wait().unwrap().map(|s| s.code().unwrap_or(-1));
+        code.is_some()
+    });
+    code.unwrap()
+}
+
+/// The job's run folder after it completed: summary, every record readable, no socket left.
+fn assert_completed(dir: &Path) {
+    assert_eq!(read_summary(dir).status, RunStatus::Completed);
+    let text = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+    for line in text.lines() {
+        serde_json::from_str::<Value>(line).expect("every record reads back");
+    }
+    assert!(
+        !dir.join("control.sock").exists(),
+        "the job removes its socket"
+    );
+}
+
+fn steps_in(dir: &Path) -> usize {
+    read_metrics(dir)
+        .iter()
+        .filter(|r| r["type"] == "step")
+        .count()
+}
+
+fn ls(root: &Path) -> Vec<Value> {
+    let out = run(["ls".as_ref(), root.as_os_str(), "--json".as_ref()]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    serde_json::from_str::<Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn state_of(runs: &[Value], dir: &Path) -> (String, Value) {
+    let run = runs
+        .iter()
+        .find(|r| r["dir"] == dir.display().to_string())
+        .unwrap_or_else(|| panic!("{} not listed: {runs:?}", dir.display()));
+    (
+        run["state"].as_str().unwrap().to_string(),
+        run["pid"].clone(),
+    )
+}
+
+#[test]
+fn a_detached_job_outlives_its_terminal_and_takes_a_second_cockpit() {
+    let bin = env!("CARGO_BIN_EXE_kd-tui");
+    let s = Session::shell(
+        "detach",
+        120,
+        40,
+        &format!("{bin} --detach --out {{dir}}/run --set teacher.epochs=100000 --set student.epochs=2; echo $? > {{dir}}/exit-code; sleep 600"),
+    );
+    let dir = s.run_dir();
+    s.wait_screen("the attached cockpit", |screen| {
+        screen.contains("attached to pid") && screen.contains("▶ running")
+    });
+    let pid = kd_tui::run::lock::holder(&dir).expect("a live job holds the run folder");
+    assert!(std::fs::read_to_string(dir.join("job.log"))
+        .unwrap()
+        .contains("run folder"));
+    let mode = std::fs::metadata(dir.join("control.sock"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "only the owner may connect");
+
+    s.keys(&["Space"]);
+    s.wait_screen("the paused state", |screen| screen.contains("paused"));
+    wait_for("the pause record", || {
+        read_metrics(&dir).iter().any(|r| r["type"] == "paused")
+    });
+    let before = steps_in(&dir);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(steps_in(&dir), before, "no step records while paused");
+    s.keys(&["Down", "Down", "Down", "Down", "Enter"]);
+    s.wait_screen("the editor", |screen| screen.contains("Enter apply"));
+    s.keys(&["BSpace", "BSpace", "BSpace", "BSpace"]);
+    s.type_text("8");
+    s.keys(&["Enter"]);
+    wait_for("the edit record", || {
+        read_metrics(&dir)
+            .iter()
+            .any(|r| r["type"] == "edit" && r["key"] == "distill.temperature" && r["new"] == 8.0)
+    });
+    s.keys(&["Space"]);
+    wait_for("steps again", || steps_in(&dir) > before);
+
+    // The terminal goes away: the job does not notice.
+    s.kill();
+    let after_kill = steps_in(&dir);
+    wait_for("steps after the terminal closed", || {
+        steps_in(&dir) > after_kill + 5
+    });
+    assert_eq!(kd_tui::run::lock::holder(&dir), Some(pid));
+
+    let second = Session::shell(
+        "attach",
+        120,
+        40,
+        &format!(
+            "{bin} attach {}; echo $? > {{dir}}/exit-code; sleep 600",
+            dir.display()
+        ),
+    );
+    second.wait_screen("the whole history", |screen| {
+        screen.contains(&format!("attached to pid {pid}"))
+            && screen.contains("edit distill.temperature: 4.0 -> 8.0")
+    });
+    second.keys(&["q"]);
+    assert_eq!(second.wait_exit(), 0);
+    assert_eq!(
+        kd_tui::run::lock::holder(&dir),
+        Some(pid),
+        "q detaches; the job goes on"
+    );
+
+    finish_teacher(&dir);
+    wait_for("the job to complete", || {
+        kd_tui::run::lock::holder(&dir).is_none()
+    });
+    assert_completed(&dir);
+    assert!(std::fs::read_to_string(dir.join("job.log"))
+        .unwrap()
+        .contains("distilled"));
+}
+
+#[test]
+fn two_clients_follow_while_a_client_that_never_reads_is_cut_off() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let mut job = start_job(&dir);
+    let followers: Vec<_> = (0..2)
+        .map(|_| {
+            let mut c = Client::connect(&dir, HELLO);
+            std::thread::spawn(move || {
+                let welcome = c.line().unwrap();
+                assert_eq!(welcome["welcome"]["version"], 1, "{welcome}");
+                // History first (its first record is the run's start), then live events.
+                assert_eq!(c.line().unwrap()["type"], "run_started");
+                let mut steps = 0;
+                while c.line().unwrap_or_else(|| panic!("a follower was cut off"))["type"]
+                    != "finished"
+                {
+                    steps += 1;
+                }
+                steps
+            })
+        })
+        .collect();
+    let _silent = Client::connect(&dir, HELLO);
+    let log = dir.with_extension("log");
+    wait_for("the silent client to be disconnected", || {
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("a client stopped reading; disconnected")
+    });
+    finish_teacher(&dir);
+    for follower in followers {
+        assert!(follower.join().unwrap() > 0);
+    }
+    assert_eq!(wait_exit(&mut job), 0);
+    assert_completed(&dir);
+}
+
+#[test]
+fn hostile_clients_leave_the_job_running_and_its_folder_valid() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let mut job = start_job(&dir);
+    let error_of = |c: &mut Client| c.line().unwrap()["error"].as_str().unwrap().to_string();
+
+    // Says nothing: refused after a while (checked last, it takes 5 s).
+    let mut mute = Client::connect(&dir, "");
+    let mut garbage = Client::connect(&dir, "hello?\n");
+    assert!(error_of(&mut garbage).contains("expected a hello"));
+    assert!(garbage.line().is_none(), "hung up");
+    let mut future = Client::connect(&dir, "{\"hello\":\"kd-tui\",\"version\":99}\n");
+    assert!(error_of(&mut future).contains("version 1"));
+
+    // After a hello, bad lines get errors and the connection stays.
+    let mut rude = Client::connect(&dir, HELLO);
+    rude.until("the live stream", |l| l["type"] == "step");
+    rude.send("not json\n{\"command\":\"fly\"}\n{\"command\":\"checkpoint\"}\n");
+    let errors: Vec<String> = (0..2)
+        .map(|_| {
+            rude.until("an error line", |l| l.get("error").is_some())["error"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        errors.iter().all(|e| e.starts_with("not a command")),
+        "{errors:?}"
+    );
+    assert!(errors[1].contains("fly"), "{errors:?}");
+    rude.until("the checkpoint", |l| l["type"] == "checkpoint");
+
+    // A 100 MB line: an error, then a hang-up.
+    let mut huge = Client::connect(&dir, HELLO);
+    let mut writer = huge.stream.try_clone().unwrap();
+    let flood = std::thread::spawn(move || {
+        let chunk = vec![b'a'; 1 << 20];
+        for _ in 0..100 {
+            if writer.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+    });
+    let refused = huge.until("the refusal", |l| l.get("error").is_some());
+    assert!(refused["error"]
+        .as_str()
+        .unwrap()
+        .contains("line longer than"));
+    while huge.line().is_some() {}
+    flood.join().unwrap();
+
+    // Thousands of connections that come and go.
+    for i in 0..2000 {
+        let mut s = UnixStream::connect(dir.join("control.sock")).unwrap();
+        if i % 2 == 0 {
+            let _ = s.write_all(HELLO.as_bytes());
+        }
+    }
+    assert!(error_of(&mut mute).contains("no hello"));
+
+    finish_teacher(&dir);
+    rude.until("the run's end", |l| l["type"] == "finished");
+    assert_eq!(wait_exit(&mut job), 0);
+    assert_completed(&dir);
+}
+
+#[test]
+fn ls_tells_live_completed_interrupted_and_killed_runs_apart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let done = root.join("done");
+    let out = run([
+        "--batch",
+        "--out",
+        done.to_str().unwrap(),
+        "--set",
+        FEW_EPOCHS[0],
+        "--set",
+        FEW_EPOCHS[1],
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let (code, _) = common::run_until_sigterm(
+        &root.join("stopped"),
+        "metrics.jsonl",
+        &["--set", "teacher.epochs=100000"],
+        |r| r["type"] == "epoch",
+    );
+    assert_eq!(code, Some(128 + 15));
+    let live: PathBuf = root.join("live");
+    let mut live_job = start_job(&live);
+    let killed = root.join("killed");
+    let mut killed_job = start_job(&killed);
+    killed_job.0.kill().unwrap();
+    killed_job.0.wait().unwrap();
+
+    let runs = ls(root);
+    assert_eq!(state_of(&runs, &done).0, "completed");
+    assert_eq!(state_of(&runs, &root.join("stopped")).0, "interrupted");
+    assert_eq!(state_of(&runs, &killed).0, "dead");
+    let (state, pid) = state_of(&runs, &live);
+    assert_eq!(state, "running");
+    assert_eq!(pid, live_job.0.id());
+    let table = run(["ls".as_ref(), root.as_os_str()]);
+    assert!(
+        table
+            .stdout
+            .contains(&format!("running (pid {})", live_job.0.id())),
+        "{}",
+        table.stdout
+    );
+
+    // A finished run opens read-only, from its records.
+    let bin = env!("CARGO_BIN_EXE_kd-tui");
+    let s = Session::shell(
+        "readonly",
+        120,
+        40,
+        &format!(
+            "{bin} attach {}; echo $? > {{dir}}/exit-code; sleep 600",
+            done.display()
+        ),
+    );
+    s.wait_screen("the read-only cockpit", |screen| {
+        screen.contains("read-only: the run is completed") && screen.contains("✓ completed")
+    });
+    s.keys(&["q"]);
+    assert_eq!(s.wait_exit(), 0);
+
+    finish_teacher(&live);
+    assert_eq!(wait_exit(&mut live_job), 0);
+    assert_eq!(state_of(&ls(root), &live).0, "completed");
+}
