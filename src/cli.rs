@@ -162,9 +162,39 @@ fn bad_input(message: impl std::fmt::Display) -> String {
     format!("kd-tui: {message}")
 }
 
+/// What `--resume` takes: a stopped run (not a completed one), with `--set` only of what may
+/// change in a run's course (lr, batch size, epochs, the method and its hyperparameters).
+fn check_resume(dir: &Path, ckpt: &Checkpoint, overrides: &[Override]) -> Result<(), String> {
+    let completed = std::fs::read_to_string(dir.join("summary.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<crate::run::summary::RunSummary>(&t).ok())
+        .is_some_and(|s| s.status == crate::run::summary::RunStatus::Completed);
+    if completed {
+        return Err(format!(
+            "{} completed; there is nothing to resume. To train on, start a new run from its \
+             weights (e.g. --set teacher.checkpoint='\"{}\"')",
+            dir.display(),
+            dir.join("teacher.safetensors").display()
+        ));
+    }
+    let preset = config::load(&ckpt.preset, "checkpoint.json", &[]).map_err(|e| e.to_string())?;
+    let live = preset.live_keys();
+    match overrides
+        .iter()
+        .find(|o| !live.contains(&o.key) && !o.key.starts_with("distill."))
+    {
+        Some(o) => Err(format!(
+            "--set {}: a resumed run keeps its data, seed and models; it takes only {}",
+            o.key, "lr, batch_size, epochs and distill.* keys"
+        )),
+        None => Ok(()),
+    }
+}
+
 fn load_preset(args: &Args, resume: Option<&Checkpoint>) -> Result<Preset, String> {
     match (resume, &args.preset, &args.resume) {
         (Some(ckpt), _, Some(dir)) => {
+            check_resume(dir, ckpt, &args.overrides).map_err(bad_input)?;
             let origin = format!("{} (live preset)", dir.join(checkpoint::FILE).display());
             config::load(&ckpt.preset, &origin, &args.overrides)
         }

@@ -231,7 +231,7 @@ fn truncated_mnist_file_names_the_file_and_the_expected_size() {
     std::fs::write(mnist.join("train-labels-idx1-ubyte"), idx_file(&[100], 100)).unwrap();
     let message = rejected_data(tmp.path(), "mnist", &mnist);
     let expected = format!(
-        "{}: truncated or padded: header says 100 x 28 x 28 = 78400 data bytes, found 1000",
+        "{}: truncated, padded or empty: header says 100 x 28 x 28 = 78400 data bytes, found 1000",
         images.display()
     );
     assert!(
@@ -289,4 +289,69 @@ fn set_values_are_validated_and_blamed_on_the_flag() {
         );
         assert!(message.contains(says), "expected `{says}` in: {message}");
     }
+}
+
+#[test]
+fn an_empty_test_split_is_refused() {
+    let message = rejected_override("data.test_fraction=0");
+    assert!(
+        message.contains("key `data.test_fraction`: must be within (0, 1)"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_model_no_memory_can_hold_is_refused_before_training() {
+    let message = rejected_override("student.model.hidden=[100000000000]");
+    assert!(
+        message.contains("key `student.model`") && message.contains("cannot be allocated"),
+        "{message}"
+    );
+}
+
+/// A folder of MNIST-format files: `train` and `t10k` with the given labels, 2x2 images.
+fn tiny_mnist(dir: &Path, train: &[u8], test: &[u8]) {
+    for (prefix, labels) in [("train", train), ("t10k", test)] {
+        let n = labels.len() as u32;
+        std::fs::write(
+            dir.join(format!("{prefix}-images-idx3-ubyte")),
+            idx_file(&[n, 2, 2], 4 * labels.len()),
+        )
+        .unwrap();
+        let mut label_file = idx_file(&[n], 0);
+        label_file.extend_from_slice(labels);
+        std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), label_file).unwrap();
+    }
+}
+
+#[test]
+fn a_test_label_the_training_data_lacks_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mnist = tmp.path().join("mnist");
+    std::fs::create_dir(&mnist).unwrap();
+    tiny_mnist(&mnist, &[0, 1, 0, 1, 0, 1, 0, 1, 0, 1], &[0, 1, 7]);
+    let message = rejected_data(tmp.path(), "mnist", &mnist);
+    assert!(
+        message.contains("test label 7 never occurs in the training data"),
+        "{message}"
+    );
+}
+
+#[test]
+fn an_idx_header_whose_sizes_overflow_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mnist = tmp.path().join("mnist");
+    std::fs::create_dir(&mnist).unwrap();
+    let huge = u32::MAX;
+    std::fs::write(
+        mnist.join("train-images-idx3-ubyte"),
+        idx_file(&[huge, huge, huge], 16),
+    )
+    .unwrap();
+    std::fs::write(mnist.join("train-labels-idx1-ubyte"), idx_file(&[1], 1)).unwrap();
+    let message = rejected_data(tmp.path(), "mnist", &mnist);
+    assert!(
+        message.contains("an impossible number of data bytes"),
+        "{message}"
+    );
 }

@@ -37,6 +37,18 @@ pub struct Preset {
     /// Log a step record every this many optimizer steps.
     #[serde(default = "defaults::log_every")]
     pub log_every: usize,
+    /// Automatic checkpoints, so that a crash or `kill -9` loses little: after every N epochs
+    /// (0: not by count) ...
+    #[serde(default)]
+    pub checkpoint_every: usize,
+    /// ... and after the first epoch that ends this many minutes after the last one (0: not by
+    /// time). Every finished phase is checkpointed too.
+    #[serde(default = "defaults::checkpoint_minutes")]
+    pub checkpoint_minutes: f64,
+    /// A phase whose mean training loss grows past this many times its first step's (or
+    /// ln(classes), whichever is larger) has diverged and stops (0: only NaN or Inf do).
+    #[serde(default = "defaults::diverge_factor")]
+    pub diverge_factor: f64,
     pub data: DataConfig,
     pub teacher: NetConfig,
     pub student: NetConfig,
@@ -355,6 +367,14 @@ mod defaults {
     pub fn optimizer() -> OptimizerKind {
         OptimizerKind::Adam
     }
+    pub fn checkpoint_minutes() -> f64 {
+        2.0
+    }
+
+    pub fn diverge_factor() -> f64 {
+        100.0
+    }
+
     pub fn momentum() -> f64 {
         0.9
     }

@@ -34,6 +34,16 @@ pub fn fraction_below_one(f: f64) -> Result<(), String> {
         Err(format!("must be within [0, 1) (got {f})"))
     }
 }
+/// A run always reports test accuracy, so the split cannot be empty.
+fn test_fraction(f: f64) -> Result<(), String> {
+    if f > 0.0 && f < 1.0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "must be within (0, 1): a run reports test accuracy (got {f})"
+        ))
+    }
+}
 pub fn non_negative(x: f64) -> Result<(), String> {
     if x.is_finite() && x >= 0.0 {
         Ok(())
@@ -109,6 +119,8 @@ impl Preset {
             ));
         }
         check("log_every", positive_count(self.log_every))?;
+        check("diverge_factor", non_negative(self.diverge_factor))?;
+        check("checkpoint_minutes", non_negative(self.checkpoint_minutes))?;
         if let Some(sweep) = &self.sweep {
             let keys = sweep
                 .grid
@@ -150,7 +162,7 @@ impl Preset {
         check("device", device.map(|_| ()))?;
         let d = &self.data;
         check("data.val_fraction", validation_fraction(d.val_fraction))?;
-        check("data.test_fraction", fraction_below_one(d.test_fraction))?;
+        check("data.test_fraction", test_fraction(d.test_fraction))?;
         if d.val_fraction + d.test_fraction >= 1.0 {
             return Err((
                 "data.val_fraction".into(),

@@ -29,9 +29,13 @@ fn read_idx(path: &Path, expected_dims: usize) -> Result<(Vec<usize>, Vec<u8>), 
         .chunks(4)
         .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
         .collect();
-    let expected: usize = dims.iter().product();
     let found = bytes.len() - header;
-    if found != expected {
+    // A header can claim anything: its product is checked, never trusted to allocate.
+    let expected = dims
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .filter(|_| dims.iter().all(|&d| d > 0));
+    if expected != Some(found) {
         let shape = dims
             .iter()
             .map(usize::to_string)
@@ -40,7 +44,8 @@ fn read_idx(path: &Path, expected_dims: usize) -> Result<(Vec<usize>, Vec<u8>), 
         return Err(err(
             name,
             format!(
-                "truncated or padded: header says {shape} = {expected} data bytes, found {found}"
+                "truncated, padded or empty: header says {shape} = {} data bytes, found {found}",
+                expected.map_or("an impossible number of".into(), |e| e.to_string())
             ),
         ));
     }

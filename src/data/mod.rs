@@ -188,6 +188,13 @@ pub fn load(cfg: &DataConfig, seed: u64) -> Result<Splits, DataError> {
                 train.len(),
                 test.len()
             );
+            let seen: std::collections::BTreeSet<i64> = train.labels.iter().copied().collect();
+            if let Some(label) = test.labels.iter().find(|l| !seen.contains(l)) {
+                return Err(err(
+                    &description,
+                    format!("test label {label} never occurs in the training data"),
+                ));
+            }
             let count = 1 + train
                 .labels
                 .iter()
@@ -224,6 +231,12 @@ pub fn load(cfg: &DataConfig, seed: u64) -> Result<Splits, DataError> {
         return Err(err(
             &description,
             "no training examples left after the validation/test split",
+        ));
+    }
+    if test.len() == 0 {
+        return Err(err(
+            &description,
+            "the test split is empty; raise data.test_fraction",
         ));
     }
     if val.len() == 0 {

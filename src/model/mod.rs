@@ -86,7 +86,28 @@ impl Model {
 
 /// Checks that `cfg` can take `input` (before any training).
 pub fn check_fits(cfg: &ModelConfig, input: &InputShape) -> Result<(), ShapeError> {
-    Model::new(cfg, input, 2, Device::Cpu).map(drop)
+    // libtorch reports a size no memory can hold by a panic inside tch: caught here, before
+    // any training, and turned into the error it is.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let built = std::panic::catch_unwind(|| Model::new(cfg, input, 2, Device::Cpu).map(drop));
+    std::panic::set_hook(hook);
+    built.unwrap_or_else(|payload| {
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("building it failed");
+        let reason = match message.find("you tried to allocate") {
+            Some(at) => message[at..].lines().next().unwrap_or(message).to_string(),
+            None => message.lines().next().unwrap_or(message).to_string(),
+        };
+        Err(ShapeError {
+            model: cfg.to_string(),
+            input: input.to_string(),
+            reason: format!("it cannot be allocated: {reason}"),
+        })
+    })
 }
 
 /// `[C, H, W]` of an image input, or why a model that needs images cannot use it.

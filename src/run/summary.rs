@@ -31,7 +31,8 @@ pub struct PhaseResult {
     /// Test accuracy of the weights after the last epoch.
     pub test_acc_last: f64,
     /// Test accuracy per class (best-by-validation weights).
-    pub per_class_acc: Vec<f64>,
+    /// Test accuracy per class; `null` for a class the test split does not hold.
+    pub per_class_acc: Vec<Option<f64>>,
     pub size: ModelSize,
     pub latency: Latency,
     pub train_seconds: f64,
@@ -249,7 +250,7 @@ mod tests {
             best_val_acc: acc,
             test_acc: acc,
             test_acc_last: acc,
-            per_class_acc: vec![acc],
+            per_class_acc: vec![Some(acc)],
             size: ModelSize {
                 params,
                 bytes: params * 4,

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 pub enum Interrupt {
     Skip,
     Stop(String),
+    Fail(super::RunError),
 }
 
 impl Trainer {
@@ -22,6 +23,9 @@ impl Trainer {
         model: &Model,
     ) -> Result<Duration, Interrupt> {
         let mut paused_for = Duration::ZERO;
+        if let Some(e) = self.write_failed.take() {
+            return Err(Interrupt::Fail(e));
+        }
         loop {
             let paused = self.paused[phase.role().index()];
             let command = if paused {

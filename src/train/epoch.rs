@@ -3,11 +3,11 @@
 
 use super::control::Interrupt;
 use super::targets::{feature, HintKit, TeacherTargets};
-use super::Trainer;
+use super::{RunError, Trainer};
 use crate::data::augment;
 use crate::distill::{self, Part};
 use crate::model::Model;
-use crate::protocol::{Event, LogLevel, Phase};
+use crate::protocol::{Event, Phase};
 use crate::seed;
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
 use std::collections::BTreeMap;
@@ -144,6 +144,10 @@ impl Trainer {
                 None => distill::plain_parts(&model.net.forward_t(&x, true), &y),
             };
             let loss = distill::total(&parts);
+            if self.loss_reference.is_none() {
+                let floor = (self.data.num_classes as f64).ln();
+                self.loss_reference = Some(loss.double_value(&[]).max(floor));
+            }
             // The step seam: this batch's gradients, then the update. A data-parallel
             // all-reduce of the gradients goes between backward and step.
             let mut regressor_opt = distilling
@@ -168,14 +172,16 @@ impl Trainer {
             }
             if window.steps >= self.preset.log_every || cursor >= n {
                 let (mean, parts) = window.means();
-                if !mean.is_finite() {
-                    self.log(
-                        LogLevel::Warn,
-                        format!(
-                            "{tag} loss is {mean} at step {}; try a lower lr",
-                            self.at.step
-                        ),
-                    );
+                let factor = self.preset.diverge_factor;
+                let reference = self.loss_reference.unwrap_or(f64::INFINITY);
+                if !mean.is_finite() || (factor > 0.0 && mean > factor * reference) {
+                    // Nothing after this step is worth keeping: no record, no checkpoint.
+                    return Err(Interrupt::Fail(RunError::Diverged {
+                        phase: phase.as_str(),
+                        epoch: self.at.epoch,
+                        step: self.at.step,
+                        loss: mean,
+                    }));
                 }
                 let samples_per_sec =
                     window.samples as f64 / window.started.elapsed().as_secs_f64().max(1e-9);

@@ -17,7 +17,8 @@ const EVAL_CHUNK: i64 = 1024;
 pub struct Evaluation {
     pub acc: f64,
     pub loss: f64,
-    pub per_class: Vec<f64>,
+    /// `None` for a class the split does not hold.
+    pub per_class: Vec<Option<f64>>,
 }
 
 /// The model's logits (evaluation mode) over `xs`, in chunks of bounded memory.
@@ -36,7 +37,7 @@ pub fn evaluate(model: &Model, split: &Split, num_classes: usize) -> Evaluation 
         return Evaluation {
             acc: f64::NAN,
             loss: f64::NAN,
-            per_class: vec![f64::NAN; num_classes],
+            per_class: vec![None; num_classes],
         };
     }
     let logits = logits_in_chunks(model, &split.features);
@@ -53,7 +54,7 @@ pub fn evaluate(model: &Model, split: &Split, num_classes: usize) -> Evaluation 
     let per_class = correct
         .iter()
         .zip(&totals)
-        .map(|(&c, &t)| if t > 0 { c as f64 / t as f64 } else { f64::NAN })
+        .map(|(&c, &t)| (t > 0).then(|| c as f64 / t as f64))
         .collect();
     Evaluation {
         acc: correct.iter().sum::<i64>() as f64 / n as f64,

@@ -82,6 +82,18 @@ pub enum RunError {
     Optimizer(String),
     #[error("writing metrics.jsonl: {0}")]
     Metrics(std::io::Error),
+    /// A file of the run could not be written (a full disk, ...): the run stops there, and the
+    /// files written before stay as they were.
+    #[error("writing {path}: {message}; the run stopped, earlier files are intact")]
+    Write { path: String, message: String },
+    /// The training loss stopped being a number.
+    #[error("the {phase} phase diverged at epoch {epoch} step {step} (loss {loss:.4e}); checkpoints from before it are kept: lower the lr (and --resume, where one was written)")]
+    Diverged {
+        phase: &'static str,
+        epoch: usize,
+        step: usize,
+        loss: f64,
+    },
     #[error("the trainer thread panicked")]
     Panicked,
 }
@@ -163,6 +175,14 @@ struct Trainer {
     /// Time the current phase spent paused (left out of its training time).
     paused_total: Duration,
     resume: Option<Checkpoint>,
+    /// The first write that failed; the run stops at the next step.
+    write_failed: Option<RunError>,
+    /// When the current phase's last checkpoint was written (or the phase started).
+    last_checkpoint: Instant,
+    /// The phase's first loss (at least ln(classes)): what divergence is measured against.
+    loss_reference: Option<f64>,
+    /// The latest automatic checkpoint's weights, removed when a newer one is written.
+    last_auto_checkpoint: Option<String>,
 }
 
 impl Trainer {
@@ -202,6 +222,10 @@ impl Trainer {
             phase_started: Instant::now(),
             paused_total: Duration::ZERO,
             resume,
+            write_failed: None,
+            loss_reference: None,
+            last_checkpoint: Instant::now(),
+            last_auto_checkpoint: None,
         }
     }
 
@@ -222,6 +246,7 @@ impl Trainer {
                 level: LogLevel::Error,
                 message: format!("writing metrics.jsonl: {e}"),
             }));
+            self.write_failed.get_or_insert(RunError::Metrics(e));
         }
         let _ = self.out.events.send(stamped);
     }
@@ -235,6 +260,16 @@ impl Trainer {
 
     fn log(&mut self, level: LogLevel, message: String) {
         self.emit(Event::Log { level, message });
+    }
+
+    /// Notes a failed write of `path`; the run stops before its next step.
+    fn write_failed(&mut self, path: &str, e: impl std::fmt::Display) {
+        let message = e.to_string();
+        self.log(LogLevel::Error, format!("writing {path}: {message}"));
+        self.write_failed.get_or_insert(RunError::Write {
+            path: self.run.path(path).display().to_string(),
+            message,
+        });
     }
 
     /// A new model of `cfg`'s shape for this run's data, on `device`.
@@ -277,6 +312,9 @@ impl Trainer {
                 break;
             }
             end = self.run_phase(phase).err();
+            if let (None, Some(e)) = (&end, self.write_failed.take()) {
+                end = Some(PhaseEnd::Failed(e));
+            }
         }
         let status = match &end {
             None => RunStatus::Completed,

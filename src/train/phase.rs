@@ -49,8 +49,10 @@ impl Best {
         })
     }
 
-    pub fn save(&self, path: &std::path::Path) -> Result<(), tch::TchError> {
-        Tensor::write_safetensors(&self.weights, path)
+    pub fn save(&self, path: &std::path::Path) -> std::io::Result<()> {
+        crate::run::replace_file(path, |tmp| {
+            Tensor::write_safetensors(&self.weights, tmp).map_err(std::io::Error::other)
+        })
     }
 
     pub fn load(record: &BestWeights, run: &RunFolder) -> Result<Best, tch::TchError> {
@@ -109,6 +111,8 @@ impl Trainer {
         self.paused_total = Duration::ZERO;
         self.train_seconds_before = 0.0;
         self.best = None;
+        self.loss_reference = None;
+        self.last_checkpoint = Instant::now();
         let cfg = self.net_config(phase).clone();
         // Baseline and distilled students start from the same weights: a fair comparison.
         tch::manual_seed(seed::torch_seed(
@@ -261,9 +265,18 @@ impl Trainer {
                         val_acc: val.acc,
                         epochs,
                     });
+                    let (every, minutes) =
+                        (self.preset.checkpoint_every, self.preset.checkpoint_minutes);
+                    let since = self.last_checkpoint.elapsed().as_secs_f64() / 60.0;
+                    if (every > 0 && self.at.epoch.is_multiple_of(every))
+                        || (minutes > 0.0 && since >= minutes)
+                    {
+                        self.auto_checkpoint(phase, model);
+                    }
                 }
                 Err(Interrupt::Skip) => break,
                 Err(Interrupt::Stop(reason)) => return Err(PhaseEnd::Stopped(reason)),
+                Err(Interrupt::Fail(e)) => return Err(PhaseEnd::Failed(e)),
             }
         }
         let last = evaluate(model, &self.data.test, self.data.num_classes);
@@ -308,8 +321,10 @@ impl Trainer {
             regressor_params: None,
         });
         let weights = format!("{}.safetensors", phase.as_str());
-        if let Err(e) = model.vs.save(self.run.path(&weights)) {
-            self.log(LogLevel::Error, format!("writing {weights}: {e}"));
+        if let Err(e) = crate::run::save_weights(&model.vs, &self.run.path(&weights)) {
+            // No result is claimed for weights that are not on disk.
+            self.write_failed(&weights, e);
+            return;
         }
         let result = PhaseResult {
             phase,
@@ -330,6 +345,7 @@ impl Trainer {
             regressor_params: trained.regressor_params,
         };
         self.results.push(result.clone());
+        self.phase_end_checkpoint(phase, &result.weights);
         if phase == Phase::Teacher {
             self.teacher = Some(model);
         }

@@ -36,7 +36,8 @@ impl Trainer {
         Ok(())
     }
 
-    /// Writes the current weights, the best weights and `checkpoint.json`.
+    /// Writes the current weights, the best weights and `checkpoint.json` (asked for, or on a
+    /// stop): resuming goes on from this very step.
     pub(super) fn checkpoint(&mut self, phase: Phase, model: &Model) {
         let stem = format!(
             "checkpoints/{}-e{}-s{}",
@@ -44,51 +45,127 @@ impl Trainer {
             self.at.epoch,
             self.at.step
         );
-        let weights = format!("{stem}.safetensors");
-        let best_file = format!("checkpoints/{}-best.safetensors", phase.as_str());
-        let written = model
-            .vs
-            .save(self.run.path(&weights))
-            .and_then(|()| match &self.best {
-                Some(best) => best.save(&self.run.path(&best_file)).map(|()| {
-                    Some(BestWeights {
-                        epoch: best.epoch,
-                        val_acc: best.val_acc,
-                        weights: best_file.clone(),
-                    })
-                }),
-                None => Ok(None),
+        if let Some(weights) =
+            self.write_checkpoint(phase, model, (self.at.epoch, self.epoch_cursor), &stem)
+        {
+            self.emit(Event::Checkpoint {
+                path: self.run.path(&weights).display().to_string(),
             });
-        let best = match written {
-            Ok(best) => best,
-            Err(e) => {
-                self.log(
-                    LogLevel::Error,
-                    format!("writing checkpoint {weights}: {e}"),
-                );
-                return;
+        }
+    }
+
+    /// The checkpoint written after an epoch (`checkpoint_every`): resuming starts the next
+    /// epoch. It replaces the previous automatic one, so they do not pile up.
+    pub(super) fn auto_checkpoint(&mut self, phase: Phase, model: &Model) {
+        let stem = format!("checkpoints/{}-auto-e{}", phase.as_str(), self.at.epoch);
+        let Some(weights) = self.write_checkpoint(phase, model, (self.at.epoch + 1, 0), &stem)
+        else {
+            return;
+        };
+        self.last_checkpoint = std::time::Instant::now();
+        if let Some(old) = self.last_auto_checkpoint.replace(weights) {
+            let _ = std::fs::remove_file(self.run.path(&old));
+        }
+        // Best weights of earlier epochs are no longer referenced.
+        let current = self.best.as_ref().map(|b| b.epoch);
+        self.remove_stale_best(phase, current);
+    }
+
+    /// After a phase: `checkpoint.json` holds it among the finished phases (its final weights
+    /// written already), so resuming never trains it again.
+    pub(super) fn phase_end_checkpoint(&mut self, phase: Phase, weights: &str) {
+        if self.write_failed.is_some() {
+            return;
+        }
+        let record = Checkpoint {
+            phase,
+            epoch: self.at.epoch + 1,
+            step: self.at.step,
+            epoch_cursor: 0,
+            weights: weights.to_string(),
+            best: None,
+            train_seconds: self.phase_train_seconds(),
+            completed: self.results.clone(),
+            preset: self.preset.to_toml(),
+        };
+        match self.run.write_json(checkpoint::FILE, &record) {
+            Ok(()) => {
+                // The phase's own checkpoints are not needed any more.
+                if let Some(old) = self.last_auto_checkpoint.take() {
+                    let _ = std::fs::remove_file(self.run.path(&old));
+                }
+                self.remove_stale_best(phase, None);
             }
+            Err(e) => self.write_failed(checkpoint::FILE, e),
+        }
+    }
+
+    /// Removes the phase's best-weights files but the one of epoch `keep`.
+    fn remove_stale_best(&self, phase: Phase, keep: Option<usize>) {
+        let prefix = format!("{}-best-e", phase.as_str());
+        let current = keep.map(|e| format!("{prefix}{e}.safetensors"));
+        let Ok(entries) = std::fs::read_dir(self.run.path("checkpoints")) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&prefix) && Some(&name) != current.as_ref() {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+
+    /// Weights, best weights, then `checkpoint.json` pointing at them (each file replaced
+    /// atomically, the record last): a crash at any moment leaves a checkpoint that loads.
+    /// `at` is the epoch and the example within it that resuming starts from.
+    fn write_checkpoint(
+        &mut self,
+        phase: Phase,
+        model: &Model,
+        (epoch, epoch_cursor): (usize, usize),
+        stem: &str,
+    ) -> Option<String> {
+        let weights = format!("{stem}.safetensors");
+        if let Err(e) = crate::run::save_weights(&model.vs, &self.run.path(&weights)) {
+            self.write_failed(&weights, e);
+            return None;
+        }
+        let best = match &self.best {
+            Some(best) => {
+                let file = format!(
+                    "checkpoints/{}-best-e{}.safetensors",
+                    phase.as_str(),
+                    best.epoch
+                );
+                let record = BestWeights {
+                    epoch: best.epoch,
+                    val_acc: best.val_acc,
+                    weights: file.clone(),
+                };
+                if let Err(e) = best.save(&self.run.path(&file)) {
+                    self.write_failed(&file, e);
+                    return None;
+                }
+                Some(record)
+            }
+            None => None,
         };
         let record = Checkpoint {
             phase,
-            epoch: self.at.epoch,
+            epoch,
             step: self.at.step,
-            epoch_cursor: self.epoch_cursor,
+            epoch_cursor,
             weights: weights.clone(),
             best,
             train_seconds: self.phase_train_seconds(),
             completed: self.results.clone(),
             preset: self.preset.to_toml(),
         };
-        match self.run.write_json(checkpoint::FILE, &record) {
-            Ok(()) => self.emit(Event::Checkpoint {
-                path: self.run.path(&weights).display().to_string(),
-            }),
-            Err(e) => self.log(
-                LogLevel::Error,
-                format!("writing {}: {e}", checkpoint::FILE),
-            ),
+        if let Err(e) = self.run.write_json(checkpoint::FILE, &record) {
+            self.write_failed(checkpoint::FILE, e);
+            return None;
         }
+        Some(weights)
     }
 
     /// Loads a stopped phase's weights, best weights and position from its checkpoint.

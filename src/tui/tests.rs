@@ -37,7 +37,7 @@ fn result(phase: Phase, params: usize, acc: f64, latency_us: f64) -> PhaseResult
         best_val_acc: acc,
         test_acc: acc,
         test_acc_last: acc - 0.002,
-        per_class_acc: vec![acc; 10],
+        per_class_acc: vec![Some(acc); 10],
         size: ModelSize {
             params,
             bytes: 4 * params,

@@ -1,0 +1,268 @@
+//! Failures are failures and nothing finished is lost: divergence, a full disk, resuming what
+//! cannot be resumed, and `kill -9` at random moments followed by `--resume`.
+
+mod common;
+
+use common::{kd_tui, read_metrics, read_summary, run, wait_for, ChildGuard, Run, FEW_EPOCHS};
+use kd_tui::run::summary::RunStatus;
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use serde_json::Value;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+#[test]
+fn a_diverging_teacher_stops_the_run_with_exit_1() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let out = run([
+        "--batch".as_ref(),
+        "--out".as_ref(),
+        dir.as_os_str(),
+        "--set".as_ref(),
+        "teacher.lr=1e6".as_ref(),
+    ]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("the teacher phase diverged at epoch 1 step"),
+        "{}",
+        out.stderr
+    );
+    let summary = read_summary(&dir);
+    assert_eq!(summary.status, RunStatus::Failed);
+    assert!(summary.teacher.is_none(), "no result is claimed");
+    // No record holds a loss that is not a number.
+    for record in read_metrics(&dir) {
+        if let Some(loss) = record.get("loss") {
+            assert!(loss.as_f64().is_some_and(f64::is_finite), "{record}");
+        }
+    }
+}
+
+#[test]
+fn a_full_disk_stops_the_run_and_keeps_the_finished_teacher() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let out = kd_tui()
+        .args(["--batch", "--out"])
+        .arg(&dir)
+        .args(["--set", FEW_EPOCHS[0], "--set", FEW_EPOCHS[1]])
+        .env("KD_TUI_FAULT", "disk-full-in-baseline")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("/baseline") && stderr.contains("the run stopped"),
+        "{stderr}"
+    );
+    let summary = read_summary(&dir);
+    assert_eq!(summary.status, RunStatus::Failed);
+    assert!(summary.baseline.is_none(), "no baseline result is claimed");
+    // The teacher's files are whole: they load, and the checkpoint points at them.
+    let teacher = std::fs::read(dir.join("teacher.safetensors")).unwrap();
+    safetensors::SafeTensors::deserialize(&teacher).expect("teacher.safetensors loads");
+    let ckpt: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("checkpoint.json")).unwrap())
+            .unwrap();
+    assert_eq!(ckpt["completed"][0]["phase"], "teacher");
+    let no_partials = std::fs::read_dir(dir.join("checkpoints"))
+        .unwrap()
+        .flatten()
+        .all(|e| !e.file_name().to_string_lossy().starts_with('.'));
+    assert!(no_partials, "no temporary file is left behind");
+}
+
+#[test]
+fn a_completed_run_and_a_changed_model_are_not_resumed() {
+    let done = Run::digits(&FEW_EPOCHS);
+    assert_eq!(done.outcome.code, Some(0));
+    let weights = std::fs::read(done.file("distilled.safetensors")).unwrap();
+    let again = run([
+        "--batch".as_ref(),
+        "--resume".as_ref(),
+        done.dir.as_os_str(),
+    ]);
+    assert_eq!(again.code, Some(2), "{}", again.stderr);
+    assert!(again
+        .stderr
+        .contains("completed; there is nothing to resume"));
+    assert_eq!(
+        std::fs::read(done.file("distilled.safetensors")).unwrap(),
+        weights
+    );
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("stopped");
+    let (code, _) = common::run_until_sigterm(
+        &dir,
+        "metrics.jsonl",
+        &["--set", "teacher.epochs=100000"],
+        |r| r["type"] == "epoch",
+    );
+    assert_eq!(code, Some(128 + 15));
+    for set in [
+        "seed=8",
+        "student.model.hidden=[8]",
+        "data.val_fraction=0.2",
+    ] {
+        let refused = run([
+            "--batch".as_ref(),
+            "--resume".as_ref(),
+            dir.as_os_str(),
+            "--set".as_ref(),
+            set.as_ref(),
+        ]);
+        assert_eq!(refused.code, Some(2), "{set}: {}", refused.stderr);
+        assert!(
+            refused.stderr.contains("keeps its data, seed and models"),
+            "{}",
+            refused.stderr
+        );
+    }
+}
+
+/// The phases a run's records say finished.
+fn finished_phases(records: &[Value]) -> Vec<String> {
+    records
+        .iter()
+        .filter(|r| r["type"] == "phase_finished")
+        .map(|r| r["phase"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// One run killed with SIGKILL after `delay`, then resumed; checks what survived.
+fn kill_and_resume(dir: &Path, delay: Duration) -> &'static str {
+    let args = [
+        "--set",
+        "teacher.epochs=12",
+        "--set",
+        "student.epochs=12",
+        "--set",
+        "checkpoint_every=1",
+    ];
+    let child = kd_tui()
+        .arg("--batch")
+        .args(args)
+        .arg("--out")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = ChildGuard(child);
+    let started = Instant::now();
+    wait_for("the kill moment", || {
+        started.elapsed() >= delay || child.0.try_wait().unwrap().is_some()
+    });
+    let _ = child.0.kill();
+    child.0.wait().unwrap();
+    let before: Vec<Value> = std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let finished_before = finished_phases(&before);
+    let resumed = run(["--batch".as_ref(), "--resume".as_ref(), dir.as_os_str()]);
+    let case = match resumed.code {
+        Some(0) => "resumed",
+        // Killed before the first checkpoint: nothing had finished, nothing to resume.
+        Some(2)
+            if resumed
+                .stderr
+                .contains("only runs stopped with a checkpoint") =>
+        {
+            assert!(finished_before.is_empty(), "{finished_before:?}");
+            return "before the first checkpoint";
+        }
+        Some(2)
+            if resumed
+                .stderr
+                .contains("completed; there is nothing to resume") =>
+        {
+            return "after it completed";
+        }
+        other => panic!(
+            "resume of {} ended {other:?}: {}",
+            dir.display(),
+            resumed.stderr
+        ),
+    };
+    // Every line reads back: a half-written last line was cut before appending.
+    let text = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+    for line in text.lines() {
+        serde_json::from_str::<Value>(line)
+            .unwrap_or_else(|e| panic!("{}: a line does not parse ({e}): {line}", dir.display()));
+    }
+    let records = read_metrics(dir);
+    let resumed_at = records
+        .iter()
+        .rposition(|r| {
+            r["type"] == "log"
+                && r["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("resumed from checkpoint.json"))
+        })
+        .expect("a record of where the run resumed");
+    // No phase that had finished (and been checkpointed) trains again.
+    let ckpt_completed: Vec<String> = records[resumed_at]["message"]
+        .as_str()
+        .unwrap()
+        .split("finished phases kept: ")
+        .nth(1)
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap()
+        .split(", ")
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    for r in &records[resumed_at..] {
+        if r["type"] == "phase_started" {
+            let phase = r["phase"].as_str().unwrap();
+            assert!(
+                !ckpt_completed.iter().any(|p| p == phase),
+                "{}: {phase} finished before the kill and started again",
+                dir.display()
+            );
+        }
+    }
+    let summary = read_summary(dir);
+    assert_eq!(summary.status, RunStatus::Completed);
+    for phase in &finished_before {
+        assert!(
+            ckpt_completed.contains(phase),
+            "{}: {phase} had finished but was not kept ({ckpt_completed:?})",
+            dir.display()
+        );
+    }
+    case
+}
+
+#[test]
+fn kill_9_at_random_moments_then_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    // How long one uninterrupted run takes here: the kills spread over it.
+    let probe = Instant::now();
+    let full = Run::digits(&[
+        "teacher.epochs=12",
+        "student.epochs=12",
+        "checkpoint_every=1",
+    ]);
+    assert_eq!(full.outcome.code, Some(0));
+    let span = probe.elapsed();
+    let mut rng = StdRng::seed_from_u64(20261128);
+    let mut cases = std::collections::BTreeMap::new();
+    for i in 0..20 {
+        let delay = span.mul_f64(rng.random_range(0.05..1.0));
+        let case = kill_and_resume(&tmp.path().join(format!("kill-{i}")), delay);
+        *cases.entry(case).or_insert(0) += 1;
+    }
+    eprintln!("20 kills: {cases:?}");
+    assert!(
+        cases.get("resumed").copied().unwrap_or(0) >= 10,
+        "most kills land mid-run: {cases:?}"
+    );
+}
