@@ -4,6 +4,16 @@
 
 pub mod augment;
 mod cifar;
+
+/// CIFAR-10's binary batch files: the training batches, then the test batch.
+pub const CIFAR_FILES: [&str; 6] = [
+    cifar::CIFAR_TRAIN_FILES[0],
+    cifar::CIFAR_TRAIN_FILES[1],
+    cifar::CIFAR_TRAIN_FILES[2],
+    cifar::CIFAR_TRAIN_FILES[3],
+    cifar::CIFAR_TRAIN_FILES[4],
+    "test_batch.bin",
+];
 mod csv;
 mod idx;
 
