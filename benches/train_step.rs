@@ -9,6 +9,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Samplin
 use kd_tui::config::{Activation, MlpConfig};
 use kd_tui::distill;
 use kd_tui::model::{Mlp, Net};
+use kd_tui::train::optim::Optimizer;
 use std::time::Duration;
 use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
 
@@ -76,6 +77,22 @@ fn train_step(c: &mut Criterion) {
         let mut opt = nn::Adam::default().build(&teacher_vs, LR).expect("Adam");
         group.bench_function(BenchmarkId::new("teacher_ce_adam", w.name), |b| {
             b.iter(|| opt.backward_step(&distill::cross_entropy(&teacher.forward_t(&x, true), &y)))
+        });
+
+        // The same step with kd-tui's own Adam (the one runs use: its state goes into checkpoints).
+        let owned_vs = nn::VarStore::new(Device::Cpu);
+        let owned = mlp(&owned_vs, w.teacher, TEACHER_DROPOUT, w);
+        let cfg = kd_tui::config::load(kd_tui::config::DEFAULT_PRESET, "bench", &[])
+            .expect("the default preset")
+            .teacher;
+        let mut own = Optimizer::new(&cfg, &owned_vs);
+        group.bench_function(BenchmarkId::new("teacher_ce_owned_adam", w.name), |b| {
+            b.iter(|| {
+                let loss = distill::cross_entropy(&owned.forward_t(&x, true), &y);
+                own.zero_grad();
+                loss.backward();
+                own.step();
+            })
         });
 
         let teacher_logits = tch::no_grad(|| teacher.forward_t(&x, false));

@@ -571,8 +571,20 @@ fn sigterm_checkpoints_and_marks_the_run_interrupted() {
         .map(|e| e.unwrap().path())
         .collect();
     assert!(saved.contains(&path), "{} not in {saved:?}", path.display());
+    // Beside the weights, Adam's two moments of each of them.
+    let moments: BTreeMap<String, Vec<usize>> = teacher_shapes
+        .iter()
+        .flat_map(|(name, shape)| (0..2).map(move |i| (format!("{i}.{name}"), shape.clone())))
+        .collect();
+    let optimizer = path.with_extension("optimizer.safetensors");
+    assert!(saved.contains(&optimizer), "{saved:?}");
     for file in &saved {
-        check_weights(file, &teacher_shapes);
+        let expected = if file.to_string_lossy().ends_with(".optimizer.safetensors") {
+            &moments
+        } else {
+            &teacher_shapes
+        };
+        check_weights(file, expected);
     }
 }
 

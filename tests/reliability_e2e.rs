@@ -1,5 +1,6 @@
 //! Failures are failures and nothing finished is lost: divergence, a full disk, resuming what
-//! cannot be resumed, and `kill -9` at random moments followed by `--resume`.
+//! cannot be resumed, exact resume (bit-identical weights), and `kill -9` at random moments
+//! followed by `--resume`.
 
 mod common;
 
@@ -133,7 +134,7 @@ fn finished_phases(records: &[Value]) -> Vec<String> {
 }
 
 /// One run killed with SIGKILL after `delay`, then resumed; checks what survived.
-fn kill_and_resume(dir: &Path, delay: Duration) -> &'static str {
+fn kill_and_resume(dir: &Path, delay: Duration, expected: &[Vec<u8>]) -> &'static str {
     let args = [
         "--set",
         "teacher.epochs=12",
@@ -231,6 +232,11 @@ fn kill_and_resume(dir: &Path, delay: Duration) -> &'static str {
     }
     let summary = read_summary(dir);
     assert_eq!(summary.status, RunStatus::Completed);
+    assert!(
+        final_weights(dir) == expected,
+        "{}: the resumed run's weights differ from an uninterrupted run's",
+        dir.display()
+    );
     for phase in &finished_before {
         assert!(
             ckpt_completed.contains(phase),
@@ -253,11 +259,12 @@ fn kill_9_at_random_moments_then_resume() {
     ]);
     assert_eq!(full.outcome.code, Some(0));
     let span = probe.elapsed();
+    let expected = final_weights(&full.dir);
     let mut rng = StdRng::seed_from_u64(20261128);
     let mut cases = std::collections::BTreeMap::new();
     for i in 0..20 {
         let delay = span.mul_f64(rng.random_range(0.05..1.0));
-        let case = kill_and_resume(&tmp.path().join(format!("kill-{i}")), delay);
+        let case = kill_and_resume(&tmp.path().join(format!("kill-{i}")), delay, &expected);
         *cases.entry(case).or_insert(0) += 1;
     }
     eprintln!("20 kills: {cases:?}");
@@ -265,4 +272,40 @@ fn kill_9_at_random_moments_then_resume() {
         cases.get("resumed").copied().unwrap_or(0) >= 10,
         "most kills land mid-run: {cases:?}"
     );
+}
+
+/// The final weights of every phase, as bytes.
+fn final_weights(dir: &Path) -> Vec<Vec<u8>> {
+    ["teacher", "baseline", "distilled"]
+        .iter()
+        .map(|p| std::fs::read(dir.join(format!("{p}.safetensors"))).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_run_resumed_mid_epoch_ends_with_the_weights_of_an_uninterrupted_one() {
+    // The default preset: its teacher has dropout, the student learns from cached soft targets.
+    let full = Run::new(None, &[]);
+    assert_eq!(full.outcome.code, Some(0));
+    let expected = final_weights(&full.dir);
+    let tmp = tempfile::tempdir().unwrap();
+    for stop_in in ["teacher", "distilled"] {
+        let dir = tmp.path().join(stop_in);
+        let (code, stderr) = common::run_until_sigterm(&dir, "metrics.jsonl", &[], |r| {
+            r["type"] == "step" && r["phase"] == stop_in && r["epoch"].as_u64() >= Some(2)
+        });
+        assert_eq!(code, Some(128 + 15), "{stderr}");
+        let ckpt: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("checkpoint.json")).unwrap())
+                .unwrap();
+        assert_eq!(ckpt["phase"], stop_in, "{ckpt}");
+        let resumed = run(["--batch".as_ref(), "--resume".as_ref(), dir.as_os_str()]);
+        assert_eq!(resumed.code, Some(0), "{}", resumed.stderr);
+        assert!(
+            final_weights(&dir) == expected,
+            "stopped in the {stop_in} phase at epoch {} example {}: the resumed run's weights differ",
+            ckpt["epoch"],
+            ckpt["epoch_cursor"]
+        );
+    }
 }

@@ -1,10 +1,10 @@
 //! `checkpoint.json`: where a stopped run was, so `--resume` can go on from there.
 //!
 //! What resumes exactly: finished phases (results and weights, never retrained), the live
-//! preset with every edit, the current phase's weights, its best-by-validation weights, and the
-//! position down to the example within the epoch (shuffling replays from per-epoch seeds).
-//! What does not (yet): the optimizer's moment buffers, which tch keeps private, the dropout
-//! stream inside a half-done epoch, and `hint`'s regressor; all restart at the checkpoint.
+//! preset with every edit, the current phase's weights, its best-by-validation weights, the
+//! optimizer's state, and the position down to the example within the epoch (shuffling replays
+//! from per-epoch seeds, dropout from per-batch ones): the weights end bit-identical to an
+//! uninterrupted run's on CPU. What does not (yet): `hint`'s regressor restarts.
 
 use crate::protocol::Phase;
 use crate::run::summary::PhaseResult;
@@ -32,6 +32,12 @@ pub struct Checkpoint {
     pub epoch_cursor: usize,
     /// safetensors file of the current weights, relative to the run folder.
     pub weights: String,
+    /// safetensors file of the optimizer's state (moments, momentum), relative to the run folder.
+    #[serde(default)]
+    pub optimizer: Option<String>,
+    /// Optimizer steps taken (Adam's bias correction needs them).
+    #[serde(default)]
+    pub optimizer_steps: u64,
     pub best: Option<BestWeights>,
     /// Training time spent in the phase so far.
     pub train_seconds: f64,

@@ -1,5 +1,6 @@
 //! Live control between optimizer steps: pause and resume, edits, skip, checkpoint, stop.
 
+use super::optim::Optimizer;
 use super::Trainer;
 use crate::config::Preset;
 use crate::model::Model;
@@ -21,6 +22,7 @@ impl Trainer {
         &mut self,
         phase: Phase,
         model: &Model,
+        opt: &Optimizer,
     ) -> Result<Duration, Interrupt> {
         let mut paused_for = Duration::ZERO;
         if let Some(e) = self.write_failed.take() {
@@ -52,7 +54,7 @@ impl Trainer {
                     }
                 }
                 Command::Set { key, value } => self.apply_edit(&key, &value),
-                Command::Checkpoint => self.checkpoint(phase, model),
+                Command::Checkpoint => self.checkpoint(phase, model, opt),
                 Command::SkipPhase => {
                     self.log(
                         LogLevel::Info,
@@ -61,7 +63,7 @@ impl Trainer {
                     return Err(Interrupt::Skip);
                 }
                 Command::Stop { reason } => {
-                    self.checkpoint(phase, model);
+                    self.checkpoint(phase, model, opt);
                     return Err(Interrupt::Stop(reason));
                 }
             }

@@ -2,6 +2,7 @@
 //! optimizer step each, step metrics every `log_every` steps.
 
 use super::control::Interrupt;
+use super::optim::Optimizer;
 use super::targets::{feature, HintKit, TeacherTargets};
 use super::{RunError, Trainer};
 use crate::data::augment;
@@ -12,7 +13,7 @@ use crate::seed;
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
 use std::collections::BTreeMap;
 use std::time::Instant;
-use tch::{nn, Tensor};
+use tch::Tensor;
 
 /// What the distilled phase adds to a step: the teacher's targets and, for `hint`, the regressor.
 pub struct Distilling<'t, 'k> {
@@ -90,18 +91,15 @@ impl Trainer {
         &mut self,
         phase: Phase,
         model: &Model,
-        opt: &mut nn::Optimizer,
+        opt: &mut Optimizer,
         mut distilling: Option<Distilling>,
         start_cursor: usize,
     ) -> Result<EpochLoss, Interrupt> {
         let s = self.preset.seed;
         let tag = phase.as_str();
-        // Per-epoch seeds: an epoch's shuffling and dropout replay from (seed, phase, epoch) alone.
-        tch::manual_seed(seed::torch_seed(
-            s,
-            &format!("dropout/{tag}"),
-            self.at.epoch as u64,
-        ));
+        // An epoch's shuffling replays from (seed, phase, epoch) alone, each batch's dropout
+        // from its place in the epoch: a resumed epoch draws exactly what it would have.
+        let dropout_tag = format!("dropout/{tag}/{}", self.at.epoch);
         let mut order: Vec<i64> = (0..self.data.train.len() as i64).collect();
         order.shuffle(&mut StdRng::seed_from_u64(seed::derive(
             s,
@@ -117,7 +115,8 @@ impl Trainer {
         let mut cursor = start_cursor as i64;
         while cursor < n {
             self.epoch_cursor = cursor as usize;
-            let paused_for = self.poll_commands(phase, model)?;
+            let paused_for = self.poll_commands(phase, model, opt)?;
+            tch::manual_seed(seed::torch_seed(s, &dropout_tag, cursor as u64));
             window.started += paused_for;
             self.paused_total += paused_for;
             let cfg = self.net_config(phase);

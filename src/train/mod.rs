@@ -12,6 +12,7 @@
 mod control;
 mod epoch;
 mod eval;
+pub mod optim;
 mod phase;
 mod resume;
 mod targets;
@@ -78,8 +79,6 @@ pub enum RunError {
     },
     #[error("the distilled phase has no teacher to learn from")]
     NoTeacher,
-    #[error("building the optimizer: {0}")]
-    Optimizer(String),
     #[error("writing metrics.jsonl: {0}")]
     Metrics(std::io::Error),
     /// A file of the run could not be written (a full disk, ...): the run stops there, and the

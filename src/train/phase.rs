@@ -4,9 +4,10 @@
 use super::control::Interrupt;
 use super::epoch::Distilling;
 use super::eval::{evaluate, measure_latency};
+use super::optim::Optimizer;
 use super::targets::{feature, HintKit, TeacherCache, TeacherTargets};
 use super::{PhaseEnd, RunError, Trainer};
-use crate::config::{NetConfig, OptimizerKind};
+use crate::config::NetConfig;
 use crate::distill::Regressor;
 use crate::model::Model;
 use crate::protocol::{Event, LogLevel, Phase, Position};
@@ -16,7 +17,7 @@ use crate::run::RunFolder;
 use crate::seed;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use tch::{nn, nn::OptimizerConfig, Tensor};
+use tch::{nn, Tensor};
 
 /// What training chose, for a phase's result.
 struct Trained {
@@ -73,27 +74,6 @@ impl Best {
     }
 }
 
-fn optimizer(cfg: &NetConfig, vs: &nn::VarStore) -> Result<nn::Optimizer, tch::TchError> {
-    match cfg.optimizer {
-        OptimizerKind::Adam => nn::Adam {
-            wd: cfg.weight_decay,
-            ..Default::default()
-        }
-        .build(vs, cfg.lr),
-        OptimizerKind::Adamw => nn::AdamW {
-            wd: cfg.weight_decay,
-            ..Default::default()
-        }
-        .build(vs, cfg.lr),
-        OptimizerKind::Sgd => nn::Sgd {
-            momentum: cfg.momentum,
-            wd: cfg.weight_decay,
-            ..Default::default()
-        }
-        .build(vs, cfg.lr),
-    }
-}
-
 impl Trainer {
     /// Trains (or loads) one phase and records its result; `Err` says why the run ends here.
     pub(super) fn run_phase(&mut self, phase: Phase) -> Result<(), PhaseEnd> {
@@ -121,12 +101,11 @@ impl Trainer {
             0,
         ));
         let mut model = self.build(phase, self.device).map_err(PhaseEnd::Failed)?;
-        let mut opt = optimizer(&cfg, &model.vs)
-            .map_err(|e| PhaseEnd::Failed(RunError::Optimizer(e.to_string())))?;
+        let mut opt = Optimizer::new(&cfg, &model.vs);
         let mut start_cursor = 0;
         if let Some(ckpt) = self.resume.take().filter(|c| c.phase == phase) {
             start_cursor = ckpt.epoch_cursor;
-            self.restore_phase(&ckpt, &mut model)
+            self.restore_phase(&ckpt, &mut model, &mut opt)
                 .map_err(PhaseEnd::Failed)?;
         }
         // The distilled phase borrows the teacher for its targets and gives it back at the end.
@@ -157,7 +136,7 @@ impl Trainer {
         cfg: &NetConfig,
         teacher: &Model,
         model: &mut Model,
-        opt: &mut nn::Optimizer,
+        opt: &mut Optimizer,
         start_cursor: usize,
     ) -> Result<Trained, PhaseEnd> {
         let method = crate::distill::build(&self.preset.distill);
@@ -208,8 +187,7 @@ impl Trainer {
             &shape(student, student_layer),
             &shape(teacher, teacher_layer),
         );
-        let opt = optimizer(cfg, &regressor.vs)
-            .map_err(|e| PhaseEnd::Failed(RunError::Optimizer(e.to_string())))?;
+        let opt = Optimizer::new(cfg, &regressor.vs);
         Ok(HintKit { regressor, opt })
     }
 
@@ -228,7 +206,7 @@ impl Trainer {
         &mut self,
         phase: Phase,
         model: &mut Model,
-        opt: &mut nn::Optimizer,
+        opt: &mut Optimizer,
         mut distilling: Option<Distilling>,
         mut start_cursor: usize,
     ) -> Result<Trained, PhaseEnd> {
@@ -271,7 +249,7 @@ impl Trainer {
                     if (every > 0 && self.at.epoch.is_multiple_of(every))
                         || (minutes > 0.0 && since >= minutes)
                     {
-                        self.auto_checkpoint(phase, model);
+                        self.auto_checkpoint(phase, model, opt);
                     }
                 }
                 Err(Interrupt::Skip) => break,

@@ -1,10 +1,18 @@
 //! Checkpoints and `--resume`: what a stopped run wrote, and reading it back.
 
+use super::optim::Optimizer;
 use super::phase::Best;
 use super::{RunError, Trainer};
 use crate::model::Model;
 use crate::protocol::{Event, LogLevel, Phase};
 use crate::run::checkpoint::{self, BestWeights, Checkpoint};
+use tch::Tensor;
+
+/// A checkpoint's weights and its optimizer state beside them.
+fn remove_checkpoint_files(weights: &std::path::Path) {
+    let _ = std::fs::remove_file(weights);
+    let _ = std::fs::remove_file(weights.with_extension("optimizer.safetensors"));
+}
 
 impl Trainer {
     /// On resume: takes the finished phases' results and reloads the teacher's weights.
@@ -14,12 +22,16 @@ impl Trainer {
         };
         self.results = ckpt.completed.clone();
         let message = format!(
-            "resumed from {} at {} epoch {} step {}; finished phases kept: {}; optimizer moments restart",
+            "resumed from {} at {} epoch {} step {}; finished phases kept: {}",
             checkpoint::FILE,
             ckpt.phase.as_str(),
             ckpt.epoch,
             ckpt.step,
-            self.results.iter().map(|r| r.phase.as_str()).collect::<Vec<_>>().join(", "),
+            self.results
+                .iter()
+                .map(|r| r.phase.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
         );
         if let Some(teacher) = self.results.iter().find(|r| r.phase == Phase::Teacher) {
             let path = self.run.path(&teacher.weights);
@@ -38,16 +50,19 @@ impl Trainer {
 
     /// Writes the current weights, the best weights and `checkpoint.json` (asked for, or on a
     /// stop): resuming goes on from this very step.
-    pub(super) fn checkpoint(&mut self, phase: Phase, model: &Model) {
+    pub(super) fn checkpoint(&mut self, phase: Phase, model: &Model, opt: &Optimizer) {
         let stem = format!(
             "checkpoints/{}-e{}-s{}",
             phase.as_str(),
             self.at.epoch,
             self.at.step
         );
-        if let Some(weights) =
-            self.write_checkpoint(phase, model, (self.at.epoch, self.epoch_cursor), &stem)
-        {
+        if let Some(weights) = self.write_checkpoint(
+            phase,
+            (model, opt),
+            (self.at.epoch, self.epoch_cursor),
+            &stem,
+        ) {
             self.emit(Event::Checkpoint {
                 path: self.run.path(&weights).display().to_string(),
             });
@@ -56,15 +71,16 @@ impl Trainer {
 
     /// The checkpoint written after an epoch (`checkpoint_every`): resuming starts the next
     /// epoch. It replaces the previous automatic one, so they do not pile up.
-    pub(super) fn auto_checkpoint(&mut self, phase: Phase, model: &Model) {
+    pub(super) fn auto_checkpoint(&mut self, phase: Phase, model: &Model, opt: &Optimizer) {
         let stem = format!("checkpoints/{}-auto-e{}", phase.as_str(), self.at.epoch);
-        let Some(weights) = self.write_checkpoint(phase, model, (self.at.epoch + 1, 0), &stem)
+        let Some(weights) =
+            self.write_checkpoint(phase, (model, opt), (self.at.epoch + 1, 0), &stem)
         else {
             return;
         };
         self.last_checkpoint = std::time::Instant::now();
         if let Some(old) = self.last_auto_checkpoint.replace(weights) {
-            let _ = std::fs::remove_file(self.run.path(&old));
+            remove_checkpoint_files(&self.run.path(&old));
         }
         // Best weights of earlier epochs are no longer referenced.
         let current = self.best.as_ref().map(|b| b.epoch);
@@ -83,6 +99,8 @@ impl Trainer {
             step: self.at.step,
             epoch_cursor: 0,
             weights: weights.to_string(),
+            optimizer: None,
+            optimizer_steps: 0,
             best: None,
             train_seconds: self.phase_train_seconds(),
             completed: self.results.clone(),
@@ -92,7 +110,7 @@ impl Trainer {
             Ok(()) => {
                 // The phase's own checkpoints are not needed any more.
                 if let Some(old) = self.last_auto_checkpoint.take() {
-                    let _ = std::fs::remove_file(self.run.path(&old));
+                    remove_checkpoint_files(&self.run.path(&old));
                 }
                 self.remove_stale_best(phase, None);
             }
@@ -121,13 +139,22 @@ impl Trainer {
     fn write_checkpoint(
         &mut self,
         phase: Phase,
-        model: &Model,
+        (model, opt): (&Model, &Optimizer),
         (epoch, epoch_cursor): (usize, usize),
         stem: &str,
     ) -> Option<String> {
         let weights = format!("{stem}.safetensors");
         if let Err(e) = crate::run::save_weights(&model.vs, &self.run.path(&weights)) {
             self.write_failed(&weights, e);
+            return None;
+        }
+        let optimizer = format!("{stem}.optimizer.safetensors");
+        let (state, optimizer_steps) = opt.state();
+        let saved = crate::run::replace_file(&self.run.path(&optimizer), |tmp| {
+            Tensor::write_safetensors(&state, tmp).map_err(std::io::Error::other)
+        });
+        if let Err(e) = saved {
+            self.write_failed(&optimizer, e);
             return None;
         }
         let best = match &self.best {
@@ -156,6 +183,8 @@ impl Trainer {
             step: self.at.step,
             epoch_cursor,
             weights: weights.clone(),
+            optimizer: Some(optimizer),
+            optimizer_steps,
             best,
             train_seconds: self.phase_train_seconds(),
             completed: self.results.clone(),
@@ -173,12 +202,20 @@ impl Trainer {
         &mut self,
         ckpt: &Checkpoint,
         model: &mut Model,
+        opt: &mut Optimizer,
     ) -> Result<(), RunError> {
         let path = self.run.path(&ckpt.weights);
         model
             .vs
             .load(&path)
             .map_err(|e| RunError::Resume(format!("{}: {e}", path.display())))?;
+        if let Some(file) = &ckpt.optimizer {
+            let path = self.run.path(file);
+            Tensor::read_safetensors(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|state| opt.load_state(state, ckpt.optimizer_steps))
+                .map_err(|e| RunError::Resume(format!("{}: {e}", path.display())))?;
+        }
         if let Some(record) = &ckpt.best {
             let best = Best::load(record, &self.run)
                 .map_err(|e| RunError::Resume(format!("{}: {e}", record.weights)))?;

@@ -9,7 +9,7 @@ use crate::model::{Features, Model};
 use crate::run::summary::TeacherOutputs;
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
-use tch::{nn, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 /// Cached guided-layer outputs over the training set are kept in memory up to this size;
 /// beyond it the teacher runs on every batch.
@@ -29,7 +29,7 @@ enum Source {
 /// `hint`'s trainable regressor and its optimizer.
 pub struct HintKit {
     pub regressor: Regressor,
-    pub opt: nn::Optimizer,
+    pub opt: super::optim::Optimizer,
 }
 
 pub struct TeacherTargets<'a> {
