@@ -53,7 +53,7 @@ impl Progress {
     fn on_event(&mut self, s: &Stamped) {
         let phase = s.at.phase.map_or("", Phase::as_str);
         match (&mut *self, &s.event) {
-            (Progress::Bar(current), Event::PhaseStarted { epochs, steps_per_epoch }) => {
+            (Progress::Bar(current), Event::PhaseStarted { epochs, steps_per_epoch, .. }) => {
                 if let Some(old) = current.take() {
                     old.bar.finish();
                 }

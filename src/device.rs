@@ -42,7 +42,8 @@ pub fn resolve(spec: DeviceSpec) -> Result<Device, String> {
 
 pub fn describe(device: Device) -> String {
     match device {
-        Device::Cpu => format!("cpu ({} threads)", tch::get_num_threads()),
+        // Threads are chosen per phase (`threads`); each phase's result records its own.
+        Device::Cpu => "cpu".into(),
         Device::Cuda(n) => format!("cuda:{n}"),
         other => format!("{other:?}").to_lowercase(),
     }

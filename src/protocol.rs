@@ -121,6 +121,9 @@ pub enum Event {
     PhaseStarted {
         epochs: usize,
         steps_per_epoch: usize,
+        /// Intra-op CPU threads the phase trains with (0: not a CPU run, or not recorded).
+        #[serde(default)]
+        threads: usize,
     },
     /// Mean training loss over the steps since the previous `Step`.
     Step {

@@ -137,9 +137,9 @@ fn finished_phases(records: &[Value]) -> Vec<String> {
 fn kill_and_resume(dir: &Path, delay: Duration, expected: &[Vec<u8>]) -> &'static str {
     let args = [
         "--set",
-        "teacher.epochs=12",
+        "teacher.epochs=30",
         "--set",
-        "student.epochs=12",
+        "student.epochs=30",
         "--set",
         "checkpoint_every=1",
     ];
@@ -253,8 +253,8 @@ fn kill_9_at_random_moments_then_resume() {
     // How long one uninterrupted run takes here: the kills spread over it.
     let probe = Instant::now();
     let full = Run::digits(&[
-        "teacher.epochs=12",
-        "student.epochs=12",
+        "teacher.epochs=30",
+        "student.epochs=30",
         "checkpoint_every=1",
     ]);
     assert_eq!(full.outcome.code, Some(0));

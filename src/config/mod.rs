@@ -34,6 +34,9 @@ pub struct Preset {
     pub sweep: Option<SweepConfig>,
     #[serde(default = "defaults::device")]
     pub device: String,
+    /// Intra-op CPU threads: `"auto"` (per phase, by the work of one training step) or a count.
+    #[serde(default)]
+    pub threads: Threads,
     /// Log a step record every this many optimizer steps.
     #[serde(default = "defaults::log_every")]
     pub log_every: usize,
@@ -189,6 +192,40 @@ pub enum OptimizerKind {
     Adam,
     Adamw,
     Sgd,
+}
+
+/// `threads`: `"auto"` or a number of intra-op CPU threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Threads {
+    #[default]
+    Auto,
+    Count(usize),
+}
+
+impl Serialize for Threads {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Threads::Auto => s.serialize_str("auto"),
+            Threads::Count(n) => s.serialize_u64(*n as u64),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Threads {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr {
+            Count(usize),
+            Name(String),
+        }
+        let wrong = || serde::de::Error::custom("must be \"auto\" or a number of threads >= 1");
+        match Repr::deserialize(d).map_err(|_| wrong())? {
+            Repr::Name(name) if name == "auto" => Ok(Threads::Auto),
+            Repr::Count(n) if n >= 1 => Ok(Threads::Count(n)),
+            _ => Err(wrong()),
+        }
+    }
 }
 
 /// The learning rate over a phase: `lr` times a factor of the phase's progress.

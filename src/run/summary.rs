@@ -31,6 +31,9 @@ pub struct PhaseResult {
     /// Test accuracy of the weights after the last epoch.
     pub test_acc_last: f64,
     /// Test accuracy per class (best-by-validation weights).
+    /// Intra-op CPU threads the phase trained with (0 on a GPU).
+    #[serde(default)]
+    pub threads: usize,
     /// Test accuracy per class; `null` for a class the test split does not hold.
     pub per_class_acc: Vec<Option<f64>>,
     pub size: ModelSize,
@@ -250,6 +253,7 @@ mod tests {
             best_val_acc: acc,
             test_acc: acc,
             test_acc_last: acc,
+            threads: 1,
             per_class_acc: vec![Some(acc)],
             size: ModelSize {
                 params,

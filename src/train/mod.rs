@@ -16,6 +16,7 @@ pub mod optim;
 mod phase;
 mod resume;
 mod targets;
+pub mod threads;
 
 use crate::config::{NetConfig, Preset};
 use crate::data::Splits;
@@ -174,6 +175,8 @@ struct Trainer {
     /// Time the current phase spent paused (left out of its training time).
     paused_total: Duration,
     resume: Option<Checkpoint>,
+    /// Intra-op CPU threads of the current phase (0 on a GPU).
+    threads: usize,
     /// The first write that failed; the run stops at the next step.
     write_failed: Option<RunError>,
     /// When the current phase's last checkpoint was written (or the phase started).
@@ -221,6 +224,7 @@ impl Trainer {
             phase_started: Instant::now(),
             paused_total: Duration::ZERO,
             resume,
+            threads: 0,
             write_failed: None,
             loss_reference: None,
             last_checkpoint: Instant::now(),

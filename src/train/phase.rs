@@ -101,6 +101,7 @@ impl Trainer {
             0,
         ));
         let mut model = self.build(phase, self.device).map_err(PhaseEnd::Failed)?;
+        self.set_threads(phase, &model, cfg.batch_size);
         let mut opt = Optimizer::new(&cfg, &model.vs);
         let mut start_cursor = 0;
         if let Some(ckpt) = self.resume.take().filter(|c| c.phase == phase) {
@@ -128,6 +129,23 @@ impl Trainer {
         }
         self.finish_phase(phase, model, Some(trained?));
         Ok(())
+    }
+
+    /// Sets the intra-op CPU threads of a phase (`threads`); logs the choice.
+    fn set_threads(&mut self, phase: Phase, model: &Model, batch: usize) {
+        if self.device != tch::Device::Cpu {
+            self.threads = 0;
+            return;
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let flops = super::threads::step_flops(model, &self.data.input, batch);
+        let (n, why) = super::threads::choose(self.preset.threads, flops, cores);
+        tch::set_num_threads(n as i32);
+        self.threads = n;
+        self.log(
+            LogLevel::Info,
+            format!("{} phase: intra-op threads {why}", phase.as_str()),
+        );
     }
 
     /// The distilled phase: sets up the teacher's targets (and `hint`'s regressor), then trains.
@@ -215,6 +233,7 @@ impl Trainer {
         self.emit(Event::PhaseStarted {
             epochs: self.net_config(phase).epochs,
             steps_per_epoch: n_train.div_ceil(batch_size),
+            threads: self.threads,
         });
         let mut last_parts = BTreeMap::new();
         while self.at.epoch < self.net_config(phase).epochs {
@@ -312,6 +331,7 @@ impl Trainer {
             best_val_acc: trained.best_val_acc,
             test_acc: test.acc,
             test_acc_last: trained.test_acc_last,
+            threads: self.threads,
             per_class_acc: test.per_class,
             size: model.size(),
             latency: measure_latency(&model, &self.data.test, self.device),
@@ -347,6 +367,7 @@ impl Trainer {
         self.emit(Event::PhaseStarted {
             epochs: 0,
             steps_per_epoch: 0,
+            threads: self.threads,
         });
         self.log(
             LogLevel::Info,

@@ -124,6 +124,8 @@ pub struct Progress {
     pub epoch_start_step: usize,
     pub step: usize,
     pub steps_per_epoch: usize,
+    /// Intra-op CPU threads of the phase (0: a GPU, or not known).
+    pub threads: usize,
     pub samples_per_sec: f64,
     /// Trainer wall time of the latest event and of the current phase's start.
     pub wall_time: f64,

@@ -38,12 +38,14 @@ impl App {
             Event::PhaseStarted {
                 epochs,
                 steps_per_epoch,
+                threads,
             } => {
                 let paused = phase.is_some_and(|p| self.is_paused(p.role()));
                 self.progress = Progress {
                     phase,
                     epochs,
                     steps_per_epoch,
+                    threads,
                     wall_time,
                     phase_started: wall_time,
                     paused_since: paused.then_some(wall_time),

@@ -37,6 +37,7 @@ fn result(phase: Phase, params: usize, acc: f64, latency_us: f64) -> PhaseResult
         best_val_acc: acc,
         test_acc: acc,
         test_acc_last: acc - 0.002,
+        threads: 1,
         per_class_acc: vec![Some(acc); 10],
         size: ModelSize {
             params,
@@ -74,6 +75,7 @@ fn feed_phase(
         Event::PhaseStarted {
             epochs: 6,
             steps_per_epoch: 20,
+            threads: 1,
         },
     ));
     for epoch in 1..=6 {
@@ -138,7 +140,7 @@ pub(super) fn mid_run() -> App {
         0.0,
         Event::RunStarted {
             run_dir: "runs/digits-20261127-120000".into(),
-            device: "cpu (2 threads)".into(),
+            device: "cpu".into(),
             data: "digits (embedded, 1797 examples)".into(),
             train_examples: 1257,
             teacher: ModelSize {
@@ -163,6 +165,7 @@ pub(super) fn mid_run() -> App {
         Event::PhaseStarted {
             epochs: 6,
             steps_per_epoch: 20,
+            threads: 1,
         },
     ));
     for step in (5..=70).step_by(5) {
@@ -669,6 +672,7 @@ fn eta_needs_a_warm_up_and_durations_format_coarsely() {
         Event::PhaseStarted {
             epochs: 6,
             steps_per_epoch: 20,
+            threads: 1,
         },
     ));
     assert_eq!(

@@ -100,6 +100,15 @@ fn status(app: &App) -> Span<'static> {
     }
 }
 
+/// ` · 1 thread`, or nothing where the phase did not say.
+fn threads_text(threads: usize) -> String {
+    match threads {
+        0 => String::new(),
+        1 => " · 1 thread".into(),
+        n => format!(" · {n} threads"),
+    }
+}
+
 fn render_header(app: &App, frame: &mut Frame, area: Rect) {
     let p = &app.progress;
     let phase = match p.phase {
@@ -138,7 +147,7 @@ fn render_header(app: &App, frame: &mut Frame, area: Rect) {
             format!(" · {:.0} samples/s", p.samples_per_sec),
             format!(" · elapsed {}", format_duration(app.elapsed.as_secs_f64())),
             format!(" · ETA {eta}"),
-            format!(" · {}", app.device),
+            format!(" · {}{}", app.device, threads_text(p.threads)),
         ],
     };
     let mut used: usize = spans.iter().map(|s| s.width()).sum();

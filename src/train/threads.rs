@@ -1,0 +1,92 @@
+//! `threads`: how many intra-op CPU threads a phase trains with. Small matrices run faster on
+//! one thread than on several (the work is too small to split, and the threads' hand-offs cost
+//! more than they give), large ones faster on all of them. `auto` decides per phase from the
+//! work of one training step, by a rule (never a timing), so that a run, its resume and a rerun
+//! with the same seed use the same number of threads and get bit-identical weights.
+
+use crate::config::Threads;
+use crate::data::InputShape;
+use crate::model::Model;
+use tch::{Device, Kind, Tensor};
+
+/// Below this many floating-point operations per training step, one thread is faster. Measured
+/// on this project's 2-core machine (`scripts/kd bench`, `KD_TUI_BENCH_THREADS`): see README.
+pub const ONE_THREAD_BELOW_FLOPS: f64 = 2.0e8;
+
+/// Floating-point operations of one training step (forward and backward, about three forward
+/// passes) on `batch` examples: each parameter is used twice (multiply, add) per position of the
+/// layer output it makes (one for a dense layer, height x width for a convolution).
+pub fn step_flops(model: &Model, input: &InputShape, batch: usize) -> f64 {
+    let x = Tensor::zeros([1, input.numel() as i64], (Kind::Float, Device::Cpu));
+    let (_, features) = tch::no_grad(|| {
+        model
+            .net
+            .forward_features(&x.to_device(model.vs.device()), false)
+    });
+    let positions = |param: &str| {
+        features
+            .iter()
+            .filter(|(name, _)| param.starts_with(&format!("{name}.")))
+            .max_by_key(|(name, _)| name.len())
+            .map_or(1, |(_, t)| t.size().iter().skip(2).product::<i64>().max(1))
+    };
+    let forward: f64 = model
+        .vs
+        .variables()
+        .iter()
+        .map(|(name, t)| 2.0 * t.numel() as f64 * positions(name) as f64)
+        .sum();
+    3.0 * forward * batch as f64
+}
+
+/// The threads a phase trains with on the CPU, and why.
+pub fn choose(setting: Threads, flops: f64, cores: usize) -> (usize, String) {
+    match setting {
+        Threads::Count(n) => (n, format!("{n} (set)")),
+        Threads::Auto if flops < ONE_THREAD_BELOW_FLOPS => {
+            (1, format!("1 (auto: {:.0} MFLOP per step)", flops / 1e6))
+        }
+        Threads::Auto => (
+            cores,
+            format!("{cores} (auto: {:.0} MFLOP per step)", flops / 1e6),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{load, DEFAULT_PRESET};
+
+    #[test]
+    fn a_dense_layer_counts_once_and_a_convolution_per_position() {
+        let preset = load(DEFAULT_PRESET, "d", &[]).unwrap();
+        let input = InputShape::image(1, 8, 8);
+        let mlp = Model::new(&preset.student.model, &input, 10, Device::Cpu).unwrap();
+        // mlp 32 on 64 inputs: 64*32 + 32 + 32*10 + 10 = 2410 parameters.
+        assert_eq!(step_flops(&mlp, &input, 1), 3.0 * 2.0 * 2410.0);
+        let cnn_cfg = load(
+            DEFAULT_PRESET,
+            "d",
+            &[
+                "student.model={ kind = \"cnn\", channels = [4], kernel = 3, pool = \"none\" }"
+                    .parse()
+                    .unwrap(),
+            ],
+        )
+        .unwrap()
+        .student
+        .model;
+        let cnn = Model::new(&cnn_cfg, &input, 10, Device::Cpu).unwrap();
+        // 4 3x3 filters (36 + 4) at 8x8 positions, then 4*8*8*10 + 10 for the head.
+        let expected = 2.0 * (40.0 * 64.0 + 2570.0);
+        assert_eq!(step_flops(&cnn, &input, 2), 3.0 * expected * 2.0);
+    }
+
+    #[test]
+    fn auto_takes_one_thread_for_small_steps_and_every_core_for_large_ones() {
+        assert_eq!(choose(Threads::Auto, 3.0e7, 2).0, 1);
+        assert_eq!(choose(Threads::Auto, 2.0e9, 2).0, 2);
+        assert_eq!(choose(Threads::Count(3), 1.0, 2).0, 3);
+    }
+}
