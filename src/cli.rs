@@ -248,6 +248,10 @@ fn check_models(preset: &Preset, input: &InputShape, classes: usize) -> Result<(
         crate::data::augment::check(&net.augment, input)
             .map_err(|e| format!("key `{role}.augment`: {e}"))?;
     }
+    if let Some(path) = &preset.teacher.checkpoint {
+        crate::inspect::check_weights(&preset.teacher.model, input, classes, path)
+            .map_err(|e| format!("key `teacher.checkpoint`: {}: {e}", path.display()))?;
+    }
     crate::inspect::check_hint_layers(preset, input, classes)
 }
 

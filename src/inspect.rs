@@ -40,6 +40,58 @@ pub fn describe(preset: &Preset, input: &InputShape, classes: usize) -> Result<S
     Ok(out)
 }
 
+/// A weights file against the model it should hold: every tensor the model has, of its shape,
+/// and no other; the error lists the differences.
+pub fn check_weights(
+    cfg: &ModelConfig,
+    input: &InputShape,
+    classes: usize,
+    path: &std::path::Path,
+) -> Result<(), String> {
+    let saved: std::collections::BTreeMap<String, Vec<i64>> = Tensor::read_safetensors(path)
+        .map_err(|e| format!("cannot be read as safetensors ({e})"))?
+        .into_iter()
+        .map(|(name, t)| (name, t.size()))
+        .collect();
+    let model = Model::new(cfg, input, classes, Device::Cpu).map_err(|e| e.to_string())?;
+    let wanted: std::collections::BTreeMap<String, Vec<i64>> = model
+        .vs
+        .variables()
+        .into_iter()
+        .map(|(name, t)| (name, t.size()))
+        .collect();
+    let mut problems: Vec<String> = Vec::new();
+    for (name, shape) in &wanted {
+        match saved.get(name) {
+            None => problems.push(format!("`{name}` {shape:?} is missing")),
+            Some(s) if s != shape => problems.push(format!(
+                "`{name}` is {s:?} in the file, {shape:?} in `{cfg}`"
+            )),
+            Some(_) => {}
+        }
+    }
+    problems.extend(
+        saved
+            .keys()
+            .filter(|name| !wanted.contains_key(*name))
+            .map(|name| format!("`{name}` is not in `{cfg}`")),
+    );
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let shown = problems.len().min(8);
+    let more = problems.len() - shown;
+    Err(format!(
+        "does not hold the teacher the preset describes: {}{}",
+        problems[..shown].join("; "),
+        if more > 0 {
+            format!("; and {more} more")
+        } else {
+            String::new()
+        }
+    ))
+}
+
 /// `hint`: the named teacher and student layers exist; the error lists the names there are.
 pub fn check_hint_layers(
     preset: &Preset,

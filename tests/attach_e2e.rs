@@ -209,9 +209,13 @@ fn a_detached_job_outlives_its_terminal_and_takes_a_second_cockpit() {
         kd_tui::run::lock::holder(&dir).is_none()
     });
     assert_completed(&dir);
-    assert!(std::fs::read_to_string(dir.join("job.log"))
-        .unwrap()
-        .contains("distilled"));
+    let log = std::fs::read_to_string(dir.join("job.log")).unwrap();
+    assert!(log.contains("distilled"), "{log}");
+    wait_for("the job's last line", || {
+        std::fs::read_to_string(dir.join("job.log"))
+            .unwrap()
+            .contains("kd-tui: job exited with code 0")
+    });
 }
 
 #[test]
@@ -285,6 +289,10 @@ fn hostile_clients_leave_the_job_running_and_its_folder_valid() {
     );
     assert!(errors[1].contains("fly"), "{errors:?}");
     rude.until("the checkpoint", |l| l["type"] == "checkpoint");
+    // From here it reads on, to the run's end, while the others try their worst.
+    let rude = std::thread::spawn(move || {
+        rude.until("the run's end", |l| l["type"] == "finished");
+    });
 
     // A 100 MB line: an error, then a hang-up.
     let mut huge = Client::connect(&dir, HELLO);
@@ -315,7 +323,7 @@ fn hostile_clients_leave_the_job_running_and_its_folder_valid() {
     assert!(error_of(&mut mute).contains("no hello"));
 
     finish_teacher(&dir);
-    rude.until("the run's end", |l| l["type"] == "finished");
+    rude.join().unwrap();
     assert_eq!(wait_exit(&mut job), 0);
     assert_completed(&dir);
 }

@@ -309,3 +309,53 @@ fn a_run_resumed_mid_epoch_ends_with_the_weights_of_an_uninterrupted_one() {
         );
     }
 }
+
+#[test]
+fn a_second_run_in_a_folder_that_is_training_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let child = kd_tui()
+        .args(["--batch", "--set", "teacher.epochs=100000", "--out"])
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut job = ChildGuard(child);
+    wait_for("the first job's first epoch", || {
+        std::fs::read_to_string(dir.join("metrics.jsonl"))
+            .is_ok_and(|t| t.contains("\"type\":\"epoch\""))
+    });
+    let pid = job.0.id();
+    let again = run(["--batch".as_ref(), "--out".as_ref(), dir.as_os_str()]);
+    assert_eq!(again.code, Some(2), "{}", again.stderr);
+    assert!(again.stderr.contains("already exists"), "{}", again.stderr);
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let status = job.0.wait().unwrap();
+    assert_eq!(status.code(), Some(128 + 15));
+    // Stopped, its folder resumes; while a job trains there, a resume is refused.
+    let child = kd_tui()
+        .args(["--batch", "--resume"])
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut resumed = ChildGuard(child);
+    wait_for("the resumed job to hold the folder", || {
+        kd_tui::run::lock::holder(&dir) == Some(resumed.0.id())
+    });
+    let twice = run(["--batch".as_ref(), "--resume".as_ref(), dir.as_os_str()]);
+    assert_eq!(twice.code, Some(2), "{}", twice.stderr);
+    assert!(
+        twice.stderr.contains(&format!(
+            "another kd-tui job (pid {}) is training",
+            resumed.0.id()
+        )),
+        "{}",
+        twice.stderr
+    );
+    let _ = resumed.0.kill();
+}

@@ -8,6 +8,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Set in a detached job's environment.
+pub const JOB_ENV: &str = "KD_TUI_DETACHED_JOB";
+
 /// How long the launcher waits for the job to load its data and serve its socket.
 const READY_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -41,6 +44,7 @@ pub fn start(run_dir: &Path, args: Vec<OsString>) -> Result<u32, (i32, String)> 
     let mut command = Command::new(std::env::current_exe().map_err(fail)?);
     command
         .args(args)
+        .env(JOB_ENV, "1")
         .stdin(Stdio::null())
         .stdout(log.try_clone().map_err(fail)?)
         .stderr(log);

@@ -291,6 +291,16 @@ mod tests {
     }
 
     #[test]
+    fn a_class_the_test_split_lacks_reads_back() {
+        // Written as null, read back as None: a checkpoint that holds it can be resumed.
+        let mut r = result(Phase::Teacher, 10, 0.5, 1.0);
+        r.per_class_acc = vec![Some(1.0), None, Some(0.0)];
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(text.contains("[1.0,null,0.0]"), "{text}");
+        assert_eq!(serde_json::from_str::<PhaseResult>(&text).unwrap(), r);
+    }
+
+    #[test]
     fn human_bytes_units() {
         assert_eq!(human_bytes(512), "512 B");
         assert_eq!(human_bytes(9640), "9.4 KiB");
