@@ -23,7 +23,7 @@ struct Workload {
     batch: i64,
 }
 
-const WORKLOADS: [Workload; 2] = [
+const WORKLOADS: [Workload; 3] = [
     Workload {
         name: "digits",
         inputs: 64,
@@ -31,6 +31,15 @@ const WORKLOADS: [Workload; 2] = [
         teacher: &[256, 256],
         student: &[32],
         batch: 64,
+    },
+    // Between the two: where one thread stops being the faster (see train::threads).
+    Workload {
+        name: "mnist-small",
+        inputs: 784,
+        classes: 10,
+        teacher: &[256, 256],
+        student: &[32],
+        batch: 128,
     },
     Workload {
         name: "mnist",
@@ -58,6 +67,10 @@ fn mlp(vs: &nn::VarStore, hidden: &[usize], dropout: f64, w: &Workload) -> Mlp {
 
 fn train_step(c: &mut Criterion) {
     tch::manual_seed(0);
+    // `KD_TUI_BENCH_THREADS=N`: intra-op threads (default: libtorch's, one per core).
+    if let Some(n) = std::env::var("KD_TUI_BENCH_THREADS").ok().and_then(|n| n.parse().ok()) {
+        tch::set_num_threads(n);
+    }
     eprintln!(
         "train_step: cpu, {} intra-op threads",
         tch::get_num_threads()
