@@ -68,7 +68,10 @@ fn mlp(vs: &nn::VarStore, hidden: &[usize], dropout: f64, w: &Workload) -> Mlp {
 fn train_step(c: &mut Criterion) {
     tch::manual_seed(0);
     // `KD_TUI_BENCH_THREADS=N`: intra-op threads (default: libtorch's, one per core).
-    if let Some(n) = std::env::var("KD_TUI_BENCH_THREADS").ok().and_then(|n| n.parse().ok()) {
+    if let Some(n) = std::env::var("KD_TUI_BENCH_THREADS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
         tch::set_num_threads(n);
     }
     eprintln!(

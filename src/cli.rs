@@ -219,16 +219,26 @@ pub fn prepare(mut preset: Preset) -> Result<(Preset, Splits, Device), String> {
 
 /// Everything that can fail on bad input, before any training.
 fn setup(args: &Args, preset: Preset, resume: Option<Checkpoint>) -> Result<TrainerSetup, String> {
+    let dir = match &args.resume {
+        Some(dir) => dir.clone(),
+        None => args
+            .out
+            .clone()
+            .unwrap_or_else(|| RunFolder::default_dir(&preset.name)),
+    };
+    setup_in(preset, &dir, resume)
+}
+
+/// The device, the data and the run folder `dir` of a preset (reopened when resuming).
+pub fn setup_in(
+    preset: Preset,
+    dir: &Path,
+    resume: Option<Checkpoint>,
+) -> Result<TrainerSetup, String> {
     let (preset, data, device) = prepare(preset)?;
-    let run = match &args.resume {
-        Some(dir) => RunFolder::reopen(dir),
-        None => {
-            let dir = args
-                .out
-                .clone()
-                .unwrap_or_else(|| RunFolder::default_dir(&preset.name));
-            RunFolder::create(&dir, &preset)
-        }
+    let run = match resume {
+        Some(_) => RunFolder::reopen(dir),
+        None => RunFolder::create(dir, &preset),
     }
     .map_err(|e| bad_input(format!("run folder: {e}")))?;
     Ok(TrainerSetup {

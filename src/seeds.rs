@@ -239,8 +239,7 @@ pub fn run(preset: Preset, parent: &Path, front: &mut dyn Front, resuming: bool)
     let seeds = preset.seeds.clone().unwrap_or_else(|| vec![preset.seed]);
     let mut queue = Queue::new("seeds", seeds.iter().map(|s| format!("seed {s}")));
     let mut rows = Vec::new();
-    let (mut code, mut complete) = (0, true);
-    let mut written = Ok(());
+    let mut tally = series::Tally::default();
     for (k, &seed) in seeds.iter().enumerate() {
         front.note(format!(
             "kd-tui: seed {seed} ({} of {})",
@@ -255,24 +254,17 @@ pub fn run(preset: Preset, parent: &Path, front: &mut dyn Front, resuming: bool)
         };
         queue.set(k, JobState::Running, String::new());
         let outcome = series::run_job(one, &dir, front, &queue);
-        let row = outcome.summary().map(|s| SeedRow::of(seed, &dir, s));
-        match outcome.summary() {
-            Some(summary) => queue.finish_running(summary),
-            None => queue.set(k, JobState::Failed, String::new()),
-        }
-        rows.extend(row);
-        let stop = outcome.stop_code();
-        // Written after every seed: a killed series keeps the report of its finished seeds.
-        let report = SeedsReport::of(rows.clone(), stop.is_none() && k + 1 == seeds.len());
-        written = series::write_report(front, parent, "seeds", &report, report.csv());
-        if let Some(c) = stop {
-            (code, complete) = (c, false);
+        rows.extend(outcome.summary().map(|s| SeedRow::of(seed, &dir, s)));
+        let goes_on = tally.record(&mut queue, k, &outcome);
+        let report = SeedsReport::of(rows.clone(), goes_on && k + 1 == seeds.len());
+        tally.write(front, parent, "seeds", &report, report.csv());
+        if !goes_on {
             break;
         }
     }
-    let report = SeedsReport::of(rows, complete);
+    let report = SeedsReport::of(rows, tally.complete);
     front.print(report.table());
-    series::exit_code(code, written)
+    tally.exit_code()
 }
 
 #[cfg(test)]

@@ -96,20 +96,23 @@ fn set_aside(dir: &Path) -> std::io::Result<Option<PathBuf>> {
 }
 
 /// Sets up one run of the series in `dir`: resumed from its checkpoint if it has one, else
-/// afresh (a started folder set aside first).
+/// afresh (a started folder set aside first). Errors come ready to print.
 fn setup(preset: Preset, dir: &Path, front: &mut dyn Front) -> Result<TrainerSetup, String> {
+    let own = |e: String| format!("kd-tui: {e}");
     let resume = dir
         .join(checkpoint::FILE)
         .exists()
         .then(|| Checkpoint::read(dir))
-        .transpose()?;
+        .transpose()
+        .map_err(own)?;
     let preset = match &resume {
         Some(ckpt) => {
             let origin = format!("{} (live preset)", dir.join(checkpoint::FILE).display());
-            config::load(&ckpt.preset, &origin, &[]).map_err(|e| e.to_string())?
+            config::load(&ckpt.preset, &origin, &[]).map_err(|e| own(e.to_string()))?
         }
         None => {
-            if let Some(aside) = set_aside(dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+            let aside = set_aside(dir).map_err(|e| own(format!("{}: {e}", dir.display())))?;
+            if let Some(aside) = aside {
                 front.note(format!(
                     "kd-tui: {} had neither a completed summary nor a checkpoint; kept as {} and started again",
                     dir.display(),
@@ -119,19 +122,7 @@ fn setup(preset: Preset, dir: &Path, front: &mut dyn Front) -> Result<TrainerSet
             preset
         }
     };
-    let (preset, data, device) = crate::cli::prepare(preset)?;
-    let run = match resume {
-        Some(_) => RunFolder::reopen(dir),
-        None => RunFolder::create(dir, &preset),
-    }
-    .map_err(|e| format!("run folder: {e}"))?;
-    Ok(TrainerSetup {
-        preset,
-        data,
-        device,
-        run,
-        resume,
-    })
+    crate::cli::setup_in(preset, dir, resume)
 }
 
 /// Runs one job of the series in `dir`: read back if it completed before, resumed from its
@@ -147,7 +138,7 @@ pub fn run_job(preset: Preset, dir: &Path, front: &mut dyn Front, queue: &Queue)
     let setup = match setup(preset, dir, front) {
         Ok(s) => s,
         Err(message) => {
-            front.note(format!("kd-tui: {message}"));
+            front.note(message);
             return OneRun::Failed {
                 code: crate::cli::EXIT_BAD_INPUT,
             };
@@ -217,7 +208,7 @@ pub fn parent_preset(dir: &Path) -> Option<Result<Preset, String>> {
 }
 
 /// Writes `<name>.json` and `<name>.csv` in `parent`; `Err(1)` (after saying why) if it cannot.
-pub fn write_report(
+fn write_report(
     front: &mut dyn Front,
     parent: &Path,
     name: &str,
@@ -240,10 +231,55 @@ pub fn write_report(
         })
 }
 
-/// The exit code of a series: a run's failure or stop first, then a report that was not written.
-pub fn exit_code(run_code: i32, written: Result<(), i32>) -> i32 {
-    match written {
-        Err(failed) if run_code == 0 => failed,
-        _ => run_code,
+/// A series' bookkeeping after each run: the queue's row, whether it goes on, the exit code,
+/// and its report rewritten (a killed series keeps the report of its finished runs).
+pub struct Tally {
+    code: i32,
+    /// Every run so far completed.
+    pub complete: bool,
+    written: Result<(), i32>,
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Tally {
+            code: 0,
+            complete: true,
+            written: Ok(()),
+        }
+    }
+}
+
+impl Tally {
+    /// Marks run `k`'s row in the queue; returns whether the series goes on.
+    pub fn record(&mut self, queue: &mut Queue, k: usize, outcome: &OneRun) -> bool {
+        match outcome.summary() {
+            Some(summary) => queue.finish_running(summary),
+            None => queue.set(k, crate::protocol::JobState::Failed, String::new()),
+        }
+        if let Some(code) = outcome.stop_code() {
+            (self.code, self.complete) = (code, false);
+        }
+        self.complete
+    }
+
+    /// Writes `<name>.json` and `<name>.csv` in `parent`.
+    pub fn write(
+        &mut self,
+        front: &mut dyn Front,
+        parent: &Path,
+        name: &str,
+        report: &impl Serialize,
+        csv: String,
+    ) {
+        self.written = write_report(front, parent, name, report, csv);
+    }
+
+    /// A run's failure or stop first, then a report that was not written.
+    pub fn exit_code(&self) -> i32 {
+        match self.written {
+            Err(failed) if self.code == 0 => failed,
+            _ => self.code,
+        }
     }
 }

@@ -284,8 +284,7 @@ pub fn run(base: Preset, parent: &Path, front: &mut dyn Front, resuming: bool) -
             .map(|&(seed, i)| format!("seed {seed} · point {i}: {}", describe(&points[i]))),
     );
     let mut rows = Vec::new();
-    let (mut code, mut complete) = (0, true);
-    let mut written = Ok(());
+    let mut tally = series::Tally::default();
     let mut reference: Option<(String, Option<f64>)> = None;
     for (k, &(seed, i)) in jobs.iter().enumerate() {
         if i == 0 {
@@ -321,31 +320,25 @@ pub fn run(base: Preset, parent: &Path, front: &mut dyn Front, resuming: bool) -
         let row = outcome
             .summary()
             .map(|s| row(i, seed, &points[i], &dir, s, baseline));
-        match outcome.summary() {
-            Some(summary) => queue.finish_running(summary),
-            None => queue.set(k, JobState::Failed, String::new()),
-        }
+        let goes_on = tally.record(&mut queue, k, &outcome);
         if let (None, true, OneRun::Completed(summary)) = (&reference, reuse_teacher, &outcome) {
             let teacher = dir.join("teacher.safetensors").display().to_string();
             let baseline = summary.baseline.as_ref().map(|b| 100.0 * b.test_acc);
             reference = Some((teacher, baseline));
         }
         rows.extend(row);
-        let stop = outcome.stop_code();
-        // Written after every run: a killed sweep keeps the report of its finished points.
-        let report = SweepReport::of(rows.clone(), stop.is_none() && k + 1 == jobs.len());
-        written = series::write_report(front, parent, "sweep", &report, report.csv());
-        if let Some(c) = stop {
-            (code, complete) = (c, false);
+        let report = SweepReport::of(rows.clone(), goes_on && k + 1 == jobs.len());
+        tally.write(front, parent, "sweep", &report, report.csv());
+        if !goes_on {
             break;
         }
     }
-    let report = SweepReport::of(rows, complete);
+    let report = SweepReport::of(rows, tally.complete);
     if let Err(e) = report.plot(&parent.join("sweep.svg")) {
         front.note(format!("kd-tui: sweep.svg not written: {e}"));
     }
     front.print(report.table());
-    series::exit_code(code, written)
+    tally.exit_code()
 }
 
 #[cfg(test)]

@@ -134,30 +134,18 @@ fn a_two_by_two_sweep_over_two_seeds() {
 }
 
 /// Point 0 is quick; point 1's students train long enough to be stopped while they do.
-const TWO_POINTS: &str = r#"
-name = "digits-sweep-resume"
-[data]
-source = "digits"
-[teacher]
-model = { kind = "mlp", hidden = [32] }
-epochs = 2
-batch_size = 64
-lr = 1e-3
-[student]
-model = { kind = "mlp", hidden = [16] }
-epochs = 2
-batch_size = 64
-lr = 3e-3
-[distill]
-method = "soft"
-[sweep]
-"student.epochs" = [2, 400]
-"#;
+fn two_points() -> String {
+    let start = SWEEP.find("[sweep]").unwrap();
+    format!(
+        "{}[sweep]\n\"student.epochs\" = [2, 400]\n",
+        &SWEEP[..start]
+    )
+}
 
 #[test]
 fn a_stopped_sweep_resumes_at_the_point_where_it_stopped() {
     let tmp = tempfile::tempdir().unwrap();
-    let preset = write_preset(tmp.path(), "sweep.toml", TWO_POINTS);
+    let preset = write_preset(tmp.path(), "sweep.toml", &two_points());
     let parent = tmp.path().join("sweep");
     let preset_arg = preset.to_str().unwrap();
     let (code, stderr) = run_until_sigterm(
