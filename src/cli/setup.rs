@@ -1,0 +1,139 @@
+//! Set-up before any training: the preset (a file, the embedded default, or a stopped run's),
+//! the device, the data, the models checked against the data, and the run folder. Everything
+//! here that fails is bad input: exit code 2, before a run folder exists where it can be known.
+
+use super::Args;
+use crate::config::{self, DataSource, Override, Preset};
+use crate::data::{InputShape, Splits};
+use crate::run::checkpoint::{self, Checkpoint};
+use crate::run::RunFolder;
+use crate::train::TrainerSetup;
+use std::path::Path;
+use tch::Device;
+
+/// A preset file, or the embedded default, with overrides.
+pub(super) fn read_preset(
+    path: Option<&Path>,
+    overrides: &[Override],
+) -> Result<Preset, config::PresetError> {
+    match path {
+        Some(path) => config::load_file(path, overrides),
+        None => config::load(
+            config::DEFAULT_PRESET,
+            config::DEFAULT_PRESET_NAME,
+            overrides,
+        ),
+    }
+}
+
+/// An error before training starts; printed as is, exit code 2.
+pub(super) fn bad_input(message: impl std::fmt::Display) -> String {
+    format!("kd-tui: {message}")
+}
+
+/// What `--resume` takes: a stopped run (not a completed one), with `--set` only of what may
+/// change in a run's course (lr, batch size, epochs, the method and its hyperparameters).
+fn check_resume(dir: &Path, ckpt: &Checkpoint, overrides: &[Override]) -> Result<(), String> {
+    let completed = std::fs::read_to_string(dir.join("summary.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<crate::run::summary::RunSummary>(&t).ok())
+        .is_some_and(|s| s.status == crate::run::summary::RunStatus::Completed);
+    if completed {
+        return Err(format!(
+            "{} completed; there is nothing to resume. To train on, start a new run from its \
+             weights (e.g. --set teacher.checkpoint='\"{}\"')",
+            dir.display(),
+            dir.join("teacher.safetensors").display()
+        ));
+    }
+    let preset = config::load(&ckpt.preset, "checkpoint.json", &[]).map_err(|e| e.to_string())?;
+    let live = preset.live_keys();
+    match overrides
+        .iter()
+        .find(|o| !live.contains(&o.key) && !o.key.starts_with("distill."))
+    {
+        Some(o) => Err(format!(
+            "--set {}: a resumed run keeps its data, seed and models; it takes only {}",
+            o.key, "lr, batch_size, epochs and distill.* keys"
+        )),
+        None => Ok(()),
+    }
+}
+
+pub(super) fn load_preset(args: &Args, resume: Option<&Checkpoint>) -> Result<Preset, String> {
+    match (resume, &args.preset, &args.resume) {
+        (Some(ckpt), _, Some(dir)) => {
+            check_resume(dir, ckpt, &args.overrides).map_err(bad_input)?;
+            let origin = format!("{} (live preset)", dir.join(checkpoint::FILE).display());
+            config::load(&ckpt.preset, &origin, &args.overrides)
+        }
+        (_, path, _) => read_preset(path.as_deref(), &args.overrides),
+    }
+    .map_err(bad_input)
+}
+
+/// The device and the data of a preset, with its models checked against the data; the preset
+/// comes back with what the data decided (a CSV's classes).
+pub fn prepare(mut preset: Preset) -> Result<(Preset, Splits, Device), String> {
+    let spec = crate::device::parse(&preset.device).map_err(bad_input)?;
+    let device = crate::device::resolve(spec).map_err(|e| bad_input(format!("device: {e}")))?;
+    let data = crate::data::load(&preset.data, preset.seed).map_err(bad_input)?;
+    check_models(&preset, &data.input, data.num_classes).map_err(bad_input)?;
+    if preset.data.source == DataSource::Csv {
+        // The run folder's preset.toml records which label value each class index stands for.
+        preset.data.classes = Some(data.classes.clone());
+    }
+    Ok((preset, data, device))
+}
+
+/// Everything that can fail on bad input, before any training.
+pub(super) fn setup(
+    args: &Args,
+    preset: Preset,
+    resume: Option<Checkpoint>,
+) -> Result<TrainerSetup, String> {
+    let dir = match &args.resume {
+        Some(dir) => dir.clone(),
+        None => args
+            .out
+            .clone()
+            .unwrap_or_else(|| RunFolder::default_dir(&preset.name)),
+    };
+    setup_in(preset, &dir, resume)
+}
+
+/// The device, the data and the run folder `dir` of a preset (reopened when resuming).
+pub fn setup_in(
+    preset: Preset,
+    dir: &Path,
+    resume: Option<Checkpoint>,
+) -> Result<TrainerSetup, String> {
+    let (preset, data, device) = prepare(preset)?;
+    let run = match resume {
+        Some(_) => RunFolder::reopen(dir),
+        None => RunFolder::create(dir, &preset),
+    }
+    .map_err(|e| bad_input(format!("run folder: {e}")))?;
+    Ok(TrainerSetup {
+        preset,
+        data,
+        device,
+        run,
+        resume,
+    })
+}
+
+/// Refuses a model or an augmentation the data's shape cannot take, naming the key.
+fn check_models(preset: &Preset, input: &InputShape, classes: usize) -> Result<(), String> {
+    for (role, net) in [("teacher", &preset.teacher), ("student", &preset.student)] {
+        crate::model::check_fits(&net.model, input)
+            .map_err(|e| format!("key `{role}.model`: {e}"))?;
+        crate::data::augment::check(&net.augment, input)
+            .map_err(|e| format!("key `{role}.augment`: {e}"))?;
+    }
+    if let Some(path) = &preset.teacher.checkpoint {
+        crate::inspect::check_weights(&preset.teacher.model, input, classes, path)
+            .map_err(|e| format!("key `teacher.checkpoint`: {}: {e}", path.display()))?;
+    }
+    crate::inspect::check_hint_layers(preset, input, classes)
+}
