@@ -308,3 +308,53 @@ fn seeds_run_one_after_the_other_in_the_cockpit() {
     assert_eq!(report["status"], "completed");
     assert_eq!(report["rows"].as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn a_divergence_is_offered_a_lower_lr_from_the_last_checkpoint() {
+    // The teacher trains (its end is checkpointed); the baseline at lr 1e6 diverges at once.
+    let s = start(
+        "diverge",
+        120,
+        40,
+        "",
+        "--set teacher.epochs=2 --set student.lr=1e6",
+    );
+    s.wait_screen("the offer", |screen| {
+        screen.contains("The baseline phase diverged") && screen.contains("student.lr = 1e5")
+    });
+    s.keys(&["y"]);
+    // Again from the checkpoint, at 1e5 (still too high): a second offer, declined.
+    s.wait_screen("the second offer", |screen| {
+        screen.contains("student.lr = 1e4")
+    });
+    s.keys(&["n"]);
+    s.keys(&["q"]);
+    assert_eq!(s.wait_exit(), 1, "the run failed");
+    assert_terminal_restored(&s);
+    let records = metrics(&s.run_dir());
+    let resumed = records
+        .iter()
+        .position(|r| {
+            r["type"] == "log"
+                && r["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("resumed from checkpoint.json"))
+        })
+        .expect("the run went on from its checkpoint");
+    let after = &records[resumed..];
+    assert!(
+        after
+            .iter()
+            .all(|r| r["type"] != "phase_started" || r["phase"] != "teacher"),
+        "the finished teacher is not trained again"
+    );
+    let preset = records[..resumed]
+        .iter()
+        .rev()
+        .find(|r| r["type"] == "run_started")
+        .unwrap()["preset"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(preset.contains("lr = 100000.0"), "{preset}");
+}

@@ -8,8 +8,9 @@ pub use setup::{prepare, setup_in};
 use crate::config::{Override, Preset};
 use crate::export::Format;
 use crate::protocol::Phase;
-use crate::run::checkpoint::Checkpoint;
+use crate::run::checkpoint::{self, Checkpoint};
 use crate::run::RunFolder;
+use crate::series::Front;
 use crate::train::{self, RunOutcome, TrainerSetup};
 use clap::Parser;
 use setup::{bad_input, load_preset, read_preset, setup};
@@ -173,6 +174,35 @@ fn serve(setup: TrainerSetup, consumer: &crate::consumer::Consumer) -> train::Tr
     }
 }
 
+/// One run in the cockpit; after a divergence, as often as the user takes the offer, the run
+/// again from its last checkpoint with the lower lr (a failure to set that up ends it there).
+fn run_in_cockpit(
+    cockpit: &mut crate::tui::Cockpit,
+    setup: TrainerSetup,
+) -> color_eyre::Result<crate::consumer::Ended> {
+    let dir = setup.run.dir().to_path_buf();
+    let mut ended = cockpit.run(train::spawn(setup), None)?;
+    while let Some(lower) = cockpit.take_retry() {
+        let again = Checkpoint::read(&dir).and_then(|ckpt| {
+            let origin = format!("{} (live preset)", dir.join(checkpoint::FILE).display());
+            let preset = crate::config::load(&ckpt.preset, &origin, std::slice::from_ref(&lower))
+                .map_err(|e| e.to_string())?;
+            setup_in(preset, &dir, Some(ckpt))
+        });
+        match again {
+            Ok(setup) => ended = cockpit.run(train::spawn(setup), None)?,
+            Err(e) => {
+                cockpit.note(format!(
+                    "kd-tui: cannot go on with {}={}: {e}",
+                    lower.key, lower.value
+                ));
+                break;
+            }
+        }
+    }
+    Ok(ended)
+}
+
 fn tui_options(args: &Args) -> crate::tui::Options {
     crate::tui::Options {
         ascii_markers: args.ascii,
@@ -323,9 +353,8 @@ pub fn main() -> i32 {
         crate::batch::run(handle, &mut consumer)
     } else {
         // The cockpit gives the screen back when dropped, before the table is printed.
-        let handle = train::spawn(setup);
         let ran = crate::tui::Cockpit::new(tui_options(&args), consumer)
-            .and_then(|mut cockpit| cockpit.run(handle, None));
+            .and_then(|mut cockpit| run_in_cockpit(&mut cockpit, setup));
         match ran {
             Ok(ended) => ended,
             Err(e) => {

@@ -32,6 +32,8 @@ pub enum Confirm {
     Quit,
     /// Stop the job an attached cockpit watches.
     StopJob,
+    /// A phase diverged: go on from the last checkpoint with its lr divided by 10.
+    LowerLr,
 }
 
 /// Where the run this cockpit shows lives.
@@ -206,6 +208,10 @@ pub struct App {
     /// The series (seeds, sweep) this run belongs to, if any.
     pub queue: Option<Queue>,
     pub link: Link,
+    /// The phase whose loss diverged, as the trainer said.
+    pub diverged: Option<Phase>,
+    /// The edit to go on with (a lower lr after a divergence), once the user said yes.
+    pub retry: Option<crate::config::Override>,
     /// Time since the TUI started.
     pub elapsed: Duration,
     /// A stop was asked for; the TUI exits when the trainer has finished.
@@ -240,6 +246,8 @@ impl App {
             ascii_markers,
             queue: None,
             link: Link::InProcess,
+            diverged: None,
+            retry: None,
             elapsed: Duration::ZERO,
             stopping: false,
             trainer_gone: false,
@@ -339,6 +347,18 @@ impl App {
         }
         self.dirty |= pending;
         command
+    }
+
+    /// The lr edit a retry after a divergence takes: the diverged role's lr divided by 10.
+    pub fn lower_lr(&self) -> Option<crate::config::Override> {
+        let key = format!("{}.lr", self.diverged?.role().table());
+        let lr = self.preset.as_ref()?.get(&key)?.as_float()?;
+        // Six significant digits: 0.003 / 10 reads 3e-4, not 3.0000000000000003e-4.
+        let lower: f64 = format!("{:.6e}", lr / 10.0).parse().ok()?;
+        Some(crate::config::Override {
+            key,
+            value: format!("{lower:e}"),
+        })
     }
 
     /// Leaving an attached or read-only cockpit leaves the job as it is.

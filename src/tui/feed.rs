@@ -145,7 +145,15 @@ impl App {
             Event::Checkpoint { .. } => {
                 self.push_control_line(wall_time, LogLevel::Info, &event, "")
             }
-            Event::Log { level, message } => self.push_log(wall_time, level, message),
+            Event::Log { level, message } => {
+                if level == LogLevel::Error {
+                    // The trainer's words for a divergence (`RunError::Diverged`).
+                    self.diverged = Phase::ALL.into_iter().find(|p| {
+                        message.starts_with(&format!("the {} phase diverged at", p.as_str()))
+                    });
+                }
+                self.push_log(wall_time, level, message)
+            }
             Event::Finished { summary } => {
                 self.progress.phase = None;
                 let status = format!("{:?}", summary.status).to_lowercase();
@@ -156,6 +164,11 @@ impl App {
                 );
                 if let Some(queue) = &mut self.queue {
                     queue.finish_running(&summary);
+                }
+                // In process, offer to go on with a lower lr (an attached job is its own).
+                let failed = summary.status == crate::run::summary::RunStatus::Failed;
+                if failed && self.link == super::app::Link::InProcess && self.lower_lr().is_some() {
+                    self.mode = super::app::Mode::Confirm(super::app::Confirm::LowerLr);
                 }
                 self.summary = Some(*summary);
                 if self.stopping {

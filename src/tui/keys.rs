@@ -26,6 +26,11 @@ impl App {
                         Confirm::SkipPhase => Some(Command::SkipPhase),
                         Confirm::Quit => self.stop("quit from the TUI"),
                         Confirm::StopJob => self.stop("stopped from an attached cockpit"),
+                        Confirm::LowerLr => {
+                            self.retry = self.lower_lr();
+                            self.exit = true;
+                            None
+                        }
                     }
                 }
                 _ => {

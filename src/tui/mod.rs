@@ -78,6 +78,8 @@ pub struct Cockpit {
     consumer: Consumer,
     terminal: Option<Terminal<CrosstermBackend<Stdout>>>,
     held_back: Vec<(bool, String)>,
+    /// The edit the user asked to go on with after the last run diverged.
+    retry: Option<crate::config::Override>,
 }
 
 impl Cockpit {
@@ -88,6 +90,7 @@ impl Cockpit {
             consumer,
             terminal: None,
             held_back: Vec::new(),
+            retry: None,
         })
     }
 
@@ -109,7 +112,9 @@ impl Cockpit {
             mut steps,
             thread,
         } = handle;
-        match self.show(&mut app, &commands, &mut events, &mut steps) {
+        let shown = self.show(&mut app, &commands, &mut events, &mut steps);
+        self.retry = app.retry.take();
+        match shown {
             Ok(signal) => {
                 drop(commands);
                 Ok(Ended::join(thread, signal))
@@ -122,6 +127,11 @@ impl Cockpit {
                 Err(e)
             }
         }
+    }
+
+    /// The edit to go on with that the user chose when the last run diverged (taken once).
+    pub fn take_retry(&mut self) -> Option<crate::config::Override> {
+        self.retry.take()
     }
 
     /// The cockpit over a job in another process, or over a run's history alone (`link` says

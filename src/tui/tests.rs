@@ -2,6 +2,7 @@
 
 mod attached;
 mod cockpit;
+mod diverged;
 mod series;
 
 use super::app::{App, Confirm, EditField, Mode, Msg};

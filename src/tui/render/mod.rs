@@ -296,6 +296,12 @@ fn render_confirm(app: &App, action: Confirm, frame: &mut Frame, area: Rect) {
             app.progress.phase.map_or("current", Phase::as_str)
         ),
         Confirm::Quit => "Quit? A checkpoint is written and the run folder completed.".into(),
+        Confirm::LowerLr => format!(
+            "The {} phase diverged. Go on from the last checkpoint with {} = {}?",
+            app.diverged.map_or("current", Phase::as_str),
+            app.lower_lr().map_or(String::new(), |o| o.key),
+            app.lower_lr().map_or(String::new(), |o| o.value),
+        ),
         Confirm::StopJob => {
             "Stop the job? It writes a checkpoint and its run folder, then exits.".into()
         }
