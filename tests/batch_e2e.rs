@@ -641,12 +641,7 @@ fn a_stopped_run_resumes_without_retraining_finished_phases() {
     let metrics = read_metrics(&dir);
     let resumed_at = metrics
         .iter()
-        .position(|r| {
-            r["type"] == "log"
-                && r["message"]
-                    .as_str()
-                    .is_some_and(|m| m.starts_with("resumed from checkpoint.json"))
-        })
+        .position(common::is_resume_record)
         .expect("a log record of the resume");
     let after = &metrics[resumed_at..];
     assert_eq!(phases_of(after, "phase_started"), ["baseline", "distilled"]);

@@ -199,12 +199,7 @@ fn kill_and_resume(dir: &Path, delay: Duration, expected: &[Vec<u8>]) -> &'stati
     let records = read_metrics(dir);
     let resumed_at = records
         .iter()
-        .rposition(|r| {
-            r["type"] == "log"
-                && r["message"]
-                    .as_str()
-                    .is_some_and(|m| m.starts_with("resumed from checkpoint.json"))
-        })
+        .rposition(common::is_resume_record)
         .expect("a record of where the run resumed");
     // No phase that had finished (and been checkpointed) trains again.
     let ckpt_completed: Vec<String> = records[resumed_at]["message"]

@@ -192,10 +192,7 @@ fn a_stopped_sweep_resumes_at_the_point_where_it_stopped() {
     assert_eq!(point1.distilled.as_ref().unwrap().epochs_run, 400);
     let metrics = read_metrics(&parent.join("seed-7/point-1"));
     assert!(
-        metrics.iter().any(|r| r["type"] == "log"
-            && r["message"]
-                .as_str()
-                .is_some_and(|m| m.starts_with("resumed from checkpoint.json"))),
+        metrics.iter().any(common::is_resume_record),
         "point 1 goes on from its checkpoint"
     );
     let report: SweepReport =

@@ -334,12 +334,7 @@ fn a_divergence_is_offered_a_lower_lr_from_the_last_checkpoint() {
     let records = metrics(&s.run_dir());
     let resumed = records
         .iter()
-        .position(|r| {
-            r["type"] == "log"
-                && r["message"]
-                    .as_str()
-                    .is_some_and(|m| m.starts_with("resumed from checkpoint.json"))
-        })
+        .position(common::is_resume_record)
         .expect("the run went on from its checkpoint");
     let after = &records[resumed..];
     assert!(

@@ -292,3 +292,11 @@ pub fn run_until_sigterm(
     let stderr = std::fs::read_to_string(&stderr_path).unwrap();
     (status.unwrap().code(), stderr)
 }
+
+/// The record a resumed run writes where it goes on.
+pub fn is_resume_record(r: &Value) -> bool {
+    r["type"] == "log"
+        && r["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("resumed from checkpoint.json"))
+}
