@@ -269,11 +269,28 @@ fn default_preset_leaves_a_complete_run_folder() {
             "{plot} has a line per phase"
         );
     }
-    assert_eq!(
-        std::fs::read_dir(run.file("checkpoints")).unwrap().count(),
-        0,
-        "the phases' own checkpoints are removed once each phase is done"
-    );
+    // Once a phase is done its checkpoints go; the students keep their end state (last weights,
+    // optimizer, best weights), from which a completed run can give them more epochs.
+    let mut kept: Vec<String> = std::fs::read_dir(run.file("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    kept.sort();
+    let summary = run.summary();
+    let mut expected: Vec<String> = [&summary.baseline, &summary.distilled]
+        .into_iter()
+        .flatten()
+        .flat_map(|r| {
+            let p = r.phase.as_str();
+            [
+                format!("{p}-best-e{}.safetensors", r.best_epoch),
+                format!("{p}-last.optimizer.safetensors"),
+                format!("{p}-last.safetensors"),
+            ]
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(kept, expected);
 
     // preset.toml is the resolved preset, overrides included.
     let recorded = run.preset();

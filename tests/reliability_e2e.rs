@@ -354,3 +354,48 @@ fn a_second_run_in_a_folder_that_is_training_is_refused() {
     );
     let _ = resumed.0.kill();
 }
+
+#[test]
+fn a_completed_run_goes_on_for_more_student_epochs_and_only_those() {
+    let done = Run::digits(&FEW_EPOCHS);
+    let teacher_only = run([
+        "--batch".as_ref(),
+        "--resume".as_ref(),
+        done.dir.as_os_str(),
+        "--set".as_ref(),
+        "teacher.epochs=5".as_ref(),
+    ]);
+    assert_eq!(teacher_only.code, Some(2), "{}", teacher_only.stderr);
+    let more = run([
+        "--batch".as_ref(),
+        "--resume".as_ref(),
+        done.dir.as_os_str(),
+        "--set".as_ref(),
+        "student.epochs=5".as_ref(),
+    ]);
+    assert_eq!(more.code, Some(0), "{}", more.stderr);
+    let records = read_metrics(&done.dir);
+    let resumed = records.iter().rposition(common::is_resume_record).unwrap();
+    let epochs: Vec<(String, u64)> = records[resumed..]
+        .iter()
+        .filter(|r| r["type"] == "epoch")
+        .map(|r| {
+            (
+                r["phase"].as_str().unwrap().to_string(),
+                r["epoch"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, u64)> = ["baseline", "distilled"]
+        .iter()
+        .flat_map(|p| [4, 5].map(|e| (p.to_string(), e)))
+        .collect();
+    assert_eq!(
+        epochs, expected,
+        "only the extra epochs run, the teacher not at all"
+    );
+    // The same weights as a run that had 5 student epochs from the start.
+    let direct = Run::digits(&["teacher.epochs=3", "student.epochs=5"]);
+    assert!(final_weights(&done.dir) == final_weights(&direct.dir));
+    assert_eq!(read_summary(&done.dir).status, RunStatus::Completed);
+}

@@ -37,14 +37,34 @@ fn check_resume(dir: &Path, ckpt: &Checkpoint, overrides: &[Override]) -> Result
     let completed = std::fs::read_to_string(dir.join("summary.json"))
         .ok()
         .and_then(|t| serde_json::from_str::<crate::run::summary::RunSummary>(&t).ok())
-        .is_some_and(|s| s.status == crate::run::summary::RunStatus::Completed);
-    if completed {
-        return Err(format!(
-            "{} completed; there is nothing to resume. To train on, start a new run from its \
-             weights (e.g. --set teacher.checkpoint='\"{}\"')",
-            dir.display(),
-            dir.join("teacher.safetensors").display()
-        ));
+        .filter(|s| s.status == crate::run::summary::RunStatus::Completed);
+    if let Some(summary) = completed {
+        // A completed run goes on only for more student epochs (from where each student
+        // ended); its teacher stays: the students learned from it.
+        let trained = [&summary.baseline, &summary.distilled]
+            .into_iter()
+            .flatten()
+            .filter(|r| r.end_state.is_some())
+            .map(|r| r.epochs_run)
+            .max();
+        let asked = overrides
+            .iter()
+            .find(|o| o.key == "student.epochs")
+            .and_then(|o| o.value.parse::<usize>().ok());
+        let teacher_kept = !overrides.iter().any(|o| o.key.starts_with("teacher."));
+        match (trained, asked) {
+            (Some(done), Some(more)) if more > done && teacher_kept => {}
+            _ => {
+                return Err(format!(
+                    "{} completed; there is nothing to resume. To train its students longer: \
+                     --set student.epochs=N (more than {}); to train on from its teacher, a new \
+                     run with --set teacher.checkpoint='\"{}\"'",
+                    dir.display(),
+                    trained.map_or("the epochs they ran".into(), |d| d.to_string()),
+                    dir.join("teacher.safetensors").display()
+                ))
+            }
+        }
     }
     let preset = config::load(&ckpt.preset, "checkpoint.json", &[]).map_err(|e| e.to_string())?;
     let live = preset.live_keys();

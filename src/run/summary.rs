@@ -31,6 +31,10 @@ pub struct PhaseResult {
     /// Test accuracy of the weights after the last epoch.
     pub test_acc_last: f64,
     /// Test accuracy per class (best-by-validation weights).
+    /// Where its training stood when it ended (last weights, optimizer, best weights): a
+    /// completed run's students can go on from there for more epochs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_state: Option<EndState>,
     /// Intra-op CPU threads the phase trained with (0 on a GPU).
     #[serde(default)]
     pub threads: usize,
@@ -92,6 +96,17 @@ pub enum RunStatus {
     Completed,
     Interrupted,
     Failed,
+}
+
+/// A trained phase's state after its last epoch, files relative to the run folder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndState {
+    pub weights: String,
+    pub optimizer: String,
+    pub optimizer_steps: u64,
+    /// Optimizer steps of the phase.
+    pub step: usize,
+    pub best: Option<crate::run::checkpoint::BestWeights>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -253,6 +268,7 @@ mod tests {
             best_val_acc: acc,
             test_acc: acc,
             test_acc_last: acc,
+            end_state: None,
             threads: 1,
             per_class_acc: vec![Some(acc)],
             size: ModelSize {

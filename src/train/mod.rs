@@ -175,6 +175,9 @@ struct Trainer {
     /// Time the current phase spent paused (left out of its training time).
     paused_total: Duration,
     resume: Option<Checkpoint>,
+    /// Where phases go on from on a resume: the stopped phase's checkpoint, and the end states
+    /// of finished students given more epochs.
+    resume_points: Vec<Checkpoint>,
     /// Intra-op CPU threads of the current phase (0 on a GPU).
     threads: usize,
     /// The first write that failed; the run stops at the next step.
@@ -224,6 +227,7 @@ impl Trainer {
             phase_started: Instant::now(),
             paused_total: Duration::ZERO,
             resume,
+            resume_points: Vec::new(),
             threads: 0,
             write_failed: None,
             loss_reference: None,

@@ -12,7 +12,7 @@ use crate::distill::Regressor;
 use crate::model::Model;
 use crate::protocol::{Event, LogLevel, Phase, Position};
 use crate::run::checkpoint::BestWeights;
-use crate::run::summary::{PhaseResult, TeacherOutputs};
+use crate::run::summary::{EndState, PhaseResult, TeacherOutputs};
 use crate::run::RunFolder;
 use crate::seed;
 use std::collections::BTreeMap;
@@ -31,6 +31,7 @@ struct Trained {
     /// The last epoch's mean of each part of the training loss.
     loss_parts: BTreeMap<String, f64>,
     regressor_params: Option<usize>,
+    end_state: Option<EndState>,
 }
 
 /// The best-by-validation weights seen so far in a phase.
@@ -104,7 +105,8 @@ impl Trainer {
         self.set_threads(phase, &model, cfg.batch_size);
         let mut opt = Optimizer::new(&cfg, &model.vs);
         let mut start_cursor = 0;
-        if let Some(ckpt) = self.resume.take().filter(|c| c.phase == phase) {
+        let point = self.resume_points.iter().position(|c| c.phase == phase);
+        if let Some(ckpt) = point.map(|i| self.resume_points.remove(i)) {
             start_cursor = ckpt.epoch_cursor;
             self.restore_phase(&ckpt, &mut model, &mut opt)
                 .map_err(PhaseEnd::Failed)?;
@@ -277,6 +279,11 @@ impl Trainer {
             }
         }
         let last = evaluate(model, &self.data.test, self.data.num_classes);
+        // Students keep their end state: a completed run can give them more epochs. (The
+        // teacher cannot go on once students learned from it; its state is not kept.)
+        let end_state = (phase.role() == crate::protocol::Role::Student)
+            .then(|| self.end_state(phase, model, opt))
+            .flatten();
         let epochs_run = self.at.epoch;
         let best = self.best.take().unwrap_or_else(|| {
             let val = evaluate(model, &self.data.val, self.data.num_classes);
@@ -295,6 +302,7 @@ impl Trainer {
             teacher_outputs: None,
             loss_parts: last_parts,
             regressor_params: None,
+            end_state,
         })
     }
 
@@ -316,6 +324,7 @@ impl Trainer {
             teacher_outputs: None,
             loss_parts: BTreeMap::new(),
             regressor_params: None,
+            end_state: None,
         });
         let weights = format!("{}.safetensors", phase.as_str());
         if let Err(e) = crate::run::save_weights(&model.vs, &self.run.path(&weights)) {
@@ -331,6 +340,7 @@ impl Trainer {
             best_val_acc: trained.best_val_acc,
             test_acc: test.acc,
             test_acc_last: trained.test_acc_last,
+            end_state: trained.end_state,
             threads: self.threads,
             per_class_acc: test.per_class,
             size: model.size(),

@@ -6,6 +6,7 @@ use super::{RunError, Trainer};
 use crate::model::Model;
 use crate::protocol::{Event, LogLevel, Phase};
 use crate::run::checkpoint::{self, BestWeights, Checkpoint};
+use crate::run::summary::EndState;
 use tch::Tensor;
 
 /// A checkpoint's weights and its optimizer state beside them.
@@ -15,13 +16,45 @@ fn remove_checkpoint_files(weights: &std::path::Path) {
 }
 
 impl Trainer {
-    /// On resume: takes the finished phases' results and reloads the teacher's weights.
+    /// On resume: takes the finished phases' results and reloads the teacher's weights. A
+    /// stopped phase goes on from the checkpoint; a finished student phase whose `epochs` were
+    /// raised goes on from its end state, for the extra epochs only.
     pub(super) fn restore_finished_phases(&mut self) -> Result<(), RunError> {
-        let Some(ckpt) = &self.resume else {
+        let Some(ckpt) = self.resume.take() else {
             return Ok(());
         };
         self.results = ckpt.completed.clone();
-        let message = format!(
+        if !self.results.iter().any(|r| r.phase == ckpt.phase) {
+            self.resume_points.push(ckpt.clone());
+        }
+        let student_epochs = self.preset.student.epochs;
+        let mut extended = Vec::new();
+        self.results.retain(|r| {
+            let more = r.phase.role() == crate::protocol::Role::Student
+                && r.epochs_run < student_epochs
+                && r.end_state.is_some();
+            if more {
+                extended.push(r.clone());
+            }
+            !more
+        });
+        for r in &extended {
+            let end = r.end_state.clone().expect("kept only with an end state");
+            self.resume_points.push(Checkpoint {
+                phase: r.phase,
+                epoch: r.epochs_run + 1,
+                step: end.step,
+                epoch_cursor: 0,
+                weights: end.weights,
+                optimizer: Some(end.optimizer),
+                optimizer_steps: end.optimizer_steps,
+                best: end.best,
+                train_seconds: r.train_seconds,
+                completed: Vec::new(),
+                preset: String::new(),
+            });
+        }
+        let mut message = format!(
             "resumed from {} at {} epoch {} step {}; finished phases kept: {}",
             checkpoint::FILE,
             ckpt.phase.as_str(),
@@ -33,6 +66,13 @@ impl Trainer {
                 .collect::<Vec<_>>()
                 .join(", "),
         );
+        for r in &extended {
+            message.push_str(&format!(
+                "; {} goes on from epoch {} to {student_epochs}",
+                r.phase.as_str(),
+                r.epochs_run
+            ));
+        }
         if let Some(teacher) = self.results.iter().find(|r| r.phase == Phase::Teacher) {
             let path = self.run.path(&teacher.weights);
             let mut model = self.build(Phase::Teacher, self.device)?;
@@ -112,7 +152,12 @@ impl Trainer {
                 if let Some(old) = self.last_auto_checkpoint.take() {
                     remove_checkpoint_files(&self.run.path(&old));
                 }
-                self.remove_stale_best(phase, None);
+                let kept = self
+                    .results
+                    .last()
+                    .and_then(|r| r.end_state.as_ref()?.best.as_ref())
+                    .map(|b| b.epoch);
+                self.remove_stale_best(phase, kept);
             }
             Err(e) => self.write_failed(checkpoint::FILE, e),
         }
@@ -143,6 +188,51 @@ impl Trainer {
         (epoch, epoch_cursor): (usize, usize),
         stem: &str,
     ) -> Option<String> {
+        let state = self.save_state(phase, model, opt, stem)?;
+        let record = Checkpoint {
+            phase,
+            epoch,
+            step: state.step,
+            epoch_cursor,
+            weights: state.weights.clone(),
+            optimizer: Some(state.optimizer),
+            optimizer_steps: state.optimizer_steps,
+            best: state.best,
+            train_seconds: self.phase_train_seconds(),
+            completed: self.results.clone(),
+            preset: self.preset.to_toml(),
+        };
+        if let Err(e) = self.run.write_json(checkpoint::FILE, &record) {
+            self.write_failed(checkpoint::FILE, e);
+            return None;
+        }
+        Some(state.weights)
+    }
+
+    /// A phase's state after its last epoch, kept with its result: a completed run's students
+    /// can go on from it for more epochs.
+    pub(super) fn end_state(
+        &mut self,
+        phase: Phase,
+        model: &Model,
+        opt: &Optimizer,
+    ) -> Option<EndState> {
+        self.save_state(
+            phase,
+            model,
+            opt,
+            &format!("checkpoints/{}-last", phase.as_str()),
+        )
+    }
+
+    /// Writes the weights, the optimizer's state and the best weights (each atomically).
+    fn save_state(
+        &mut self,
+        phase: Phase,
+        model: &Model,
+        opt: &Optimizer,
+        stem: &str,
+    ) -> Option<EndState> {
         let weights = format!("{stem}.safetensors");
         if let Err(e) = crate::run::save_weights(&model.vs, &self.run.path(&weights)) {
             self.write_failed(&weights, e);
@@ -177,24 +267,13 @@ impl Trainer {
             }
             None => None,
         };
-        let record = Checkpoint {
-            phase,
-            epoch,
-            step: self.at.step,
-            epoch_cursor,
-            weights: weights.clone(),
-            optimizer: Some(optimizer),
+        Some(EndState {
+            weights,
+            optimizer,
             optimizer_steps,
+            step: self.at.step,
             best,
-            train_seconds: self.phase_train_seconds(),
-            completed: self.results.clone(),
-            preset: self.preset.to_toml(),
-        };
-        if let Err(e) = self.run.write_json(checkpoint::FILE, &record) {
-            self.write_failed(checkpoint::FILE, e);
-            return None;
-        }
-        Some(weights)
+        })
     }
 
     /// Loads a stopped phase's weights, best weights and position from its checkpoint.

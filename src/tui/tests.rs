@@ -38,6 +38,7 @@ fn result(phase: Phase, params: usize, acc: f64, latency_us: f64) -> PhaseResult
         best_val_acc: acc,
         test_acc: acc,
         test_acc_last: acc - 0.002,
+        end_state: None,
         threads: 1,
         per_class_acc: vec![Some(acc); 10],
         size: ModelSize {
