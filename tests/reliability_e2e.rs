@@ -399,3 +399,50 @@ fn a_completed_run_goes_on_for_more_student_epochs_and_only_those() {
     assert!(final_weights(&done.dir) == final_weights(&direct.dir));
     assert_eq!(read_summary(&done.dir).status, RunStatus::Completed);
 }
+
+#[test]
+fn a_real_enospc_stops_the_run_and_it_resumes_once_there_is_room() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let (code, stderr) = common::run_until_sigterm(
+        &dir,
+        "metrics.jsonl",
+        &["--set", "teacher.epochs=100000"],
+        |r| r["type"] == "epoch",
+    );
+    assert_eq!(code, Some(128 + 15), "{stderr}");
+    let checkpoint = std::fs::read(dir.join("checkpoint.json")).unwrap();
+    // The teacher's weights go through this temporary file: on /dev/full every write fails
+    // with ENOSPC, as on a full disk.
+    let tmp_weights = dir.join(".teacher.tmp.safetensors");
+    std::os::unix::fs::symlink("/dev/full", &tmp_weights).unwrap();
+    let resume = || {
+        run([
+            "--batch".as_ref(),
+            "--resume".as_ref(),
+            dir.as_os_str(),
+            "--set".as_ref(),
+            "teacher.epochs=1".as_ref(),
+        ])
+    };
+    let full = resume();
+    assert_eq!(full.code, Some(1), "{}", full.stderr);
+    assert!(
+        full.stderr.contains("teacher.safetensors")
+            && full.stderr.contains("No space left on device")
+            && full.stderr.contains("the run stopped"),
+        "{}",
+        full.stderr
+    );
+    assert!(!dir.join("teacher.safetensors").exists(), "no half file");
+    assert_eq!(
+        std::fs::read(dir.join("checkpoint.json")).unwrap(),
+        checkpoint
+    );
+    assert_eq!(read_summary(&dir).status, RunStatus::Failed);
+    // Room again: the run goes on from the same checkpoint and completes.
+    let _ = std::fs::remove_file(&tmp_weights);
+    let again = resume();
+    assert_eq!(again.code, Some(0), "{}", again.stderr);
+    assert_eq!(read_summary(&dir).status, RunStatus::Completed);
+}
