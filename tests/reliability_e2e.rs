@@ -279,14 +279,27 @@ fn final_weights(dir: &Path) -> Vec<Vec<u8>> {
 
 #[test]
 fn a_run_resumed_mid_epoch_ends_with_the_weights_of_an_uninterrupted_one() {
-    // The default preset: its teacher has dropout, the student learns from cached soft targets.
-    let full = Run::new(None, &[]);
-    assert_eq!(full.outcome.code, Some(0));
-    let expected = final_weights(&full.dir);
+    // The default preset (its teacher has dropout, the student learns from cached soft targets),
+    // and `hint`, whose regressor learns beside the student.
+    let hint = [
+        "--set",
+        "distill.method=hint",
+        "--set",
+        "distill.teacher_layer=\"layers.1\"",
+        "--set",
+        "distill.student_layer=\"layers.0\"",
+    ];
     let tmp = tempfile::tempdir().unwrap();
-    for stop_in in ["teacher", "distilled"] {
-        let dir = tmp.path().join(stop_in);
-        let (code, stderr) = common::run_until_sigterm(&dir, "metrics.jsonl", &[], |r| {
+    for (name, args, stop_in) in [
+        ("soft", &[][..], "teacher"),
+        ("soft", &[][..], "distilled"),
+        ("hint", &hint[..], "distilled"),
+    ] {
+        let overrides: Vec<&str> = args.iter().copied().filter(|a| *a != "--set").collect();
+        let full = Run::new(None, &overrides);
+        let expected = final_weights(&full.dir);
+        let dir = tmp.path().join(format!("{name}-{stop_in}"));
+        let (code, stderr) = common::run_until_sigterm(&dir, "metrics.jsonl", args, |r| {
             r["type"] == "step" && r["phase"] == stop_in && r["epoch"].as_u64() >= Some(2)
         });
         assert_eq!(code, Some(128 + 15), "{stderr}");
@@ -294,11 +307,12 @@ fn a_run_resumed_mid_epoch_ends_with_the_weights_of_an_uninterrupted_one() {
             serde_json::from_str(&std::fs::read_to_string(dir.join("checkpoint.json")).unwrap())
                 .unwrap();
         assert_eq!(ckpt["phase"], stop_in, "{ckpt}");
+        assert_eq!(ckpt["hint"].is_object(), name == "hint", "{ckpt}");
         let resumed = run(["--batch".as_ref(), "--resume".as_ref(), dir.as_os_str()]);
         assert_eq!(resumed.code, Some(0), "{}", resumed.stderr);
         assert!(
             final_weights(&dir) == expected,
-            "stopped in the {stop_in} phase at epoch {} example {}: the resumed run's weights differ",
+            "{name}, stopped in the {stop_in} phase at epoch {} example {}: the resumed run's weights differ",
             ckpt["epoch"],
             ckpt["epoch_cursor"]
         );

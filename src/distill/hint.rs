@@ -3,8 +3,8 @@
 //! to make them agree (MSE) — either jointly with soft KD (`hint_epochs = 0`) or in the paper's
 //! two stages: `hint_epochs` epochs of the hint loss alone, then soft KD.
 //!
-//! The regressor has its own variables: it is trained with the student but never counted in,
-//! saved with or exported with it.
+//! The regressor has its own variables: it is trained with the student but never counted in or
+//! exported with it; checkpoints keep it beside the student, so a resumed run goes on exactly.
 
 use super::soft::{Soft, ALPHA, TEMPERATURE};
 use super::{Batch, Method, MethodSpec, Param, Part, Range};

@@ -4,7 +4,7 @@
 //! preset with every edit, the current phase's weights, its best-by-validation weights, the
 //! optimizer's state, and the position down to the example within the epoch (shuffling replays
 //! from per-epoch seeds, dropout from per-batch ones): the weights end bit-identical to an
-//! uninterrupted run's on CPU. What does not (yet): `hint`'s regressor restarts.
+//! uninterrupted run's on CPU, `hint`'s regressor (and its optimizer) included.
 
 use crate::protocol::Phase;
 use crate::run::summary::PhaseResult;
@@ -38,6 +38,9 @@ pub struct Checkpoint {
     /// Optimizer steps taken (Adam's bias correction needs them).
     #[serde(default)]
     pub optimizer_steps: u64,
+    /// `hint`'s regressor and its optimizer, in a distilled phase that has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<crate::run::summary::HintState>,
     pub best: Option<BestWeights>,
     /// Training time spent in the phase so far.
     pub train_seconds: f64,

@@ -107,6 +107,17 @@ pub struct EndState {
     /// Optimizer steps of the phase.
     pub step: usize,
     pub best: Option<crate::run::checkpoint::BestWeights>,
+    /// `hint`'s regressor, if the phase had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<HintState>,
+}
+
+/// `hint`'s regressor and its optimizer's state, files relative to the run folder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HintState {
+    pub weights: String,
+    pub optimizer: String,
+    pub optimizer_steps: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

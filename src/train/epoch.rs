@@ -3,7 +3,7 @@
 
 use super::control::Interrupt;
 use super::optim::Optimizer;
-use super::targets::{feature, HintKit, TeacherTargets};
+use super::targets::{feature, TeacherTargets};
 use super::{RunError, Trainer};
 use crate::data::augment;
 use crate::distill::{self, Part};
@@ -15,10 +15,11 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 use tch::Tensor;
 
-/// What the distilled phase adds to a step: the teacher's targets and, for `hint`, the regressor.
+/// What the distilled phase adds to a step: the teacher's targets (`hint`'s regressor is the
+/// trainer's `hint` while the phase runs).
+#[derive(Clone, Copy)]
 pub struct Distilling<'t, 'k> {
     pub targets: &'k TeacherTargets<'t>,
-    pub hint: Option<&'k mut HintKit>,
 }
 
 /// Mean training loss of an epoch, in total and per part.
@@ -92,7 +93,7 @@ impl Trainer {
         phase: Phase,
         model: &Model,
         opt: &mut Optimizer,
-        mut distilling: Option<Distilling>,
+        distilling: Option<Distilling>,
         start_cursor: usize,
     ) -> Result<EpochLoss, Interrupt> {
         let s = self.preset.seed;
@@ -149,10 +150,7 @@ impl Trainer {
             }
             // The step seam: this batch's gradients, then the update. A data-parallel
             // all-reduce of the gradients goes between backward and step.
-            let mut regressor_opt = distilling
-                .as_mut()
-                .and_then(|d| d.hint.as_mut())
-                .map(|h| &mut h.opt);
+            let mut regressor_opt = self.hint.as_mut().map(|h| &mut h.opt);
             opt.set_lr(lr);
             opt.zero_grad();
             if let Some(r) = regressor_opt.as_mut() {
@@ -219,7 +217,7 @@ impl Trainer {
     ) -> Vec<Part> {
         let method = distill::build(&self.preset.distill);
         let epoch = self.at.epoch;
-        let layers = method.hint_layers(epoch).zip(d.hint.as_deref());
+        let layers = method.hint_layers(epoch).zip(self.hint.as_ref());
         let (student, teacher, hint) = match layers {
             Some(((teacher_layer, student_layer), kit)) => {
                 let (student, features) = model.net.forward_features(x, true);

@@ -178,6 +178,8 @@ struct Trainer {
     /// Where phases go on from on a resume: the stopped phase's checkpoint, and the end states
     /// of finished students given more epochs.
     resume_points: Vec<Checkpoint>,
+    /// `hint`'s regressor and its optimizer, while a distilled phase with one runs.
+    hint: Option<targets::HintKit>,
     /// Intra-op CPU threads of the current phase (0 on a GPU).
     threads: usize,
     /// The first write that failed; the run stops at the next step.
@@ -228,6 +230,7 @@ impl Trainer {
             paused_total: Duration::ZERO,
             resume,
             resume_points: Vec::new(),
+            hint: None,
             threads: 0,
             write_failed: None,
             loss_reference: None,

@@ -12,7 +12,7 @@ use crate::distill::Regressor;
 use crate::model::Model;
 use crate::protocol::{Event, LogLevel, Phase, Position};
 use crate::run::checkpoint::BestWeights;
-use crate::run::summary::{EndState, PhaseResult, TeacherOutputs};
+use crate::run::summary::{EndState, HintState, PhaseResult, TeacherOutputs};
 use crate::run::RunFolder;
 use crate::seed;
 use std::collections::BTreeMap;
@@ -104,10 +104,11 @@ impl Trainer {
         let mut model = self.build(phase, self.device).map_err(PhaseEnd::Failed)?;
         self.set_threads(phase, &model, cfg.batch_size);
         let mut opt = Optimizer::new(&cfg, &model.vs);
-        let mut start_cursor = 0;
+        let (mut start_cursor, mut hint_state) = (0, None);
         let point = self.resume_points.iter().position(|c| c.phase == phase);
         if let Some(ckpt) = point.map(|i| self.resume_points.remove(i)) {
             start_cursor = ckpt.epoch_cursor;
+            hint_state = ckpt.hint.clone();
             self.restore_phase(&ckpt, &mut model, &mut opt)
                 .map_err(PhaseEnd::Failed)?;
         }
@@ -122,7 +123,8 @@ impl Trainer {
         };
         let trained = match &teacher {
             Some(teacher) => {
-                self.train_distilled(&cfg, teacher, &mut model, &mut opt, start_cursor)
+                let from = (start_cursor, hint_state);
+                self.train_distilled(&cfg, teacher, &mut model, &mut opt, from)
             }
             None => self.train_epochs(phase, &mut model, &mut opt, None, start_cursor),
         };
@@ -157,19 +159,22 @@ impl Trainer {
         teacher: &Model,
         model: &mut Model,
         opt: &mut Optimizer,
-        start_cursor: usize,
+        (start_cursor, hint_state): (usize, Option<HintState>),
     ) -> Result<Trained, PhaseEnd> {
         let method = crate::distill::build(&self.preset.distill);
         // Epoch 1 is in every method's hint stage (joint or first), if it has one.
         let layers = method
             .hint_layers(1)
             .map(|(t, s)| (t.to_string(), s.to_string()));
-        let mut hint = match &layers {
+        self.hint = match &layers {
             Some((teacher_layer, student_layer)) => {
                 Some(self.hint_kit(cfg, teacher, model, teacher_layer, student_layer)?)
             }
             None => None,
         };
+        if let (Some(kit), Some(state)) = (self.hint.as_mut(), hint_state) {
+            super::resume::restore_hint(kit, &state, &self.run).map_err(PhaseEnd::Failed)?;
+        }
         let train = &self.data.train.features;
         let augmented = !cfg.augment.is_none();
         let cache = (!augmented)
@@ -177,14 +182,13 @@ impl Trainer {
             .flatten();
         let guided = layers.as_ref().map(|(t, _)| t.as_str());
         let targets = TeacherTargets::new(teacher, train, augmented, guided, cache.as_ref());
-        let distilling = Distilling {
-            targets: &targets,
-            hint: hint.as_mut(),
-        };
-        let mut trained =
-            self.train_epochs(Phase::Distilled, model, opt, Some(distilling), start_cursor)?;
+        let distilling = Distilling { targets: &targets };
+        let trained =
+            self.train_epochs(Phase::Distilled, model, opt, Some(distilling), start_cursor);
+        let regressor_params = self.hint.take().map(|h| h.regressor.params());
+        let mut trained = trained?;
         trained.teacher_outputs = Some(targets.outputs);
-        trained.regressor_params = hint.as_ref().map(|h| h.regressor.params());
+        trained.regressor_params = regressor_params;
         Ok(trained)
     }
 
@@ -227,7 +231,7 @@ impl Trainer {
         phase: Phase,
         model: &mut Model,
         opt: &mut Optimizer,
-        mut distilling: Option<Distilling>,
+        distilling: Option<Distilling>,
         mut start_cursor: usize,
     ) -> Result<Trained, PhaseEnd> {
         let n_train = self.data.train.len();
@@ -241,11 +245,7 @@ impl Trainer {
         while self.at.epoch < self.net_config(phase).epochs {
             self.at.epoch += 1;
             let cursor = std::mem::take(&mut start_cursor);
-            let this_epoch = distilling.as_mut().map(|d| Distilling {
-                targets: d.targets,
-                hint: d.hint.as_deref_mut(),
-            });
-            match self.train_epoch(phase, model, opt, this_epoch, cursor) {
+            match self.train_epoch(phase, model, opt, distilling, cursor) {
                 Ok(loss) => {
                     last_parts = loss.parts.clone();
                     let val = evaluate(model, &self.data.val, self.data.num_classes);

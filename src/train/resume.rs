@@ -6,13 +6,37 @@ use super::{RunError, Trainer};
 use crate::model::Model;
 use crate::protocol::{Event, LogLevel, Phase};
 use crate::run::checkpoint::{self, BestWeights, Checkpoint};
-use crate::run::summary::EndState;
+use crate::run::summary::{EndState, HintState};
 use tch::Tensor;
+
+/// Puts `hint`'s regressor and its optimizer back where a checkpoint left them.
+pub(super) fn restore_hint(
+    kit: &mut super::targets::HintKit,
+    state: &HintState,
+    run: &crate::run::RunFolder,
+) -> Result<(), RunError> {
+    let fail = |e: String| RunError::Resume(format!("`hint`'s regressor: {e}"));
+    kit.regressor
+        .vs
+        .load(run.path(&state.weights))
+        .map_err(|e| fail(e.to_string()))?;
+    let saved =
+        Tensor::read_safetensors(run.path(&state.optimizer)).map_err(|e| fail(e.to_string()))?;
+    kit.opt
+        .load_state(saved, state.optimizer_steps)
+        .map_err(fail)
+}
 
 /// A checkpoint's weights and its optimizer state beside them.
 fn remove_checkpoint_files(weights: &std::path::Path) {
-    let _ = std::fs::remove_file(weights);
-    let _ = std::fs::remove_file(weights.with_extension("optimizer.safetensors"));
+    for extension in [
+        "safetensors",
+        "optimizer.safetensors",
+        "hint.safetensors",
+        "hint.optimizer.safetensors",
+    ] {
+        let _ = std::fs::remove_file(weights.with_extension(extension));
+    }
 }
 
 impl Trainer {
@@ -49,6 +73,7 @@ impl Trainer {
                 optimizer: Some(end.optimizer),
                 optimizer_steps: end.optimizer_steps,
                 best: end.best,
+                hint: end.hint,
                 train_seconds: r.train_seconds,
                 completed: Vec::new(),
                 preset: String::new(),
@@ -142,6 +167,7 @@ impl Trainer {
             optimizer: None,
             optimizer_steps: 0,
             best: None,
+            hint: None,
             train_seconds: self.phase_train_seconds(),
             completed: self.results.clone(),
             preset: self.preset.to_toml(),
@@ -198,6 +224,7 @@ impl Trainer {
             optimizer: Some(state.optimizer),
             optimizer_steps: state.optimizer_steps,
             best: state.best,
+            hint: state.hint,
             train_seconds: self.phase_train_seconds(),
             completed: self.results.clone(),
             preset: self.preset.to_toml(),
@@ -233,20 +260,22 @@ impl Trainer {
         opt: &Optimizer,
         stem: &str,
     ) -> Option<EndState> {
-        let weights = format!("{stem}.safetensors");
-        if let Err(e) = crate::run::save_weights(&model.vs, &self.run.path(&weights)) {
-            self.write_failed(&weights, e);
-            return None;
-        }
-        let optimizer = format!("{stem}.optimizer.safetensors");
-        let (state, optimizer_steps) = opt.state();
-        let saved = crate::run::replace_file(&self.run.path(&optimizer), |tmp| {
-            Tensor::write_safetensors(&state, tmp).map_err(std::io::Error::other)
-        });
-        if let Err(e) = saved {
-            self.write_failed(&optimizer, e);
-            return None;
-        }
+        let (weights, optimizer, optimizer_steps) = self.save_trainable(&model.vs, opt, stem)?;
+        // `hint`'s regressor learns alongside the student: its state goes with it.
+        let hint = match self.hint.take() {
+            Some(kit) => {
+                let saved =
+                    self.save_trainable(&kit.regressor.vs, &kit.opt, &format!("{stem}.hint"));
+                self.hint = Some(kit);
+                let (weights, optimizer, optimizer_steps) = saved?;
+                Some(HintState {
+                    weights,
+                    optimizer,
+                    optimizer_steps,
+                })
+            }
+            None => None,
+        };
         let best = match &self.best {
             Some(best) => {
                 let file = format!(
@@ -273,7 +302,33 @@ impl Trainer {
             optimizer_steps,
             step: self.at.step,
             best,
+            hint,
         })
+    }
+
+    /// Weights and their optimizer's state, each file replaced atomically: the files' names
+    /// and the optimizer's step count.
+    fn save_trainable(
+        &mut self,
+        vs: &tch::nn::VarStore,
+        opt: &Optimizer,
+        stem: &str,
+    ) -> Option<(String, String, u64)> {
+        let weights = format!("{stem}.safetensors");
+        if let Err(e) = crate::run::save_weights(vs, &self.run.path(&weights)) {
+            self.write_failed(&weights, e);
+            return None;
+        }
+        let optimizer = format!("{stem}.optimizer.safetensors");
+        let (state, steps) = opt.state();
+        let saved = crate::run::replace_file(&self.run.path(&optimizer), |tmp| {
+            Tensor::write_safetensors(&state, tmp).map_err(std::io::Error::other)
+        });
+        if let Err(e) = saved {
+            self.write_failed(&optimizer, e);
+            return None;
+        }
+        Some((weights, optimizer, steps))
     }
 
     /// Loads a stopped phase's weights, best weights and position from its checkpoint.
