@@ -26,6 +26,8 @@ pub struct Optimizer {
     params: Vec<(String, Tensor)>,
     /// Per parameter: Adam's (m, v), or SGD's momentum buffer (first slot).
     state: Vec<Vec<Tensor>>,
+    /// Per parameter, Adam's scratch for g² and the denominator: a step allocates nothing.
+    scratch: Vec<Tensor>,
     /// Steps taken.
     steps: u64,
 }
@@ -47,6 +49,12 @@ impl Optimizer {
             .iter()
             .map(|(_, p)| (0..slots).map(|_| p.zeros_like()).collect())
             .collect();
+        let scratch = match cfg.optimizer {
+            OptimizerKind::Adam | OptimizerKind::Adamw => {
+                params.iter().map(|(_, p)| p.zeros_like()).collect()
+            }
+            OptimizerKind::Sgd => Vec::new(),
+        };
         Optimizer {
             kind: cfg.optimizer,
             lr: cfg.lr,
@@ -54,6 +62,7 @@ impl Optimizer {
             momentum: cfg.momentum,
             params,
             state,
+            scratch,
             steps: 0,
         }
     }
@@ -76,7 +85,7 @@ impl Optimizer {
         let t = self.steps as i32;
         let (lr, wd) = (self.lr, self.weight_decay);
         tch::no_grad(|| {
-            for ((_, p), state) in self.params.iter().zip(&mut self.state) {
+            for (i, ((_, p), state)) in self.params.iter().zip(&mut self.state).enumerate() {
                 let g = p.grad();
                 if !g.defined() {
                     continue;
@@ -92,18 +101,22 @@ impl Optimizer {
                         let [m, v] = &mut state[..] else {
                             unreachable!("Adam keeps two moments")
                         };
-                        // Few ops, two allocations: v's update as a lerp towards g², and the
-                        // step size folded into the denominator.
+                        // Few ops and no allocation: g² and then the denominator go to the
+                        // parameter's scratch, v's update is a lerp towards g², and the step
+                        // size is folded into the denominator.
+                        let scratch = &mut self.scratch[i];
                         let _ = m.lerp_(&g, 1.0 - BETA1);
-                        let _ = v.lerp_(&(&g * &g), 1.0 - BETA2);
+                        let _ = g.mul_out(scratch, &g);
+                        let _ = v.lerp_(scratch, 1.0 - BETA2);
                         let bias1 = 1.0 - BETA1.powi(t);
                         let bias2_sqrt = (1.0 - BETA2.powi(t)).sqrt();
-                        let mut denom = v.sqrt();
-                        let _ = denom
-                            .g_div_scalar_(bias2_sqrt)
-                            .g_add_scalar_(EPS)
-                            .g_mul_scalar_(-bias1 / lr);
-                        let _ = p.addcdiv_(m, &denom);
+                        // (√v / √(1 − β2ᵗ) + ε) · −(1 − β1ᵗ) / lr, in two ops.
+                        let scale = -bias1 / lr;
+                        let _ = v.sqrt_out(scratch);
+                        let _ = scratch
+                            .g_mul_scalar_(scale / bias2_sqrt)
+                            .g_add_scalar_(scale * EPS);
+                        let _ = p.addcdiv_(m, scratch);
                     }
                     OptimizerKind::Sgd => match state.first_mut() {
                         Some(b) => {
