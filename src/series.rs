@@ -10,7 +10,7 @@ use crate::config::{self, Preset};
 use crate::consumer::{Consumer, Ended};
 use crate::protocol::Queue;
 use crate::run::checkpoint::{self, Checkpoint};
-use crate::run::summary::{RunStatus, RunSummary};
+use crate::run::summary::RunSummary;
 use crate::run::RunFolder;
 use crate::train::{self, RunOutcome, TrainerHandle, TrainerSetup};
 use serde::Serialize;
@@ -73,13 +73,6 @@ impl OneRun {
     }
 }
 
-/// A completed run's summary, if `dir` holds one.
-fn completed_summary(dir: &Path) -> Option<RunSummary> {
-    let text = std::fs::read_to_string(dir.join("summary.json")).ok()?;
-    let summary: RunSummary = serde_json::from_str(&text).ok()?;
-    (summary.status == RunStatus::Completed).then_some(summary)
-}
-
 /// A started run's folder that can neither be read back nor resumed (killed before its first
 /// checkpoint, or failed) is kept beside, renamed, and the run starts again.
 fn set_aside(dir: &Path) -> std::io::Result<Option<PathBuf>> {
@@ -106,10 +99,7 @@ fn setup(preset: Preset, dir: &Path, front: &mut dyn Front) -> Result<TrainerSet
         .transpose()
         .map_err(own)?;
     let preset = match &resume {
-        Some(ckpt) => {
-            let origin = format!("{} (live preset)", dir.join(checkpoint::FILE).display());
-            config::load(&ckpt.preset, &origin, &[]).map_err(|e| own(e.to_string()))?
-        }
+        Some(ckpt) => ckpt.live_preset(dir, &[]).map_err(|e| own(e.to_string()))?,
         None => {
             let aside = set_aside(dir).map_err(|e| own(format!("{}: {e}", dir.display())))?;
             if let Some(aside) = aside {
@@ -128,7 +118,7 @@ fn setup(preset: Preset, dir: &Path, front: &mut dyn Front) -> Result<TrainerSet
 /// Runs one job of the series in `dir`: read back if it completed before, resumed from its
 /// checkpoint if it has one, else trained afresh.
 pub fn run_job(preset: Preset, dir: &Path, front: &mut dyn Front, queue: &Queue) -> OneRun {
-    if let Some(summary) = completed_summary(dir) {
+    if let Some(summary) = RunSummary::completed_in(dir) {
         front.note(format!(
             "kd-tui: {} completed before; read back",
             dir.display()

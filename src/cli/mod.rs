@@ -8,7 +8,7 @@ pub use setup::{prepare, setup_in};
 use crate::config::{Override, Preset};
 use crate::export::Format;
 use crate::protocol::Phase;
-use crate::run::checkpoint::{self, Checkpoint};
+use crate::run::checkpoint::Checkpoint;
 use crate::run::RunFolder;
 use crate::series::Front;
 use crate::train::{self, RunOutcome, TrainerSetup};
@@ -184,8 +184,8 @@ fn run_in_cockpit(
     let mut ended = cockpit.run(train::spawn(setup), None)?;
     while let Some(lower) = cockpit.take_retry() {
         let again = Checkpoint::read(&dir).and_then(|ckpt| {
-            let origin = format!("{} (live preset)", dir.join(checkpoint::FILE).display());
-            let preset = crate::config::load(&ckpt.preset, &origin, std::slice::from_ref(&lower))
+            let preset = ckpt
+                .live_preset(&dir, std::slice::from_ref(&lower))
                 .map_err(|e| e.to_string())?;
             setup_in(preset, &dir, Some(ckpt))
         });

@@ -5,7 +5,7 @@
 use super::Args;
 use crate::config::{self, DataSource, Override, Preset};
 use crate::data::{InputShape, Splits};
-use crate::run::checkpoint::{self, Checkpoint};
+use crate::run::checkpoint::Checkpoint;
 use crate::run::RunFolder;
 use crate::train::TrainerSetup;
 use std::path::Path;
@@ -34,11 +34,7 @@ pub(super) fn bad_input(message: impl std::fmt::Display) -> String {
 /// What `--resume` takes: a stopped run (not a completed one), with `--set` only of what may
 /// change in a run's course (lr, batch size, epochs, the method and its hyperparameters).
 fn check_resume(dir: &Path, ckpt: &Checkpoint, overrides: &[Override]) -> Result<(), String> {
-    let completed = std::fs::read_to_string(dir.join("summary.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<crate::run::summary::RunSummary>(&t).ok())
-        .filter(|s| s.status == crate::run::summary::RunStatus::Completed);
-    if let Some(summary) = completed {
+    if let Some(summary) = crate::run::summary::RunSummary::completed_in(dir) {
         // A completed run goes on only for more student epochs (from where each student
         // ended); its teacher stays: the students learned from it.
         let trained = [&summary.baseline, &summary.distilled]
@@ -66,7 +62,7 @@ fn check_resume(dir: &Path, ckpt: &Checkpoint, overrides: &[Override]) -> Result
             }
         }
     }
-    let preset = config::load(&ckpt.preset, "checkpoint.json", &[]).map_err(|e| e.to_string())?;
+    let preset = ckpt.live_preset(dir, &[]).map_err(|e| e.to_string())?;
     let live = preset.live_keys();
     match overrides
         .iter()
@@ -84,8 +80,7 @@ pub(super) fn load_preset(args: &Args, resume: Option<&Checkpoint>) -> Result<Pr
     match (resume, &args.preset, &args.resume) {
         (Some(ckpt), _, Some(dir)) => {
             check_resume(dir, ckpt, &args.overrides).map_err(bad_input)?;
-            let origin = format!("{} (live preset)", dir.join(checkpoint::FILE).display());
-            config::load(&ckpt.preset, &origin, &args.overrides)
+            ckpt.live_preset(dir, &args.overrides)
         }
         (_, path, _) => read_preset(path.as_deref(), &args.overrides),
     }

@@ -51,6 +51,17 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
+    /// The preset a resumed run goes on with: the live one recorded here, with `overrides`;
+    /// errors name `run_dir`'s checkpoint.
+    pub fn live_preset(
+        &self,
+        run_dir: &Path,
+        overrides: &[crate::config::Override],
+    ) -> Result<crate::config::Preset, crate::config::PresetError> {
+        let origin = format!("{} (live preset)", run_dir.join(FILE).display());
+        crate::config::load(&self.preset, &origin, overrides)
+    }
+
     pub fn read(run_dir: &Path) -> Result<Checkpoint, String> {
         let path = run_dir.join(FILE);
         let text = std::fs::read_to_string(&path).map_err(|e| {
