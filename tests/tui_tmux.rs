@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::tmux::{tmux, Session};
+use common::tmux::Session;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -210,7 +210,7 @@ fn panics_in_either_thread_restore_the_terminal() {
         );
         assert_eq!(s.wait_exit(), code, "{fault}: screen:\n{}", s.screen());
         assert_terminal_restored(&s);
-        let screen = tmux(&["capture-pane", "-p", "-S", "-100", "-t", &s.name]);
+        let screen = s.tmux(&["capture-pane", "-p", "-S", "-100", "-t", &s.name]);
         assert!(
             screen.contains(&format!("injected fault: {fault}")),
             "the panic report is readable:\n{screen}"
@@ -228,7 +228,7 @@ fn resize_redraws_at_the_new_size() {
     s.wait_screen("the events panel at 160x48", |screen| {
         screen.contains("events")
     });
-    tmux(&["resize-window", "-t", &s.name, "-x", "80", "-y", "24"]);
+    s.tmux(&["resize-window", "-t", &s.name, "-x", "80", "-y", "24"]);
     // Compact layout: the events panel folds into the footer.
     let small = s.wait_screen("the compact layout", |screen| {
         !screen.contains("┌ events") && screen.contains("models")

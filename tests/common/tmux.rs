@@ -1,22 +1,24 @@
 //! A tmux session driving kd-tui in a real terminal; killed on drop. tmux is required
-//! (`scripts/kd test` installs it).
+//! (`scripts/kd test` installs it). Every session has a tmux server of its own (`-L`): on a
+//! shared server, a test whose session ends last shuts the server down while another test's
+//! `new-session` is connecting to it ("server exited unexpectedly").
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// A tmux session running kd-tui; killed on drop.
+/// A tmux session running kd-tui, on its own tmux server; killed on drop.
 pub struct Session {
     pub name: String,
     pub dir: tempfile::TempDir,
 }
 
-pub fn tmux(args: &[&str]) -> String {
-    let out = Command::new("tmux")
-        .args(args)
-        .output()
-        .expect("tmux is required for the TUI tests (scripts/kd test installs it)");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+fn tmux_on(server: &str) -> Command {
+    let mut command = Command::new("tmux");
+    command
+        .args(["-L", server, "-f", "/dev/null"])
+        .env_remove("TMUX");
+    command
 }
 
 impl Session {
@@ -27,7 +29,7 @@ impl Session {
         let name = format!("kd-tui-test-{tag}-{}", std::process::id());
         let command = command.replace("{dir}", &dir.path().display().to_string());
         let (w, h) = (width.to_string(), height.to_string());
-        let status = Command::new("tmux")
+        let status = tmux_on(&name)
             .args([
                 "new-session",
                 "-d",
@@ -39,16 +41,24 @@ impl Session {
                 &h,
                 &command,
             ])
-            .env_remove("TMUX")
             .status()
             .expect("tmux is required for the TUI tests (scripts/kd test installs it)");
         assert!(status.success(), "tmux new-session failed");
         Session { name, dir }
     }
 
+    /// Runs a tmux command on this session's server; returns its stdout.
+    pub fn tmux(&self, args: &[&str]) -> String {
+        let out = tmux_on(&self.name)
+            .args(args)
+            .output()
+            .expect("tmux is required for the TUI tests (scripts/kd test installs it)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Kills the session (its processes get SIGHUP, as when a terminal closes).
     pub fn kill(&self) {
-        tmux(&["kill-session", "-t", &self.name]);
+        self.tmux(&["kill-session", "-t", &self.name]);
     }
 
     pub fn run_dir(&self) -> PathBuf {
@@ -56,21 +66,21 @@ impl Session {
     }
 
     pub fn screen(&self) -> String {
-        tmux(&["capture-pane", "-p", "-t", &self.name])
+        self.tmux(&["capture-pane", "-p", "-t", &self.name])
     }
 
     pub fn keys(&self, keys: &[&str]) {
         for k in keys {
-            tmux(&["send-keys", "-t", &self.name, k]);
+            self.tmux(&["send-keys", "-t", &self.name, k]);
         }
     }
 
     pub fn type_text(&self, text: &str) {
-        tmux(&["send-keys", "-t", &self.name, "-l", "--", text]);
+        self.tmux(&["send-keys", "-t", &self.name, "-l", "--", text]);
     }
 
     pub fn pane(&self, format: &str) -> String {
-        tmux(&["display-message", "-p", "-t", &self.name, format])
+        self.tmux(&["display-message", "-p", "-t", &self.name, format])
             .trim()
             .to_string()
     }
@@ -117,6 +127,6 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        tmux(&["kill-session", "-t", &self.name]);
+        self.tmux(&["kill-server"]);
     }
 }
