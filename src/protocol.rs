@@ -117,6 +117,9 @@ pub enum Event {
         student: ModelSize,
         /// The resolved preset, as TOML.
         preset: String,
+        /// Unix time (seconds) of this process's `wall_time` 0.
+        #[serde(default)]
+        clock_origin_unix: f64,
     },
     PhaseStarted {
         epochs: usize,
@@ -279,6 +282,13 @@ impl JobState {
             RunStatus::Failed => JobState::Failed,
         }
     }
+}
+
+/// Seconds since the Unix epoch, now.
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// A run's test accuracies in a line, the distilled student's first (with its validation

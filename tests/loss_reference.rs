@@ -47,7 +47,11 @@ fn losses_agree_with_the_pytorch_reference_on_random_logits() {
         let want: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let (tckd, nckd) = distill::dkd_parts(&s, &t, &y, temperature);
         let (inter, intra) = distill::dist_parts(&s, &t, tau);
+        // The fused step (what training runs on the CPU) reports the same two terms.
+        let (_, fused_ce, fused_kl) = distill::soft_kd_fused(&s, &t, &y, temperature, 0.5).unwrap();
         for (name, got) in [
+            ("ce", Tensor::from(fused_ce)),
+            ("soft_kl", Tensor::from(fused_kl)),
             ("ce", distill::cross_entropy(&s, &y)),
             ("hard", distill::hard_label_loss(&s, &t)),
             ("soft_kl", distill::soft_kl(&s, &t, temperature)),

@@ -20,7 +20,7 @@ pub use dkd::{dkd_parts, Dkd};
 pub use hard::{hard_label_loss, Hard};
 pub use hint::{Hint, Regressor};
 pub use params::{Param, ParamKind, Range};
-pub use soft::{soft_kd_loss, soft_kl, Soft};
+pub use soft::{soft_kd_fused, soft_kd_loss, soft_kl, Soft};
 
 use crate::config::{DistillConfig, Method as MethodName};
 use tch::Tensor;
@@ -88,6 +88,28 @@ pub fn total(parts: &[Part]) -> Tensor {
         .expect("a loss has at least one part")
 }
 
+/// What one step trains on, and the loss it reports.
+pub enum StepLoss {
+    /// Named terms with their autograd graphs: backward runs on their weighted sum.
+    Parts(Vec<Part>),
+    /// A fused step: a surrogate whose gradient is the loss's, and the terms' values
+    /// (`name, weight, value`) computed on the host.
+    Fused {
+        surrogate: Tensor,
+        parts: Vec<(&'static str, f64, f64)>,
+    },
+}
+
+impl StepLoss {
+    /// What backward runs on.
+    pub fn objective(&self) -> Tensor {
+        match self {
+            StepLoss::Parts(parts) => total(parts),
+            StepLoss::Fused { surrogate, .. } => surrogate.shallow_clone(),
+        }
+    }
+}
+
 /// What one distilled step gives a method.
 pub struct Batch<'a> {
     pub student: &'a Tensor,
@@ -103,6 +125,11 @@ pub struct Batch<'a> {
 /// What a distillation method computes: the student's loss on one batch, in named parts.
 pub trait Method {
     fn parts(&self, batch: &Batch) -> Vec<Part>;
+
+    /// What a training step runs on: the parts, unless the method has a fused form.
+    fn step_loss(&self, batch: &Batch) -> StepLoss {
+        StepLoss::Parts(self.parts(batch))
+    }
 
     /// `(teacher layer, student layer)` whose outputs this method needs in `epoch`.
     fn hint_layers(&self, _epoch: usize) -> Option<(&str, &str)> {

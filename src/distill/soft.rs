@@ -1,8 +1,8 @@
 //! `soft`: Hinton et al. (2015), temperature-softened KL to the teacher mixed with cross-entropy.
 
-use super::{cross_entropy, Batch, Method, MethodSpec, Param, Part, Range};
+use super::{cross_entropy, Batch, Method, MethodSpec, Param, Part, Range, StepLoss};
 use crate::config::DistillConfig;
-use tch::{Kind, Reduction, Tensor};
+use tch::{Device, Kind, Reduction, Tensor};
 
 pub const TEMPERATURE: Param = Param::number(
     "temperature",
@@ -48,6 +48,63 @@ pub fn soft_kd_loss(
         + cross_entropy(student_logits, labels) * (1.0 - alpha)
 }
 
+/// [`soft_kd_loss`] in one pass over host memory, for float logits on the CPU (`None`
+/// elsewhere): the values of `CE(s, y)` and `KD_T`, and a surrogate `sum(s * G)` whose
+/// gradient is the loss's, `G = alpha T (q^T - p^T) / B + (1 - alpha) (q - onehot(y)) / B`.
+///
+/// Why: the autograd form runs a dozen small ops and their backward per step, which on a small
+/// student costs as much as its forward and backward together; this runs three copies and one
+/// product. Softmaxes are taken in f64 after subtracting the row's maximum.
+pub fn soft_kd_fused(
+    student_logits: &Tensor,
+    teacher_logits: &Tensor,
+    labels: &Tensor,
+    temperature: f64,
+    alpha: f64,
+) -> Option<(Tensor, f64, f64)> {
+    let on_host = |t: &Tensor| t.device() == Device::Cpu && t.kind() == Kind::Float;
+    if !on_host(student_logits) || !on_host(teacher_logits) || labels.device() != Device::Cpu {
+        return None;
+    }
+    let [batch, classes] = student_logits.size()[..] else {
+        return None;
+    };
+    let host = |t: &Tensor| Vec::<f32>::try_from(t.detach().reshape([-1])).ok();
+    let (s, t) = (host(student_logits)?, host(teacher_logits)?);
+    let y = Vec::<i64>::try_from(labels.reshape([-1])).ok()?;
+    let (b, c) = (batch as usize, classes as usize);
+    let (kd_scale, ce_scale) = (alpha * temperature / b as f64, (1.0 - alpha) / b as f64);
+    let mut grad = vec![0f32; b * c];
+    let (mut ce, mut kd) = (0.0, 0.0);
+    let log_softmax = |row: &[f32], scale: f64, out: &mut [f64]| {
+        let max = row.iter().fold(f64::MIN, |m, &v| m.max(v as f64 * scale));
+        let sum: f64 = row.iter().map(|&v| (v as f64 * scale - max).exp()).sum();
+        let log_sum = max + sum.ln();
+        for (o, &v) in out.iter_mut().zip(row) {
+            *o = v as f64 * scale - log_sum;
+        }
+    };
+    let (mut log_q, mut log_qt, mut log_pt) = (vec![0.0; c], vec![0.0; c], vec![0.0; c]);
+    for i in 0..b {
+        let rows = i * c..(i + 1) * c;
+        log_softmax(&s[rows.clone()], 1.0, &mut log_q);
+        log_softmax(&s[rows.clone()], 1.0 / temperature, &mut log_qt);
+        log_softmax(&t[rows], 1.0 / temperature, &mut log_pt);
+        for j in 0..c {
+            let target = if y[i] == j as i64 { 1.0 } else { 0.0 };
+            let p = log_pt[j].exp();
+            ce -= target * log_q[j];
+            kd += p * (log_pt[j] - log_qt[j]);
+            let g = kd_scale * (log_qt[j].exp() - p) + ce_scale * (log_q[j].exp() - target);
+            grad[i * c + j] = g as f32;
+        }
+    }
+    let grad = Tensor::from_slice(&grad).view([batch, classes]);
+    let surrogate = (student_logits * grad).sum(Kind::Float);
+    let kd = kd / b as f64 * temperature * temperature;
+    Some((surrogate, ce / b as f64, kd))
+}
+
 /// The `soft` method at a temperature and mixing weight.
 pub struct Soft {
     pub temperature: f64,
@@ -78,6 +135,17 @@ impl Soft {
 impl Method for Soft {
     fn parts(&self, b: &Batch) -> Vec<Part> {
         self.soft_parts(b.student, b.teacher, b.labels)
+    }
+
+    fn step_loss(&self, b: &Batch) -> StepLoss {
+        let (t, alpha) = (self.temperature, self.alpha);
+        match soft_kd_fused(b.student, b.teacher, b.labels, t, alpha) {
+            Some((surrogate, ce, kd)) => StepLoss::Fused {
+                surrogate,
+                parts: vec![("ce", 1.0 - alpha, ce), ("kd", alpha, kd)],
+            },
+            None => StepLoss::Parts(self.parts(b)),
+        }
     }
 }
 
@@ -135,5 +203,34 @@ mod tests {
         let expected = (q - p) * temp / 2.0;
         let gap = (s.grad() - expected).abs().max().double_value(&[]);
         assert!(gap < 1e-6, "gradient off by {gap}");
+    }
+
+    #[test]
+    fn fused_step_has_the_autograd_loss_values_and_gradient() {
+        tch::manual_seed(3);
+        let y = Tensor::from_slice(&[0i64, 3, 1, 4, 4]);
+        // Ordinary logits, and large ones where a naive softmax would overflow.
+        for (scale, temp, alpha) in [(2.0, 4.0, 0.9), (1.0, 1.0, 0.3), (60.0, 0.5, 0.5)] {
+            let s =
+                (Tensor::randn([5, 6], (Kind::Float, Device::Cpu)) * scale).set_requires_grad(true);
+            let t = Tensor::randn([5, 6], (Kind::Float, Device::Cpu)) * scale;
+            soft_kd_loss(&s, &t, &y, temp, alpha).backward();
+            let expected = s.grad().copy();
+            let _ = s.grad().zero_();
+            let (surrogate, ce, kd) = soft_kd_fused(&s, &t, &y, temp, alpha).unwrap();
+            surrogate.backward();
+            let gap = (s.grad() - expected).abs().max().double_value(&[]);
+            assert!(gap < 1e-6, "gradient off by {gap} at T = {temp}");
+            close(&cross_entropy(&s, &y), ce);
+            let kl = soft_kl(&s, &t, temp).double_value(&[]);
+            assert!((kl - kd).abs() < 1e-4 * kl.max(1.0), "KD {kd} != {kl}");
+        }
+    }
+
+    #[test]
+    fn fused_step_leaves_other_kinds_to_autograd() {
+        let s = Tensor::zeros([2, 3], (Kind::Double, Device::Cpu));
+        let y = Tensor::from_slice(&[0i64, 1]);
+        assert!(soft_kd_fused(&s, &s, &y, 2.0, 0.5).is_none());
     }
 }

@@ -6,7 +6,7 @@ use super::optim::Optimizer;
 use super::targets::{feature, TeacherTargets};
 use super::{RunError, Trainer};
 use crate::data::augment;
-use crate::distill::{self, Part};
+use crate::distill::{self, StepLoss};
 use crate::model::Model;
 use crate::protocol::{Event, Phase};
 use crate::seed;
@@ -28,11 +28,32 @@ pub struct EpochLoss {
     pub parts: BTreeMap<String, f64>,
 }
 
-/// Losses summed on the device between two step records; read back only when logging, so
-/// training does not wait on a device sync every step.
+/// A running sum of losses: autograd ones stay on the device (read back only when logging, so
+/// training does not wait on a device sync every step), fused ones are already on the host.
+#[derive(Default)]
+struct Sum {
+    device: Option<Tensor>,
+    host: f64,
+}
+
+impl Sum {
+    fn add(&mut self, value: &Tensor) {
+        let value = value.detach();
+        self.device = Some(match self.device.take() {
+            Some(sum) => sum + value,
+            None => value,
+        });
+    }
+
+    fn value(&self) -> f64 {
+        self.host + self.device.as_ref().map_or(0.0, |t| t.double_value(&[]))
+    }
+}
+
+/// Losses summed between two step records.
 struct Window {
-    total: Option<Tensor>,
-    parts: BTreeMap<&'static str, (Tensor, usize)>,
+    total: Sum,
+    parts: BTreeMap<&'static str, (Sum, usize)>,
     steps: usize,
     samples: usize,
     started: Instant,
@@ -41,7 +62,7 @@ struct Window {
 impl Window {
     fn new() -> Window {
         Window {
-            total: None,
+            total: Sum::default(),
             parts: BTreeMap::new(),
             steps: 0,
             samples: 0,
@@ -49,21 +70,23 @@ impl Window {
         }
     }
 
-    fn add(&mut self, loss: &Tensor, parts: &[Part], samples: usize) {
-        let loss = loss.detach();
-        self.total = Some(match self.total.take() {
-            Some(total) => total + loss,
-            None => loss,
-        });
-        for p in parts {
-            let value = p.value.detach();
-            match self.parts.get_mut(p.name) {
-                Some((sum, n)) => {
-                    *sum = &*sum + value;
+    /// Adds a step's loss (`objective` is its trained tensor).
+    fn add(&mut self, loss: &StepLoss, objective: &Tensor, samples: usize) {
+        match loss {
+            StepLoss::Parts(parts) => {
+                self.total.add(objective);
+                for p in parts {
+                    let (sum, n) = self.parts.entry(p.name).or_default();
+                    sum.add(&p.value);
                     *n += 1;
                 }
-                None => {
-                    self.parts.insert(p.name, (value, 1));
+            }
+            StepLoss::Fused { parts, .. } => {
+                for &(name, weight, value) in parts {
+                    self.total.host += weight * value;
+                    let (sum, n) = self.parts.entry(name).or_default();
+                    sum.host += value;
+                    *n += 1;
                 }
             }
         }
@@ -73,16 +96,12 @@ impl Window {
 
     /// Mean loss and mean of each part over the window.
     fn means(&self) -> (f64, BTreeMap<String, f64>) {
-        let total = self
-            .total
-            .as_ref()
-            .map_or(f64::NAN, |t| t.double_value(&[]));
         let parts = self
             .parts
             .iter()
-            .map(|(name, (t, n))| (name.to_string(), t.double_value(&[]) / *n as f64))
+            .map(|(name, (sum, n))| (name.to_string(), sum.value() / *n as f64))
             .collect();
-        (total / self.steps.max(1) as f64, parts)
+        (self.total.value() / self.steps.max(1) as f64, parts)
     }
 }
 
@@ -139,14 +158,15 @@ impl Trainer {
             }
             cursor += batch;
             let y = self.data.train.labels.index_select(0, &idx);
-            let parts = match &distilling {
-                Some(d) => self.distilled_parts(model, d, &idx, &x, &y),
-                None => distill::plain_parts(&model.net.forward_t(&x, true), &y),
+            let loss = match &distilling {
+                Some(d) => self.distilled_loss(model, d, &idx, &x, &y),
+                None => StepLoss::Parts(distill::plain_parts(&model.net.forward_t(&x, true), &y)),
             };
-            let loss = distill::total(&parts);
+            let objective = loss.objective();
+            window.add(&loss, &objective, idx.size()[0] as usize);
             if self.loss_reference.is_none() {
                 let floor = (self.data.num_classes as f64).ln();
-                self.loss_reference = Some(loss.double_value(&[]).max(floor));
+                self.loss_reference = Some(window.means().0.max(floor));
             }
             // The step seam: this batch's gradients, then the update. A data-parallel
             // all-reduce of the gradients goes between backward and step.
@@ -157,12 +177,11 @@ impl Trainer {
                 r.set_lr(lr);
                 r.zero_grad();
             }
-            loss.backward();
+            objective.backward();
             opt.step();
             if let Some(r) = regressor_opt {
                 r.step();
             }
-            window.add(&loss, &parts, idx.size()[0] as usize);
             self.at.step += 1;
             if self.at.step == 3 && crate::fault::injected("trainer-panic") {
                 panic!("injected fault: trainer-panic");
@@ -206,15 +225,15 @@ impl Trainer {
         })
     }
 
-    /// The distillation method's parts for one batch, with the hint layers when it asks.
-    fn distilled_parts(
+    /// The distillation method's loss for one batch, with the hint layers when it asks.
+    fn distilled_loss(
         &self,
         model: &Model,
         d: &Distilling,
         idx: &Tensor,
         x: &Tensor,
         labels: &Tensor,
-    ) -> Vec<Part> {
+    ) -> StepLoss {
         let method = distill::build(&self.preset.distill);
         let epoch = self.at.epoch;
         let layers = method.hint_layers(epoch).zip(self.hint.as_ref());
@@ -233,7 +252,7 @@ impl Trainer {
                 (model.net.forward_t(x, true), teacher, None)
             }
         };
-        method.parts(&distill::Batch {
+        method.step_loss(&distill::Batch {
             student: &student,
             teacher: &teacher,
             labels,

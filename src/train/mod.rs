@@ -309,6 +309,7 @@ impl Trainer {
             teacher: sizes.0,
             student: sizes.1,
             preset: self.preset.to_toml(),
+            clock_origin_unix: crate::protocol::unix_now() - self.started.elapsed().as_secs_f64(),
         });
         let mut phases = vec![Phase::Teacher];
         if self.preset.student.trains_baseline() {

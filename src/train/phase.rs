@@ -181,7 +181,14 @@ impl Trainer {
             .then(|| TeacherCache::new(teacher, &self.data_key()))
             .flatten();
         let guided = layers.as_ref().map(|(t, _)| t.as_str());
-        let targets = TeacherTargets::new(teacher, train, augmented, guided, cache.as_ref());
+        let targets = super::threads::for_forward(
+            self.preset.threads,
+            teacher,
+            &self.data.input,
+            super::targets::CHUNK as usize,
+            self.threads,
+            || TeacherTargets::new(teacher, train, augmented, guided, cache.as_ref()),
+        );
         let distilling = Distilling { targets: &targets };
         let trained =
             self.train_epochs(Phase::Distilled, model, opt, Some(distilling), start_cursor);

@@ -15,7 +15,7 @@ use tch::{Kind, Tensor};
 /// beyond it the teacher runs on every batch.
 const FEATURE_CACHE_BYTES: i64 = 1 << 30;
 /// Examples per teacher forward pass when computing outputs over the training set.
-const CHUNK: i64 = 1024;
+pub const CHUNK: i64 = 1024;
 
 enum Source {
     /// Over the whole training set, in training-set order.

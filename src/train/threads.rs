@@ -43,6 +43,28 @@ pub fn step_flops(model: &Model, input: &InputShape, batch: usize) -> f64 {
     3.0 * forward * batch as f64
 }
 
+/// Runs `f` (forward passes of `model` over `examples` at once) with the threads `setting`
+/// gives that work, then goes back to `current`: the teacher's pass over the training set is
+/// large work even when the student it serves trains on one thread.
+pub fn for_forward<T>(
+    setting: Threads,
+    model: &Model,
+    input: &InputShape,
+    examples: usize,
+    current: usize,
+    f: impl FnOnce() -> T,
+) -> T {
+    if model.vs.device() != Device::Cpu {
+        return f();
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (n, _) = choose(setting, step_flops(model, input, examples) / 3.0, cores);
+    tch::set_num_threads(n as i32);
+    let out = f();
+    tch::set_num_threads(current.max(1) as i32);
+    out
+}
+
 /// The threads a phase trains with on the CPU, and why.
 pub fn choose(setting: Threads, flops: f64, cores: usize) -> (usize, String) {
     match setting {

@@ -23,6 +23,7 @@ impl App {
                 student,
                 preset,
                 train_examples,
+                ..
             } => {
                 self.train_examples = train_examples;
                 self.run_dir = run_dir.clone();

@@ -154,6 +154,7 @@ pub(super) fn mid_run() -> App {
                 bytes: 9640,
             },
             preset: preset.to_toml(),
+            clock_origin_unix: 0.0,
         },
     ));
     feed_phase(&mut app, Phase::Teacher, 0.1, 0.983, 85002, 40.0);
