@@ -127,6 +127,19 @@ fn train_step(c: &mut Criterion) {
                 ))
             })
         });
+        // What training runs on the CPU: the fused step (same loss and gradient).
+        group.bench_function(
+            BenchmarkId::new("student_soft_kd_fused_adam", w.name),
+            |b| {
+                b.iter(|| {
+                    let logits = student.forward_t(&x, true);
+                    let (surrogate, _, _) =
+                        distill::soft_kd_fused(&logits, &teacher_logits, &y, TEMPERATURE, ALPHA)
+                            .expect("CPU float logits");
+                    opt.backward_step(&surrogate)
+                })
+            },
+        );
     }
     group.finish();
 }
