@@ -15,7 +15,9 @@ import time
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+
+# kd-tui's MLP and soft-KD loss in plain PyTorch, shared with the whole-preset comparison.
+from pytorch_preset import Mlp, soft_kd_loss
 
 # Keep in step with benches/train_step.rs.
 WORKLOADS = {
@@ -32,32 +34,6 @@ TEACHER_DROPOUT = 0.2
 LR = 1e-3
 TEMPERATURE = 4.0
 ALPHA = 0.9
-
-
-class Mlp(nn.Module):
-    """kd_tui::model::Mlp: Linear layers named layers.<i>, ReLU and dropout after each hidden one."""
-
-    def __init__(self, inputs, hidden, classes, dropout):
-        super().__init__()
-        sizes = [inputs, *hidden, classes]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes, sizes[1:]))
-        self.dropout = dropout
-
-    def forward(self, x):
-        *hidden, last = self.layers
-        for layer in hidden:
-            x = F.relu(layer(x))
-            if self.dropout > 0:
-                x = F.dropout(x, self.dropout, self.training)
-        return last(x)
-
-
-def soft_kd_loss(student_logits, teacher_logits, labels, temperature, alpha):
-    """kd_tui::distill::soft_kd_loss: alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE."""
-    log_q = F.log_softmax(student_logits / temperature, dim=-1)
-    log_p = F.log_softmax(teacher_logits / temperature, dim=-1)
-    kl = F.kl_div(log_q, log_p, reduction="sum", log_target=True) / student_logits.shape[0]
-    return kl * (temperature * temperature) * alpha + F.cross_entropy(student_logits, labels) * (1 - alpha)
 
 
 def step_fn(step, w):
