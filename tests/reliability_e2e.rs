@@ -143,16 +143,7 @@ fn kill_and_resume(dir: &Path, delay: Duration, expected: &[Vec<u8>]) -> &'stati
         "--set",
         "checkpoint_every=1",
     ];
-    let child = kd_tui()
-        .arg("--batch")
-        .args(args)
-        .arg("--out")
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut child = ChildGuard(child);
+    let mut child = common::spawn_batch(dir, &args, Stdio::null());
     let started = Instant::now();
     wait_for("the kill moment", || {
         started.elapsed() >= delay || child.0.try_wait().unwrap().is_some()

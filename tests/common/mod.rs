@@ -244,6 +244,20 @@ pub fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// Starts `kd-tui --batch <args> --out <dir>` (stdout discarded), killed on drop.
+pub fn spawn_batch(dir: &Path, args: &[&str], stderr: Stdio) -> ChildGuard {
+    let child = kd_tui()
+        .arg("--batch")
+        .args(args)
+        .arg("--out")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("starting kd-tui");
+    ChildGuard(child)
+}
+
 /// Runs `kd-tui --batch <args> --out <dir>` until a record of `dir/<metrics>` (a run's
 /// `metrics.jsonl`, or one of a series' runs) satisfies `ready`, then sends SIGTERM; returns the
 /// exit code and stderr.
@@ -254,16 +268,8 @@ pub fn run_until_sigterm(
     ready: impl Fn(&Value) -> bool,
 ) -> (Option<i32>, String) {
     let stderr_path = dir.with_extension("stderr.txt");
-    let child = kd_tui()
-        .arg("--batch")
-        .args(args)
-        .arg("--out")
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&stderr_path).unwrap())
-        .spawn()
-        .expect("starting kd-tui");
-    let mut child = ChildGuard(child);
+    let stderr = std::fs::File::create(&stderr_path).unwrap();
+    let mut child = spawn_batch(dir, args, stderr.into());
 
     let metrics_path = dir.join(metrics);
     wait_for("the awaited record in metrics.jsonl", || {
