@@ -11,6 +11,7 @@ pub mod consumer;
 pub mod data;
 pub mod device;
 pub mod distill;
+pub mod doctor;
 pub mod export;
 pub mod fault;
 pub mod inspect;

@@ -93,6 +93,25 @@ fn resnet_teacher_runs_end_to_end() {
     assert!(summary.distilled.is_some() && summary.baseline.is_none());
 }
 
+#[test]
+fn bf16_mixed_precision_trains_every_phase_as_well_as_float32() {
+    let fp32 = Run::digits(&[]);
+    let bf16 = Run::digits(&[r#"precision="bf16""#]);
+    let (a, b) = (fp32.summary(), bf16.summary());
+    assert_eq!(b.device, format!("{}, bf16 autocast", a.device));
+    assert_eq!(bf16.preset().precision, kd_tui::config::Precision::Bf16);
+    for phase in [Phase::Teacher, Phase::Baseline, Phase::Distilled] {
+        let acc = |s: &kd_tui::run::summary::RunSummary| s.test_acc_pct(phase).unwrap();
+        assert!(
+            (acc(&a) - acc(&b)).abs() < 2.0,
+            "{phase:?}: fp32 {} vs bf16 {}",
+            acc(&a),
+            acc(&b)
+        );
+    }
+    assert_ne!(fp32.metrics(), bf16.metrics(), "bf16 changed no arithmetic");
+}
+
 /// Runs a preset that must be refused before training; returns stderr.
 fn refused(text: &str) -> String {
     let tmp = tempfile::tempdir().unwrap();

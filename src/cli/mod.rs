@@ -85,6 +85,9 @@ pub enum Subcommand {
         #[arg(long)]
         json: bool,
     },
+    /// What this binary runs on: libtorch and its CUDA build, whether CUDA is usable (devices
+    /// and memory, or why not), the CPU threads. Run it first on a new box.
+    Doctor,
     /// Export a finished run's model: TorchScript (for torch.jit.load) or safetensors.
     Export {
         /// The run folder (holds summary.json and preset.toml).
@@ -255,6 +258,10 @@ pub fn main() -> i32 {
             )
         }
         Some(Subcommand::Ls { dir, json }) => return crate::remote::commands::ls(dir, json),
+        Some(Subcommand::Doctor) => {
+            print!("{}", crate::doctor::report());
+            return 0;
+        }
         None => {}
     }
     if !args.batch && !args.detach && !std::io::stdout().is_terminal() {

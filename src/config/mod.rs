@@ -36,6 +36,10 @@ pub struct Preset {
     pub sweep: Option<SweepConfig>,
     #[serde(default = "defaults::device")]
     pub device: String,
+    /// `"bf16"`: forward passes under autocast in bfloat16 (matmuls and convolutions), weights
+    /// and optimizer in float32, losses computed in float32 from float32 logits.
+    #[serde(default, skip_serializing_if = "Precision::is_fp32")]
+    pub precision: Precision,
     /// Intra-op CPU threads: `"auto"` (per phase, by the work of one training step) or a count.
     #[serde(default)]
     pub threads: Threads,
@@ -58,6 +62,21 @@ pub struct Preset {
     pub teacher: NetConfig,
     pub student: NetConfig,
     pub distill: DistillConfig,
+}
+
+/// The `precision` key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    Fp32,
+    Bf16,
+}
+
+impl Precision {
+    pub fn is_fp32(&self) -> bool {
+        *self == Precision::Fp32
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

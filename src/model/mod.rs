@@ -2,11 +2,12 @@
 //! the config and the data's input shape. Inputs arrive flat, `[n, prod(shape)]`; a network
 //! that wants images views them as `[n, C, H, W]`.
 
+mod autocast;
 mod cnn;
 mod mlp;
 mod resnet;
 
-use crate::config::ModelConfig;
+use crate::config::{ModelConfig, Precision};
 use crate::data::InputShape;
 use std::fmt;
 use tch::{nn, Device, Tensor};
@@ -72,6 +73,20 @@ impl Model {
             ModelConfig::Resnet(r) => Box::new(Resnet::new(&root, r, image(cfg, input)?, classes)),
         };
         Ok(Model { vs, net })
+    }
+
+    /// The same network with its forward passes in `precision`.
+    pub fn with_precision(self, precision: Precision) -> Model {
+        match precision {
+            Precision::Fp32 => self,
+            Precision::Bf16 => Model {
+                net: Box::new(autocast::Autocast {
+                    inner: self.net,
+                    device: self.vs.device(),
+                }),
+                vs: self.vs,
+            },
+        }
     }
 
     /// Logits in evaluation mode, without gradients.

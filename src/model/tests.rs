@@ -239,3 +239,35 @@ fn batch_norm_statistics_are_saved_and_restored_with_the_weights() {
         .logits(&x)
         .allclose(&model.logits(&x), 1e-5, 1e-5, false));
 }
+
+#[test]
+fn bf16_autocast_computes_in_bf16_and_returns_float32() {
+    let input = InputShape::flat(64);
+    tch::manual_seed(5);
+    let model = build(&mlp(&[32], 0.0), input.clone(), 10);
+    let x = Tensor::randn([8, 64], (Kind::Float, Device::Cpu));
+    let exact = model.logits(&x);
+    let mixed = model.with_precision(Precision::Bf16);
+    let (logits, features) = mixed.net.forward_features(&x, true);
+    assert_eq!(
+        (logits.kind(), features[0].1.kind()),
+        (Kind::Float, Kind::Float)
+    );
+    let diff = f64::try_from((&logits - &exact).abs().max()).unwrap();
+    // bf16 keeps 8 bits of mantissa: close to float32, and not equal (it did run in bf16).
+    assert!(diff > 0.0 && diff < 0.05, "max |bf16 - fp32| = {diff}");
+    logits.sum(Kind::Float).backward();
+    for (name, w) in mixed.vs.variables() {
+        assert_eq!(
+            (w.kind(), w.grad().kind()),
+            (Kind::Float, Kind::Float),
+            "{name}"
+        );
+        assert!(
+            w.grad().abs().sum(Kind::Float).double_value(&[]) > 0.0,
+            "{name}"
+        );
+    }
+    // The region ended: plain code on this thread is back in float32.
+    assert_eq!(x.matmul(&x.tr()).kind(), Kind::Float);
+}

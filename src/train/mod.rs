@@ -285,12 +285,12 @@ impl Trainer {
     /// A new model of `cfg`'s shape for this run's data, on `device`.
     fn build(&self, phase: Phase, device: Device) -> Result<Model, RunError> {
         let cfg = self.net_config(phase);
-        Model::new(&cfg.model, &self.data.input, self.data.num_classes, device).map_err(|e| {
-            RunError::Model {
+        Model::new(&cfg.model, &self.data.input, self.data.num_classes, device)
+            .map(|m| m.with_precision(self.preset.precision))
+            .map_err(|e| RunError::Model {
                 phase: phase.as_str(),
                 message: e.to_string(),
-            }
-        })
+            })
     }
 
     fn run(&mut self) -> RunOutcome {
@@ -303,7 +303,7 @@ impl Trainer {
         };
         self.emit(Event::RunStarted {
             run_dir: self.run.dir().display().to_string(),
-            device: crate::device::describe(self.device),
+            device: self.device_text(),
             data: self.data.description.clone(),
             train_examples: self.data.train.len(),
             teacher: sizes.0,
@@ -380,7 +380,7 @@ impl Trainer {
             status,
             name: self.preset.name.clone(),
             seed: self.preset.seed,
-            device: crate::device::describe(self.device),
+            device: self.device_text(),
             data: self.data.description.clone(),
             input: self.data.input.clone(),
             classes: self.data.classes.clone(),
@@ -389,6 +389,15 @@ impl Trainer {
             baseline,
             distilled,
             comparison,
+        }
+    }
+
+    /// The device as the header and summary show it, with the precision when it is not fp32.
+    fn device_text(&self) -> String {
+        let device = crate::device::describe(self.device);
+        match self.preset.precision {
+            crate::config::Precision::Fp32 => device,
+            crate::config::Precision::Bf16 => format!("{device}, bf16 autocast"),
         }
     }
 

@@ -1,5 +1,7 @@
 //! The `device` key: `auto`, `cpu`, `cuda` or `cuda:N`.
 
+pub mod cuda;
+
 use tch::Device;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,28 +25,44 @@ pub fn parse(s: &str) -> Result<DeviceSpec, String> {
 }
 
 /// Picks the tch device; asking for a GPU that is not there is an error, not a silent fallback.
+/// A run that may use a GPU first loads libtorch's CUDA backend when a driver is present.
 pub fn resolve(spec: DeviceSpec) -> Result<Device, String> {
-    match spec {
-        DeviceSpec::Auto => Ok(Device::cuda_if_available()),
-        DeviceSpec::Cpu => Ok(Device::Cpu),
-        DeviceSpec::Cuda(n) => {
-            let count = tch::Cuda::device_count() as usize;
-            if n < count {
-                Ok(Device::Cuda(n))
-            } else {
-                Err(format!(
-                    "cuda:{n} requested but {count} CUDA device(s) are visible"
-                ))
-            }
+    let n = match spec {
+        DeviceSpec::Cpu => return Ok(Device::Cpu),
+        DeviceSpec::Auto => {
+            // Without a driver or a backend, auto is the CPU; doctor says why.
+            let _ = cuda_usable();
+            return Ok(Device::cuda_if_available());
         }
+        DeviceSpec::Cuda(n) => n,
+    };
+    cuda_usable().map_err(|why| format!("cuda:{n} requested but CUDA is unusable: {why}"))?;
+    let count = tch::Cuda::device_count() as usize;
+    if n < count {
+        Ok(Device::Cuda(n))
+    } else {
+        Err(format!(
+            "cuda:{n} requested but {count} CUDA device(s) are visible"
+        ))
     }
 }
 
+/// Loads libtorch's CUDA backend if an NVIDIA driver is present; the error says what is missing.
+pub fn cuda_usable() -> Result<cuda::Driver, String> {
+    let driver = cuda::driver()?;
+    cuda::load_backend().map_err(|e| e.to_string())?;
+    Ok(driver)
+}
+
+/// The device as the header and the summary name it: `cpu`, or `cuda:0 (NVIDIA H200, 140 GiB)`.
 pub fn describe(device: Device) -> String {
     match device {
         // Threads are chosen per phase (`threads`); each phase's result records its own.
         Device::Cpu => "cpu".into(),
-        Device::Cuda(n) => format!("cuda:{n}"),
+        Device::Cuda(n) => match cuda::driver().ok().and_then(|d| d.gpus.get(n).cloned()) {
+            Some(gpu) => format!("cuda:{n} ({gpu})"),
+            None => format!("cuda:{n}"),
+        },
         other => format!("{other:?}").to_lowercase(),
     }
 }
