@@ -30,6 +30,16 @@ else
     "$kd_venv/bin/python3" -m pip install "${kd_pip_args[@]}" "$kd_torch_spec" numpy \
       || { echo "kd-tui: pip install $kd_torch_spec failed" >&2; return 1 2>/dev/null || exit 1; }
   fi
+  # The CUDA headers the NCCL backend's shim compiles against (csrc/nccl.cpp): a CUDA wheel
+  # ships nccl.h and the runtime's headers but not cccl's and crt's. Small, header-only.
+  kd_cuda="$("$kd_venv/bin/python3" -c 'import torch; print(torch.version.cuda or "")' 2>/dev/null)"
+  kd_nvidia="$("$kd_venv/bin/python3" -c 'import os, torch; print(os.path.join(os.path.dirname(os.path.dirname(torch.__file__)), "nvidia"))' 2>/dev/null)"
+  if [ -n "$kd_cuda" ] && [ -d "$kd_nvidia/nccl" ] && ! compgen -G "$kd_nvidia/*/include/nv/target" >/dev/null; then
+    echo "kd-tui: adding CUDA $kd_cuda's cccl and crt headers to $kd_venv (for the NCCL backend)" >&2
+    "$kd_venv/bin/python3" -m pip install --disable-pip-version-check -q \
+      "nvidia-cuda-cccl==$kd_cuda.*" "nvidia-cuda-crt==$kd_cuda.*" \
+      || echo "kd-tui: could not add them; kd-tui builds without the NCCL backend" >&2
+  fi
   export PATH="$kd_venv/bin:$PATH"
   export LIBTORCH_USE_PYTORCH=1
 fi

@@ -65,6 +65,15 @@ pub fn report() -> String {
         }
         Err(why) => line("CUDA", format!("unusable: {why}")),
     }
+    let built = |b: bool| if b { "built" } else { "not built" };
+    line(
+        "data-parallel",
+        format!(
+            "gloo {} (CPU), nccl {} (GPU); --nproc N or torchrun's RANK, WORLD_SIZE, ...",
+            built(crate::dist::gloo_built()),
+            built(crate::dist::nccl_built())
+        ),
+    );
     let auto = crate::device::resolve(DeviceSpec::Auto).map(crate::device::describe);
     line("device auto", auto.unwrap_or_else(|e| e));
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());

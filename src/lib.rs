@@ -10,6 +10,7 @@ pub mod config;
 pub mod consumer;
 pub mod data;
 pub mod device;
+pub mod dist;
 pub mod distill;
 pub mod doctor;
 pub mod export;

@@ -19,6 +19,7 @@ fn start(dir: &std::path::Path, overrides: &[&str]) -> TrainerHandle {
         device: tch::Device::Cpu,
         run,
         resume: None,
+        world: None,
     })
 }
 

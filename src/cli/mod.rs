@@ -1,6 +1,7 @@
 //! Command line: parse, set up (preset, device, data, run folder), start the trainer, hand its
 //! events to the TUI or to batch mode, and turn the outcome into an exit code.
 
+mod ranks;
 mod setup;
 
 pub use setup::{prepare, setup_in};
@@ -56,6 +57,11 @@ pub struct Args {
     /// RUN_DIR/job.log), print its folder and attach the cockpit to it; `q` detaches.
     #[arg(long, conflicts_with_all = ["batch", "seeds"])]
     pub detach: bool,
+    /// Data-parallel training on N local ranks (processes), with --batch: each trains on its
+    /// share of every batch (the global batch is N times batch_size) and rank 0 writes the run
+    /// folder. Launchers such as torchrun set RANK, WORLD_SIZE, ... instead.
+    #[arg(long, value_name = "N", requires = "batch", value_parser = clap::value_parser!(u32).range(1..))]
+    pub nproc: Option<u32>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -264,7 +270,18 @@ pub fn main() -> i32 {
         }
         None => {}
     }
-    if !args.batch && !args.detach && !std::io::stdout().is_terminal() {
+    if let Some(n) = args.nproc {
+        let rank_args = crate::dist::launch::rank_args(std::env::args_os().skip(1));
+        return crate::dist::launch::run(n as usize, rank_args);
+    }
+    let rank = match crate::dist::Env::from_env() {
+        Ok(rank) => rank,
+        Err(e) => {
+            eprintln!("kd-tui: the data-parallel environment: {e}");
+            return EXIT_BAD_INPUT;
+        }
+    };
+    if !args.batch && !args.detach && rank.is_none() && !std::io::stdout().is_terminal() {
         eprintln!(
             "kd-tui: standard output is not a terminal, so the TUI cannot start.\n\
              For logs, nohup or CI use the headless mode:  kd-tui --batch {}",
@@ -281,6 +298,9 @@ pub fn main() -> i32 {
             return 1;
         }
     };
+    if let Some(env) = rank {
+        return ranks::run(&args, env, consumer);
+    }
     // A series' parent folder resumes as a series; a run's folder from its checkpoint.
     if let Some(preset) = args
         .resume
@@ -370,6 +390,11 @@ pub fn main() -> i32 {
             }
         }
     };
+    finish(ended)
+}
+
+/// Prints how a run ended (the table on stdout, the reason on stderr); returns the exit code.
+fn finish(ended: crate::consumer::Ended) -> i32 {
     match ended.outcome {
         RunOutcome::Completed(summary) => {
             println!("{}", summary.table());

@@ -107,14 +107,28 @@ pub(super) fn setup(
     preset: Preset,
     resume: Option<Checkpoint>,
 ) -> Result<TrainerSetup, String> {
-    let dir = match &args.resume {
+    let dir = run_dir(args, &preset);
+    setup_in(preset, &dir, resume)
+}
+
+/// The run folder the command line asks for: `--resume`'s, `--out`, or a new default one.
+pub(super) fn run_dir(args: &Args, preset: &Preset) -> std::path::PathBuf {
+    match &args.resume {
         Some(dir) => dir.clone(),
         None => args
             .out
             .clone()
             .unwrap_or_else(|| RunFolder::default_dir(&preset.name)),
-    };
-    setup_in(preset, &dir, resume)
+    }
+}
+
+/// Creates the run folder `dir` (or reopens it to resume).
+pub(super) fn open_run(dir: &Path, preset: &Preset, resuming: bool) -> Result<RunFolder, String> {
+    match resuming {
+        true => RunFolder::reopen(dir),
+        false => RunFolder::create(dir, preset),
+    }
+    .map_err(|e| bad_input(format!("run folder: {e}")))
 }
 
 /// The device, the data and the run folder `dir` of a preset (reopened when resuming).
@@ -124,17 +138,14 @@ pub fn setup_in(
     resume: Option<Checkpoint>,
 ) -> Result<TrainerSetup, String> {
     let (preset, data, device) = prepare(preset)?;
-    let run = match resume {
-        Some(_) => RunFolder::reopen(dir),
-        None => RunFolder::create(dir, &preset),
-    }
-    .map_err(|e| bad_input(format!("run folder: {e}")))?;
+    let run = open_run(dir, &preset, resume.is_some())?;
     Ok(TrainerSetup {
         preset,
         data,
         device,
         run,
         resume,
+        world: None,
     })
 }
 

@@ -40,6 +40,9 @@ pub struct Preset {
     /// and optimizer in float32, losses computed in float32 from float32 logits.
     #[serde(default, skip_serializing_if = "Precision::is_fp32")]
     pub precision: Precision,
+    /// Data-parallel training (when the job runs as several ranks: `--nproc N` or torchrun).
+    #[serde(default, skip_serializing_if = "DistributedConfig::is_default")]
+    pub distributed: DistributedConfig,
     /// Intra-op CPU threads: `"auto"` (per phase, by the work of one training step) or a count.
     #[serde(default)]
     pub threads: Threads,
@@ -62,6 +65,42 @@ pub struct Preset {
     pub teacher: NetConfig,
     pub student: NetConfig,
     pub distill: DistillConfig,
+}
+
+/// `[distributed]`: how the ranks of a data-parallel job talk.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DistributedConfig {
+    /// `auto`: NCCL on CUDA devices, Gloo on the CPU.
+    #[serde(default)]
+    pub backend: DistributedBackend,
+    /// Seconds a rendezvous or a collective may wait before the job fails (a dead or stuck rank).
+    #[serde(default = "defaults::collective_timeout_s")]
+    pub timeout_s: f64,
+}
+
+impl Default for DistributedConfig {
+    fn default() -> Self {
+        DistributedConfig {
+            backend: DistributedBackend::Auto,
+            timeout_s: defaults::collective_timeout_s(),
+        }
+    }
+}
+
+impl DistributedConfig {
+    pub fn is_default(&self) -> bool {
+        *self == DistributedConfig::default()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DistributedBackend {
+    #[default]
+    Auto,
+    Gloo,
+    Nccl,
 }
 
 /// The `precision` key.
@@ -290,6 +329,10 @@ mod defaults {
     pub fn seed() -> u64 {
         7
     }
+    pub fn collective_timeout_s() -> f64 {
+        300.0
+    }
+
     pub fn device() -> String {
         "auto".into()
     }

@@ -160,6 +160,13 @@ impl Preset {
         }
         let device = crate::device::parse(&self.device);
         check("device", device.map(|_| ()))?;
+        let timeout = self.distributed.timeout_s;
+        if !(timeout.is_finite() && timeout >= 1.0) {
+            return Err((
+                "distributed.timeout_s".into(),
+                format!("must be at least 1 second (got {timeout})"),
+            ));
+        }
         let d = &self.data;
         check("data.val_fraction", validation_fraction(d.val_fraction))?;
         check("data.test_fraction", test_fraction(d.test_fraction))?;

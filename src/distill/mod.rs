@@ -108,6 +108,32 @@ impl StepLoss {
             StepLoss::Fused { surrogate, .. } => surrogate.shallow_clone(),
         }
     }
+
+    /// The names of the parts, in the order of `values`.
+    pub fn names(&self) -> Vec<&'static str> {
+        match self {
+            StepLoss::Parts(parts) => parts.iter().map(|p| p.name).collect(),
+            StepLoss::Fused { parts, .. } => parts.iter().map(|p| p.0).collect(),
+        }
+    }
+
+    /// The loss, then each part's value, times `weight`, on the host.
+    pub fn values(&self, weight: f64) -> Vec<f64> {
+        let (total, parts): (f64, Vec<f64>) = match self {
+            StepLoss::Parts(parts) => (
+                total(parts).double_value(&[]),
+                parts.iter().map(|p| p.value.double_value(&[])).collect(),
+            ),
+            StepLoss::Fused { parts, .. } => (
+                parts.iter().map(|(_, w, v)| w * v).sum(),
+                parts.iter().map(|p| p.2).collect(),
+            ),
+        };
+        std::iter::once(total)
+            .chain(parts)
+            .map(|v| v * weight)
+            .collect()
+    }
 }
 
 /// What one distilled step gives a method.

@@ -136,6 +136,25 @@ pub struct RunSummary {
     pub baseline: Option<PhaseResult>,
     pub distilled: Option<PhaseResult>,
     pub comparison: Option<Comparison>,
+    /// A data-parallel run: how its ranks trained.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distributed: Option<DistributedRun>,
+}
+
+/// How the ranks of a data-parallel run trained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DistributedRun {
+    pub world_size: usize,
+    /// `gloo` or `nccl`.
+    pub backend: String,
+    /// Each step's batch over all ranks is `world_size` times the preset's `batch_size`, each
+    /// rank taking an equal share of it.
+    pub global_batch: String,
+    /// Batch-norm batch statistics are each rank's own; running statistics are averaged over
+    /// the ranks before every evaluation.
+    pub batch_norm: String,
+    /// Seconds each phase spent in the gradient all-reduce (rank 0's clock).
+    pub allreduce_seconds: BTreeMap<String, f64>,
 }
 
 impl Comparison {

@@ -5,7 +5,6 @@ use super::Trainer;
 use crate::config::Preset;
 use crate::model::Model;
 use crate::protocol::{Command, Event, LogLevel, Phase};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// Why a phase's epoch loop stopped before its last epoch.
@@ -32,18 +31,18 @@ impl Trainer {
             let paused = self.paused[phase.role().index()];
             let command = if paused {
                 let since = Instant::now();
-                let received = self.commands.recv();
+                let received = self.next_command(true)?;
                 paused_for += since.elapsed();
                 match received {
-                    Ok(c) => c,
-                    Err(_) => return Err(Interrupt::Stop("the controlling side went away".into())),
+                    Some(c) => c,
+                    None => return Err(Interrupt::Stop("the controlling side went away".into())),
                 }
             } else {
-                match self.commands.try_recv() {
-                    Ok(c) => c,
-                    Err(mpsc::TryRecvError::Empty) => return Ok(paused_for),
-                    // Nobody can resume or stop us any more: finish the run as configured.
-                    Err(mpsc::TryRecvError::Disconnected) => return Ok(paused_for),
+                // None: nothing pending, or nobody can send a command any more (then the run
+                // finishes as configured).
+                match self.next_command(false)? {
+                    Some(c) => c,
+                    None => return Ok(paused_for),
                 }
             };
             match command {

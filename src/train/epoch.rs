@@ -94,6 +94,20 @@ impl Window {
         self.samples += samples;
     }
 
+    /// Adds a step's loss summed over the ranks: the total, then each named part.
+    fn add_summed(&mut self, names: &[&'static str], summed: &[f64], samples: usize) {
+        if let Some((total, parts)) = summed.split_first() {
+            self.total.host += total;
+            for (name, value) in names.iter().zip(parts) {
+                let (sum, n) = self.parts.entry(name).or_default();
+                sum.host += value;
+                *n += 1;
+            }
+        }
+        self.steps += 1;
+        self.samples += samples;
+    }
+
     /// Mean loss and mean of each part over the window.
     fn means(&self) -> (f64, BTreeMap<String, f64>) {
         let parts = self
@@ -140,12 +154,20 @@ impl Trainer {
             window.started += paused_for;
             self.paused_total += paused_for;
             let cfg = self.net_config(phase);
-            let (batch, augment) = (cfg.batch_size as i64, cfg.augment);
+            // With several ranks the global batch is batch_size per rank; each takes its share.
+            let (batch, augment) = ((cfg.batch_size * self.world_size()) as i64, cfg.augment);
             // Progress through the phase's (live-editable) epochs, for the schedule.
             let progress =
                 (self.at.epoch as f64 - 1.0 + cursor as f64 / n as f64) / cfg.epochs.max(1) as f64;
             let lr = cfg.lr * cfg.schedule.factor(progress);
-            let idx = order.narrow(0, cursor, batch.min(n - cursor));
+            let global = batch.min(n - cursor);
+            // A rank left without examples by a last, small batch runs one with weight 0, so
+            // that every rank adds gradients and losses of the same shapes.
+            let (share, weight) = match self.batch_share(global as usize) {
+                share if share.is_empty() => (global as usize - 1..global as usize, 0.0),
+                share => (share.clone(), share.len() as f64 / global as f64),
+            };
+            let idx = order.narrow(0, cursor + share.start as i64, share.len() as i64);
             let mut x = self.data.train.features.index_select(0, &idx);
             if !augment.is_none() {
                 // Seeded by the batch's place in the epoch: a resumed epoch draws the same.
@@ -158,26 +180,45 @@ impl Trainer {
             }
             cursor += batch;
             let y = self.data.train.labels.index_select(0, &idx);
+            // The step seam: this batch's gradients, then the update. With several ranks, each
+            // weights its loss by its share of the global batch and the gradients are summed
+            // between backward and step: the step of one process with the global batch.
+            opt.set_lr(lr);
+            opt.zero_grad();
+            if let Some(r) = self.hint.as_mut().map(|h| &mut h.opt) {
+                r.set_lr(lr);
+                r.zero_grad();
+            }
             let loss = match &distilling {
                 Some(d) => self.distilled_loss(model, d, &idx, &x, &y),
                 None => StepLoss::Parts(distill::plain_parts(&model.net.forward_t(&x, true), &y)),
             };
             let objective = loss.objective();
-            window.add(&loss, &objective, idx.size()[0] as usize);
+            if self.parallel.is_none() {
+                objective.backward();
+                window.add(&loss, &objective, global as usize);
+            } else {
+                (&objective * weight).backward();
+                let grads = opt.grads();
+                let grads: Vec<Tensor> = match self.hint.as_ref() {
+                    Some(h) => grads.into_iter().chain(h.opt.grads()).collect(),
+                    None => grads,
+                };
+                let summed = match self.all_reduce_step(&grads, &loss.values(weight)) {
+                    Ok(summed) => summed,
+                    Err(e) => {
+                        // The weights are as they were before this step: a clean checkpoint.
+                        self.checkpoint(phase, model, opt);
+                        return Err(e);
+                    }
+                };
+                window.add_summed(&loss.names(), &summed, global as usize);
+            }
             if self.loss_reference.is_none() {
                 let floor = (self.data.num_classes as f64).ln();
                 self.loss_reference = Some(window.means().0.max(floor));
             }
-            // The step seam: this batch's gradients, then the update. A data-parallel
-            // all-reduce of the gradients goes between backward and step.
-            let mut regressor_opt = self.hint.as_mut().map(|h| &mut h.opt);
-            opt.set_lr(lr);
-            opt.zero_grad();
-            if let Some(r) = regressor_opt.as_mut() {
-                r.set_lr(lr);
-                r.zero_grad();
-            }
-            objective.backward();
+            let regressor_opt = self.hint.as_mut().map(|h| &mut h.opt);
             opt.step();
             if let Some(r) = regressor_opt {
                 r.step();
@@ -216,6 +257,8 @@ impl Trainer {
                 window = Window::new();
             }
         }
+        // All of the epoch's examples are used: a checkpoint from here resumes at its evaluation.
+        self.epoch_cursor = n as usize;
         Ok(EpochLoss {
             total: epoch_loss / epoch_batches.max(1) as f64,
             parts: epoch_sums

@@ -1,7 +1,8 @@
 //! Scoring a model: accuracy and loss on a split, and inference latency.
 
-use super::Trainer;
+use super::{RunError, Trainer};
 use crate::data::Split;
+use crate::dist::World;
 use crate::distill;
 use crate::model::Model;
 use crate::protocol::Phase;
@@ -21,17 +22,34 @@ pub struct Evaluation {
     pub per_class: Vec<Option<f64>>,
 }
 
-/// The model's logits (evaluation mode) over `xs`, in chunks of bounded memory.
-pub fn logits_in_chunks(model: &Model, xs: &Tensor) -> Tensor {
-    let n = xs.size()[0];
-    let chunks: Vec<Tensor> = (0..n)
+/// The model's logits (evaluation mode) over `xs`, in chunks of bounded memory. With several
+/// ranks each computes its shard of the rows and all get the whole: every example once in all.
+pub fn logits_in_chunks(model: &Model, xs: &Tensor, world: Option<&World>) -> Tensor {
+    let n = xs.size()[0] as usize;
+    let rows = world.map_or(0..n, |w| w.shard(n));
+    let (start, len) = (rows.start as i64, rows.len() as i64);
+    let mut chunks: Vec<Tensor> = (0..len)
         .step_by(EVAL_CHUNK as usize)
-        .map(|start| model.logits(&xs.narrow(0, start, EVAL_CHUNK.min(n - start))))
+        .map(|at| model.logits(&xs.narrow(0, start + at, EVAL_CHUNK.min(len - at))))
         .collect();
-    Tensor::cat(&chunks, 0)
+    if chunks.is_empty() {
+        chunks.push(model.logits(&xs.narrow(0, start, 0)));
+    }
+    let mine = Tensor::cat(&chunks, 0);
+    match world {
+        Some(w) => w
+            .gather_rows(n, &mine)
+            .unwrap_or_else(|e| panic!("rank {}: gathering logits from the ranks: {e}", w.rank)),
+        None => mine,
+    }
 }
 
-pub fn evaluate(model: &Model, split: &Split, num_classes: usize) -> Evaluation {
+pub fn evaluate(
+    model: &Model,
+    split: &Split,
+    num_classes: usize,
+    world: Option<&World>,
+) -> Evaluation {
     let n = split.len() as i64;
     if n == 0 {
         return Evaluation {
@@ -40,7 +58,7 @@ pub fn evaluate(model: &Model, split: &Split, num_classes: usize) -> Evaluation 
             per_class: vec![None; num_classes],
         };
     }
-    let logits = logits_in_chunks(model, &split.features);
+    let logits = logits_in_chunks(model, &split.features, world);
     let y = &split.labels;
     let loss = distill::cross_entropy(&logits, y).double_value(&[]);
     let hits = logits.argmax(-1, false).eq_tensor(y);
@@ -64,14 +82,31 @@ pub fn evaluate(model: &Model, split: &Split, num_classes: usize) -> Evaluation 
 }
 
 /// Whether the model gets each example of the split right.
-pub fn correct(model: &Model, split: &Split) -> Vec<bool> {
-    let hits = logits_in_chunks(model, &split.features)
+pub fn correct(model: &Model, split: &Split, world: Option<&World>) -> Vec<bool> {
+    let hits = logits_in_chunks(model, &split.features, world)
         .argmax(-1, false)
         .eq_tensor(&split.labels);
     Vec::try_from(hits).unwrap_or_default()
 }
 
 impl Trainer {
+    /// `evaluate` on one of this run's splits, over all ranks (batch-norm running statistics
+    /// averaged over them first).
+    pub(super) fn score(&self, model: &Model, split: &Split) -> Result<Evaluation, RunError> {
+        self.sync_buffers(&model.vs)?;
+        // A collective that fails inside the logits' gather panics (tch-style); caught here.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            evaluate(model, split, self.data.num_classes, self.world())
+        }))
+        .map_err(|panic| {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .unwrap_or_else(|| "evaluation failed".into());
+            RunError::Distributed(message)
+        })
+    }
+
     /// Baseline against distilled on the same test examples, from their reported weights in
     /// the run folder (so a resumed run compares phases trained in different processes).
     pub(super) fn paired_test(&self) -> Option<PairedTest> {
@@ -79,7 +114,7 @@ impl Trainer {
             let result = self.results.iter().find(|r| r.phase == phase)?;
             let mut model = self.build(phase, self.device).ok()?;
             model.vs.load(self.run.path(&result.weights)).ok()?;
-            Some(correct(&model, &self.data.test))
+            Some(correct(&model, &self.data.test, self.world()))
         };
         let (baseline, distilled) = (correct_of(Phase::Baseline)?, correct_of(Phase::Distilled)?);
         (baseline.len() == self.data.test.len() && distilled.len() == baseline.len())

@@ -13,6 +13,7 @@ mod control;
 mod epoch;
 mod eval;
 pub mod optim;
+mod parallel;
 mod phase;
 mod resume;
 mod targets;
@@ -44,6 +45,8 @@ pub struct TrainerSetup {
     pub run: RunFolder,
     /// Where a stopped run left off (`--resume`).
     pub resume: Option<Checkpoint>,
+    /// The group of a data-parallel job (`dist`); `None` for one process.
+    pub world: Option<crate::dist::World>,
 }
 
 /// The consumer's side of a running trainer.
@@ -94,6 +97,10 @@ pub enum RunError {
         step: usize,
         loss: f64,
     },
+    /// A collective or the store failed: another rank died, hung past the timeout, or the
+    /// network broke.
+    #[error("data-parallel training failed: {0}")]
+    Distributed(String),
     #[error("the trainer thread panicked")]
     Panicked,
 }
@@ -159,6 +166,8 @@ struct Trainer {
     device: Device,
     run: RunFolder,
     commands: mpsc::Receiver<Command>,
+    /// The group and command log of a data-parallel job.
+    parallel: Option<parallel::Parallel>,
     out: Outbox,
     started: Instant,
     at: Position,
@@ -182,7 +191,7 @@ struct Trainer {
     hint: Option<targets::HintKit>,
     /// Intra-op CPU threads of the current phase (0 on a GPU).
     threads: usize,
-    /// The first write that failed; the run stops at the next step.
+    /// The first write (or collective) that failed; the run stops at the next step.
     write_failed: Option<RunError>,
     /// When the current phase's last checkpoint was written (or the phase started).
     last_checkpoint: Instant,
@@ -200,6 +209,7 @@ impl Trainer {
             device,
             run,
             resume,
+            world,
         } = setup;
         let data = Splits {
             train: data.train.to_device(device),
@@ -213,6 +223,7 @@ impl Trainer {
             device,
             run,
             commands,
+            parallel: world.map(parallel::Parallel::new),
             out,
             started: Instant::now(),
             at: Position {
@@ -389,15 +400,7 @@ impl Trainer {
             baseline,
             distilled,
             comparison,
-        }
-    }
-
-    /// The device as the header and summary show it, with the precision when it is not fp32.
-    fn device_text(&self) -> String {
-        let device = crate::device::describe(self.device);
-        match self.preset.precision {
-            crate::config::Precision::Fp32 => device,
-            crate::config::Precision::Bf16 => format!("{device}, bf16 autocast"),
+            distributed: self.distributed_summary(),
         }
     }
 

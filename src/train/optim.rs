@@ -71,6 +71,15 @@ impl Optimizer {
         self.lr = lr;
     }
 
+    /// The gradients of the parameters that have one (the same ones on every rank).
+    pub fn grads(&self) -> Vec<Tensor> {
+        self.params
+            .iter()
+            .map(|(_, p)| p.grad())
+            .filter(Tensor::defined)
+            .collect()
+    }
+
     pub fn zero_grad(&mut self) {
         for (_, p) in &self.params {
             let mut g = p.grad();

@@ -3,7 +3,7 @@
 
 use super::control::Interrupt;
 use super::epoch::Distilling;
-use super::eval::{evaluate, measure_latency};
+use super::eval::measure_latency;
 use super::optim::Optimizer;
 use super::targets::{feature, HintKit, TeacherCache, TeacherTargets};
 use super::{PhaseEnd, RunError, Trainer};
@@ -141,7 +141,7 @@ impl Trainer {
             self.threads = 0;
             return;
         }
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cores = super::threads::cores();
         let flops = super::threads::step_flops(model, &self.data.input, batch);
         let (n, why) = super::threads::choose(self.preset.threads, flops, cores);
         tch::set_num_threads(n as i32);
@@ -187,7 +187,16 @@ impl Trainer {
             &self.data.input,
             super::targets::CHUNK as usize,
             self.threads,
-            || TeacherTargets::new(teacher, train, augmented, guided, cache.as_ref()),
+            || {
+                TeacherTargets::new(
+                    teacher,
+                    train,
+                    augmented,
+                    guided,
+                    cache.as_ref(),
+                    self.world(),
+                )
+            },
         );
         let distilling = Distilling { targets: &targets };
         let trained =
@@ -245,7 +254,7 @@ impl Trainer {
         let batch_size = self.net_config(phase).batch_size;
         self.emit(Event::PhaseStarted {
             epochs: self.net_config(phase).epochs,
-            steps_per_epoch: n_train.div_ceil(batch_size),
+            steps_per_epoch: n_train.div_ceil(batch_size * self.world_size()),
             threads: self.threads,
         });
         let mut last_parts = BTreeMap::new();
@@ -255,7 +264,14 @@ impl Trainer {
             match self.train_epoch(phase, model, opt, distilling, cursor) {
                 Ok(loss) => {
                     last_parts = loss.parts.clone();
-                    let val = evaluate(model, &self.data.val, self.data.num_classes);
+                    let val = match self.score(model, &self.data.val) {
+                        Ok(val) => val,
+                        Err(e) => {
+                            // The epoch's steps are done: resuming goes on from its evaluation.
+                            self.checkpoint(phase, model, opt);
+                            return Err(PhaseEnd::Failed(e));
+                        }
+                    };
                     if self.best.as_ref().is_none_or(|b| val.acc > b.val_acc) {
                         self.best = Some(Best {
                             epoch: self.at.epoch,
@@ -285,21 +301,26 @@ impl Trainer {
                 Err(Interrupt::Fail(e)) => return Err(PhaseEnd::Failed(e)),
             }
         }
-        let last = evaluate(model, &self.data.test, self.data.num_classes);
+        let last = self
+            .score(model, &self.data.test)
+            .map_err(PhaseEnd::Failed)?;
         // Students keep their end state: a completed run can give them more epochs. (The
         // teacher cannot go on once students learned from it; its state is not kept.)
         let end_state = (phase.role() == crate::protocol::Role::Student)
             .then(|| self.end_state(phase, model, opt))
             .flatten();
         let epochs_run = self.at.epoch;
-        let best = self.best.take().unwrap_or_else(|| {
-            let val = evaluate(model, &self.data.val, self.data.num_classes);
-            Best {
+        let best = match self.best.take() {
+            Some(best) => best,
+            None => Best {
                 epoch: epochs_run,
-                val_acc: val.acc,
+                val_acc: self
+                    .score(model, &self.data.val)
+                    .map_err(PhaseEnd::Failed)?
+                    .acc,
                 weights: Best::snapshot(&model.vs),
-            }
-        });
+            },
+        };
         best.restore(&mut model.vs);
         Ok(Trained {
             best_epoch: best.epoch,
@@ -321,11 +342,23 @@ impl Trainer {
     /// Evaluates on test, measures latency, saves the weights, records and announces the result.
     /// `trained` is `None` for a teacher loaded from a checkpoint.
     fn finish_phase(&mut self, phase: Phase, model: Model, trained: Option<Trained>) {
-        let test = evaluate(&model, &self.data.test, self.data.num_classes);
+        self.end_phase_allreduce(phase);
+        let scored = self.score(&model, &self.data.test).and_then(|test| {
+            let val = self.score(&model, &self.data.val)?;
+            Ok((test, val))
+        });
+        let (test, val) = match scored {
+            Ok(scores) => scores,
+            Err(e) => {
+                // No result without its scores; the run stops before its next step.
+                self.write_failed.get_or_insert(e);
+                return;
+            }
+        };
         let was_trained = trained.is_some();
         let trained = trained.unwrap_or_else(|| Trained {
             best_epoch: 0,
-            best_val_acc: evaluate(&model, &self.data.val, self.data.num_classes).acc,
+            best_val_acc: val.acc,
             test_acc_last: test.acc,
             train_seconds: 0.0,
             teacher_outputs: None,

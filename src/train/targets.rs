@@ -4,6 +4,7 @@
 //! teacher must see the augmented view).
 
 use super::eval::logits_in_chunks;
+use crate::dist::World;
 use crate::distill::Regressor;
 use crate::model::{Features, Model};
 use crate::run::summary::TeacherOutputs;
@@ -57,6 +58,7 @@ impl<'a> TeacherTargets<'a> {
         augmented: bool,
         guided_layer: Option<&str>,
         cache: Option<&TeacherCache>,
+        world: Option<&World>,
     ) -> TeacherTargets<'a> {
         if augmented {
             return TeacherTargets {
@@ -65,20 +67,31 @@ impl<'a> TeacherTargets<'a> {
                 outputs: TeacherOutputs::PerBatch,
             };
         }
-        let cached = cache.and_then(TeacherCache::read);
+        let mut cached = cache.and_then(TeacherCache::read);
+        if let Some(w) = world {
+            // The ranks use the cache only if every one of them has it (one file per machine).
+            let mut have = Tensor::from_slice(&[f32::from(u8::from(cached.is_some()))]);
+            w.group
+                .all_reduce_sum(&mut have)
+                .unwrap_or_else(|e| panic!("rank {}: agreeing on the teacher cache: {e}", w.rank));
+            if have.double_value(&[0]) < w.size as f64 {
+                cached = None;
+            }
+        }
         let outputs = if cached.is_some() {
             TeacherOutputs::FromCache
         } else {
             TeacherOutputs::Computed
         };
         let logits = cached.unwrap_or_else(|| {
-            let logits = logits_in_chunks(teacher, train);
-            if let Some(cache) = cache {
+            // Each rank computes its shard of the training set, and all get the whole.
+            let logits = logits_in_chunks(teacher, train, world);
+            if let Some(cache) = cache.filter(|_| world.is_none_or(World::is_leader)) {
                 cache.write(&logits);
             }
             logits
         });
-        let guided = guided_layer.and_then(|layer| guided_outputs(teacher, train, layer));
+        let guided = guided_layer.and_then(|layer| guided_outputs(teacher, train, layer, world));
         match (guided_layer, guided) {
             // Too large to keep: the teacher runs per batch after all.
             (Some(_), None) => TeacherTargets {
@@ -119,7 +132,12 @@ impl<'a> TeacherTargets<'a> {
 }
 
 /// The guided layer's output over the training set, or `None` if it would not fit the budget.
-fn guided_outputs(teacher: &Model, train: &Tensor, layer: &str) -> Option<Tensor> {
+fn guided_outputs(
+    teacher: &Model,
+    train: &Tensor,
+    layer: &str,
+    world: Option<&World>,
+) -> Option<Tensor> {
     let n = train.size()[0];
     let one = tch::no_grad(|| {
         feature(
@@ -133,14 +151,25 @@ fn guided_outputs(teacher: &Model, train: &Tensor, layer: &str) -> Option<Tensor
     if one.numel() as i64 * 4 * n > FEATURE_CACHE_BYTES {
         return None;
     }
-    let chunks: Vec<Tensor> = (0..n)
+    let rows = world.map_or(0..n as usize, |w| w.shard(n as usize));
+    let (start, len) = (rows.start as i64, rows.len() as i64);
+    let mut chunks: Vec<Tensor> = (0..len)
         .step_by(CHUNK as usize)
-        .map(|start| {
-            let x = train.narrow(0, start, CHUNK.min(n - start));
+        .map(|at| {
+            let x = train.narrow(0, start + at, CHUNK.min(len - at));
             tch::no_grad(|| feature(teacher.net.forward_features(&x, false).1, layer))
         })
         .collect();
-    Some(Tensor::cat(&chunks, 0))
+    if chunks.is_empty() {
+        chunks.push(one.narrow(0, 0, 0));
+    }
+    let mine = Tensor::cat(&chunks, 0);
+    Some(match world {
+        Some(w) => w
+            .gather_rows(n as usize, &mine)
+            .unwrap_or_else(|e| panic!("rank {}: gathering teacher features: {e}", w.rank)),
+        None => mine,
+    })
 }
 
 /// Teacher logits over a training set on disk, keyed by the teacher's weights, the data and its

@@ -43,6 +43,18 @@ pub fn step_flops(model: &Model, input: &InputShape, batch: usize) -> f64 {
     3.0 * forward * batch as f64
 }
 
+/// The CPU cores this process may use: the machine's, shared out among the ranks of a
+/// data-parallel job on it (`LOCAL_WORLD_SIZE`, as torchrun and `--nproc` set it).
+pub fn cores() -> usize {
+    let machine = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let ranks = std::env::var("LOCAL_WORLD_SIZE")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(1);
+    (machine / ranks).max(1)
+}
+
 /// Runs `f` (forward passes of `model` over `examples` at once) with the threads `setting`
 /// gives that work, then goes back to `current`: the teacher's pass over the training set is
 /// large work even when the student it serves trains on one thread.
@@ -57,7 +69,7 @@ pub fn for_forward<T>(
     if model.vs.device() != Device::Cpu {
         return f();
     }
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = cores();
     let (n, _) = choose(setting, step_flops(model, input, examples) / 3.0, cores);
     tch::set_num_threads(n as i32);
     let out = f();

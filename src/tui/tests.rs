@@ -232,6 +232,7 @@ pub(super) fn finished_run() -> App {
         teacher: None,
         baseline: None,
         distilled: None,
+        distributed: None,
         comparison: crate::run::summary::Comparison::of(
             &result(Phase::Teacher, 85002, 0.983, 40.0),
             Some(&result(Phase::Baseline, 2410, 0.955, 6.0)),

@@ -2,6 +2,7 @@
 // Each test binary compiles this module and uses a part of it.
 #![allow(dead_code)]
 
+pub mod client;
 pub mod tmux;
 
 use kd_tui::config::{self, Preset};

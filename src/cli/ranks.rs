@@ -1,0 +1,195 @@
+//! One rank of a data-parallel job (torchrun's environment, or `--nproc N`). Rank 0 is the job
+//! as `--batch` runs it: the run folder, the control socket, the results on stdout. The other
+//! ranks train alongside it and keep their own record in `RUN_DIR/rank-N/` (their metrics and
+//! checkpoints; a resume starts them from rank 0's), printing only errors.
+
+use super::setup::{bad_input, load_preset, open_run, prepare, run_dir};
+use super::{finish, serve, Args, EXIT_BAD_INPUT};
+use crate::consumer::Consumer;
+use crate::dist::{Env, World};
+use crate::protocol::{Event, LogLevel};
+use crate::run::checkpoint::Checkpoint;
+use crate::run::RunFolder;
+use crate::train::{self, RunOutcome, TrainerSetup};
+use std::path::{Path, PathBuf};
+
+/// The store key under which rank 0 tells the others its run folder.
+const RUN_DIR_KEY: &str = "run_dir";
+
+pub(super) fn run(args: &Args, env: Env, consumer: Consumer) -> i32 {
+    let refuse = |why: &str| {
+        eprintln!("kd-tui: rank {}: {why}", env.rank);
+        EXIT_BAD_INPUT
+    };
+    if !args.batch {
+        return refuse("a rank of a data-parallel job runs headless: add --batch");
+    }
+    if args.seeds.is_some() {
+        return refuse("seeds run one after another, not as a data-parallel job");
+    }
+    let resume = match args.resume.as_deref().map(Checkpoint::read).transpose() {
+        Ok(resume) => resume,
+        Err(e) => {
+            eprintln!("{}", bad_input(e));
+            return EXIT_BAD_INPUT;
+        }
+    };
+    let preset = match load_preset(args, resume.as_ref()) {
+        Ok(p) => p,
+        Err(message) => {
+            eprintln!("{message}");
+            return EXIT_BAD_INPUT;
+        }
+    };
+    if preset.sweep.is_some() || preset.seeds.is_some() {
+        return refuse("sweeps and seeds run one after another, not as a data-parallel job");
+    }
+    let join = |preset: &crate::config::Preset, device| {
+        World::join(&env, &preset.distributed, device)
+            .map_err(|e| eprintln!("kd-tui: rank {}: {e}", env.rank))
+    };
+    // Rank 0 joins before it makes the run folder: a job whose ranks never meet leaves none.
+    let dir = (env.rank == 0).then(|| run_dir(args, &preset));
+    let (preset, data, device) = match prepare(preset) {
+        Ok(p) => p,
+        Err(message) => {
+            eprintln!("{message}");
+            return EXIT_BAD_INPUT;
+        }
+    };
+    let Ok(world) = join(&preset, device) else {
+        return 1;
+    };
+    if let Some(dir) = dir {
+        let run = match open_run(&dir, &preset, resume.is_some()) {
+            Ok(run) => run,
+            Err(message) => {
+                eprintln!("{message}");
+                return EXIT_BAD_INPUT;
+            }
+        };
+        let dir = std::path::absolute(&dir).unwrap_or(dir);
+        if let Err(e) = world
+            .group
+            .set(RUN_DIR_KEY, dir.as_os_str().as_encoded_bytes())
+        {
+            eprintln!("kd-tui: rank 0: telling the ranks the run folder: {e}");
+            return 1;
+        }
+        let setup = TrainerSetup {
+            preset,
+            data,
+            device,
+            run,
+            resume,
+            world: Some(world),
+        };
+        let mut consumer = consumer;
+        let handle = serve(setup, &consumer);
+        return finish(crate::batch::run(handle, &mut consumer));
+    }
+    let folder = world
+        .group
+        .get(RUN_DIR_KEY)
+        .map_err(|e| e.to_string())
+        .and_then(|dir| {
+            let dir = PathBuf::from(String::from_utf8_lossy(&dir).into_owned());
+            own_folder(&dir, env.rank, resume.is_some(), &preset)
+        });
+    let run = match folder {
+        Ok(run) => run,
+        Err(e) => {
+            eprintln!("kd-tui: rank {}: run folder: {e}", env.rank);
+            return 1;
+        }
+    };
+    let setup = TrainerSetup {
+        preset,
+        data,
+        device,
+        run,
+        resume,
+        world: Some(world),
+    };
+    follow(train::spawn(setup), env.rank, consumer)
+}
+
+/// `RUN_DIR/rank-N`: new, or for a resume a fresh copy of rank 0's folder (every rank holds the
+/// same weights, so rank 0's checkpoint is every rank's).
+fn own_folder(
+    run_dir: &Path,
+    rank: usize,
+    resuming: bool,
+    preset: &crate::config::Preset,
+) -> Result<RunFolder, String> {
+    let dir = run_dir.join(format!("rank-{rank}"));
+    if !resuming {
+        return RunFolder::create(&dir, preset).map_err(|e| e.to_string());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    copy_run(run_dir, &dir).map_err(|e| format!("copying {}: {e}", run_dir.display()))?;
+    RunFolder::reopen(&dir).map_err(|e| e.to_string())
+}
+
+/// Copies a run folder's files (not the ranks' folders, the socket or the lock).
+fn copy_run(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name_text = name.to_string_lossy();
+        let kind = entry.file_type()?;
+        if name_text.starts_with("rank-") || name_text == "control.sock" || name_text == "job.lock"
+        {
+            continue;
+        }
+        if kind.is_dir() {
+            copy_run(&entry.path(), &to.join(&name))?;
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), to.join(&name))?;
+        }
+    }
+    Ok(())
+}
+
+/// A rank other than 0: its trainer's errors on stderr, its outcome as the exit code. A signal
+/// ends it at once (rank 0, the job, then fails at its next collective and keeps a checkpoint).
+fn follow(handle: train::TrainerHandle, rank: usize, mut consumer: Consumer) -> i32 {
+    let train::TrainerHandle {
+        commands,
+        mut events,
+        steps,
+        thread,
+    } = handle;
+    drop(steps);
+    let signals = &mut consumer.signals;
+    let signal = consumer.runtime.block_on(async {
+        loop {
+            tokio::select! {
+                event = events.recv() => match event.map(|s| s.event) {
+                    Some(Event::Log { level: LogLevel::Error | LogLevel::Warn, message }) => {
+                        eprintln!("kd-tui: rank {rank}: {message}");
+                    }
+                    Some(_) => {}
+                    None => return None,
+                },
+                signal = signals.next() => return Some(signal),
+            }
+        }
+    });
+    if let Some(signal) = signal {
+        eprintln!(
+            "kd-tui: rank {rank}: {} received; this rank ends here",
+            crate::consumer::signal_name(signal)
+        );
+        return 128 + signal;
+    }
+    drop(commands);
+    match train::join(thread) {
+        RunOutcome::Completed(_) | RunOutcome::Stopped { .. } => 0,
+        RunOutcome::Failed(e) => {
+            eprintln!("kd-tui: rank {rank}: {e}");
+            e.exit_code()
+        }
+    }
+}
