@@ -42,9 +42,13 @@ WORKLOADS = {
 SMOKE = ["teacher.epochs=1", "student.epochs=1"]
 
 
-def measured(command, env):
+def measured(command, env, timeout=None):
     """Runs `command` to completion under a small Python wrapper that times it and reports the
-    child's own peak memory; returns (wall seconds, max RSS in MB, launch unix time)."""
+    child's own peak memory; returns (wall seconds, max RSS in MB, launch unix time). With a
+    timeout (seconds) the command is stopped after it, as a failure (coreutils' timeout, 124)."""
+    name = command[0]
+    if timeout:
+        command = ["timeout", "--kill-after=10", str(timeout), *command]
     probe = (
         "import sys,time,resource,subprocess;"
         "t=time.time();p=time.perf_counter();"
@@ -55,18 +59,19 @@ def measured(command, env):
     )
     out = subprocess.run([sys.executable, "-c", probe, *command], env=env, capture_output=True)
     if out.returncode != 0:
-        sys.exit(f"{command[0]} failed ({out.returncode}):\n{out.stderr.decode()[-2000:]}")
+        why = f"timed out after {timeout} s" if timeout and out.returncode == 124 else "failed"
+        sys.exit(f"{name} {why} ({out.returncode}):\n{out.stderr.decode()[-2000:]}")
     wall, rss_kb, launched = out.stdout.split()
     return float(wall), int(rss_kb) / 1024, float(launched)
 
 
-def kd_tui_run(binary, preset, sets, scratch):
+def kd_tui_run(binary, preset, sets, scratch, timeout=None):
     out = scratch / "kd-tui-run"
     env = dict(os.environ, KD_TUI_CACHE=str(scratch / "cache"))
     command = [binary, "--batch", preset, "--out", str(out)]
     for s in sets:
         command += ["--set", s]
-    wall, rss, launched = measured(command, env)
+    wall, rss, launched = measured(command, env, timeout)
     summary = json.loads((out / "summary.json").read_text())
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     first = next(r for r in records if r["type"] == "phase_started" and r["phase"] == "teacher")
@@ -80,12 +85,14 @@ def kd_tui_run(binary, preset, sets, scratch):
                 phases=phases, test_examples=summary["comparison"]["paired"]["n"])
 
 
-def pytorch_run(preset, sets, scratch):
+def pytorch_run(preset, sets, scratch, extra=(), script=ROOT / "scripts/pytorch_preset.py",
+                timeout=None):
+    """`extra`: more arguments for pytorch_preset.py (e.g. --device cuda)."""
     out = scratch / "pytorch-run"
-    command = [sys.executable, str(ROOT / "scripts/pytorch_preset.py"), preset, "--out", str(out)]
+    command = [sys.executable, str(script), preset, "--out", str(out), *extra]
     for s in sets:
         command += ["--set", s]
-    wall, rss, launched = measured(command, dict(os.environ))
+    wall, rss, launched = measured(command, dict(os.environ), timeout)
     result = json.loads((out / "result.json").read_text())
     phases = {p: result["phases"][p] for p in PHASES}
     return dict(wall=wall, rss_mb=rss, first_step=result["first_step_at"] - launched,

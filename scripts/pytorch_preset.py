@@ -10,9 +10,13 @@ PyTorch's defaults. scripts/bench_presets.py runs it side by side with kd-tui.
 Supports what the benchmarked presets use: digits and MNIST data, MLP and CNN models, Adam /
 AdamW / SGD with a constant lr, no augmentation, method "soft". Anything else exits with 2.
 
-    python3 scripts/pytorch_preset.py PRESET [--set KEY=VALUE ...] --out DIR
+    python3 scripts/pytorch_preset.py PRESET [--set KEY=VALUE ...] [--device cpu|cuda|cuda:N] --out DIR
 writes DIR/result.json: per phase its training seconds, epochs, training examples and test
 accuracy, and `first_step_at`, the wall time just before the first optimizer step.
+
+--device (default cpu; the preset's `device` key is not read): on a GPU the data moves to the
+device once, before any timing, and every time taken waits for the device (synchronised).
+Exits 1 when the device is not usable.
 """
 
 import argparse
@@ -33,6 +37,13 @@ from torch import nn
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 EVAL_CHUNK = 1024
+DEVICE = torch.device("cpu")  # set by main from --device
+
+
+def sync():
+    """Waits for the device's queued work, so that a time taken after it includes that work."""
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
 
 
 def refuse(message):
@@ -208,8 +219,10 @@ def median_us(f, reps):
     times = []
     started = time.perf_counter()
     while len(times) < reps and (len(times) < 3 or time.perf_counter() - started < 2):
+        sync()
         t = time.perf_counter()
         f()
+        sync()
         times.append((time.perf_counter() - t) * 1e6)
     return statistics.median(times)
 
@@ -233,7 +246,7 @@ def train_phase(name, net, model, data, log, started, teacher_logits=None, disti
     best, best_val, log_every = None, -1.0, log["every"]
     for epoch in range(1, net["epochs"] + 1):
         model.train()
-        order = torch.randperm(len(x))
+        order = torch.randperm(len(x), device=x.device)
         losses = []
         for start in range(0, len(x), net["batch_size"]):
             idx = order[start : start + net["batch_size"]]
@@ -259,6 +272,7 @@ def train_phase(name, net, model, data, log, started, teacher_logits=None, disti
             best_val, best = val_acc, {k: v.clone() for k, v in model.state_dict().items()}
     test_last, _ = accuracy(model, test)
     model.load_state_dict(best)
+    sync()
     seconds = time.perf_counter() - started
     test_acc, _ = accuracy(model, test)
     torch.save(model.state_dict(), log["dir"] / f"{name}.pt")
@@ -279,29 +293,49 @@ def main():
     parser.add_argument("preset")
     parser.add_argument("--set", action="append", default=[], dest="sets")
     parser.add_argument("--out", required=True, type=pathlib.Path)
+    parser.add_argument("--device", default="cpu", help="cpu (default) | cuda | cuda:N")
     args = parser.parse_args()
+    global DEVICE
+    try:
+        DEVICE = torch.device(args.device)
+    except RuntimeError as e:
+        refuse(f"--device {args.device}: {e}")
+    if DEVICE.type == "cuda":
+        if not torch.cuda.is_available():
+            print(f"pytorch_preset: --device {args.device}: CUDA is not available to this PyTorch "
+                  f"{torch.__version__} (CUDA build: {torch.version.cuda or 'no'}; "
+                  f"devices: {torch.cuda.device_count()})", file=sys.stderr)
+            sys.exit(1)
+        if DEVICE.index is not None and DEVICE.index >= torch.cuda.device_count():
+            print(f"pytorch_preset: --device {args.device}: only {torch.cuda.device_count()} "
+                  "CUDA device(s)", file=sys.stderr)
+            sys.exit(1)
+    elif DEVICE.type != "cpu":
+        refuse(f"--device {args.device}: only cpu and cuda are supported here")
     preset = load_preset(args.preset, args.sets)
     if preset.get("distill", {}).get("method", "soft") != "soft":
         refuse("only distill.method = 'soft' is supported here")
     args.out.mkdir(parents=True, exist_ok=True)
     seed = preset.get("seed", 7)
     torch.manual_seed(seed)
-    data = load_data(preset["data"], seed)
+    data = [(x.to(DEVICE), y.to(DEVICE)) for x, y in load_data(preset["data"], seed)]
     shape, classes = tuple(data[0][0].shape[1:]), int(data[0][1].max()) + 1
     log = {"every": preset.get("log_every", 10), "dir": args.out,
            "file": open(args.out / "metrics.jsonl", "w")}
     teacher_cfg, student_cfg = preset["teacher"], preset["student"]
     results = {}
+    sync()
     started = time.perf_counter()
-    teacher = build(teacher_cfg["model"], shape, classes)
+    teacher = build(teacher_cfg["model"], shape, classes).to(DEVICE)
     results["teacher"] = train_phase("teacher", teacher_cfg, teacher, data, log, started)
-    student_init = build(student_cfg["model"], shape, classes).state_dict()
+    student_init = build(student_cfg["model"], shape, classes).to(DEVICE).state_dict()
     students = {}
     for phase in ("baseline", "distilled"):
         if phase == "baseline" and not student_cfg.get("baseline", True):
             continue
+        sync()
         started = time.perf_counter()
-        student = build(student_cfg["model"], shape, classes)
+        student = build(student_cfg["model"], shape, classes).to(DEVICE)
         student.load_state_dict(student_init)  # the same initialisation for both
         kd = {}
         if phase == "distilled":
@@ -318,7 +352,8 @@ def main():
         results["paired"] = dict(only_baseline=only_b, only_distilled=only_d,
                                  p=mcnemar_p(only_b, only_d))
     out = dict(phases=results, first_step_at=log["first_step_at"], test_examples=len(y_test),
-               threads=torch.get_num_threads())
+               threads=torch.get_num_threads(), device=str(DEVICE),
+               device_name=torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else "cpu")
     (args.out / "result.json").write_text(json.dumps(out, indent=1))
 
 
