@@ -23,7 +23,8 @@ fn main() {
         .define("_GLIBCXX_USE_CXX11_ABI", abi.as_str())
         .flag("-w")
         .file("csrc/autocast.cpp")
-        .file("csrc/dist.cpp");
+        .file("csrc/dist.cpp")
+        .file("csrc/optim.cpp");
     // Gloo's own headers (Debian's libgloo-dev; scripts/kd installs it): libtorch_cpu.so has
     // ProcessGroupGloo built in, the wheel lacks only these. Without them, no Gloo backend.
     let gloo = Path::new("/usr/include/gloo/config.h");

@@ -64,11 +64,7 @@ impl Net for Mlp {
                 if let Some(f) = features.as_deref_mut() {
                     f.push((format!("{}.{i}", self.prefix), h.shallow_clone()));
                 }
-                if self.dropout > 0.0 {
-                    h.dropout(self.dropout, train)
-                } else {
-                    h
-                }
+                super::dropout(&h, self.dropout, train)
             });
         last.forward(&h)
     }

@@ -8,6 +8,10 @@
 //!   p −= lr / (1 − β1ᵗ) · m / (√v / √(1 − β2ᵗ) + ε)
 //! - AdamW: p ← p·(1 − lr·wd), then Adam's update without the g += wd·p.
 //! - SGD:   g += wd·p;  b ← μ·b + g (b = g at the first step);  p −= lr·b (b = g when μ = 0).
+//!
+//! Adam and AdamW run libtorch's fused kernel over all parameters at once (`csrc/optim.cpp`:
+//! `_fused_adam_`, what `torch.optim.Adam(fused=True)` runs); SGD runs here, a few ops per
+//! parameter.
 
 use crate::config::{NetConfig, OptimizerKind};
 use std::collections::BTreeMap;
@@ -16,6 +20,26 @@ use tch::{nn, Tensor};
 const BETA1: f64 = 0.9;
 const BETA2: f64 = 0.999;
 const EPS: f64 = 1e-8;
+
+extern "C" {
+    #[allow(clippy::too_many_arguments)]
+    fn kd_fused_adam(
+        params: *mut *mut std::ffi::c_void,
+        grads: *mut *mut std::ffi::c_void,
+        exp_avgs: *mut *mut std::ffi::c_void,
+        exp_avg_sqs: *mut *mut std::ffi::c_void,
+        step: *mut std::ffi::c_void,
+        n: usize,
+        lr: f64,
+        beta1: f64,
+        beta2: f64,
+        weight_decay: f64,
+        eps: f64,
+        decoupled: i32,
+        err: *mut std::ffi::c_char,
+        err_len: usize,
+    ) -> i32;
+}
 
 pub struct Optimizer {
     kind: OptimizerKind,
@@ -26,8 +50,6 @@ pub struct Optimizer {
     params: Vec<(String, Tensor)>,
     /// Per parameter: Adam's (m, v), or SGD's momentum buffer (first slot).
     state: Vec<Vec<Tensor>>,
-    /// Per parameter, Adam's scratch for g² and the denominator: a step allocates nothing.
-    scratch: Vec<Tensor>,
     /// Steps taken.
     steps: u64,
 }
@@ -49,12 +71,6 @@ impl Optimizer {
             .iter()
             .map(|(_, p)| (0..slots).map(|_| p.zeros_like()).collect())
             .collect();
-        let scratch = match cfg.optimizer {
-            OptimizerKind::Adam | OptimizerKind::Adamw => {
-                params.iter().map(|(_, p)| p.zeros_like()).collect()
-            }
-            OptimizerKind::Sgd => Vec::new(),
-        };
         Optimizer {
             kind: cfg.optimizer,
             lr: cfg.lr,
@@ -62,7 +78,6 @@ impl Optimizer {
             momentum: cfg.momentum,
             params,
             state,
-            scratch,
             steps: 0,
         }
     }
@@ -91,55 +106,88 @@ impl Optimizer {
 
     pub fn step(&mut self) {
         self.steps += 1;
-        let t = self.steps as i32;
+        match self.kind {
+            OptimizerKind::Adam | OptimizerKind::Adamw => self.fused_adam_step(),
+            OptimizerKind::Sgd => self.sgd_step(),
+        }
+    }
+
+    /// Adam or AdamW over every parameter with a gradient, in libtorch's fused kernel.
+    fn fused_adam_step(&mut self) {
+        let mut grads = Vec::with_capacity(self.params.len());
+        let (mut params, mut exp_avgs, mut exp_avg_sqs) = (Vec::new(), Vec::new(), Vec::new());
+        for ((_, p), state) in self.params.iter_mut().zip(&mut self.state) {
+            let g = p.grad();
+            if !g.defined() {
+                continue;
+            }
+            grads.push(g);
+            let [m, v] = &mut state[..] else {
+                unreachable!("Adam keeps two moments")
+            };
+            params.push(p.as_mut_ptr());
+            exp_avgs.push(m.as_mut_ptr());
+            exp_avg_sqs.push(v.as_mut_ptr());
+        }
+        let mut grad_ptrs: Vec<_> = grads.iter_mut().map(Tensor::as_mut_ptr).collect();
+        let Some(device) = self.params.first().map(|(_, p)| p.device()) else {
+            return;
+        };
+        let mut step = Tensor::from_slice(&[self.steps as f32]).to_device(device);
+        let mut err = vec![0 as std::ffi::c_char; 512];
+        // SAFETY: every pointer is a live `at::Tensor` held by `self` or `grads` for the call;
+        // the shim catches C++ exceptions and reports them in `err`.
+        let failed = unsafe {
+            kd_fused_adam(
+                params.as_mut_ptr().cast(),
+                grad_ptrs.as_mut_ptr().cast(),
+                exp_avgs.as_mut_ptr().cast(),
+                exp_avg_sqs.as_mut_ptr().cast(),
+                step.as_mut_ptr().cast(),
+                params.len(),
+                self.lr,
+                BETA1,
+                BETA2,
+                self.weight_decay,
+                EPS,
+                i32::from(self.kind == OptimizerKind::Adamw),
+                err.as_mut_ptr(),
+                err.len(),
+            )
+        };
+        if failed != 0 {
+            // SAFETY: the shim wrote a NUL-terminated message.
+            let message = unsafe { std::ffi::CStr::from_ptr(err.as_ptr()) };
+            panic!(
+                "libtorch's fused Adam failed: {}",
+                message.to_string_lossy()
+            );
+        }
+    }
+
+    fn sgd_step(&mut self) {
+        let t = self.steps;
         let (lr, wd) = (self.lr, self.weight_decay);
         tch::no_grad(|| {
-            for (i, ((_, p), state)) in self.params.iter().zip(&mut self.state).enumerate() {
+            for ((_, p), state) in self.params.iter().zip(&mut self.state) {
                 let g = p.grad();
                 if !g.defined() {
                     continue;
                 }
                 let mut p = p.shallow_clone();
-                let l2 = wd != 0.0 && self.kind != OptimizerKind::Adamw;
-                let g = if l2 { g + &p * wd } else { g };
-                match self.kind {
-                    OptimizerKind::Adam | OptimizerKind::Adamw => {
-                        if self.kind == OptimizerKind::Adamw && wd != 0.0 {
-                            let _ = p.g_mul_scalar_(1.0 - lr * wd);
+                let g = if wd != 0.0 { g + &p * wd } else { g };
+                match state.first_mut() {
+                    Some(b) => {
+                        if t == 1 {
+                            b.copy_(&g);
+                        } else {
+                            let _ = b.g_mul_scalar_(self.momentum).g_add_(&g);
                         }
-                        let [m, v] = &mut state[..] else {
-                            unreachable!("Adam keeps two moments")
-                        };
-                        // Few ops and no allocation: g² and then the denominator go to the
-                        // parameter's scratch, v's update is a lerp towards g², and the step
-                        // size is folded into the denominator.
-                        let scratch = &mut self.scratch[i];
-                        let _ = m.lerp_(&g, 1.0 - BETA1);
-                        let _ = g.mul_out(scratch, &g);
-                        let _ = v.lerp_(scratch, 1.0 - BETA2);
-                        let bias1 = 1.0 - BETA1.powi(t);
-                        let bias2_sqrt = (1.0 - BETA2.powi(t)).sqrt();
-                        // (√v / √(1 − β2ᵗ) + ε) · −(1 − β1ᵗ) / lr, in two ops.
-                        let scale = -bias1 / lr;
-                        let _ = v.sqrt_out(scratch);
-                        let _ = scratch
-                            .g_mul_scalar_(scale / bias2_sqrt)
-                            .g_add_scalar_(scale * EPS);
-                        let _ = p.addcdiv_(m, scratch);
+                        let _ = p.g_add_(&(&*b * -lr));
                     }
-                    OptimizerKind::Sgd => match state.first_mut() {
-                        Some(b) => {
-                            if t == 1 {
-                                b.copy_(&g);
-                            } else {
-                                let _ = b.g_mul_scalar_(self.momentum).g_add_(&g);
-                            }
-                            let _ = p.g_add_(&(&*b * -lr));
-                        }
-                        None => {
-                            let _ = p.g_add_(&(g * -lr));
-                        }
-                    },
+                    None => {
+                        let _ = p.g_add_(&(g * -lr));
+                    }
                 }
             }
         });
