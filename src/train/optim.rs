@@ -39,6 +39,7 @@ extern "C" {
         err: *mut std::ffi::c_char,
         err_len: usize,
     ) -> i32;
+    fn kd_clear_grads(params: *mut *mut std::ffi::c_void, n: usize);
 }
 
 pub struct Optimizer {
@@ -95,13 +96,16 @@ impl Optimizer {
             .collect()
     }
 
+    /// Drops the gradients (PyTorch's `zero_grad(set_to_none=True)`): backward then writes
+    /// fresh ones rather than adding into zeroed buffers.
     pub fn zero_grad(&mut self) {
-        for (_, p) in &self.params {
-            let mut g = p.grad();
-            if g.defined() {
-                let _ = g.zero_();
-            }
-        }
+        let mut params: Vec<_> = self
+            .params
+            .iter_mut()
+            .map(|(_, p)| p.as_mut_ptr())
+            .collect();
+        // SAFETY: live `at::Tensor`s held by `self` for the call.
+        unsafe { kd_clear_grads(params.as_mut_ptr().cast(), params.len()) }
     }
 
     pub fn step(&mut self) {
@@ -130,7 +134,8 @@ impl Optimizer {
             exp_avg_sqs.push(v.as_mut_ptr());
         }
         let mut grad_ptrs: Vec<_> = grads.iter_mut().map(Tensor::as_mut_ptr).collect();
-        let Some(device) = self.params.first().map(|(_, p)| p.device()) else {
+        // Nothing to update (e.g. a stage that trains only `hint`'s regressor).
+        let Some(device) = grads.first().map(Tensor::device) else {
             return;
         };
         let mut step = Tensor::from_slice(&[self.steps as f32]).to_device(device);
@@ -321,5 +326,24 @@ mod tests {
         }
         let e = again.load_state(Vec::new(), 1).unwrap_err();
         assert!(e.contains("is missing"), "{e}");
+    }
+
+    #[test]
+    fn a_step_without_gradients_changes_nothing_and_zero_grad_drops_them() {
+        let cfg = crate::config::load(crate::config::DEFAULT_PRESET, "t", &[])
+            .unwrap()
+            .teacher;
+        let vs = nn::VarStore::new(Device::Cpu);
+        let net = nn::linear(vs.root() / "l", 4, 2, Default::default());
+        let before = net.ws.copy();
+        let mut opt = Optimizer::new(&cfg, &vs);
+        opt.step();
+        assert!(net.ws.equal(&before));
+        net.forward(&Tensor::ones([3, 4], (Kind::Float, Device::Cpu)))
+            .sum(Kind::Float)
+            .backward();
+        assert!(net.ws.grad().defined());
+        opt.zero_grad();
+        assert!(!net.ws.grad().defined() && opt.grads().is_empty());
     }
 }

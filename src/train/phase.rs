@@ -304,6 +304,9 @@ impl Trainer {
         let last = self
             .score(model, &self.data.test)
             .map_err(PhaseEnd::Failed)?;
+        // Training ends here; what follows is bookkeeping (PyTorch's twin does not time its
+        // saves either).
+        let train_seconds = self.phase_train_seconds();
         // Students keep their end state: a completed run can give them more epochs. (The
         // teacher cannot go on once students learned from it; its state is not kept.)
         let end_state = (phase.role() == crate::protocol::Role::Student)
@@ -326,7 +329,7 @@ impl Trainer {
             best_epoch: best.epoch,
             best_val_acc: best.val_acc,
             test_acc_last: last.acc,
-            train_seconds: self.phase_train_seconds(),
+            train_seconds,
             teacher_outputs: None,
             loss_parts: last_parts,
             regressor_params: None,
@@ -343,11 +346,15 @@ impl Trainer {
     /// `trained` is `None` for a teacher loaded from a checkpoint.
     fn finish_phase(&mut self, phase: Phase, model: Model, trained: Option<Trained>) {
         self.end_phase_allreduce(phase);
+        // A loaded teacher was not validated while training: its validation score comes here.
         let scored = self.score(&model, &self.data.test).and_then(|test| {
-            let val = self.score(&model, &self.data.val)?;
+            let val = match trained {
+                Some(_) => None,
+                None => Some(self.score(&model, &self.data.val)?.acc),
+            };
             Ok((test, val))
         });
-        let (test, val) = match scored {
+        let (test, val_acc) = match scored {
             Ok(scores) => scores,
             Err(e) => {
                 // No result without its scores; the run stops before its next step.
@@ -358,7 +365,7 @@ impl Trainer {
         let was_trained = trained.is_some();
         let trained = trained.unwrap_or_else(|| Trained {
             best_epoch: 0,
-            best_val_acc: val.acc,
+            best_val_acc: val_acc.unwrap_or(f64::NAN),
             test_acc_last: test.acc,
             train_seconds: 0.0,
             teacher_outputs: None,
