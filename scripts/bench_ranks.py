@@ -2,15 +2,18 @@
 (Gloo over loopback), runs alternated, medians over rounds. Per phase: training samples/s and,
 for two ranks, the share of training time spent in the gradient all-reduce (rank 0's clock,
 from summary.json). One process runs twice: with the preset's batch size, and with the doubled
-batch (the same global batch as two ranks).
+batch (the same global batch as two ranks). Then the floor: plain PyTorch's own Gloo
+all-reduce between two processes, timed for the gradient sizes of these models.
 
     python3 scripts/bench_ranks.py [--rounds 3] [--workloads digits,mnist] [--bin target/release/kd-tui]
 """
 
 import argparse
 import json
+import os
 import pathlib
 import statistics
+import socket
 import subprocess
 import sys
 import tempfile
@@ -43,6 +46,39 @@ def run(binary, preset, sets, out, nproc):
         if share is not None:
             figures[p + " allreduce"] = share / r["train_seconds"]
     return figures
+
+
+ALLREDUCE = r"""
+import os, sys, time, torch, torch.distributed as dist
+torch.set_num_threads(1)
+rank = int(os.environ["RANK"])
+dist.init_process_group("gloo", rank=rank, world_size=2,
+                        init_method=f"tcp://127.0.0.1:{os.environ['MASTER_PORT']}")
+for n in map(int, sys.argv[1:]):
+    t = torch.ones(n)
+    for _ in range(20):
+        dist.all_reduce(t)
+    reps = 300 if n < 1_000_000 else 50
+    start = time.perf_counter()
+    for _ in range(reps):
+        dist.all_reduce(t)
+    if rank == 0:
+        print(f"  PyTorch gloo all_reduce of {n:>9,} floats: "
+              f"{1e6 * (time.perf_counter() - start) / reps:,.0f} us")
+dist.destroy_process_group()
+"""
+
+
+def pytorch_allreduce(sizes):
+    """Two plain PyTorch processes timing all_reduce (the floor for any Gloo data-parallel)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    ranks = [subprocess.Popen([sys.executable, "-c", ALLREDUCE, *map(str, sizes)],
+                              env=dict(os.environ, RANK=str(r), MASTER_PORT=port))
+             for r in (0, 1)]
+    for r in ranks:
+        r.wait()
 
 
 def main():
@@ -81,6 +117,9 @@ def main():
         for p in PHASES:
             ratio = statistics.median(t[p] / b[p] for t, b in zip(got["2 ranks"], base))
             print(f"  2 ranks / 1 process, {p}: {ratio:.2f}x")
+    # Gradient floats: digits 256-256 teacher and 32 student; MNIST 800-800 teacher and student.
+    print("\nThe floor, plain PyTorch between two processes (1 thread each):")
+    pytorch_allreduce([2_410, 85_002, 25_450, 1_276_810])
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ mod common;
 
 use common::client::{Client, HELLO};
 use common::tmux::Session;
-use common::{kd_tui, read_metrics, read_summary, run, wait_for, ChildGuard, FEW_EPOCHS};
+use common::{
+    kd_tui, read_metrics, read_summary, run, wait_exit, wait_for, ChildGuard, FEW_EPOCHS,
+};
 use kd_tui::run::summary::RunStatus;
 use serde_json::Value;
 use std::io::Write;
@@ -34,15 +36,6 @@ fn start_job(dir: &Path) -> ChildGuard {
 fn finish_teacher(dir: &Path) {
     let mut c = Client::connect(dir, HELLO);
     c.send("{\"command\":\"set\",\"key\":\"teacher.epochs\",\"value\":\"1\"}\n");
-}
-
-fn wait_exit(job: &mut ChildGuard) -> i32 {
-    let mut code = None;
-    wait_for("the job to exit", || {
-        code = job.0.try_wait().unwrap().map(|s| s.code().unwrap_or(-1));
-        code.is_some()
-    });
-    code.unwrap()
 }
 
 /// The job's run folder after it completed: summary, every record readable, no socket left.

@@ -5,7 +5,7 @@
 mod common;
 
 use common::client::{Client, HELLO};
-use common::{kd_tui, read_metrics, read_summary, wait_for, ChildGuard};
+use common::{kd_tui, read_metrics, read_summary, wait_exit, wait_for, ChildGuard};
 use kd_tui::run::summary::RunStatus;
 use safetensors::SafeTensors;
 use serde_json::Value;
@@ -32,15 +32,6 @@ fn start_ranks(dir: &Path, args: &[&str]) -> ChildGuard {
         .spawn()
         .unwrap();
     ChildGuard(child)
-}
-
-fn wait_exit(job: &mut ChildGuard) -> i32 {
-    let mut code = None;
-    wait_for("the job to exit", || {
-        code = job.0.try_wait().unwrap().map(|s| s.code().unwrap_or(-1));
-        code.is_some()
-    });
-    code.unwrap()
 }
 
 /// Every float of every tensor in a safetensors file, by name.
@@ -337,4 +328,36 @@ fn the_nccl_backend_is_built_with_the_wheels_headers_and_needs_a_gpu() {
         !dir.exists(),
         "a job whose group never formed leaves no run folder"
     );
+}
+
+#[test]
+fn sigterm_to_the_launcher_stops_every_rank_at_the_same_step() {
+    require_gloo();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("job");
+    let mut job = start_ranks(&dir, &["--set", "teacher.epochs=100000"]);
+    wait_for("steps on both ranks", || {
+        dir.join("metrics.jsonl").exists()
+            && teacher_steps(&dir) > 3
+            && dir.join("rank-1/metrics.jsonl").exists()
+            && teacher_steps(&dir.join("rank-1")) > 3
+    });
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &job.0.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    assert_eq!(wait_exit(&mut job), 128 + 15);
+    assert_eq!(read_summary(&dir).status, RunStatus::Interrupted);
+    let stopped_at = |dir: &Path| {
+        let ckpt: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("checkpoint.json")).unwrap())
+                .unwrap();
+        (
+            ckpt["epoch"].clone(),
+            ckpt["step"].clone(),
+            ckpt["epoch_cursor"].clone(),
+        )
+    };
+    assert_eq!(stopped_at(&dir), stopped_at(&dir.join("rank-1")));
 }

@@ -60,47 +60,37 @@ pub(super) fn run(args: &Args, env: Env, consumer: Consumer) -> i32 {
     let Ok(world) = join(&preset, device) else {
         return 1;
     };
-    if let Some(dir) = dir {
-        let run = match open_run(&dir, &preset, resume.is_some()) {
-            Ok(run) => run,
-            Err(message) => {
-                eprintln!("{message}");
-                return EXIT_BAD_INPUT;
-            }
-        };
-        let dir = std::path::absolute(&dir).unwrap_or(dir);
-        if let Err(e) = world
+    // Rank 0 makes the run folder and tells the others where it is; they keep theirs in it.
+    let run = match dir {
+        Some(dir) => open_run(&dir, &preset, resume.is_some())
+            .map_err(|message| (EXIT_BAD_INPUT, message))
+            .and_then(|run| {
+                let dir = std::path::absolute(&dir).unwrap_or(dir);
+                let told = world
+                    .group
+                    .set(RUN_DIR_KEY, dir.as_os_str().as_encoded_bytes());
+                told.map(|()| run).map_err(|e| {
+                    (
+                        1,
+                        format!("kd-tui: rank 0: telling the ranks the run folder: {e}"),
+                    )
+                })
+            }),
+        None => world
             .group
-            .set(RUN_DIR_KEY, dir.as_os_str().as_encoded_bytes())
-        {
-            eprintln!("kd-tui: rank 0: telling the ranks the run folder: {e}");
-            return 1;
-        }
-        let setup = TrainerSetup {
-            preset,
-            data,
-            device,
-            run,
-            resume,
-            world: Some(world),
-        };
-        let mut consumer = consumer;
-        let handle = serve(setup, &consumer);
-        return finish(crate::batch::run(handle, &mut consumer));
-    }
-    let folder = world
-        .group
-        .get(RUN_DIR_KEY)
-        .map_err(|e| e.to_string())
-        .and_then(|dir| {
-            let dir = PathBuf::from(String::from_utf8_lossy(&dir).into_owned());
-            own_folder(&dir, env.rank, resume.is_some(), &preset)
-        });
-    let run = match folder {
+            .get(RUN_DIR_KEY)
+            .map_err(|e| e.to_string())
+            .and_then(|dir| {
+                let dir = PathBuf::from(String::from_utf8_lossy(&dir).into_owned());
+                own_folder(&dir, env.rank, resume.is_some(), &preset)
+            })
+            .map_err(|e| (1, format!("kd-tui: rank {}: run folder: {e}", env.rank))),
+    };
+    let run = match run {
         Ok(run) => run,
-        Err(e) => {
-            eprintln!("kd-tui: rank {}: run folder: {e}", env.rank);
-            return 1;
+        Err((code, message)) => {
+            eprintln!("{message}");
+            return code;
         }
     };
     let setup = TrainerSetup {
@@ -111,6 +101,11 @@ pub(super) fn run(args: &Args, env: Env, consumer: Consumer) -> i32 {
         resume,
         world: Some(world),
     };
+    if env.rank == 0 {
+        let mut consumer = consumer;
+        let handle = serve(setup, &consumer);
+        return finish(crate::batch::run(handle, &mut consumer));
+    }
     follow(train::spawn(setup), env.rank, consumer)
 }
 

@@ -79,8 +79,15 @@ fn tidy(message: &str) -> String {
     let message = message
         .split(". This is typically")
         .next()
-        .unwrap_or(message);
-    message.trim().to_string()
+        .unwrap_or(message)
+        .trim();
+    match message.to_lowercase().contains("timed out") {
+        true => format!(
+            "{message} (after distributed.timeout_s: a rank is stuck, or gone without closing its \
+             connections)"
+        ),
+        false => message.to_string(),
+    }
 }
 
 fn c_string(s: &str) -> CString {
@@ -197,9 +204,10 @@ mod tests {
             super::tidy("[/__w/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:537] Read error [127.0.0.1]:19877: Connection reset by peer. This is typically caused by a remote worker hanging. GLHF!"),
             "Read error [127.0.0.1]:19877: Connection reset by peer"
         );
-        assert_eq!(
-            super::tidy("Timed out waiting 10000ms\nException raised from"),
-            "Timed out waiting 10000ms"
+        assert!(
+            super::tidy("Timed out waiting 10000ms\nException raised from").starts_with(
+                "Timed out waiting 10000ms (after distributed.timeout_s: a rank is stuck"
+            )
         );
     }
 }

@@ -7,6 +7,11 @@
 use crate::consumer::Signals;
 use std::ffi::OsString;
 use std::process::Stdio;
+use std::time::Duration;
+
+/// How long the other ranks may take to end once rank 0 has.
+const RANKS_GRACE: Duration = Duration::from_secs(30);
+const FOREVER: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// The launcher's exit code: rank 0's when it failed, else the first failed rank's, else 0.
 pub fn run(nproc: usize, args: Vec<OsString>) -> i32 {
@@ -75,7 +80,15 @@ async fn supervise(nproc: usize, args: Vec<OsString>) -> i32 {
     }
     let leader = ranks[0].id();
     let mut codes = vec![None; nproc];
+    // Once rank 0 (the job) has ended, the others end at their next collective; one that is
+    // stuck (stopped, hung in a kernel) is killed after a grace period rather than waited on.
+    let mut grace: Option<tokio::time::Instant> = None;
     while codes.iter().any(Option::is_none) {
+        if codes[0].is_some() && grace.is_none() {
+            grace = Some(tokio::time::Instant::now() + RANKS_GRACE);
+        }
+        let deadline = grace.unwrap_or_else(|| tokio::time::Instant::now() + FOREVER);
+        let mut stuck = false;
         let waits = ranks
             .iter_mut()
             .enumerate()
@@ -85,6 +98,7 @@ async fn supervise(nproc: usize, args: Vec<OsString>) -> i32 {
             ((rank, status), _, _) = futures::future::select_all(waits) => {
                 codes[rank] = Some(status.map_or(1, exit_code));
             }
+            () = tokio::time::sleep_until(deadline) => stuck = true,
             signal = signals.next() => {
                 if let (Some(pid), None) = (leader, codes[0]) {
                     let _ = rustix::process::kill_process(
@@ -93,6 +107,17 @@ async fn supervise(nproc: usize, args: Vec<OsString>) -> i32 {
                     );
                 }
             }
+        }
+        if stuck {
+            for (rank, child) in ranks.iter_mut().enumerate() {
+                if codes[rank].is_none() {
+                    eprintln!(
+                        "kd-tui: rank {rank} did not end {RANKS_GRACE:?} after rank 0; killing it"
+                    );
+                    let _ = child.start_kill();
+                }
+            }
+            grace = Some(tokio::time::Instant::now() + FOREVER);
         }
     }
     let codes: Vec<i32> = codes.into_iter().flatten().collect();

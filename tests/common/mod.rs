@@ -245,6 +245,16 @@ pub fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// Waits for a guarded child to exit; its exit code (-1 for a signal).
+pub fn wait_exit(job: &mut ChildGuard) -> i32 {
+    let mut code = None;
+    wait_for("the job to exit", || {
+        code = job.0.try_wait().unwrap().map(|s| s.code().unwrap_or(-1));
+        code.is_some()
+    });
+    code.unwrap()
+}
+
 /// Starts `kd-tui --batch <args> --out <dir>` (stdout discarded), killed on drop.
 pub fn spawn_batch(dir: &Path, args: &[&str], stderr: Stdio) -> ChildGuard {
     let child = kd_tui()
