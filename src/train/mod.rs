@@ -6,10 +6,13 @@
 //! Every event is also appended to the run folder's `metrics.jsonl` here, so the TUI and batch
 //! mode leave identical run folders.
 //!
-//! Files: `phase.rs` (one phase from start to result), `epoch.rs` (the step loop), `eval.rs`
-//! (accuracy, latency), `control.rs` (commands and live edits), `resume.rs` (checkpoints).
+//! Files: `phase.rs` (one phase from start to result), `distilled.rs` (the distilled phase's
+//! teacher targets and `hint` regressor), `epoch.rs` (the step loop), `eval.rs` (accuracy,
+//! latency), `control.rs` (commands and live edits), `resume.rs` (checkpoints), `parallel.rs`
+//! (several ranks: batch shares, the gradient all-reduce, the command log).
 
 mod control;
+mod distilled;
 mod epoch;
 mod eval;
 pub mod optim;

@@ -1,0 +1,104 @@
+//! The distilled phase's set-up: the teacher's targets (cached outputs, or per batch when the
+//! student's inputs are augmented), `hint`'s regressor, and the key the output cache uses.
+
+use super::epoch::Distilling;
+use super::optim::Optimizer;
+use super::phase::Trained;
+use super::targets::{feature, HintKit, TeacherCache, TeacherTargets};
+use super::{PhaseEnd, Trainer};
+use crate::config::NetConfig;
+use crate::distill::Regressor;
+use crate::model::Model;
+use crate::protocol::Phase;
+use crate::run::summary::HintState;
+
+impl Trainer {
+    /// The distilled phase: sets up the teacher's targets (and `hint`'s regressor), then trains.
+    pub(super) fn train_distilled(
+        &mut self,
+        cfg: &NetConfig,
+        teacher: &Model,
+        model: &mut Model,
+        opt: &mut Optimizer,
+        (start_cursor, hint_state): (usize, Option<HintState>),
+    ) -> Result<Trained, PhaseEnd> {
+        let method = crate::distill::build(&self.preset.distill);
+        // Epoch 1 is in every method's hint stage (joint or first), if it has one.
+        let layers = method
+            .hint_layers(1)
+            .map(|(t, s)| (t.to_string(), s.to_string()));
+        self.hint = match &layers {
+            Some((teacher_layer, student_layer)) => {
+                Some(self.hint_kit(cfg, teacher, model, teacher_layer, student_layer)?)
+            }
+            None => None,
+        };
+        if let (Some(kit), Some(state)) = (self.hint.as_mut(), hint_state) {
+            super::resume::restore_hint(kit, &state, &self.run).map_err(PhaseEnd::Failed)?;
+        }
+        let train = &self.data.train.features;
+        let augmented = !cfg.augment.is_none();
+        let cache = (!augmented)
+            .then(|| TeacherCache::new(teacher, &self.data_key()))
+            .flatten();
+        let guided = layers.as_ref().map(|(t, _)| t.as_str());
+        let targets = super::threads::for_forward(
+            self.preset.threads,
+            teacher,
+            &self.data.input,
+            super::targets::CHUNK as usize,
+            self.threads,
+            || {
+                TeacherTargets::new(
+                    teacher,
+                    train,
+                    augmented,
+                    guided,
+                    cache.as_ref(),
+                    self.world(),
+                )
+            },
+        );
+        let distilling = Distilling { targets: &targets };
+        let trained =
+            self.train_epochs(Phase::Distilled, model, opt, Some(distilling), start_cursor);
+        let regressor_params = self.hint.take().map(|h| h.regressor.params());
+        let mut trained = trained?;
+        trained.teacher_outputs = Some(targets.outputs);
+        trained.regressor_params = regressor_params;
+        Ok(trained)
+    }
+
+    /// `hint`'s regressor, shaped from one example's outputs of the two layers.
+    fn hint_kit(
+        &self,
+        cfg: &NetConfig,
+        teacher: &Model,
+        student: &Model,
+        teacher_layer: &str,
+        student_layer: &str,
+    ) -> Result<HintKit, PhaseEnd> {
+        let one = self.data.train.features.narrow(0, 0, 1);
+        let shape = |m: &Model, layer: &str| {
+            let f = tch::no_grad(|| feature(m.net.forward_features(&one, false).1, layer));
+            f.size()[1..].to_vec()
+        };
+        let regressor = Regressor::new(
+            self.device,
+            &shape(student, student_layer),
+            &shape(teacher, teacher_layer),
+        );
+        let opt = Optimizer::new(cfg, &regressor.vs);
+        Ok(HintKit { regressor, opt })
+    }
+
+    /// What the teacher-output cache keys the data by: source, preprocessing, split and seed.
+    fn data_key(&self) -> String {
+        format!(
+            "{}|seed {}|train {}",
+            serde_json::to_string(&self.preset.data).unwrap_or_default(),
+            self.preset.seed,
+            self.data.train.len()
+        )
+    }
+}
