@@ -6,6 +6,7 @@
 use super::setup::{bad_input, load_preset, open_run, prepare, run_dir};
 use super::{finish, serve, Args, EXIT_BAD_INPUT};
 use crate::consumer::Consumer;
+use crate::device::DeviceSpec;
 use crate::dist::{Env, World};
 use crate::protocol::{Event, LogLevel};
 use crate::run::checkpoint::Checkpoint;
@@ -56,6 +57,20 @@ pub(super) fn run(args: &Args, env: Env, consumer: Consumer) -> i32 {
             eprintln!("{message}");
             return EXIT_BAD_INPUT;
         }
+    };
+    // On GPUs each rank of a machine takes its own: cuda:LOCAL_RANK, as torchrun expects.
+    let device = match device {
+        tch::Device::Cuda(_) => match crate::device::resolve(DeviceSpec::Cuda(env.local_rank)) {
+            Ok(device) => device,
+            Err(e) => {
+                eprintln!(
+                    "kd-tui: rank {}: LOCAL_RANK={}: {e}",
+                    env.rank, env.local_rank
+                );
+                return EXIT_BAD_INPUT;
+            }
+        },
+        other => other,
     };
     let Ok(world) = join(&preset, device) else {
         return 1;

@@ -27,9 +27,8 @@ use tch::{Device, Tensor};
 pub struct Env {
     pub rank: usize,
     pub world_size: usize,
+    /// Which of this machine's ranks it is: on GPUs, the device it takes (`cuda:LOCAL_RANK`).
     pub local_rank: usize,
-    /// Ranks on this machine (`LOCAL_WORLD_SIZE`, else all of them).
-    pub local_world_size: usize,
     pub master_addr: String,
     pub master_port: u16,
 }
@@ -58,10 +57,6 @@ impl Env {
             return Err(format!("RANK={rank} must be below WORLD_SIZE={world_size}"));
         }
         let local_rank = number("LOCAL_RANK", var("LOCAL_RANK").or(Some(rank.to_string())))?;
-        let local_world_size = number(
-            "LOCAL_WORLD_SIZE",
-            var("LOCAL_WORLD_SIZE").or(Some(world_size.to_string())),
-        )?;
         let master_addr = var("MASTER_ADDR").unwrap_or_else(|| "127.0.0.1".into());
         let port = var("MASTER_PORT").unwrap_or_else(|| "29500".into());
         let master_port = port
@@ -72,7 +67,6 @@ impl Env {
             rank,
             world_size,
             local_rank,
-            local_world_size,
             master_addr,
             master_port,
         }))
@@ -144,6 +138,36 @@ impl World {
     /// This rank's contiguous share of `n` items (sizes differ by at most one).
     pub fn shard(&self, n: usize) -> Range<usize> {
         n * self.rank / self.size..n * (self.rank + 1) / self.size
+    }
+
+    /// `f` over `xs` in chunks of `chunk` rows, each rank taking its `shard` of the rows (`f` of
+    /// an empty slice when it has none), and every rank getting the whole result: each row is
+    /// computed once in all. Without a group, simply `f` over all the rows in chunks.
+    pub fn map_rows(
+        world: Option<&World>,
+        xs: &Tensor,
+        chunk: i64,
+        what: &str,
+        f: impl Fn(&Tensor) -> Tensor,
+    ) -> Tensor {
+        let n = xs.size()[0] as usize;
+        let rows = world.map_or(0..n, |w| w.shard(n));
+        let (start, len) = (rows.start as i64, rows.len() as i64);
+        let mut chunks: Vec<Tensor> = (0..len)
+            .step_by(chunk as usize)
+            .map(|at| f(&xs.narrow(0, start + at, chunk.min(len - at))))
+            .collect();
+        if chunks.is_empty() {
+            chunks.push(f(&xs.narrow(0, start, 0)));
+        }
+        let mine = Tensor::cat(&chunks, 0);
+        match world {
+            // A failed collective panics here (tch-style); the trainer turns it into a failure.
+            Some(w) => w.gather_rows(n, &mine).unwrap_or_else(|e| {
+                panic!("rank {}: gathering {what} from the ranks: {e}", w.rank)
+            }),
+            None => mine,
+        }
     }
 
     /// The whole `[n, ...]` tensor from each rank's rows of it (`rows`: this rank's `shard(n)`).

@@ -80,29 +80,28 @@ impl Window {
                     sum.add(&p.value);
                     *n += 1;
                 }
+                self.steps += 1;
+                self.samples += samples;
             }
             StepLoss::Fused { parts, .. } => {
-                for &(name, weight, value) in parts {
-                    self.total.host += weight * value;
-                    let (sum, n) = self.parts.entry(name).or_default();
-                    sum.host += value;
-                    *n += 1;
-                }
+                let total = parts.iter().map(|(_, weight, value)| weight * value).sum();
+                self.add_host(total, parts.iter().map(|p| (p.0, p.2)), samples);
             }
         }
-        self.steps += 1;
-        self.samples += samples;
     }
 
-    /// Adds a step's loss summed over the ranks: the total, then each named part.
-    fn add_summed(&mut self, names: &[&'static str], summed: &[f64], samples: usize) {
-        if let Some((total, parts)) = summed.split_first() {
-            self.total.host += total;
-            for (name, value) in names.iter().zip(parts) {
-                let (sum, n) = self.parts.entry(name).or_default();
-                sum.host += value;
-                *n += 1;
-            }
+    /// Adds a step's loss known on the host: its total and each named part's value.
+    fn add_host(
+        &mut self,
+        total: f64,
+        parts: impl IntoIterator<Item = (&'static str, f64)>,
+        samples: usize,
+    ) {
+        self.total.host += total;
+        for (name, value) in parts {
+            let (sum, n) = self.parts.entry(name).or_default();
+            sum.host += value;
+            *n += 1;
         }
         self.steps += 1;
         self.samples += samples;
@@ -212,7 +211,10 @@ impl Trainer {
                         return Err(e);
                     }
                 };
-                window.add_summed(&loss.names(), &summed, global as usize);
+                // Summed over the ranks: the total, then each part in `names` order.
+                let (total, parts) = summed.split_first().expect("the total comes first");
+                let named = loss.names().into_iter().zip(parts.iter().copied());
+                window.add_host(*total, named, global as usize);
             }
             if self.loss_reference.is_none() {
                 let floor = (self.data.num_classes as f64).ln();

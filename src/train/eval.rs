@@ -25,23 +25,7 @@ pub struct Evaluation {
 /// The model's logits (evaluation mode) over `xs`, in chunks of bounded memory. With several
 /// ranks each computes its shard of the rows and all get the whole: every example once in all.
 pub fn logits_in_chunks(model: &Model, xs: &Tensor, world: Option<&World>) -> Tensor {
-    let n = xs.size()[0] as usize;
-    let rows = world.map_or(0..n, |w| w.shard(n));
-    let (start, len) = (rows.start as i64, rows.len() as i64);
-    let mut chunks: Vec<Tensor> = (0..len)
-        .step_by(EVAL_CHUNK as usize)
-        .map(|at| model.logits(&xs.narrow(0, start + at, EVAL_CHUNK.min(len - at))))
-        .collect();
-    if chunks.is_empty() {
-        chunks.push(model.logits(&xs.narrow(0, start, 0)));
-    }
-    let mine = Tensor::cat(&chunks, 0);
-    match world {
-        Some(w) => w
-            .gather_rows(n, &mine)
-            .unwrap_or_else(|e| panic!("rank {}: gathering logits from the ranks: {e}", w.rank)),
-        None => mine,
-    }
+    World::map_rows(world, xs, EVAL_CHUNK, "logits", |x| model.logits(x))
 }
 
 pub fn evaluate(

@@ -151,25 +151,13 @@ fn guided_outputs(
     if one.numel() as i64 * 4 * n > FEATURE_CACHE_BYTES {
         return None;
     }
-    let rows = world.map_or(0..n as usize, |w| w.shard(n as usize));
-    let (start, len) = (rows.start as i64, rows.len() as i64);
-    let mut chunks: Vec<Tensor> = (0..len)
-        .step_by(CHUNK as usize)
-        .map(|at| {
-            let x = train.narrow(0, start + at, CHUNK.min(len - at));
-            tch::no_grad(|| feature(teacher.net.forward_features(&x, false).1, layer))
-        })
-        .collect();
-    if chunks.is_empty() {
-        chunks.push(one.narrow(0, 0, 0));
-    }
-    let mine = Tensor::cat(&chunks, 0);
-    Some(match world {
-        Some(w) => w
-            .gather_rows(n as usize, &mine)
-            .unwrap_or_else(|e| panic!("rank {}: gathering teacher features: {e}", w.rank)),
-        None => mine,
-    })
+    Some(World::map_rows(
+        world,
+        train,
+        CHUNK,
+        "teacher features",
+        |x| tch::no_grad(|| feature(teacher.net.forward_features(x, false).1, layer)),
+    ))
 }
 
 /// Teacher logits over a training set on disk, keyed by the teacher's weights, the data and its
