@@ -16,6 +16,7 @@ pub mod doctor;
 pub mod export;
 pub mod fault;
 pub mod inspect;
+pub mod malloc;
 pub mod model;
 pub mod protocol;
 pub mod remote;

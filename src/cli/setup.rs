@@ -90,6 +90,7 @@ pub(super) fn load_preset(args: &Args, resume: Option<&Checkpoint>) -> Result<Pr
 /// The device and the data of a preset, with its models checked against the data; the preset
 /// comes back with what the data decided (a CSV's classes).
 pub fn prepare(mut preset: Preset) -> Result<(Preset, Splits, Device), String> {
+    crate::train::threads::keep_serial();
     let spec = crate::device::parse(&preset.device).map_err(bad_input)?;
     let device = crate::device::resolve(spec).map_err(|e| bad_input(format!("device: {e}")))?;
     let data = crate::data::load(&preset.data, preset.seed).map_err(bad_input)?;

@@ -1,6 +1,6 @@
 //! CIFAR-10's binary batches.
 
-use super::{err, find_file, read_maybe_gz, DataError, InputShape, Raw};
+use super::{err, find_file, read_maybe_gz, DataError, InputShape, Raw, Values};
 use std::path::Path;
 
 /// CIFAR-10's binary version: records of one label byte and 3072 pixel bytes (the red, green
@@ -16,11 +16,7 @@ pub const CIFAR_TRAIN_FILES: [&str; 5] = [
 ];
 
 pub fn read_cifar_batches(dir: &Path, files: &[&str]) -> Result<Raw, DataError> {
-    let mut raw = Raw {
-        features: Vec::new(),
-        labels: Vec::new(),
-        shape: InputShape::image(3, 32, 32),
-    };
+    let (mut pixels, mut labels) = (Vec::new(), Vec::new());
     for file in files {
         let path = find_file(dir, file)?;
         let bytes = read_maybe_gz(&path)?;
@@ -44,10 +40,13 @@ pub fn read_cifar_batches(dir: &Path, files: &[&str]) -> Result<Raw, DataError> 
                     ),
                 ));
             }
-            raw.labels.push(i64::from(record[0]));
-            raw.features
-                .extend(record[1..].iter().map(|&b| f32::from(b)));
+            labels.push(i64::from(record[0]));
+            pixels.extend_from_slice(&record[1..]);
         }
     }
-    Ok(raw)
+    Ok(Raw {
+        features: Values::Bytes(pixels),
+        labels,
+        shape: InputShape::image(3, 32, 32),
+    })
 }

@@ -4,7 +4,7 @@
 //! Labels are class *values*, mapped to indices `0..k` in sorted order (numerically when every
 //! value is a number), unless the preset lists `data.classes` itself.
 
-use super::{err, DataError, InputShape, Raw};
+use super::{err, DataError, InputShape, Raw, Values};
 use crate::config::{DataConfig, Header, LabelColumn};
 
 pub struct Options {
@@ -182,7 +182,7 @@ pub fn parse(bytes: &[u8], name: &str, options: &Options) -> Result<(Raw, Vec<St
         })
         .collect::<Result<Vec<i64>, DataError>>()?;
     let raw = Raw {
-        features,
+        features: Values::Floats(features),
         labels,
         shape: InputShape::flat(count - 1),
     };

@@ -1,12 +1,12 @@
 //! MNIST-format IDX files: `train-images-idx3-ubyte[.gz]` and friends in one folder.
 
-use super::{err, find_file, read_maybe_gz, DataError, InputShape, Raw};
+use super::{err, find_file, read_maybe_gz, DataError, InputShape, Raw, Values};
 use std::path::Path;
 
 /// Reads one IDX file: checks the magic number and that the data length matches the header.
 fn read_idx(path: &Path, expected_dims: usize) -> Result<(Vec<usize>, Vec<u8>), DataError> {
     let name = path.display();
-    let bytes = read_maybe_gz(path)?;
+    let mut bytes = read_maybe_gz(path)?;
     if bytes.len() < 4
         || bytes[0] != 0
         || bytes[1] != 0
@@ -49,7 +49,8 @@ fn read_idx(path: &Path, expected_dims: usize) -> Result<(Vec<usize>, Vec<u8>), 
             ),
         ));
     }
-    Ok((dims, bytes[header..].to_vec()))
+    bytes.drain(..header);
+    Ok((dims, bytes))
 }
 
 pub fn read_idx_pair(dir: &Path, prefix: &str) -> Result<Raw, DataError> {
@@ -69,7 +70,7 @@ pub fn read_idx_pair(dir: &Path, prefix: &str) -> Result<Raw, DataError> {
         ));
     }
     Ok(Raw {
-        features: pixels.into_iter().map(f32::from).collect(),
+        features: Values::Bytes(pixels),
         labels: labels.into_iter().map(i64::from).collect(),
         shape: InputShape::image(1, dims[1], dims[2]),
     })

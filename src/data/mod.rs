@@ -23,7 +23,7 @@ use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use tch::{Device, Tensor};
+use tch::{Device, Kind, Tensor};
 
 /// UCI optical digits as shipped by scikit-learn (CC BY 4.0): 64 pixels in 0..16, then the label.
 pub const EMBEDDED_DIGITS: &[u8] = include_bytes!("../../assets/digits.csv.gz");
@@ -123,9 +123,32 @@ pub struct Splits {
 /// Examples as loaded, before splitting and normalisation.
 #[derive(Debug)]
 struct Raw {
-    features: Vec<f32>,
+    features: Values,
     labels: Vec<i64>,
     shape: InputShape,
+}
+
+/// Feature values as read: 8-bit pixels stay bytes until the final tensors are made, so that a
+/// 60,000-image dataset is not copied around as floats four times its size.
+#[derive(Debug, PartialEq)]
+enum Values {
+    Bytes(Vec<u8>),
+    Floats(Vec<f32>),
+}
+
+/// Rows `idx` of a row-major matrix with `dim` columns.
+fn rows<T: Copy>(values: &[T], dim: usize, idx: &[usize]) -> Vec<T> {
+    let mut out = Vec::with_capacity(idx.len() * dim);
+    for &i in idx {
+        out.extend_from_slice(&values[i * dim..(i + 1) * dim]);
+    }
+    out
+}
+
+/// Per-feature shift and scale: a feature's value `v` becomes `(v - shift) * scale`.
+struct Affine {
+    shift: Vec<f32>,
+    scale: Vec<f32>,
 }
 
 impl Raw {
@@ -139,21 +162,41 @@ impl Raw {
 
     fn select(&self, idx: &[usize]) -> Raw {
         let dim = self.dim();
-        let mut features = Vec::with_capacity(idx.len() * dim);
-        for &i in idx {
-            features.extend_from_slice(&self.features[i * dim..(i + 1) * dim]);
-        }
         Raw {
-            features,
+            features: match &self.features {
+                Values::Bytes(v) => Values::Bytes(rows(v, dim, idx)),
+                Values::Floats(v) => Values::Floats(rows(v, dim, idx)),
+            },
             labels: idx.iter().map(|&i| self.labels[i]).collect(),
             shape: self.shape.clone(),
         }
     }
 
-    fn into_split(self) -> Split {
-        let n = self.labels.len() as i64;
+    /// Every feature value as an f64 (for statistics).
+    fn values(&self) -> Box<dyn Iterator<Item = f64> + '_> {
+        match &self.features {
+            Values::Bytes(v) => Box::new(v.iter().map(|&b| f64::from(b))),
+            Values::Floats(v) => Box::new(v.iter().map(|&f| f64::from(f))),
+        }
+    }
+
+    /// The float tensors, normalised by `affine` with f32 arithmetic: `(v - shift) * scale`.
+    fn into_split(self, affine: Option<&Affine>) -> Split {
+        let size = [self.labels.len() as i64, self.dim() as i64];
+        let mut features = match &self.features {
+            Values::Bytes(v) => Tensor::from_slice(v).to_kind(Kind::Float),
+            Values::Floats(v) => Tensor::from_slice(v),
+        }
+        .view(size);
+        if let Some(a) = affine {
+            // `v - 0` is `v`: `scale` skips that pass over the data.
+            if a.shift.iter().any(|&s| s != 0.0) {
+                let _ = features.g_sub_(&Tensor::from_slice(&a.shift));
+            }
+            let _ = features.g_mul_(&Tensor::from_slice(&a.scale));
+        }
         Split {
-            features: Tensor::from_slice(&self.features).view([n, self.dim() as i64]),
+            features,
             labels: Tensor::from_slice(&self.labels),
         }
     }
@@ -236,7 +279,7 @@ pub fn load(cfg: &DataConfig, seed: u64) -> Result<Splits, DataError> {
     if let Some(limit) = cfg.train_limit {
         train_idx.truncate(limit);
     }
-    let (mut train, mut val, mut test) = (all.select(&train_idx), all.select(&val_idx), test);
+    let (train, val, test) = (all.select(&train_idx), all.select(&val_idx), test);
     if train.len() == 0 {
         return Err(err(
             &description,
@@ -255,20 +298,15 @@ pub fn load(cfg: &DataConfig, seed: u64) -> Result<Splits, DataError> {
             "the validation split is empty; raise data.val_fraction",
         ));
     }
-    normalize(
-        cfg.normalize,
-        max_value,
-        &mut train,
-        &mut [&mut val, &mut test],
-    );
+    let affine = normalization(cfg.normalize, max_value, &train);
     Ok(Splits {
         input: all.shape,
         num_classes,
         classes,
         description,
-        train: train.into_split(),
-        val: val.into_split(),
-        test: test.into_split(),
+        train: train.into_split(affine.as_ref()),
+        val: val.into_split(affine.as_ref()),
+        test: test.into_split(affine.as_ref()),
     })
 }
 
@@ -278,27 +316,31 @@ fn required_path(cfg: &DataConfig) -> Result<&PathBuf, DataError> {
         .ok_or_else(|| err("preset", "data.path is required for this source"))
 }
 
-fn normalize(how: Normalize, max_value: Option<f32>, train: &mut Raw, others: &mut [&mut Raw]) {
+/// The shift and scale `how` asks for, from the training examples' statistics (none for
+/// `Normalize::None`).
+fn normalization(how: Normalize, max_value: Option<f32>, train: &Raw) -> Option<Affine> {
     let dim = train.dim();
-    let (shift, scale): (Vec<f32>, Vec<f32>) = match how {
-        Normalize::None => return,
+    match how {
+        Normalize::None => None,
         Normalize::Scale => {
             let max = max_value
-                .unwrap_or_else(|| train.features.iter().fold(0.0_f32, |m, v| m.max(v.abs())))
+                .unwrap_or_else(|| train.values().fold(0.0_f64, |m, v| m.max(v.abs())) as f32)
                 .max(f32::MIN_POSITIVE);
-            (vec![0.0; dim], vec![1.0 / max; dim])
+            Some(Affine {
+                shift: vec![0.0; dim],
+                scale: vec![1.0 / max; dim],
+            })
         }
         Normalize::Standardize => {
             let n = train.len().max(1) as f64;
             let mut mean = vec![0.0_f64; dim];
             let mut sq = vec![0.0_f64; dim];
-            for row in train.features.chunks(dim) {
-                for (j, &v) in row.iter().enumerate() {
-                    mean[j] += f64::from(v) / n;
-                    sq[j] += f64::from(v) * f64::from(v) / n;
-                }
+            for (i, v) in train.values().enumerate() {
+                let j = i % dim;
+                mean[j] += v / n;
+                sq[j] += v * v / n;
             }
-            let inv_std = mean
+            let scale = mean
                 .iter()
                 .zip(&sq)
                 .map(|(m, s)| {
@@ -310,14 +352,10 @@ fn normalize(how: Normalize, max_value: Option<f32>, train: &mut Raw, others: &m
                     }
                 })
                 .collect();
-            (mean.iter().map(|&m| m as f32).collect(), inv_std)
-        }
-    };
-    for raw in std::iter::once(train).chain(others.iter_mut().map(|r| &mut **r)) {
-        for row in raw.features.chunks_mut(dim) {
-            for (j, v) in row.iter_mut().enumerate() {
-                *v = (*v - shift[j]) * scale[j];
-            }
+            Some(Affine {
+                shift: mean.iter().map(|&m| m as f32).collect(),
+                scale,
+            })
         }
     }
 }
@@ -351,7 +389,12 @@ fn stratified_split(
 }
 
 pub(crate) fn gunzip(bytes: &[u8], name: &str) -> Result<Vec<u8>, DataError> {
-    let mut out = Vec::new();
+    // The gzip trailer's last four bytes hold the data's length (mod 2^32): room for it up
+    // front saves growing and copying the output; a file's claim is trusted only so far.
+    let claimed = bytes
+        .last_chunk::<4>()
+        .map_or(0, |n| u32::from_le_bytes(*n) as usize);
+    let mut out = Vec::with_capacity(claimed.min(256 << 20));
     GzDecoder::new(bytes)
         .read_to_end(&mut out)
         .map_err(|e| err(name, format!("truncated or corrupt gzip data ({e})")))?;

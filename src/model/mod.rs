@@ -4,6 +4,7 @@
 
 mod autocast;
 mod cnn;
+mod dropout;
 mod mlp;
 mod resnet;
 
@@ -13,6 +14,7 @@ use std::fmt;
 use tch::{nn, Device, Tensor};
 
 pub use cnn::Cnn;
+pub use dropout::dropout;
 pub use mlp::Mlp;
 pub use resnet::Resnet;
 
@@ -36,18 +38,6 @@ pub trait Net: Send + fmt::Debug {
         let logits = self.run(xs, train, Some(&mut features));
         (logits, features)
     }
-}
-
-/// Inverted dropout: in training each element is kept with probability 1 − p and scaled by
-/// 1 / (1 − p). The mask is one uniform draw per element compared with p: on the CPU that is
-/// 2.4x faster than libtorch's `dropout`, whose Bernoulli sampler draws a double per element on
-/// one thread (0.30 ms against 0.74 ms for 128 x 800, PyTorch 2.13 here).
-pub fn dropout(h: &Tensor, p: f64, train: bool) -> Tensor {
-    if !train || p == 0.0 {
-        return h.shallow_clone();
-    }
-    let keep = tch::no_grad(|| h.rand_like().ge(p).to_kind(h.kind()) * (1.0 / (1.0 - p)));
-    h * keep
 }
 
 /// Named intermediate outputs of a forward pass.

@@ -3,7 +3,7 @@
 
 use super::control::Interrupt;
 use super::epoch::Distilling;
-use super::eval::measure_latency;
+use super::eval::{measure_latency, Evaluation};
 use super::optim::Optimizer;
 use super::{PhaseEnd, RunError, Trainer};
 use crate::model::Model;
@@ -22,6 +22,8 @@ pub(super) struct Trained {
     best_val_acc: f64,
     /// Test accuracy of the last epoch's weights.
     test_acc_last: f64,
+    /// The last epoch's test scores when its weights are the ones reported (no second pass).
+    reported_test: Option<Evaluation>,
     train_seconds: f64,
     /// Where the distilled student's teacher outputs came from.
     pub(super) teacher_outputs: Option<TeacherOutputs>,
@@ -237,6 +239,7 @@ impl Trainer {
             best_epoch: best.epoch,
             best_val_acc: best.val_acc,
             test_acc_last: last.acc,
+            reported_test: (best.epoch == epochs_run).then_some(last),
             train_seconds,
             teacher_outputs: None,
             loss_parts: last_parts,
@@ -252,16 +255,16 @@ impl Trainer {
 
     /// Evaluates on test, measures latency, saves the weights, records and announces the result.
     /// `trained` is `None` for a teacher loaded from a checkpoint.
-    fn finish_phase(&mut self, phase: Phase, model: Model, trained: Option<Trained>) {
+    fn finish_phase(&mut self, phase: Phase, model: Model, mut trained: Option<Trained>) {
         self.end_phase_allreduce(phase);
         // A loaded teacher was not validated while training: its validation score comes here.
-        let scored = self.score(&model, &self.data.test).and_then(|test| {
-            let val = match trained {
-                Some(_) => None,
-                None => Some(self.score(&model, &self.data.val)?.acc),
-            };
-            Ok((test, val))
-        });
+        let scored = match trained.as_mut().map(|t| t.reported_test.take()) {
+            Some(Some(test)) => Ok((test, None)),
+            Some(None) => self.score(&model, &self.data.test).map(|test| (test, None)),
+            None => self
+                .score(&model, &self.data.test)
+                .and_then(|test| Ok((test, Some(self.score(&model, &self.data.val)?.acc)))),
+        };
         let (test, val_acc) = match scored {
             Ok(scores) => scores,
             Err(e) => {
@@ -275,6 +278,7 @@ impl Trainer {
             best_epoch: 0,
             best_val_acc: val_acc.unwrap_or(f64::NAN),
             test_acc_last: test.acc,
+            reported_test: None,
             train_seconds: 0.0,
             teacher_outputs: None,
             loss_parts: BTreeMap::new(),

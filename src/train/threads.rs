@@ -10,12 +10,14 @@ use crate::model::Model;
 use tch::{Device, Kind, Tensor};
 
 /// Below this many floating-point operations per training step, one thread is faster. Measured
-/// on this project's 2-core machine, one MNIST epoch of an MLP teacher (batch 128) with
-/// `threads = 1` and `= 2`: 256-256 (205 MFLOP per step) 1.13 s vs 1.46 s, 512-512 (514 MFLOP)
-/// 2.70 s vs 2.66 s, 800-800 (990 MFLOP) 5.2 s vs 3.9 s; digits' 256-256 (33 MFLOP) 0.46 s vs
-/// 1.20 s. (Back-to-back steps in a micro-benchmark favour two threads much earlier: in a real
-/// epoch the threads fall asleep between steps.)
-pub const ONE_THREAD_BELOW_FLOPS: f64 = 5.0e8;
+/// on this project's 2-core machine, one phase with `threads = 1` and `= 2` (train seconds,
+/// `kd-tui --batch ... --set threads=N`): digits' 256-256 teacher (32 MFLOP per step) 0.33 s vs
+/// 0.39 s and its 32 student (1 MFLOP) 0.09 s vs 0.15 s; the digits CNN teacher (15 MFLOP)
+/// 0.83-0.97 s vs 0.85-0.87 s; on MNIST (batch 128, one epoch) the 32 student (20 MFLOP)
+/// 0.122 s vs 0.119 s, a 128-128 teacher (91 MFLOP) 0.43 s vs 0.39 s, 256-256 0.86 s vs 0.75 s,
+/// 800-800 4.4 s vs 2.8 s. (With more than one OpenMP pool alive, two threads lost up to
+/// 500 MFLOP: see `keep_serial`.)
+pub const ONE_THREAD_BELOW_FLOPS: f64 = 5.0e7;
 
 /// Floating-point operations of one training step (forward and backward, about three forward
 /// passes) on `batch` examples: each parameter is used twice (multiply, add) per position of the
@@ -41,6 +43,16 @@ pub fn step_flops(model: &Model, input: &InputShape, batch: usize) -> f64 {
         .map(|(name, t)| 2.0 * t.numel() as f64 * positions(name) as f64)
         .sum();
     3.0 * forward * batch as f64
+}
+
+/// Keeps the libtorch work of the calling thread on one CPU thread. The main thread calls it
+/// before it loads data, so that the trainer's OpenMP pool is the process's only one: libgomp
+/// gives each thread that starts parallel work a pool of its own, and once a process has more
+/// pool threads than cores, an idle one spins only a hundred rounds before it sleeps, so the
+/// trainer's helper would sleep and be woken at every operation. Measured: one MNIST epoch of
+/// the 800-800 teacher took 3.2 s with the main thread's pool alive and 2.6 s without it.
+pub fn keep_serial() {
+    tch::set_num_threads(1);
 }
 
 /// The CPU cores this process may use: the machine's, shared out among the ranks of a

@@ -51,7 +51,7 @@ fn label_column_by_name_or_index_kaggle_style_first() {
     let by_name = opts(Some(LabelColumn::Name("label".into())), Header::Auto);
     let (raw, classes) = parse_str(kaggle, &by_name).unwrap();
     assert_eq!(classes, ["3", "7"]);
-    assert_eq!(raw.features, [0.5, 1.0, 0.25, 2.0]);
+    assert_eq!(raw.features, Values::Floats(vec![0.5, 1.0, 0.25, 2.0]));
     assert_eq!(raw.shape.dims(), [2]);
     let by_index = opts(Some(LabelColumn::Index(0)), Header::Auto);
     assert_eq!(
@@ -88,7 +88,7 @@ fn header_auto_true_and_false() {
     assert_eq!(raw.labels.len(), 2);
     // A numeric header (column numbers) must be declared.
     let (raw, _) = parse_str("0,1,2\n3,4,1\n5,6,0\n", &opts(None, Header::Given(true))).unwrap();
-    assert_eq!(raw.features, [3.0, 4.0, 5.0, 6.0]);
+    assert_eq!(raw.features, Values::Floats(vec![3.0, 4.0, 5.0, 6.0]));
     // A word in the first line with header = false is an error on line 1.
     let e = parse_str("a,b,y\n1,2,0\n", &opts(None, Header::Given(false))).unwrap_err();
     assert!(e.message.starts_with("line 1: `a` is not a number"), "{e}");
