@@ -32,7 +32,7 @@ const WORKLOADS: [Workload; 3] = [
         student: &[32],
         batch: 64,
     },
-    // Between the two: where one thread stops being the faster (see train::threads).
+    // Between the two: a 256-256 teacher on MNIST-sized inputs.
     Workload {
         name: "mnist-small",
         inputs: 784,
