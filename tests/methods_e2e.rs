@@ -1,14 +1,12 @@
 //! Every distillation method end to end on digits (and, where MNIST is present, `hint` with a
 //! CNN teacher on MNIST): the loss parts in metrics.jsonl and the summary, hint's regressor kept
-//! apart from the student, and the teacher-output cache.
+//! apart from the student.
 
 mod common;
 
-use common::{kd_tui, write_preset, Outcome, Run};
-use kd_tui::run::summary::TeacherOutputs;
+use common::{write_preset, Run};
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::path::Path;
 
 const FEW: [&str; 3] = [
     "teacher.epochs=2",
@@ -144,73 +142,6 @@ fn two_stage_hint_trains_the_hint_alone_first() {
             (1, vec!["hint".to_string()]),
             (2, vec!["ce".to_string(), "kd".into()])
         ]
-    );
-}
-
-/// `kd-tui --batch` with overrides and an explicit teacher-output cache.
-fn run_with_cache(dir: &Path, cache: &Path, overrides: &[String]) -> Outcome {
-    let mut command = kd_tui();
-    command
-        .args(["--batch", "--out"])
-        .arg(dir)
-        .env("KD_TUI_CACHE", cache);
-    for o in overrides {
-        command.args(["--set", o]);
-    }
-    let outcome = Outcome::of(command.output().unwrap());
-    assert_eq!(outcome.code, Some(0), "{}", outcome.stderr);
-    outcome
-}
-
-#[test]
-fn the_teacher_pass_is_skipped_when_the_cache_has_its_outputs() {
-    let tmp = tempfile::tempdir().unwrap();
-    let cache = tmp.path().join("cache");
-    let first = tmp.path().join("first");
-    run_with_cache(&first, &cache, &FEW.map(String::from));
-    let teacher = first.join("teacher.safetensors");
-    let again = |name: &str| {
-        let dir = tmp.path().join(name);
-        let mut o: Vec<String> = FEW.map(String::from).to_vec();
-        o.push(format!(
-            "teacher.checkpoint={:?}",
-            teacher.display().to_string()
-        ));
-        let out = run_with_cache(&dir, &cache, &o);
-        (common::read_summary(&dir), out)
-    };
-    let first_summary = common::read_summary(&first);
-    assert_eq!(
-        first_summary.distilled.unwrap().teacher_outputs,
-        Some(TeacherOutputs::Computed)
-    );
-    // The loaded teacher is the same weights on the same data: its outputs come from the cache,
-    // and the student trains exactly as it did on computed outputs.
-    let (second, out) = again("second");
-    assert_eq!(
-        second.distilled.unwrap().teacher_outputs,
-        Some(TeacherOutputs::FromCache)
-    );
-    assert!(out.stdout.contains("read from the cache"), "{}", out.stdout);
-    assert_eq!(
-        std::fs::read(first.join("distilled.safetensors")).unwrap(),
-        std::fs::read(tmp.path().join("second/distilled.safetensors")).unwrap()
-    );
-    // Another split (seed) is other data: no hit.
-    let dir = tmp.path().join("other-seed");
-    let mut o: Vec<String> = FEW.map(String::from).to_vec();
-    o.push(format!(
-        "teacher.checkpoint={:?}",
-        teacher.display().to_string()
-    ));
-    o.push("seed=8".into());
-    run_with_cache(&dir, &cache, &o);
-    assert_eq!(
-        common::read_summary(&dir)
-            .distilled
-            .unwrap()
-            .teacher_outputs,
-        Some(TeacherOutputs::Computed)
     );
 }
 

@@ -4,7 +4,9 @@
 
 mod common;
 
-use common::{kd_tui, read_metrics, read_summary, run, wait_for, ChildGuard, Run, FEW_EPOCHS};
+use common::{
+    final_weights, kd_tui, read_metrics, read_summary, run, wait_for, ChildGuard, Run, FEW_EPOCHS,
+};
 use kd_tui::run::summary::RunStatus;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde_json::Value;
@@ -261,13 +263,6 @@ fn kill_9_at_random_moments_then_resume() {
 }
 
 /// The final weights of every phase, as bytes.
-fn final_weights(dir: &Path) -> Vec<Vec<u8>> {
-    ["teacher", "baseline", "distilled"]
-        .iter()
-        .map(|p| std::fs::read(dir.join(format!("{p}.safetensors"))).unwrap())
-        .collect()
-}
-
 #[test]
 fn a_run_resumed_mid_epoch_ends_with_the_weights_of_an_uninterrupted_one() {
     // The default preset (its teacher has dropout, the student learns from cached soft targets),

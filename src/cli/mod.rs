@@ -325,14 +325,31 @@ pub fn main() -> i32 {
             }
         };
     }
-    let resume = match args.resume.as_deref().map(Checkpoint::read).transpose() {
+    // A run stopped before its first checkpoint has nothing to lose: it starts over there.
+    let restart = args
+        .resume
+        .as_deref()
+        .filter(|dir| RunFolder::never_checkpointed(dir));
+    let resume = match args
+        .resume
+        .as_deref()
+        .filter(|_| restart.is_none())
+        .map(Checkpoint::read)
+        .transpose()
+    {
         Ok(resume) => resume,
         Err(e) => {
             eprintln!("{}", bad_input(e));
             return EXIT_BAD_INPUT;
         }
     };
-    let mut preset = match load_preset(&args, resume.as_ref()) {
+    let loaded = match restart {
+        Some(dir) => {
+            read_preset(Some(&dir.join("preset.toml")), &args.overrides).map_err(bad_input)
+        }
+        None => load_preset(&args, resume.as_ref()),
+    };
+    let mut preset = match loaded {
         Ok(p) => p,
         Err(message) => {
             eprintln!("{message}");
@@ -366,6 +383,16 @@ pub fn main() -> i32 {
             .clone()
             .unwrap_or_else(|| RunFolder::default_dir(&preset.name));
         return run_series(&args, preset, parent, false, consumer);
+    }
+    if let Some(dir) = restart {
+        if let Err(e) = RunFolder::clear_for_restart(dir) {
+            eprintln!("{}", bad_input(format!("{}: {e}", dir.display())));
+            return EXIT_BAD_INPUT;
+        }
+        eprintln!(
+            "kd-tui: {} stopped before its first checkpoint (nothing to lose): starting it over in the same folder",
+            dir.display()
+        );
     }
     let setup = match setup(&args, preset, resume) {
         Ok(s) => s,

@@ -64,15 +64,36 @@ fn check_resume(dir: &Path, ckpt: &Checkpoint, overrides: &[Override]) -> Result
     }
     let preset = ckpt.live_preset(dir, &[]).map_err(|e| e.to_string())?;
     let live = preset.live_keys();
-    match overrides
+    if let Some(o) = overrides
         .iter()
         .find(|o| !live.contains(&o.key) && !o.key.starts_with("distill."))
     {
-        Some(o) => Err(format!(
+        return Err(format!(
             "--set {}: a resumed run keeps its data, seed and models; it takes only {}",
             o.key, "lr, batch_size, epochs and distill.* keys"
+        ));
+    }
+    // Errors in the overrides themselves are reported where the preset is loaded.
+    let Ok(resumed) = ckpt.live_preset(dir, overrides) else {
+        return Ok(());
+    };
+    let (asked, begun) = (resumed.student.epochs, ckpt.student_epochs_begun());
+    if asked < begun {
+        return Err(format!(
+            "student.epochs = {asked}: a student of {} has begun {begun} epochs, and both \
+             students end with the same number; resume with --set student.epochs={begun} or more",
+            dir.display()
+        ));
+    }
+    match ckpt.missing_files(dir, asked).as_slice() {
+        [] => Ok(()),
+        missing => Err(format!(
+            "{} cannot be resumed: {} needs {}, which {} not there (nothing was changed)",
+            dir.display(),
+            crate::run::checkpoint::FILE,
+            missing.join(", "),
+            if missing.len() == 1 { "is" } else { "are" }
         )),
-        None => Ok(()),
     }
 }
 
@@ -140,6 +161,13 @@ pub fn setup_in(
 ) -> Result<TrainerSetup, String> {
     let (preset, data, device) = prepare(preset)?;
     let run = open_run(dir, &preset, resume.is_some())?;
+    if let Some(ckpt) = &resume {
+        // What the stopped process recorded past its checkpoint is trained again.
+        crate::run::history::cut_after(&run.path("metrics.jsonl"), |phase, step| {
+            ckpt.covers(phase, step)
+        })
+        .map_err(|e| bad_input(format!("{}: {e}", run.path("metrics.jsonl").display())))?;
+    }
     Ok(TrainerSetup {
         preset,
         data,

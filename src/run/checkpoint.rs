@@ -6,7 +6,7 @@
 //! from per-epoch seeds, dropout from per-batch ones): the weights end bit-identical to an
 //! uninterrupted run's on CPU, `hint`'s regressor (and its optimizer) included.
 
-use crate::protocol::Phase;
+use crate::protocol::{Phase, Role};
 use crate::run::summary::PhaseResult;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -46,6 +46,10 @@ pub struct Checkpoint {
     pub train_seconds: f64,
     /// Phases that had finished, with their results.
     pub completed: Vec<PhaseResult>,
+    /// While a completed run's students train for more epochs: their results as the run
+    /// completed them. Until every student has its new result, these are the reported ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extending: Vec<PhaseResult>,
     /// The live preset (start preset plus accepted edits), as TOML.
     pub preset: String,
 }
@@ -60,6 +64,62 @@ impl Checkpoint {
     ) -> Result<crate::config::Preset, crate::config::PresetError> {
         let origin = format!("{} (live preset)", run_dir.join(FILE).display());
         crate::config::load(&self.preset, &origin, overrides)
+    }
+
+    /// The most epochs a student has trained, a begun epoch counted whole: a resumed run's
+    /// `student.epochs` may not be fewer (both students must end with the same count).
+    pub fn student_epochs_begun(&self) -> usize {
+        let stopped = (self.phase.role() == Role::Student
+            && !self.completed.iter().any(|r| r.phase == self.phase))
+        .then(|| match self.epoch_cursor {
+            0 => self.epoch.saturating_sub(1),
+            _ => self.epoch,
+        });
+        self.completed
+            .iter()
+            .filter(|r| r.phase.role() == Role::Student)
+            .map(|r| r.epochs_run)
+            .chain(stopped)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Whether a record made at `phase`'s step `step` is held by this checkpoint (resuming
+    /// does not train it again).
+    pub fn covers(&self, phase: Phase, step: usize) -> bool {
+        match self.completed.iter().find(|r| r.phase == phase) {
+            Some(r) => r.end_state.as_ref().is_none_or(|e| step <= e.step),
+            None => phase == self.phase && step <= self.step,
+        }
+    }
+
+    /// Files that resuming to `student_epochs` needs and `run_dir` lacks: it would fail on them.
+    pub fn missing_files(&self, run_dir: &Path, student_epochs: usize) -> Vec<String> {
+        let mut needed: Vec<&str> = vec![&self.weights];
+        needed.extend(self.optimizer.as_deref());
+        needed.extend(self.best.as_ref().map(|b| b.weights.as_str()));
+        if let Some(h) = &self.hint {
+            needed.extend([h.weights.as_str(), h.optimizer.as_str()]);
+        }
+        for r in &self.completed {
+            needed.push(&r.weights);
+            // A student given more epochs goes on from its end state.
+            let goes_on = r.phase.role() == Role::Student && r.epochs_run < student_epochs;
+            if let Some(end) = r.end_state.as_ref().filter(|_| goes_on) {
+                needed.extend([end.weights.as_str(), end.optimizer.as_str()]);
+                needed.extend(end.best.as_ref().map(|b| b.weights.as_str()));
+                if let Some(h) = &end.hint {
+                    needed.extend([h.weights.as_str(), h.optimizer.as_str()]);
+                }
+            }
+        }
+        needed.sort_unstable();
+        needed.dedup();
+        needed
+            .into_iter()
+            .filter(|f| !run_dir.join(f).is_file())
+            .map(String::from)
+            .collect()
     }
 
     pub fn read(run_dir: &Path) -> Result<Checkpoint, String> {

@@ -1,6 +1,7 @@
 //! The run folder: `preset.toml`, `metrics.jsonl`, `summary.json`, weights and checkpoints.
 
 pub mod checkpoint;
+pub mod history;
 pub mod lock;
 pub mod plots;
 pub mod stats;
@@ -99,6 +100,30 @@ impl RunFolder {
             metrics: BufWriter::new(file),
             _lock: lock,
         })
+    }
+
+    /// A run folder that a run created and that has no checkpoint: it stopped (was killed)
+    /// before its first one.
+    pub fn never_checkpointed(dir: &Path) -> bool {
+        let has = |f: &str| dir.join(f).is_file();
+        has("preset.toml") && has("metrics.jsonl") && !dir.join(checkpoint::FILE).exists()
+    }
+
+    /// Empties a run folder that never wrote a checkpoint (a detached job's log is kept), so
+    /// the run starts over there; refused while a job holds the folder.
+    pub fn clear_for_restart(dir: &Path) -> io::Result<()> {
+        let _held = lock::JobLock::acquire(dir)?;
+        for entry in dir.read_dir()? {
+            let entry = entry?;
+            if entry.file_name() == JOB_LOG {
+                continue;
+            }
+            match entry.file_type()?.is_dir() {
+                true => std::fs::remove_dir_all(entry.path())?,
+                false => std::fs::remove_file(entry.path())?,
+            }
+        }
+        Ok(())
     }
 
     pub fn dir(&self) -> &Path {

@@ -1,10 +1,11 @@
 //! The distilled phase's set-up: the teacher's targets (cached outputs, or per batch when the
 //! student's inputs are augmented), `hint`'s regressor, and the key the output cache uses.
 
+use super::cache::TeacherCache;
 use super::epoch::Distilling;
 use super::optim::Optimizer;
 use super::phase::Trained;
-use super::targets::{feature, HintKit, TeacherCache, TeacherTargets};
+use super::targets::{feature, HintKit, TeacherTargets};
 use super::{PhaseEnd, Trainer};
 use crate::config::NetConfig;
 use crate::distill::Regressor;
@@ -39,7 +40,14 @@ impl Trainer {
         let train = &self.data.train.features;
         let augmented = !cfg.augment.is_none();
         let cache = (!augmented)
-            .then(|| TeacherCache::new(teacher, &self.data_key()))
+            .then(|| {
+                TeacherCache::new(
+                    teacher,
+                    &self.data_key(),
+                    self.data.train.len(),
+                    self.data.num_classes,
+                )
+            })
             .flatten();
         let guided = layers.as_ref().map(|(t, _)| t.as_str());
         let targets = super::threads::for_forward(
@@ -59,6 +67,9 @@ impl Trainer {
                 )
             },
         );
+        if let Some(why) = targets.cache_rejected.clone() {
+            self.log(crate::protocol::LogLevel::Warn, why);
+        }
         let distilling = Distilling { targets: &targets };
         let trained =
             self.train_epochs(Phase::Distilled, model, opt, Some(distilling), start_cursor);

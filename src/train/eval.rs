@@ -94,8 +94,9 @@ impl Trainer {
     /// Baseline against distilled on the same test examples, from their reported weights in
     /// the run folder (so a resumed run compares phases trained in different processes).
     pub(super) fn paired_test(&self) -> Option<PairedTest> {
+        let results = self.reported_results();
         let correct_of = |phase: Phase| {
-            let result = self.results.iter().find(|r| r.phase == phase)?;
+            let result = results.iter().find(|r| r.phase == phase)?;
             let mut model = self.build(phase, self.device).ok()?;
             model.vs.load(self.run.path(&result.weights)).ok()?;
             Some(correct(&model, &self.data.test, self.world()))

@@ -8,13 +8,16 @@
 //!
 //! Files: `phase.rs` (one phase from start to result), `distilled.rs` (the distilled phase's
 //! teacher targets and `hint` regressor), `epoch.rs` (the step loop), `eval.rs` (accuracy,
-//! latency), `control.rs` (commands and live edits), `resume.rs` (checkpoints), `parallel.rs`
+//! latency), `control.rs` (commands and live edits), `resume.rs` (checkpoints), `extension.rs` (a completed run's students given more
+//! epochs), `parallel.rs`
 //! (several ranks: batch shares, the gradient all-reduce, the command log).
 
+pub mod cache;
 mod control;
 mod distilled;
 mod epoch;
 mod eval;
+mod extension;
 pub mod optim;
 mod parallel;
 mod phase;
@@ -177,6 +180,9 @@ struct Trainer {
     paused: [bool; 2],
     teacher: Option<Model>,
     results: Vec<PhaseResult>,
+    /// A completed run's student results while the students train for more epochs: the
+    /// reported ones until every student has its new result.
+    extending: Vec<PhaseResult>,
     /// The current phase's best-by-validation weights.
     best: Option<Best>,
     /// Training examples of the current epoch already used.
@@ -237,6 +243,7 @@ impl Trainer {
             paused: [false; 2],
             teacher: None,
             results: Vec::new(),
+            extending: Vec::new(),
             best: None,
             epoch_cursor: 0,
             train_seconds_before: 0.0,
@@ -341,6 +348,11 @@ impl Trainer {
                 end = Some(PhaseEnd::Failed(e));
             }
         }
+        if let Some(PhaseEnd::Failed(e @ RunError::Resume(_))) = end {
+            // A refused resume leaves the run's summary and plots as they were.
+            self.log(LogLevel::Error, e.to_string());
+            return RunOutcome::Failed(e);
+        }
         let status = match &end {
             None => RunStatus::Completed,
             Some(PhaseEnd::Stopped(_)) => RunStatus::Interrupted,
@@ -381,7 +393,8 @@ impl Trainer {
     }
 
     fn summary(&self, status: RunStatus) -> RunSummary {
-        let find = |p: Phase| self.results.iter().find(|r| r.phase == p).cloned();
+        let results = self.reported_results();
+        let find = |p: Phase| results.iter().find(|r| r.phase == p).cloned();
         let (teacher, baseline, distilled) = (
             find(Phase::Teacher),
             find(Phase::Baseline),

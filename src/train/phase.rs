@@ -285,7 +285,7 @@ impl Trainer {
             regressor_params: None,
             end_state: None,
         });
-        let weights = format!("{}.safetensors", phase.as_str());
+        let weights = format!("{}.safetensors", self.result_stem(phase));
         if let Err(e) = crate::run::save_weights(&model.vs, &self.run.path(&weights)) {
             // No result is claimed for weights that are not on disk.
             self.write_failed(&weights, e);

@@ -48,10 +48,18 @@ impl Trainer {
             return Ok(());
         };
         self.results = ckpt.completed.clone();
+        self.extending = ckpt.extending.clone();
         if !self.results.iter().any(|r| r.phase == ckpt.phase) {
             self.resume_points.push(ckpt.clone());
         }
         let student_epochs = self.preset.student.epochs;
+        let begun = ckpt.student_epochs_begun();
+        if student_epochs < begun {
+            return Err(RunError::Resume(format!(
+                "student.epochs = {student_epochs}, but a student has begun {begun} epochs: \
+                 both students end with the same number"
+            )));
+        }
         let mut extended = Vec::new();
         self.results.retain(|r| {
             let more = r.phase.role() == crate::protocol::Role::Student
@@ -62,7 +70,21 @@ impl Trainer {
             }
             !more
         });
+        // An unfinished extension's student that had not begun its extra epochs.
+        for old in &self.extending {
+            let waiting = !self.results.iter().any(|r| r.phase == old.phase)
+                && !self.resume_points.iter().any(|c| c.phase == old.phase)
+                && old.end_state.is_some();
+            if waiting {
+                extended.push(old.clone());
+            }
+        }
         for r in &extended {
+            // The result as the run completed it stays the reported one until both students
+            // have their new results (kept from an earlier, unfinished extension if any).
+            if !self.extending.iter().any(|old| old.phase == r.phase) {
+                self.extending.push(r.clone());
+            }
             let end = r.end_state.clone().expect("kept only with an end state");
             self.resume_points.push(Checkpoint {
                 phase: r.phase,
@@ -76,6 +98,7 @@ impl Trainer {
                 hint: end.hint,
                 train_seconds: r.train_seconds,
                 completed: Vec::new(),
+                extending: Vec::new(),
                 preset: String::new(),
             });
         }
@@ -170,10 +193,12 @@ impl Trainer {
             hint: None,
             train_seconds: self.phase_train_seconds(),
             completed: self.results.clone(),
+            extending: self.extending_record(),
             preset: self.preset.to_toml(),
         };
         match self.run.write_json(checkpoint::FILE, &record) {
             Ok(()) => {
+                self.remove_extended_files();
                 // The phase's own checkpoints are not needed any more.
                 if let Some(old) = self.last_auto_checkpoint.take() {
                     remove_checkpoint_files(&self.run.path(&old));
@@ -227,6 +252,7 @@ impl Trainer {
             hint: state.hint,
             train_seconds: self.phase_train_seconds(),
             completed: self.results.clone(),
+            extending: self.extending_record(),
             preset: self.preset.to_toml(),
         };
         if let Err(e) = self.run.write_json(checkpoint::FILE, &record) {
@@ -244,12 +270,8 @@ impl Trainer {
         model: &Model,
         opt: &Optimizer,
     ) -> Option<EndState> {
-        self.save_state(
-            phase,
-            model,
-            opt,
-            &format!("checkpoints/{}-last", phase.as_str()),
-        )
+        let stem = format!("checkpoints/{}-last", self.result_stem(phase));
+        self.save_state(phase, model, opt, &stem)
     }
 
     /// Writes the weights, the optimizer's state and the best weights (each atomically).
@@ -354,6 +376,23 @@ impl Trainer {
             let best = Best::load(record, &self.run)
                 .map_err(|e| RunError::Resume(format!("{}: {e}", record.weights)))?;
             self.best = Some(best);
+        }
+        // Automatic checkpoints of the phase other than this one are stale: the stopped process
+        // may have written several (one kept through a stop), and this process would not know.
+        let keep = ckpt.weights.trim_end_matches(".safetensors");
+        let auto = format!("{}-auto-e", ckpt.phase.as_str());
+        if let Ok(entries) = std::fs::read_dir(self.run.path("checkpoints")) {
+            for entry in entries.flatten() {
+                let name = format!("checkpoints/{}", entry.file_name().to_string_lossy());
+                let stale = name.starts_with(&format!("checkpoints/{auto}"))
+                    && !name.starts_with(&format!("{keep}."));
+                if stale {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+        if ckpt.weights.contains(&auto) {
+            self.last_auto_checkpoint = Some(ckpt.weights.clone());
         }
         // The loop below increments the epoch before training it.
         self.at.epoch = ckpt.epoch.saturating_sub(1);

@@ -3,14 +3,13 @@
 //! an on-disk cache, or computed on every batch when the student's inputs are augmented (the
 //! teacher must see the augmented view).
 
+use super::cache::{CacheMismatch, TeacherCache};
 use super::eval::logits_in_chunks;
 use crate::dist::World;
 use crate::distill::Regressor;
 use crate::model::{Features, Model};
 use crate::run::summary::TeacherOutputs;
-use sha2::{Digest, Sha256};
-use std::path::PathBuf;
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 /// Cached guided-layer outputs over the training set are kept in memory up to this size;
 /// beyond it the teacher runs on every batch.
@@ -38,6 +37,8 @@ pub struct TeacherTargets<'a> {
     source: Source,
     /// How the logits were obtained, for the summary.
     pub outputs: TeacherOutputs,
+    /// Why a cached file was found and not used (recomputed instead), for the log.
+    pub cache_rejected: Option<String>,
 }
 
 /// The named output of a forward pass.
@@ -65,9 +66,21 @@ impl<'a> TeacherTargets<'a> {
                 teacher,
                 source: Source::PerBatch,
                 outputs: TeacherOutputs::PerBatch,
+                cache_rejected: None,
             };
         }
-        let mut cached = cache.and_then(TeacherCache::read);
+        let mut cache_rejected = None;
+        let mut cached = cache.and_then(|c| match c.read() {
+            Ok(logits) => Some(logits),
+            Err(CacheMismatch::Missing(_)) => None,
+            Err(why) => {
+                cache_rejected = Some(format!(
+                    "teacher-output cache {} not used: {why}; recomputing the teacher's outputs",
+                    c.path().display()
+                ));
+                None
+            }
+        });
         if let Some(w) = world {
             // The ranks use the cache only if every one of them has it (one file per machine).
             let mut have = Tensor::from_slice(&[f32::from(u8::from(cached.is_some()))]);
@@ -98,11 +111,13 @@ impl<'a> TeacherTargets<'a> {
                 teacher,
                 source: Source::PerBatch,
                 outputs: TeacherOutputs::PerBatch,
+                cache_rejected,
             },
             (_, guided) => TeacherTargets {
                 teacher,
                 source: Source::Cached { logits, guided },
                 outputs,
+                cache_rejected,
             },
         }
     }
@@ -158,66 +173,4 @@ fn guided_outputs(
         "teacher features",
         |x| tch::no_grad(|| feature(teacher.net.forward_features(x, false).1, layer)),
     ))
-}
-
-/// Teacher logits over a training set on disk, keyed by the teacher's weights, the data and its
-/// preprocessing (so a rerun, another student or a sweep with the same teacher skips the pass).
-pub struct TeacherCache {
-    path: PathBuf,
-}
-
-impl TeacherCache {
-    /// `$KD_TUI_CACHE` (default `~/.cache/kd-tui`)`/teacher-outputs/<sha256>.safetensors`.
-    pub fn new(teacher: &Model, data_key: &str) -> Option<TeacherCache> {
-        let root = std::env::var_os("KD_TUI_CACHE")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("kd-tui")))
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/kd-tui")))?;
-        let mut hash = Sha256::new();
-        hash.update(data_key.as_bytes());
-        let mut vars: Vec<(String, Tensor)> = teacher.vs.variables().into_iter().collect();
-        vars.sort_by(|a, b| a.0.cmp(&b.0));
-        for (name, t) in vars {
-            hash.update(name.as_bytes());
-            let values: Vec<f32> = Vec::try_from(t.to_kind(Kind::Float).flatten(0, -1)).ok()?;
-            for v in values {
-                hash.update(v.to_le_bytes());
-            }
-        }
-        let key: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
-        Some(TeacherCache {
-            path: root
-                .join("teacher-outputs")
-                .join(format!("{key}.safetensors")),
-        })
-    }
-
-    fn read(&self) -> Option<Tensor> {
-        let tensors = Tensor::read_safetensors(&self.path).ok()?;
-        tensors
-            .into_iter()
-            .find(|(n, _)| n == "logits")
-            .map(|(_, t)| t)
-    }
-
-    /// Best effort: a cache that cannot be written costs the next run a teacher pass, nothing
-    /// else. Written aside and renamed, so a reader never sees half a file.
-    fn write(&self, logits: &Tensor) {
-        let Some(dir) = self.path.parent() else {
-            return;
-        };
-        let tmp = self
-            .path
-            .with_extension(format!("{}.partial", std::process::id()));
-        let written = std::fs::create_dir_all(dir)
-            .ok()
-            .and_then(|()| {
-                Tensor::write_safetensors(&[("logits", logits.to_device(tch::Device::Cpu))], &tmp)
-                    .ok()
-            })
-            .and_then(|()| std::fs::rename(&tmp, &self.path).ok());
-        if written.is_none() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-    }
 }

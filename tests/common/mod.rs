@@ -200,6 +200,14 @@ pub fn read_summary(dir: &Path) -> RunSummary {
         .unwrap_or_else(|e| panic!("summary.json does not parse: {e}\n{text}"))
 }
 
+/// The bytes of each phase's final weights, as the summary names them.
+pub fn final_weights(dir: &Path) -> Vec<Vec<u8>> {
+    read_summary(dir)
+        .results()
+        .map(|r| std::fs::read(dir.join(&r.weights)).unwrap())
+        .collect()
+}
+
 /// Every record of metrics.jsonl; each must be a JSON object with the common keys and must parse
 /// as the trainer's `Stamped` event.
 pub fn read_metrics(dir: &Path) -> Vec<Value> {

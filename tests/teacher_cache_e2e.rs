@@ -1,0 +1,149 @@
+//! The teacher-output cache end to end: a hit skips the teacher's pass and trains exactly as
+//! computed outputs do; a file that does not prove what it holds (corrupted, resized, of
+//! another shape) is recomputed, saying why, never trusted.
+
+mod common;
+
+use common::{kd_tui, Outcome};
+use kd_tui::run::summary::TeacherOutputs;
+use std::path::Path;
+use tch::{Kind, Tensor};
+
+const FEW: [&str; 3] = [
+    "teacher.epochs=2",
+    "student.epochs=2",
+    "student.baseline=false",
+];
+
+/// `kd-tui --batch` with overrides and an explicit teacher-output cache.
+fn run_with_cache(dir: &Path, cache: &Path, overrides: &[String]) -> Outcome {
+    let mut command = kd_tui();
+    command
+        .args(["--batch", "--out"])
+        .arg(dir)
+        .env("KD_TUI_CACHE", cache);
+    for o in overrides {
+        command.args(["--set", o]);
+    }
+    let outcome = Outcome::of(command.output().unwrap());
+    assert_eq!(outcome.code, Some(0), "{}", outcome.stderr);
+    outcome
+}
+
+#[test]
+fn the_teacher_pass_is_skipped_when_the_cache_has_its_outputs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let first = tmp.path().join("first");
+    run_with_cache(&first, &cache, &FEW.map(String::from));
+    let teacher = first.join("teacher.safetensors");
+    let again = |name: &str| {
+        let dir = tmp.path().join(name);
+        let mut o: Vec<String> = FEW.map(String::from).to_vec();
+        o.push(format!(
+            "teacher.checkpoint={:?}",
+            teacher.display().to_string()
+        ));
+        let out = run_with_cache(&dir, &cache, &o);
+        (common::read_summary(&dir), out)
+    };
+    let first_summary = common::read_summary(&first);
+    assert_eq!(
+        first_summary.distilled.unwrap().teacher_outputs,
+        Some(TeacherOutputs::Computed)
+    );
+    // The loaded teacher is the same weights on the same data: its outputs come from the cache,
+    // and the student trains exactly as it did on computed outputs.
+    let (second, out) = again("second");
+    assert_eq!(
+        second.distilled.unwrap().teacher_outputs,
+        Some(TeacherOutputs::FromCache)
+    );
+    assert!(out.stdout.contains("read from the cache"), "{}", out.stdout);
+    assert_eq!(
+        std::fs::read(first.join("distilled.safetensors")).unwrap(),
+        std::fs::read(tmp.path().join("second/distilled.safetensors")).unwrap()
+    );
+    // Another split (seed) is other data: no hit.
+    let dir = tmp.path().join("other-seed");
+    let mut o: Vec<String> = FEW.map(String::from).to_vec();
+    o.push(format!(
+        "teacher.checkpoint={:?}",
+        teacher.display().to_string()
+    ));
+    o.push("seed=8".into());
+    run_with_cache(&dir, &cache, &o);
+    assert_eq!(
+        common::read_summary(&dir)
+            .distilled
+            .unwrap()
+            .teacher_outputs,
+        Some(TeacherOutputs::Computed)
+    );
+}
+
+/// The one file in the cache folder.
+fn cache_file(cache: &Path) -> std::path::PathBuf {
+    let files: Vec<_> = std::fs::read_dir(cache.join("teacher-outputs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    files[0].clone()
+}
+
+#[test]
+fn a_cache_file_that_does_not_prove_its_logits_is_recomputed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let first = tmp.path().join("first");
+    run_with_cache(&first, &cache, &FEW.map(String::from));
+    let file = cache_file(&cache);
+    let saved = Tensor::read_safetensors(&file).unwrap();
+    let tensor = |name: &str| {
+        saved
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap()
+            .1
+            .shallow_clone()
+    };
+    let (logits, digest) = (tensor("logits"), tensor("sha256"));
+    let teacher = first.join("teacher.safetensors").display().to_string();
+    // Each row rotated by 3 classes (a valid file of the right size: the checksum tells);
+    // then shapes that do not fit, which used to panic the trainer.
+    let corruptions = [
+        logits.roll([3], [1]),
+        Tensor::zeros([5, 10], (Kind::Float, tch::Device::Cpu)),
+        Tensor::zeros([logits.size()[0], 3], (Kind::Float, tch::Device::Cpu)),
+        logits.flatten(0, -1),
+    ];
+    for (i, corrupt) in corruptions.into_iter().enumerate() {
+        Tensor::write_safetensors(&[("logits", &corrupt), ("sha256", &digest)], &file).unwrap();
+        let dir = tmp.path().join(format!("corrupt-{i}"));
+        let mut o: Vec<String> = FEW.map(String::from).to_vec();
+        o.push(format!("teacher.checkpoint={teacher:?}"));
+        let out = run_with_cache(&dir, &cache, &o);
+        let summary = common::read_summary(&dir);
+        assert_eq!(
+            summary.distilled.unwrap().teacher_outputs,
+            Some(TeacherOutputs::Computed),
+            "case {i}"
+        );
+        assert!(out.stderr.contains("not used"), "case {i}: {}", out.stderr);
+        // Recomputed outputs train the student exactly as the first run's did.
+        assert_eq!(
+            std::fs::read(first.join("distilled.safetensors")).unwrap(),
+            std::fs::read(dir.join("distilled.safetensors")).unwrap(),
+            "case {i}"
+        );
+        // And the cache holds the true outputs again.
+        let rewritten = Tensor::read_safetensors(&file).unwrap();
+        assert!(
+            rewritten
+                .iter()
+                .any(|(n, t)| n == "logits" && t.equal(&logits)),
+            "case {i}"
+        );
+    }
+}
