@@ -90,6 +90,21 @@ pub fn load_model(run_dir: &Path, phase: Phase) -> Result<(Model, RunSummary), E
     Ok((model, summary))
 }
 
+/// The module as TorchScript bytes. libtorch's writer aborts the process when a write fails
+/// (a full disk: `unexpected pos` thrown from a destructor), so it writes to memory, a memfd,
+/// and the bytes go to disk through a write that reports failure.
+fn in_memory(module: &CModule) -> std::io::Result<Vec<u8>> {
+    use std::io::{Read, Seek};
+    let fd = rustix::fs::memfd_create("kd-tui-export", rustix::fs::MemfdFlags::CLOEXEC)?;
+    let mut file = std::fs::File::from(fd);
+    let path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&file));
+    module.save(&path).map_err(std::io::Error::other)?;
+    let mut bytes = Vec::new();
+    file.rewind()?;
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 /// Writes the export and returns its path (default `RUN_DIR/export/<model>.<pt|safetensors>`).
 pub fn export(
     run_dir: &Path,
@@ -111,11 +126,12 @@ pub fn export(
         std::fs::create_dir_all(dir).map_err(|e| failed(e.to_string()))?;
     }
     // Written next to the target and renamed, so a failed export never leaves half a file.
-    let tmp = out.with_extension("partial");
-    match format {
+    let written = match format {
         Format::Safetensors => {
             let weights: Vec<(String, Tensor)> = model.vs.variables().into_iter().collect();
-            Tensor::write_safetensors(&weights, &tmp).map_err(|e| failed(e.to_string()))?
+            crate::run::replace_file(&out, |tmp| {
+                Tensor::write_safetensors(&weights, tmp).map_err(std::io::Error::other)
+            })
         }
         Format::Torchscript => {
             // Traced graphs hold the weights as constants, which must not require gradients.
@@ -128,9 +144,10 @@ pub fn export(
                     vec![model.net.forward_t(&inputs[0].flatten(1, -1), false)]
                 })
                 .map_err(|e| failed(format!("tracing: {e}")))?;
-            module.save(&tmp).map_err(|e| failed(e.to_string()))?
+            let bytes = in_memory(&module).map_err(|e| failed(e.to_string()))?;
+            crate::run::replace_file(&out, |tmp| std::fs::write(tmp, &bytes))
         }
-    }
-    std::fs::rename(&tmp, &out).map_err(|e| failed(e.to_string()))?;
+    };
+    written.map_err(|e| failed(e.to_string()))?;
     Ok(out)
 }

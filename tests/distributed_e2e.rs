@@ -5,6 +5,7 @@
 mod common;
 
 use common::client::{Client, HELLO};
+use common::ranks::{rank_pid, require_gloo, start_ranks};
 use common::{kd_tui, read_metrics, read_summary, wait_exit, wait_for, ChildGuard};
 use kd_tui::run::summary::RunStatus;
 use safetensors::SafeTensors;
@@ -12,27 +13,6 @@ use serde_json::Value;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-fn require_gloo() {
-    assert!(
-        kd_tui::dist::gloo_built(),
-        "this build has no Gloo backend: install libgloo-dev (scripts/kd does) and rebuild"
-    );
-}
-
-/// Starts `kd-tui --nproc 2 --batch ARGS --out DIR` (stderr to DIR.log).
-fn start_ranks(dir: &Path, args: &[&str]) -> ChildGuard {
-    let child = kd_tui()
-        .args(["--nproc", "2", "--batch"])
-        .args(args)
-        .arg("--out")
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.with_extension("log")).unwrap())
-        .spawn()
-        .unwrap();
-    ChildGuard(child)
-}
 
 /// Every float of every tensor in a safetensors file, by name.
 fn weights(path: &Path) -> Vec<(String, Vec<f32>)> {
@@ -218,19 +198,6 @@ fn pause_and_live_edits_from_a_client_reach_both_ranks_at_the_same_step() {
     assert_eq!(read_summary(&dir).status, RunStatus::Completed);
 }
 
-/// The launcher's child with `RANK=rank` in its environment.
-fn rank_pid(launcher: u32, rank: usize) -> Option<u32> {
-    let children =
-        std::fs::read_to_string(format!("/proc/{launcher}/task/{launcher}/children")).ok()?;
-    children.split_whitespace().find_map(|pid| {
-        let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
-        env.split(|&b| b == 0)
-            .any(|v| v == format!("RANK={rank}").as_bytes())
-            .then(|| pid.parse().ok())
-            .flatten()
-    })
-}
-
 #[test]
 fn a_killed_rank_ends_the_job_with_an_error_and_a_checkpoint_it_resumes_from() {
     require_gloo();
@@ -264,6 +231,12 @@ fn a_killed_rank_ends_the_job_with_an_error_and_a_checkpoint_it_resumes_from() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("checkpoint.json")).unwrap())
             .unwrap();
     assert_eq!(ckpt["phase"], "teacher");
+    // One process would go on at half the global batch: refused, the run untouched.
+    let summary = std::fs::read(dir.join("summary.json")).unwrap();
+    let alone = common::run(["--batch".as_ref(), "--resume".as_ref(), dir.as_os_str()]);
+    assert_eq!(alone.code, Some(2), "{}", alone.stderr);
+    assert!(alone.stderr.contains("--nproc 2"), "{}", alone.stderr);
+    assert_eq!(std::fs::read(dir.join("summary.json")).unwrap(), summary);
     // Both ranks go on from rank 0's checkpoint and finish the run.
     let mut again = kd_tui()
         .args(["--nproc", "2", "--batch", "--resume"])

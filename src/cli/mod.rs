@@ -347,7 +347,7 @@ pub fn main() -> i32 {
         Some(dir) => {
             read_preset(Some(&dir.join("preset.toml")), &args.overrides).map_err(bad_input)
         }
-        None => load_preset(&args, resume.as_ref()),
+        None => load_preset(&args, resume.as_ref(), 1),
     };
     let mut preset = match loaded {
         Ok(p) => p,

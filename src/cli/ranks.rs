@@ -35,7 +35,7 @@ pub(super) fn run(args: &Args, env: Env, consumer: Consumer) -> i32 {
             return EXIT_BAD_INPUT;
         }
     };
-    let preset = match load_preset(args, resume.as_ref()) {
+    let preset = match load_preset(args, resume.as_ref(), env.world_size) {
         Ok(p) => p,
         Err(message) => {
             eprintln!("{message}");
@@ -75,6 +75,10 @@ pub(super) fn run(args: &Args, env: Env, consumer: Consumer) -> i32 {
     let Ok(world) = join(&preset, device) else {
         return 1;
     };
+    if let Err((code, why)) = same_preset(&world, &preset) {
+        eprintln!("kd-tui: rank {}: {why}", env.rank);
+        return code;
+    }
     // Rank 0 makes the run folder and tells the others where it is; they keep theirs in it.
     let run = match dir {
         Some(dir) => open_run(&dir, &preset, resume.is_some())
@@ -122,6 +126,75 @@ pub(super) fn run(args: &Args, env: Env, consumer: Consumer) -> i32 {
         return finish(crate::batch::run(handle, &mut consumer));
     }
     follow(train::spawn(setup), env.rank, consumer)
+}
+
+/// Every rank must train the same resolved preset (ranks started by hand, or a launcher given
+/// other flags per rank, could differ): each publishes its preset, rank 0 compares every other
+/// rank's with its own, and the others compare theirs with rank 0's, before any collective.
+/// Errors: the exit code (2: the presets differ; 1: the store failed) and why.
+fn same_preset(world: &World, preset: &crate::config::Preset) -> Result<(), (i32, String)> {
+    let mine = preset.to_toml();
+    let key = |rank: usize| format!("preset/{rank}");
+    let failed = |e: crate::dist::GroupError| (1, format!("comparing the ranks' presets: {e}"));
+    world
+        .group
+        .set(&key(world.rank), mine.as_bytes())
+        .map_err(failed)?;
+    let others: Vec<usize> = match world.rank {
+        0 => (1..world.size).collect(),
+        _ => vec![0],
+    };
+    for rank in others {
+        let theirs = world.group.get(&key(rank)).map_err(failed)?;
+        let theirs = String::from_utf8_lossy(&theirs);
+        if theirs != mine {
+            return Err((
+                EXIT_BAD_INPUT,
+                format!(
+                    "rank {rank} was started with another preset (differing: {}); every rank of a \
+                 job must run the same preset and --set flags",
+                    differing_keys(&mine, &theirs).join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The dotted keys whose values differ between two presets' TOML.
+fn differing_keys(a: &str, b: &str) -> Vec<String> {
+    fn flatten(prefix: &str, value: &toml::Value, out: &mut Vec<(String, String)>) {
+        match value {
+            toml::Value::Table(table) => {
+                for (k, v) in table {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    flatten(&key, v, out);
+                }
+            }
+            other => out.push((prefix.to_string(), other.to_string())),
+        }
+    }
+    let keys = |text: &str| {
+        let mut out = Vec::new();
+        if let Ok(table) = text.parse::<toml::Table>() {
+            flatten("", &toml::Value::Table(table), &mut out);
+        }
+        out
+    };
+    let (a, b) = (keys(a), keys(b));
+    let mut differ: Vec<String> = a
+        .iter()
+        .filter(|kv| !b.contains(kv))
+        .chain(b.iter().filter(|kv| !a.contains(kv)))
+        .map(|(k, _)| k.clone())
+        .collect();
+    differ.sort();
+    differ.dedup();
+    differ
 }
 
 /// `RUN_DIR/rank-N`: new, or for a resume a fresh copy of rank 0's folder (every rank holds the

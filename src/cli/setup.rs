@@ -33,7 +33,24 @@ pub(super) fn bad_input(message: impl std::fmt::Display) -> String {
 
 /// What `--resume` takes: a stopped run (not a completed one), with `--set` only of what may
 /// change in a run's course (lr, batch size, epochs, the method and its hyperparameters).
-fn check_resume(dir: &Path, ckpt: &Checkpoint, overrides: &[Override]) -> Result<(), String> {
+fn check_resume(
+    dir: &Path,
+    ckpt: &Checkpoint,
+    overrides: &[Override],
+    world_size: usize,
+) -> Result<(), String> {
+    if ckpt.world_size != world_size {
+        return Err(format!(
+            "{} was trained by {} process(es) and would go on with {world_size}: its global batch \
+             (batch_size x processes) would change; resume it with {}",
+            dir.display(),
+            ckpt.world_size,
+            match ckpt.world_size {
+                1 => "no --nproc".to_string(),
+                n => format!("--nproc {n} (or as many ranks)"),
+            }
+        ));
+    }
     if let Some(summary) = crate::run::summary::RunSummary::completed_in(dir) {
         // A completed run goes on only for more student epochs (from where each student
         // ended); its teacher stays: the students learned from it.
@@ -97,10 +114,16 @@ fn check_resume(dir: &Path, ckpt: &Checkpoint, overrides: &[Override]) -> Result
     }
 }
 
-pub(super) fn load_preset(args: &Args, resume: Option<&Checkpoint>) -> Result<Preset, String> {
+/// The preset of a run, or of a resumed one (checked: see `check_resume`) that goes on with
+/// `world_size` processes.
+pub(super) fn load_preset(
+    args: &Args,
+    resume: Option<&Checkpoint>,
+    world_size: usize,
+) -> Result<Preset, String> {
     match (resume, &args.preset, &args.resume) {
         (Some(ckpt), _, Some(dir)) => {
-            check_resume(dir, ckpt, &args.overrides).map_err(bad_input)?;
+            check_resume(dir, ckpt, &args.overrides, world_size).map_err(bad_input)?;
             ckpt.live_preset(dir, &args.overrides)
         }
         (_, path, _) => read_preset(path.as_deref(), &args.overrides),

@@ -9,8 +9,9 @@ use std::ffi::OsString;
 use std::process::Stdio;
 use std::time::Duration;
 
-/// How long the other ranks may take to end once rank 0 has.
-const RANKS_GRACE: Duration = Duration::from_secs(30);
+/// How long the other ranks may take to end once rank 0 has: rank 0's store goes with it, so
+/// a rank still running fails its next collective at once; one that does not end is stuck.
+const RANKS_GRACE: Duration = Duration::from_secs(5);
 const FOREVER: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// The launcher's exit code: rank 0's when it failed, else the first failed rank's, else 0.
@@ -83,6 +84,7 @@ async fn supervise(nproc: usize, args: Vec<OsString>) -> i32 {
     // Once rank 0 (the job) has ended, the others end at their next collective; one that is
     // stuck (stopped, hung in a kernel) is killed after a grace period rather than waited on.
     let mut grace: Option<tokio::time::Instant> = None;
+    let mut forwarded = None;
     while codes.iter().any(Option::is_none) {
         if codes[0].is_some() && grace.is_none() {
             grace = Some(tokio::time::Instant::now() + RANKS_GRACE);
@@ -100,6 +102,7 @@ async fn supervise(nproc: usize, args: Vec<OsString>) -> i32 {
             }
             () = tokio::time::sleep_until(deadline) => stuck = true,
             signal = signals.next() => {
+                forwarded = Some(signal);
                 if let (Some(pid), None) = (leader, codes[0]) {
                     let _ = rustix::process::kill_process(
                         rustix::process::Pid::from_raw(pid as i32).expect("a child's pid"),
@@ -121,6 +124,15 @@ async fn supervise(nproc: usize, args: Vec<OsString>) -> i32 {
         }
     }
     let codes: Vec<i32> = codes.into_iter().flatten().collect();
+    if codes[0] > 128 && forwarded.is_none() {
+        // Rank 0 was killed from outside (not a stop passed on from here): the job failed.
+        eprintln!(
+            "kd-tui: rank 0 (the job) was killed by signal {}; the run folder keeps its last \
+             checkpoint, if it wrote one: --nproc {nproc} --resume RUN_DIR goes on from it",
+            codes[0] - 128
+        );
+        return 1;
+    }
     match codes[0] {
         0 => codes.into_iter().find(|&c| c != 0).unwrap_or(0),
         leader => leader,

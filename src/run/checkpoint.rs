@@ -52,6 +52,14 @@ pub struct Checkpoint {
     pub extending: Vec<PhaseResult>,
     /// The live preset (start preset plus accepted edits), as TOML.
     pub preset: String,
+    /// Processes of the data-parallel job that wrote it (1: one process); a resume must have as
+    /// many, or its global batch would differ.
+    #[serde(default = "one_process")]
+    pub world_size: usize,
+}
+
+fn one_process() -> usize {
+    1
 }
 
 impl Checkpoint {

@@ -57,6 +57,8 @@ fn curves(
         .collect()
 }
 
+/// Draws `curves` into the SVG file `path`, written aside and renamed: a full disk leaves the
+/// previous plot or none, never a truncated one.
 pub fn draw(
     path: &Path,
     title: &str,
@@ -64,7 +66,20 @@ pub fn draw(
     y_label: &str,
     curves: &Curves,
 ) -> Result<(), String> {
-    let fail = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+    crate::run::replace_file(path, |tmp| {
+        draw_at(tmp, title, x_label, y_label, curves).map_err(std::io::Error::other)
+    })
+    .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn draw_at(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    curves: &Curves,
+) -> Result<(), String> {
+    let fail = |e: &dyn std::fmt::Display| e.to_string();
     let points = || curves.iter().flat_map(|(_, c)| c.iter());
     let x_max = points().map(|p| p.0).fold(1.0, f64::max);
     let [lo, hi] = padded_bounds(points().map(|p| p.1)).ok_or_else(|| fail(&"no finite values"))?;
@@ -102,10 +117,17 @@ pub fn draw(
 
 /// Writes `loss.svg` and `accuracy.svg` into the run folder; returns the files written (none
 /// before the first step).
-pub fn write(run_dir: &Path) -> Result<Vec<PathBuf>, String> {
+pub fn write(run_dir: &Path) -> Plots {
     let metrics = run_dir.join("metrics.jsonl");
-    let text =
-        std::fs::read_to_string(&metrics).map_err(|e| format!("{}: {e}", metrics.display()))?;
+    let text = match std::fs::read_to_string(&metrics) {
+        Ok(text) => text,
+        Err(e) => {
+            return Plots {
+                written: Vec::new(),
+                errors: vec![format!("{}: {e}", metrics.display())],
+            }
+        }
+    };
     let records: Vec<serde_json::Value> = text
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
@@ -114,7 +136,7 @@ pub fn write(run_dir: &Path) -> Result<Vec<PathBuf>, String> {
     let accuracy = curves(&records, "epoch", "epoch", |r| {
         r["val_acc"].as_f64().map(|a| 100.0 * a)
     });
-    let mut written = Vec::new();
+    let (mut written, mut failed) = (Vec::new(), Vec::new());
     for (file, title, x, y, curves) in [
         (LOSS_FILE, "training loss", "step", "loss", &loss),
         (
@@ -126,12 +148,25 @@ pub fn write(run_dir: &Path) -> Result<Vec<PathBuf>, String> {
         ),
     ] {
         if !curves.is_empty() {
+            // Each plot on its own: one that cannot be written does not keep the other out.
             let path = run_dir.join(file);
-            draw(&path, title, x, y, curves)?;
-            written.push(path);
+            match draw(&path, title, x, y, curves) {
+                Ok(()) => written.push(path),
+                Err(e) => failed.push(e),
+            }
         }
     }
-    Ok(written)
+    Plots {
+        written,
+        errors: failed,
+    }
+}
+
+/// The plots written, and why others were not.
+#[derive(Debug, PartialEq)]
+pub struct Plots {
+    pub written: Vec<PathBuf>,
+    pub errors: Vec<String>,
 }
 
 #[cfg(test)]
@@ -149,7 +184,9 @@ mod tests {
             lines.push(format!(r#"{{"type":"epoch","phase":"{phase}","epoch":1,"step":10,"wall_time":0.2,"val_acc":0.9}}"#));
         }
         std::fs::write(dir.path().join("metrics.jsonl"), lines.join("\n")).unwrap();
-        let written = write(dir.path()).unwrap();
+        let plots = write(dir.path());
+        assert_eq!(plots.errors, Vec::<String>::new());
+        let written = plots.written;
         assert_eq!(
             written,
             vec![dir.path().join(LOSS_FILE), dir.path().join(ACCURACY_FILE)]
@@ -173,6 +210,12 @@ mod tests {
             r#"{"type":"run_started","phase":null,"epoch":0,"step":0,"wall_time":0.0}"#,
         )
         .unwrap();
-        assert_eq!(write(dir.path()).unwrap(), Vec::<PathBuf>::new());
+        assert_eq!(
+            write(dir.path()),
+            Plots {
+                written: Vec::new(),
+                errors: Vec::new()
+            }
+        );
     }
 }

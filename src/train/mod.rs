@@ -362,18 +362,18 @@ impl Trainer {
             }
         };
         let _ = self.run.flush();
-        match crate::run::plots::write(self.run.dir()) {
-            Ok(files) if !files.is_empty() => {
-                let names: Vec<String> = files
-                    .iter()
-                    .filter_map(|f| f.file_name())
-                    .map(|f| f.to_string_lossy().into_owned())
-                    .collect();
-                self.log(LogLevel::Info, format!("plots: {}", names.join(", ")));
-            }
-            Ok(_) => {}
-            Err(e) => self.log(LogLevel::Warn, format!("plots not written: {e}")),
+        let plots = crate::run::plots::write(self.run.dir());
+        if !plots.written.is_empty() {
+            let names: Vec<String> = (plots.written.iter())
+                .filter_map(|f| f.file_name())
+                .map(|f| f.to_string_lossy().into_owned())
+                .collect();
+            self.log(LogLevel::Info, format!("plots: {}", names.join(", ")));
         }
+        for e in plots.errors {
+            self.log(LogLevel::Warn, format!("plot not written: {e}"));
+        }
+        // The summary last: small, and what a full disk must not take.
         let summary = self.summary(status);
         if let Err(e) = self.run.write_json("summary.json", &summary) {
             self.log(LogLevel::Error, format!("writing summary.json: {e}"));

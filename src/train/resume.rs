@@ -100,6 +100,7 @@ impl Trainer {
                 completed: Vec::new(),
                 extending: Vec::new(),
                 preset: String::new(),
+                world_size: ckpt.world_size,
             });
         }
         let mut message = format!(
@@ -195,6 +196,7 @@ impl Trainer {
             completed: self.results.clone(),
             extending: self.extending_record(),
             preset: self.preset.to_toml(),
+            world_size: self.world_size(),
         };
         match self.run.write_json(checkpoint::FILE, &record) {
             Ok(()) => {
@@ -254,6 +256,7 @@ impl Trainer {
             completed: self.results.clone(),
             extending: self.extending_record(),
             preset: self.preset.to_toml(),
+            world_size: self.world_size(),
         };
         if let Err(e) = self.run.write_json(checkpoint::FILE, &record) {
             self.write_failed(checkpoint::FILE, e);

@@ -1,0 +1,72 @@
+//! A full disk at the end of a run or during an export: the write that fails says so, leaves no
+//! half file, and what can still be written (the summary) is.
+
+mod common;
+
+use common::{kd_tui, read_summary, wait_for, ChildGuard, Run};
+use kd_tui::run::summary::RunStatus;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// Makes the temporary file that `name` is written through (`.{stem}.tmp.{ext}`) a full disk.
+fn full_disk_for(dir: &Path, name: &str) {
+    let (stem, ext) = name.rsplit_once('.').unwrap();
+    std::os::unix::fs::symlink("/dev/full", dir.join(format!(".{stem}.tmp.{ext}"))).unwrap();
+}
+
+#[test]
+fn a_plot_that_cannot_be_written_leaves_no_half_file_and_the_summary_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let mut job = ChildGuard(
+        kd_tui()
+            .args(["--batch", "--set", "teacher.epochs=100000", "--out"])
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("the first epoch", || {
+        std::fs::read_to_string(dir.join("metrics.jsonl"))
+            .is_ok_and(|m| m.contains("\"type\":\"epoch\""))
+    });
+    full_disk_for(&dir, "loss.svg");
+    let sent = Command::new("kill")
+        .args(["-TERM", &job.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    assert_eq!(common::wait_exit(&mut job), 128 + 15);
+    assert!(!dir.join("loss.svg").exists(), "no truncated plot");
+    assert!(dir.join("accuracy.svg").exists());
+    assert_eq!(read_summary(&dir).status, RunStatus::Interrupted);
+    let warned = common::read_metrics(&dir).iter().any(|r| {
+        r["type"] == "log"
+            && r["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("loss.svg") && m.contains("No space left"))
+    });
+    assert!(warned, "the failed plot is reported");
+}
+
+#[test]
+fn an_export_onto_a_full_disk_fails_with_the_path_and_leaves_nothing() {
+    let done = Run::digits(&[]);
+    let export = done.dir.join("export");
+    std::fs::create_dir_all(&export).unwrap();
+    full_disk_for(&export, "distilled.pt");
+    let out = kd_tui().arg("export").arg(&done.dir).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("distilled.pt") && stderr.contains("No space left"),
+        "{stderr}"
+    );
+    let left: Vec<_> = std::fs::read_dir(&export).unwrap().flatten().collect();
+    assert!(left.is_empty(), "{left:?}");
+    // With room, the same export succeeds.
+    let again = kd_tui().arg("export").arg(&done.dir).output().unwrap();
+    assert_eq!(again.status.code(), Some(0));
+    assert!(export.join("distilled.pt").is_file());
+}
