@@ -119,6 +119,7 @@ impl Preset {
             ));
         }
         check("log_every", positive_count(self.log_every))?;
+        self.check_bounds()?;
         check("diverge_factor", non_negative(self.diverge_factor))?;
         check("checkpoint_minutes", non_negative(self.checkpoint_minutes))?;
         if let Some(sweep) = &self.sweep {

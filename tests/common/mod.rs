@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod inputs;
 pub mod tmux;
 
 use kd_tui::config::{self, Preset};
