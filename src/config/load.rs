@@ -49,17 +49,7 @@ impl std::str::FromStr for Override {
             return Err(format!("`{key}` is not a dotted key path like teacher.lr"));
         }
         let value = value.trim();
-        // TOML reads `0x46`, `0o7`, `1_000` as integers, but a flag's number is compared as
-        // the decimal it says elsewhere (resuming for more epochs): only plain decimals pass.
-        if let Ok(toml_edit::Value::Integer(n)) = value.parse::<toml_edit::Value>() {
-            let digits = value.strip_prefix(['+', '-']).unwrap_or(value);
-            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(format!(
-                    "key `{key}`: `{value}` is not a number; write integers in decimal (`{}`)",
-                    n.value()
-                ));
-            }
-        }
+        decimal_integers(value).map_err(|m| format!("key `{key}`: {m}"))?;
         Ok(Override {
             key: key.to_string(),
             value: value.to_string(),
@@ -77,6 +67,22 @@ impl Override {
             message,
         }
     }
+}
+
+/// TOML reads `0x46`, `0o106`, `7_0` as integers, but a number typed on the command line or in
+/// the cockpit is also compared as the decimal it says (resuming for more epochs): there only
+/// plain decimal integers are integers.
+fn decimal_integers(raw: &str) -> Result<(), String> {
+    if let Ok(toml_edit::Value::Integer(n)) = raw.parse::<toml_edit::Value>() {
+        let digits = raw.strip_prefix(['+', '-']).unwrap_or(raw);
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!(
+                "`{raw}` is not a number; write integers in decimal (`{}`)",
+                n.value()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Parses a value the way TOML would (`3e-4`, `true`, `[32, 16]`, `"soft"`), falling back to a
@@ -295,6 +301,7 @@ impl Preset {
         if raw.is_empty() {
             return Err(format!("`{key}` needs a value"));
         }
+        decimal_integers(raw)?;
         let mut doc: toml_edit::DocumentMut =
             self.to_toml().parse().expect("a serialized preset parses");
         set_dotted(&mut doc, key, parse_override_value(raw))?;

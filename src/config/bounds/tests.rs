@@ -135,6 +135,9 @@ fn non_decimal_integers_in_set_flags_are_not_numbers() {
             "{e}"
         );
     }
+    // The cockpit's live edits read numbers the same way.
+    let e = with(&[]).unwrap().with_edit("student.epochs", "0x46");
+    assert!(e.unwrap_err().contains("`0x46` is not a number"));
     for ok in ["70", "+70", "-1", "1e3", "0.5", "[0x10]", "abc"] {
         assert!(format!("k.x={ok}").parse::<Override>().is_ok(), "{ok}");
     }
