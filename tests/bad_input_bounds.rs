@@ -226,3 +226,13 @@ fn a_number_that_is_not_decimal_is_not_a_number() {
         "{message}"
     );
 }
+
+#[test]
+fn a_collective_timeout_past_a_day_is_refused() {
+    // 1e300 s panicked every rank of a data-parallel job when made a Duration.
+    let message = rejected_override("distributed.timeout_s=1e300");
+    assert!(
+        message.contains("key `distributed.timeout_s`: must be within [1, 86400] seconds"),
+        "{message}"
+    );
+}

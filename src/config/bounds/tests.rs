@@ -149,3 +149,13 @@ fn preset_files_are_read_up_to_a_bound() {
     assert_eq!(e.origin, "/dev/zero");
     assert!(e.message.contains("larger than 4 MiB"), "{e}");
 }
+
+#[test]
+fn collective_timeouts_are_durations() {
+    assert!(with(&["distributed.timeout_s=86400"]).is_ok());
+    for t in ["1e300", "86401", "0.5", "nan"] {
+        let e = with(&[&format!("distributed.timeout_s={t}")]).unwrap_err();
+        assert_eq!(e.key, "distributed.timeout_s");
+        assert!(e.message.contains("within [1, 86400] seconds"), "{e}");
+    }
+}
