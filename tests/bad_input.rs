@@ -3,33 +3,9 @@
 
 mod common;
 
-use common::{default_preset_with, run, write_preset};
-use std::ffi::OsString;
+use common::inputs::{idx_file, rejected, rejected_data, rejected_override, tiny_mnist};
+use common::{default_preset_with, write_preset};
 use std::path::Path;
-
-/// Runs `kd-tui --batch <args> --out <dir>/run`, checks the rejection and returns the message.
-fn rejected(dir: &Path, args: &[OsString]) -> String {
-    let out = dir.join("run");
-    let mut all = vec![
-        OsString::from("--batch"),
-        "--out".into(),
-        out.clone().into(),
-    ];
-    all.extend_from_slice(args);
-    let outcome = run(&all);
-    assert_eq!(
-        outcome.code,
-        Some(2),
-        "kd-tui {all:?} should reject its input: {outcome:?}"
-    );
-    assert!(
-        outcome.stdout.is_empty(),
-        "nothing on stdout: {}",
-        outcome.stdout
-    );
-    assert!(!out.exists(), "bad input must not leave a run folder");
-    outcome.stderr
-}
 
 /// The 1-based number of the one line of `text` that contains `needle`.
 fn line_of(text: &str, needle: &str) -> usize {
@@ -178,17 +154,6 @@ fn missing_preset_file() {
     );
 }
 
-/// Runs the default preset with another data source and path; returns the message.
-fn rejected_data(dir: &Path, source: &str, path: &Path) -> String {
-    let quoted = |s: &str| toml::Value::String(s.into()).to_string();
-    let text = default_preset_with(&[
-        ("data.source", &quoted(source)),
-        ("data.path", &quoted(&path.display().to_string())),
-    ]);
-    let preset = write_preset(dir, "data.toml", &text);
-    rejected(dir, &[preset.into()])
-}
-
 #[test]
 fn missing_csv_file_is_named() {
     let tmp = tempfile::tempdir().unwrap();
@@ -204,20 +169,12 @@ fn missing_mnist_folder_names_the_expected_file() {
     let tmp = tempfile::tempdir().unwrap();
     let message = rejected_data(tmp.path(), "mnist", Path::new("/nonexistent-mnist"));
     assert!(
-        message.contains("/nonexistent-mnist/train-images-idx3-ubyte.gz: not found"),
+        message.contains(
+            "/nonexistent-mnist/train-images-idx3-ubyte: not found, nor train-images-idx3-ubyte.gz"
+        ),
         "{message}"
     );
     assert!(message.contains("MNIST-format IDX file"), "{message}");
-}
-
-/// An IDX file of unsigned bytes: magic number, big-endian dimensions, then `data_len` zeros.
-fn idx_file(dims: &[u32], data_len: usize) -> Vec<u8> {
-    let mut bytes = vec![0, 0, 0x08, dims.len() as u8];
-    for d in dims {
-        bytes.extend_from_slice(&d.to_be_bytes());
-    }
-    bytes.resize(bytes.len() + data_len, 0);
-    bytes
 }
 
 #[test]
@@ -238,12 +195,6 @@ fn truncated_mnist_file_names_the_file_and_the_expected_size() {
         message.contains(&expected),
         "expected `{expected}` in: {message}"
     );
-}
-
-/// Runs the default preset with one `--set`; returns the message.
-fn rejected_override(set: &str) -> String {
-    let tmp = tempfile::tempdir().unwrap();
-    rejected(tmp.path(), &["--set".into(), set.into()])
 }
 
 #[test]
@@ -307,21 +258,6 @@ fn a_model_no_memory_can_hold_is_refused_before_training() {
         message.contains("key `student.model`") && message.contains("cannot be allocated"),
         "{message}"
     );
-}
-
-/// A folder of MNIST-format files: `train` and `t10k` with the given labels, 2x2 images.
-fn tiny_mnist(dir: &Path, train: &[u8], test: &[u8]) {
-    for (prefix, labels) in [("train", train), ("t10k", test)] {
-        let n = labels.len() as u32;
-        std::fs::write(
-            dir.join(format!("{prefix}-images-idx3-ubyte")),
-            idx_file(&[n, 2, 2], 4 * labels.len()),
-        )
-        .unwrap();
-        let mut label_file = idx_file(&[n], 0);
-        label_file.extend_from_slice(labels);
-        std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), label_file).unwrap();
-    }
 }
 
 #[test]

@@ -6,6 +6,7 @@ mod setup;
 
 pub use setup::{prepare, setup_in};
 
+use crate::config::bounds::MAX_SEEDS;
 use crate::config::{Override, Preset};
 use crate::export::Format;
 use crate::protocol::Phase;
@@ -48,7 +49,7 @@ pub struct Args {
     pub resume: Option<PathBuf>,
     /// Run the whole teacher -> baseline -> distilled run for N seeds (the preset's seed and the
     /// next N - 1), each in its own folder under --out, and aggregate them.
-    #[arg(long, value_name = "N", conflicts_with = "resume", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", conflicts_with = "resume", value_parser = clap::value_parser!(u32).range(1..=MAX_SEEDS as i64))]
     pub seeds: Option<u32>,
     /// TUI: draw charts with plain dots instead of braille (for fonts without braille).
     #[arg(long)]
@@ -357,7 +358,10 @@ pub fn main() -> i32 {
         }
     };
     if let Some(n) = args.seeds {
-        preset.seeds = Some((0..n as u64).map(|i| preset.seed + i).collect());
+        if let Err(message) = preset.repeat_seeds(n as usize) {
+            eprintln!("kd-tui: --seeds {n}: {message}");
+            return EXIT_BAD_INPUT;
+        }
     }
     if args.detach {
         if preset.sweep.is_some() || preset.seeds.is_some() {

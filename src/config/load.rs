@@ -3,6 +3,7 @@
 
 use super::{Method, Preset};
 use std::fmt;
+use std::io::Read;
 use std::path::Path;
 
 /// A preset problem: where (file, line, column), which key, and what is wrong or allowed.
@@ -47,9 +48,11 @@ impl std::str::FromStr for Override {
         if key.is_empty() || key.split('.').any(str::is_empty) {
             return Err(format!("`{key}` is not a dotted key path like teacher.lr"));
         }
+        let value = value.trim();
+        decimal_integers(value).map_err(|m| format!("key `{key}`: {m}"))?;
         Ok(Override {
             key: key.to_string(),
-            value: value.trim().to_string(),
+            value: value.to_string(),
         })
     }
 }
@@ -64,6 +67,22 @@ impl Override {
             message,
         }
     }
+}
+
+/// TOML reads `0x46`, `0o106`, `7_0` as integers, but a number typed on the command line or in
+/// the cockpit is also compared as the decimal it says (resuming for more epochs): there only
+/// plain decimal integers are integers.
+fn decimal_integers(raw: &str) -> Result<(), String> {
+    if let Ok(toml_edit::Value::Integer(n)) = raw.parse::<toml_edit::Value>() {
+        let digits = raw.strip_prefix(['+', '-']).unwrap_or(raw);
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!(
+                "`{raw}` is not a number; write integers in decimal (`{}`)",
+                n.value()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Parses a value the way TOML would (`3e-4`, `true`, `[32, 16]`, `"soft"`), falling back to a
@@ -181,15 +200,29 @@ fn plain_types(message: &str) -> String {
         .replace("a boolean", "true or false")
 }
 
-/// Reads and loads a preset file.
+/// The largest preset file read: presets are a few kilobytes; `/dev/zero` is not one.
+pub const MAX_PRESET_BYTES: u64 = 4 << 20;
+
+/// Reads and loads a preset file (at most `MAX_PRESET_BYTES`).
 pub fn load_file(path: &Path, overrides: &[Override]) -> Result<Preset, PresetError> {
     let origin = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| PresetError {
+    let refuse = |message: String| PresetError {
         origin: origin.clone(),
         line_col: None,
         key: String::new(),
-        message: format!("cannot read preset: {e}"),
-    })?;
+        message,
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_PRESET_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| refuse(format!("cannot read preset: {e}")))?;
+    if bytes.len() as u64 > MAX_PRESET_BYTES {
+        return Err(refuse(format!(
+            "larger than {} MiB, the most a preset may be",
+            MAX_PRESET_BYTES >> 20
+        )));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| refuse("is not UTF-8 text".into()))?;
     load(&text, &origin, overrides)
 }
 
@@ -268,6 +301,7 @@ impl Preset {
         if raw.is_empty() {
             return Err(format!("`{key}` needs a value"));
         }
+        decimal_integers(raw)?;
         let mut doc: toml_edit::DocumentMut =
             self.to_toml().parse().expect("a serialized preset parses");
         set_dotted(&mut doc, key, parse_override_value(raw))?;

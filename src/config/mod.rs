@@ -3,6 +3,7 @@
 //! Every error names the file, the line and column, the key and what is allowed, so a user can
 //! fix a preset without reading code. Validation runs before any data is loaded.
 
+pub mod bounds;
 mod load;
 mod model;
 mod net;

@@ -119,6 +119,7 @@ impl Preset {
             ));
         }
         check("log_every", positive_count(self.log_every))?;
+        self.check_bounds()?;
         check("diverge_factor", non_negative(self.diverge_factor))?;
         check("checkpoint_minutes", non_negative(self.checkpoint_minutes))?;
         if let Some(sweep) = &self.sweep {
@@ -161,10 +162,11 @@ impl Preset {
         let device = crate::device::parse(&self.device);
         check("device", device.map(|_| ()))?;
         let timeout = self.distributed.timeout_s;
-        if !(timeout.is_finite() && timeout >= 1.0) {
+        // A day bounds it: a rank that waits longer is stuck, and 1e300 s is no Duration.
+        if !(1.0..=86_400.0).contains(&timeout) {
             return Err((
                 "distributed.timeout_s".into(),
-                format!("must be at least 1 second (got {timeout})"),
+                format!("must be within [1, 86400] seconds (got {timeout})"),
             ));
         }
         let d = &self.data;

@@ -1,6 +1,7 @@
 //! CIFAR-10's binary batches.
 
-use super::{err, find_file, read_maybe_gz, DataError, InputShape, Raw, Values};
+use super::read::{find_file, read_maybe_gz};
+use super::{err, DataError, InputShape, Raw, Values};
 use std::path::Path;
 
 /// CIFAR-10's binary version: records of one label byte and 3072 pixel bytes (the red, green
@@ -18,7 +19,7 @@ pub const CIFAR_TRAIN_FILES: [&str; 5] = [
 pub fn read_cifar_batches(dir: &Path, files: &[&str]) -> Result<Raw, DataError> {
     let (mut pixels, mut labels) = (Vec::new(), Vec::new());
     for file in files {
-        let path = find_file(dir, file)?;
+        let path = find_file(dir, file, "a CIFAR-10 binary batch")?;
         let bytes = read_maybe_gz(&path)?;
         if bytes.is_empty() || bytes.len() % CIFAR_RECORD != 0 {
             return Err(err(

@@ -2,10 +2,13 @@
 //! line, the label column anywhere (by name or index), class values of any spelling.
 //!
 //! Labels are class *values*, mapped to indices `0..k` in sorted order (numerically when every
-//! value is a number), unless the preset lists `data.classes` itself.
+//! value is a number), unless the preset lists `data.classes` itself. Labels that are equal
+//! numbers (`1`, `1.0`, `1e0`) are one class.
 
 use super::{err, DataError, InputShape, Raw, Values};
+use crate::config::bounds::{class_key, ClassKey};
 use crate::config::{DataConfig, Header, LabelColumn};
+use std::collections::{HashMap, HashSet};
 
 pub struct Options {
     pub label: Option<LabelColumn>,
@@ -88,6 +91,8 @@ fn label_column(
 /// Parses the file; returns the examples (labels as class indices) and the class values.
 pub fn parse(bytes: &[u8], name: &str, options: &Options) -> Result<(Raw, Vec<String>), DataError> {
     let text = std::str::from_utf8(bytes).map_err(|_| err(name, "is not UTF-8 text"))?;
+    // Spreadsheets save UTF-8 with a byte-order mark; it is not part of the first field.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut lines = text
         .lines()
         .enumerate()
@@ -163,22 +168,23 @@ pub fn parse(bytes: &[u8], name: &str, options: &Options) -> Result<(Raw, Vec<St
         .classes
         .clone()
         .unwrap_or_else(|| class_values(&values));
+    let index: HashMap<ClassKey, i64> = classes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (class_key(c), i as i64))
+        .collect();
     let labels = values
         .iter()
         .map(|(line_no, v)| {
-            classes
-                .iter()
-                .position(|c| c == v)
-                .map(|i| i as i64)
-                .ok_or_else(|| {
-                    err(
-                        name,
-                        format!(
-                            "line {line_no}: label `{v}` is not one of data.classes ({})",
-                            classes.join(", ")
-                        ),
-                    )
-                })
+            index.get(&class_key(v)).copied().ok_or_else(|| {
+                err(
+                    name,
+                    format!(
+                        "line {line_no}: label `{v}` is not one of data.classes ({})",
+                        classes.join(", ")
+                    ),
+                )
+            })
         })
         .collect::<Result<Vec<i64>, DataError>>()?;
     let raw = Raw {
@@ -190,17 +196,23 @@ pub fn parse(bytes: &[u8], name: &str, options: &Options) -> Result<(Raw, Vec<St
 }
 
 /// The distinct label values, numerically sorted when they are all numbers (`2` before `10`).
+/// Equal numbers are one class, named by its first spelling in text order (`1` for `1.0`).
 fn class_values(values: &[(usize, String)]) -> Vec<String> {
-    let mut distinct: Vec<String> = values.iter().map(|(_, v)| v.clone()).collect();
-    distinct.sort();
-    distinct.dedup();
+    let mut spellings: Vec<&str> = values.iter().map(|(_, v)| v.as_str()).collect();
+    spellings.sort_unstable();
+    spellings.dedup();
+    let mut seen = HashSet::new();
+    let mut distinct: Vec<&str> = spellings
+        .into_iter()
+        .filter(|v| seen.insert(class_key(v)))
+        .collect();
     let numbers: Option<Vec<f64>> = distinct.iter().map(|v| v.parse().ok()).collect();
     if let Some(numbers) = numbers {
-        let mut paired: Vec<(f64, String)> = numbers.into_iter().zip(distinct).collect();
+        let mut paired: Vec<(f64, &str)> = numbers.into_iter().zip(distinct).collect();
         paired.sort_by(|a, b| a.0.total_cmp(&b.0));
         distinct = paired.into_iter().map(|(_, v)| v).collect();
     }
-    distinct
+    distinct.into_iter().map(String::from).collect()
 }
 
 #[cfg(test)]

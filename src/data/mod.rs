@@ -16,13 +16,15 @@ pub const CIFAR_FILES: [&str; 6] = [
 ];
 mod csv;
 mod idx;
+mod read;
+
+pub use read::MAX_DATA_BYTES;
 
 use crate::config::{DataConfig, DataSource, Normalize};
-use flate2::read::GzDecoder;
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
+use read::{gunzip, read_maybe_gz};
 use std::fmt;
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use tch::{Device, Kind, Tensor};
 
 /// UCI optical digits as shipped by scikit-learn (CC BY 4.0): 64 pixels in 0..16, then the label.
@@ -224,11 +226,11 @@ pub fn load(cfg: &DataConfig, seed: u64) -> Result<Splits, DataError> {
         DataSource::Mnist | DataSource::Cifar10 => {
             let dir = required_path(cfg)?;
             let (name, train, test) = match cfg.source {
-                DataSource::Mnist => (
-                    "mnist",
-                    idx::read_idx_pair(dir, "train")?,
-                    idx::read_idx_pair(dir, "t10k")?,
-                ),
+                DataSource::Mnist => {
+                    let train = idx::read_idx_pair(dir, "train", None)?;
+                    let test = idx::read_idx_pair(dir, "t10k", Some(&train.shape))?;
+                    ("mnist", train, test)
+                }
                 _ => (
                     "cifar10",
                     cifar::read_cifar_batches(dir, &cifar::CIFAR_TRAIN_FILES)?,
@@ -386,43 +388,6 @@ fn stratified_split(
     // Mix classes so that `train_limit` keeps a balanced subset.
     train.shuffle(&mut rng);
     (train, val, test)
-}
-
-pub(crate) fn gunzip(bytes: &[u8], name: &str) -> Result<Vec<u8>, DataError> {
-    // The gzip trailer's last four bytes hold the data's length (mod 2^32): room for it up
-    // front saves growing and copying the output; a file's claim is trusted only so far.
-    let claimed = bytes
-        .last_chunk::<4>()
-        .map_or(0, |n| u32::from_le_bytes(*n) as usize);
-    let mut out = Vec::with_capacity(claimed.min(256 << 20));
-    GzDecoder::new(bytes)
-        .read_to_end(&mut out)
-        .map_err(|e| err(name, format!("truncated or corrupt gzip data ({e})")))?;
-    Ok(out)
-}
-
-/// Reads a file, un-gzipping it when its name ends in `.gz`.
-fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, DataError> {
-    let bytes =
-        std::fs::read(path).map_err(|e| err(path.display(), format!("cannot read: {e}")))?;
-    if path.extension().is_some_and(|e| e == "gz") {
-        gunzip(&bytes, &path.display().to_string())
-    } else {
-        Ok(bytes)
-    }
-}
-
-/// Finds `<stem>` or `<stem>.gz` in `dir`.
-fn find_file(dir: &Path, stem: &str) -> Result<PathBuf, DataError> {
-    [dir.join(stem), dir.join(format!("{stem}.gz"))]
-        .into_iter()
-        .find(|p| p.exists())
-        .ok_or_else(|| {
-            err(
-                dir.join(format!("{stem}.gz")).display(),
-                "not found (expected an MNIST-format IDX file, optionally gzipped)",
-            )
-        })
 }
 
 #[cfg(test)]

@@ -105,3 +105,34 @@ fn truncated_gzip_is_reported() {
     let e = gunzip(cut, "digits.csv.gz").unwrap_err();
     assert!(e.message.contains("truncated"), "{e}");
 }
+
+#[test]
+fn reads_are_bounded_even_without_end() {
+    // /dev/zero, or a gzip bomb: the read stops one byte past the limit and refuses.
+    let e = read::read_capped(std::io::repeat(0), 1000, 0, "zeros").unwrap_err();
+    assert_eq!(e.file, "zeros");
+    assert!(e.message.contains("holds more than 1000 bytes"), "{e}");
+    assert_eq!(
+        read::read_capped(&[7u8; 1000][..], 1000, 0, "f")
+            .unwrap()
+            .len(),
+        1000
+    );
+    // The embedded data's reader goes through the same bound.
+    assert!(gunzip(EMBEDDED_DIGITS, "digits").is_ok());
+    assert_eq!(MAX_DATA_BYTES, 4 << 30);
+}
+
+#[test]
+fn a_missing_cifar_batch_is_named_as_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = DataConfig {
+        source: DataSource::Cifar10,
+        path: Some(dir.path().to_path_buf()),
+        ..digits_cfg()
+    };
+    let e = load(&cfg, 3).unwrap_err();
+    assert!(e.file.ends_with("data_batch_1.bin"), "{e}");
+    assert!(e.message.contains("CIFAR-10 binary batch"), "{e}");
+    assert!(!e.message.contains("IDX"), "{e}");
+}

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod inputs;
 pub mod ranks;
 pub mod tmux;
 

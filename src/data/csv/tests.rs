@@ -112,3 +112,36 @@ fn listed_classes_fix_the_order_and_refuse_others() {
         "{e}"
     );
 }
+
+#[test]
+fn a_byte_order_mark_does_not_cost_the_first_row() {
+    let (raw, classes) = parse_str("\u{feff}1,2,0\n3,4,1\n", &opts(None, Header::Auto)).unwrap();
+    assert_eq!(raw.labels, [0, 1]);
+    assert_eq!(raw.features, Values::Floats(vec![1.0, 2.0, 3.0, 4.0]));
+    assert_eq!(classes, ["0", "1"]);
+    // Nor the header's first name.
+    let by_name = opts(Some(LabelColumn::Name("y".into())), Header::Auto);
+    let (raw, _) = parse_str("\u{feff}y,x\n1,2\n0,3\n", &by_name).unwrap();
+    assert_eq!(raw.labels, [1, 0]);
+}
+
+#[test]
+fn labels_that_are_equal_numbers_are_one_class() {
+    let (raw, classes) = parse_str(
+        "5,1\n6,1.0\n7,2\n8,1e0\n9,2.00\n",
+        &opts(None, Header::Auto),
+    )
+    .unwrap();
+    assert_eq!(classes, ["1", "2"]);
+    assert_eq!(raw.labels, [0, 0, 1, 0, 1]);
+    // Against listed classes too (a resumed run's preset lists them as first spelled).
+    let listed = Options {
+        classes: Some(vec!["2".into(), "1".into()]),
+        ..opts(None, Header::Auto)
+    };
+    let (raw, _) = parse_str("5,1.0\n6,2e0\n", &listed).unwrap();
+    assert_eq!(raw.labels, [1, 0]);
+    // Words stay words.
+    let (_, classes) = parse_str("1,a\n2,A\n3,a\n", &opts(None, Header::Auto)).unwrap();
+    assert_eq!(classes, ["A", "a"]);
+}
