@@ -253,13 +253,19 @@ fn row(
 pub fn run(base: Preset, parent: &Path, front: &mut dyn Front, resuming: bool) -> i32 {
     let sweep = base.sweep.clone().expect("a preset with a sweep");
     let points = points(&sweep);
-    // Every point is checked before anything trains.
-    if let Some(e) = points
-        .iter()
-        .enumerate()
-        .find_map(|(i, p)| preset_of(&base, p, i, &[]).err())
-    {
-        front.note(format!("kd-tui: {e}"));
+    // Every point is checked before anything trains: its keys, then its models on its data.
+    let mut presets = Vec::with_capacity(points.len());
+    for (i, p) in points.iter().enumerate() {
+        match preset_of(&base, p, i, &[]) {
+            Ok(preset) => presets.push((format!("[sweep] point {i} ({})", describe(p)), preset)),
+            Err(e) => {
+                front.note(format!("kd-tui: {e}"));
+                return crate::cli::EXIT_BAD_INPUT;
+            }
+        }
+    }
+    if let Err(e) = crate::cli::check_all(&presets) {
+        front.note(e);
         return crate::cli::EXIT_BAD_INPUT;
     }
     if !resuming {

@@ -6,7 +6,7 @@
 mod common;
 
 use common::inputs::{idx_pair, rejected, rejected_data, rejected_override};
-use common::{default_preset_with, write_preset};
+use common::{default_preset_with, run, write_preset};
 use kd_tui::config::bounds::max_threads;
 use std::path::Path;
 
@@ -234,5 +234,24 @@ fn a_collective_timeout_past_a_day_is_refused() {
     assert!(
         message.contains("key `distributed.timeout_s`: must be within [1, 86400] seconds"),
         "{message}"
+    );
+}
+
+#[test]
+fn a_run_folder_that_cannot_be_made_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let long = tmp.path().join("x".repeat(300));
+    let out = run([
+        "--batch".as_ref(),
+        "--out".as_ref(),
+        long.as_os_str(),
+        "--set".as_ref(),
+        "teacher.epochs=1".as_ref(),
+    ]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&*long.to_string_lossy()) && out.stderr.contains("File name too long"),
+        "{}",
+        out.stderr
     );
 }

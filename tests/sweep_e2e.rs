@@ -131,6 +131,32 @@ fn a_two_by_two_sweep_over_two_seeds() {
         refused.stderr
     );
     assert!(!out.exists());
+
+    // A point whose model the data cannot take (a CNN that shrinks 8x8 digits to nothing) is
+    // refused as well, before point 0 trains.
+    let shrinks = r#"{ kind = "cnn", channels = [8, 8, 8, 8], kernel = 3, pool = "max" }"#;
+    let bad = write_preset(
+        tmp.path(),
+        "bad-model.toml",
+        &format!(
+            "{}[sweep]\npoints = [{{}}, {{ \"student.model\" = {shrinks} }}]\n",
+            &SWEEP[..SWEEP.find("[sweep]").unwrap()]
+        ),
+    );
+    let out = tmp.path().join("bad-model");
+    let refused = run([
+        "--batch".as_ref(),
+        bad.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert_eq!(refused.code, Some(2), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("[sweep] point 1") && refused.stderr.contains("student.model"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!out.exists());
 }
 
 /// Point 0 is quick; point 1's students train long enough to be stopped while they do.

@@ -4,7 +4,7 @@
 mod ranks;
 mod setup;
 
-pub use setup::{prepare, setup_in};
+pub use setup::{check_all, prepare, setup_in};
 
 use crate::config::bounds::MAX_SEEDS;
 use crate::config::{Override, Preset};

@@ -173,7 +173,7 @@ pub(super) fn open_run(dir: &Path, preset: &Preset, resuming: bool) -> Result<Ru
         true => RunFolder::reopen(dir),
         false => RunFolder::create(dir, preset),
     }
-    .map_err(|e| bad_input(format!("run folder: {e}")))
+    .map_err(|e| bad_input(format!("run folder {}: {e}", dir.display())))
 }
 
 /// The device, the data and the run folder `dir` of a preset (reopened when resuming).
@@ -199,6 +199,27 @@ pub fn setup_in(
         resume,
         world: None,
     })
+}
+
+/// Set-up's model and data checks for several presets (a sweep's points, each with where it
+/// comes from), each data configuration loaded once: a point is refused before anything trains.
+pub fn check_all(presets: &[(String, Preset)]) -> Result<(), String> {
+    crate::train::threads::keep_serial();
+    let mut loaded: Vec<(String, InputShape, usize)> = Vec::new();
+    for (origin, preset) in presets {
+        let key = serde_json::to_string(&preset.data).unwrap_or_default();
+        let (input, classes) = match loaded.iter().find(|(k, ..)| *k == key) {
+            Some((_, input, classes)) => (input.clone(), *classes),
+            None => {
+                let data = crate::data::load(&preset.data, preset.seed)
+                    .map_err(|e| bad_input(format!("{origin}: {e}")))?;
+                loaded.push((key, data.input.clone(), data.num_classes));
+                (data.input, data.num_classes)
+            }
+        };
+        check_models(preset, &input, classes).map_err(|e| bad_input(format!("{origin}: {e}")))?;
+    }
+    Ok(())
 }
 
 /// Refuses a model or an augmentation the data's shape cannot take, naming the key.

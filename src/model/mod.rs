@@ -101,8 +101,72 @@ impl Model {
     }
 }
 
+/// Bytes a run holds per parameter: the weights, their gradients, Adam's two moments, the
+/// best-by-validation copy and a checkpoint's.
+const BYTES_PER_PARAMETER: u128 = 6 * 4;
+
+/// An MLP's parameters, from its widths alone (nothing allocated).
+fn mlp_parameters(hidden: &[usize], inputs: usize, classes: usize) -> u128 {
+    let widths: Vec<u128> = std::iter::once(inputs)
+        .chain(hidden.iter().copied())
+        .chain(std::iter::once(classes))
+        .map(|w| w as u128)
+        .collect();
+    widths.windows(2).map(|w| (w[0] + 1) * w[1]).sum()
+}
+
+/// Memory this process may still take: its cgroup's limit less its use where there is one,
+/// and the machine's available memory.
+fn available_memory() -> Option<u128> {
+    let read = |path: &str| std::fs::read_to_string(path).ok();
+    let meminfo = read("/proc/meminfo").and_then(|m| {
+        let line = m
+            .lines()
+            .find(|l| l.starts_with("MemAvailable:"))?
+            .to_owned();
+        let kb: u128 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb * 1024)
+    });
+    let cgroup = read("/sys/fs/cgroup/memory.max")
+        .and_then(|max| max.trim().parse::<u128>().ok())
+        .map(|max| {
+            let used = read("/sys/fs/cgroup/memory.current")
+                .and_then(|c| c.trim().parse::<u128>().ok())
+                .unwrap_or(0);
+            max.saturating_sub(used)
+        });
+    match (meminfo, cgroup) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Refuses an MLP whose parameters (with what training keeps beside them) cannot fit in the
+/// memory there is, before anything is allocated.
+fn check_memory(cfg: &ModelConfig, input: &InputShape) -> Result<(), ShapeError> {
+    let ModelConfig::Mlp(mlp) = cfg else {
+        return Ok(());
+    };
+    let parameters = mlp_parameters(&mlp.hidden, input.numel(), 2);
+    let needed = parameters * BYTES_PER_PARAMETER;
+    match available_memory() {
+        Some(available) if needed > available => Err(ShapeError {
+            model: cfg.to_string(),
+            input: input.to_string(),
+            reason: format!(
+                "its {parameters} parameters need about {:.1} GB with their gradients, \
+                 optimizer state and copies, and {:.1} GB of memory are available",
+                needed as f64 / 1e9,
+                available as f64 / 1e9
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Checks that `cfg` can take `input` (before any training).
 pub fn check_fits(cfg: &ModelConfig, input: &InputShape) -> Result<(), ShapeError> {
+    check_memory(cfg, input)?;
     // libtorch reports a size no memory can hold by a panic inside tch: caught here, before
     // any training, and turned into the error it is.
     let hook = std::panic::take_hook();
@@ -115,10 +179,13 @@ pub fn check_fits(cfg: &ModelConfig, input: &InputShape) -> Result<(), ShapeErro
             .map(String::as_str)
             .or_else(|| payload.downcast_ref::<&str>().copied())
             .unwrap_or("building it failed");
-        let reason = match message.find("you tried to allocate") {
-            Some(at) => message[at..].lines().next().unwrap_or(message).to_string(),
-            None => message.lines().next().unwrap_or(message).to_string(),
-        };
+        // The first line, without libtorch's C++ backtrace (escaped or not).
+        let from = message.find("you tried to allocate").unwrap_or(0);
+        let reason = message[from..]
+            .split(['\n', '\\'])
+            .next()
+            .unwrap_or(message)
+            .to_string();
         Err(ShapeError {
             model: cfg.to_string(),
             input: input.to_string(),

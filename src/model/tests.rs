@@ -271,3 +271,14 @@ fn bf16_autocast_computes_in_bf16_and_returns_float32() {
     // The region ended: plain code on this thread is back in float32.
     assert_eq!(x.matmul(&x.tr()).kind(), Kind::Float);
 }
+
+#[test]
+fn an_mlp_too_large_for_memory_is_refused_before_anything_is_allocated() {
+    // 64 -> 2e9 -> 2: 134e9 parameters, about 3 TB with what training keeps beside them.
+    let e = check_fits(&mlp(&[2_000_000_000], 0.0), &InputShape::flat(64)).unwrap_err();
+    assert!(
+        e.reason.contains("134000000002 parameters need about"),
+        "{e}"
+    );
+    assert!(!e.reason.contains("frame #"), "{e}");
+}

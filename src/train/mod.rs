@@ -109,6 +109,30 @@ pub enum RunError {
     Distributed(String),
     #[error("the trainer thread panicked")]
     Panicked,
+    /// A failure inside libtorch, most often memory (an allocation it cannot make).
+    #[error("the {phase} phase failed inside libtorch: {message}")]
+    Crashed {
+        phase: &'static str,
+        message: String,
+    },
+}
+
+/// The first line of a panic's message (libtorch's C++ backtrace left out).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let text = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic");
+    match text.find("you tried to allocate") {
+        Some(at) => format!("out of memory: {}", first_line(&text[at..])),
+        None => first_line(text).to_string(),
+    }
+}
+
+/// Up to the first line break, escaped (`\\n` in a debug-printed error) or not.
+fn first_line(text: &str) -> &str {
+    text.split(['\n', '\\']).next().unwrap_or(text)
 }
 
 impl RunError {
@@ -343,7 +367,17 @@ impl Trainer {
             if end.is_some() {
                 break;
             }
-            end = self.run_phase(phase).err();
+            // libtorch reports some failures (an allocation the memory cannot hold) by a panic
+            // inside tch: the run fails with them, and its summary says so.
+            let ran =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_phase(phase)));
+            end = match ran {
+                Ok(ran) => ran.err(),
+                Err(payload) => Some(PhaseEnd::Failed(RunError::Crashed {
+                    phase: phase.as_str(),
+                    message: panic_message(payload.as_ref()),
+                })),
+            };
             if let (None, Some(e)) = (&end, self.write_failed.take()) {
                 end = Some(PhaseEnd::Failed(e));
             }

@@ -1,5 +1,7 @@
 //! A full disk at the end of a run or during an export: the write that fails says so, leaves no
-//! half file, and what can still be written (the summary) is.
+//! half file, and what can still be written (the summary) is. Too little memory: a model that
+//! cannot fit is refused before anything is allocated, and an allocation that fails in training
+//! fails the run with its summary, never a panic.
 
 mod common;
 
@@ -69,4 +71,50 @@ fn an_export_onto_a_full_disk_fails_with_the_path_and_leaves_nothing() {
     let again = kd_tui().arg("export").arg(&done.dir).output().unwrap();
     assert_eq!(again.status.code(), Some(0));
     assert!(export.join("distilled.pt").is_file());
+}
+
+#[test]
+fn an_mlp_larger_than_memory_is_refused_before_it_is_allocated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let refused = common::run([
+        "--batch".as_ref(),
+        "--out".as_ref(),
+        out.as_os_str(),
+        "--set".as_ref(),
+        "student.model.hidden=[2000000000]".as_ref(),
+    ]);
+    assert_eq!(refused.code, Some(2), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("parameters need about") && !refused.stderr.contains("frame #"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn an_allocation_that_fails_in_training_fails_the_run_with_its_summary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    // 4 GB of address space: the 768 MB first layer is built, its optimizer state is not.
+    let script = format!(
+        "ulimit -v 4000000; exec {} --batch --out {} --set 'teacher.model.hidden=[3000000]' --set teacher.epochs=1",
+        env!("CARGO_BIN_EXE_kd-tui"),
+        dir.display()
+    );
+    let out = Command::new("bash")
+        .args(["-c", &script])
+        .env("KD_TUI_CACHE", tmp.path().join("cache"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("failed inside libtorch: out of memory"),
+        "{stderr}"
+    );
+    let summary = read_summary(&dir);
+    assert_eq!(summary.status, RunStatus::Failed);
+    assert!(summary.teacher.is_none());
 }
