@@ -1,6 +1,6 @@
 //! Hostile input, fuzzed: presets and `--set` flags, MNIST IDX files, CIFAR batches, CSV files
-//! and teacher weights (safetensors), each mutated from the seed corpus in `tests/fuzz-corpus`
-//! (the weights' seed is a real model's file). Every case must end in `Ok` or an error: no
+//! teacher weights (safetensors) and teacher-output cache files, each mutated from the seed
+//! corpus in `tests/fuzz-corpus` (the weights' and the cache's seeds are files kd-tui wrote). Every case must end in `Ok` or an error: no
 //! panic, no hang, no allocation a header alone asks for.
 //!
 //! The test command runs a bounded smoke run (`KD_TUI_FUZZ_CASES`, 64 cases per target by
@@ -164,5 +164,19 @@ proptest! {
         std::fs::write(&path, m.apply(&seed)).unwrap();
         let mut model = kd_tui::model::Model::new(&cfg, &input, 10, tch::Device::Cpu).unwrap();
         let _ = model.vs.load(&path);
+    }
+
+    #[test]
+    fn teacher_output_cache_files(m in mutation()) {
+        // A file that still reads after the mutation must read the very logits written.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.safetensors");
+        let logits = tch::Tensor::arange(30, (tch::Kind::Float, tch::Device::Cpu)).view([3, 10]);
+        kd_tui::train::cache::write_logits(&path, &logits).unwrap();
+        let seed = std::fs::read(&path).unwrap();
+        std::fs::write(&path, m.apply(&seed)).unwrap();
+        if let Ok(read) = kd_tui::train::cache::read_logits(&path, 3, 10) {
+            prop_assert!(read.equal(&logits));
+        }
     }
 }

@@ -99,26 +99,28 @@ impl TeacherCache {
     }
 
     /// Best effort: a cache that cannot be written costs the next run a teacher pass, nothing
-    /// else. Written aside and renamed, so a reader never sees half a file.
+    /// else.
     pub fn write(&self, logits: &Tensor) {
-        let Some(dir) = self.path.parent() else {
-            return;
-        };
-        let tmp = self
-            .path
-            .with_extension(format!("{}.partial", std::process::id()));
-        let logits = logits.to_device(tch::Device::Cpu).to_kind(Kind::Float);
-        let digest = Tensor::from_slice(&digest_of(&logits));
-        let written = std::fs::create_dir_all(dir)
-            .ok()
-            .and_then(|()| {
-                Tensor::write_safetensors(&[("logits", &logits), ("sha256", &digest)], &tmp).ok()
-            })
-            .and_then(|()| std::fs::rename(&tmp, &self.path).ok());
-        if written.is_none() {
-            let _ = std::fs::remove_file(&tmp);
-        }
+        let _ = write_logits(&self.path, logits);
     }
+}
+
+/// Writes logits and their checksum as a cache file, aside and renamed (a reader never sees
+/// half a file).
+pub fn write_logits(path: &Path, logits: &Tensor) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension(format!("{}.partial", std::process::id()));
+    let logits = logits.to_device(tch::Device::Cpu).to_kind(Kind::Float);
+    let digest = Tensor::from_slice(&digest_of(&logits));
+    let written = Tensor::write_safetensors(&[("logits", &logits), ("sha256", &digest)], &tmp)
+        .map_err(std::io::Error::other)
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// The SHA-256 of a float tensor's little-endian bytes.
