@@ -6,38 +6,55 @@ mod common;
 
 use common::ranks::{rank_pid, require_gloo, start_ranks};
 use common::{kd_tui, wait_exit, wait_for, ChildGuard};
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
+
+/// Starts rank `rank` of a job of `world` ranks by hand (torchrun's variables), stderr to a log.
+fn start_rank(
+    dir: &Path,
+    port: u16,
+    (rank, world): (usize, usize),
+    extra: &[&str],
+) -> (ChildGuard, PathBuf) {
+    let log = dir.with_extension(format!("rank-{rank}.log"));
+    let child = kd_tui()
+        .args(["--batch", "--out"])
+        .arg(dir)
+        .args(extra)
+        .env("RANK", rank.to_string())
+        .env("LOCAL_RANK", rank.to_string())
+        .env("WORLD_SIZE", world.to_string())
+        .env("MASTER_ADDR", "127.0.0.1")
+        .env("MASTER_PORT", port.to_string())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    (ChildGuard(child), log)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port()
+}
 
 #[test]
 fn ranks_with_different_presets_are_refused_naming_the_keys() {
     require_gloo();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("job");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port();
-    let start = |rank: usize, extra: &[&str]| {
-        let log = tmp.path().join(format!("rank-{rank}.log"));
-        let child = kd_tui()
-            .args(["--batch", "--out"])
-            .arg(&dir)
-            .args(["--set", "distributed.timeout_s=20"])
-            .args(extra)
-            .env("RANK", rank.to_string())
-            .env("LOCAL_RANK", rank.to_string())
-            .env("WORLD_SIZE", "2")
-            .env("MASTER_ADDR", "127.0.0.1")
-            .env("MASTER_PORT", port.to_string())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        (ChildGuard(child), log)
-    };
-    let (mut rank0, log0) = start(0, &[]);
-    let (mut rank1, log1) = start(1, &["--set", "teacher.model.hidden=[64]"]);
+    let port = free_port();
+    let timeout = ["--set", "distributed.timeout_s=20"];
+    let (mut rank0, log0) = start_rank(&dir, port, (0, 2), &timeout);
+    let (mut rank1, log1) = start_rank(
+        &dir,
+        port,
+        (1, 2),
+        &[&timeout[..], &["--set", "teacher.model.hidden=[64]"]].concat(),
+    );
     let (code0, code1) = (wait_exit(&mut rank0), wait_exit(&mut rank1));
     let (log0, log1) = (
         std::fs::read_to_string(log0).unwrap(),
@@ -88,4 +105,27 @@ fn rank_0_killed_from_outside_is_a_failure_and_the_launcher_ends_soon() {
     // after the launcher's grace.
     let took = killed.elapsed();
     assert!(took < Duration::from_secs(30), "the launcher took {took:?}");
+}
+
+#[test]
+fn ranks_started_with_different_world_sizes_fail_within_the_timeout() {
+    require_gloo();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("job");
+    let port = free_port();
+    let timeout = ["--set", "distributed.timeout_s=3"];
+    let started = Instant::now();
+    let (mut rank0, log0) = start_rank(&dir, port, (0, 2), &timeout);
+    let (mut rank1, _) = start_rank(&dir, port, (1, 3), &timeout);
+    let (code0, code1) = (wait_exit(&mut rank0), wait_exit(&mut rank1));
+    let took = started.elapsed();
+    let log0 = std::fs::read_to_string(log0).unwrap();
+    assert_eq!((code0, code1), (1, 1), "{log0}");
+    // Rank 0 fails joining the group, or at the first store wait after it (then saying why).
+    assert!(
+        log0.contains("joining the gloo group") || log0.contains("another WORLD_SIZE"),
+        "{log0}"
+    );
+    // The rendezvous, then one store wait: each bounded by the timeout.
+    assert!(took < Duration::from_secs(12), "took {took:?}");
 }

@@ -135,7 +135,14 @@ pub(super) fn run(args: &Args, env: Env, consumer: Consumer) -> i32 {
 fn same_preset(world: &World, preset: &crate::config::Preset) -> Result<(), (i32, String)> {
     let mine = preset.to_toml();
     let key = |rank: usize| format!("preset/{rank}");
-    let failed = |e: crate::dist::GroupError| (1, format!("comparing the ranks' presets: {e}"));
+    let failed = |e: crate::dist::GroupError| {
+        let why = format!(
+            "comparing the ranks' presets within distributed.timeout_s: {e} (a rank is missing, \
+             stuck, or was started with another WORLD_SIZE than this rank's {})",
+            world.size
+        );
+        (1, why)
+    };
     world
         .group
         .set(&key(world.rank), mine.as_bytes())

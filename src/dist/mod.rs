@@ -98,6 +98,26 @@ pub fn backend_for(cfg: DistributedBackend, device: Device) -> &'static str {
     }
 }
 
+/// What a whole rendezvous may take past `distributed.timeout_s`: Gloo's connections retry, and
+/// a mismatched job (another WORLD_SIZE) waited several timeouts in a row.
+const JOIN_SLACK: Duration = Duration::from_secs(2);
+
+/// `f` on a thread of its own, for at most `limit`; `None` if it has not returned by then (it
+/// is left behind: the process is about to end).
+fn held_to<T: Send + 'static>(
+    limit: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("rendezvous".into())
+        .spawn(move || {
+            let _ = tx.send(f());
+        })
+        .ok()?;
+    rx.recv_timeout(limit).ok()
+}
+
 impl World {
     /// Joins the job's group (waits for every rank, up to the timeout).
     pub fn join(env: &Env, cfg: &DistributedConfig, device: Device) -> Result<World, String> {
@@ -113,16 +133,29 @@ impl World {
             "nccl" => Some(nccl_create()?),
             _ => None,
         };
-        let group = Group::join(
-            backend,
-            &env.master_addr,
+        let timeout = Duration::from_secs_f64(cfg.timeout_s);
+        let (addr, port, rank, size) = (
+            env.master_addr.clone(),
             env.master_port,
             env.rank,
             env.world_size,
-            Duration::from_secs_f64(cfg.timeout_s),
-            nccl,
-        )
-        .map_err(|e| format!("joining the {backend} group as rank {}: {e}", env.rank))?;
+        );
+        let joining = move |nccl| {
+            Group::join(backend, &addr, port, rank, size, timeout, nccl)
+                .map_err(|e| format!("joining the {backend} group as rank {rank}: {e}"))
+        };
+        let group = match nccl {
+            // NCCL binds to the calling thread's device: it joins here.
+            Some(create) => joining(Some(create))?,
+            None => held_to(timeout + JOIN_SLACK, move || joining(None)).unwrap_or_else(|| {
+                Err(format!(
+                    "joining the {backend} group as rank {}: the ranks did not all meet within \
+                     distributed.timeout_s ({} s; a rank is missing, stuck, or was started with \
+                     another WORLD_SIZE, MASTER_ADDR or MASTER_PORT)",
+                    env.rank, cfg.timeout_s
+                ))
+            })?,
+        };
         Ok(World {
             rank: env.rank,
             size: env.world_size,
