@@ -52,7 +52,7 @@ impl ExportError {
 }
 
 fn read(path: &Path) -> Result<String, ExportError> {
-    std::fs::read_to_string(path).map_err(|e| ExportError::Read {
+    crate::run::bounded::read_text(path).map_err(|e| ExportError::Read {
         path: path.display().to_string(),
         message: e.to_string(),
     })

@@ -132,7 +132,7 @@ impl Checkpoint {
 
     pub fn read(run_dir: &Path) -> Result<Checkpoint, String> {
         let path = run_dir.join(FILE);
-        let text = std::fs::read_to_string(&path).map_err(|e| {
+        let text = crate::run::bounded::read_text(&path).map_err(|e| {
             format!(
                 "{}: cannot read ({e}); only runs stopped with a checkpoint can be resumed",
                 path.display()

@@ -1,5 +1,6 @@
 //! The run folder: `preset.toml`, `metrics.jsonl`, `summary.json`, weights and checkpoints.
 
+pub mod bounded;
 pub mod checkpoint;
 pub mod history;
 pub mod lock;

@@ -183,7 +183,7 @@ impl Comparison {
 impl RunSummary {
     /// The summary of a run in `dir` that completed, if it did.
     pub fn completed_in(dir: &std::path::Path) -> Option<RunSummary> {
-        let text = std::fs::read_to_string(dir.join("summary.json")).ok()?;
+        let text = crate::run::bounded::read_text(&dir.join("summary.json")).ok()?;
         let summary: RunSummary = serde_json::from_str(&text).ok()?;
         (summary.status == RunStatus::Completed).then_some(summary)
     }
