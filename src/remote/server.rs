@@ -45,7 +45,7 @@ impl ControlSocket {
     /// the run folder's job lock, so a socket already there is a crashed job's: it is replaced.
     /// Must be called within the runtime that will serve it.
     pub fn bind(run_dir: &Path) -> std::io::Result<ControlSocket> {
-        let path = super::socket_path(run_dir);
+        let path = super::checked_socket_path(run_dir).map_err(std::io::Error::other)?;
         match std::fs::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
             _ => {}
