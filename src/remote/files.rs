@@ -81,7 +81,12 @@ mod tests {
         let e = records(&zero, LS_BYTES).unwrap_err();
         assert!(e.to_string().contains("not a regular file"), "{e}");
         let fifo = dir.path().join("fifo");
-        rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR).unwrap();
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+        )
+        .unwrap();
         assert!(tail(&fifo, 10).is_err(), "a FIFO is not waited on");
 
         let big = dir.path().join("big");
@@ -106,7 +111,9 @@ mod tests {
         std::fs::write(&path, &text).unwrap();
         let read = records(&path, HISTORY_BYTES).unwrap();
         assert_eq!(read.len(), 3);
-        assert!(matches!(&read[1].event, crate::protocol::Event::Log { message, .. } if message == "caf\u{fffd}"));
+        assert!(
+            matches!(&read[1].event, crate::protocol::Event::Log { message, .. } if message == "caf\u{fffd}")
+        );
         // A tail that starts inside the first record does not read it as one.
         let tail_len = text.len() as u64 - 3;
         assert_eq!(records(&path, tail_len).unwrap().len(), 2);

@@ -13,7 +13,10 @@ pub mod commands;
 pub mod detach;
 pub mod files;
 pub mod jobs;
+pub mod limits;
+mod peer;
 pub mod server;
+pub mod wire;
 
 use crate::protocol::Stamped;
 use serde::{Deserialize, Serialize};
