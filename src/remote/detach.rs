@@ -3,6 +3,7 @@
 
 use crate::run::JOB_LOG;
 use std::ffi::OsString;
+use std::os::unix::fs::FileTypeExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -98,7 +99,7 @@ pub fn start(run_dir: &Path, args: Vec<OsString>) -> Result<u32, StartError> {
     let log_name = log_path.display().to_string();
     loop {
         if crate::run::lock::holder(run_dir) == Some(pid) {
-            if socket.exists() {
+            if std::fs::metadata(&socket).is_ok_and(|m| m.file_type().is_socket()) {
                 return Ok(pid);
             }
             if locked.get_or_insert_with(Instant::now).elapsed() > BIND_GRACE {
