@@ -41,6 +41,8 @@ fn exit_within(child: &mut ChildGuard, limit: Duration) -> Option<i32> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    let _ = child.0.kill();
+    let _ = child.0.wait();
     None
 }
 
@@ -98,7 +100,12 @@ fn a_flooding_client_neither_stalls_training_nor_fills_the_records_nor_delays_si
 
     // SIGTERM while the flood goes on: the job stops, checkpointed, as promptly as ever.
     sigterm(job.0.id());
+    let signalled = Instant::now();
     let code = exit_within(&mut job, Duration::from_secs(15));
+    eprintln!(
+        "{during} step records during the flood; exit {code:?} {:.1} s after SIGTERM",
+        signalled.elapsed().as_secs_f64()
+    );
     stop.store(true, Ordering::Relaxed);
     for f in flooders {
         f.join().unwrap();
