@@ -225,7 +225,7 @@ mod tests {
         let fifo = root.path().join("fifo");
         std::fs::create_dir(&fifo).unwrap();
         let mode = rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR;
-        rustix::fs::mkfifoat(rustix::fs::CWD, &fifo.join("metrics.jsonl"), mode).unwrap();
+        rustix::fs::mkfifoat(rustix::fs::CWD, fifo.join("metrics.jsonl"), mode).unwrap();
         assert!(inspect(&zero).is_none());
         assert!(inspect(&fifo).is_none());
         assert!(!completed_summary(&zero));

@@ -116,7 +116,7 @@ pub fn client_limit() -> usize {
     let want = MAX_CLIENTS as u64 + RESERVED_FDS;
     if limit.current.is_some_and(|soft| soft < want) {
         let raised = limit.maximum.map_or(want, |hard| hard.min(want));
-        let mut new = limit.clone();
+        let mut new = limit;
         new.current = Some(raised);
         if setrlimit(Resource::Nofile, new).is_ok() {
             limit = getrlimit(Resource::Nofile);
