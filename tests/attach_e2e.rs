@@ -3,34 +3,16 @@
 
 mod common;
 
-use common::client::{Client, HELLO};
+use common::client::{start_job, Client, HELLO};
 use common::tmux::Session;
-use common::{
-    kd_tui, read_metrics, read_summary, run, wait_exit, wait_for, ChildGuard, FEW_EPOCHS,
-};
+use common::{read_metrics, read_summary, run, wait_exit, wait_for, FEW_EPOCHS};
 use kd_tui::run::summary::RunStatus;
 use serde_json::Value;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
-
-/// A `--batch` job on digits whose teacher trains "forever", serving its socket.
-fn start_job(dir: &Path) -> ChildGuard {
-    let child = kd_tui()
-        .args(["--batch", "--set", "teacher.epochs=100000"])
-        .args(["--set", "student.epochs=2", "--out"])
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.with_extension("log")).unwrap())
-        .spawn()
-        .unwrap();
-    let child = ChildGuard(child);
-    wait_for("the control socket", || dir.join("control.sock").exists());
-    child
-}
 
 /// Ends the teacher phase at its current epoch, so that the job completes.
 fn finish_teacher(dir: &Path) {

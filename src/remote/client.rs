@@ -118,12 +118,9 @@ fn read_job(
     }
 }
 
-/// The records of a run's `metrics.jsonl` (a read-only cockpit's history); unreadable lines
-/// (a killed job's last, half-written one) are left out.
+/// The records of a run's `metrics.jsonl` (a read-only cockpit's history), its last
+/// `files::HISTORY_BYTES` at most; unreadable lines (a killed job's last, half-written one) are
+/// left out.
 pub fn history(run_dir: &Path) -> std::io::Result<Vec<Stamped>> {
-    let text = std::fs::read_to_string(run_dir.join("metrics.jsonl"))?;
-    Ok(text
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect())
+    super::files::records(&run_dir.join("metrics.jsonl"), super::files::HISTORY_BYTES)
 }

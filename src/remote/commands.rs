@@ -106,10 +106,9 @@ pub fn detach(run_dir: &Path, resuming: bool, options: Options) -> i32 {
                 0
             }
         }
-        Err((code, log)) => {
-            eprintln!("{log}");
-            eprintln!("kd-tui: the job ended before it started training (exit {code})");
-            code
+        Err(e) => {
+            eprintln!("kd-tui: {e}");
+            e.exit_code()
         }
     }
 }

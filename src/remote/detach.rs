@@ -3,6 +3,7 @@
 
 use crate::run::JOB_LOG;
 use std::ffi::OsString;
+use std::os::unix::fs::FileTypeExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -13,6 +14,8 @@ pub const JOB_ENV: &str = "KD_TUI_DETACHED_JOB";
 
 /// How long the launcher waits for the job to load its data and serve its socket.
 const READY_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long after taking the folder's lock the job may take to serve its socket.
+const BIND_GRACE: Duration = Duration::from_secs(10);
 
 /// This process's arguments for the job: `--batch` instead of `--detach`, and the run folder.
 pub fn job_args(run_dir: &Path, resuming: bool) -> Vec<OsString> {
@@ -30,10 +33,46 @@ pub fn job_args(run_dir: &Path, resuming: bool) -> Vec<OsString> {
     args
 }
 
+/// Why `--detach` did not hand over a job serving its socket.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Known before anything starts: no job could serve this folder.
+    #[error(transparent)]
+    PathTooLong(#[from] super::PathTooLong),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    /// The job ended first (bad input, a failure); the end of its log.
+    #[error("the job ended before it started training (exit {code}); the end of its log:\n{log}")]
+    Ended { code: i32, log: String },
+    /// The job trains but serves no socket (its log says why).
+    #[error("the job (pid {pid}) trains in {dir} but serves no control socket, so it cannot be attached (see {log}); `kd-tui ls` lists it")]
+    NoSocket { pid: u32, dir: String, log: String },
+    #[error("the job (pid {pid}) did not start training within {} s; see {log}", READY_TIMEOUT.as_secs())]
+    Slow { pid: u32, log: String },
+}
+
+impl StartError {
+    /// The launcher's exit code: the job's own if it ended, 2 for a folder no socket fits.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            StartError::PathTooLong(_) => crate::cli::EXIT_BAD_INPUT,
+            StartError::Ended { code, .. } => *code,
+            _ => 1,
+        }
+    }
+}
+
 /// Starts the job and waits until it serves its control socket; returns its PID. If it ends
-/// first (bad input, a failure), returns its exit code and the end of its log.
-pub fn start(run_dir: &Path, args: Vec<OsString>) -> Result<u32, (i32, String)> {
-    let fail = |e: std::io::Error| (1, format!("{}: {e}", run_dir.display()));
+/// first (bad input, a failure), says so with its exit code and the end of its log.
+pub fn start(run_dir: &Path, args: Vec<OsString>) -> Result<u32, StartError> {
+    let socket = super::checked_socket_path(run_dir)?;
+    let fail = |source: std::io::Error| StartError::Io {
+        path: run_dir.display().to_string(),
+        source,
+    };
     std::fs::create_dir_all(run_dir).map_err(fail)?;
     let log_path = run_dir.join(JOB_LOG);
     let log = std::fs::OpenOptions::new()
@@ -55,26 +94,34 @@ pub fn start(run_dir: &Path, args: Vec<OsString>) -> Result<u32, (i32, String)> 
     let mut child = command.spawn().map_err(fail)?;
     let pid = child.id();
     let started = Instant::now();
+    // When the job took the folder's lock: it binds its socket right after.
+    let mut locked: Option<Instant> = None;
+    let log_name = log_path.display().to_string();
     loop {
-        if crate::run::lock::holder(run_dir) == Some(pid) && super::socket_path(run_dir).exists() {
-            return Ok(pid);
+        if crate::run::lock::holder(run_dir) == Some(pid) {
+            if std::fs::metadata(&socket).is_ok_and(|m| m.file_type().is_socket()) {
+                return Ok(pid);
+            }
+            if locked.get_or_insert_with(Instant::now).elapsed() > BIND_GRACE {
+                return Err(StartError::NoSocket {
+                    pid,
+                    dir: run_dir.display().to_string(),
+                    log: log_name,
+                });
+            }
         }
         if let Ok(Some(status)) = child.try_wait() {
-            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(20).collect();
+            let (bytes, _) = super::files::tail(&log_path, 64 << 10).unwrap_or_default();
+            let text = String::from_utf8_lossy(&bytes);
+            let tail: Vec<&str> = text.lines().rev().take(20).collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
-            return Err((status.code().unwrap_or(1), tail.join("\n")));
+            return Err(StartError::Ended {
+                code: status.code().unwrap_or(1),
+                log: tail.join("\n"),
+            });
         }
         if started.elapsed() > READY_TIMEOUT {
-            return Err((
-                1,
-                format!(
-                    "the job (pid {pid}) did not serve {} within {} s; see {}",
-                    super::SOCKET,
-                    READY_TIMEOUT.as_secs(),
-                    log_path.display()
-                ),
-            ));
+            return Err(StartError::Slow { pid, log: log_name });
         }
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -42,7 +42,8 @@ pub struct RunInfo {
     pub phase: Option<Phase>,
     pub epoch: usize,
     pub epochs: usize,
-    /// Best validation accuracy of each phase so far, in %.
+    /// Best validation accuracy of each phase so far, in % (over the records `ls` reads: the
+    /// last `files::LS_BYTES` of `metrics.jsonl`).
     pub best_val_acc: BTreeMap<String, f64>,
     /// Seconds since the run last wrote a record.
     pub age_seconds: f64,
@@ -57,7 +58,8 @@ pub fn inspect(dir: &Path) -> Option<RunInfo> {
         .ok()
         .and_then(|t| t.elapsed().ok())
         .map_or(0.0, |d| d.as_secs_f64());
-    let records = super::client::history(dir).ok()?;
+    // The tail is enough for where the run is; a bounded read whatever the file is.
+    let records = super::files::records(&metrics, super::files::LS_BYTES).ok()?;
     let pid = crate::run::lock::holder(dir);
     let mut info = RunInfo {
         dir: dir.to_path_buf(),
@@ -103,9 +105,9 @@ pub fn inspect(dir: &Path) -> Option<RunInfo> {
 }
 
 fn completed_summary(dir: &Path) -> bool {
-    std::fs::read_to_string(dir.join("summary.json"))
+    super::files::small(&dir.join("summary.json"), super::files::SUMMARY_BYTES)
         .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|t| serde_json::from_slice::<serde_json::Value>(&t).ok())
         .is_some_and(|s| s["status"] == "completed")
 }
 
@@ -191,4 +193,41 @@ pub fn table(runs: &[RunInfo]) -> String {
         ]);
     }
     table.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOG: &[u8] = br#"{"phase":"teacher","epoch":2,"step":9,"wall_time":0.5,"type":"log","level":"info","message":"hi"}"#;
+
+    #[test]
+    fn a_run_whose_records_hold_a_bad_byte_is_listed() {
+        let root = tempfile::tempdir().unwrap();
+        let run = root.path().join("run");
+        std::fs::create_dir(&run).unwrap();
+        let mut text = LOG.to_vec();
+        text.extend(b"\n{\"type\":\"log\xff\"}\n");
+        std::fs::write(run.join("metrics.jsonl"), text).unwrap();
+        let runs = scan(root.path());
+        assert_eq!(runs.len(), 1, "{runs:?}");
+        assert_eq!(runs[0].state, RunState::Dead);
+        assert_eq!(runs[0].phase, Some(Phase::Teacher));
+    }
+
+    #[test]
+    fn records_that_are_not_files_are_not_read() {
+        let root = tempfile::tempdir().unwrap();
+        let zero = root.path().join("zero");
+        std::fs::create_dir(&zero).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", zero.join("metrics.jsonl")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", zero.join("summary.json")).unwrap();
+        let fifo = root.path().join("fifo");
+        std::fs::create_dir(&fifo).unwrap();
+        let mode = rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR;
+        rustix::fs::mkfifoat(rustix::fs::CWD, fifo.join("metrics.jsonl"), mode).unwrap();
+        assert!(inspect(&zero).is_none());
+        assert!(inspect(&fifo).is_none());
+        assert!(!completed_summary(&zero));
+    }
 }

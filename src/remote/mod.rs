@@ -11,8 +11,12 @@
 pub mod client;
 pub mod commands;
 pub mod detach;
+pub mod files;
 pub mod jobs;
+pub mod limits;
+mod peer;
 pub mod server;
+pub mod wire;
 
 use crate::protocol::Stamped;
 use serde::{Deserialize, Serialize};
@@ -27,8 +31,32 @@ pub const SOCKET: &str = "control.sock";
 /// Longest line the job reads from a client; a longer one gets an error and a hang-up.
 pub const MAX_LINE: usize = 64 * 1024;
 
+/// Longest socket path a Unix socket takes (`sun_path` is 108 bytes on Linux, its last a NUL).
+pub const MAX_SOCKET_PATH: usize = 107;
+
 pub fn socket_path(run_dir: &Path) -> PathBuf {
     run_dir.join(SOCKET)
+}
+
+/// A run folder whose socket path is too long to bind or connect to.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("the control socket's path {path} is {len} bytes; a Unix socket's path takes at most {MAX_SOCKET_PATH} (pick a shorter --out)")]
+pub struct PathTooLong {
+    pub path: String,
+    pub len: usize,
+}
+
+/// `run_dir`'s socket path, if a Unix socket can take it.
+pub fn checked_socket_path(run_dir: &Path) -> Result<PathBuf, PathTooLong> {
+    let path = socket_path(run_dir);
+    let len = path.as_os_str().len();
+    if len > MAX_SOCKET_PATH {
+        return Err(PathTooLong {
+            path: path.display().to_string(),
+            len,
+        });
+    }
+    Ok(path)
 }
 
 /// A client's first line.

@@ -4,27 +4,25 @@
 //! and keeps the run's history for clients that attach later. It never waits on a client: each
 //! has a bounded queue; a step that does not fit is dropped for that client, and a client that
 //! falls so far behind that a run-level event does not fit is disconnected. Clients' commands go
-//! straight to the trainer's command channel.
+//! to the trainer's command channel within their budgets (`limits`): no client, nor all of them
+//! together, can keep the trainer from its steps.
 
-use super::{Hello, JobLine, Welcome, MAX_LINE, VERSION};
+use super::limits::{self, Budget};
+use super::peer::{self, log, History, Registration};
+use super::{Welcome, VERSION};
 use crate::protocol::{Command, Event, Stamped};
 use crate::train::TrainerHandle;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc as std_mpsc;
-use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{UnixListener, UnixStream};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+use tokio::net::UnixListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 /// Events queued for one client before it counts as not reading.
 const CLIENT_QUEUE: usize = 1024;
-/// Clients attached at once.
-const MAX_CLIENTS: usize = 64;
-/// Time a client has to say hello.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time the clients get to read the run's last events before the job exits.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -35,17 +33,12 @@ pub struct ControlSocket {
     run_dir: PathBuf,
 }
 
-/// What the job logs about its clients (stderr: the job's log).
-fn log(message: impl std::fmt::Display) {
-    eprintln!("kd-tui: control socket: {message}");
-}
-
 impl ControlSocket {
     /// Binds `RUN_DIR/control.sock`, readable and writable by its owner only. The caller holds
     /// the run folder's job lock, so a socket already there is a crashed job's: it is replaced.
     /// Must be called within the runtime that will serve it.
     pub fn bind(run_dir: &Path) -> std::io::Result<ControlSocket> {
-        let path = super::socket_path(run_dir);
+        let path = super::checked_socket_path(run_dir).map_err(std::io::Error::other)?;
         match std::fs::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
             _ => {}
@@ -83,9 +76,15 @@ impl ControlSocket {
         let accepting = runtime.spawn(accept(self.listener, register));
         runtime.spawn(hub(
             Hub {
-                history,
+                history: Arc::new(history.into()),
                 clients: Vec::new(),
+                max_clients: limits::client_limit(),
                 commands: handle.commands.clone(),
+                budget: Arc::new(Mutex::new(Budget::new(
+                    limits::JOB_BURST,
+                    limits::JOB_PER_SECOND,
+                    Instant::now(),
+                ))),
                 welcome,
             },
             handle.events,
@@ -104,17 +103,11 @@ impl ControlSocket {
     }
 }
 
-/// A client past its hello.
-struct Registration {
-    reader: BufReader<OwnedReadHalf>,
-    writer: OwnedWriteHalf,
-}
-
 async fn accept(listener: UnixListener, register: mpsc::UnboundedSender<Registration>) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                tokio::spawn(handshake(stream, register.clone()));
+                tokio::spawn(peer::handshake(stream, register.clone()));
             }
             Err(e) => {
                 log(format!("accept failed: {e}"));
@@ -124,57 +117,6 @@ async fn accept(listener: UnixListener, register: mpsc::UnboundedSender<Registra
     }
 }
 
-/// Reads one line of at most `MAX_LINE` bytes; `Err` with the reason to give the client.
-async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
-    reader: &mut R,
-    buf: &mut Vec<u8>,
-) -> Result<bool, String> {
-    buf.clear();
-    let n = reader
-        .take(MAX_LINE as u64 + 1)
-        .read_until(b'\n', buf)
-        .await
-        .map_err(|e| e.to_string())?;
-    if n == 0 {
-        return Ok(false);
-    }
-    if buf.len() > MAX_LINE {
-        return Err(format!("line longer than {MAX_LINE} bytes"));
-    }
-    Ok(true)
-}
-
-async fn reply_error(writer: &mut OwnedWriteHalf, error: String) {
-    let mut line = serde_json::to_vec(&JobLine::Error { error }).expect("serialisable");
-    line.push(b'\n');
-    let _ = tokio::time::timeout(HELLO_TIMEOUT, writer.write_all(&line)).await;
-}
-
-async fn handshake(stream: UnixStream, register: mpsc::UnboundedSender<Registration>) {
-    let (reader, mut writer) = stream.into_split();
-    let mut reader = BufReader::new(reader);
-    let mut buf = Vec::new();
-    let said = tokio::time::timeout(HELLO_TIMEOUT, read_line(&mut reader, &mut buf)).await;
-    let refusal = match said {
-        Err(_) => "no hello within 5 s".to_string(),
-        Ok(Ok(false)) => return,
-        Ok(Err(e)) => e,
-        Ok(Ok(true)) => match serde_json::from_slice::<Hello>(&buf) {
-            Ok(h) if h.hello == "kd-tui" && h.version == VERSION => {
-                let _ = register.send(Registration { reader, writer });
-                return;
-            }
-            Ok(h) => format!(
-                "this job speaks version {VERSION}; the client speaks {} (same kd-tui on both sides?)",
-                h.version
-            ),
-            Err(e) => format!("expected a hello line first: {e}"),
-        },
-    };
-    log(format!("client refused: {refusal}"));
-    reply_error(&mut writer, refusal).await;
-}
-
 struct Client {
     events: mpsc::Sender<Stamped>,
     writer: JoinHandle<()>,
@@ -182,9 +124,13 @@ struct Client {
 }
 
 struct Hub {
-    history: Vec<Stamped>,
+    history: History,
     clients: Vec<Client>,
+    /// Clients attached at once, at most.
+    max_clients: usize,
     commands: std_mpsc::Sender<Command>,
+    /// Commands all clients together may still hand the trainer.
+    budget: Arc<Mutex<Budget>>,
     welcome: Welcome,
 }
 
@@ -192,26 +138,40 @@ impl Hub {
     fn attach(&mut self, r: Registration) {
         let (events, queue) = mpsc::channel(CLIENT_QUEUE);
         let (errors_tx, errors) = mpsc::channel(16);
-        if self.clients.len() >= MAX_CLIENTS {
+        // Clients that hung up since the last event are not counted.
+        self.clients.retain(|c| !c.events.is_closed());
+        if self.clients.len() >= self.max_clients {
             let mut w = r.writer;
+            let max = self.max_clients;
             log("client refused: too many clients");
             tokio::spawn(async move {
-                reply_error(&mut w, format!("too many clients (at most {MAX_CLIENTS})")).await
+                let refusal = format!("too many clients: this job takes at most {max} at once");
+                peer::reply_error(&mut w, refusal).await
             });
             return;
         }
         let welcome = Welcome {
-            history: self.history.len(),
+            history: self
+                .history
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .len(),
             ..self.welcome.clone()
         };
-        let writer = tokio::spawn(write_client(
+        let writer = tokio::spawn(peer::write_client(
             r.writer,
             welcome,
             self.history.clone(),
             queue,
             errors,
         ));
-        let reader = tokio::spawn(read_client(r.reader, self.commands.clone(), errors_tx));
+        let reader = tokio::spawn(peer::read_client(
+            r.reader,
+            self.commands.clone(),
+            errors_tx,
+            self.budget.clone(),
+            writer.abort_handle(),
+        ));
         self.clients.push(Client {
             events,
             writer,
@@ -238,6 +198,11 @@ impl Hub {
                     false
                 }
             });
+    }
+
+    fn remember(&self, event: Stamped) {
+        let mut history = self.history.write().unwrap_or_else(PoisonError::into_inner);
+        history.push(event);
     }
 
     /// The run is over: the clients get a moment to read its end, then the socket goes.
@@ -275,14 +240,14 @@ async fn hub(
             event = events.recv() => match event {
                 Some(e) => {
                     hub.broadcast(&e);
-                    hub.history.push(e.clone());
+                    hub.remember(e.clone());
                     let _ = front_events.send(e);
                 }
                 None => break,
             },
             Some(step) = steps.recv() => {
                 hub.broadcast(&step);
-                hub.history.push(step.clone());
+                hub.remember(step.clone());
                 let _ = front_steps.try_send(step);
             }
             Some(r) = registrations.recv() => hub.attach(r),
@@ -293,74 +258,4 @@ async fn hub(
         let _ = front_steps.try_send(step);
     }
     hub.close(accepting, &socket).await;
-}
-
-async fn write_client(
-    writer: OwnedWriteHalf,
-    welcome: Welcome,
-    history: Vec<Stamped>,
-    mut queue: mpsc::Receiver<Stamped>,
-    mut errors: mpsc::Receiver<String>,
-) {
-    let mut w = BufWriter::new(writer);
-    let send = |line: JobLine| {
-        let mut bytes = serde_json::to_vec(&line).expect("serialisable");
-        bytes.push(b'\n');
-        bytes
-    };
-    let mut ok = w
-        .write_all(&send(JobLine::Welcome { welcome }))
-        .await
-        .is_ok();
-    for e in history {
-        ok = ok
-            && w.write_all(&send(JobLine::Event(Box::new(e))))
-                .await
-                .is_ok();
-    }
-    while ok {
-        ok = w.flush().await.is_ok();
-        let line = tokio::select! {
-            e = queue.recv() => match e {
-                Some(e) => JobLine::Event(Box::new(e)),
-                None => break,
-            },
-            // The client hung up, or was refused a line it cannot be read past.
-            error = errors.recv() => match error {
-                Some(error) => JobLine::Error { error },
-                None => break,
-            },
-        };
-        ok = ok && w.write_all(&send(line)).await.is_ok();
-    }
-    let _ = w.flush().await;
-    let _ = w.shutdown().await;
-}
-
-async fn read_client(
-    mut reader: BufReader<OwnedReadHalf>,
-    commands: std_mpsc::Sender<Command>,
-    errors: mpsc::Sender<String>,
-) {
-    let mut buf = Vec::new();
-    loop {
-        let refusal = match read_line(&mut reader, &mut buf).await {
-            Ok(false) => return,
-            Err(e) => {
-                log(format!("client disconnected: {e}"));
-                let _ = errors.try_send(e);
-                return;
-            }
-            Ok(true) if buf.trim_ascii().is_empty() => continue,
-            Ok(true) => match serde_json::from_slice::<Command>(buf.trim_ascii()) {
-                Ok(command) => match commands.send(command) {
-                    Ok(()) => continue,
-                    Err(_) => "the run has ended".to_string(),
-                },
-                Err(e) => format!("not a command: {e}"),
-            },
-        };
-        log(format!("client sent a line refused: {refusal}"));
-        let _ = errors.try_send(refusal);
-    }
 }

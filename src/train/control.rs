@@ -7,6 +7,44 @@ use crate::model::Model;
 use crate::protocol::{Command, Event, LogLevel, Phase};
 use std::time::{Duration, Instant};
 
+/// Refused edits recorded in a second, at most: a client repeating a bad edit cannot fill
+/// `metrics.jsonl`; the others are counted in one log record when the second is over.
+pub(super) const REFUSALS_PER_SECOND: usize = 10;
+
+/// The current second's refused edits.
+#[derive(Debug, Default)]
+pub(super) struct Refusals {
+    since: Option<Instant>,
+    recorded: usize,
+    unrecorded: usize,
+}
+
+impl Refusals {
+    /// Ends a second that is over; the refusals it left unrecorded, if any.
+    fn close(&mut self, now: Instant) -> Option<usize> {
+        let over = self
+            .since
+            .is_some_and(|t| now.saturating_duration_since(t) >= Duration::from_secs(1));
+        if !over {
+            return None;
+        }
+        let unrecorded = std::mem::take(self).unrecorded;
+        (unrecorded > 0).then_some(unrecorded)
+    }
+
+    /// Whether a refusal now is recorded (or only counted).
+    fn admit(&mut self, now: Instant) -> bool {
+        self.since.get_or_insert(now);
+        if self.recorded < REFUSALS_PER_SECOND {
+            self.recorded += 1;
+            true
+        } else {
+            self.unrecorded += 1;
+            false
+        }
+    }
+}
+
 /// Why a phase's epoch loop stopped before its last epoch.
 pub enum Interrupt {
     Skip,
@@ -27,6 +65,7 @@ impl Trainer {
         if let Some(e) = self.write_failed.take() {
             return Err(Interrupt::Fail(e));
         }
+        self.note_unrecorded(Instant::now());
         loop {
             let paused = self.paused[phase.role().index()];
             let command = if paused {
@@ -85,11 +124,46 @@ impl Trainer {
                     new,
                 });
             }
-            Err(reason) => self.emit(Event::EditRefused {
-                key: key.into(),
-                value: value.into(),
-                reason,
-            }),
+            Err(reason) => {
+                let now = Instant::now();
+                self.note_unrecorded(now);
+                if self.refusals.admit(now) {
+                    self.emit(Event::EditRefused {
+                        key: key.into(),
+                        value: value.into(),
+                        reason,
+                    });
+                }
+            }
         }
+    }
+
+    /// One record for the refused edits of a second past that were only counted.
+    fn note_unrecorded(&mut self, now: Instant) {
+        if let Some(n) = self.refusals.close(now) {
+            self.log(
+                LogLevel::Warn,
+                format!(
+                    "{n} more refused edits not recorded (at most {REFUSALS_PER_SECOND} a second)"
+                ),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_past_the_seconds_share_are_counted_once() {
+        let t0 = Instant::now();
+        let mut r = Refusals::default();
+        let recorded = (0..100).filter(|_| r.admit(t0)).count();
+        assert_eq!(recorded, REFUSALS_PER_SECOND);
+        assert_eq!(r.close(t0 + Duration::from_millis(500)), None);
+        assert_eq!(r.close(t0 + Duration::from_secs(1)), Some(90));
+        assert_eq!(r.close(t0 + Duration::from_secs(5)), None);
+        assert!(r.admit(t0 + Duration::from_secs(5)));
     }
 }

@@ -232,6 +232,8 @@ struct Trainer {
     loss_reference: Option<f64>,
     /// The latest automatic checkpoint's weights, removed when a newer one is written.
     last_auto_checkpoint: Option<String>,
+    /// Refused edits of the current second (recorded at most `REFUSALS_PER_SECOND`).
+    refusals: control::Refusals,
 }
 
 impl Trainer {
@@ -281,6 +283,7 @@ impl Trainer {
             loss_reference: None,
             last_checkpoint: Instant::now(),
             last_auto_checkpoint: None,
+            refusals: control::Refusals::default(),
         }
     }
 

@@ -1,9 +1,11 @@
 //! A raw client of a job's control socket (newline-delimited JSON), as a test drives it.
 
+use super::{kd_tui, wait_for, ChildGuard};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
+use std::process::Stdio;
 use std::time::Duration;
 
 pub const HELLO: &str = "{\"hello\":\"kd-tui\",\"version\":1}\n";
@@ -50,4 +52,20 @@ impl Client {
     pub fn send(&mut self, line: &str) {
         self.stream.write_all(line.as_bytes()).unwrap();
     }
+}
+
+/// A `--batch` job on digits whose teacher trains "forever", serving its socket; its stderr in
+/// `<dir>.log`.
+pub fn start_job(dir: &Path) -> ChildGuard {
+    let child = kd_tui()
+        .args(["--batch", "--set", "teacher.epochs=100000"])
+        .args(["--set", "student.epochs=2", "--out"])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.with_extension("log")).unwrap())
+        .spawn()
+        .unwrap();
+    let child = ChildGuard(child);
+    wait_for("the control socket", || dir.join("control.sock").exists());
+    child
 }
