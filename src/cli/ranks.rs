@@ -3,8 +3,9 @@
 //! ranks train alongside it and keep their own record in `RUN_DIR/rank-N/` (their metrics and
 //! checkpoints; a resume starts them from rank 0's), printing only errors.
 
+use super::drive::{finish, serve};
 use super::setup::{bad_input, load_preset, open_run, prepare, run_dir};
-use super::{finish, serve, Args, EXIT_BAD_INPUT};
+use super::{Args, EXIT_BAD_INPUT};
 use crate::consumer::Consumer;
 use crate::device::DeviceSpec;
 use crate::dist::{Env, World};

@@ -16,6 +16,7 @@ pub mod cache;
 mod control;
 mod distilled;
 mod epoch;
+mod error;
 mod eval;
 mod extension;
 pub mod optim;
@@ -38,6 +39,7 @@ use std::time::{Duration, Instant};
 use tch::Device;
 use tokio::sync::mpsc as tokio_mpsc;
 
+pub use error::RunError;
 pub use eval::logits_in_chunks;
 
 /// Capacity of the step-metrics channel; when a consumer lags this far behind, steps are dropped.
@@ -71,78 +73,6 @@ pub enum RunOutcome {
     Completed(RunSummary),
     Stopped { reason: String, summary: RunSummary },
     Failed(RunError),
-}
-
-/// Why a run failed.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    /// The preset's `teacher.checkpoint` could not be loaded (bad input).
-    #[error("loading the teacher from {path}: {message}")]
-    LoadTeacher { path: String, message: String },
-    /// A stopped run's files could not be read back (bad input).
-    #[error("resuming: {0}")]
-    Resume(String),
-    #[error("building the {phase} model: {message}")]
-    Model {
-        phase: &'static str,
-        message: String,
-    },
-    #[error("the distilled phase has no teacher to learn from")]
-    NoTeacher,
-    #[error("writing metrics.jsonl: {0}")]
-    Metrics(std::io::Error),
-    /// A file of the run could not be written (a full disk, ...): the run stops there, and the
-    /// files written before stay as they were.
-    #[error("writing {path}: {message}; the run stopped, earlier files are intact")]
-    Write { path: String, message: String },
-    /// The training loss stopped being a number.
-    #[error("the {phase} phase diverged at epoch {epoch} step {step} (loss {loss:.4e}); checkpoints from before it are kept: lower the lr (and --resume, where one was written)")]
-    Diverged {
-        phase: &'static str,
-        epoch: usize,
-        step: usize,
-        loss: f64,
-    },
-    /// A collective or the store failed: another rank died, hung past the timeout, or the
-    /// network broke.
-    #[error("data-parallel training failed: {0}")]
-    Distributed(String),
-    #[error("the trainer thread panicked")]
-    Panicked,
-    /// A failure inside libtorch, most often memory (an allocation it cannot make).
-    #[error("the {phase} phase failed inside libtorch: {message}")]
-    Crashed {
-        phase: &'static str,
-        message: String,
-    },
-}
-
-/// The first line of a panic's message (libtorch's C++ backtrace left out).
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    let text = payload
-        .downcast_ref::<String>()
-        .map(String::as_str)
-        .or_else(|| payload.downcast_ref::<&str>().copied())
-        .unwrap_or("a panic");
-    match text.find("you tried to allocate") {
-        Some(at) => format!("out of memory: {}", first_line(&text[at..])),
-        None => first_line(text).to_string(),
-    }
-}
-
-/// Up to the first line break, escaped (`\\n` in a debug-printed error) or not.
-fn first_line(text: &str) -> &str {
-    text.split(['\n', '\\']).next().unwrap_or(text)
-}
-
-impl RunError {
-    /// The process exit code: 2 for bad input, 1 for any other failure.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            RunError::LoadTeacher { .. } | RunError::Resume(_) => 2,
-            _ => 1,
-        }
-    }
 }
 
 /// How a phase ended early.
@@ -378,7 +308,7 @@ impl Trainer {
                 Ok(ran) => ran.err(),
                 Err(payload) => Some(PhaseEnd::Failed(RunError::Crashed {
                     phase: phase.as_str(),
-                    message: panic_message(payload.as_ref()),
+                    message: error::panic_message(payload.as_ref()),
                 })),
             };
             if let (None, Some(e)) = (&end, self.write_failed.take()) {

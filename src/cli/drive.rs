@@ -1,0 +1,83 @@
+//! How one run is driven to its end: headless behind its control socket, or in the cockpit
+//! (with the offer to go on after a divergence); and how its end becomes the exit code.
+
+use super::setup_in;
+use crate::run::checkpoint::Checkpoint;
+use crate::series::Front;
+use crate::train::{self, RunOutcome, TrainerSetup};
+
+/// Starts the trainer of a batch run behind its control socket, so that cockpits can attach
+/// (a run that cannot bind one, e.g. with a path too long for a socket, runs unattachable).
+pub(super) fn serve(
+    setup: TrainerSetup,
+    consumer: &crate::consumer::Consumer,
+) -> train::TrainerHandle {
+    let dir = setup.run.dir().to_path_buf();
+    let history = match setup.resume {
+        Some(_) => crate::remote::client::history(&dir).unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let socket = {
+        let _context = consumer.runtime.enter();
+        crate::remote::server::ControlSocket::bind(&dir)
+    };
+    let handle = train::spawn(setup);
+    match socket {
+        Ok(socket) => socket.serve(handle, history, &consumer.runtime),
+        Err(e) => {
+            eprintln!(
+                "kd-tui: warning: no control socket in {} ({e}); kd-tui attach cannot reach this run",
+                dir.display()
+            );
+            handle
+        }
+    }
+}
+
+/// One run in the cockpit; after a divergence, as often as the user takes the offer, the run
+/// again from its last checkpoint with the lower lr (a failure to set that up ends it there).
+pub(super) fn run_in_cockpit(
+    cockpit: &mut crate::tui::Cockpit,
+    setup: TrainerSetup,
+) -> color_eyre::Result<crate::consumer::Ended> {
+    let dir = setup.run.dir().to_path_buf();
+    let mut ended = cockpit.run(train::spawn(setup), None)?;
+    while let Some(lower) = cockpit.take_retry() {
+        let again = Checkpoint::read(&dir).and_then(|ckpt| {
+            let preset = ckpt
+                .live_preset(&dir, std::slice::from_ref(&lower))
+                .map_err(|e| e.to_string())?;
+            setup_in(preset, &dir, Some(ckpt))
+        });
+        match again {
+            Ok(setup) => ended = cockpit.run(train::spawn(setup), None)?,
+            Err(e) => {
+                cockpit.note(format!(
+                    "kd-tui: cannot go on with {}={}: {e}",
+                    lower.key, lower.value
+                ));
+                break;
+            }
+        }
+    }
+    Ok(ended)
+}
+
+/// Prints how a run ended (the table on stdout, the reason on stderr); returns the exit code.
+pub(super) fn finish(ended: crate::consumer::Ended) -> i32 {
+    match ended.outcome {
+        RunOutcome::Completed(summary) => {
+            println!("{}", summary.table());
+            0
+        }
+        RunOutcome::Stopped { reason, summary } => {
+            println!("{}", summary.table());
+            eprintln!("kd-tui: stopped ({reason}); the run folder holds a checkpoint and a summary marked interrupted");
+            ended.signal.map_or(0, |s| 128 + s)
+        }
+        RunOutcome::Failed(error) => {
+            eprintln!("kd-tui: {error}");
+            error.exit_code()
+        }
+    }
+}
