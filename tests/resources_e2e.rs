@@ -111,7 +111,7 @@ fn an_allocation_that_fails_in_training_fails_the_run_with_its_summary() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("failed inside libtorch: out of memory"),
+        stderr.contains("ran out of memory: you tried to allocate"),
         "{stderr}"
     );
     let summary = read_summary(&dir);

@@ -36,30 +36,29 @@ pub enum RunError {
     Distributed(String),
     #[error("the trainer thread panicked")]
     Panicked,
-    /// A failure inside libtorch, most often memory (an allocation it cannot make).
-    #[error("the {phase} phase failed inside libtorch: {message}")]
-    Crashed {
+    /// An allocation libtorch could not make while training.
+    #[error("the {phase} phase ran out of memory: {message}; a smaller model or batch fits")]
+    OutOfMemory {
         phase: &'static str,
         message: String,
     },
 }
 
-/// The first line of a panic's message (libtorch's C++ backtrace left out).
-pub(super) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+/// What libtorch said, when a panic is its report of an allocation it could not make.
+pub(super) fn out_of_memory(payload: &(dyn std::any::Any + Send)) -> Option<String> {
     let text = payload
         .downcast_ref::<String>()
         .map(String::as_str)
-        .or_else(|| payload.downcast_ref::<&str>().copied())
-        .unwrap_or("a panic");
-    match text.find("you tried to allocate") {
-        Some(at) => format!("out of memory: {}", first_line(&text[at..])),
-        None => first_line(text).to_string(),
-    }
-}
-
-/// Up to the first line break, escaped (`\\n` in a debug-printed error) or not.
-fn first_line(text: &str) -> &str {
-    text.split(['\n', '\\']).next().unwrap_or(text)
+        .or_else(|| payload.downcast_ref::<&str>().copied())?;
+    let at = text.find("you tried to allocate")?;
+    // The first line, without libtorch's C++ backtrace (escaped in a debug-printed error).
+    Some(
+        text[at..]
+            .split(['\n', '\\'])
+            .next()
+            .unwrap_or("")
+            .to_string(),
+    )
 }
 
 impl RunError {

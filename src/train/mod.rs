@@ -300,16 +300,19 @@ impl Trainer {
             if end.is_some() {
                 break;
             }
-            // libtorch reports some failures (an allocation the memory cannot hold) by a panic
-            // inside tch: the run fails with them, and its summary says so.
+            // libtorch reports an allocation the memory cannot hold by a panic inside tch: the
+            // run fails with it, and its summary says so. Any other panic is a bug: it goes on.
             let ran =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_phase(phase)));
             end = match ran {
                 Ok(ran) => ran.err(),
-                Err(payload) => Some(PhaseEnd::Failed(RunError::Crashed {
-                    phase: phase.as_str(),
-                    message: error::panic_message(payload.as_ref()),
-                })),
+                Err(payload) => match error::out_of_memory(payload.as_ref()) {
+                    Some(message) => Some(PhaseEnd::Failed(RunError::OutOfMemory {
+                        phase: phase.as_str(),
+                        message,
+                    })),
+                    None => std::panic::resume_unwind(payload),
+                },
             };
             if let (None, Some(e)) = (&end, self.write_failed.take()) {
                 end = Some(PhaseEnd::Failed(e));
