@@ -219,13 +219,12 @@ impl SweepReport {
         if let Some(b) = baseline {
             curves.push((Phase::Baseline, vec![(0.0, b), ((n.max(2) - 1) as f64, b)]));
         }
-        crate::run::plots::draw(
-            path,
+        let labels = [
             "sweep: test accuracy by point",
             "sweep point",
             "test accuracy %",
-            &curves,
-        )
+        ];
+        crate::run::plots::draw(path, labels, &curves)
     }
 }
 

@@ -110,53 +110,45 @@ fn a_two_by_two_sweep_over_two_seeds() {
     );
 
     // A value the preset would refuse stops the sweep before anything trains.
-    let bad = write_preset(
+    let stderr = refused(
         tmp.path(),
-        "bad.toml",
+        "bad",
         &SWEEP.replace("[0.5, 0.9]", "[0.5, 1.5]"),
     );
-    let out = tmp.path().join("bad");
-    let refused = run([
-        "--batch".as_ref(),
-        bad.as_os_str(),
-        "--out".as_ref(),
-        out.as_os_str(),
-    ]);
-    assert_eq!(refused.code, Some(2), "{}", refused.stderr);
     assert!(
-        refused.stderr.contains(
+        stderr.contains(
             "[sweep] point 2 (distill.alpha = 1.5, distill.temperature = 2): key `distill.alpha`: must be within [0, 1]"
         ),
-        "{}",
-        refused.stderr
+        "{stderr}"
     );
-    assert!(!out.exists());
-
     // A point whose model the data cannot take (a CNN that shrinks 8x8 digits to nothing) is
     // refused as well, before point 0 trains.
     let shrinks = r#"{ kind = "cnn", channels = [8, 8, 8, 8], kernel = 3, pool = "max" }"#;
-    let bad = write_preset(
-        tmp.path(),
-        "bad-model.toml",
-        &format!(
-            "{}[sweep]\npoints = [{{}}, {{ \"student.model\" = {shrinks} }}]\n",
-            &SWEEP[..SWEEP.find("[sweep]").unwrap()]
-        ),
+    let points = format!(
+        "{}[sweep]\npoints = [{{}}, {{ \"student.model\" = {shrinks} }}]\n",
+        &SWEEP[..SWEEP.find("[sweep]").unwrap()]
     );
-    let out = tmp.path().join("bad-model");
+    let stderr = refused(tmp.path(), "bad-model", &points);
+    assert!(
+        stderr.contains("[sweep] point 1") && stderr.contains("student.model"),
+        "{stderr}"
+    );
+}
+
+/// Runs the sweep preset `text` (as `name.toml`), which must be refused with exit 2 before it
+/// makes its folder; its stderr.
+fn refused(tmp: &std::path::Path, name: &str, text: &str) -> String {
+    let preset = write_preset(tmp, &format!("{name}.toml"), text);
+    let out = tmp.join(name);
     let refused = run([
         "--batch".as_ref(),
-        bad.as_os_str(),
+        preset.as_os_str(),
         "--out".as_ref(),
         out.as_os_str(),
     ]);
     assert_eq!(refused.code, Some(2), "{}", refused.stderr);
-    assert!(
-        refused.stderr.contains("[sweep] point 1") && refused.stderr.contains("student.model"),
-        "{}",
-        refused.stderr
-    );
     assert!(!out.exists());
+    refused.stderr
 }
 
 /// Point 0 is quick; point 1's students train long enough to be stopped while they do.

@@ -58,25 +58,17 @@ fn curves(
 }
 
 /// Draws `curves` into the SVG file `path`, written aside and renamed: a full disk leaves the
-/// previous plot or none, never a truncated one.
-pub fn draw(
-    path: &Path,
-    title: &str,
-    x_label: &str,
-    y_label: &str,
-    curves: &Curves,
-) -> Result<(), String> {
+/// previous plot or none, never a truncated one. `labels`: the title and the axes' names.
+pub fn draw(path: &Path, labels: [&str; 3], curves: &Curves) -> Result<(), String> {
     crate::run::replace_file(path, |tmp| {
-        draw_at(tmp, title, x_label, y_label, curves).map_err(std::io::Error::other)
+        draw_at(tmp, labels, curves).map_err(std::io::Error::other)
     })
     .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn draw_at(
     path: &Path,
-    title: &str,
-    x_label: &str,
-    y_label: &str,
+    [title, x_label, y_label]: [&str; 3],
     curves: &Curves,
 ) -> Result<(), String> {
     let fail = |e: &dyn std::fmt::Display| e.to_string();
@@ -150,7 +142,7 @@ pub fn write(run_dir: &Path) -> Plots {
         if !curves.is_empty() {
             // Each plot on its own: one that cannot be written does not keep the other out.
             let path = run_dir.join(file);
-            match draw(&path, title, x, y, curves) {
+            match draw(&path, [title, x, y], curves) {
                 Ok(()) => written.push(path),
                 Err(e) => failed.push(e),
             }
