@@ -160,16 +160,23 @@ fn kill_and_resume(dir: &Path, delay: Duration, expected: &[Vec<u8>]) -> &'stati
     let finished_before = finished_phases(&before);
     let resumed = run(["--batch".as_ref(), "--resume".as_ref(), dir.as_os_str()]);
     let case = match resumed.code {
-        Some(0) => "resumed",
-        // Killed before the first checkpoint: nothing had finished, nothing to resume.
+        // Killed before the first checkpoint: nothing had finished, the run started over.
+        Some(0) if resumed.stderr.contains("starting it over") => {
+            assert!(finished_before.is_empty(), "{finished_before:?}");
+            assert_eq!(read_summary(dir).status, RunStatus::Completed);
+            assert!(final_weights(dir) == expected, "{}", dir.display());
+            return "before the first checkpoint";
+        }
+        // Killed before even its preset was written: there is nothing to go on with.
         Some(2)
             if resumed
                 .stderr
                 .contains("only runs stopped with a checkpoint") =>
         {
-            assert!(finished_before.is_empty(), "{finished_before:?}");
-            return "before the first checkpoint";
+            assert!(!dir.join("preset.toml").exists());
+            return "before its preset";
         }
+        Some(0) => "resumed",
         Some(2)
             if resumed
                 .stderr
@@ -262,7 +269,6 @@ fn kill_9_at_random_moments_then_resume() {
     );
 }
 
-/// The final weights of every phase, as bytes.
 #[test]
 fn a_run_resumed_mid_epoch_ends_with_the_weights_of_an_uninterrupted_one() {
     // The default preset (its teacher has dropout, the student learns from cached soft targets),

@@ -106,8 +106,7 @@ impl RunFolder {
     /// A run folder that a run created and that has no checkpoint: it stopped (was killed)
     /// before its first one.
     pub fn never_checkpointed(dir: &Path) -> bool {
-        let has = |f: &str| dir.join(f).is_file();
-        has("preset.toml") && has("metrics.jsonl") && !dir.join(checkpoint::FILE).exists()
+        dir.join("preset.toml").is_file() && !dir.join(checkpoint::FILE).exists()
     }
 
     /// Empties a run folder that never wrote a checkpoint (a detached job's log is kept), so
