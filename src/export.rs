@@ -52,7 +52,7 @@ impl ExportError {
 }
 
 fn read(path: &Path) -> Result<String, ExportError> {
-    crate::run::bounded::read_text(path).map_err(|e| ExportError::Read {
+    crate::run::files::text(path).map_err(|e| ExportError::Read {
         path: path.display().to_string(),
         message: e.to_string(),
     })

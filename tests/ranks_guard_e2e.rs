@@ -89,11 +89,7 @@ fn rank_0_killed_from_outside_is_a_failure_and_the_launcher_ends_soon() {
     });
     let rank0 = rank_pid(job.0.id(), 0).expect("rank 0 runs under the launcher");
     let killed = Instant::now();
-    assert!(std::process::Command::new("kill")
-        .args(["-KILL", &rank0.to_string()])
-        .status()
-        .unwrap()
-        .success());
+    common::signal(rank0, "-KILL");
     let code = wait_exit(&mut job);
     let log = std::fs::read_to_string(dir.with_extension("log")).unwrap();
     assert_eq!(code, 1, "{log}");

@@ -5,10 +5,10 @@
 
 mod common;
 
-use common::{kd_tui, read_summary, wait_for, ChildGuard, Run};
+use common::{kd_tui, read_summary, Run};
 use kd_tui::run::summary::RunStatus;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 /// Makes the temporary file that `name` is written through (`.{stem}.tmp.{ext}`) a full disk.
 fn full_disk_for(dir: &Path, name: &str) {
@@ -20,25 +20,11 @@ fn full_disk_for(dir: &Path, name: &str) {
 fn a_plot_that_cannot_be_written_leaves_no_half_file_and_the_summary_is_written() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");
-    let mut job = ChildGuard(
-        kd_tui()
-            .args(["--batch", "--set", "teacher.epochs=100000", "--out"])
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for("the first epoch", || {
-        std::fs::read_to_string(dir.join("metrics.jsonl"))
-            .is_ok_and(|m| m.contains("\"type\":\"epoch\""))
-    });
+    let out = dir.to_str().unwrap();
+    let args = ["--out", out, "--set", "teacher.epochs=100000"];
+    let mut job = common::start_batch_until(&args, &dir, 0, |r| r["type"] == "epoch");
     full_disk_for(&dir, "loss.svg");
-    let sent = Command::new("kill")
-        .args(["-TERM", &job.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
+    common::signal(job.0.id(), "-TERM");
     assert_eq!(common::wait_exit(&mut job), 128 + 15);
     assert!(!dir.join("loss.svg").exists(), "no truncated plot");
     assert!(dir.join("accuracy.svg").exists());

@@ -5,11 +5,12 @@
 
 mod common;
 
-use common::{final_weights, kd_tui, read_metrics, read_summary, wait_for, ChildGuard, Run};
+use common::{
+    final_weights, kd_tui, read_checkpoint, read_metrics, read_summary, signal, start_batch_until,
+    Run,
+};
 use kd_tui::run::summary::RunStatus;
-use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 /// `kd-tui --batch --resume DIR --set ...` to completion: (exit code, stderr).
 fn resume(dir: &Path, sets: &[&str]) -> (Option<i32>, String) {
@@ -25,43 +26,6 @@ fn resume(dir: &Path, sets: &[&str]) -> (Option<i32>, String) {
     )
 }
 
-/// Starts `kd-tui --batch ARGS` and returns once `dir`'s metrics hold a record `ready` accepts
-/// among those after `skip` records.
-fn start_until(
-    args: &[&str],
-    dir: &Path,
-    skip: usize,
-    ready: impl Fn(&Value) -> bool,
-) -> ChildGuard {
-    let mut job = ChildGuard(
-        kd_tui()
-            .arg("--batch")
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for("the awaited record", || {
-        assert!(job.0.try_wait().unwrap().is_none(), "kd-tui ended early");
-        std::fs::read_to_string(dir.join("metrics.jsonl")).is_ok_and(|text| {
-            text.lines()
-                .skip(skip)
-                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-                .any(|r| ready(&r))
-        })
-    });
-    job
-}
-
-fn signal(job: &ChildGuard, sig: &str) {
-    let sent = Command::new("kill")
-        .args([sig, &job.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-}
-
 #[test]
 fn an_interrupted_extension_keeps_the_completed_results_and_both_students_end_even() {
     let done = Run::digits(&[]);
@@ -69,13 +33,13 @@ fn an_interrupted_extension_keeps_the_completed_results_and_both_students_end_ev
     let lines = read_metrics(&done.dir).len();
     let dir = done.dir.to_str().unwrap();
     // More student epochs than will ever run; stopped in the baseline's first extra epochs.
-    let mut job = start_until(
+    let mut job = start_batch_until(
         &["--resume", dir, "--set", "student.epochs=100000"],
         &done.dir,
         lines,
         |r| r["type"] == "epoch" && r["phase"] == "baseline",
     );
-    signal(&job, "-TERM");
+    signal(job.0.id(), "-TERM");
     assert_eq!(common::wait_exit(&mut job), 128 + 15);
     let stopped = read_summary(&done.dir);
     assert_eq!(stopped.status, RunStatus::Interrupted);
@@ -93,9 +57,7 @@ fn an_interrupted_extension_keeps_the_completed_results_and_both_students_end_ev
     );
     // The baseline has begun `begun` epochs: fewer is refused (the students would differ),
     // and the refusal changes nothing.
-    let ckpt: Value =
-        serde_json::from_str(&std::fs::read_to_string(done.dir.join("checkpoint.json")).unwrap())
-            .unwrap();
+    let ckpt = read_checkpoint(&done.dir);
     assert_eq!(ckpt["phase"], "baseline");
     let begun = ckpt["epoch"].as_u64().unwrap() - u64::from(ckpt["epoch_cursor"] == 0);
     assert!(begun >= 4, "{ckpt}");
@@ -133,17 +95,15 @@ fn a_refused_resume_leaves_the_run_as_it_was() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");
     let out = dir.to_str().unwrap();
-    let mut job = start_until(
+    let mut job = start_batch_until(
         &["--out", out, "--set", "teacher.epochs=100000"],
         &dir,
         0,
         |r| r["type"] == "epoch",
     );
-    signal(&job, "-TERM");
+    signal(job.0.id(), "-TERM");
     assert_eq!(common::wait_exit(&mut job), 128 + 15);
-    let ckpt: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("checkpoint.json")).unwrap())
-            .unwrap();
+    let ckpt = read_checkpoint(&dir);
     std::fs::remove_file(dir.join(ckpt["weights"].as_str().unwrap())).unwrap();
     let before: Vec<Vec<u8>> = ["summary.json", "metrics.jsonl", "checkpoint.json"]
         .iter()
@@ -179,8 +139,8 @@ fn a_run_killed_before_its_first_checkpoint_starts_over() {
         &no_checkpoints,
     ]
     .concat();
-    let mut job = start_until(&args, &dir, 0, |r| r["type"] == "epoch");
-    signal(&job, "-KILL");
+    let mut job = start_batch_until(&args, &dir, 0, |r| r["type"] == "epoch");
+    signal(job.0.id(), "-KILL");
     common::wait_exit(&mut job);
     assert!(!dir.join("checkpoint.json").exists());
     let (code, stderr) = resume(&dir, &["teacher.epochs=2", "student.epochs=2"]);
@@ -208,12 +168,10 @@ fn a_resume_cuts_the_records_and_checkpoints_it_supersedes() {
         "--set",
         "checkpoint_every=3",
     ];
-    let mut job = start_until(&args, &dir, 0, |r| r["type"] == "epoch" && r["epoch"] == 5);
-    signal(&job, "-KILL");
+    let mut job = start_batch_until(&args, &dir, 0, |r| r["type"] == "epoch" && r["epoch"] == 5);
+    signal(job.0.id(), "-KILL");
     common::wait_exit(&mut job);
-    let ckpt: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("checkpoint.json")).unwrap())
-            .unwrap();
+    let ckpt = read_checkpoint(&dir);
     let resumed_at = ckpt["epoch"].as_u64().unwrap();
     let (code, stderr) = resume(
         &dir,

@@ -174,24 +174,36 @@ pub fn check_fits(cfg: &ModelConfig, input: &InputShape) -> Result<(), ShapeErro
     let built = std::panic::catch_unwind(|| Model::new(cfg, input, 2, Device::Cpu).map(drop));
     std::panic::set_hook(hook);
     built.unwrap_or_else(|payload| {
-        let message = payload
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| payload.downcast_ref::<&str>().copied())
-            .unwrap_or("building it failed");
-        // The first line, without libtorch's C++ backtrace (escaped or not).
-        let from = message.find("you tried to allocate").unwrap_or(0);
-        let reason = message[from..]
-            .split(['\n', '\\'])
-            .next()
-            .unwrap_or(message)
-            .to_string();
+        let message = panic_text(payload.as_ref()).unwrap_or("building it failed");
+        let reason = allocation_failure(message).unwrap_or_else(|| first_line(message));
         Err(ShapeError {
             model: cfg.to_string(),
             input: input.to_string(),
             reason: format!("it cannot be allocated: {reason}"),
         })
     })
+}
+
+/// The message a panic carries, if it is text.
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> Option<&str> {
+    payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+}
+
+/// libtorch's report of an allocation it could not make (tch panics with it), from `you tried
+/// to allocate` to the end of its line.
+pub fn allocation_failure(message: &str) -> Option<&str> {
+    message
+        .find("you tried to allocate")
+        .map(|at| first_line(&message[at..]))
+}
+
+/// Up to the first line break, without libtorch's C++ backtrace (escaped in a debug-printed
+/// error, or not).
+fn first_line(text: &str) -> &str {
+    text.split(['\n', '\\']).next().unwrap_or(text)
 }
 
 /// `[C, H, W]` of an image input, or why a model that needs images cannot use it.

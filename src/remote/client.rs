@@ -119,8 +119,11 @@ fn read_job(
 }
 
 /// The records of a run's `metrics.jsonl` (a read-only cockpit's history), its last
-/// `files::HISTORY_BYTES` at most; unreadable lines (a killed job's last, half-written one) are
+/// `crate::run::files::HISTORY_BYTES` at most; unreadable lines (a killed job's last, half-written one) are
 /// left out.
 pub fn history(run_dir: &Path) -> std::io::Result<Vec<Stamped>> {
-    super::files::records(&run_dir.join("metrics.jsonl"), super::files::HISTORY_BYTES)
+    crate::run::files::records(
+        &run_dir.join("metrics.jsonl"),
+        crate::run::files::HISTORY_BYTES,
+    )
 }

@@ -111,7 +111,7 @@ pub fn start(run_dir: &Path, args: Vec<OsString>) -> Result<u32, StartError> {
             }
         }
         if let Ok(Some(status)) = child.try_wait() {
-            let (bytes, _) = super::files::tail(&log_path, 64 << 10).unwrap_or_default();
+            let (bytes, _) = crate::run::files::tail(&log_path, 64 << 10).unwrap_or_default();
             let text = String::from_utf8_lossy(&bytes);
             let tail: Vec<&str> = text.lines().rev().take(20).collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();

@@ -43,7 +43,7 @@ pub struct RunInfo {
     pub epoch: usize,
     pub epochs: usize,
     /// Best validation accuracy of each phase so far, in % (over the records `ls` reads: the
-    /// last `files::LS_BYTES` of `metrics.jsonl`).
+    /// last `crate::run::files::LS_BYTES` of `metrics.jsonl`).
     pub best_val_acc: BTreeMap<String, f64>,
     /// Seconds since the run last wrote a record.
     pub age_seconds: f64,
@@ -59,7 +59,7 @@ pub fn inspect(dir: &Path) -> Option<RunInfo> {
         .and_then(|t| t.elapsed().ok())
         .map_or(0.0, |d| d.as_secs_f64());
     // The tail is enough for where the run is; a bounded read whatever the file is.
-    let records = super::files::records(&metrics, super::files::LS_BYTES).ok()?;
+    let records = crate::run::files::records(&metrics, crate::run::files::LS_BYTES).ok()?;
     let pid = crate::run::lock::holder(dir);
     let mut info = RunInfo {
         dir: dir.to_path_buf(),
@@ -105,7 +105,7 @@ pub fn inspect(dir: &Path) -> Option<RunInfo> {
 }
 
 fn completed_summary(dir: &Path) -> bool {
-    super::files::small(&dir.join("summary.json"), super::files::SUMMARY_BYTES)
+    crate::run::files::small(&dir.join("summary.json"), crate::run::files::SUMMARY_BYTES)
         .ok()
         .and_then(|t| serde_json::from_slice::<serde_json::Value>(&t).ok())
         .is_some_and(|s| s["status"] == "completed")

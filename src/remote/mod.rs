@@ -11,7 +11,6 @@
 pub mod client;
 pub mod commands;
 pub mod detach;
-pub mod files;
 pub mod jobs;
 pub mod limits;
 mod peer;

@@ -7,7 +7,7 @@
 //! uninterrupted run's on CPU, `hint`'s regressor (and its optimizer) included.
 
 use crate::protocol::{Phase, Role};
-use crate::run::summary::PhaseResult;
+use crate::run::summary::{HintState, PhaseResult};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -106,19 +106,13 @@ impl Checkpoint {
         let mut needed: Vec<&str> = vec![&self.weights];
         needed.extend(self.optimizer.as_deref());
         needed.extend(self.best.as_ref().map(|b| b.weights.as_str()));
-        if let Some(h) = &self.hint {
-            needed.extend([h.weights.as_str(), h.optimizer.as_str()]);
-        }
+        needed.extend(self.hint.iter().flat_map(HintState::files));
         for r in &self.completed {
             needed.push(&r.weights);
             // A student given more epochs goes on from its end state.
             let goes_on = r.phase.role() == Role::Student && r.epochs_run < student_epochs;
             if let Some(end) = r.end_state.as_ref().filter(|_| goes_on) {
-                needed.extend([end.weights.as_str(), end.optimizer.as_str()]);
-                needed.extend(end.best.as_ref().map(|b| b.weights.as_str()));
-                if let Some(h) = &end.hint {
-                    needed.extend([h.weights.as_str(), h.optimizer.as_str()]);
-                }
+                needed.extend(end.files());
             }
         }
         needed.sort_unstable();
@@ -132,7 +126,7 @@ impl Checkpoint {
 
     pub fn read(run_dir: &Path) -> Result<Checkpoint, String> {
         let path = run_dir.join(FILE);
-        let text = crate::run::bounded::read_text(&path).map_err(|e| {
+        let text = crate::run::files::text(&path).map_err(|e| {
             format!(
                 "{}: cannot read ({e}); only runs stopped with a checkpoint can be resumed",
                 path.display()

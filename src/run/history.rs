@@ -20,24 +20,21 @@ struct At {
 /// the checkpoint to the end. Returns how many records were cut.
 pub fn cut_after(path: &Path, covers: impl Fn(Phase, usize) -> bool) -> io::Result<usize> {
     let file = std::fs::File::open(path)?;
-    let (mut offset, mut last_start, mut cut_at, mut records) = (0u64, None, None, 0usize);
+    let (mut offset, mut started, mut cut_at, mut records) = (0u64, false, None, 0usize);
     for line in BufReader::new(file).split(b'\n') {
         let line = line?;
-        let at: Option<At> = serde_json::from_slice(&line).ok();
-        match at {
-            Some(at) if at.kind == "run_started" => {
-                last_start = Some(offset);
-                cut_at = None;
-                records = 0;
+        match serde_json::from_slice::<At>(&line).ok() {
+            // The stopped process's records begin here: only they can be past the checkpoint.
+            Some(at) if at.kind == "run_started" => (started, cut_at, records) = (true, None, 0),
+            Some(at)
+                if started && cut_at.is_none() && at.phase.is_some_and(|p| !covers(p, at.step)) =>
+            {
+                cut_at = Some(offset);
             }
-            Some(at) if last_start.is_some() => {
-                let later = at.phase.is_some_and(|p| !covers(p, at.step));
-                if later && cut_at.is_none() {
-                    cut_at = Some(offset);
-                }
-                records += usize::from(cut_at.is_some());
-            }
-            _ => records += usize::from(cut_at.is_some()),
+            _ => {}
+        }
+        if cut_at.is_some() {
+            records += 1;
         }
         offset += line.len() as u64 + 1;
     }

@@ -1,7 +1,7 @@
 //! The run folder: `preset.toml`, `metrics.jsonl`, `summary.json`, weights and checkpoints.
 
-pub mod bounded;
 pub mod checkpoint;
+pub mod files;
 pub mod history;
 pub mod lock;
 pub mod plots;

@@ -120,6 +120,23 @@ pub struct HintState {
     pub optimizer_steps: u64,
 }
 
+impl HintState {
+    pub fn files(&self) -> [&str; 2] {
+        [&self.weights, &self.optimizer]
+    }
+}
+
+impl EndState {
+    /// The files it names (weights, optimizer state, best weights, `hint`'s), relative to the
+    /// run folder.
+    pub fn files(&self) -> Vec<&str> {
+        let mut files = vec![self.weights.as_str(), &self.optimizer];
+        files.extend(self.best.as_ref().map(|b| b.weights.as_str()));
+        files.extend(self.hint.iter().flat_map(HintState::files));
+        files
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSummary {
     pub status: RunStatus,
@@ -183,7 +200,7 @@ impl Comparison {
 impl RunSummary {
     /// The summary of a run in `dir` that completed, if it did.
     pub fn completed_in(dir: &std::path::Path) -> Option<RunSummary> {
-        let text = crate::run::bounded::read_text(&dir.join("summary.json")).ok()?;
+        let text = crate::run::files::text(&dir.join("summary.json")).ok()?;
         let summary: RunSummary = serde_json::from_str(&text).ok()?;
         (summary.status == RunStatus::Completed).then_some(summary)
     }

@@ -74,10 +74,7 @@ impl TeacherCache {
         vars.sort_by(|a, b| a.0.cmp(&b.0));
         for (name, t) in vars {
             hash.update(name.as_bytes());
-            let values: Vec<f32> = Vec::try_from(t.to_kind(Kind::Float).flatten(0, -1)).ok()?;
-            for v in values {
-                hash.update(v.to_le_bytes());
-            }
+            hash_floats(&mut hash, &t.to_kind(Kind::Float))?;
         }
         let key: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
         Some(TeacherCache {
@@ -123,13 +120,19 @@ pub fn write_logits(path: &Path, logits: &Tensor) -> std::io::Result<()> {
     written
 }
 
-/// The SHA-256 of a float tensor's little-endian bytes.
-fn digest_of(logits: &Tensor) -> Vec<u8> {
-    let values: Vec<f32> = Vec::try_from(logits.flatten(0, -1)).unwrap_or_default();
-    let mut hash = Sha256::new();
+/// Adds an f32 tensor's values to `hash`, as the little-endian bytes safetensors stores.
+fn hash_floats(hash: &mut Sha256, t: &Tensor) -> Option<()> {
+    let values: Vec<f32> = Vec::try_from(t.flatten(0, -1)).ok()?;
     for v in values {
         hash.update(v.to_le_bytes());
     }
+    Some(())
+}
+
+/// The SHA-256 of an f32 tensor's little-endian bytes.
+fn digest_of(logits: &Tensor) -> Vec<u8> {
+    let mut hash = Sha256::new();
+    let _ = hash_floats(&mut hash, logits);
     hash.finalize().to_vec()
 }
 

@@ -46,19 +46,9 @@ pub enum RunError {
 
 /// What libtorch said, when a panic is its report of an allocation it could not make.
 pub(super) fn out_of_memory(payload: &(dyn std::any::Any + Send)) -> Option<String> {
-    let text = payload
-        .downcast_ref::<String>()
-        .map(String::as_str)
-        .or_else(|| payload.downcast_ref::<&str>().copied())?;
-    let at = text.find("you tried to allocate")?;
-    // The first line, without libtorch's C++ backtrace (escaped in a debug-printed error).
-    Some(
-        text[at..]
-            .split(['\n', '\\'])
-            .next()
-            .unwrap_or("")
-            .to_string(),
-    )
+    crate::model::panic_text(payload)
+        .and_then(crate::model::allocation_failure)
+        .map(String::from)
 }
 
 impl RunError {

@@ -4,7 +4,7 @@
 
 use super::Trainer;
 use crate::protocol::Phase;
-use crate::run::summary::PhaseResult;
+use crate::run::summary::{EndState, PhaseResult};
 
 impl Trainer {
     /// Whether every student given more epochs has its new result (or none was).
@@ -52,25 +52,16 @@ impl Trainer {
         if !self.extension_done() {
             return;
         }
+        let files_of = |r: &PhaseResult| -> Vec<String> {
+            let end = r.end_state.iter().flat_map(EndState::files);
+            std::iter::once(r.weights.as_str())
+                .chain(end)
+                .map(String::from)
+                .collect()
+        };
+        let in_use: Vec<String> = self.results.iter().flat_map(files_of).collect();
         for old in std::mem::take(&mut self.extending) {
-            let mut files = vec![old.weights];
-            if let Some(end) = old.end_state {
-                files.extend([end.weights, end.optimizer]);
-                files.extend(end.hint.into_iter().flat_map(|h| [h.weights, h.optimizer]));
-            }
-            let in_use = |f: &String| {
-                self.results.iter().any(|r| {
-                    &r.weights == f
-                        || r.end_state.as_ref().is_some_and(|e| {
-                            &e.weights == f
-                                || &e.optimizer == f
-                                || e.hint
-                                    .as_ref()
-                                    .is_some_and(|h| &h.weights == f || &h.optimizer == f)
-                        })
-                })
-            };
-            for file in files.iter().filter(|f| !in_use(f)) {
+            for file in files_of(&old).iter().filter(|f| !in_use.contains(f)) {
                 let _ = std::fs::remove_file(self.run.path(file));
             }
         }

@@ -220,12 +220,17 @@ impl Trainer {
     fn remove_stale_best(&self, phase: Phase, keep: Option<usize>) {
         let prefix = format!("{}-best-e", phase.as_str());
         let current = keep.map(|e| format!("{prefix}{e}.safetensors"));
+        self.remove_checkpoints(&prefix, current.as_deref());
+    }
+
+    /// Removes the files in `checkpoints/` whose names start with `prefix` but not with `keep`.
+    fn remove_checkpoints(&self, prefix: &str, keep: Option<&str>) {
         let Ok(entries) = std::fs::read_dir(self.run.path("checkpoints")) else {
             return;
         };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with(&prefix) && Some(&name) != current.as_ref() {
+            if name.starts_with(prefix) && !keep.is_some_and(|k| name.starts_with(k)) {
                 let _ = std::fs::remove_file(entry.path());
             }
         }
@@ -382,18 +387,10 @@ impl Trainer {
         }
         // Automatic checkpoints of the phase other than this one are stale: the stopped process
         // may have written several (one kept through a stop), and this process would not know.
-        let keep = ckpt.weights.trim_end_matches(".safetensors");
         let auto = format!("{}-auto-e", ckpt.phase.as_str());
-        if let Ok(entries) = std::fs::read_dir(self.run.path("checkpoints")) {
-            for entry in entries.flatten() {
-                let name = format!("checkpoints/{}", entry.file_name().to_string_lossy());
-                let stale = name.starts_with(&format!("checkpoints/{auto}"))
-                    && !name.starts_with(&format!("{keep}."));
-                if stale {
-                    let _ = std::fs::remove_file(entry.path());
-                }
-            }
-        }
+        let stem = ckpt.weights.trim_start_matches("checkpoints/");
+        let keep = format!("{}.", stem.trim_end_matches(".safetensors"));
+        self.remove_checkpoints(&auto, Some(&keep));
         if ckpt.weights.contains(&auto) {
             self.last_auto_checkpoint = Some(ckpt.weights.clone());
         }

@@ -306,11 +306,7 @@ pub fn run_until_sigterm(
                 .any(|r| ready(&r))
         })
     });
-    let kill = std::process::Command::new("kill")
-        .args(["-TERM", &child.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    signal(child.0.id(), "-TERM");
     let mut status = None;
     wait_for("kd-tui to stop after SIGTERM", || {
         status = child.0.try_wait().unwrap();
@@ -318,6 +314,51 @@ pub fn run_until_sigterm(
     });
     let stderr = std::fs::read_to_string(&stderr_path).unwrap();
     (status.unwrap().code(), stderr)
+}
+
+/// Starts `kd-tui --batch ARGS` and returns once `dir`'s metrics hold a record `ready` accepts
+/// among those after `skip` records.
+pub fn start_batch_until(
+    args: &[&str],
+    dir: &Path,
+    skip: usize,
+    ready: impl Fn(&Value) -> bool,
+) -> ChildGuard {
+    let mut job = ChildGuard(
+        kd_tui()
+            .arg("--batch")
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("the awaited record", || {
+        assert!(job.0.try_wait().unwrap().is_none(), "kd-tui ended early");
+        std::fs::read_to_string(dir.join("metrics.jsonl")).is_ok_and(|text| {
+            text.lines()
+                .skip(skip)
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .any(|r| ready(&r))
+        })
+    });
+    job
+}
+
+/// Sends `sig` (`-TERM`, `-KILL`, ...) to the process `pid`.
+pub fn signal(pid: u32, sig: &str) {
+    let sent = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}
+
+/// `checkpoint.json` of a run folder, as JSON.
+pub fn read_checkpoint(dir: &Path) -> Value {
+    let text =
+        std::fs::read_to_string(dir.join("checkpoint.json")).expect("reading checkpoint.json");
+    serde_json::from_str(&text).expect("checkpoint.json parses")
 }
 
 /// The record a resumed run writes where it goes on.

@@ -1,5 +1,7 @@
 //! Reading a run folder's files that anyone may have replaced (a symlink to `/dev/zero`, a FIFO,
 //! a file of gigabytes, bytes that are not UTF-8): regular files only, never more than asked.
+//! `ls` and the cockpit's history read `metrics.jsonl` this way; a resume, `export` and `ls`
+//! their JSON and TOML.
 
 use crate::protocol::Stamped;
 use std::fs::File;
@@ -53,6 +55,16 @@ pub fn small(path: &Path, max: u64) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// The most read of a run's own JSON or TOML file (`checkpoint.json`, `summary.json`,
+/// `preset.toml`) where nothing smaller is asked for: far more than a real one holds.
+pub const RECORD_BYTES: u64 = 16 << 20;
+
+/// The whole regular file `path` as text, refused past `RECORD_BYTES` or if it is not UTF-8.
+pub fn text(path: &Path) -> io::Result<String> {
+    String::from_utf8(small(path, RECORD_BYTES)?)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
 /// The records of a `metrics.jsonl`'s last `max` bytes. Lines that do not read as records (a
 /// killed job's half-written last one, the cut first one of a tail) are left out; bytes that are
 /// not UTF-8 are read as U+FFFD, so one bad byte costs at most its line.
@@ -88,6 +100,7 @@ mod tests {
         )
         .unwrap();
         assert!(tail(&fifo, 10).is_err(), "a FIFO is not waited on");
+        assert!(text(&zero).is_err(), "a device is not read");
 
         let big = dir.path().join("big");
         std::fs::write(&big, b"0123456789").unwrap();
