@@ -70,8 +70,8 @@ pub fn report() -> String {
         "data-parallel",
         format!(
             "gloo {} (CPU), nccl {} (GPU); --nproc N or torchrun's RANK, WORLD_SIZE, ...",
-            built(crate::dist::gloo_built()),
-            built(crate::dist::nccl_built())
+            built(crate::collective::gloo_built()),
+            built(crate::collective::nccl_built())
         ),
     );
     let auto = crate::device::resolve(DeviceSpec::Auto).map(crate::device::describe);

@@ -7,8 +7,8 @@
 
 use crate::config::{self, Preset};
 use crate::model::Model;
+use crate::protocol::summary::RunSummary;
 use crate::protocol::Phase;
-use crate::run::summary::RunSummary;
 use std::path::{Path, PathBuf};
 use tch::{CModule, Device, Tensor};
 

@@ -2,8 +2,8 @@
 //! check that `hint`'s layer names exist, both from a forward pass of one example.
 
 use crate::config::{ModelConfig, Preset};
-use crate::data::InputShape;
 use crate::model::Model;
+use crate::protocol::InputShape;
 use tch::{Device, Kind, Tensor};
 
 /// Each named layer of a model with the shape of its output for one example.

@@ -4,26 +4,24 @@
 //! OS thread, `protocol` in and out) -> `run` (the run folder) -> front ends (`tui`, `batch`, both
 //! over `consumer`; `export`). See ARCHITECTURE.md.
 
-pub mod batch;
 pub mod cli;
+pub mod collective;
 pub mod config;
-pub mod consumer;
 pub mod data;
 pub mod device;
-pub mod dist;
 pub mod distill;
 pub mod doctor;
+pub mod exit;
 pub mod export;
 pub mod fault;
+pub mod front;
 pub mod inspect;
 pub mod malloc;
 pub mod model;
 pub mod protocol;
+pub mod random;
 pub mod remote;
 pub mod run;
-pub mod seed;
-pub mod seeds;
 pub mod series;
-pub mod sweep;
+pub mod setup;
 pub mod train;
-pub mod tui;

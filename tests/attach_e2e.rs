@@ -6,7 +6,7 @@ mod common;
 use common::client::{start_job, Client, HELLO};
 use common::tmux::Session;
 use common::{read_metrics, read_summary, run, wait_exit, wait_for, FEW_EPOCHS};
-use kd_tui::run::summary::RunStatus;
+use kd_tui::protocol::summary::RunStatus;
 use serde_json::Value;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;

@@ -8,7 +8,7 @@ use common::{
     write_preset, Run, FEW_EPOCHS,
 };
 use kd_tui::config::{self, ModelConfig, Override};
-use kd_tui::run::summary::{PhaseResult, RunStatus, TeacherOutputs};
+use kd_tui::protocol::summary::{PhaseResult, RunStatus, TeacherOutputs};
 use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -791,7 +791,7 @@ fn repeated_seeds_run_each_seed_in_its_folder_and_aggregate() {
         );
         seeds.push(summary);
     }
-    let report: kd_tui::seeds::SeedsReport =
+    let report: kd_tui::series::seeds::SeedsReport =
         serde_json::from_str(&std::fs::read_to_string(parent.join("seeds.json")).unwrap()).unwrap();
     assert_eq!(report.rows.len(), 2);
     assert_eq!(report.status, RunStatus::Completed);

@@ -7,7 +7,7 @@ mod common;
 use common::client::{Client, HELLO};
 use common::ranks::{rank_pid, require_gloo, start_ranks};
 use common::{kd_tui, read_metrics, read_summary, wait_exit, wait_for, ChildGuard};
-use kd_tui::run::summary::RunStatus;
+use kd_tui::protocol::summary::RunStatus;
 use safetensors::SafeTensors;
 use serde_json::Value;
 use std::path::Path;
@@ -263,7 +263,7 @@ fn the_nccl_backend_is_built_with_the_wheels_headers_and_needs_a_gpu() {
     let headers = ["nccl/include/nccl.h", "cu13/include/nv/target"];
     if headers.iter().all(|h| nvidia.join(h).exists()) {
         assert!(
-            kd_tui::dist::nccl_built(),
+            kd_tui::collective::nccl_built(),
             "the headers are there but NCCL was not built"
         );
     }
@@ -291,7 +291,7 @@ fn the_nccl_backend_is_built_with_the_wheels_headers_and_needs_a_gpu() {
         return;
     }
     assert_eq!(out.code, Some(1), "{}", out.stderr);
-    let why = match kd_tui::dist::nccl_built() {
+    let why = match kd_tui::collective::nccl_built() {
         // The library loaded and libtorch's ProcessGroupNCCL itself refused.
         true => "ProcessGroupNCCL is only supported with GPUs",
         false => "built without the NCCL backend",

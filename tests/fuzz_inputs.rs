@@ -7,7 +7,7 @@
 //! default); a long run: `KD_TUI_FUZZ_CASES=20000 cargo test --release --test fuzz_inputs`.
 
 use kd_tui::config::{self, Override};
-use kd_tui::data::InputShape;
+use kd_tui::protocol::InputShape;
 use proptest::prelude::*;
 use std::path::Path;
 use std::str::FromStr;

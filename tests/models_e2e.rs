@@ -5,8 +5,8 @@
 mod common;
 
 use common::{default_preset_with, run, write_preset, Run};
+use kd_tui::protocol::summary::{RunStatus, TeacherOutputs};
 use kd_tui::protocol::Phase;
-use kd_tui::run::summary::{RunStatus, TeacherOutputs};
 use std::path::Path;
 
 /// A small CNN teacher with batch norm, trained on shifted images.
@@ -101,7 +101,7 @@ fn bf16_mixed_precision_trains_every_phase_as_well_as_float32() {
     assert_eq!(b.device, format!("{}, bf16 autocast", a.device));
     assert_eq!(bf16.preset().precision, kd_tui::config::Precision::Bf16);
     for phase in [Phase::Teacher, Phase::Baseline, Phase::Distilled] {
-        let acc = |s: &kd_tui::run::summary::RunSummary| s.test_acc_pct(phase).unwrap();
+        let acc = |s: &kd_tui::protocol::summary::RunSummary| s.test_acc_pct(phase).unwrap();
         assert!(
             (acc(&a) - acc(&b)).abs() < 2.0,
             "{phase:?}: fp32 {} vs bf16 {}",

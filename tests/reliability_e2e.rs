@@ -7,7 +7,7 @@ mod common;
 use common::{
     final_weights, kd_tui, read_metrics, read_summary, run, wait_for, ChildGuard, Run, FEW_EPOCHS,
 };
-use kd_tui::run::summary::RunStatus;
+use kd_tui::protocol::summary::RunStatus;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde_json::Value;
 use std::path::Path;

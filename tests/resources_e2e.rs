@@ -6,7 +6,7 @@
 mod common;
 
 use common::{kd_tui, read_summary, Run};
-use kd_tui::run::summary::RunStatus;
+use kd_tui::protocol::summary::RunStatus;
 use std::path::Path;
 use std::process::Command;
 

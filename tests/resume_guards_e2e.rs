@@ -9,7 +9,7 @@ use common::{
     final_weights, kd_tui, read_checkpoint, read_metrics, read_summary, signal, start_batch_until,
     Run,
 };
-use kd_tui::run::summary::RunStatus;
+use kd_tui::protocol::summary::RunStatus;
 use std::path::Path;
 
 /// `kd-tui --batch --resume DIR --set ...` to completion: (exit code, stderr).
@@ -46,7 +46,7 @@ fn an_interrupted_extension_keeps_the_completed_results_and_both_students_end_ev
     // The results are the completed ones, and their files are untouched.
     assert_eq!(stopped.baseline, completed.baseline);
     assert_eq!(stopped.distilled, completed.distilled);
-    let paired = |s: &kd_tui::run::summary::RunSummary| s.comparison.as_ref().unwrap().paired;
+    let paired = |s: &kd_tui::protocol::summary::RunSummary| s.comparison.as_ref().unwrap().paired;
     assert_eq!(paired(&stopped), paired(&completed));
     let export = kd_tui().arg("export").arg(&done.dir).output().unwrap();
     assert_eq!(

@@ -4,9 +4,9 @@
 mod common;
 
 use common::{kd_tui, read_metrics, read_summary, run, run_until_sigterm, write_preset, Outcome};
+use kd_tui::protocol::summary::{RunStatus, TeacherOutputs};
 use kd_tui::protocol::Phase;
-use kd_tui::run::summary::{RunStatus, TeacherOutputs};
-use kd_tui::sweep::SweepReport;
+use kd_tui::series::sweep::SweepReport;
 
 const SWEEP: &str = r#"
 name = "digits-sweep"

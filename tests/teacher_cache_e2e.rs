@@ -5,7 +5,7 @@
 mod common;
 
 use common::{kd_tui, Outcome};
-use kd_tui::run::summary::TeacherOutputs;
+use kd_tui::protocol::summary::TeacherOutputs;
 use std::path::Path;
 use tch::{Kind, Tensor};
 

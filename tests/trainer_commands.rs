@@ -2,8 +2,8 @@
 //! and the events that answer it.
 
 use kd_tui::config::{self, Override};
+use kd_tui::protocol::summary::RunStatus;
 use kd_tui::protocol::{Command, Event, Phase, Role, Stamped};
-use kd_tui::run::summary::RunStatus;
 use kd_tui::run::RunFolder;
 use kd_tui::train::{self, RunOutcome, TrainerHandle, TrainerSetup};
 use std::time::{Duration, Instant};

@@ -1,16 +1,16 @@
 //! How one run is driven to its end: headless behind its control socket, or in the cockpit
 //! (with the offer to go on after a divergence); and how its end becomes the exit code.
 
-use super::setup_in;
 use crate::run::checkpoint::Checkpoint;
 use crate::series::Front;
+use crate::setup::setup_in;
 use crate::train::{self, RunOutcome, TrainerSetup};
 
 /// Starts the trainer of a batch run behind its control socket, so that cockpits can attach
 /// (a run that cannot bind one, e.g. with a path too long for a socket, runs unattachable).
 pub(super) fn serve(
     setup: TrainerSetup,
-    consumer: &crate::consumer::Consumer,
+    consumer: &crate::front::Consumer,
 ) -> train::TrainerHandle {
     let dir = setup.run.dir().to_path_buf();
     let history = match setup.resume {
@@ -37,9 +37,9 @@ pub(super) fn serve(
 /// One run in the cockpit; after a divergence, as often as the user takes the offer, the run
 /// again from its last checkpoint with the lower lr (a failure to set that up ends it there).
 pub(super) fn run_in_cockpit(
-    cockpit: &mut crate::tui::Cockpit,
+    cockpit: &mut crate::front::tui::Cockpit,
     setup: TrainerSetup,
-) -> color_eyre::Result<crate::consumer::Ended> {
+) -> color_eyre::Result<crate::train::Ended> {
     let dir = setup.run.dir().to_path_buf();
     let mut ended = cockpit.run(train::spawn(setup), None)?;
     while let Some(lower) = cockpit.take_retry() {
@@ -64,7 +64,7 @@ pub(super) fn run_in_cockpit(
 }
 
 /// Prints how a run ended (the table on stdout, the reason on stderr); returns the exit code.
-pub(super) fn finish(ended: crate::consumer::Ended) -> i32 {
+pub(super) fn finish(ended: crate::train::Ended) -> i32 {
     match ended.outcome {
         RunOutcome::Completed(summary) => {
             println!("{}", summary.table());

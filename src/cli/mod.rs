@@ -1,11 +1,12 @@
 //! Command line: parse, set up (preset, device, data, run folder), start the trainer, hand its
 //! events to the TUI or to batch mode, and turn the outcome into an exit code.
 
+mod detach;
 mod drive;
+mod jobs;
+mod launch;
 mod ranks;
-mod setup;
-
-pub use setup::{check_all, prepare, setup_in};
+mod start;
 
 use crate::config::bounds::MAX_SEEDS;
 use crate::config::{Override, Preset};
@@ -13,9 +14,10 @@ use crate::export::Format;
 use crate::protocol::Phase;
 use crate::run::checkpoint::Checkpoint;
 use crate::run::RunFolder;
+use crate::setup::{bad_input, read_preset};
 use clap::Parser;
 use drive::{finish, run_in_cockpit, serve};
-use setup::{bad_input, load_preset, read_preset, setup};
+use start::{load_preset, setup};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
@@ -159,8 +161,8 @@ fn run_models(preset: Option<PathBuf>, overrides: &[Override]) -> i32 {
     }
 }
 
-fn tui_options(args: &Args) -> crate::tui::Options {
-    crate::tui::Options {
+fn tui_options(args: &Args) -> crate::front::tui::Options {
+    crate::front::tui::Options {
         ascii_markers: args.ascii,
     }
 }
@@ -171,12 +173,12 @@ fn run_series(
     preset: Preset,
     parent: PathBuf,
     resuming: bool,
-    consumer: crate::consumer::Consumer,
+    consumer: crate::front::Consumer,
 ) -> i32 {
     let mut front: Box<dyn crate::series::Front> = if args.batch {
-        Box::new(crate::series::Headless(consumer))
+        Box::new(crate::front::batch::Headless(consumer))
     } else {
-        match crate::tui::Cockpit::new(tui_options(args), consumer) {
+        match crate::front::tui::Cockpit::new(tui_options(args), consumer) {
             Ok(cockpit) => Box::new(cockpit),
             Err(e) => {
                 eprintln!("kd-tui: {e:?}");
@@ -185,15 +187,23 @@ fn run_series(
         }
     };
     if preset.sweep.is_some() {
-        crate::sweep::run(preset, &parent, front.as_mut(), resuming)
+        crate::series::sweep::run(preset, &parent, front.as_mut(), resuming)
     } else {
-        crate::seeds::run(preset, &parent, front.as_mut(), resuming)
+        crate::series::seeds::run(preset, &parent, front.as_mut(), resuming)
     }
 }
 
 /// Runs kd-tui with the process's arguments; returns the exit code.
 pub fn main() -> i32 {
-    let args = Args::parse();
+    let code = run(Args::parse());
+    // A detached job's log ends with how it ended: nobody waits for its exit status.
+    if std::env::var_os(detach::JOB_ENV).is_some() {
+        eprintln!("kd-tui: job exited with code {code}");
+    }
+    code
+}
+
+fn run(args: Args) -> i32 {
     match args.command {
         Some(Subcommand::Export {
             run_dir,
@@ -203,14 +213,14 @@ pub fn main() -> i32 {
         }) => return run_export(&run_dir, model, format, out),
         Some(Subcommand::Models { preset, overrides }) => return run_models(preset, &overrides),
         Some(Subcommand::Attach { run_dir, ascii }) => {
-            return crate::remote::commands::attach(
+            return crate::cli::jobs::attach(
                 run_dir,
-                crate::tui::Options {
+                crate::front::tui::Options {
                     ascii_markers: ascii,
                 },
             )
         }
-        Some(Subcommand::Ls { dir, json }) => return crate::remote::commands::ls(dir, json),
+        Some(Subcommand::Ls { dir, json }) => return crate::cli::jobs::ls(dir, json),
         Some(Subcommand::Doctor) => {
             print!("{}", crate::doctor::report());
             return 0;
@@ -218,10 +228,10 @@ pub fn main() -> i32 {
         None => {}
     }
     if let Some(n) = args.nproc {
-        let rank_args = crate::dist::launch::rank_args(std::env::args_os().skip(1));
-        return crate::dist::launch::run(n as usize, rank_args);
+        let rank_args = crate::cli::launch::rank_args(std::env::args_os().skip(1));
+        return crate::cli::launch::run(n as usize, rank_args);
     }
-    let rank = match crate::dist::Env::from_env() {
+    let rank = match crate::collective::Env::from_env() {
         Ok(rank) => rank,
         Err(e) => {
             eprintln!("kd-tui: the data-parallel environment: {e}");
@@ -238,7 +248,7 @@ pub fn main() -> i32 {
         );
         return EXIT_BAD_INPUT;
     }
-    let consumer = match crate::consumer::Consumer::new() {
+    let consumer = match crate::front::Consumer::new() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("kd-tui: starting the event loop: {e}");
@@ -321,11 +331,7 @@ pub fn main() -> i32 {
                 .clone()
                 .unwrap_or_else(|| RunFolder::default_dir(&preset.name)),
         };
-        return crate::remote::commands::detach(
-            &run_dir,
-            args.resume.is_some(),
-            tui_options(&args),
-        );
+        return crate::cli::jobs::detach(&run_dir, args.resume.is_some(), tui_options(&args));
     }
     if preset.sweep.is_some() || preset.seeds.is_some() {
         let parent = args
@@ -354,10 +360,10 @@ pub fn main() -> i32 {
     let ended = if args.batch {
         let mut consumer = consumer;
         let handle = serve(setup, &consumer);
-        crate::batch::run(handle, &mut consumer)
+        crate::front::batch::run(handle, &mut consumer)
     } else {
         // The cockpit gives the screen back when dropped, before the table is printed.
-        let ran = crate::tui::Cockpit::new(tui_options(&args), consumer)
+        let ran = crate::front::tui::Cockpit::new(tui_options(&args), consumer)
             .and_then(|mut cockpit| run_in_cockpit(&mut cockpit, setup));
         match ran {
             Ok(ended) => ended,

@@ -4,14 +4,15 @@
 //! checkpoints; a resume starts them from rank 0's), printing only errors.
 
 use super::drive::{finish, serve};
-use super::setup::{bad_input, load_preset, open_run, prepare, run_dir};
+use super::start::{load_preset, run_dir};
 use super::{Args, EXIT_BAD_INPUT};
-use crate::consumer::Consumer;
+use crate::collective::{Env, World};
 use crate::device::DeviceSpec;
-use crate::dist::{Env, World};
+use crate::front::Consumer;
 use crate::protocol::{Event, LogLevel};
 use crate::run::checkpoint::Checkpoint;
 use crate::run::RunFolder;
+use crate::setup::{bad_input, open_run, prepare};
 use crate::train::{self, RunOutcome, TrainerSetup};
 use std::path::{Path, PathBuf};
 
@@ -124,7 +125,7 @@ pub(super) fn run(args: &Args, env: Env, consumer: Consumer) -> i32 {
     if env.rank == 0 {
         let mut consumer = consumer;
         let handle = serve(setup, &consumer);
-        return finish(crate::batch::run(handle, &mut consumer));
+        return finish(crate::front::batch::run(handle, &mut consumer));
     }
     follow(train::spawn(setup), env.rank, consumer)
 }
@@ -136,7 +137,7 @@ pub(super) fn run(args: &Args, env: Env, consumer: Consumer) -> i32 {
 fn same_preset(world: &World, preset: &crate::config::Preset) -> Result<(), (i32, String)> {
     let mine = preset.to_toml();
     let key = |rank: usize| format!("preset/{rank}");
-    let failed = |e: crate::dist::GroupError| {
+    let failed = |e: crate::collective::GroupError| {
         let why = format!(
             "comparing the ranks' presets within distributed.timeout_s: {e} (a rank is missing, \
              stuck, or was started with another WORLD_SIZE than this rank's {})",
@@ -271,7 +272,7 @@ fn follow(handle: train::TrainerHandle, rank: usize, mut consumer: Consumer) -> 
     if let Some(signal) = signal {
         eprintln!(
             "kd-tui: rank {rank}: {} received; this rank ends here",
-            crate::consumer::signal_name(signal)
+            crate::front::signal_name(signal)
         );
         return 128 + signal;
     }

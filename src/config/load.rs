@@ -1,7 +1,8 @@
 //! Loading presets: TOML text with positions, `--set` overrides, live edits, and errors that
 //! name the file, line, column and key.
 
-use super::{Method, Preset};
+use super::Preset;
+use crate::distill::Method;
 use std::fmt;
 use std::io::Read;
 use std::path::Path;

@@ -13,6 +13,7 @@ pub use load::{load, load_file, Override, PresetError};
 pub use model::{Activation, CnnConfig, MlpConfig, ModelConfig, Pool, ResnetConfig, RESNET_DEPTHS};
 pub use net::{Augment, LrSchedule, NetConfig, OptimizerKind, Threads, LIVE_NET_KEYS};
 
+use crate::distill::DistillConfig;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -226,103 +227,6 @@ pub struct SweepConfig {
     pub points: Vec<BTreeMap<String, toml::Value>>,
     #[serde(flatten)]
     pub grid: BTreeMap<String, Vec<toml::Value>>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Method {
-    /// Cross-entropy against the teacher's argmax labels.
-    Hard,
-    /// Hinton et al.: temperature-softened KL mixed with cross-entropy.
-    Soft,
-    /// FitNets: a regressed student layer learns a teacher layer, with soft KD.
-    Hint,
-    /// Decoupled KD: target-class and non-target-class parts weighted apart.
-    Dkd,
-    /// DIST: Pearson-correlation relations between and within classes.
-    Dist,
-}
-
-impl Method {
-    pub const ALL: [Method; 5] = [
-        Method::Hard,
-        Method::Soft,
-        Method::Hint,
-        Method::Dkd,
-        Method::Dist,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::Hard => "hard",
-            Method::Soft => "soft",
-            Method::Hint => "hint",
-            Method::Dkd => "dkd",
-            Method::Dist => "dist",
-        }
-    }
-}
-
-/// `[distill]`: the method and its hyperparameters. Which keys a method takes, their defaults
-/// and allowed values come from its declaration in `distill/` (`distill::spec`); a loaded
-/// preset holds every one of them, defaults filled in.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DistillConfig {
-    pub method: Method,
-    #[serde(flatten)]
-    pub params: BTreeMap<String, toml::Value>,
-}
-
-impl DistillConfig {
-    /// A declared number (validated presets hold every declared hyperparameter).
-    pub fn number(&self, name: &str) -> f64 {
-        match self.params.get(name) {
-            Some(toml::Value::Float(f)) => *f,
-            Some(toml::Value::Integer(i)) => *i as f64,
-            other => panic!("distill.{name} is a declared number, found {other:?}"),
-        }
-    }
-
-    /// A declared count of epochs.
-    pub fn epochs(&self, name: &str) -> usize {
-        match self.params.get(name) {
-            Some(toml::Value::Integer(i)) => *i as usize,
-            other => panic!("distill.{name} is a declared count, found {other:?}"),
-        }
-    }
-
-    /// A declared name (a layer).
-    pub fn text(&self, name: &str) -> &str {
-        match self.params.get(name) {
-            Some(toml::Value::String(s)) => s,
-            other => panic!("distill.{name} is a declared name, found {other:?}"),
-        }
-    }
-
-    /// Fills in the defaults of the method's hyperparameters that the preset leaves out, and
-    /// writes numbers given as integers (`temperature = 4`) as the floats they are.
-    pub fn complete(&mut self) {
-        for p in crate::distill::spec(self.method).params {
-            match (self.params.get_mut(p.name), p.default_value()) {
-                (None, Some(default)) => {
-                    self.params.insert(p.name.to_string(), default);
-                }
-                (Some(value @ toml::Value::Integer(_)), Some(toml::Value::Float(_))) => {
-                    if let Ok(canonical) = p.check(value) {
-                        *value = canonical;
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-
-    /// After a switch of method: keeps only the hyperparameters in `keep` (given explicitly
-    /// along with the switch). The old method's settings do not carry over, since a name can
-    /// mean another thing in another method (`alpha` weighs soft KD's KL term but DKD's TCKD).
-    pub fn reset_for_switch(&mut self, keep: &[&str]) {
-        self.params.retain(|k, _| keep.contains(&k.as_str()));
-    }
 }
 
 mod defaults {

@@ -1,7 +1,8 @@
 //! What values must satisfy: the checks shared by preset validation and live edits, and
 //! `Preset::validate`, which applies them with the dotted key they belong to.
 
-use super::{DataSource, DistillConfig, ModelConfig, Preset, RESNET_DEPTHS};
+use super::{DataSource, ModelConfig, Preset, RESNET_DEPTHS};
+use crate::distill::DistillConfig;
 
 pub fn lr(lr: f64) -> Result<(), String> {
     if lr.is_finite() && lr > 0.0 {

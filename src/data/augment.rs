@@ -3,7 +3,7 @@
 //! The random draws come from a seeded `StdRng`, so a seed replays a run exactly.
 
 use crate::config::Augment;
-use crate::data::InputShape;
+use crate::protocol::InputShape;
 use rand::{rngs::StdRng, Rng};
 use tch::{Kind, Tensor};
 

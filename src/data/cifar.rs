@@ -1,7 +1,8 @@
 //! CIFAR-10's binary batches.
 
 use super::read::{find_file, read_maybe_gz};
-use super::{err, DataError, InputShape, Raw, Values};
+use super::{err, DataError, Raw, Values};
+use crate::protocol::InputShape;
 use std::path::Path;
 
 /// CIFAR-10's binary version: records of one label byte and 3072 pixel bytes (the red, green

@@ -5,9 +5,10 @@
 //! value is a number), unless the preset lists `data.classes` itself. Labels that are equal
 //! numbers (`1`, `1.0`, `1e0`) are one class.
 
-use super::{err, DataError, InputShape, Raw, Values};
+use super::{err, DataError, Raw, Values};
 use crate::config::bounds::{class_key, ClassKey};
 use crate::config::{DataConfig, Header, LabelColumn};
+use crate::protocol::InputShape;
 use std::collections::{HashMap, HashSet};
 
 pub struct Options {

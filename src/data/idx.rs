@@ -1,7 +1,8 @@
 //! MNIST-format IDX files: `train-images-idx3-ubyte[.gz]` and friends in one folder.
 
 use super::read::{find_file, open, read_error, MAX_DATA_BYTES};
-use super::{err, DataError, InputShape, Raw, Values};
+use super::{err, DataError, Raw, Values};
+use crate::protocol::InputShape;
 use std::io::Read;
 use std::path::Path;
 

@@ -21,6 +21,7 @@ mod read;
 pub use read::MAX_DATA_BYTES;
 
 use crate::config::{DataConfig, DataSource, Normalize};
+use crate::protocol::InputShape;
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
 use read::{gunzip, read_maybe_gz};
 use std::fmt;
@@ -49,38 +50,6 @@ pub(crate) fn err(file: impl fmt::Display, message: impl Into<String>) -> DataEr
     DataError {
         file: file.to_string(),
         message: message.into(),
-    }
-}
-
-/// The shape of one example: `[features]` for tabular data, `[channels, height, width]` for
-/// images.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(transparent)]
-pub struct InputShape(Vec<usize>);
-
-impl InputShape {
-    pub fn flat(features: usize) -> InputShape {
-        InputShape(vec![features])
-    }
-
-    pub fn image(channels: usize, height: usize, width: usize) -> InputShape {
-        InputShape(vec![channels, height, width])
-    }
-
-    pub fn dims(&self) -> &[usize] {
-        &self.0
-    }
-
-    /// Values per example.
-    pub fn numel(&self) -> usize {
-        self.0.iter().product()
-    }
-}
-
-impl fmt::Display for InputShape {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let dims: Vec<String> = self.0.iter().map(usize::to_string).collect();
-        write!(f, "[{}]", dims.join(", "))
     }
 }
 
@@ -370,7 +339,7 @@ fn stratified_split(
     test_fraction: f64,
     seed: u64,
 ) -> (Vec<usize>, Vec<usize>, Vec<usize>) {
-    let mut rng = StdRng::seed_from_u64(crate::seed::derive(seed, "split", 0));
+    let mut rng = StdRng::seed_from_u64(crate::random::derive(seed, "split", 0));
     let classes = labels.iter().copied().max().map_or(0, |m| m as usize + 1);
     let (mut train, mut val, mut test) = (Vec::new(), Vec::new(), Vec::new());
     for class in 0..classes {

@@ -2,8 +2,8 @@
 //! *relations* of the softened predictions (Pearson correlation) rather than their values,
 //! between classes of one example (inter-class) and between examples of one class (intra-class).
 
-use super::{cross_entropy, Batch, Method, MethodSpec, Param, Part, Range};
-use crate::config::DistillConfig;
+use super::DistillConfig;
+use super::{cross_entropy, Batch, Distiller, MethodSpec, Param, Part, Range};
 use tch::{Kind, Tensor};
 
 const TAU: Param = Param::number(
@@ -77,7 +77,7 @@ pub fn dist_parts(student: &Tensor, teacher: &Tensor, tau: f64) -> (Tensor, Tens
     )
 }
 
-impl Method for Dist {
+impl Distiller for Dist {
     fn parts(&self, b: &Batch) -> Vec<Part> {
         let (inter, intra) = dist_parts(b.student, b.teacher, self.tau);
         vec![

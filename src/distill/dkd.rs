@@ -3,8 +3,8 @@
 //! non-target classes (NCKD), so the two can be weighted apart.
 
 use super::soft::TEMPERATURE;
-use super::{cross_entropy, Batch, Method, MethodSpec, Param, Part, Range};
-use crate::config::DistillConfig;
+use super::DistillConfig;
+use super::{cross_entropy, Batch, Distiller, MethodSpec, Param, Part, Range};
 use tch::{Kind, Reduction, Tensor};
 
 const ALPHA: Param = Param::number("alpha", 1.0, Range::NonNegative, "weight of TCKD");
@@ -96,7 +96,7 @@ impl Dkd {
     }
 }
 
-impl Method for Dkd {
+impl Distiller for Dkd {
     fn parts(&self, b: &Batch) -> Vec<Part> {
         let (tckd, nckd) = dkd_parts(b.student, b.teacher, b.labels, self.temperature);
         let warm = self.warm(b.epoch);

@@ -1,6 +1,6 @@
 //! `hard`: the student learns the teacher's argmax labels.
 
-use super::{cross_entropy, Batch, Method, MethodSpec, Part};
+use super::{cross_entropy, Batch, Distiller, MethodSpec, Part};
 use tch::Tensor;
 
 pub const SPEC: MethodSpec = MethodSpec {
@@ -17,7 +17,7 @@ pub fn hard_label_loss(student_logits: &Tensor, teacher_logits: &Tensor) -> Tens
 
 pub struct Hard;
 
-impl Method for Hard {
+impl Distiller for Hard {
     fn parts(&self, b: &Batch) -> Vec<Part> {
         vec![Part::new(
             "hard",

@@ -7,8 +7,8 @@
 //! exported with it; checkpoints keep it beside the student, so a resumed run goes on exactly.
 
 use super::soft::{Soft, ALPHA, TEMPERATURE};
-use super::{Batch, Method, MethodSpec, Param, Part, Range};
-use crate::config::DistillConfig;
+use super::DistillConfig;
+use super::{Batch, Distiller, MethodSpec, Param, Part, Range};
 use tch::{nn, nn::Module, Device, Reduction, Tensor};
 
 const TEACHER_LAYER: Param = Param::layer(
@@ -70,7 +70,7 @@ impl Hint {
     }
 }
 
-impl Method for Hint {
+impl Distiller for Hint {
     fn parts(&self, b: &Batch) -> Vec<Part> {
         let hint = || {
             let (mapped, guided) = b.hint.as_ref().expect("hint layers asked for");
@@ -154,7 +154,11 @@ impl Regressor {
     }
 
     pub fn params(&self) -> usize {
-        crate::model::size_of(&self.vs).params
+        self.vs
+            .trainable_variables()
+            .iter()
+            .map(Tensor::numel)
+            .sum()
     }
 }
 

@@ -13,6 +13,7 @@ mod dkd;
 mod hard;
 mod hint;
 mod params;
+mod registry;
 mod soft;
 
 pub use dist::{dist_parts, pearson_rows};
@@ -20,46 +21,10 @@ pub use dkd::{dkd_parts, Dkd};
 pub use hard::{hard_label_loss, Hard};
 pub use hint::{Hint, Regressor};
 pub use params::{Param, ParamKind, Range};
+pub use registry::{build, spec, DistillConfig, Method, MethodSpec};
 pub use soft::{soft_kd_fused, soft_kd_loss, soft_kl, Soft};
 
-use crate::config::{DistillConfig, Method as MethodName};
 use tch::Tensor;
-
-/// A method's declaration: what it is and which hyperparameters it takes.
-pub struct MethodSpec {
-    pub name: &'static str,
-    /// One line: what the student learns.
-    pub summary: &'static str,
-    pub params: &'static [Param],
-}
-
-impl MethodSpec {
-    pub fn param(&self, name: &str) -> Option<&'static Param> {
-        self.params.iter().find(|p| p.name == name)
-    }
-}
-
-/// The declaration of a method.
-pub fn spec(method: MethodName) -> &'static MethodSpec {
-    match method {
-        MethodName::Hard => &hard::SPEC,
-        MethodName::Soft => &soft::SPEC,
-        MethodName::Hint => &hint::SPEC,
-        MethodName::Dkd => &dkd::SPEC,
-        MethodName::Dist => &dist::SPEC,
-    }
-}
-
-/// The method a (live, validated) preset names, with its hyperparameters.
-pub fn build(cfg: &DistillConfig) -> Box<dyn Method> {
-    match cfg.method {
-        MethodName::Hard => Box::new(Hard),
-        MethodName::Soft => Box::new(soft::build(cfg)),
-        MethodName::Hint => Box::new(hint::build(cfg)),
-        MethodName::Dkd => Box::new(dkd::build(cfg)),
-        MethodName::Dist => Box::new(dist::build(cfg)),
-    }
-}
 
 /// One named term of a loss: `weight * value` is what it adds to the total.
 pub struct Part {
@@ -144,12 +109,12 @@ pub struct Batch<'a> {
     /// The epoch being trained, 1-based (for warm-ups and stages).
     pub epoch: usize,
     /// `hint`: the student's hint-layer output mapped by the regressor, and the teacher's
-    /// guided-layer output; present in the epochs where `Method::hint_layers` asks for them.
+    /// guided-layer output; present in the epochs where `Distiller::hint_layers` asks for them.
     pub hint: Option<(Tensor, Tensor)>,
 }
 
 /// What a distillation method computes: the student's loss on one batch, in named parts.
-pub trait Method {
+pub trait Distiller {
     fn parts(&self, batch: &Batch) -> Vec<Part>;
 
     /// What a training step runs on: the parts, unless the method has a fused form.

@@ -1,7 +1,7 @@
 //! `soft`: Hinton et al. (2015), temperature-softened KL to the teacher mixed with cross-entropy.
 
-use super::{cross_entropy, Batch, Method, MethodSpec, Param, Part, Range, StepLoss};
-use crate::config::DistillConfig;
+use super::DistillConfig;
+use super::{cross_entropy, Batch, Distiller, MethodSpec, Param, Part, Range, StepLoss};
 use tch::{Device, Kind, Reduction, Tensor};
 
 pub const TEMPERATURE: Param = Param::number(
@@ -132,7 +132,7 @@ impl Soft {
     }
 }
 
-impl Method for Soft {
+impl Distiller for Soft {
     fn parts(&self, b: &Batch) -> Vec<Part> {
         self.soft_parts(b.student, b.teacher, b.labels)
     }

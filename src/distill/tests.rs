@@ -1,6 +1,5 @@
 use super::test_util::{close, t2};
 use super::*;
-use crate::config::Method as MethodName;
 
 #[test]
 fn cross_entropy_of_uniform_logits_is_ln_classes() {
@@ -11,7 +10,7 @@ fn cross_entropy_of_uniform_logits_is_ln_classes() {
 }
 
 /// A validated config for `method` with its defaults and `set` applied.
-fn cfg(method: MethodName, set: &[(&str, toml::Value)]) -> DistillConfig {
+fn cfg(method: Method, set: &[(&str, toml::Value)]) -> DistillConfig {
     let mut c = DistillConfig {
         method,
         params: Default::default(),
@@ -39,12 +38,12 @@ fn build_picks_the_method_and_its_settings_and_parts_sum_to_the_loss() {
         epoch: 1,
         hint: None,
     };
-    let hard = build(&cfg(MethodName::Hard, &[]));
+    let hard = build(&cfg(Method::Hard, &[]));
     close(
         &total(&hard.parts(&batch)),
         hard_label_loss(&s, &t).double_value(&[]),
     );
-    let soft = cfg(MethodName::Soft, &[("alpha", toml::Value::Float(0.5))]);
+    let soft = cfg(Method::Soft, &[("alpha", toml::Value::Float(0.5))]);
     let parts = build(&soft).parts(&batch);
     assert_eq!(
         parts.iter().map(|p| p.name).collect::<Vec<_>>(),
@@ -58,12 +57,12 @@ fn build_picks_the_method_and_its_settings_and_parts_sum_to_the_loss() {
     // baseline's.
     close(&parts[0].value, cross_entropy(&s, &y).double_value(&[]));
     // DKD at its first epoch of a 20-epoch warm-up weighs TCKD and NCKD by 1/20.
-    let parts = build(&cfg(MethodName::Dkd, &[])).parts(&batch);
+    let parts = build(&cfg(Method::Dkd, &[])).parts(&batch);
     assert_eq!(
         parts.iter().map(|p| (p.name, p.weight)).collect::<Vec<_>>(),
         [("ce", 1.0), ("tckd", 0.05), ("nckd", 0.4)]
     );
-    let parts = build(&cfg(MethodName::Dist, &[])).parts(&batch);
+    let parts = build(&cfg(Method::Dist, &[])).parts(&batch);
     assert_eq!(
         parts.iter().map(|p| p.name).collect::<Vec<_>>(),
         ["ce", "inter", "intra"]
@@ -73,11 +72,11 @@ fn build_picks_the_method_and_its_settings_and_parts_sum_to_the_loss() {
 #[test]
 fn every_method_declares_what_it_takes() {
     for method in [
-        MethodName::Hard,
-        MethodName::Soft,
-        MethodName::Hint,
-        MethodName::Dkd,
-        MethodName::Dist,
+        Method::Hard,
+        Method::Soft,
+        Method::Hint,
+        Method::Dkd,
+        Method::Dist,
     ] {
         let spec = spec(method);
         assert_eq!(spec.name, method.as_str());
@@ -93,7 +92,7 @@ fn every_method_declares_what_it_takes() {
             }
         }
     }
-    let alpha = spec(MethodName::Soft).param("alpha").unwrap();
+    let alpha = spec(Method::Soft).param("alpha").unwrap();
     assert!(alpha
         .check(&toml::Value::Float(1.5))
         .unwrap_err()
@@ -102,27 +101,6 @@ fn every_method_declares_what_it_takes() {
         alpha.check(&toml::Value::Integer(1)),
         Ok(toml::Value::Float(1.0))
     );
-    let warmup = spec(MethodName::Dkd).param("warmup").unwrap();
+    let warmup = spec(Method::Dkd).param("warmup").unwrap();
     assert!(warmup.check(&toml::Value::Float(2.5)).is_err());
-}
-
-#[test]
-fn the_default_preset_documents_every_method_and_hyperparameter() {
-    let doc = crate::config::DEFAULT_PRESET;
-    for method in MethodName::ALL {
-        let spec = spec(method);
-        assert!(
-            doc.contains(&format!("#   {}:", spec.name)),
-            "{} undocumented",
-            spec.name
-        );
-        for p in spec.params {
-            assert!(
-                doc.contains(p.name),
-                "{}.{} undocumented",
-                spec.name,
-                p.name
-            );
-        }
-    }
 }

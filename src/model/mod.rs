@@ -9,7 +9,7 @@ mod mlp;
 mod resnet;
 
 use crate::config::{ModelConfig, Precision};
-use crate::data::InputShape;
+use crate::protocol::{InputShape, ModelSize};
 use std::fmt;
 use tch::{nn, Device, Tensor};
 
@@ -218,13 +218,6 @@ fn image(cfg: &ModelConfig, input: &InputShape) -> Result<[i64; 3], ShapeError> 
                 .into(),
         }),
     }
-}
-
-/// Size of a model's trainable parameters (batch-norm running statistics are not counted).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ModelSize {
-    pub params: usize,
-    pub bytes: usize,
 }
 
 pub fn size_of(vs: &nn::VarStore) -> ModelSize {

@@ -2,8 +2,8 @@
 //! a live job holds the folder's lock (`run::lock`), a finished run's last record is `finished`,
 //! and a run that neither trains nor finished died (`kill -9`, a crash, a power cut).
 
+use crate::protocol::summary::RunStatus;
 use crate::protocol::{Event, Phase, Stamped};
-use crate::run::summary::RunStatus;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

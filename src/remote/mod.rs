@@ -9,8 +9,6 @@
 //! `Command`s; a line the job cannot take gets an `{"error": ...}` line back.
 
 pub mod client;
-pub mod commands;
-pub mod detach;
 pub mod jobs;
 pub mod limits;
 mod peer;
@@ -98,26 +96,4 @@ pub enum JobLine {
     Welcome { welcome: Welcome },
     Error { error: String },
     Event(Box<Stamped>),
-}
-
-/// How a cockpit opens on `dir`: attached to its live job (which sends the history itself), or
-/// read-only on its `metrics.jsonl` when no job serves it.
-pub fn app_link(
-    dir: &Path,
-    state: jobs::RunState,
-) -> std::io::Result<(
-    crate::tui::app::Link,
-    Vec<Stamped>,
-    Option<client::Attached>,
-)> {
-    use crate::tui::app::Link;
-    let reason = match client::connect(dir) {
-        Ok(attached) => {
-            let pid = attached.welcome.pid;
-            return Ok((Link::Attached { pid }, Vec::new(), Some(attached)));
-        }
-        Err(e) if state == jobs::RunState::Running => format!("cannot attach: {e}"),
-        Err(_) => format!("the run is {}, no job serves it", state.as_str()),
-    };
-    Ok((Link::ReadOnly { reason }, client::history(dir)?, None))
 }

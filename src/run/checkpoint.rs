@@ -6,20 +6,12 @@
 //! from per-epoch seeds, dropout from per-batch ones): the weights end bit-identical to an
 //! uninterrupted run's on CPU, `hint`'s regressor (and its optimizer) included.
 
+use crate::protocol::summary::{BestWeights, HintState, PhaseResult};
 use crate::protocol::{Phase, Role};
-use crate::run::summary::{HintState, PhaseResult};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 pub const FILE: &str = "checkpoint.json";
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BestWeights {
-    pub epoch: usize,
-    pub val_acc: f64,
-    /// safetensors file, relative to the run folder.
-    pub weights: String,
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Checkpoint {
@@ -40,7 +32,7 @@ pub struct Checkpoint {
     pub optimizer_steps: u64,
     /// `hint`'s regressor and its optimizer, in a distilled phase that has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hint: Option<crate::run::summary::HintState>,
+    pub hint: Option<crate::protocol::summary::HintState>,
     pub best: Option<BestWeights>,
     /// Training time spent in the phase so far.
     pub train_seconds: f64,

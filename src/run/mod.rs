@@ -5,10 +5,9 @@ pub mod files;
 pub mod history;
 pub mod lock;
 pub mod plots;
-pub mod stats;
-pub mod summary;
 
 use crate::config::Preset;
+use crate::protocol::summary::{RunStatus, RunSummary};
 use crate::protocol::Stamped;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -22,6 +21,13 @@ pub struct RunFolder {
 
 /// What a detached job's launcher writes before the job creates its folder.
 pub const JOB_LOG: &str = "job.log";
+
+/// The summary of a run in `dir` that completed, if it did.
+pub fn completed_summary(dir: &Path) -> Option<RunSummary> {
+    let text = files::text(&dir.join("summary.json")).ok()?;
+    let summary: RunSummary = serde_json::from_str(&text).ok()?;
+    (summary.status == RunStatus::Completed).then_some(summary)
+}
 
 /// `name` with only letters, digits, `-`, `_` and inner dots (anything else becomes `-`).
 pub fn safe_name(name: &str) -> String {

@@ -10,8 +10,8 @@ use super::{PhaseEnd, Trainer};
 use crate::config::NetConfig;
 use crate::distill::Regressor;
 use crate::model::Model;
+use crate::protocol::summary::HintState;
 use crate::protocol::Phase;
-use crate::run::summary::HintState;
 
 impl Trainer {
     /// The distilled phase: sets up the teacher's targets (and `hint`'s regressor), then trains.

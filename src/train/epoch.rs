@@ -9,7 +9,8 @@ use crate::data::augment;
 use crate::distill::{self, StepLoss};
 use crate::model::Model;
 use crate::protocol::{Event, Phase};
-use crate::seed;
+use crate::random;
+
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -134,7 +135,7 @@ impl Trainer {
         // from its place in the epoch: a resumed epoch draws exactly what it would have.
         let dropout_tag = format!("dropout/{tag}/{}", self.at.epoch);
         let mut order: Vec<i64> = (0..self.data.train.len() as i64).collect();
-        order.shuffle(&mut StdRng::seed_from_u64(seed::derive(
+        order.shuffle(&mut StdRng::seed_from_u64(random::derive(
             s,
             &format!("shuffle/{tag}"),
             self.at.epoch as u64,
@@ -149,7 +150,7 @@ impl Trainer {
         while cursor < n {
             self.epoch_cursor = cursor as usize;
             let paused_for = self.poll_commands(phase, model, opt)?;
-            tch::manual_seed(seed::torch_seed(s, &dropout_tag, cursor as u64));
+            tch::manual_seed(random::torch_seed(s, &dropout_tag, cursor as u64));
             window.started += paused_for;
             self.paused_total += paused_for;
             let cfg = self.net_config(phase);
@@ -170,7 +171,7 @@ impl Trainer {
             let mut x = self.data.train.features.index_select(0, &idx);
             if !augment.is_none() {
                 // Seeded by the batch's place in the epoch: a resumed epoch draws the same.
-                let mut rng = StdRng::seed_from_u64(seed::derive(
+                let mut rng = StdRng::seed_from_u64(random::derive(
                     s,
                     &format!("augment/{tag}/{}", self.at.epoch),
                     cursor as u64,

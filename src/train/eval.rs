@@ -1,13 +1,13 @@
 //! Scoring a model: accuracy and loss on a split, and inference latency.
 
 use super::{RunError, Trainer};
+use crate::collective::World;
 use crate::data::Split;
-use crate::dist::World;
 use crate::distill;
 use crate::model::Model;
+use crate::protocol::stats::PairedTest;
+use crate::protocol::summary::Latency;
 use crate::protocol::Phase;
-use crate::run::stats::PairedTest;
-use crate::run::summary::Latency;
 use std::time::{Duration, Instant};
 use tch::{Device, Tensor};
 

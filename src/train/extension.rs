@@ -3,8 +3,8 @@
 //! their files stay as they were (the new ones are named by their epochs, `baseline-e90`).
 
 use super::Trainer;
+use crate::protocol::summary::{EndState, PhaseResult};
 use crate::protocol::Phase;
-use crate::run::summary::{EndState, PhaseResult};
 
 impl Trainer {
     /// Whether every student given more epochs has its new result (or none was).

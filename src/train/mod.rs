@@ -29,9 +29,9 @@ pub mod threads;
 use crate::config::{NetConfig, Preset};
 use crate::data::Splits;
 use crate::model::Model;
+use crate::protocol::summary::{Comparison, PhaseResult, RunStatus, RunSummary};
 use crate::protocol::{Command, Event, LogLevel, Phase, Position, Role, Stamped};
 use crate::run::checkpoint::Checkpoint;
-use crate::run::summary::{Comparison, PhaseResult, RunStatus, RunSummary};
 use crate::run::RunFolder;
 use phase::Best;
 use std::sync::mpsc;
@@ -54,7 +54,7 @@ pub struct TrainerSetup {
     /// Where a stopped run left off (`--resume`).
     pub resume: Option<Checkpoint>,
     /// The group of a data-parallel job (`dist`); `None` for one process.
-    pub world: Option<crate::dist::World>,
+    pub world: Option<crate::collective::World>,
 }
 
 /// The consumer's side of a running trainer.
@@ -79,6 +79,22 @@ pub enum RunOutcome {
 enum PhaseEnd {
     Stopped(String),
     Failed(RunError),
+}
+
+/// How a run that a front end drove ended, and the signal that stopped it, if any.
+pub struct Ended {
+    pub outcome: RunOutcome,
+    pub signal: Option<i32>,
+}
+
+impl Ended {
+    /// Waits for the trainer thread (a panic there is a failed run) once the consumer is done.
+    pub fn join(thread: std::thread::JoinHandle<RunOutcome>, signal: Option<i32>) -> Ended {
+        Ended {
+            outcome: join(thread),
+            signal,
+        }
+    }
 }
 
 /// Waits for the trainer thread; a panic there becomes a failed run.

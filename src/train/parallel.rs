@@ -10,10 +10,10 @@
 
 use super::control::Interrupt;
 use super::{RunError, Trainer};
+use crate::collective::World;
 use crate::config::Precision;
-use crate::dist::World;
+use crate::protocol::summary::DistributedRun;
 use crate::protocol::{Command, Phase};
-use crate::run::summary::DistributedRun;
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::time::{Duration, Instant};

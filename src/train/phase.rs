@@ -7,11 +7,12 @@ use super::eval::{measure_latency, Evaluation};
 use super::optim::Optimizer;
 use super::{PhaseEnd, RunError, Trainer};
 use crate::model::Model;
+use crate::protocol::summary::BestWeights;
+use crate::protocol::summary::{EndState, PhaseResult, TeacherOutputs};
 use crate::protocol::{Event, LogLevel, Phase, Position};
-use crate::run::checkpoint::BestWeights;
-use crate::run::summary::{EndState, PhaseResult, TeacherOutputs};
+use crate::random;
 use crate::run::RunFolder;
-use crate::seed;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use tch::{nn, Tensor};
@@ -95,7 +96,7 @@ impl Trainer {
         self.last_checkpoint = Instant::now();
         let cfg = self.net_config(phase).clone();
         // Baseline and distilled students start from the same weights: a fair comparison.
-        tch::manual_seed(seed::torch_seed(
+        tch::manual_seed(random::torch_seed(
             self.preset.seed,
             &format!("init/{}", phase.role().table()),
             0,

@@ -4,9 +4,10 @@ use super::optim::Optimizer;
 use super::phase::Best;
 use super::{RunError, Trainer};
 use crate::model::Model;
+use crate::protocol::summary::BestWeights;
+use crate::protocol::summary::{EndState, HintState};
 use crate::protocol::{Event, LogLevel, Phase};
-use crate::run::checkpoint::{self, BestWeights, Checkpoint};
-use crate::run::summary::{EndState, HintState};
+use crate::run::checkpoint::{self, Checkpoint};
 use tch::Tensor;
 
 /// Puts `hint`'s regressor and its optimizer back where a checkpoint left them.

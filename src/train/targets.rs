@@ -5,10 +5,10 @@
 
 use super::cache::{CacheMismatch, TeacherCache};
 use super::eval::logits_in_chunks;
-use crate::dist::World;
+use crate::collective::World;
 use crate::distill::Regressor;
 use crate::model::{Features, Model};
-use crate::run::summary::TeacherOutputs;
+use crate::protocol::summary::TeacherOutputs;
 use tch::Tensor;
 
 /// Cached guided-layer outputs over the training set are kept in memory up to this size;

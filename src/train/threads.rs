@@ -5,8 +5,8 @@
 //! with the same seed use the same number of threads and get bit-identical weights.
 
 use crate::config::Threads;
-use crate::data::InputShape;
 use crate::model::Model;
+use crate::protocol::InputShape;
 use tch::{Device, Kind, Tensor};
 
 /// Below this many floating-point operations per training step, one thread is faster. Measured

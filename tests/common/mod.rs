@@ -8,8 +8,8 @@ pub mod ranks;
 pub mod tmux;
 
 use kd_tui::config::{self, Preset};
+use kd_tui::protocol::summary::RunSummary;
 use kd_tui::protocol::Stamped;
-use kd_tui::run::summary::RunSummary;
 use serde_json::Value;
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};

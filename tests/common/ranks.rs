@@ -7,7 +7,7 @@ use std::process::Stdio;
 /// Fails where this build has no Gloo backend (the test command installs its headers).
 pub fn require_gloo() {
     assert!(
-        kd_tui::dist::gloo_built(),
+        kd_tui::collective::gloo_built(),
         "this build has no Gloo backend: install libgloo-dev (scripts/kd does) and rebuild"
     );
 }

@@ -1,5 +1,6 @@
 use super::*;
-use crate::config::{DataSource, Method, ModelConfig, DEFAULT_PRESET, DEFAULT_PRESET_NAME};
+use crate::config::{DataSource, ModelConfig, DEFAULT_PRESET, DEFAULT_PRESET_NAME};
+use crate::distill::Method;
 
 fn ov(s: &str) -> Override {
     s.parse().unwrap()
@@ -205,4 +206,39 @@ fn cosine_schedule_by_hand_and_a_bad_one_is_named() {
     let e = load(DEFAULT_PRESET, "d", &[ov("teacher.schedule=\"linear\"")]).unwrap_err();
     let text = e.to_string();
     assert!(text.contains("linear") && text.contains("cosine"), "{text}");
+}
+
+/// The lines of the default preset's comment on `method`: its `#   name:` line and the
+/// `#     ...` lines under it.
+fn method_doc(doc: &str, method: &str) -> String {
+    let head = format!("#   {method}:");
+    doc.lines()
+        .skip_while(|l| !l.starts_with(&head))
+        .enumerate()
+        .take_while(|(i, l)| *i == 0 || l.starts_with("#     "))
+        .map(|(_, l)| l)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn the_default_preset_documents_every_method_and_its_own_hyperparameters() {
+    for method in Method::ALL {
+        let spec = crate::distill::spec(method);
+        let doc = method_doc(DEFAULT_PRESET, spec.name);
+        assert!(!doc.is_empty(), "{} undocumented", spec.name);
+        let words: Vec<&str> = doc
+            .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .collect();
+        for p in spec.params {
+            assert!(
+                words.contains(&p.name),
+                "{}.{} is not in the method's own lines:\n{doc}",
+                spec.name,
+                p.name
+            );
+        }
+    }
+    // Each method's lines are its own: `dkd`'s do not run on into `dist`'s.
+    assert!(!method_doc(DEFAULT_PRESET, "dkd").contains("tau"));
 }

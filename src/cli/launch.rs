@@ -1,0 +1,182 @@
+//! `kd-tui --nproc N ...`: starts N local ranks of the same command with the torchrun
+//! environment (127.0.0.1, a free port) and waits for them. Each rank runs in its own process
+//! group, so a Ctrl-C reaches only this launcher, which passes it to rank 0: rank 0 stops the
+//! job, and its stop reaches the other ranks at the same step. Ranks other than 0 keep stderr
+//! (their errors) and drop stdout (rank 0 prints the results).
+
+use crate::front::Signals;
+use std::ffi::OsString;
+use std::process::Stdio;
+use std::time::Duration;
+
+/// How long the other ranks may take to end once rank 0 has: rank 0's store goes with it, so
+/// a rank still running fails its next collective at once; one that does not end is stuck.
+const RANKS_GRACE: Duration = Duration::from_secs(5);
+const FOREVER: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// The launcher's exit code: rank 0's when it failed, else the first failed rank's, else 0.
+pub fn run(nproc: usize, args: Vec<OsString>) -> i32 {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("kd-tui: starting the launcher: {e}");
+            return 1;
+        }
+    };
+    runtime.block_on(supervise(nproc, args))
+}
+
+async fn supervise(nproc: usize, args: Vec<OsString>) -> i32 {
+    let mut signals = Signals::new();
+    let port = match std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
+        Ok(addr) => addr.port(),
+        Err(e) => {
+            eprintln!("kd-tui: finding a free port for the rendezvous: {e}");
+            return 1;
+        }
+    };
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => {
+            eprintln!("kd-tui: {e}");
+            return 1;
+        }
+    };
+    let mut ranks = Vec::with_capacity(nproc);
+    for rank in 0..nproc {
+        let mut command = tokio::process::Command::new(&exe);
+        command
+            .args(&args)
+            .env("RANK", rank.to_string())
+            .env("LOCAL_RANK", rank.to_string())
+            .env("WORLD_SIZE", nproc.to_string())
+            .env("LOCAL_WORLD_SIZE", nproc.to_string())
+            .env("MASTER_ADDR", "127.0.0.1")
+            .env("MASTER_PORT", port.to_string())
+            .process_group(0)
+            .kill_on_drop(true);
+        // SAFETY: between fork and exec, only an async-signal-safe prctl. A launcher that dies
+        // (even by SIGKILL) takes its ranks with it: each gets SIGTERM.
+        unsafe {
+            command.pre_exec(|| {
+                rustix::process::set_parent_process_death_signal(Some(
+                    rustix::process::Signal::TERM,
+                ))
+                .map_err(std::io::Error::from)
+            });
+        }
+        if rank > 0 {
+            command.stdout(Stdio::null());
+        }
+        match command.spawn() {
+            Ok(child) => ranks.push(child),
+            Err(e) => {
+                eprintln!("kd-tui: starting rank {rank}: {e}");
+                return 1;
+            }
+        }
+    }
+    let leader = ranks[0].id();
+    let mut codes = vec![None; nproc];
+    // Once rank 0 (the job) has ended, the others end at their next collective; one that is
+    // stuck (stopped, hung in a kernel) is killed after a grace period rather than waited on.
+    let mut grace: Option<tokio::time::Instant> = None;
+    let mut forwarded = None;
+    while codes.iter().any(Option::is_none) {
+        if codes[0].is_some() && grace.is_none() {
+            grace = Some(tokio::time::Instant::now() + RANKS_GRACE);
+        }
+        let deadline = grace.unwrap_or_else(|| tokio::time::Instant::now() + FOREVER);
+        let mut stuck = false;
+        let waits = ranks
+            .iter_mut()
+            .enumerate()
+            .filter(|(i, _)| codes[*i].is_none())
+            .map(|(i, child)| Box::pin(async move { (i, child.wait().await) }));
+        tokio::select! {
+            ((rank, status), _, _) = futures::future::select_all(waits) => {
+                codes[rank] = Some(status.map_or(1, exit_code));
+            }
+            () = tokio::time::sleep_until(deadline) => stuck = true,
+            signal = signals.next() => {
+                forwarded = Some(signal);
+                if let (Some(pid), None) = (leader, codes[0]) {
+                    let _ = rustix::process::kill_process(
+                        rustix::process::Pid::from_raw(pid as i32).expect("a child's pid"),
+                        rustix::process::Signal::from_named_raw(signal).expect("a signal"),
+                    );
+                }
+            }
+        }
+        if stuck {
+            for (rank, child) in ranks.iter_mut().enumerate() {
+                if codes[rank].is_none() {
+                    eprintln!(
+                        "kd-tui: rank {rank} did not end {RANKS_GRACE:?} after rank 0; killing it"
+                    );
+                    let _ = child.start_kill();
+                }
+            }
+            grace = Some(tokio::time::Instant::now() + FOREVER);
+        }
+    }
+    let codes: Vec<i32> = codes.into_iter().flatten().collect();
+    if codes[0] > 128 && forwarded.is_none() {
+        // Rank 0 was killed from outside (not a stop passed on from here): the job failed.
+        eprintln!(
+            "kd-tui: rank 0 (the job) was killed by signal {}; the run folder keeps its last \
+             checkpoint, if it wrote one: --nproc {nproc} --resume RUN_DIR goes on from it",
+            codes[0] - 128
+        );
+        return 1;
+    }
+    match codes[0] {
+        0 => codes.into_iter().find(|&c| c != 0).unwrap_or(0),
+        leader => leader,
+    }
+}
+
+/// A process's exit code, 128 + N for signal N.
+fn exit_code(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(1)
+}
+
+/// The command line without `--nproc N` (or `--nproc=N`): what each rank runs.
+pub fn rank_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    let mut out = Vec::new();
+    let mut skip_value = false;
+    for arg in args {
+        if skip_value {
+            skip_value = false;
+        } else if arg == "--nproc" {
+            skip_value = true;
+        } else if !arg.to_string_lossy().starts_with("--nproc=") {
+            out.push(arg);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rank_args_drop_only_nproc() {
+        let args = |s: &str| {
+            s.split(' ')
+                .map(Into::into)
+                .collect::<Vec<std::ffi::OsString>>()
+        };
+        assert_eq!(
+            super::rank_args(args("--batch --nproc 2 p.toml --set a=1")),
+            args("--batch p.toml --set a=1")
+        );
+        assert_eq!(super::rank_args(args("--nproc=4 --batch")), args("--batch"));
+    }
+}

@@ -1,0 +1,210 @@
+//! Headless mode: consumes the trainer's events, shows progress on stderr (bars on a terminal,
+//! one plain line per epoch otherwise) and turns SIGINT / SIGTERM / SIGHUP into a clean stop.
+
+use crate::front::{signal_name, Consumer, Signals};
+use crate::protocol::{Command, Event, LogLevel, Phase, Stamped};
+use crate::series::queue::Queue;
+use crate::series::Front;
+use crate::train::{Ended, TrainerHandle};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+
+/// Progress on stderr.
+enum Progress {
+    /// A bar per phase (stderr is a terminal).
+    Bar(Option<PhaseBar>),
+    /// One plain line per epoch (logs, CI, nohup).
+    Lines,
+}
+
+struct PhaseBar {
+    bar: ProgressBar,
+    steps_per_epoch: u64,
+    loss: f64,
+    /// Latest epoch and its validation accuracy.
+    epoch: Option<(usize, usize, f64)>,
+    /// Step at which the latest epoch ended.
+    epoch_end_step: u64,
+    /// Epochs of the phase (live-editable).
+    epochs: usize,
+}
+
+impl PhaseBar {
+    /// Steps done plus the epochs left at the current steps per epoch: right after an epochs
+    /// or batch-size edit too.
+    fn follow_schedule(&mut self) {
+        let done = self.epoch.map_or(0, |e| e.0);
+        let left = self.epochs.saturating_sub(done) as u64;
+        self.bar
+            .set_length(self.epoch_end_step + left * self.steps_per_epoch);
+    }
+
+    fn show(&self) {
+        let mut message = format!("loss {:.4}", self.loss);
+        if let Some((epoch, epochs, val_acc)) = self.epoch {
+            message.push_str(&format!(
+                " · epoch {epoch}/{epochs} · val acc {:.2}%",
+                100.0 * val_acc
+            ));
+        }
+        self.bar.set_message(message);
+    }
+}
+
+impl Progress {
+    fn on_event(&mut self, s: &Stamped) {
+        let phase = s.at.phase.map_or("", Phase::as_str);
+        match (&mut *self, &s.event) {
+            (Progress::Bar(current), Event::PhaseStarted { epochs, steps_per_epoch, .. }) => {
+                if let Some(old) = current.take() {
+                    old.bar.finish();
+                }
+                let bar = ProgressBar::new((epochs * steps_per_epoch) as u64);
+                bar.set_style(
+                    ProgressStyle::with_template("{prefix:>9} [{bar:30}] {pos}/{len} steps  {msg}  ({elapsed}, eta {eta})")
+                        .expect("static template")
+                        .progress_chars("=> "),
+                );
+                bar.set_prefix(phase.to_string());
+                *current = Some(PhaseBar { bar, steps_per_epoch: *steps_per_epoch as u64, loss: f64::NAN, epoch: None, epoch_end_step: 0, epochs: *epochs });
+            }
+            (Progress::Bar(Some(p)), Event::Step { loss, .. }) => {
+                p.bar.set_position(s.at.step as u64);
+                p.loss = *loss;
+                p.show();
+            }
+            (Progress::Bar(Some(p)), Event::Epoch { val_acc, epochs, .. }) => {
+                p.epoch = Some((s.at.epoch, *epochs, *val_acc));
+                p.epoch_end_step = s.at.step as u64;
+                p.epochs = *epochs;
+                p.follow_schedule();
+                p.show();
+            }
+            // A batch-size edit changes the steps per epoch (the old size is in the event).
+            (Progress::Bar(Some(p)), Event::Edit { key, old, new }) if key.ends_with(".batch_size") => {
+                if let (Some(old), Some(new)) = (old.as_u64(), new.as_u64().filter(|&n| n > 0)) {
+                    p.steps_per_epoch = (p.steps_per_epoch * old).div_ceil(new);
+                    p.follow_schedule();
+                }
+                p.bar.println(format!("{phase:>9} {}", s.event.control_line().unwrap_or_default()));
+            }
+            (Progress::Bar(current), Event::Finished { .. }) => {
+                if let Some(p) = current.take() {
+                    p.bar.finish();
+                }
+            }
+            (Progress::Lines, Event::Epoch { train_loss, val_loss, val_acc, epochs, train_parts }) => eprintln!(
+                "{phase:>9} epoch {:>3}/{epochs}  step {:>6}  train loss {train_loss:.4}{}  val loss {val_loss:.4}  val acc {:.2}%  {:.1}s",
+                s.at.epoch,
+                s.at.step,
+                parts_text(train_parts),
+                100.0 * val_acc,
+                s.wall_time
+            ),
+            (_, event) => {
+                if let Some(line) = describe(phase, event) {
+                    match self {
+                        Progress::Bar(Some(p)) => p.bar.println(line),
+                        _ => eprintln!("{line}"),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// ` (ce 0.31, kd 1.20)` for a loss of several parts; nothing for a plain cross-entropy.
+fn parts_text(parts: &std::collections::BTreeMap<String, f64>) -> String {
+    if parts.len() < 2 {
+        return String::new();
+    }
+    let items: Vec<String> = parts.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+    format!(" ({})", items.join(", "))
+}
+
+/// One line for the events worth a line of their own.
+fn describe(phase: &str, event: &Event) -> Option<String> {
+    Some(match event {
+        Event::RunStarted { run_dir, device, data, teacher, student, .. } => format!(
+            "run folder {run_dir}\ndevice {device}; data {data}\nteacher {} params, student {} params",
+            teacher.params, student.params
+        ),
+        Event::PhaseStarted { epochs, .. } => format!("{phase:>9} phase: {epochs} epochs"),
+        Event::PhaseFinished { result } => format!(
+            "{phase:>9} done: test acc {:.2}% (best val epoch {}), last-epoch test acc {:.2}%",
+            100.0 * result.test_acc,
+            result.best_epoch,
+            100.0 * result.test_acc_last
+        ),
+        Event::Log { level, message } => {
+            let tag = match level {
+                LogLevel::Info => "info",
+                LogLevel::Warn => "warning",
+                LogLevel::Error => "error",
+            };
+            format!("{tag}: {message}")
+        }
+        _ => return event.control_line(),
+    })
+}
+
+/// Drives a batch run to its end.
+pub fn run(handle: TrainerHandle, consumer: &mut Consumer) -> Ended {
+    let progress = if std::io::stderr().is_terminal() {
+        Progress::Bar(None)
+    } else {
+        Progress::Lines
+    };
+    let signal = consumer.runtime.block_on(consume(
+        handle.events,
+        handle.steps,
+        &handle.commands,
+        &mut consumer.signals,
+        progress,
+    ));
+    Ended::join(handle.thread, signal)
+}
+
+async fn consume(
+    mut events: tokio::sync::mpsc::UnboundedReceiver<Stamped>,
+    mut steps: tokio::sync::mpsc::Receiver<Stamped>,
+    commands: &std::sync::mpsc::Sender<Command>,
+    signals: &mut Signals,
+    mut progress: Progress,
+) -> Option<i32> {
+    let mut stopped_by = None;
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Some(e) => progress.on_event(&e),
+                None => break,
+            },
+            Some(step) = steps.recv() => progress.on_event(&step),
+            signo = signals.next() => {
+                if stopped_by.is_none() {
+                    eprintln!("kd-tui: {} received; checkpointing and stopping", signal_name(signo));
+                    stopped_by = Some(signo);
+                    let _ = commands.send(Command::Stop { reason: signal_name(signo).into() });
+                }
+            }
+        }
+    }
+    stopped_by
+}
+
+/// Batch mode as a series' front end.
+pub struct Headless(pub Consumer);
+
+impl Front for Headless {
+    fn drive(&mut self, handle: TrainerHandle, _queue: &Queue) -> Result<Ended, String> {
+        Ok(run(handle, &mut self.0))
+    }
+
+    fn print(&mut self, text: String) {
+        println!("{text}");
+    }
+
+    fn note(&mut self, text: String) {
+        eprintln!("{text}");
+    }
+}

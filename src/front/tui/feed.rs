@@ -1,0 +1,200 @@
+//! The trainer's events as the `App` takes them in: progress, series, results, the log.
+
+use super::app::{App, Progress};
+use crate::config::Preset;
+use crate::protocol::{Event, LogLevel, Phase, Stamped};
+
+impl App {
+    pub(super) fn on_event(&mut self, stamped: Stamped) {
+        let Stamped {
+            at,
+            wall_time,
+            event,
+        } = stamped;
+        self.progress.wall_time = self.progress.wall_time.max(wall_time);
+        let phase = at.phase;
+        let series = phase.map(Phase::index);
+        match event {
+            Event::RunStarted {
+                run_dir,
+                device,
+                data,
+                teacher,
+                student,
+                preset,
+                train_examples,
+                ..
+            } => {
+                self.train_examples = train_examples;
+                self.run_dir = run_dir.clone();
+                self.device = device;
+                self.data = data;
+                self.sizes = Some((teacher, student));
+                self.preset = toml::from_str::<Preset>(&preset).ok();
+                if let Some(p) = &self.preset {
+                    self.name = p.name.clone();
+                }
+                self.push_log(wall_time, LogLevel::Info, format!("run folder {run_dir}"));
+            }
+            Event::PhaseStarted {
+                epochs,
+                steps_per_epoch,
+                threads,
+            } => {
+                let paused = phase.is_some_and(|p| self.is_paused(p.role()));
+                self.progress = Progress {
+                    phase,
+                    epochs,
+                    steps_per_epoch,
+                    threads,
+                    wall_time,
+                    phase_started: wall_time,
+                    paused_since: paused.then_some(wall_time),
+                    ..Progress::default()
+                };
+                let name = phase.map_or("", Phase::as_str);
+                self.push_log(
+                    wall_time,
+                    LogLevel::Info,
+                    format!("{name} phase started ({epochs} epochs)"),
+                );
+            }
+            Event::Step {
+                loss,
+                samples_per_sec,
+                parts,
+                ..
+            } => {
+                // Steps may arrive after the next phase began (separate channel): file them by
+                // their own phase, and only move the counters of the current one.
+                // Steps travel on their own channel and can trail the epoch events: never
+                // move the counters backwards.
+                if phase == self.progress.phase && at.step >= self.progress.step {
+                    self.progress.step = at.step;
+                    self.progress.epoch = at.epoch;
+                    self.progress.samples_per_sec = samples_per_sec;
+                }
+                if let Some(i) = series {
+                    let x = at.step as f64;
+                    self.series[i].loss.push((x, loss));
+                    for (name, value) in parts {
+                        self.series[i]
+                            .parts
+                            .entry(name)
+                            .or_default()
+                            .push((x, value));
+                    }
+                }
+            }
+            Event::Epoch {
+                val_acc, epochs, ..
+            } => {
+                if phase == self.progress.phase {
+                    self.progress.epoch = at.epoch;
+                    self.progress.epochs = epochs;
+                    self.progress.epochs_done = at.epoch;
+                    self.progress.epoch_start_step = at.step;
+                    self.progress.step = self.progress.step.max(at.step);
+                }
+                if let Some(i) = series {
+                    self.series[i]
+                        .val_acc
+                        .push((at.epoch as f64, 100.0 * val_acc));
+                }
+            }
+            Event::PhaseFinished { result } => {
+                self.push_log(
+                    wall_time,
+                    LogLevel::Info,
+                    format!(
+                        "{} finished: test acc {:.2}%",
+                        result.phase.as_str(),
+                        100.0 * result.test_acc
+                    ),
+                );
+                let index = result.phase.index();
+                self.series[index].result = Some(*result);
+            }
+            Event::Paused { role, paused } => {
+                self.paused[role.index()] = paused;
+                if self.progress.phase.map(Phase::role) == Some(role) {
+                    self.progress.set_paused(paused, wall_time);
+                }
+                self.push_control_line(wall_time, LogLevel::Info, &event, "");
+            }
+            Event::Edit {
+                ref key, ref new, ..
+            } => {
+                let value = new.as_str().map_or_else(|| new.to_string(), str::to_string);
+                if let Some(edited) = self
+                    .preset
+                    .as_ref()
+                    .and_then(|p| p.with_edit(key, &value).ok())
+                {
+                    self.preset = Some(edited);
+                }
+                self.follow_schedule_edit(key);
+                if let Some(i) = series {
+                    self.series[i].edits.push(at.step as f64);
+                }
+                let step = format!(" (step {})", at.step);
+                self.push_control_line(wall_time, LogLevel::Info, &event, &step);
+            }
+            Event::EditRefused { .. } => {
+                self.push_control_line(wall_time, LogLevel::Warn, &event, "")
+            }
+            Event::Checkpoint { .. } => {
+                self.push_control_line(wall_time, LogLevel::Info, &event, "")
+            }
+            Event::Log { level, message } => {
+                if level == LogLevel::Error {
+                    // The trainer's words for a divergence (`RunError::Diverged`).
+                    self.diverged = Phase::ALL.into_iter().find(|p| {
+                        message.starts_with(&format!("the {} phase diverged at", p.as_str()))
+                    });
+                }
+                self.push_log(wall_time, level, message)
+            }
+            Event::Finished { summary } => {
+                self.progress.phase = None;
+                let status = format!("{:?}", summary.status).to_lowercase();
+                self.push_log(
+                    wall_time,
+                    LogLevel::Info,
+                    format!("run {status}; summary in {}/summary.json", self.run_dir),
+                );
+                if let Some(queue) = &mut self.queue {
+                    queue.finish_running(&summary);
+                }
+                // In process, offer to go on with a lower lr (an attached job is its own).
+                let failed = summary.status == crate::protocol::summary::RunStatus::Failed;
+                if failed && self.link == super::app::Link::InProcess && self.lower_lr().is_some() {
+                    self.mode = super::app::Mode::Confirm(super::app::Confirm::LowerLr);
+                }
+                self.summary = Some(*summary);
+                if self.stopping {
+                    self.exit = true;
+                }
+            }
+        }
+    }
+
+    /// A batch-size edit of the training network changes the steps per epoch from the next
+    /// batch on; the gauges and the ETA follow.
+    fn follow_schedule_edit(&mut self, key: &str) {
+        let Some(phase) = self.progress.phase else {
+            return;
+        };
+        if key == format!("{}.batch_size", phase.role().table()) {
+            let batch = self
+                .preset
+                .as_ref()
+                .and_then(|p| p.get(key))
+                .and_then(|v| v.as_integer())
+                .unwrap_or(0);
+            if batch > 0 && self.train_examples > 0 {
+                self.progress.steps_per_epoch = self.train_examples.div_ceil(batch as usize);
+            }
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! Pure rendering: `render(&App, frame)` and one function per panel. Nothing here changes state.
+
+pub mod charts;
+mod panels;
+mod queue;
+
+pub use charts::{ema, thin};
+
+use super::app::{App, Confirm, Link, Mode};
+use super::theme;
+use crate::protocol::summary::RunStatus;
+use crate::protocol::Phase;
+use charts::{render_accuracy_chart, render_loss_chart};
+use panels::{log_line, render_hyperparameters, render_log, render_models};
+use ratatui::layout::{Alignment, Constraint, Flex, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Clear, LineGauge, Paragraph, Wrap};
+use ratatui::Frame;
+
+/// Below this size the event log folds into the footer.
+fn is_compact(area: Rect) -> bool {
+    area.height < 32 || area.width < 110
+}
+
+pub fn render(app: &App, frame: &mut Frame) {
+    let area = frame.area();
+    let compact = is_compact(area);
+    let footer_height = if compact { 2 } else { 1 };
+    let [header, body, footer] = Layout::vertical([
+        Constraint::Length(2),
+        Constraint::Min(0),
+        Constraint::Length(footer_height),
+    ])
+    .areas(area);
+    render_header(app, frame, header);
+    let (top, log_area) = if compact {
+        (body, None)
+    } else {
+        let [top, log] =
+            Layout::vertical([Constraint::Percentage(70), Constraint::Min(5)]).areas(body);
+        (top, Some(log))
+    };
+    let left_width = if compact {
+        Constraint::Length(36)
+    } else {
+        Constraint::Percentage(38)
+    };
+    let [left, right] = Layout::horizontal([left_width, Constraint::Min(0)]).areas(top);
+    let queue_height = app.queue.as_ref().map_or(0, |q| queue::height(q, left));
+    let [hyper, queue_area, models] = Layout::vertical([
+        Constraint::Length(app.hyper_rows().len() as u16 + 2),
+        Constraint::Length(queue_height),
+        Constraint::Min(0),
+    ])
+    .areas(left);
+    let [loss, acc] =
+        Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(right);
+    render_hyperparameters(app, frame, hyper);
+    if let Some(q) = &app.queue {
+        queue::render_queue(q, frame, queue_area);
+    }
+    render_models(app, frame, models);
+    render_loss_chart(app, frame, loss);
+    render_accuracy_chart(app, frame, acc);
+    if let Some(log) = log_area {
+        render_log(app, frame, log);
+    }
+    render_footer(app, frame, footer, compact);
+    match &app.mode {
+        Mode::Help => render_help(frame, area),
+        Mode::Confirm(action) => render_confirm(app, *action, frame, area),
+        _ => {}
+    }
+}
+
+pub fn format_duration(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    } else {
+        format!("{}:{:02}", s / 60, s % 60)
+    }
+}
+
+fn status(app: &App) -> Span<'static> {
+    if let Some(summary) = &app.summary {
+        return match summary.status {
+            RunStatus::Completed => Span::styled("✓ completed", theme::running()),
+            RunStatus::Interrupted => Span::styled("■ interrupted", theme::paused()),
+            RunStatus::Failed => Span::styled("✗ failed", theme::error()),
+        };
+    }
+    if app.stopping {
+        return Span::styled("stopping…", theme::paused());
+    }
+    match app.progress.phase {
+        Some(phase) if app.is_paused(phase.role()) => Span::styled("⏸ paused", theme::paused()),
+        Some(_) => Span::styled("▶ running", theme::running()),
+        None => Span::styled("starting", theme::dim()),
+    }
+}
+
+/// ` · 1 thread`, or nothing where the phase did not say.
+fn threads_text(threads: usize) -> String {
+    match threads {
+        0 => String::new(),
+        1 => " · 1 thread".into(),
+        n => format!(" · {n} threads"),
+    }
+}
+
+fn render_header(app: &App, frame: &mut Frame, area: Rect) {
+    let p = &app.progress;
+    let phase = match p.phase {
+        Some(phase) => Span::styled(phase.as_str(), theme::title().fg(theme::phase_color(phase))),
+        None if app.summary.is_some() => Span::raw("run"),
+        None if app.trainer_gone => Span::styled("trainer stopped", theme::error()),
+        None => Span::raw("-"),
+    };
+    let eta = p.eta_seconds().map_or("-".into(), format_duration);
+    let mut spans = vec![
+        Span::styled(" kd-tui ", theme::title()),
+        Span::raw(format!("{} · ", app.name)),
+    ];
+    match &app.link {
+        Link::InProcess => {}
+        Link::Attached { pid } => spans.push(Span::raw(format!("attached to pid {pid} · "))),
+        Link::ReadOnly { reason } => spans.push(Span::styled(
+            format!("read-only: {reason} · "),
+            theme::paused(),
+        )),
+    }
+    if let Some(q) = &app.queue {
+        let at = q.running().map_or(q.done(), |i| i + 1);
+        spans.push(Span::raw(format!("{} {at}/{} · ", q.title, q.rows.len())));
+    }
+    spans.extend([phase, Span::raw(" "), status(app)]);
+    // Most important first; whatever does not fit the width is left out.
+    let optional = match &app.summary {
+        Some(summary) => vec![
+            format!(" · run took {}", format_duration(summary.wall_seconds)),
+            format!(" · {}", app.device),
+        ],
+        None => vec![
+            format!(" · epoch {}/{}", p.epoch, p.epochs),
+            format!(" · step {}", p.step),
+            format!(" · {:.0} samples/s", p.samples_per_sec),
+            format!(" · elapsed {}", format_duration(app.elapsed.as_secs_f64())),
+            format!(" · ETA {eta}"),
+            format!(" · {}{}", app.device, threads_text(p.threads)),
+        ],
+    };
+    let mut used: usize = spans.iter().map(|s| s.width()).sum();
+    for segment in optional {
+        let width = Span::raw(&segment).width();
+        if used + width > area.width as usize {
+            break;
+        }
+        used += width;
+        spans.push(Span::raw(segment));
+    }
+    let line = Line::from(spans);
+    let [text, gauges] =
+        Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(area);
+    frame.render_widget(Paragraph::new(line), text);
+    let [epoch_gauge, phase_gauge] =
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(gauges);
+    let gauge = |label: String, ratio: f64| {
+        LineGauge::default()
+            .filled_style(theme::gauge())
+            .unfilled_style(theme::dim())
+            .label(label)
+            .ratio(ratio)
+    };
+    frame.render_widget(
+        gauge(
+            format!(" epoch {:>3.0}%", 100.0 * p.epoch_ratio()),
+            p.epoch_ratio(),
+        ),
+        epoch_gauge,
+    );
+    frame.render_widget(
+        gauge(
+            format!(" phase {:>3.0}%", 100.0 * p.phase_ratio()),
+            p.phase_ratio(),
+        ),
+        phase_gauge,
+    );
+}
+
+fn render_footer(app: &App, frame: &mut Frame, area: Rect, compact: bool) {
+    let mut lines = Vec::new();
+    if compact {
+        lines.push(app.log.back().map_or_else(Line::default, log_line));
+    }
+    let hint = |key: &'static str, what: &'static str| {
+        vec![
+            Span::styled(key, theme::key_hint()),
+            Span::raw(format!(" {what}  ")),
+        ]
+    };
+    let keys: Vec<Span> = match &app.mode {
+        Mode::Editing {
+            refused: Some(reason),
+            ..
+        } => vec![Span::styled(format!(" refused: {reason}"), theme::error())],
+        Mode::Editing { .. } => [
+            hint(" Enter", "apply"),
+            hint("Esc", "cancel"),
+            hint("←→ Home End", "move"),
+            hint("^U ^W", "delete"),
+        ]
+        .concat(),
+        _ if app.finished() => [
+            hint(" q", "quit"),
+            hint("l", "log scale"),
+            hint("e", "EMA"),
+            hint("p", "parts"),
+            hint("?", "help"),
+        ]
+        .concat(),
+        _ => {
+            let quit = match app.link {
+                Link::InProcess => hint("q", "quit"),
+                _ => [hint("q", "detach"), hint("X", "stop job")].concat(),
+            };
+            [
+                hint(" Space", "pause"),
+                hint("↑↓", "select"),
+                hint("Enter", "edit"),
+                hint("n", "skip"),
+                hint("c", "ckpt"),
+                hint("l", "log"),
+                quit,
+                hint("?", "help"),
+            ]
+            .concat()
+        }
+    };
+    lines.push(Line::from(keys));
+    frame.render_widget(Paragraph::new(lines), area);
+}
+
+fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let [row] = Layout::vertical([Constraint::Length(height.min(area.height))])
+        .flex(Flex::Center)
+        .areas(area);
+    let [cell] = Layout::horizontal([Constraint::Length(width.min(area.width))])
+        .flex(Flex::Center)
+        .areas(row);
+    cell
+}
+
+pub const HELP: &[(&str, &str)] = &[
+    ("Space", "pause / resume the current phase"),
+    ("t / s", "pause / resume teacher / student training"),
+    ("↑ ↓ (k j)", "select a hyperparameter"),
+    ("Enter", "edit it; Enter applies, Esc cancels"),
+    ("n", "skip to the next phase (asks first)"),
+    ("c", "write a checkpoint now"),
+    ("l", "loss chart: log scale on / off"),
+    ("e", "loss chart: EMA smoothing on / off"),
+    ("m", "chart markers: braille / plain dots"),
+    ("p", "loss chart: totals / the current phase's parts"),
+    ("z", "loss chart: zoom to the recent steps / all"),
+    (
+        "q",
+        "quit: checkpoint and finish the run folder (asks first)",
+    ),
+    ("Ctrl-C", "stop now, with a checkpoint"),
+    ("?", "this help; any key closes it"),
+];
+
+fn render_help(frame: &mut Frame, area: Rect) {
+    let lines: Vec<Line> = HELP
+        .iter()
+        .map(|(key, what)| {
+            Line::from(vec![
+                Span::styled(format!(" {key:<10} "), theme::key_hint()),
+                Span::raw(*what),
+            ])
+        })
+        .collect();
+    let popup = centered(area, 72, HELP.len() as u16 + 2);
+    frame.render_widget(Clear, popup);
+    frame.render_widget(
+        Paragraph::new(lines).block(Block::bordered().title(" keys ")),
+        popup,
+    );
+}
+
+fn render_confirm(app: &App, action: Confirm, frame: &mut Frame, area: Rect) {
+    let question = match action {
+        Confirm::SkipPhase => format!(
+            "Skip the rest of the {} phase?",
+            app.progress.phase.map_or("current", Phase::as_str)
+        ),
+        Confirm::Quit => "Quit? A checkpoint is written and the run folder completed.".into(),
+        Confirm::LowerLr => format!(
+            "The {} phase diverged. Go on from the last checkpoint with {} = {}?",
+            app.diverged.map_or("current", Phase::as_str),
+            app.lower_lr().map_or(String::new(), |o| o.key),
+            app.lower_lr().map_or(String::new(), |o| o.value),
+        ),
+        Confirm::StopJob => {
+            "Stop the job? It writes a checkpoint and its run folder, then exits.".into()
+        }
+    };
+    let text = vec![
+        Line::from(question),
+        Line::from(""),
+        Line::styled("y / Enter: yes    any other key: no", theme::key_hint()),
+    ];
+    let popup = centered(area, 64, 5);
+    frame.render_widget(Clear, popup);
+    frame.render_widget(
+        Paragraph::new(text)
+            .alignment(Alignment::Center)
+            .wrap(Wrap { trim: true })
+            .block(Block::bordered().title(" confirm ")),
+        popup,
+    );
+}

@@ -1,0 +1,262 @@
+//! The trainer's interface: `Command`s in, `Stamped` `Event`s out. The trainer knows nothing of
+//! who listens; the TUI, batch mode and the run folder's `metrics.jsonl` all read these. Both
+//! are serde types free of tch types, so a consumer in another process can speak them as JSON.
+
+pub mod shapes;
+pub mod stats;
+pub mod summary;
+
+use serde::{Deserialize, Serialize};
+pub use shapes::{InputShape, ModelSize};
+use std::collections::BTreeMap;
+use summary::{PhaseResult, RunSummary};
+
+/// The three training phases, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Teacher,
+    Baseline,
+    Distilled,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 3] = [Phase::Teacher, Phase::Baseline, Phase::Distilled];
+
+    pub fn role(self) -> Role {
+        match self {
+            Phase::Teacher => Role::Teacher,
+            Phase::Baseline | Phase::Distilled => Role::Student,
+        }
+    }
+
+    /// Position in `ALL`, for per-phase arrays.
+    pub fn index(self) -> usize {
+        match self {
+            Phase::Teacher => 0,
+            Phase::Baseline => 1,
+            Phase::Distilled => 2,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Teacher => "teacher",
+            Phase::Baseline => "baseline",
+            Phase::Distilled => "distilled",
+        }
+    }
+}
+
+/// Which network a phase trains; pausing is per role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Teacher,
+    Student,
+}
+
+impl Role {
+    /// Index for per-role arrays (teacher 0, student 1).
+    pub fn index(self) -> usize {
+        match self {
+            Role::Teacher => 0,
+            Role::Student => 1,
+        }
+    }
+
+    /// The preset table holding this role's settings.
+    pub fn table(self) -> &'static str {
+        match self {
+            Role::Teacher => "teacher",
+            Role::Student => "student",
+        }
+    }
+}
+
+/// What a consumer can ask of the trainer. Each takes effect before the next optimizer step.
+/// Serialised as `{"command": "set", "key": ..., "value": ...}`, for consumers in another process.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Command {
+    /// Pause or resume a role's training (takes effect when that role's phase runs).
+    SetPaused { role: Role, paused: bool },
+    /// Change a live preset key (see `Preset::live_keys`) to a value in TOML syntax.
+    Set { key: String, value: String },
+    /// End the current phase now and go on with the next.
+    SkipPhase,
+    /// Write a checkpoint of the current state.
+    Checkpoint,
+    /// Checkpoint, finish the run folder and stop.
+    Stop { reason: String },
+}
+
+/// Where the trainer is. Epochs are 1-based; `step` counts optimizer steps within the phase.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Position {
+    pub phase: Option<Phase>,
+    pub epoch: usize,
+    pub step: usize,
+}
+
+/// An event with the position and wall time (seconds since the run started) it happened at.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stamped {
+    #[serde(flatten)]
+    pub at: Position,
+    pub wall_time: f64,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    RunStarted {
+        run_dir: String,
+        device: String,
+        data: String,
+        train_examples: usize,
+        teacher: ModelSize,
+        student: ModelSize,
+        /// The resolved preset, as TOML.
+        preset: String,
+        /// Unix time (seconds) of this process's `wall_time` 0.
+        #[serde(default)]
+        clock_origin_unix: f64,
+    },
+    PhaseStarted {
+        epochs: usize,
+        steps_per_epoch: usize,
+        /// Intra-op CPU threads the phase trains with (0: not a CPU run, or not recorded).
+        #[serde(default)]
+        threads: usize,
+    },
+    /// Mean training loss over the steps since the previous `Step`.
+    Step {
+        loss: f64,
+        lr: f64,
+        samples_per_sec: f64,
+        /// Mean of each named part of the loss (unweighted), e.g. `ce`, `kd`.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        parts: BTreeMap<String, f64>,
+    },
+    Epoch {
+        train_loss: f64,
+        val_loss: f64,
+        val_acc: f64,
+        epochs: usize,
+        /// The epoch's mean of each named part of the training loss.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        train_parts: BTreeMap<String, f64>,
+    },
+    PhaseFinished {
+        result: Box<PhaseResult>,
+    },
+    Paused {
+        role: Role,
+        paused: bool,
+    },
+    Edit {
+        key: String,
+        old: serde_json::Value,
+        new: serde_json::Value,
+    },
+    EditRefused {
+        key: String,
+        value: String,
+        reason: String,
+    },
+    Checkpoint {
+        path: String,
+    },
+    Log {
+        level: LogLevel,
+        message: String,
+    },
+    Finished {
+        summary: Box<RunSummary>,
+    },
+}
+
+impl Event {
+    /// The one-line text both front ends show for a control event (pause, edit, checkpoint).
+    pub fn control_line(&self) -> Option<String> {
+        Some(match self {
+            Event::Paused { role, paused } => {
+                let what = if *paused { "paused" } else { "resumed" };
+                format!("{} training {what}", role.table())
+            }
+            Event::Edit { key, old, new } => format!("edit {key}: {old} -> {new}"),
+            Event::EditRefused { key, value, reason } => {
+                format!("edit {key}={value} refused: {reason}")
+            }
+            Event::Checkpoint { path } => format!("checkpoint {path}"),
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Info,
+    Warn,
+    Error,
+}
+
+/// Seconds since the Unix epoch, now.
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_and_events_round_trip_through_json() {
+        let commands = [
+            Command::SetPaused {
+                role: Role::Student,
+                paused: true,
+            },
+            Command::Set {
+                key: "distill.temperature".into(),
+                value: "8".into(),
+            },
+            Command::SkipPhase,
+            Command::Checkpoint,
+            Command::Stop {
+                reason: "quit".into(),
+            },
+        ];
+        for c in commands {
+            let json = serde_json::to_string(&c).unwrap();
+            assert_eq!(serde_json::from_str::<Command>(&json).unwrap(), c, "{json}");
+        }
+        let json = serde_json::to_string(&Command::SkipPhase).unwrap();
+        assert_eq!(json, r#"{"command":"skip_phase"}"#);
+        let event = Stamped {
+            at: Position {
+                phase: Some(Phase::Distilled),
+                epoch: 3,
+                step: 40,
+            },
+            wall_time: 1.5,
+            event: Event::Edit {
+                key: "distill.alpha".into(),
+                old: serde_json::json!(0.9),
+                new: serde_json::json!(0.5),
+            },
+        };
+        let json = serde_json::to_string(&event).unwrap();
+        assert_eq!(
+            serde_json::from_str::<Stamped>(&json).unwrap(),
+            event,
+            "{json}"
+        );
+    }
+}

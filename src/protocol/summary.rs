@@ -1,0 +1,382 @@
+//! What a run found: per-phase results and the teacher / baseline / distilled comparison.
+
+use crate::protocol::stats::PairedTest;
+use crate::protocol::InputShape;
+use crate::protocol::ModelSize;
+use crate::protocol::Phase;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Inference latency of one model on the run's device.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    /// Median time for one forward pass of a single example, microseconds (one CPU thread).
+    pub batch1_us: f64,
+    /// Median time per example in a forward pass of `batch_size` examples, microseconds.
+    pub per_sample_us: f64,
+    pub batch_size: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhaseResult {
+    pub phase: Phase,
+    /// False when the teacher was loaded from a checkpoint.
+    pub trained: bool,
+    pub epochs_run: usize,
+    /// Epoch with the best validation accuracy; its weights are the ones saved and reported.
+    pub best_epoch: usize,
+    pub best_val_acc: f64,
+    /// Test accuracy of the best-by-validation weights.
+    pub test_acc: f64,
+    /// Test accuracy of the weights after the last epoch.
+    pub test_acc_last: f64,
+    /// Test accuracy per class (best-by-validation weights).
+    /// Where its training stood when it ended (last weights, optimizer, best weights): a
+    /// completed run's students can go on from there for more epochs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_state: Option<EndState>,
+    /// Intra-op CPU threads the phase trained with (0 on a GPU).
+    #[serde(default)]
+    pub threads: usize,
+    /// Test accuracy per class; `null` for a class the test split does not hold.
+    pub per_class_acc: Vec<Option<f64>>,
+    pub size: ModelSize,
+    pub latency: Latency,
+    pub train_seconds: f64,
+    /// File in the run folder holding the reported weights.
+    pub weights: String,
+    /// The network's kind and shape, e.g. `cnn 32-64/1024`.
+    #[serde(default)]
+    pub model: String,
+    /// Distilled phase: where its teacher outputs came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher_outputs: Option<TeacherOutputs>,
+    /// The last epoch's mean of each named part of the training loss (unweighted).
+    #[serde(default)]
+    pub loss_parts: BTreeMap<String, f64>,
+    /// `hint`: parameters of the regressor, trained with the student but not part of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regressor_params: Option<usize>,
+}
+
+/// Where the distilled student's teacher outputs came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TeacherOutputs {
+    /// Computed once over the training set (the student's inputs are not augmented), and
+    /// stored in the teacher-output cache.
+    Computed,
+    /// Read from the teacher-output cache: the same teacher on the same data ran before.
+    FromCache,
+    /// Computed on every batch, so the teacher sees the student's (augmented) view.
+    PerBatch,
+}
+
+/// Teacher vs student figures; present once the teacher and at least one student are done.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    /// Teacher parameters / student parameters.
+    pub compression: f64,
+    pub bytes_ratio: f64,
+    /// Teacher latency / student latency, batch 1 and large batch.
+    pub speedup_batch1: f64,
+    pub speedup_batch: f64,
+    /// Distilled minus baseline test accuracy, percentage points.
+    pub gain_pp: Option<f64>,
+    /// The paired comparison of baseline and distilled on the same test examples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paired: Option<PairedTest>,
+    /// Teacher minus distilled test accuracy, percentage points.
+    pub gap_to_teacher_pp: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Completed,
+    Interrupted,
+    Failed,
+}
+
+/// A trained phase's state after its last epoch, files relative to the run folder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndState {
+    pub weights: String,
+    pub optimizer: String,
+    pub optimizer_steps: u64,
+    /// Optimizer steps of the phase.
+    pub step: usize,
+    pub best: Option<crate::protocol::summary::BestWeights>,
+    /// `hint`'s regressor, if the phase had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<HintState>,
+}
+
+/// A phase's best-by-validation weights so far.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BestWeights {
+    pub epoch: usize,
+    pub val_acc: f64,
+    /// safetensors file, relative to the run folder.
+    pub weights: String,
+}
+
+/// `hint`'s regressor and its optimizer's state, files relative to the run folder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HintState {
+    pub weights: String,
+    pub optimizer: String,
+    pub optimizer_steps: u64,
+}
+
+impl HintState {
+    pub fn files(&self) -> [&str; 2] {
+        [&self.weights, &self.optimizer]
+    }
+}
+
+impl EndState {
+    /// The files it names (weights, optimizer state, best weights, `hint`'s), relative to the
+    /// run folder.
+    pub fn files(&self) -> Vec<&str> {
+        let mut files = vec![self.weights.as_str(), &self.optimizer];
+        files.extend(self.best.as_ref().map(|b| b.weights.as_str()));
+        files.extend(self.hint.iter().flat_map(HintState::files));
+        files
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub status: RunStatus,
+    pub name: String,
+    pub seed: u64,
+    pub device: String,
+    pub data: String,
+    /// The shape of one example, as the models take it.
+    pub input: InputShape,
+    /// The data's label value of each class index.
+    pub classes: Vec<String>,
+    pub wall_seconds: f64,
+    pub teacher: Option<PhaseResult>,
+    pub baseline: Option<PhaseResult>,
+    pub distilled: Option<PhaseResult>,
+    pub comparison: Option<Comparison>,
+    /// A data-parallel run: how its ranks trained.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distributed: Option<DistributedRun>,
+}
+
+/// How the ranks of a data-parallel run trained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DistributedRun {
+    pub world_size: usize,
+    /// `gloo` or `nccl`.
+    pub backend: String,
+    /// Each step's batch over all ranks is `world_size` times the preset's `batch_size`, each
+    /// rank taking an equal share of it.
+    pub global_batch: String,
+    /// Batch-norm batch statistics are each rank's own; running statistics are averaged over
+    /// the ranks before every evaluation.
+    pub batch_norm: String,
+    /// Seconds each phase spent in the gradient all-reduce (rank 0's clock).
+    pub allreduce_seconds: BTreeMap<String, f64>,
+}
+
+impl Comparison {
+    pub fn of(
+        teacher: &PhaseResult,
+        baseline: Option<&PhaseResult>,
+        distilled: Option<&PhaseResult>,
+        paired: Option<PairedTest>,
+    ) -> Option<Comparison> {
+        let student = distilled.or(baseline)?;
+        let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
+        Some(Comparison {
+            compression: ratio(teacher.size.params as f64, student.size.params as f64),
+            bytes_ratio: ratio(teacher.size.bytes as f64, student.size.bytes as f64),
+            speedup_batch1: ratio(teacher.latency.batch1_us, student.latency.batch1_us),
+            speedup_batch: ratio(teacher.latency.per_sample_us, student.latency.per_sample_us),
+            gain_pp: baseline
+                .zip(distilled)
+                .map(|(b, d)| 100.0 * (d.test_acc - b.test_acc)),
+            paired,
+            gap_to_teacher_pp: distilled.map(|d| 100.0 * (teacher.test_acc - d.test_acc)),
+        })
+    }
+}
+
+impl RunSummary {
+    pub fn results(&self) -> impl Iterator<Item = &PhaseResult> {
+        [&self.teacher, &self.baseline, &self.distilled]
+            .into_iter()
+            .flatten()
+    }
+
+    /// A phase's test accuracy in %, if the phase finished.
+    pub fn test_acc_pct(&self, phase: Phase) -> Option<f64> {
+        self.results()
+            .find(|r| r.phase == phase)
+            .map(|r| 100.0 * r.test_acc)
+    }
+
+    /// The final table printed by batch mode.
+    pub fn table(&self) -> String {
+        let mut table = comfy_table::Table::new();
+        table
+            .load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
+            .set_header([
+                "model",
+                "network",
+                "params",
+                "size",
+                "test acc",
+                "test acc (last)",
+                "best epoch",
+                "latency b=1",
+                "latency/sample",
+            ]);
+        for r in self.results() {
+            table.add_row([
+                r.phase.as_str().to_string(),
+                r.model.clone(),
+                r.size.params.to_string(),
+                human_bytes(r.size.bytes),
+                format!("{:.2}%", 100.0 * r.test_acc),
+                format!("{:.2}%", 100.0 * r.test_acc_last),
+                if r.trained {
+                    r.best_epoch.to_string()
+                } else {
+                    "loaded".into()
+                },
+                format!("{:.1} µs", r.latency.batch1_us),
+                format!(
+                    "{:.2} µs @{}",
+                    r.latency.per_sample_us, r.latency.batch_size
+                ),
+            ]);
+        }
+        let mut out = table.to_string();
+        if let Some(params) = self.distilled.as_ref().and_then(|d| d.regressor_params) {
+            out.push_str(&format!(
+                "\nhint regressor: {params} parameters (trained with the student, not counted in or saved with it)"
+            ));
+        }
+        if let Some(source) = self.distilled.as_ref().and_then(|d| d.teacher_outputs) {
+            out.push_str(match source {
+                TeacherOutputs::Computed => "\nteacher outputs: computed once over the training set",
+                TeacherOutputs::FromCache => {
+                    "\nteacher outputs: read from the cache (same teacher, same data)"
+                }
+                TeacherOutputs::PerBatch => {
+                    "\nteacher outputs: computed on every batch (the teacher sees the student's augmented view)"
+                }
+            });
+        }
+        if let Some(c) = &self.comparison {
+            out.push_str(&format!(
+                "\nstudent is {:.1}x smaller ({:.1}x fewer bytes), {:.2}x faster at batch 1, {:.2}x per sample in a batch",
+                c.compression, c.bytes_ratio, c.speedup_batch1, c.speedup_batch
+            ));
+            match (&c.paired, c.gain_pp) {
+                (Some(t), _) => out.push_str(&format!(
+                    "\ndistillation over baseline: {} (exact McNemar test on {} paired test examples: {} right only when distilled, {} only in the baseline)",
+                    t.describe(),
+                    t.n,
+                    t.only_distilled,
+                    t.only_baseline
+                )),
+                (None, Some(gain)) => out.push_str(&format!(
+                    "\ndistillation gain over baseline: {gain:+.2} pp test accuracy"
+                )),
+                (None, None) => {}
+            }
+            if let Some(gap) = c.gap_to_teacher_pp {
+                out.push_str(&format!(
+                    "\ndistilled student is {gap:.2} pp below the teacher"
+                ));
+            }
+        }
+        out.push('\n');
+        out
+    }
+}
+
+pub fn human_bytes(bytes: usize) -> String {
+    match bytes {
+        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1 << 20) as f64),
+        b if b >= 100 << 10 => format!("{:.0} KiB", b as f64 / 1024.0),
+        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b => format!("{b} B"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(phase: Phase, params: usize, acc: f64, lat: f64) -> PhaseResult {
+        PhaseResult {
+            phase,
+            trained: true,
+            epochs_run: 1,
+            best_epoch: 1,
+            best_val_acc: acc,
+            test_acc: acc,
+            test_acc_last: acc,
+            end_state: None,
+            threads: 1,
+            per_class_acc: vec![Some(acc)],
+            size: ModelSize {
+                params,
+                bytes: params * 4,
+            },
+            latency: Latency {
+                batch1_us: lat,
+                per_sample_us: lat / 10.0,
+                batch_size: 1024,
+            },
+            train_seconds: 1.0,
+            weights: format!("{}.safetensors", phase.as_str()),
+            model: "mlp 8".into(),
+            teacher_outputs: None,
+            loss_parts: BTreeMap::new(),
+            regressor_params: None,
+        }
+    }
+
+    #[test]
+    fn comparison_ratios_and_gain() {
+        let t = result(Phase::Teacher, 1000, 0.98, 40.0);
+        let b = result(Phase::Baseline, 50, 0.90, 10.0);
+        let d = result(Phase::Distilled, 50, 0.95, 10.0);
+        let c = Comparison::of(&t, Some(&b), Some(&d), None).unwrap();
+        assert_eq!(c.compression, 20.0);
+        assert_eq!(c.speedup_batch1, 4.0);
+        assert!((c.gain_pp.unwrap() - 5.0).abs() < 1e-9);
+        assert!((c.gap_to_teacher_pp.unwrap() - 3.0).abs() < 1e-9);
+        assert!(Comparison::of(&t, None, None, None).is_none());
+        assert_eq!(
+            Comparison::of(&t, Some(&b), None, None).unwrap().gain_pp,
+            None
+        );
+    }
+
+    #[test]
+    fn a_class_the_test_split_lacks_reads_back() {
+        // Written as null, read back as None: a checkpoint that holds it can be resumed.
+        let mut r = result(Phase::Teacher, 10, 0.5, 1.0);
+        r.per_class_acc = vec![Some(1.0), None, Some(0.0)];
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(text.contains("[1.0,null,0.0]"), "{text}");
+        assert_eq!(serde_json::from_str::<PhaseResult>(&text).unwrap(), r);
+    }
+
+    #[test]
+    fn human_bytes_units() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(9640), "9.4 KiB");
+        assert_eq!(human_bytes(340008), "332 KiB");
+        assert_eq!(human_bytes(3 << 20), "3.0 MiB");
+    }
+}
