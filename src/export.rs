@@ -6,6 +6,7 @@
 //! returns the logits `[n, classes]`; class index `i` is the data's label `classes[i]`.
 
 use crate::config::{self, Preset};
+use crate::exit::Failure;
 use crate::model::Model;
 use crate::protocol::summary::RunSummary;
 use crate::protocol::Phase;
@@ -42,11 +43,13 @@ pub enum ExportError {
     Write { path: String, message: String },
 }
 
-impl ExportError {
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            ExportError::Write { .. } => 1,
-            _ => 2,
+/// Writing fails the command (exit 1); everything else is the run folder's or the request's
+/// fault (exit 2).
+impl From<ExportError> for Failure {
+    fn from(e: ExportError) -> Failure {
+        match e {
+            ExportError::Write { .. } => Failure::failed(e),
+            _ => Failure::bad_input(e),
         }
     }
 }

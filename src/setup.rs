@@ -4,6 +4,7 @@
 
 use crate::config::{self, DataSource, Override, Preset};
 use crate::data::Splits;
+use crate::exit::Failure;
 use crate::protocol::InputShape;
 use crate::run::checkpoint::Checkpoint;
 use crate::run::RunFolder;
@@ -24,11 +25,6 @@ pub fn read_preset(
             overrides,
         ),
     }
-}
-
-/// An error before training starts; printed as is, exit code 2.
-pub fn bad_input(message: impl std::fmt::Display) -> String {
-    format!("kd-tui: {message}")
 }
 
 /// What `--resume` takes: a stopped run (not a completed one), with `--set` only of what may
@@ -116,12 +112,13 @@ pub fn check_resume(
 
 /// The device and the data of a preset, with its models checked against the data; the preset
 /// comes back with what the data decided (a CSV's classes).
-pub fn prepare(mut preset: Preset) -> Result<(Preset, Splits, Device), String> {
+pub fn prepare(mut preset: Preset) -> Result<(Preset, Splits, Device), Failure> {
     crate::train::threads::keep_serial();
-    let spec = crate::device::parse(&preset.device).map_err(bad_input)?;
-    let device = crate::device::resolve(spec).map_err(|e| bad_input(format!("device: {e}")))?;
-    let data = crate::data::load(&preset.data, preset.seed).map_err(bad_input)?;
-    check_models(&preset, &data.input, data.num_classes).map_err(bad_input)?;
+    let spec = crate::device::parse(&preset.device).map_err(Failure::bad_input)?;
+    let device =
+        crate::device::resolve(spec).map_err(|e| Failure::bad_input(format!("device: {e}")))?;
+    let data = crate::data::load(&preset.data, preset.seed).map_err(Failure::bad_input)?;
+    check_models(&preset, &data.input, data.num_classes).map_err(Failure::bad_input)?;
     if preset.data.source == DataSource::Csv {
         // The run folder's preset.toml records which label value each class index stands for.
         preset.data.classes = Some(data.classes.clone());
@@ -130,12 +127,12 @@ pub fn prepare(mut preset: Preset) -> Result<(Preset, Splits, Device), String> {
 }
 
 /// Creates the run folder `dir` (or reopens it to resume).
-pub fn open_run(dir: &Path, preset: &Preset, resuming: bool) -> Result<RunFolder, String> {
+pub fn open_run(dir: &Path, preset: &Preset, resuming: bool) -> Result<RunFolder, Failure> {
     match resuming {
         true => RunFolder::reopen(dir),
         false => RunFolder::create(dir, preset),
     }
-    .map_err(|e| bad_input(format!("run folder {}: {e}", dir.display())))
+    .map_err(|e| Failure::bad_input(format!("run folder {}: {e}", dir.display())))
 }
 
 /// The device, the data and the run folder `dir` of a preset (reopened when resuming).
@@ -143,7 +140,7 @@ pub fn setup_in(
     preset: Preset,
     dir: &Path,
     resume: Option<Checkpoint>,
-) -> Result<TrainerSetup, String> {
+) -> Result<TrainerSetup, Failure> {
     let (preset, data, device) = prepare(preset)?;
     let run = open_run(dir, &preset, resume.is_some())?;
     if let Some(ckpt) = &resume {
@@ -151,7 +148,7 @@ pub fn setup_in(
         crate::run::history::cut_after(&run.path("metrics.jsonl"), |phase, step| {
             ckpt.covers(phase, step)
         })
-        .map_err(|e| bad_input(format!("{}: {e}", run.path("metrics.jsonl").display())))?;
+        .map_err(|e| Failure::bad_input(format!("{}: {e}", run.path("metrics.jsonl").display())))?;
     }
     Ok(TrainerSetup {
         preset,
@@ -165,7 +162,7 @@ pub fn setup_in(
 
 /// Set-up's model and data checks for several presets (a sweep's points, each with where it
 /// comes from), each data configuration loaded once: a point is refused before anything trains.
-pub fn check_all(presets: &[(String, Preset)]) -> Result<(), String> {
+pub fn check_all(presets: &[(String, Preset)]) -> Result<(), Failure> {
     crate::train::threads::keep_serial();
     let mut loaded: Vec<(String, InputShape, usize)> = Vec::new();
     for (origin, preset) in presets {
@@ -174,12 +171,13 @@ pub fn check_all(presets: &[(String, Preset)]) -> Result<(), String> {
             Some((_, input, classes)) => (input.clone(), *classes),
             None => {
                 let data = crate::data::load(&preset.data, preset.seed)
-                    .map_err(|e| bad_input(format!("{origin}: {e}")))?;
+                    .map_err(|e| Failure::bad_input(format!("{origin}: {e}")))?;
                 loaded.push((key, data.input.clone(), data.num_classes));
                 (data.input, data.num_classes)
             }
         };
-        check_models(preset, &input, classes).map_err(|e| bad_input(format!("{origin}: {e}")))?;
+        check_models(preset, &input, classes)
+            .map_err(|e| Failure::bad_input(format!("{origin}: {e}")))?;
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! How one run is driven to its end: headless behind its control socket, or in the cockpit
 //! (with the offer to go on after a divergence); and how its end becomes the exit code.
 
+use crate::exit::Failure;
 use crate::run::checkpoint::Checkpoint;
 use crate::series::Front;
 use crate::setup::setup_in;
@@ -43,12 +44,14 @@ pub(super) fn run_in_cockpit(
     let dir = setup.run.dir().to_path_buf();
     let mut ended = cockpit.run(train::spawn(setup), None)?;
     while let Some(lower) = cockpit.take_retry() {
-        let again = Checkpoint::read(&dir).and_then(|ckpt| {
-            let preset = ckpt
-                .live_preset(&dir, std::slice::from_ref(&lower))
-                .map_err(|e| e.to_string())?;
-            setup_in(preset, &dir, Some(ckpt))
-        });
+        let again = Checkpoint::read(&dir)
+            .map_err(Failure::bad_input)
+            .and_then(|ckpt| {
+                let preset = ckpt
+                    .live_preset(&dir, std::slice::from_ref(&lower))
+                    .map_err(Failure::bad_input)?;
+                setup_in(preset, &dir, Some(ckpt))
+            });
         match again {
             Ok(setup) => ended = cockpit.run(train::spawn(setup), None)?,
             Err(e) => {

@@ -1,8 +1,8 @@
 //! The command-line entry points of jobs: `kd-tui attach`, `kd-tui ls`, `kd-tui --detach`.
 
-use crate::exit::EXIT_BAD_INPUT;
+use crate::exit::Failure;
 use crate::front::tui::app::Link;
-use crate::front::tui::{Cockpit, Options};
+use crate::front::tui::{Cockpit, JobChannels, Options};
 use crate::protocol::Stamped;
 use crate::remote::client;
 use crate::remote::jobs::{self, RunState};
@@ -30,104 +30,92 @@ fn app_link(
 pub const RUNS: &str = "runs";
 
 /// `kd-tui ls [DIR] [--json]`.
-pub fn ls(dir: Option<PathBuf>, json: bool) -> i32 {
+pub fn ls(dir: Option<PathBuf>, json: bool) -> Result<i32, Failure> {
     let root = dir.unwrap_or_else(|| PathBuf::from(RUNS));
     if !root.is_dir() {
-        eprintln!("kd-tui: ls: {} is not a folder", root.display());
-        return EXIT_BAD_INPUT;
+        return Err(Failure::bad_input(format!(
+            "ls: {} is not a folder",
+            root.display()
+        )));
     }
     let runs = jobs::scan(&root);
     if json {
-        match serde_json::to_string_pretty(&runs) {
-            Ok(text) => println!("{text}"),
-            Err(e) => {
-                eprintln!("kd-tui: ls: {e}");
-                return 1;
-            }
-        }
+        let text =
+            serde_json::to_string_pretty(&runs).map_err(|e| Failure::failed(format!("ls: {e}")))?;
+        println!("{text}");
     } else if runs.is_empty() {
         println!("no runs under {}", root.display());
     } else {
         println!("{}", jobs::table(&runs));
     }
-    0
+    Ok(0)
 }
 
 /// `kd-tui attach [RUN_DIR]`: the cockpit on a live job, or read-only on a run's history.
-pub fn attach(dir: Option<PathBuf>, options: Options) -> i32 {
+pub fn attach(dir: Option<PathBuf>, options: Options) -> Result<i32, Failure> {
     if !std::io::stdout().is_terminal() {
-        eprintln!("kd-tui: attach needs a terminal; `kd-tui ls` lists runs without one");
-        return EXIT_BAD_INPUT;
+        return Err(Failure::bad_input(
+            "attach needs a terminal; `kd-tui ls` lists runs without one",
+        ));
     }
     let dir = match dir {
         Some(d) => d,
-        None => match jobs::latest_live(Path::new(RUNS)) {
-            Some(d) => d,
-            None => {
-                eprintln!("kd-tui: no live run under {RUNS}/; `kd-tui ls` lists every run");
-                return EXIT_BAD_INPUT;
-            }
-        },
+        None => jobs::latest_live(Path::new(RUNS)).ok_or_else(|| {
+            Failure::bad_input(format!(
+                "no live run under {RUNS}/; `kd-tui ls` lists every run"
+            ))
+        })?,
     };
-    let Some(info) = jobs::inspect(&dir) else {
-        eprintln!(
-            "kd-tui: {}: not a run folder (no metrics.jsonl)",
+    let info = jobs::inspect(&dir).ok_or_else(|| {
+        Failure::bad_input(format!(
+            "{}: not a run folder (no metrics.jsonl)",
             dir.display()
-        );
-        return EXIT_BAD_INPUT;
-    };
+        ))
+    })?;
     open_cockpit(&dir, info.state, options)
 }
 
 /// Attaches to the job serving `dir`, or shows its history read-only if none does.
-fn open_cockpit(dir: &Path, state: RunState, options: Options) -> i32 {
-    let (link, history, attached) = match app_link(dir, state) {
-        Ok(opened) => opened,
-        Err(e) => {
-            eprintln!("kd-tui: {e}");
-            return 1;
-        }
-    };
-    let consumer = match crate::front::Consumer::new() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("kd-tui: starting the event loop: {e}");
-            return 1;
-        }
-    };
-    let shown = Cockpit::new(options, consumer).and_then(|mut c| c.attach(link, history, attached));
-    if let Err(e) = shown {
-        eprintln!("kd-tui: {e:?}");
-        return 1;
-    }
+fn open_cockpit(dir: &Path, state: RunState, options: Options) -> Result<i32, Failure> {
+    let (link, history, attached) = app_link(dir, state).map_err(Failure::failed)?;
+    let consumer = crate::front::Consumer::new()
+        .map_err(|e| Failure::failed(format!("starting the event loop: {e}")))?;
+    let channels = attached.map(|a| JobChannels {
+        commands: a.commands,
+        events: a.events,
+        steps: a.steps,
+    });
+    Cockpit::new(options, consumer)
+        .and_then(|mut c| c.attach(link, history, channels))
+        .map_err(|e| Failure::failed(format!("{e:?}")))?;
     if let Some(pid) = crate::run::lock::holder(dir) {
         eprintln!(
             "kd-tui: detached; the job (pid {pid}) goes on. Attach again: kd-tui attach {}",
             dir.display()
         );
     }
-    0
+    Ok(0)
 }
 
 /// `--detach`: starts the job, then attaches to it (or, without a terminal, says where it is).
-pub fn detach(run_dir: &Path, resuming: bool, options: Options) -> i32 {
+pub fn detach(run_dir: &Path, resuming: bool, options: Options) -> Result<i32, Failure> {
     let args = super::detach::job_args(run_dir, resuming);
-    match super::detach::start(run_dir, args) {
-        Ok(pid) => {
-            println!("{}", run_dir.display());
-            eprintln!(
-                "kd-tui: job started (pid {pid}); its log: {}",
-                run_dir.join(crate::run::JOB_LOG).display()
-            );
-            if std::io::stdout().is_terminal() {
-                open_cockpit(run_dir, RunState::Running, options)
-            } else {
-                0
-            }
-        }
+    let pid = match super::detach::start(run_dir, args) {
+        Ok(pid) => pid,
         Err(e) => {
+            // The job's own exit code when it ended first (a signal's 128 + N included).
             eprintln!("kd-tui: {e}");
-            e.exit_code()
+            return Ok(e.exit_code());
         }
+    };
+    println!("{}", run_dir.display());
+    eprintln!(
+        "kd-tui: job started (pid {pid}); its log: {}",
+        run_dir.join(crate::run::JOB_LOG).display()
+    );
+    if std::io::stdout().is_terminal() {
+        open_cockpit(run_dir, RunState::Running, options)
+    } else {
+        Ok(0)
     }
 }

@@ -4,6 +4,7 @@
 //! job, and its stop reaches the other ranks at the same step. Ranks other than 0 keep stderr
 //! (their errors) and drop stdout (rank 0 prints the results).
 
+use crate::exit::Failure;
 use crate::front::Signals;
 use std::ffi::OsString;
 use std::process::Stdio;
@@ -15,36 +16,21 @@ const RANKS_GRACE: Duration = Duration::from_secs(5);
 const FOREVER: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// The launcher's exit code: rank 0's when it failed, else the first failed rank's, else 0.
-pub fn run(nproc: usize, args: Vec<OsString>) -> i32 {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+pub fn run(nproc: usize, args: Vec<OsString>) -> Result<i32, Failure> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("kd-tui: starting the launcher: {e}");
-            return 1;
-        }
-    };
+        .map_err(|e| Failure::failed(format!("starting the launcher: {e}")))?;
     runtime.block_on(supervise(nproc, args))
 }
 
-async fn supervise(nproc: usize, args: Vec<OsString>) -> i32 {
+async fn supervise(nproc: usize, args: Vec<OsString>) -> Result<i32, Failure> {
     let mut signals = Signals::new();
-    let port = match std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
-        Ok(addr) => addr.port(),
-        Err(e) => {
-            eprintln!("kd-tui: finding a free port for the rendezvous: {e}");
-            return 1;
-        }
-    };
-    let exe = match std::env::current_exe() {
-        Ok(exe) => exe,
-        Err(e) => {
-            eprintln!("kd-tui: {e}");
-            return 1;
-        }
-    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| Failure::failed(format!("finding a free port for the rendezvous: {e}")))?
+        .port();
+    let exe = std::env::current_exe().map_err(Failure::failed)?;
     let mut ranks = Vec::with_capacity(nproc);
     for rank in 0..nproc {
         let mut command = tokio::process::Command::new(&exe);
@@ -71,13 +57,10 @@ async fn supervise(nproc: usize, args: Vec<OsString>) -> i32 {
         if rank > 0 {
             command.stdout(Stdio::null());
         }
-        match command.spawn() {
-            Ok(child) => ranks.push(child),
-            Err(e) => {
-                eprintln!("kd-tui: starting rank {rank}: {e}");
-                return 1;
-            }
-        }
+        let child = command
+            .spawn()
+            .map_err(|e| Failure::failed(format!("starting rank {rank}: {e}")))?;
+        ranks.push(child);
     }
     let leader = ranks[0].id();
     let mut codes = vec![None; nproc];
@@ -126,17 +109,16 @@ async fn supervise(nproc: usize, args: Vec<OsString>) -> i32 {
     let codes: Vec<i32> = codes.into_iter().flatten().collect();
     if codes[0] > 128 && forwarded.is_none() {
         // Rank 0 was killed from outside (not a stop passed on from here): the job failed.
-        eprintln!(
-            "kd-tui: rank 0 (the job) was killed by signal {}; the run folder keeps its last \
+        return Err(Failure::failed(format!(
+            "rank 0 (the job) was killed by signal {}; the run folder keeps its last \
              checkpoint, if it wrote one: --nproc {nproc} --resume RUN_DIR goes on from it",
             codes[0] - 128
-        );
-        return 1;
+        )));
     }
-    match codes[0] {
+    Ok(match codes[0] {
         0 => codes.into_iter().find(|&c| c != 0).unwrap_or(0),
         leader => leader,
-    }
+    })
 }
 
 /// A process's exit code, 128 + N for signal N.

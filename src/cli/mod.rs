@@ -10,19 +10,17 @@ mod start;
 
 use crate::config::bounds::MAX_SEEDS;
 use crate::config::{Override, Preset};
+use crate::exit::Failure;
 use crate::export::Format;
 use crate::protocol::Phase;
 use crate::run::checkpoint::Checkpoint;
 use crate::run::RunFolder;
-use crate::setup::{bad_input, read_preset};
+use crate::setup::read_preset;
 use clap::Parser;
 use drive::{finish, run_in_cockpit, serve};
-use start::{load_preset, setup};
+use start::{load_preset, run_dir, setup};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-
-/// Exit code for bad input (preset, data, output folder).
-pub const EXIT_BAD_INPUT: i32 = 2;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -129,36 +127,25 @@ impl From<ExportModel> for Phase {
     }
 }
 
-fn run_export(run_dir: &Path, model: ExportModel, format: Format, out: Option<PathBuf>) -> i32 {
-    match crate::export::export(run_dir, model.into(), format, out) {
-        Ok(path) => {
-            println!("{}", path.display());
-            0
-        }
-        Err(e) => {
-            eprintln!("kd-tui: export: {e}");
-            e.exit_code()
-        }
-    }
+fn run_export(
+    run_dir: &Path,
+    model: ExportModel,
+    format: Format,
+    out: Option<PathBuf>,
+) -> Result<i32, Failure> {
+    let path = crate::export::export(run_dir, model.into(), format, out)
+        .map_err(|e| Failure::from(e).within("export"))?;
+    println!("{}", path.display());
+    Ok(0)
 }
 
-fn run_models(preset: Option<PathBuf>, overrides: &[Override]) -> i32 {
-    let described = read_preset(preset.as_deref(), overrides)
-        .map_err(|e| e.to_string())
-        .and_then(|preset| {
-            let data = crate::data::load(&preset.data, preset.seed).map_err(|e| e.to_string())?;
-            crate::inspect::describe(&preset, &data.input, data.num_classes)
-        });
-    match described {
-        Ok(text) => {
-            print!("{text}");
-            0
-        }
-        Err(e) => {
-            eprintln!("kd-tui: {e}");
-            EXIT_BAD_INPUT
-        }
-    }
+fn run_models(preset: Option<PathBuf>, overrides: &[Override]) -> Result<i32, Failure> {
+    let preset = read_preset(preset.as_deref(), overrides).map_err(Failure::bad_input)?;
+    let data = crate::data::load(&preset.data, preset.seed).map_err(Failure::bad_input)?;
+    let text = crate::inspect::describe(&preset, &data.input, data.num_classes)
+        .map_err(Failure::bad_input)?;
+    print!("{text}");
+    Ok(0)
 }
 
 fn tui_options(args: &Args) -> crate::front::tui::Options {
@@ -174,17 +161,13 @@ fn run_series(
     parent: PathBuf,
     resuming: bool,
     consumer: crate::front::Consumer,
-) -> i32 {
+) -> Result<i32, Failure> {
     let mut front: Box<dyn crate::series::Front> = if args.batch {
         Box::new(crate::front::batch::Headless(consumer))
     } else {
-        match crate::front::tui::Cockpit::new(tui_options(args), consumer) {
-            Ok(cockpit) => Box::new(cockpit),
-            Err(e) => {
-                eprintln!("kd-tui: {e:?}");
-                return 1;
-            }
-        }
+        let cockpit = crate::front::tui::Cockpit::new(tui_options(args), consumer)
+            .map_err(|e| Failure::failed(format!("{e:?}")))?;
+        Box::new(cockpit)
     };
     if preset.sweep.is_some() {
         crate::series::sweep::run(preset, &parent, front.as_mut(), resuming)
@@ -195,7 +178,7 @@ fn run_series(
 
 /// Runs kd-tui with the process's arguments; returns the exit code.
 pub fn main() -> i32 {
-    let code = run(Args::parse());
+    let code = run(Args::parse()).unwrap_or_else(|failure| failure.report());
     // A detached job's log ends with how it ended: nobody waits for its exit status.
     if std::env::var_os(detach::JOB_ENV).is_some() {
         eprintln!("kd-tui: job exited with code {code}");
@@ -203,7 +186,8 @@ pub fn main() -> i32 {
     code
 }
 
-fn run(args: Args) -> i32 {
+/// What the arguments ask for, to its exit code (or the failure that ends it).
+fn run(args: Args) -> Result<i32, Failure> {
     match args.command {
         Some(Subcommand::Export {
             run_dir,
@@ -213,48 +197,37 @@ fn run(args: Args) -> i32 {
         }) => return run_export(&run_dir, model, format, out),
         Some(Subcommand::Models { preset, overrides }) => return run_models(preset, &overrides),
         Some(Subcommand::Attach { run_dir, ascii }) => {
-            return crate::cli::jobs::attach(
+            return jobs::attach(
                 run_dir,
                 crate::front::tui::Options {
                     ascii_markers: ascii,
                 },
             )
         }
-        Some(Subcommand::Ls { dir, json }) => return crate::cli::jobs::ls(dir, json),
+        Some(Subcommand::Ls { dir, json }) => return jobs::ls(dir, json),
         Some(Subcommand::Doctor) => {
             print!("{}", crate::doctor::report());
-            return 0;
+            return Ok(0);
         }
         None => {}
     }
     if let Some(n) = args.nproc {
-        let rank_args = crate::cli::launch::rank_args(std::env::args_os().skip(1));
-        return crate::cli::launch::run(n as usize, rank_args);
+        let rank_args = launch::rank_args(std::env::args_os().skip(1));
+        return launch::run(n as usize, rank_args);
     }
-    let rank = match crate::collective::Env::from_env() {
-        Ok(rank) => rank,
-        Err(e) => {
-            eprintln!("kd-tui: the data-parallel environment: {e}");
-            return EXIT_BAD_INPUT;
-        }
-    };
+    let rank = crate::collective::Env::from_env()
+        .map_err(|e| Failure::bad_input(format!("the data-parallel environment: {e}")))?;
     if !args.batch && !args.detach && rank.is_none() && !std::io::stdout().is_terminal() {
-        eprintln!(
-            "kd-tui: standard output is not a terminal, so the TUI cannot start.\n\
+        return Err(Failure::bad_input(format!(
+            "standard output is not a terminal, so the TUI cannot start.\n\
              For logs, nohup or CI use the headless mode:  kd-tui --batch {}",
             args.preset
                 .as_ref()
                 .map_or("presets/digits.toml".into(), |p| p.display().to_string())
-        );
-        return EXIT_BAD_INPUT;
+        )));
     }
-    let consumer = match crate::front::Consumer::new() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("kd-tui: starting the event loop: {e}");
-            return 1;
-        }
-    };
+    let consumer = crate::front::Consumer::new()
+        .map_err(|e| Failure::failed(format!("starting the event loop: {e}")))?;
     if let Some(env) = rank {
         return ranks::run(&args, env, consumer);
     }
@@ -264,74 +237,46 @@ fn run(args: Args) -> i32 {
         .as_deref()
         .and_then(crate::series::parent_preset)
     {
-        return match preset {
-            Ok(_) if !args.overrides.is_empty() => {
-                eprintln!("kd-tui: a series resumes as it was planned; --set is not taken with it");
-                EXIT_BAD_INPUT
-            }
-            Ok(preset) => run_series(
-                &args,
-                preset,
-                args.resume.clone().expect("resuming"),
-                true,
-                consumer,
-            ),
-            Err(e) => {
-                eprintln!("{}", bad_input(e));
-                EXIT_BAD_INPUT
-            }
-        };
+        let preset = preset?;
+        if !args.overrides.is_empty() {
+            return Err(Failure::bad_input(
+                "a series resumes as it was planned; --set is not taken with it",
+            ));
+        }
+        let parent = args.resume.clone().expect("resuming");
+        return run_series(&args, preset, parent, true, consumer);
     }
     // A run stopped before its first checkpoint has nothing to lose: it starts over there.
     let restart = args
         .resume
         .as_deref()
         .filter(|dir| RunFolder::never_checkpointed(dir));
-    let resume = match args
+    let resume = args
         .resume
         .as_deref()
         .filter(|_| restart.is_none())
         .map(Checkpoint::read)
         .transpose()
-    {
-        Ok(resume) => resume,
-        Err(e) => {
-            eprintln!("{}", bad_input(e));
-            return EXIT_BAD_INPUT;
-        }
-    };
-    let loaded = match restart {
-        Some(dir) => {
-            read_preset(Some(&dir.join("preset.toml")), &args.overrides).map_err(bad_input)
-        }
-        None => load_preset(&args, resume.as_ref(), 1),
-    };
-    let mut preset = match loaded {
-        Ok(p) => p,
-        Err(message) => {
-            eprintln!("{message}");
-            return EXIT_BAD_INPUT;
-        }
+        .map_err(Failure::bad_input)?;
+    let mut preset = match restart {
+        Some(dir) => read_preset(Some(&dir.join("preset.toml")), &args.overrides)
+            .map_err(Failure::bad_input)?,
+        None => load_preset(&args, resume.as_ref(), 1)?,
     };
     if let Some(n) = args.seeds {
-        if let Err(message) = preset.repeat_seeds(n as usize) {
-            eprintln!("kd-tui: --seeds {n}: {message}");
-            return EXIT_BAD_INPUT;
-        }
+        preset
+            .repeat_seeds(n as usize)
+            .map_err(|message| Failure::bad_input(format!("--seeds {n}: {message}")))?;
     }
     if args.detach {
         if preset.sweep.is_some() || preset.seeds.is_some() {
-            eprintln!("kd-tui: --detach runs one run for now; seeds and sweeps run with --batch (under nohup) or in the cockpit");
-            return EXIT_BAD_INPUT;
+            return Err(Failure::bad_input("--detach runs one run for now; seeds and sweeps run with --batch (under nohup) or in the cockpit"));
         }
-        let run_dir = match &args.resume {
-            Some(dir) => dir.clone(),
-            None => args
-                .out
-                .clone()
-                .unwrap_or_else(|| RunFolder::default_dir(&preset.name)),
-        };
-        return crate::cli::jobs::detach(&run_dir, args.resume.is_some(), tui_options(&args));
+        return jobs::detach(
+            &run_dir(&args, &preset),
+            args.resume.is_some(),
+            tui_options(&args),
+        );
     }
     if preset.sweep.is_some() || preset.seeds.is_some() {
         let parent = args
@@ -341,37 +286,23 @@ fn run(args: Args) -> i32 {
         return run_series(&args, preset, parent, false, consumer);
     }
     if let Some(dir) = restart {
-        if let Err(e) = RunFolder::clear_for_restart(dir) {
-            eprintln!("{}", bad_input(format!("{}: {e}", dir.display())));
-            return EXIT_BAD_INPUT;
-        }
+        RunFolder::clear_for_restart(dir)
+            .map_err(|e| Failure::bad_input(format!("{}: {e}", dir.display())))?;
         eprintln!(
             "kd-tui: {} stopped before its first checkpoint (nothing to lose): starting it over in the same folder",
             dir.display()
         );
     }
-    let setup = match setup(&args, preset, resume) {
-        Ok(s) => s,
-        Err(message) => {
-            eprintln!("{message}");
-            return EXIT_BAD_INPUT;
-        }
-    };
+    let setup = setup(&args, preset, resume)?;
     let ended = if args.batch {
         let mut consumer = consumer;
         let handle = serve(setup, &consumer);
         crate::front::batch::run(handle, &mut consumer)
     } else {
         // The cockpit gives the screen back when dropped, before the table is printed.
-        let ran = crate::front::tui::Cockpit::new(tui_options(&args), consumer)
-            .and_then(|mut cockpit| run_in_cockpit(&mut cockpit, setup));
-        match ran {
-            Ok(ended) => ended,
-            Err(e) => {
-                eprintln!("kd-tui: {e:?}");
-                return 1;
-            }
-        }
+        crate::front::tui::Cockpit::new(tui_options(&args), consumer)
+            .and_then(|mut cockpit| run_in_cockpit(&mut cockpit, setup))
+            .map_err(|e| Failure::failed(format!("{e:?}")))?
     };
-    finish(ended)
+    Ok(finish(ended))
 }

@@ -5,114 +5,77 @@
 
 use super::drive::{finish, serve};
 use super::start::{load_preset, run_dir};
-use super::{Args, EXIT_BAD_INPUT};
+use super::Args;
 use crate::collective::{Env, World};
 use crate::device::DeviceSpec;
+use crate::exit::Failure;
 use crate::front::Consumer;
 use crate::protocol::{Event, LogLevel};
 use crate::run::checkpoint::Checkpoint;
 use crate::run::RunFolder;
-use crate::setup::{bad_input, open_run, prepare};
+use crate::setup::{open_run, prepare};
 use crate::train::{self, RunOutcome, TrainerSetup};
 use std::path::{Path, PathBuf};
 
 /// The store key under which rank 0 tells the others its run folder.
 const RUN_DIR_KEY: &str = "run_dir";
 
-pub(super) fn run(args: &Args, env: Env, consumer: Consumer) -> i32 {
-    let refuse = |why: &str| {
-        eprintln!("kd-tui: rank {}: {why}", env.rank);
-        EXIT_BAD_INPUT
-    };
+pub(super) fn run(args: &Args, env: Env, consumer: Consumer) -> Result<i32, Failure> {
+    let rank = env.rank;
+    let refuse = |why: &str| Err(Failure::bad_input(format!("rank {rank}: {why}")));
     if !args.batch {
         return refuse("a rank of a data-parallel job runs headless: add --batch");
     }
     if args.seeds.is_some() {
         return refuse("seeds run one after another, not as a data-parallel job");
     }
-    let resume = match args.resume.as_deref().map(Checkpoint::read).transpose() {
-        Ok(resume) => resume,
-        Err(e) => {
-            eprintln!("{}", bad_input(e));
-            return EXIT_BAD_INPUT;
-        }
-    };
-    let preset = match load_preset(args, resume.as_ref(), env.world_size) {
-        Ok(p) => p,
-        Err(message) => {
-            eprintln!("{message}");
-            return EXIT_BAD_INPUT;
-        }
-    };
+    let resume = args
+        .resume
+        .as_deref()
+        .map(Checkpoint::read)
+        .transpose()
+        .map_err(Failure::bad_input)?;
+    let preset = load_preset(args, resume.as_ref(), env.world_size)?;
     if preset.sweep.is_some() || preset.seeds.is_some() {
         return refuse("sweeps and seeds run one after another, not as a data-parallel job");
     }
-    let join = |preset: &crate::config::Preset, device| {
-        World::join(&env, &preset.distributed, device)
-            .map_err(|e| eprintln!("kd-tui: rank {}: {e}", env.rank))
-    };
     // Rank 0 joins before it makes the run folder: a job whose ranks never meet leaves none.
-    let dir = (env.rank == 0).then(|| run_dir(args, &preset));
-    let (preset, data, device) = match prepare(preset) {
-        Ok(p) => p,
-        Err(message) => {
-            eprintln!("{message}");
-            return EXIT_BAD_INPUT;
-        }
-    };
+    let dir = (rank == 0).then(|| run_dir(args, &preset));
+    let (preset, data, device) = prepare(preset)?;
     // On GPUs each rank of a machine takes its own: cuda:LOCAL_RANK, as torchrun expects.
     let device = match device {
-        tch::Device::Cuda(_) => match crate::device::resolve(DeviceSpec::Cuda(env.local_rank)) {
-            Ok(device) => device,
-            Err(e) => {
-                eprintln!(
-                    "kd-tui: rank {}: LOCAL_RANK={}: {e}",
-                    env.rank, env.local_rank
-                );
-                return EXIT_BAD_INPUT;
-            }
-        },
+        tch::Device::Cuda(_) => {
+            crate::device::resolve(DeviceSpec::Cuda(env.local_rank)).map_err(|e| {
+                Failure::bad_input(format!("rank {rank}: LOCAL_RANK={}: {e}", env.local_rank))
+            })?
+        }
         other => other,
     };
-    let Ok(world) = join(&preset, device) else {
-        return 1;
-    };
-    if let Err((code, why)) = same_preset(&world, &preset) {
-        eprintln!("kd-tui: rank {}: {why}", env.rank);
-        return code;
-    }
+    let world = World::join(&env, &preset.distributed, device)
+        .map_err(|e| Failure::failed(format!("rank {rank}: {e}")))?;
+    same_preset(&world, &preset).map_err(|f| f.within(format!("rank {rank}")))?;
     // Rank 0 makes the run folder and tells the others where it is; they keep theirs in it.
     let run = match dir {
-        Some(dir) => open_run(&dir, &preset, resume.is_some())
-            .map_err(|message| (EXIT_BAD_INPUT, message))
-            .and_then(|run| {
-                let dir = std::path::absolute(&dir).unwrap_or(dir);
-                let told = world
-                    .group
-                    .set(RUN_DIR_KEY, dir.as_os_str().as_encoded_bytes());
-                told.map(|()| run).map_err(|e| {
-                    (
-                        1,
-                        format!("kd-tui: rank 0: telling the ranks the run folder: {e}"),
-                    )
-                })
-            }),
+        Some(dir) => {
+            let run = open_run(&dir, &preset, resume.is_some())?;
+            let dir = std::path::absolute(&dir).unwrap_or(dir);
+            world
+                .group
+                .set(RUN_DIR_KEY, dir.as_os_str().as_encoded_bytes())
+                .map_err(|e| {
+                    Failure::failed(format!("rank 0: telling the ranks the run folder: {e}"))
+                })?;
+            run
+        }
         None => world
             .group
             .get(RUN_DIR_KEY)
             .map_err(|e| e.to_string())
             .and_then(|dir| {
                 let dir = PathBuf::from(String::from_utf8_lossy(&dir).into_owned());
-                own_folder(&dir, env.rank, resume.is_some(), &preset)
+                own_folder(&dir, rank, resume.is_some(), &preset)
             })
-            .map_err(|e| (1, format!("kd-tui: rank {}: run folder: {e}", env.rank))),
-    };
-    let run = match run {
-        Ok(run) => run,
-        Err((code, message)) => {
-            eprintln!("{message}");
-            return code;
-        }
+            .map_err(|e| Failure::failed(format!("rank {rank}: run folder: {e}")))?,
     };
     let setup = TrainerSetup {
         preset,
@@ -122,19 +85,19 @@ pub(super) fn run(args: &Args, env: Env, consumer: Consumer) -> i32 {
         resume,
         world: Some(world),
     };
-    if env.rank == 0 {
+    if rank == 0 {
         let mut consumer = consumer;
         let handle = serve(setup, &consumer);
-        return finish(crate::front::batch::run(handle, &mut consumer));
+        return Ok(finish(crate::front::batch::run(handle, &mut consumer)));
     }
-    follow(train::spawn(setup), env.rank, consumer)
+    Ok(follow(train::spawn(setup), rank, consumer))
 }
 
 /// Every rank must train the same resolved preset (ranks started by hand, or a launcher given
 /// other flags per rank, could differ): each publishes its preset, rank 0 compares every other
 /// rank's with its own, and the others compare theirs with rank 0's, before any collective.
-/// Errors: the exit code (2: the presets differ; 1: the store failed) and why.
-fn same_preset(world: &World, preset: &crate::config::Preset) -> Result<(), (i32, String)> {
+/// Fails as bad input when the presets differ, as a failure when the store does.
+fn same_preset(world: &World, preset: &crate::config::Preset) -> Result<(), Failure> {
     let mine = preset.to_toml();
     let key = |rank: usize| format!("preset/{rank}");
     let failed = |e: crate::collective::GroupError| {
@@ -143,7 +106,7 @@ fn same_preset(world: &World, preset: &crate::config::Preset) -> Result<(), (i32
              stuck, or was started with another WORLD_SIZE than this rank's {})",
             world.size
         );
-        (1, why)
+        Failure::failed(why)
     };
     world
         .group
@@ -157,14 +120,11 @@ fn same_preset(world: &World, preset: &crate::config::Preset) -> Result<(), (i32
         let theirs = world.group.get(&key(rank)).map_err(failed)?;
         let theirs = String::from_utf8_lossy(&theirs);
         if theirs != mine {
-            return Err((
-                EXIT_BAD_INPUT,
-                format!(
-                    "rank {rank} was started with another preset (differing: {}); every rank of a \
+            return Err(Failure::bad_input(format!(
+                "rank {rank} was started with another preset (differing: {}); every rank of a \
                  job must run the same preset and --set flags",
-                    differing_keys(&mine, &theirs).join(", ")
-                ),
-            ));
+                differing_keys(&mine, &theirs).join(", ")
+            )));
         }
     }
     Ok(())

@@ -3,9 +3,10 @@
 
 use super::Args;
 use crate::config::Preset;
+use crate::exit::Failure;
 use crate::run::checkpoint::Checkpoint;
 use crate::run::RunFolder;
-use crate::setup::{bad_input, check_resume, read_preset, setup_in};
+use crate::setup::{check_resume, read_preset, setup_in};
 use crate::train::TrainerSetup;
 
 /// The preset of a run, or of a resumed one (checked: see `check_resume`) that goes on with
@@ -14,15 +15,15 @@ pub(super) fn load_preset(
     args: &Args,
     resume: Option<&Checkpoint>,
     world_size: usize,
-) -> Result<Preset, String> {
+) -> Result<Preset, Failure> {
     match (resume, &args.preset, &args.resume) {
         (Some(ckpt), _, Some(dir)) => {
-            check_resume(dir, ckpt, &args.overrides, world_size).map_err(bad_input)?;
+            check_resume(dir, ckpt, &args.overrides, world_size).map_err(Failure::bad_input)?;
             ckpt.live_preset(dir, &args.overrides)
         }
         (_, path, _) => read_preset(path.as_deref(), &args.overrides),
     }
-    .map_err(bad_input)
+    .map_err(Failure::bad_input)
 }
 
 /// Everything that can fail on bad input, before any training.
@@ -30,7 +31,7 @@ pub(super) fn setup(
     args: &Args,
     preset: Preset,
     resume: Option<Checkpoint>,
-) -> Result<TrainerSetup, String> {
+) -> Result<TrainerSetup, Failure> {
     let dir = run_dir(args, &preset);
     setup_in(preset, &dir, resume)
 }

@@ -11,6 +11,7 @@ pub mod seeds;
 pub mod sweep;
 
 use crate::config::{self, Preset};
+use crate::exit::Failure;
 use crate::protocol::summary::RunSummary;
 use crate::run::checkpoint::{self, Checkpoint};
 use crate::run::RunFolder;
@@ -75,19 +76,19 @@ fn set_aside(dir: &Path) -> std::io::Result<Option<PathBuf>> {
 }
 
 /// Sets up one run of the series in `dir`: resumed from its checkpoint if it has one, else
-/// afresh (a started folder set aside first). Errors come ready to print.
-fn setup(preset: Preset, dir: &Path, front: &mut dyn Front) -> Result<TrainerSetup, String> {
-    let own = |e: String| format!("kd-tui: {e}");
+/// afresh (a started folder set aside first).
+fn setup(preset: Preset, dir: &Path, front: &mut dyn Front) -> Result<TrainerSetup, Failure> {
     let resume = dir
         .join(checkpoint::FILE)
         .exists()
         .then(|| Checkpoint::read(dir))
         .transpose()
-        .map_err(own)?;
+        .map_err(Failure::bad_input)?;
     let preset = match &resume {
-        Some(ckpt) => ckpt.live_preset(dir, &[]).map_err(|e| own(e.to_string()))?,
+        Some(ckpt) => ckpt.live_preset(dir, &[]).map_err(Failure::bad_input)?,
         None => {
-            let aside = set_aside(dir).map_err(|e| own(format!("{}: {e}", dir.display())))?;
+            let aside = set_aside(dir)
+                .map_err(|e| Failure::bad_input(format!("{}: {e}", dir.display())))?;
             if let Some(aside) = aside {
                 front.note(format!(
                     "kd-tui: {} had neither a completed summary nor a checkpoint; kept as {} and started again",
@@ -113,10 +114,10 @@ pub fn run_job(preset: Preset, dir: &Path, front: &mut dyn Front, queue: &Queue)
     }
     let setup = match setup(preset, dir, front) {
         Ok(s) => s,
-        Err(message) => {
-            front.note(message);
+        Err(failure) => {
+            front.note(format!("kd-tui: {failure}"));
             return OneRun::Failed {
-                code: crate::exit::EXIT_BAD_INPUT,
+                code: failure.exit_code(),
             };
         }
     };
@@ -154,21 +155,21 @@ pub fn run_job(preset: Preset, dir: &Path, front: &mut dyn Front, queue: &Queue)
 
 /// Opens the parent of a new series: refuses one that already holds files, then records the
 /// series' preset (seeds and sweep included) for `--resume`.
-pub fn create_parent(parent: &Path, preset: &Preset) -> Result<(), String> {
+pub fn create_parent(parent: &Path, preset: &Preset) -> Result<(), Failure> {
     if parent.read_dir().is_ok_and(|mut d| d.next().is_some()) {
-        return Err(format!(
+        return Err(Failure::bad_input(format!(
             "run folder: {} already exists and is not empty; pick another --out (or --resume it)",
             parent.display()
-        ));
+        )));
     }
     std::fs::create_dir_all(parent)
         .and_then(|()| std::fs::write(parent.join("preset.toml"), preset.to_toml()))
-        .map_err(|e| format!("run folder: {}: {e}", parent.display()))
+        .map_err(|e| Failure::bad_input(format!("run folder: {}: {e}", parent.display())))
 }
 
 /// The series' preset of a parent folder being resumed, if `dir` is one (a single run's folder
 /// holds a checkpoint instead and a preset without seeds or a sweep).
-pub fn parent_preset(dir: &Path) -> Option<Result<Preset, String>> {
+pub fn parent_preset(dir: &Path) -> Option<Result<Preset, Failure>> {
     if dir.join(checkpoint::FILE).exists() {
         return None;
     }
@@ -179,7 +180,7 @@ pub fn parent_preset(dir: &Path) -> Option<Result<Preset, String>> {
     match config::load_file(&path, &[]) {
         Ok(p) if p.seeds.is_none() && p.sweep.is_none() => None,
         Ok(p) => Some(Ok(p)),
-        Err(e) => Some(Err(e.to_string())),
+        Err(e) => Some(Err(Failure::bad_input(e))),
     }
 }
 

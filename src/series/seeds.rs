@@ -4,6 +4,7 @@
 //! and the paired test pooled over the seeds. Written to `seeds.json` and `seeds.csv`.
 
 use crate::config::Preset;
+use crate::exit::Failure;
 use crate::protocol::stats::PairedTest;
 use crate::protocol::summary::{RunStatus, RunSummary};
 use crate::protocol::Phase;
@@ -230,12 +231,14 @@ impl SeedsReport {
 }
 
 /// Runs (or, `resuming`, goes on with) every seed under `parent`; returns the exit code.
-pub fn run(preset: Preset, parent: &Path, front: &mut dyn Front, resuming: bool) -> i32 {
+pub fn run(
+    preset: Preset,
+    parent: &Path,
+    front: &mut dyn Front,
+    resuming: bool,
+) -> Result<i32, Failure> {
     if !resuming {
-        if let Err(e) = series::create_parent(parent, &preset) {
-            front.note(format!("kd-tui: {e}"));
-            return crate::exit::EXIT_BAD_INPUT;
-        }
+        series::create_parent(parent, &preset)?;
     }
     let seeds = preset.seeds.clone().unwrap_or_else(|| vec![preset.seed]);
     let mut queue = Queue::new("seeds", seeds.iter().map(|s| format!("seed {s}")));
@@ -265,7 +268,7 @@ pub fn run(preset: Preset, parent: &Path, front: &mut dyn Front, resuming: bool)
     }
     let report = SeedsReport::of(rows, tally.complete);
     front.print(report.table());
-    tally.exit_code()
+    Ok(tally.exit_code())
 }
 
 #[cfg(test)]

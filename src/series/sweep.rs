@@ -5,6 +5,7 @@
 //! **validation** accuracy and reported on test. Writes `sweep.csv`, `sweep.json`, `sweep.svg`.
 
 use crate::config::{self, Override, Preset, PresetError, SweepConfig};
+use crate::exit::Failure;
 use crate::protocol::summary::RunSummary;
 use crate::protocol::Phase;
 use crate::series::queue::{JobState, Queue};
@@ -250,29 +251,23 @@ fn row(
 }
 
 /// Runs (or, `resuming`, goes on with) the sweep under `parent`; returns the exit code.
-pub fn run(base: Preset, parent: &Path, front: &mut dyn Front, resuming: bool) -> i32 {
+pub fn run(
+    base: Preset,
+    parent: &Path,
+    front: &mut dyn Front,
+    resuming: bool,
+) -> Result<i32, Failure> {
     let sweep = base.sweep.clone().expect("a preset with a sweep");
     let points = points(&sweep);
     // Every point is checked before anything trains: its keys, then its models on its data.
     let mut presets = Vec::with_capacity(points.len());
     for (i, p) in points.iter().enumerate() {
-        match preset_of(&base, p, i, &[]) {
-            Ok(preset) => presets.push((format!("[sweep] point {i} ({})", describe(p)), preset)),
-            Err(e) => {
-                front.note(format!("kd-tui: {e}"));
-                return crate::exit::EXIT_BAD_INPUT;
-            }
-        }
+        let preset = preset_of(&base, p, i, &[]).map_err(Failure::bad_input)?;
+        presets.push((format!("[sweep] point {i} ({})", describe(p)), preset));
     }
-    if let Err(e) = crate::setup::check_all(&presets) {
-        front.note(e);
-        return crate::exit::EXIT_BAD_INPUT;
-    }
+    crate::setup::check_all(&presets)?;
     if !resuming {
-        if let Err(e) = series::create_parent(parent, &base) {
-            front.note(format!("kd-tui: {e}"));
-            return crate::exit::EXIT_BAD_INPUT;
-        }
+        series::create_parent(parent, &base)?;
     }
     let keys: Vec<&String> = points.iter().flat_map(|p| p.keys()).collect();
     let reuse_teacher = !keys
@@ -344,7 +339,7 @@ pub fn run(base: Preset, parent: &Path, front: &mut dyn Front, resuming: bool) -
         front.note(format!("kd-tui: sweep.svg not written: {e}"));
     }
     front.print(report.table());
-    tally.exit_code()
+    Ok(tally.exit_code())
 }
 
 #[cfg(test)]

@@ -71,6 +71,14 @@ fn enter_terminal() -> color_eyre::Result<Terminal<CrosstermBackend<Stdout>>> {
     Terminal::new(CrosstermBackend::new(stdout())).wrap_err("creating the terminal")
 }
 
+/// The channels of a job in another process: commands to it, its events (history first, then
+/// live), and its steps.
+pub struct JobChannels {
+    pub commands: mpsc::Sender<Command>,
+    pub events: UnboundedReceiver<Stamped>,
+    pub steps: Receiver<Stamped>,
+}
+
 /// The cockpit over one run, or over a series of runs one after the other (seeds, a sweep)
 /// without leaving the screen in between. Text meant for stdout or stderr while the screen is
 /// up is held back and written once the terminal is restored (on drop, whatever happened).
@@ -141,15 +149,15 @@ impl Cockpit {
         &mut self,
         link: Link,
         history: Vec<Stamped>,
-        attached: Option<crate::remote::client::Attached>,
+        job: Option<JobChannels>,
     ) -> color_eyre::Result<()> {
         let mut app = App::new(self.options.ascii_markers);
         app.link = link;
         for event in history {
             app.update(Msg::Trainer(event));
         }
-        let (commands, mut events, mut steps) = match attached {
-            Some(a) => (a.commands, a.events, a.steps),
+        let (commands, mut events, mut steps) = match job {
+            Some(j) => (j.commands, j.events, j.steps),
             None => {
                 // Nothing more will come: the channels are closed from the start.
                 let (commands, _) = mpsc::channel();
