@@ -5,8 +5,8 @@
 //! comment.
 //!
 //! Conventions: logits are `[batch, classes]`, labels `[batch]` (i64), every loss is a batch mean.
-//! Adding a method: a file here with a `SPEC` and a `build`, a `config::Method` variant, and an
-//! arm in `spec` and `build` below.
+//! Adding a method: a file here with a `SPEC` and a `build`, then in `registry.rs` a `Method`
+//! variant and an arm in `spec` and `build`.
 
 mod dist;
 mod dkd;
