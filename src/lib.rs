@@ -1,8 +1,9 @@
 //! kd-tui: a terminal training cockpit for knowledge distillation.
 //!
-//! Flow, one direction: `config` -> `data` -> `model` -> `distill` (losses) -> `train` (its own
-//! OS thread, `protocol` in and out) -> `run` (the run folder) -> front ends (`tui`, `batch`, both
-//! over `consumer`; `export`). See ARCHITECTURE.md.
+//! One direction: `protocol` (the seam's serde types) and `distill` (losses, method registry)
+//! -> `config` -> `data` -> `model` -> `run` (the run folder's files) -> `train` (its own OS
+//! thread, `protocol` in and out) -> `setup` -> `series` -> `front` (`batch`, `tui`) -> `cli`,
+//! which nothing imports. ARCHITECTURE.md's layers (held by tests/architecture.rs) say exactly.
 
 pub mod cli;
 pub mod collective;
