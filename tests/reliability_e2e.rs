@@ -7,7 +7,9 @@ mod common;
 use common::{
     final_weights, kd_tui, read_metrics, read_summary, run, wait_for, ChildGuard, Run, FEW_EPOCHS,
 };
+use kd_tui::protocol::failure::FailureKind;
 use kd_tui::protocol::summary::RunStatus;
+use kd_tui::protocol::Phase;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde_json::Value;
 use std::path::Path;
@@ -35,6 +37,12 @@ fn a_diverging_teacher_stops_the_run_with_exit_1() {
     let summary = read_summary(&dir);
     assert_eq!(summary.status, RunStatus::Failed);
     assert!(summary.teacher.is_none(), "no result is claimed");
+    let failure = summary.failure.expect("a failed run says why");
+    assert_eq!(
+        (failure.kind, failure.phase),
+        (FailureKind::Diverged, Some(Phase::Teacher))
+    );
+    assert!(out.stderr.contains(&failure.message), "{}", out.stderr);
     // No record holds a loss that is not a number.
     for record in read_metrics(&dir) {
         if let Some(loss) = record.get("loss") {
@@ -63,6 +71,11 @@ fn a_full_disk_stops_the_run_and_keeps_the_finished_teacher() {
     let summary = read_summary(&dir);
     assert_eq!(summary.status, RunStatus::Failed);
     assert!(summary.baseline.is_none(), "no baseline result is claimed");
+    let failure = summary.failure.expect("a failed run says why");
+    assert_eq!(
+        (failure.kind, failure.phase),
+        (FailureKind::Io, Some(Phase::Baseline))
+    );
     // The teacher's files are whole: they load, and the checkpoint points at them.
     let teacher = std::fs::read(dir.join("teacher.safetensors")).unwrap();
     safetensors::SafeTensors::deserialize(&teacher).expect("teacher.safetensors loads");

@@ -2,6 +2,7 @@
 //! who listens; the TUI, batch mode and the run folder's `metrics.jsonl` all read these. Both
 //! are serde types free of tch types, so a consumer in another process can speak them as JSON.
 
+pub mod failure;
 pub mod shapes;
 pub mod stats;
 pub mod summary;

@@ -1,5 +1,6 @@
 //! What a run found: per-phase results and the teacher / baseline / distilled comparison.
 
+use crate::protocol::failure::RunFailure;
 use crate::protocol::stats::PairedTest;
 use crate::protocol::InputShape;
 use crate::protocol::ModelSize;
@@ -98,6 +99,16 @@ pub enum RunStatus {
     Failed,
 }
 
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RunStatus::Completed => "completed",
+            RunStatus::Interrupted => "interrupted",
+            RunStatus::Failed => "failed",
+        })
+    }
+}
+
 /// A trained phase's state after its last epoch, files relative to the run folder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EndState {
@@ -165,6 +176,9 @@ pub struct RunSummary {
     /// A data-parallel run: how its ranks trained.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distributed: Option<DistributedRun>,
+    /// A failed run: why (summaries written before failures were typed have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<RunFailure>,
 }
 
 /// How the ranks of a data-parallel run trained.

@@ -237,7 +237,7 @@ impl Trainer {
                 if !mean.is_finite() || (factor > 0.0 && mean > factor * reference) {
                     // Nothing after this step is worth keeping: no record, no checkpoint.
                     return Err(Interrupt::Fail(RunError::Diverged {
-                        phase: phase.as_str(),
+                        phase,
                         epoch: self.at.epoch,
                         step: self.at.step,
                         loss: mean,

@@ -87,7 +87,7 @@ impl Trainer {
                 .downcast_ref::<String>()
                 .cloned()
                 .unwrap_or_else(|| "evaluation failed".into());
-            RunError::Distributed(message)
+            RunError::Distributed(message.into())
         })
     }
 

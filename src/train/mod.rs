@@ -267,12 +267,11 @@ impl Trainer {
     }
 
     /// Notes a failed write of `path`; the run stops before its next step.
-    fn write_failed(&mut self, path: &str, e: impl std::fmt::Display) {
-        let message = e.to_string();
-        self.log(LogLevel::Error, format!("writing {path}: {message}"));
+    fn write_failed(&mut self, path: &str, source: std::io::Error) {
+        self.log(LogLevel::Error, format!("writing {path}: {source}"));
         self.write_failed.get_or_insert(RunError::Write {
             path: self.run.path(path).display().to_string(),
-            message,
+            source,
         });
     }
 
@@ -281,10 +280,7 @@ impl Trainer {
         let cfg = self.net_config(phase);
         Model::new(&cfg.model, &self.data.input, self.data.num_classes, device)
             .map(|m| m.with_precision(self.preset.precision))
-            .map_err(|e| RunError::Model {
-                phase: phase.as_str(),
-                message: e.to_string(),
-            })
+            .map_err(|source| RunError::Model { phase, source })
     }
 
     fn run(&mut self) -> RunOutcome {
@@ -323,10 +319,9 @@ impl Trainer {
             end = match ran {
                 Ok(ran) => ran.err(),
                 Err(payload) => match error::out_of_memory(payload.as_ref()) {
-                    Some(message) => Some(PhaseEnd::Failed(RunError::OutOfMemory {
-                        phase: phase.as_str(),
-                        message,
-                    })),
+                    Some(message) => {
+                        Some(PhaseEnd::Failed(RunError::OutOfMemory { phase, message }))
+                    }
                     None => std::panic::resume_unwind(payload),
                 },
             };
@@ -334,17 +329,18 @@ impl Trainer {
                 end = Some(PhaseEnd::Failed(e));
             }
         }
-        if let Some(PhaseEnd::Failed(e @ RunError::Resume(_))) = end {
+        if let Some(PhaseEnd::Failed(e @ (RunError::Resume(_) | RunError::ResumeFile { .. }))) = end
+        {
             // A refused resume leaves the run's summary and plots as they were.
             self.log(LogLevel::Error, e.to_string());
             return RunOutcome::Failed(e);
         }
-        let status = match &end {
-            None => RunStatus::Completed,
-            Some(PhaseEnd::Stopped(_)) => RunStatus::Interrupted,
+        let (status, failure) = match &end {
+            None => (RunStatus::Completed, None),
+            Some(PhaseEnd::Stopped(_)) => (RunStatus::Interrupted, None),
             Some(PhaseEnd::Failed(e)) => {
                 self.log(LogLevel::Error, e.to_string());
-                RunStatus::Failed
+                (RunStatus::Failed, Some(e.failure(self.at.phase)))
             }
         };
         let _ = self.run.flush();
@@ -360,7 +356,10 @@ impl Trainer {
             self.log(LogLevel::Warn, format!("plot not written: {e}"));
         }
         // The summary last: small, and what a full disk must not take.
-        let summary = self.summary(status);
+        let summary = RunSummary {
+            failure,
+            ..self.summary(status)
+        };
         if let Err(e) = self.run.write_json("summary.json", &summary) {
             self.log(LogLevel::Error, format!("writing summary.json: {e}"));
         }
@@ -403,6 +402,7 @@ impl Trainer {
             distilled,
             comparison,
             distributed: self.distributed_summary(),
+            failure: None,
         }
     }
 

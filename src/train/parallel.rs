@@ -54,8 +54,8 @@ fn key(i: usize) -> String {
     format!("cmd/{i}")
 }
 
-fn failed(e: impl std::fmt::Display) -> Interrupt {
-    Interrupt::Fail(RunError::Distributed(e.to_string()))
+fn failed(e: impl std::error::Error + Send + Sync + 'static) -> Interrupt {
+    Interrupt::Fail(RunError::Distributed(Box::new(e)))
 }
 
 impl Trainer {
@@ -253,7 +253,7 @@ impl Trainer {
         world
             .group
             .all_reduce_sum(&mut flat)
-            .map_err(|e| RunError::Distributed(e.to_string()))?;
+            .map_err(|e| RunError::Distributed(Box::new(e)))?;
         let flat = flat / world.size as f64;
         let mut offset = 0;
         for t in &mut buffers {

@@ -328,10 +328,10 @@ impl Trainer {
         let mut model = self
             .build(Phase::Teacher, self.device)
             .map_err(PhaseEnd::Failed)?;
-        model.vs.load(path).map_err(|e| {
+        model.vs.load(path).map_err(|source| {
             PhaseEnd::Failed(RunError::LoadTeacher {
                 path: path.display().to_string(),
-                message: e.to_string(),
+                source,
             })
         })?;
         self.emit(Event::PhaseStarted {

@@ -16,16 +16,19 @@ pub(super) fn restore_hint(
     state: &HintState,
     run: &crate::run::RunFolder,
 ) -> Result<(), RunError> {
-    let fail = |e: String| RunError::Resume(format!("`hint`'s regressor: {e}"));
+    let what = "`hint`'s regressor";
+    let unreadable = |source| RunError::ResumeFile {
+        what: what.into(),
+        source,
+    };
     kit.regressor
         .vs
         .load(run.path(&state.weights))
-        .map_err(|e| fail(e.to_string()))?;
-    let saved =
-        Tensor::read_safetensors(run.path(&state.optimizer)).map_err(|e| fail(e.to_string()))?;
+        .map_err(unreadable)?;
+    let saved = Tensor::read_safetensors(run.path(&state.optimizer)).map_err(unreadable)?;
     kit.opt
         .load_state(saved, state.optimizer_steps)
-        .map_err(fail)
+        .map_err(|e| RunError::Resume(format!("{what}: {e}")))
 }
 
 /// A checkpoint's weights and its optimizer state beside them.
@@ -126,12 +129,13 @@ impl Trainer {
         if let Some(teacher) = self.results.iter().find(|r| r.phase == Phase::Teacher) {
             let path = self.run.path(&teacher.weights);
             let mut model = self.build(Phase::Teacher, self.device)?;
-            model.vs.load(&path).map_err(|e| {
-                RunError::Resume(format!(
-                    "loading the finished teacher from {}: {e}",
-                    path.display()
-                ))
-            })?;
+            model
+                .vs
+                .load(&path)
+                .map_err(|source| RunError::ResumeFile {
+                    what: format!("loading the finished teacher from {}", path.display()),
+                    source,
+                })?;
             self.teacher = Some(model);
         }
         self.log(LogLevel::Info, message);
@@ -369,21 +373,21 @@ impl Trainer {
         model: &mut Model,
         opt: &mut Optimizer,
     ) -> Result<(), RunError> {
+        let unreadable = |what: String| move |source| RunError::ResumeFile { what, source };
         let path = self.run.path(&ckpt.weights);
         model
             .vs
             .load(&path)
-            .map_err(|e| RunError::Resume(format!("{}: {e}", path.display())))?;
+            .map_err(unreadable(path.display().to_string()))?;
         if let Some(file) = &ckpt.optimizer {
             let path = self.run.path(file);
-            Tensor::read_safetensors(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|state| opt.load_state(state, ckpt.optimizer_steps))
+            let state =
+                Tensor::read_safetensors(&path).map_err(unreadable(path.display().to_string()))?;
+            opt.load_state(state, ckpt.optimizer_steps)
                 .map_err(|e| RunError::Resume(format!("{}: {e}", path.display())))?;
         }
         if let Some(record) = &ckpt.best {
-            let best = Best::load(record, &self.run)
-                .map_err(|e| RunError::Resume(format!("{}: {e}", record.weights)))?;
+            let best = Best::load(record, &self.run).map_err(unreadable(record.weights.clone()))?;
             self.best = Some(best);
         }
         // Automatic checkpoints of the phase other than this one are stale: the stopped process

@@ -209,7 +209,7 @@ pub struct App {
     /// The series (seeds, sweep) this run belongs to, if any.
     pub queue: Option<Queue>,
     pub link: Link,
-    /// The phase whose loss diverged, as the trainer said.
+    /// The phase whose loss diverged, as the failed run's summary says.
     pub diverged: Option<Phase>,
     /// The edit to go on with (a lower lr after a divergence), once the user said yes.
     pub retry: Option<crate::config::Override>,

@@ -2,6 +2,7 @@
 
 use super::app::{App, Progress};
 use crate::config::Preset;
+use crate::protocol::failure::FailureKind;
 use crate::protocol::{Event, LogLevel, Phase, Stamped};
 
 impl App {
@@ -146,23 +147,21 @@ impl App {
             Event::Checkpoint { .. } => {
                 self.push_control_line(wall_time, LogLevel::Info, &event, "")
             }
-            Event::Log { level, message } => {
-                if level == LogLevel::Error {
-                    // The trainer's words for a divergence (`RunError::Diverged`).
-                    self.diverged = Phase::ALL.into_iter().find(|p| {
-                        message.starts_with(&format!("the {} phase diverged at", p.as_str()))
-                    });
-                }
-                self.push_log(wall_time, level, message)
-            }
+            Event::Log { level, message } => self.push_log(wall_time, level, message),
             Event::Finished { summary } => {
                 self.progress.phase = None;
-                let status = format!("{:?}", summary.status).to_lowercase();
                 self.push_log(
                     wall_time,
                     LogLevel::Info,
-                    format!("run {status}; summary in {}/summary.json", self.run_dir),
+                    format!(
+                        "run {}; summary in {}/summary.json",
+                        summary.status, self.run_dir
+                    ),
                 );
+                // The phase whose loss diverged, as the summary's typed failure says.
+                self.diverged = (summary.failure.as_ref())
+                    .filter(|f| f.kind == FailureKind::Diverged)
+                    .and_then(|f| f.phase);
                 if let Some(queue) = &mut self.queue {
                     queue.finish_running(&summary);
                 }

@@ -225,7 +225,8 @@ impl Drop for Cockpit {
 
 impl Front for Cockpit {
     fn drive(&mut self, handle: TrainerHandle, queue: &Queue) -> Result<Ended, String> {
-        self.run(handle, Some(queue)).map_err(|e| format!("{e:?}"))
+        // The report's chain on one line (`{:?}` would be its multi-line debug report).
+        self.run(handle, Some(queue)).map_err(|e| format!("{e:#}"))
     }
 
     fn print(&mut self, text: String) {

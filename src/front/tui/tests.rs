@@ -234,6 +234,7 @@ pub(super) fn finished_run() -> App {
         baseline: None,
         distilled: None,
         distributed: None,
+        failure: None,
         comparison: crate::protocol::summary::Comparison::of(
             &result(Phase::Teacher, 85002, 0.983, 40.0),
             Some(&result(Phase::Baseline, 2410, 0.955, 6.0)),

@@ -3,27 +3,28 @@
 
 use super::{ch, draw, finished_run, mid_run, stamped};
 use crate::front::tui::app::{App, Confirm, Link, Mode};
+use crate::protocol::failure::{FailureKind, RunFailure};
 use crate::protocol::summary::RunStatus;
-use crate::protocol::{Event, LogLevel, Phase};
+use crate::protocol::{Event, Phase};
 
-/// `mid_run` whose distilled phase diverged: the trainer's error, then a failed summary.
+/// `mid_run` whose distilled phase diverged: a failed summary whose failure says so.
 fn diverged(link: Link) -> App {
+    failed(
+        link,
+        RunFailure {
+            phase: Some(Phase::Distilled),
+            kind: FailureKind::Diverged,
+            message: "the distilled phase diverged".into(),
+        },
+    )
+}
+
+fn failed(link: Link, failure: RunFailure) -> App {
     let mut app = mid_run();
     app.link = link;
     let mut failed = finished_run().summary.unwrap();
     failed.status = RunStatus::Failed;
-    app.update(stamped(
-        Some(Phase::Distilled),
-        4,
-        75,
-        4.5,
-        Event::Log {
-            level: LogLevel::Error,
-            message: "the distilled phase diverged at epoch 4 step 75 (loss 1.2e22); checkpoints \
-                      from before it are kept: lower the lr (and --resume, where one was written)"
-                .into(),
-        },
-    ));
+    failed.failure = Some(failure);
     app.update(stamped(
         None,
         4,
@@ -68,4 +69,20 @@ fn no_keeps_the_failed_run_on_screen() {
 fn an_attached_cockpit_does_not_offer_it() {
     let app = diverged(Link::Attached { pid: 7 });
     assert_eq!(app.mode, Mode::Normal);
+}
+
+#[test]
+fn another_failure_does_not_offer_it_whatever_its_words() {
+    // The kind decides, not the text.
+    let app = failed(
+        Link::InProcess,
+        RunFailure {
+            phase: Some(Phase::Distilled),
+            kind: FailureKind::OutOfMemory,
+            message: "the distilled phase diverged at epoch 4 step 75".into(),
+        },
+    );
+    assert_eq!((app.mode, app.diverged), (Mode::Normal, None));
+    let last = &app.log.back().unwrap().text;
+    assert!(last.starts_with("run failed; summary in"), "{last}");
 }
