@@ -66,21 +66,19 @@ pub(super) fn run_in_cockpit(
     Ok(ended)
 }
 
-/// Prints how a run ended (the table on stdout, the reason on stderr); returns the exit code.
-pub(super) fn finish(ended: crate::train::Ended) -> i32 {
+/// Prints how a run ended (the table on stdout, a stop's reason on stderr); returns the exit
+/// code, or the run's failure.
+pub(super) fn finish(ended: crate::train::Ended) -> Result<i32, Failure> {
     match ended.outcome {
         RunOutcome::Completed(summary) => {
             println!("{}", summary.table());
-            0
+            Ok(0)
         }
         RunOutcome::Stopped { reason, summary } => {
             println!("{}", summary.table());
             eprintln!("kd-tui: stopped ({reason}); the run folder holds a checkpoint and a summary marked interrupted");
-            ended.signal.map_or(0, |s| 128 + s)
+            Ok(ended.signal.map_or(0, |s| 128 + s))
         }
-        RunOutcome::Failed(error) => {
-            eprintln!("kd-tui: {error}");
-            error.exit_code()
-        }
+        RunOutcome::Failed(error) => Err(error.into()),
     }
 }

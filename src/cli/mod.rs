@@ -304,5 +304,5 @@ fn run(args: Args) -> Result<i32, Failure> {
             .and_then(|mut cockpit| run_in_cockpit(&mut cockpit, setup))
             .map_err(|e| Failure::failed(format!("{e:?}")))?
     };
-    Ok(finish(ended))
+    finish(ended)
 }

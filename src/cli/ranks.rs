@@ -88,7 +88,7 @@ pub(super) fn run(args: &Args, env: Env, consumer: Consumer) -> Result<i32, Fail
     if rank == 0 {
         let mut consumer = consumer;
         let handle = serve(setup, &consumer);
-        return Ok(finish(crate::front::batch::run(handle, &mut consumer)));
+        return finish(crate::front::batch::run(handle, &mut consumer));
     }
     Ok(follow(train::spawn(setup), rank, consumer))
 }
