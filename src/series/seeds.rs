@@ -150,7 +150,7 @@ impl SeedsReport {
             out.push_str(&format!(
                 "{},{},{},{},{},{},{},{},{},{},{},{}\n",
                 r.seed,
-                format!("{:?}", r.status).to_lowercase(),
+                r.status,
                 opt(r.teacher_acc),
                 opt(r.baseline_acc),
                 opt(r.distilled_acc),
