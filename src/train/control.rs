@@ -1,10 +1,11 @@
 //! Live control between optimizer steps: pause and resume, edits, skip, checkpoint, stop.
 
 use super::optim::Optimizer;
+use super::phase_run::PhaseRun;
 use super::Trainer;
 use crate::config::Preset;
 use crate::model::Model;
-use crate::protocol::{Command, Event, LogLevel, Phase};
+use crate::protocol::{Command, Event, LogLevel};
 use std::time::{Duration, Instant};
 
 /// Refused edits recorded in a second, at most: a client repeating a bad edit cannot fill
@@ -57,10 +58,11 @@ impl Trainer {
     /// Returns how long it was paused, so throughput figures can leave that out.
     pub(super) fn poll_commands(
         &mut self,
-        phase: Phase,
+        run: &mut PhaseRun,
         model: &Model,
         opt: &Optimizer,
     ) -> Result<Duration, Interrupt> {
+        let phase = run.phase;
         let mut paused_for = Duration::ZERO;
         if let Some(e) = self.write_failed.take() {
             return Err(Interrupt::Fail(e));
@@ -91,8 +93,12 @@ impl Trainer {
                         self.emit(Event::Paused { role, paused });
                     }
                 }
-                Command::Set { key, value } => self.apply_edit(&key, &value),
-                Command::Checkpoint => self.checkpoint(phase, model, opt),
+                Command::Set { key, value } => {
+                    if self.apply_edit(&key, &value) {
+                        run.edited(&key, &self.preset);
+                    }
+                }
+                Command::Checkpoint => self.checkpoint(run, model, opt),
                 Command::SkipPhase => {
                     self.log(
                         LogLevel::Info,
@@ -101,14 +107,15 @@ impl Trainer {
                     return Err(Interrupt::Skip);
                 }
                 Command::Stop { reason } => {
-                    self.checkpoint(phase, model, opt);
+                    self.checkpoint(run, model, opt);
                     return Err(Interrupt::Stop(reason));
                 }
             }
         }
     }
 
-    fn apply_edit(&mut self, key: &str, value: &str) {
+    /// Applies an edit to the preset (or refuses it); whether it was applied.
+    fn apply_edit(&mut self, key: &str, value: &str) -> bool {
         match self.preset.with_edit(key, value) {
             Ok(edited) => {
                 let as_json = |p: &Preset| {
@@ -123,6 +130,7 @@ impl Trainer {
                     old,
                     new,
                 });
+                true
             }
             Err(reason) => {
                 let now = Instant::now();
@@ -134,6 +142,7 @@ impl Trainer {
                         reason,
                     });
                 }
+                false
             }
         }
     }

@@ -5,36 +5,35 @@ use super::cache::TeacherCache;
 use super::epoch::Distilling;
 use super::optim::Optimizer;
 use super::phase::Trained;
+use super::phase_run::PhaseRun;
 use super::targets::{feature, HintKit, TeacherTargets};
 use super::{PhaseEnd, Trainer};
 use crate::config::NetConfig;
 use crate::distill::Regressor;
 use crate::model::Model;
 use crate::protocol::summary::HintState;
-use crate::protocol::Phase;
 
 impl Trainer {
-    /// The distilled phase: sets up the teacher's targets (and `hint`'s regressor), then trains.
+    /// The distilled phase: sets up the teacher's targets (and `hint`'s regressor, from
+    /// `hint_state` on a resume), then trains.
     pub(super) fn train_distilled(
         &mut self,
+        run: &mut PhaseRun,
         cfg: &NetConfig,
         teacher: &Model,
         model: &mut Model,
         opt: &mut Optimizer,
-        (start_cursor, hint_state): (usize, Option<HintState>),
+        hint_state: Option<HintState>,
     ) -> Result<Trained, PhaseEnd> {
-        let method = crate::distill::build(&self.preset.distill);
         // Epoch 1 is in every method's hint stage (joint or first), if it has one.
-        let layers = method
-            .hint_layers(1)
-            .map(|(t, s)| (t.to_string(), s.to_string()));
-        self.hint = match &layers {
+        let layers = (run.method.hint_layers(1)).map(|(t, s)| (t.to_string(), s.to_string()));
+        run.hint = match &layers {
             Some((teacher_layer, student_layer)) => {
                 Some(self.hint_kit(cfg, teacher, model, teacher_layer, student_layer)?)
             }
             None => None,
         };
-        if let (Some(kit), Some(state)) = (self.hint.as_mut(), hint_state) {
+        if let (Some(kit), Some(state)) = (run.hint.as_mut(), hint_state) {
             super::resume::restore_hint(kit, &state, &self.run).map_err(PhaseEnd::Failed)?;
         }
         let train = &self.data.train.features;
@@ -55,7 +54,7 @@ impl Trainer {
             teacher,
             &self.data.input,
             super::targets::CHUNK as usize,
-            self.threads,
+            run.threads,
             || {
                 TeacherTargets::new(
                     teacher,
@@ -71,10 +70,8 @@ impl Trainer {
             self.log(crate::protocol::LogLevel::Warn, why);
         }
         let distilling = Distilling { targets: &targets };
-        let trained =
-            self.train_epochs(Phase::Distilled, model, opt, Some(distilling), start_cursor);
-        let regressor_params = self.hint.take().map(|h| h.regressor.params());
-        let mut trained = trained?;
+        let mut trained = self.train_epochs(run, model, opt, Some(distilling))?;
+        let regressor_params = run.hint.as_ref().map(|h| h.regressor.params());
         trained.teacher_outputs = Some(targets.outputs);
         trained.regressor_params = regressor_params;
         Ok(trained)

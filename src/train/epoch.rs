@@ -1,9 +1,11 @@
-//! The step loop of one epoch: shuffled batches, augmentation, the loss of the phase, one
-//! optimizer step each, step metrics every `log_every` steps.
+//! One epoch: its batches in a shuffled order (`Trainer::step_batch`), one optimizer step each
+//! (`Trainer::step`), a step record every `log_every` steps (`Trainer::record_window`).
 
 use super::control::Interrupt;
 use super::optim::Optimizer;
+use super::phase_run::PhaseRun;
 use super::targets::{feature, TeacherTargets};
+use super::window::{EpochLoss, EpochSums, Window};
 use super::{RunError, Trainer};
 use crate::data::augment;
 use crate::distill::{self, StepLoss};
@@ -12,277 +14,234 @@ use crate::protocol::{Event, Phase};
 use crate::random;
 
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
-use std::collections::BTreeMap;
-use std::time::Instant;
 use tch::Tensor;
 
 /// What the distilled phase adds to a step: the teacher's targets (`hint`'s regressor is the
-/// trainer's `hint` while the phase runs).
+/// phase's `hint`).
 #[derive(Clone, Copy)]
 pub struct Distilling<'t, 'k> {
     pub targets: &'k TeacherTargets<'t>,
 }
 
-/// Mean training loss of an epoch, in total and per part.
-pub struct EpochLoss {
-    pub total: f64,
-    pub parts: BTreeMap<String, f64>,
-}
-
-/// A running sum of losses: autograd ones stay on the device (read back only when logging, so
-/// training does not wait on a device sync every step), fused ones are already on the host.
-#[derive(Default)]
-struct Sum {
-    device: Option<Tensor>,
-    host: f64,
-}
-
-impl Sum {
-    fn add(&mut self, value: &Tensor) {
-        let value = value.detach();
-        self.device = Some(match self.device.take() {
-            Some(sum) => sum + value,
-            None => value,
-        });
-    }
-
-    fn value(&self) -> f64 {
-        self.host + self.device.as_ref().map_or(0.0, |t| t.double_value(&[]))
-    }
-}
-
-/// Losses summed between two step records.
-struct Window {
-    total: Sum,
-    parts: BTreeMap<&'static str, (Sum, usize)>,
-    steps: usize,
-    samples: usize,
-    started: Instant,
-}
-
-impl Window {
-    fn new() -> Window {
-        Window {
-            total: Sum::default(),
-            parts: BTreeMap::new(),
-            steps: 0,
-            samples: 0,
-            started: Instant::now(),
-        }
-    }
-
-    /// Adds a step's loss (`objective` is its trained tensor).
-    fn add(&mut self, loss: &StepLoss, objective: &Tensor, samples: usize) {
-        match loss {
-            StepLoss::Parts(parts) => {
-                self.total.add(objective);
-                for p in parts {
-                    let (sum, n) = self.parts.entry(p.name).or_default();
-                    sum.add(&p.value);
-                    *n += 1;
-                }
-                self.steps += 1;
-                self.samples += samples;
-            }
-            StepLoss::Fused { parts, .. } => {
-                let total = parts.iter().map(|(_, weight, value)| weight * value).sum();
-                self.add_host(total, parts.iter().map(|p| (p.0, p.2)), samples);
-            }
-        }
-    }
-
-    /// Adds a step's loss known on the host: its total and each named part's value.
-    fn add_host(
-        &mut self,
-        total: f64,
-        parts: impl IntoIterator<Item = (&'static str, f64)>,
-        samples: usize,
-    ) {
-        self.total.host += total;
-        for (name, value) in parts {
-            let (sum, n) = self.parts.entry(name).or_default();
-            sum.host += value;
-            *n += 1;
-        }
-        self.steps += 1;
-        self.samples += samples;
-    }
-
-    /// Mean loss and mean of each part over the window.
-    fn means(&self) -> (f64, BTreeMap<String, f64>) {
-        let parts = self
-            .parts
-            .iter()
-            .map(|(name, (sum, n))| (name.to_string(), sum.value() / *n as f64))
-            .collect();
-        (self.total.value() / self.steps.max(1) as f64, parts)
-    }
+/// One step's examples: this rank's share of a global batch, drawn and augmented.
+struct StepBatch {
+    /// Rows of the training set.
+    idx: Tensor,
+    x: Tensor,
+    y: Tensor,
+    /// Examples in the global batch (every rank's share).
+    global: usize,
+    /// This rank's share of the global batch, as its loss's weight.
+    weight: f64,
+    /// The learning rate of the step (the schedule at its place in the phase).
+    lr: f64,
+    /// How far the epoch's cursor moves on: the global batch size.
+    stride: i64,
 }
 
 impl Trainer {
-    /// One pass over the training data; returns the mean training loss.
+    /// One pass over the training data (from where a resumed epoch stopped); returns the mean
+    /// training loss.
     pub(super) fn train_epoch(
         &mut self,
-        phase: Phase,
+        run: &mut PhaseRun,
         model: &Model,
         opt: &mut Optimizer,
         distilling: Option<Distilling>,
-        start_cursor: usize,
     ) -> Result<EpochLoss, Interrupt> {
-        let s = self.preset.seed;
-        let tag = phase.as_str();
+        let phase = run.phase;
         // An epoch's shuffling replays from (seed, phase, epoch) alone, each batch's dropout
         // from its place in the epoch: a resumed epoch draws exactly what it would have.
-        let dropout_tag = format!("dropout/{tag}/{}", self.at.epoch);
-        let mut order: Vec<i64> = (0..self.data.train.len() as i64).collect();
-        order.shuffle(&mut StdRng::seed_from_u64(random::derive(
-            s,
-            &format!("shuffle/{tag}"),
-            self.at.epoch as u64,
-        )));
-        let order = Tensor::from_slice(&order).to_device(self.device);
+        let dropout_tag = format!("dropout/{}/{}", phase.as_str(), self.at.epoch);
+        let order = self.shuffled_order(phase);
         let n = order.size()[0];
-        let mut epoch_sums: BTreeMap<String, (f64, usize)> = BTreeMap::new();
-        let (mut epoch_loss, mut epoch_batches) = (0.0, 0usize);
+        let mut epoch = EpochSums::default();
         let mut window = Window::new();
         // A resumed epoch skips the examples it had already used (same order: same seed).
-        let mut cursor = start_cursor as i64;
+        let mut cursor = std::mem::take(&mut run.start_cursor) as i64;
         while cursor < n {
-            self.epoch_cursor = cursor as usize;
-            let paused_for = self.poll_commands(phase, model, opt)?;
-            tch::manual_seed(random::torch_seed(s, &dropout_tag, cursor as u64));
+            run.epoch_cursor = cursor as usize;
+            let paused_for = self.poll_commands(run, model, opt)?;
+            tch::manual_seed(random::torch_seed(
+                self.preset.seed,
+                &dropout_tag,
+                cursor as u64,
+            ));
             window.started += paused_for;
-            self.paused_total += paused_for;
-            let cfg = self.net_config(phase);
-            // With several ranks the global batch is batch_size per rank; each takes its share.
-            let (batch, augment) = ((cfg.batch_size * self.world_size()) as i64, cfg.augment);
-            // Progress through the phase's (live-editable) epochs, for the schedule.
-            let progress =
-                (self.at.epoch as f64 - 1.0 + cursor as f64 / n as f64) / cfg.epochs.max(1) as f64;
-            let lr = cfg.lr * cfg.schedule.factor(progress);
-            let global = batch.min(n - cursor);
-            // A rank left without examples by a last, small batch runs one with weight 0, so
-            // that every rank adds gradients and losses of the same shapes.
-            let (share, weight) = match self.batch_share(global as usize) {
-                share if share.is_empty() => (global as usize - 1..global as usize, 0.0),
-                share => (share.clone(), share.len() as f64 / global as f64),
-            };
-            let idx = order.narrow(0, cursor + share.start as i64, share.len() as i64);
-            let mut x = self.data.train.features.index_select(0, &idx);
-            if !augment.is_none() {
-                // Seeded by the batch's place in the epoch: a resumed epoch draws the same.
-                let mut rng = StdRng::seed_from_u64(random::derive(
-                    s,
-                    &format!("augment/{tag}/{}", self.at.epoch),
-                    cursor as u64,
-                ));
-                x = augment::apply(&x, &self.data.input, &augment, &mut rng);
-            }
-            cursor += batch;
-            let y = self.data.train.labels.index_select(0, &idx);
-            // The step seam: this batch's gradients, then the update. With several ranks, each
-            // weights its loss by its share of the global batch and the gradients are summed
-            // between backward and step: the step of one process with the global batch.
-            opt.set_lr(lr);
-            opt.zero_grad();
-            if let Some(r) = self.hint.as_mut().map(|h| &mut h.opt) {
-                r.set_lr(lr);
-                r.zero_grad();
-            }
-            let loss = match &distilling {
-                Some(d) => self.distilled_loss(model, d, &idx, &x, &y),
-                None => StepLoss::Parts(distill::plain_parts(&model.net.forward_t(&x, true), &y)),
-            };
-            let objective = loss.objective();
-            if self.parallel.is_none() {
-                objective.backward();
-                window.add(&loss, &objective, global as usize);
-            } else {
-                (&objective * weight).backward();
-                let grads = opt.grads();
-                let grads: Vec<Tensor> = match self.hint.as_ref() {
-                    Some(h) => grads.into_iter().chain(h.opt.grads()).collect(),
-                    None => grads,
-                };
-                let summed = match self.all_reduce_step(&grads, &loss.values(weight)) {
-                    Ok(summed) => summed,
-                    Err(e) => {
-                        // The weights are as they were before this step: a clean checkpoint.
-                        self.checkpoint(phase, model, opt);
-                        return Err(e);
-                    }
-                };
-                // Summed over the ranks: the total, then each part in `names` order.
-                let (total, parts) = summed.split_first().expect("the total comes first");
-                let named = loss.names().into_iter().zip(parts.iter().copied());
-                window.add_host(*total, named, global as usize);
-            }
-            if self.loss_reference.is_none() {
-                let floor = (self.data.num_classes as f64).ln();
-                self.loss_reference = Some(window.means().0.max(floor));
-            }
-            let regressor_opt = self.hint.as_mut().map(|h| &mut h.opt);
-            opt.step();
-            if let Some(r) = regressor_opt {
-                r.step();
-            }
-            self.at.step += 1;
-            if self.at.step == 3 && crate::fault::injected("trainer-panic") {
-                panic!("injected fault: trainer-panic");
-            }
+            run.clock.paused(paused_for);
+            let batch = self.step_batch(phase, &order, cursor);
+            cursor += batch.stride;
+            self.step(run, model, opt, distilling, &batch, &mut window)?;
             if window.steps >= self.preset.log_every || cursor >= n {
-                let (mean, parts) = window.means();
-                let factor = self.preset.diverge_factor;
-                let reference = self.loss_reference.unwrap_or(f64::INFINITY);
-                if !mean.is_finite() || (factor > 0.0 && mean > factor * reference) {
-                    // Nothing after this step is worth keeping: no record, no checkpoint.
-                    return Err(Interrupt::Fail(RunError::Diverged {
-                        phase,
-                        epoch: self.at.epoch,
-                        step: self.at.step,
-                        loss: mean,
-                    }));
-                }
-                let samples_per_sec =
-                    window.samples as f64 / window.started.elapsed().as_secs_f64().max(1e-9);
-                for (name, value) in &parts {
-                    let e = epoch_sums.entry(name.clone()).or_insert((0.0, 0));
-                    *e = (e.0 + value * window.steps as f64, e.1 + window.steps);
-                }
-                epoch_loss += mean * window.steps as f64;
-                epoch_batches += window.steps;
-                self.emit_step(Event::Step {
-                    loss: mean,
-                    lr,
-                    samples_per_sec,
-                    parts,
-                });
+                self.record_window(run, &window, batch.lr, &mut epoch)?;
                 window = Window::new();
             }
         }
         // All of the epoch's examples are used: a checkpoint from here resumes at its evaluation.
-        self.epoch_cursor = n as usize;
-        Ok(EpochLoss {
-            total: epoch_loss / epoch_batches.max(1) as f64,
-            parts: epoch_sums
-                .into_iter()
-                .map(|(k, (sum, n))| (k, sum / n.max(1) as f64))
-                .collect(),
-        })
+        run.epoch_cursor = n as usize;
+        Ok(epoch.means())
+    }
+
+    /// The training examples' order in this epoch, on the device.
+    fn shuffled_order(&self, phase: Phase) -> Tensor {
+        let mut order: Vec<i64> = (0..self.data.train.len() as i64).collect();
+        order.shuffle(&mut StdRng::seed_from_u64(random::derive(
+            self.preset.seed,
+            &format!("shuffle/{}", phase.as_str()),
+            self.at.epoch as u64,
+        )));
+        Tensor::from_slice(&order).to_device(self.device)
+    }
+
+    /// The batch at `cursor` of the epoch's `order`: this rank's share, augmented if the phase
+    /// is, with the step's learning rate.
+    fn step_batch(&self, phase: Phase, order: &Tensor, cursor: i64) -> StepBatch {
+        let n = order.size()[0];
+        let cfg = self.net_config(phase);
+        // With several ranks the global batch is batch_size per rank; each takes its share.
+        let (batch, augment) = ((cfg.batch_size * self.world_size()) as i64, cfg.augment);
+        // Progress through the phase's (live-editable) epochs, for the schedule.
+        let progress =
+            (self.at.epoch as f64 - 1.0 + cursor as f64 / n as f64) / cfg.epochs.max(1) as f64;
+        let lr = cfg.lr * cfg.schedule.factor(progress);
+        let global = batch.min(n - cursor);
+        // A rank left without examples by a last, small batch runs one with weight 0, so
+        // that every rank adds gradients and losses of the same shapes.
+        let (share, weight) = match self.batch_share(global as usize) {
+            share if share.is_empty() => (global as usize - 1..global as usize, 0.0),
+            share => (share.clone(), share.len() as f64 / global as f64),
+        };
+        let idx = order.narrow(0, cursor + share.start as i64, share.len() as i64);
+        let mut x = self.data.train.features.index_select(0, &idx);
+        if !augment.is_none() {
+            // Seeded by the batch's place in the epoch: a resumed epoch draws the same.
+            let mut rng = StdRng::seed_from_u64(random::derive(
+                self.preset.seed,
+                &format!("augment/{}/{}", phase.as_str(), self.at.epoch),
+                cursor as u64,
+            ));
+            x = augment::apply(&x, &self.data.input, &augment, &mut rng);
+        }
+        let y = self.data.train.labels.index_select(0, &idx);
+        StepBatch {
+            idx,
+            x,
+            y,
+            global: global as usize,
+            weight,
+            lr,
+            stride: batch,
+        }
+    }
+
+    /// The step seam: this batch's gradients, then the update; the loss goes into `window`.
+    /// With several ranks, each weights its loss by its share of the global batch and the
+    /// gradients are summed between backward and step: the step of one process with the global
+    /// batch.
+    fn step(
+        &mut self,
+        run: &mut PhaseRun,
+        model: &Model,
+        opt: &mut Optimizer,
+        distilling: Option<Distilling>,
+        batch: &StepBatch,
+        window: &mut Window,
+    ) -> Result<(), Interrupt> {
+        opt.set_lr(batch.lr);
+        opt.zero_grad();
+        if let Some(r) = run.hint.as_mut().map(|h| &mut h.opt) {
+            r.set_lr(batch.lr);
+            r.zero_grad();
+        }
+        let loss = match &distilling {
+            Some(d) => self.distilled_loss(run, model, d, batch),
+            None => StepLoss::Parts(distill::plain_parts(
+                &model.net.forward_t(&batch.x, true),
+                &batch.y,
+            )),
+        };
+        let objective = loss.objective();
+        if self.parallel.is_none() {
+            objective.backward();
+            window.add(&loss, &objective, batch.global);
+        } else {
+            (&objective * batch.weight).backward();
+            let grads = opt.grads();
+            let grads: Vec<Tensor> = match run.hint.as_ref() {
+                Some(h) => grads.into_iter().chain(h.opt.grads()).collect(),
+                None => grads,
+            };
+            let summed = match self.all_reduce_step(&grads, &loss.values(batch.weight)) {
+                Ok(summed) => summed,
+                Err(e) => {
+                    // The weights are as they were before this step: a clean checkpoint.
+                    self.checkpoint(run, model, opt);
+                    return Err(e);
+                }
+            };
+            // Summed over the ranks: the total, then each part in `names` order.
+            let (total, parts) = summed.split_first().expect("the total comes first");
+            let named = loss.names().into_iter().zip(parts.iter().copied());
+            window.add_host(*total, named, batch.global);
+        }
+        if run.loss_reference.is_none() {
+            let floor = (self.data.num_classes as f64).ln();
+            run.loss_reference = Some(window.means().0.max(floor));
+        }
+        opt.step();
+        if let Some(r) = run.hint.as_mut().map(|h| &mut h.opt) {
+            r.step();
+        }
+        self.at.step += 1;
+        if self.at.step == 3 && crate::fault::injected("trainer-panic") {
+            panic!("injected fault: trainer-panic");
+        }
+        Ok(())
+    }
+
+    /// Records the window's step metrics (learning rate `lr`) and adds them to the epoch's;
+    /// a loss that is not finite, or `diverge_factor` times the reference, fails the phase.
+    fn record_window(
+        &mut self,
+        run: &PhaseRun,
+        window: &Window,
+        lr: f64,
+        epoch: &mut EpochSums,
+    ) -> Result<(), Interrupt> {
+        let (mean, parts) = window.means();
+        let factor = self.preset.diverge_factor;
+        let reference = run.loss_reference.unwrap_or(f64::INFINITY);
+        if !mean.is_finite() || (factor > 0.0 && mean > factor * reference) {
+            // Nothing after this step is worth keeping: no record, no checkpoint.
+            return Err(Interrupt::Fail(RunError::Diverged {
+                phase: run.phase,
+                epoch: self.at.epoch,
+                step: self.at.step,
+                loss: mean,
+            }));
+        }
+        let samples_per_sec = window.samples_per_sec();
+        epoch.add(mean, &parts, window.steps);
+        self.emit_step(Event::Step {
+            loss: mean,
+            lr,
+            samples_per_sec,
+            parts,
+        });
+        Ok(())
     }
 
     /// The distillation method's loss for one batch, with the hint layers when it asks.
     fn distilled_loss(
         &self,
+        run: &PhaseRun,
         model: &Model,
         d: &Distilling,
-        idx: &Tensor,
-        x: &Tensor,
-        labels: &Tensor,
+        StepBatch { idx, x, y, .. }: &StepBatch,
     ) -> StepLoss {
-        let method = distill::build(&self.preset.distill);
+        let method = &run.method;
         let epoch = self.at.epoch;
-        let layers = method.hint_layers(epoch).zip(self.hint.as_ref());
+        let layers = method.hint_layers(epoch).zip(run.hint.as_ref());
         let (student, teacher, hint) = match layers {
             Some(((teacher_layer, student_layer), kit)) => {
                 let (student, features) = model.net.forward_features(x, true);
@@ -301,7 +260,7 @@ impl Trainer {
         method.step_loss(&distill::Batch {
             student: &student,
             teacher: &teacher,
-            labels,
+            labels: y,
             epoch,
             hint,
         })

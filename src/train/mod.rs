@@ -6,11 +6,13 @@
 //! Every event is also appended to the run folder's `metrics.jsonl` here, so the TUI and batch
 //! mode leave identical run folders.
 //!
-//! Files: `phase.rs` (one phase from start to result), `distilled.rs` (the distilled phase's
-//! teacher targets and `hint` regressor), `epoch.rs` (the step loop), `eval.rs` (accuracy,
-//! latency), `control.rs` (commands and live edits), `resume.rs` (checkpoints), `extension.rs` (a completed run's students given more
-//! epochs), `parallel.rs`
-//! (several ranks: batch shares, the gradient all-reduce, the command log).
+//! The `Trainer` keeps what lasts for the run; a `PhaseRun` (`phase_run.rs`) what lasts for one
+//! phase. Files: `phase.rs` (one phase from start to result), `distilled.rs` (the distilled
+//! phase's teacher targets and `hint` regressor), `epoch.rs` (an epoch: its batches, each step),
+//! `window.rs` (step records: losses summed between two), `eval.rs` (accuracy, latency),
+//! `control.rs` (commands and live edits), `resume.rs` (checkpoints), `extension.rs` (a
+//! completed run's students given more epochs), `parallel.rs` (several ranks: batch shares, the
+//! gradient all-reduce, the command log).
 
 pub mod cache;
 mod control;
@@ -22,9 +24,11 @@ mod extension;
 pub mod optim;
 mod parallel;
 mod phase;
+mod phase_run;
 mod resume;
 mod targets;
 pub mod threads;
+mod window;
 
 use crate::config::{NetConfig, Preset};
 use crate::data::Splits;
@@ -33,9 +37,8 @@ use crate::protocol::summary::{Comparison, PhaseResult, RunStatus, RunSummary};
 use crate::protocol::{Command, Event, LogLevel, Phase, Position, Role, Stamped};
 use crate::run::checkpoint::Checkpoint;
 use crate::run::RunFolder;
-use phase::Best;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tch::Device;
 use tokio::sync::mpsc as tokio_mpsc;
 
@@ -136,7 +139,9 @@ struct Outbox {
     steps: tokio_mpsc::Sender<Stamped>,
 }
 
+/// What lasts for the run; what lasts for one phase is its `PhaseRun`.
 struct Trainer {
+    /// The preset, live edits applied.
     preset: Preset,
     data: Splits,
     device: Device,
@@ -146,38 +151,24 @@ struct Trainer {
     parallel: Option<parallel::Parallel>,
     out: Outbox,
     started: Instant,
+    /// Where the run stands: every event is stamped with it.
     at: Position,
+    /// Whether each role is paused (a pause asked for in advance holds its next phase).
     paused: [bool; 2],
+    /// The trained (or loaded) teacher, once its phase is over.
     teacher: Option<Model>,
+    /// The finished phases' results.
     results: Vec<PhaseResult>,
     /// A completed run's student results while the students train for more epochs: the
     /// reported ones until every student has its new result.
     extending: Vec<PhaseResult>,
-    /// The current phase's best-by-validation weights.
-    best: Option<Best>,
-    /// Training examples of the current epoch already used.
-    epoch_cursor: usize,
-    /// Training time of the current phase before this process (resumed runs).
-    train_seconds_before: f64,
-    phase_started: Instant,
-    /// Time the current phase spent paused (left out of its training time).
-    paused_total: Duration,
+    /// The checkpoint of `--resume`, until the finished phases are restored from it.
     resume: Option<Checkpoint>,
     /// Where phases go on from on a resume: the stopped phase's checkpoint, and the end states
     /// of finished students given more epochs.
     resume_points: Vec<Checkpoint>,
-    /// `hint`'s regressor and its optimizer, while a distilled phase with one runs.
-    hint: Option<targets::HintKit>,
-    /// Intra-op CPU threads of the current phase (0 on a GPU).
-    threads: usize,
     /// The first write (or collective) that failed; the run stops at the next step.
     write_failed: Option<RunError>,
-    /// When the current phase's last checkpoint was written (or the phase started).
-    last_checkpoint: Instant,
-    /// The phase's first loss (at least ln(classes)): what divergence is measured against.
-    loss_reference: Option<f64>,
-    /// The latest automatic checkpoint's weights, removed when a newer one is written.
-    last_auto_checkpoint: Option<String>,
     /// Refused edits of the current second (recorded at most `REFUSALS_PER_SECOND`).
     refusals: control::Refusals,
 }
@@ -216,19 +207,9 @@ impl Trainer {
             teacher: None,
             results: Vec::new(),
             extending: Vec::new(),
-            best: None,
-            epoch_cursor: 0,
-            train_seconds_before: 0.0,
-            phase_started: Instant::now(),
-            paused_total: Duration::ZERO,
             resume,
             resume_points: Vec::new(),
-            hint: None,
-            threads: 0,
             write_failed: None,
-            loss_reference: None,
-            last_checkpoint: Instant::now(),
-            last_auto_checkpoint: None,
             refusals: control::Refusals::default(),
         }
     }

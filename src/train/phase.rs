@@ -5,17 +5,14 @@ use super::control::Interrupt;
 use super::epoch::Distilling;
 use super::eval::{measure_latency, Evaluation};
 use super::optim::Optimizer;
+use super::phase_run::{Best, PhaseClock, PhaseRun};
 use super::{PhaseEnd, RunError, Trainer};
 use crate::model::Model;
-use crate::protocol::summary::BestWeights;
 use crate::protocol::summary::{EndState, PhaseResult, TeacherOutputs};
 use crate::protocol::{Event, LogLevel, Phase, Position};
 use crate::random;
-use crate::run::RunFolder;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
-use tch::{nn, Tensor};
 
 /// What training chose, for a phase's result.
 pub(super) struct Trained {
@@ -34,47 +31,6 @@ pub(super) struct Trained {
     end_state: Option<EndState>,
 }
 
-/// The best-by-validation weights seen so far in a phase.
-pub struct Best {
-    pub epoch: usize,
-    pub val_acc: f64,
-    pub weights: Vec<(String, Tensor)>,
-}
-
-impl Best {
-    fn snapshot(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
-        tch::no_grad(|| {
-            vs.variables()
-                .into_iter()
-                .map(|(k, v)| (k, v.copy()))
-                .collect()
-        })
-    }
-
-    pub fn save(&self, path: &std::path::Path) -> std::io::Result<()> {
-        crate::run::replace_file(path, |tmp| {
-            Tensor::write_safetensors(&self.weights, tmp).map_err(std::io::Error::other)
-        })
-    }
-
-    pub fn load(record: &BestWeights, run: &RunFolder) -> Result<Best, tch::TchError> {
-        Ok(Best {
-            epoch: record.epoch,
-            val_acc: record.val_acc,
-            weights: Tensor::read_safetensors(run.path(&record.weights))?,
-        })
-    }
-
-    fn restore(&self, vs: &mut nn::VarStore) {
-        let vars = vs.variables();
-        tch::no_grad(|| {
-            for (name, saved) in &self.weights {
-                vars[name].shallow_clone().copy_(saved);
-            }
-        });
-    }
-}
-
 impl Trainer {
     /// Trains (or loads) one phase and records its result; `Err` says why the run ends here.
     pub(super) fn run_phase(&mut self, phase: Phase) -> Result<(), PhaseEnd> {
@@ -88,12 +44,7 @@ impl Trainer {
                 return self.load_teacher(&path);
             }
         }
-        self.phase_started = Instant::now();
-        self.paused_total = Duration::ZERO;
-        self.train_seconds_before = 0.0;
-        self.best = None;
-        self.loss_reference = None;
-        self.last_checkpoint = Instant::now();
+        let clock = PhaseClock::start();
         let cfg = self.net_config(phase).clone();
         // Baseline and distilled students start from the same weights: a fair comparison.
         tch::manual_seed(random::torch_seed(
@@ -102,14 +53,14 @@ impl Trainer {
             0,
         ));
         let mut model = self.build(phase, self.device).map_err(PhaseEnd::Failed)?;
-        self.set_threads(phase, &model, cfg.batch_size);
+        let threads = self.set_threads(phase, &model, cfg.batch_size);
         let mut opt = Optimizer::new(&cfg, &model.vs);
-        let (mut start_cursor, mut hint_state) = (0, None);
+        let mut run = PhaseRun::new(phase, clock, threads, &self.preset);
+        let mut hint_state = None;
         let point = self.resume_points.iter().position(|c| c.phase == phase);
         if let Some(ckpt) = point.map(|i| self.resume_points.remove(i)) {
-            start_cursor = ckpt.epoch_cursor;
             hint_state = ckpt.hint.clone();
-            self.restore_phase(&ckpt, &mut model, &mut opt)
+            self.restore_phase(&ckpt, &mut run, &mut model, &mut opt)
                 .map_err(PhaseEnd::Failed)?;
         }
         // The distilled phase borrows the teacher for its targets and gives it back at the end.
@@ -123,68 +74,65 @@ impl Trainer {
         };
         let trained = match &teacher {
             Some(teacher) => {
-                let from = (start_cursor, hint_state);
-                self.train_distilled(&cfg, teacher, &mut model, &mut opt, from)
+                self.train_distilled(&mut run, &cfg, teacher, &mut model, &mut opt, hint_state)
             }
-            None => self.train_epochs(phase, &mut model, &mut opt, None, start_cursor),
+            None => self.train_epochs(&mut run, &mut model, &mut opt, None),
         };
         if teacher.is_some() {
             self.teacher = teacher;
         }
-        self.finish_phase(phase, model, Some(trained?));
+        self.finish_phase(run, model, Some(trained?));
         Ok(())
     }
 
-    /// Sets the intra-op CPU threads of a phase (`threads`); logs the choice.
-    fn set_threads(&mut self, phase: Phase, model: &Model, batch: usize) {
+    /// Sets the intra-op CPU threads of a phase (`threads`) and returns them; logs the choice.
+    fn set_threads(&mut self, phase: Phase, model: &Model, batch: usize) -> usize {
         if self.device != tch::Device::Cpu {
-            self.threads = 0;
-            return;
+            return 0;
         }
         let cores = super::threads::cores();
         let flops = super::threads::step_flops(model, &self.data.input, batch);
         let (n, why) = super::threads::choose(self.preset.threads, flops, cores);
         tch::set_num_threads(n as i32);
-        self.threads = n;
         self.log(
             LogLevel::Info,
             format!("{} phase: intra-op threads {why}", phase.as_str()),
         );
+        n
     }
 
     /// The epoch loop of a phase; then restores the best-by-validation weights into `model`.
     pub(super) fn train_epochs(
         &mut self,
-        phase: Phase,
+        run: &mut PhaseRun,
         model: &mut Model,
         opt: &mut Optimizer,
         distilling: Option<Distilling>,
-        mut start_cursor: usize,
     ) -> Result<Trained, PhaseEnd> {
+        let phase = run.phase;
         let n_train = self.data.train.len();
         let batch_size = self.net_config(phase).batch_size;
         self.emit(Event::PhaseStarted {
             epochs: self.net_config(phase).epochs,
             steps_per_epoch: n_train.div_ceil(batch_size * self.world_size()),
-            threads: self.threads,
+            threads: run.threads,
         });
         let mut last_parts = BTreeMap::new();
         while self.at.epoch < self.net_config(phase).epochs {
             self.at.epoch += 1;
-            let cursor = std::mem::take(&mut start_cursor);
-            match self.train_epoch(phase, model, opt, distilling, cursor) {
+            match self.train_epoch(run, model, opt, distilling) {
                 Ok(loss) => {
                     last_parts = loss.parts.clone();
                     let val = match self.score(model, &self.data.val) {
                         Ok(val) => val,
                         Err(e) => {
                             // The epoch's steps are done: resuming goes on from its evaluation.
-                            self.checkpoint(phase, model, opt);
+                            self.checkpoint(run, model, opt);
                             return Err(PhaseEnd::Failed(e));
                         }
                     };
-                    if self.best.as_ref().is_none_or(|b| val.acc > b.val_acc) {
-                        self.best = Some(Best {
+                    if run.best.as_ref().is_none_or(|b| val.acc > b.val_acc) {
+                        run.best = Some(Best {
                             epoch: self.at.epoch,
                             val_acc: val.acc,
                             weights: Best::snapshot(&model.vs),
@@ -200,11 +148,11 @@ impl Trainer {
                     });
                     let (every, minutes) =
                         (self.preset.checkpoint_every, self.preset.checkpoint_minutes);
-                    let since = self.last_checkpoint.elapsed().as_secs_f64() / 60.0;
+                    let since = run.last_checkpoint.elapsed().as_secs_f64() / 60.0;
                     if (every > 0 && self.at.epoch.is_multiple_of(every))
                         || (minutes > 0.0 && since >= minutes)
                     {
-                        self.auto_checkpoint(phase, model, opt);
+                        self.auto_checkpoint(run, model, opt);
                     }
                 }
                 Err(Interrupt::Skip) => break,
@@ -217,14 +165,14 @@ impl Trainer {
             .map_err(PhaseEnd::Failed)?;
         // Training ends here; what follows is bookkeeping (PyTorch's twin does not time its
         // saves either).
-        let train_seconds = self.phase_train_seconds();
+        let train_seconds = run.clock.train_seconds();
         // Students keep their end state: a completed run can give them more epochs. (The
         // teacher cannot go on once students learned from it; its state is not kept.)
         let end_state = (phase.role() == crate::protocol::Role::Student)
-            .then(|| self.end_state(phase, model, opt))
+            .then(|| self.end_state(run, model, opt))
             .flatten();
         let epochs_run = self.at.epoch;
-        let best = match self.best.take() {
+        let best = match run.best.take() {
             Some(best) => best,
             None => Best {
                 epoch: epochs_run,
@@ -249,14 +197,10 @@ impl Trainer {
         })
     }
 
-    /// Training time of the current phase, pauses left out, earlier processes included.
-    pub(super) fn phase_train_seconds(&self) -> f64 {
-        self.train_seconds_before + (self.phase_started.elapsed() - self.paused_total).as_secs_f64()
-    }
-
     /// Evaluates on test, measures latency, saves the weights, records and announces the result.
-    /// `trained` is `None` for a teacher loaded from a checkpoint.
-    fn finish_phase(&mut self, phase: Phase, model: Model, mut trained: Option<Trained>) {
+    /// `trained` is `None` for a teacher loaded from a checkpoint. The phase's `run` ends here.
+    fn finish_phase(&mut self, mut run: PhaseRun, model: Model, mut trained: Option<Trained>) {
+        let phase = run.phase;
         self.end_phase_allreduce(phase);
         // A loaded teacher was not validated while training: its validation score comes here.
         let scored = match trained.as_mut().map(|t| t.reported_test.take()) {
@@ -301,7 +245,7 @@ impl Trainer {
             test_acc: test.acc,
             test_acc_last: trained.test_acc_last,
             end_state: trained.end_state,
-            threads: self.threads,
+            threads: run.threads,
             per_class_acc: test.per_class,
             size: model.size(),
             latency: measure_latency(&model, &self.data.test, self.device),
@@ -313,7 +257,7 @@ impl Trainer {
             regressor_params: trained.regressor_params,
         };
         self.results.push(result.clone());
-        self.phase_end_checkpoint(phase, &result.weights);
+        self.phase_end_checkpoint(&mut run, &result.weights);
         if phase == Phase::Teacher {
             self.teacher = Some(model);
         }
@@ -325,6 +269,7 @@ impl Trainer {
     /// The teacher from `teacher.checkpoint` instead of training; a file that is missing or
     /// holds another architecture is bad input.
     fn load_teacher(&mut self, path: &std::path::Path) -> Result<(), PhaseEnd> {
+        let run = PhaseRun::new(Phase::Teacher, PhaseClock::start(), 0, &self.preset);
         let mut model = self
             .build(Phase::Teacher, self.device)
             .map_err(PhaseEnd::Failed)?;
@@ -337,13 +282,13 @@ impl Trainer {
         self.emit(Event::PhaseStarted {
             epochs: 0,
             steps_per_epoch: 0,
-            threads: self.threads,
+            threads: run.threads,
         });
         self.log(
             LogLevel::Info,
             format!("teacher loaded from {}", path.display()),
         );
-        self.finish_phase(Phase::Teacher, model, None);
+        self.finish_phase(run, model, None);
         Ok(())
     }
 }

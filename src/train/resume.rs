@@ -1,7 +1,7 @@
 //! Checkpoints and `--resume`: what a stopped run wrote, and reading it back.
 
 use super::optim::Optimizer;
-use super::phase::Best;
+use super::phase_run::{Best, PhaseRun};
 use super::{RunError, Trainer};
 use crate::model::Model;
 use crate::protocol::summary::BestWeights;
@@ -144,19 +144,15 @@ impl Trainer {
 
     /// Writes the current weights, the best weights and `checkpoint.json` (asked for, or on a
     /// stop): resuming goes on from this very step.
-    pub(super) fn checkpoint(&mut self, phase: Phase, model: &Model, opt: &Optimizer) {
+    pub(super) fn checkpoint(&mut self, run: &PhaseRun, model: &Model, opt: &Optimizer) {
         let stem = format!(
             "checkpoints/{}-e{}-s{}",
-            phase.as_str(),
+            run.phase.as_str(),
             self.at.epoch,
             self.at.step
         );
-        if let Some(weights) = self.write_checkpoint(
-            phase,
-            (model, opt),
-            (self.at.epoch, self.epoch_cursor),
-            &stem,
-        ) {
+        let at = (self.at.epoch, run.epoch_cursor);
+        if let Some(weights) = self.write_checkpoint(run, (model, opt), at, &stem) {
             self.emit(Event::Checkpoint {
                 path: self.run.path(&weights).display().to_string(),
             });
@@ -165,30 +161,29 @@ impl Trainer {
 
     /// The checkpoint written after an epoch (`checkpoint_every`): resuming starts the next
     /// epoch. It replaces the previous automatic one, so they do not pile up.
-    pub(super) fn auto_checkpoint(&mut self, phase: Phase, model: &Model, opt: &Optimizer) {
-        let stem = format!("checkpoints/{}-auto-e{}", phase.as_str(), self.at.epoch);
-        let Some(weights) =
-            self.write_checkpoint(phase, (model, opt), (self.at.epoch + 1, 0), &stem)
+    pub(super) fn auto_checkpoint(&mut self, run: &mut PhaseRun, model: &Model, opt: &Optimizer) {
+        let stem = format!("checkpoints/{}-auto-e{}", run.phase.as_str(), self.at.epoch);
+        let Some(weights) = self.write_checkpoint(run, (model, opt), (self.at.epoch + 1, 0), &stem)
         else {
             return;
         };
-        self.last_checkpoint = std::time::Instant::now();
-        if let Some(old) = self.last_auto_checkpoint.replace(weights) {
+        run.last_checkpoint = std::time::Instant::now();
+        if let Some(old) = run.last_auto_checkpoint.replace(weights) {
             remove_checkpoint_files(&self.run.path(&old));
         }
         // Best weights of earlier epochs are no longer referenced.
-        let current = self.best.as_ref().map(|b| b.epoch);
-        self.remove_stale_best(phase, current);
+        let current = run.best.as_ref().map(|b| b.epoch);
+        self.remove_stale_best(run.phase, current);
     }
 
     /// After a phase: `checkpoint.json` holds it among the finished phases (its final weights
     /// written already), so resuming never trains it again.
-    pub(super) fn phase_end_checkpoint(&mut self, phase: Phase, weights: &str) {
+    pub(super) fn phase_end_checkpoint(&mut self, run: &mut PhaseRun, weights: &str) {
         if self.write_failed.is_some() {
             return;
         }
         let record = Checkpoint {
-            phase,
+            phase: run.phase,
             epoch: self.at.epoch + 1,
             step: self.at.step,
             epoch_cursor: 0,
@@ -197,7 +192,7 @@ impl Trainer {
             optimizer_steps: 0,
             best: None,
             hint: None,
-            train_seconds: self.phase_train_seconds(),
+            train_seconds: run.clock.train_seconds(),
             completed: self.results.clone(),
             extending: self.extending_record(),
             preset: self.preset.to_toml(),
@@ -207,7 +202,7 @@ impl Trainer {
             Ok(()) => {
                 self.remove_extended_files();
                 // The phase's own checkpoints are not needed any more.
-                if let Some(old) = self.last_auto_checkpoint.take() {
+                if let Some(old) = run.last_auto_checkpoint.take() {
                     remove_checkpoint_files(&self.run.path(&old));
                 }
                 let kept = self
@@ -215,7 +210,7 @@ impl Trainer {
                     .last()
                     .and_then(|r| r.end_state.as_ref()?.best.as_ref())
                     .map(|b| b.epoch);
-                self.remove_stale_best(phase, kept);
+                self.remove_stale_best(run.phase, kept);
             }
             Err(e) => self.write_failed(checkpoint::FILE, e),
         }
@@ -246,14 +241,14 @@ impl Trainer {
     /// `at` is the epoch and the example within it that resuming starts from.
     fn write_checkpoint(
         &mut self,
-        phase: Phase,
+        run: &PhaseRun,
         (model, opt): (&Model, &Optimizer),
         (epoch, epoch_cursor): (usize, usize),
         stem: &str,
     ) -> Option<String> {
-        let state = self.save_state(phase, model, opt, stem)?;
+        let state = self.save_state(run, model, opt, stem)?;
         let record = Checkpoint {
-            phase,
+            phase: run.phase,
             epoch,
             step: state.step,
             epoch_cursor,
@@ -262,7 +257,7 @@ impl Trainer {
             optimizer_steps: state.optimizer_steps,
             best: state.best,
             hint: state.hint,
-            train_seconds: self.phase_train_seconds(),
+            train_seconds: run.clock.train_seconds(),
             completed: self.results.clone(),
             extending: self.extending_record(),
             preset: self.preset.to_toml(),
@@ -279,29 +274,28 @@ impl Trainer {
     /// can go on from it for more epochs.
     pub(super) fn end_state(
         &mut self,
-        phase: Phase,
+        run: &PhaseRun,
         model: &Model,
         opt: &Optimizer,
     ) -> Option<EndState> {
-        let stem = format!("checkpoints/{}-last", self.result_stem(phase));
-        self.save_state(phase, model, opt, &stem)
+        let stem = format!("checkpoints/{}-last", self.result_stem(run.phase));
+        self.save_state(run, model, opt, &stem)
     }
 
     /// Writes the weights, the optimizer's state and the best weights (each atomically).
     fn save_state(
         &mut self,
-        phase: Phase,
+        run: &PhaseRun,
         model: &Model,
         opt: &Optimizer,
         stem: &str,
     ) -> Option<EndState> {
         let (weights, optimizer, optimizer_steps) = self.save_trainable(&model.vs, opt, stem)?;
         // `hint`'s regressor learns alongside the student: its state goes with it.
-        let hint = match self.hint.take() {
+        let hint = match &run.hint {
             Some(kit) => {
                 let saved =
                     self.save_trainable(&kit.regressor.vs, &kit.opt, &format!("{stem}.hint"));
-                self.hint = Some(kit);
                 let (weights, optimizer, optimizer_steps) = saved?;
                 Some(HintState {
                     weights,
@@ -311,11 +305,11 @@ impl Trainer {
             }
             None => None,
         };
-        let best = match &self.best {
+        let best = match &run.best {
             Some(best) => {
                 let file = format!(
                     "checkpoints/{}-best-e{}.safetensors",
-                    phase.as_str(),
+                    run.phase.as_str(),
                     best.epoch
                 );
                 let record = BestWeights {
@@ -366,10 +360,12 @@ impl Trainer {
         Some((weights, optimizer, steps))
     }
 
-    /// Loads a stopped phase's weights, best weights and position from its checkpoint.
+    /// Loads a stopped phase's weights, best weights and position from its checkpoint (into
+    /// the phase's `run` starting from it).
     pub(super) fn restore_phase(
         &mut self,
         ckpt: &Checkpoint,
+        run: &mut PhaseRun,
         model: &mut Model,
         opt: &mut Optimizer,
     ) -> Result<(), RunError> {
@@ -388,7 +384,7 @@ impl Trainer {
         }
         if let Some(record) = &ckpt.best {
             let best = Best::load(record, &self.run).map_err(unreadable(record.weights.clone()))?;
-            self.best = Some(best);
+            run.best = Some(best);
         }
         // Automatic checkpoints of the phase other than this one are stale: the stopped process
         // may have written several (one kept through a stop), and this process would not know.
@@ -397,12 +393,13 @@ impl Trainer {
         let keep = format!("{}.", stem.trim_end_matches(".safetensors"));
         self.remove_checkpoints(&auto, Some(&keep));
         if ckpt.weights.contains(&auto) {
-            self.last_auto_checkpoint = Some(ckpt.weights.clone());
+            run.last_auto_checkpoint = Some(ckpt.weights.clone());
         }
         // The loop below increments the epoch before training it.
         self.at.epoch = ckpt.epoch.saturating_sub(1);
         self.at.step = ckpt.step;
-        self.train_seconds_before = ckpt.train_seconds;
+        run.clock.trained_before(ckpt.train_seconds);
+        run.start_cursor = ckpt.epoch_cursor;
         Ok(())
     }
 }
