@@ -98,14 +98,23 @@ fn pause_edit_checkpoint_skip_and_stop() {
         edit.at.step, paused.at.step,
         "the edit lands before the next step"
     );
+    let Event::Edit {
+        key,
+        old,
+        new,
+        params,
+        preset,
+    } = edit.event
+    else {
+        unreachable!()
+    };
     assert_eq!(
-        edit.event,
-        Event::Edit {
-            key: "teacher.lr".into(),
-            old: 1e-3.into(),
-            new: 5e-4.into()
-        }
+        (key.as_str(), old, new),
+        ("teacher.lr", 1e-3.into(), 5e-4.into())
     );
+    assert!(params.is_empty(), "{params:?}");
+    let preset: kd_tui::config::Preset = toml::from_str(&preset).unwrap();
+    assert_eq!(preset.teacher.lr, 5e-4);
     h.commands.send(Command::Checkpoint).unwrap();
     let ckpt = next_event(&mut h, "the checkpoint", |e| {
         matches!(e.event, Event::Checkpoint { .. })
