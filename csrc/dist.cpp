@@ -129,15 +129,6 @@ int kd_allreduce_sum(KdGroup* g, at::Tensor* t, char* err, size_t len) {
   return rc ? rc : wait_for(g, work, err, len);
 }
 
-int kd_broadcast(KdGroup* g, at::Tensor* t, int root, char* err, size_t len) {
-  std::vector<at::Tensor> tensors{*t};
-  c10d::BroadcastOptions opts;
-  opts.rootRank = root;
-  c10::intrusive_ptr<c10d::Work> work;
-  int rc = guarded(err, len, [&] { work = g->backend->broadcast(tensors, opts); });
-  return rc ? rc : wait_for(g, work, err, len);
-}
-
 int kd_store_set(KdGroup* g, const char* key, const uint8_t* data, size_t n, char* err,
                  size_t len) {
   return guarded(err, len, [&] { g->store->set(key, std::vector<uint8_t>(data, data + n)); });

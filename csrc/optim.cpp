@@ -15,6 +15,15 @@ std::vector<at::Tensor> list(at::Tensor** tensors, size_t n) {
   for (size_t i = 0; i < n; ++i) out.push_back(*tensors[i]);
   return out;
 }
+
+// An entry point's failure: the exception's message in `err`, and 1.
+int failed(const std::exception& e, char* err, size_t err_len) {
+  if (err_len > 0) {
+    std::strncpy(err, e.what(), err_len - 1);
+    err[err_len - 1] = '\0';
+  }
+  return 1;
+}
 }  // namespace
 
 extern "C" {
@@ -37,18 +46,19 @@ int kd_fused_adam(at::Tensor** params, at::Tensor** grads, at::Tensor** exp_avgs
     }
     return 0;
   } catch (const std::exception& e) {
-    if (err_len > 0) {
-      std::strncpy(err, e.what(), err_len - 1);
-      err[err_len - 1] = '\0';
-    }
-    return 1;
+    return failed(e, err, err_len);
   }
 }
 
 // Drops the gradients of `n` parameters (PyTorch's zero_grad(set_to_none=True)): the next
 // backward writes fresh ones instead of adding into zeroed buffers, which saves two passes
-// over every gradient per step.
-void kd_clear_grads(at::Tensor** params, size_t n) {
-  for (size_t i = 0; i < n; ++i) params[i]->mutable_grad().reset();
+// over every gradient per step. Returns 0, or 1 with the message in `err`.
+int kd_clear_grads(at::Tensor** params, size_t n, char* err, size_t err_len) {
+  try {
+    for (size_t i = 0; i < n; ++i) params[i]->mutable_grad().reset();
+    return 0;
+  } catch (const std::exception& e) {
+    return failed(e, err, err_len);
+  }
 }
 }

@@ -717,7 +717,7 @@ fn tui_refuses_a_non_terminal_stdout_and_points_to_batch() {
 
 #[test]
 fn mnist_teacher_learns() {
-    let Some(mnist) = common::mnist_dir() else {
+    let Some(mnist) = common::data::mnist_dir() else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();

@@ -6,7 +6,7 @@ mod common;
 
 use common::client::{Client, HELLO};
 use common::ranks::{rank_pid, require_gloo, start_ranks};
-use common::{kd_tui, read_metrics, read_summary, wait_exit, wait_for, ChildGuard};
+use common::{kd_tui, read_metrics, read_summary, wait_exit, wait_for, ChildGuard, Quiet};
 use kd_tui::protocol::summary::RunStatus;
 use safetensors::SafeTensors;
 use serde_json::Value;
@@ -166,11 +166,13 @@ fn pause_and_live_edits_from_a_client_reach_both_ranks_at_the_same_step() {
         !positions(&dir, "paused").is_empty() && !positions(&rank1, "paused").is_empty()
     });
     let paused_at = (teacher_steps(&dir), teacher_steps(&rank1));
+    // No rank steps while paused, over a window that the edit runs in.
+    let quiet = Quiet::open(Duration::from_millis(1000));
     c.send("{\"command\":\"set\",\"key\":\"teacher.lr\",\"value\":\"0.0005\"}\n");
     wait_for("the edit on both ranks", || {
         positions(&dir, "edit").len() == 1 && positions(&rank1, "edit").len() == 1
     });
-    std::thread::sleep(Duration::from_millis(1000));
+    quiet.close();
     assert_eq!(
         (teacher_steps(&dir), teacher_steps(&rank1)),
         paused_at,

@@ -147,7 +147,7 @@ fn two_stage_hint_trains_the_hint_alone_first() {
 
 #[test]
 fn hint_from_a_cnn_teacher_on_mnist() {
-    let Some(mnist) = common::mnist_dir() else {
+    let Some(mnist) = common::data::mnist_dir() else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();

@@ -1,6 +1,9 @@
 //! The trainer thread driven through its public interface, as the TUI drives it: every `Command`
 //! and the events that answer it.
 
+mod common;
+
+use common::Quiet;
 use kd_tui::config::{self, Override};
 use kd_tui::protocol::summary::RunStatus;
 use kd_tui::protocol::{Command, Event, Phase, Role, Stamped};
@@ -66,10 +69,10 @@ fn pause_edit_checkpoint_skip_and_stop() {
     let paused = next_event(&mut h, "the pause", |e| {
         matches!(e.event, Event::Paused { paused: true, .. })
     });
-    std::thread::sleep(Duration::from_millis(100));
+    // Room in the step channel, so that a step taken while paused would show. Steps that
+    // trail the pause are told apart by their step number.
     drain_steps(&mut h);
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(drain_steps(&mut h), 0, "no steps while paused");
+    let quiet = Quiet::open(Duration::from_millis(500));
 
     // Commands still work while paused: a refused edit, an accepted one, a checkpoint.
     h.commands
@@ -98,14 +101,23 @@ fn pause_edit_checkpoint_skip_and_stop() {
         edit.at.step, paused.at.step,
         "the edit lands before the next step"
     );
+    let Event::Edit {
+        key,
+        old,
+        new,
+        params,
+        preset,
+    } = edit.event
+    else {
+        unreachable!()
+    };
     assert_eq!(
-        edit.event,
-        Event::Edit {
-            key: "teacher.lr".into(),
-            old: 1e-3.into(),
-            new: 5e-4.into()
-        }
+        (key.as_str(), old, new),
+        ("teacher.lr", 1e-3.into(), 5e-4.into())
     );
+    assert!(params.is_empty(), "{params:?}");
+    let preset: kd_tui::config::Preset = toml::from_str(&preset).unwrap();
+    assert_eq!(preset.teacher.lr, 5e-4);
     h.commands.send(Command::Checkpoint).unwrap();
     let ckpt = next_event(&mut h, "the checkpoint", |e| {
         matches!(e.event, Event::Checkpoint { .. })
@@ -115,6 +127,11 @@ fn pause_edit_checkpoint_skip_and_stop() {
     };
     assert!(std::path::Path::new(&path).is_file(), "{path}");
     assert!(dir.join("checkpoint.json").is_file());
+    quiet.close();
+    let stepped = std::iter::from_fn(|| h.steps.try_recv().ok())
+        .filter(|s| s.at.step > paused.at.step)
+        .count();
+    assert_eq!(stepped, 0, "no steps while paused");
 
     // Resume: steps come again, at the new learning rate.
     h.commands
@@ -199,9 +216,9 @@ fn pausing_the_student_in_advance_holds_it_after_the_teacher() {
     next_event(&mut h, "the baseline's start", |e| {
         e.at.phase == Some(Phase::Baseline) && matches!(e.event, Event::PhaseStarted { .. })
     });
-    std::thread::sleep(Duration::from_millis(300));
+    // Room in the step channel (the teacher's steps), then a window for a student step to show.
     drain_steps(&mut h);
-    std::thread::sleep(Duration::from_millis(300));
+    Quiet::open(Duration::from_millis(300)).close();
     let student_steps = std::iter::from_fn(|| h.steps.try_recv().ok())
         .filter(|s| s.at.phase == Some(Phase::Baseline))
         .count();

@@ -4,6 +4,7 @@
 mod common;
 
 use common::tmux::Session;
+use common::Quiet;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -82,20 +83,8 @@ fn pause_edit_resume_quit_in_a_real_terminal() {
     let paused = s.wait_screen("the paused state", |screen| screen.contains("paused"));
     let step = step_on(&paused).expect("a step counter in the header");
     let recorded = metrics(&s.run_dir()).len();
-    std::thread::sleep(Duration::from_millis(1500));
-    let later = s.screen();
-    assert_eq!(
-        step_on(&later),
-        Some(step),
-        "steps stop while paused:\n{later}"
-    );
-    // Only the pause event itself may still be flushed; no more steps.
-    let steps_after = metrics(&s.run_dir())
-        .iter()
-        .skip(recorded)
-        .filter(|r| r["type"] == "step")
-        .count();
-    assert_eq!(steps_after, 0, "no step records while paused");
+    // Steps stop while paused: checked over a window that the edit below runs in.
+    let quiet = Quiet::open(Duration::from_millis(1500));
 
     // Select temperature (4 rows down), edit it to 8.
     s.keys(&["Down", "Down", "Down", "Down", "Enter"]);
@@ -106,6 +95,21 @@ fn pause_edit_resume_quit_in_a_real_terminal() {
     s.wait_screen("the edit in the event log", |screen| {
         screen.contains("edit distill.temperature: 4.0 -> 8.0")
     });
+
+    quiet.close();
+    let later = s.screen();
+    assert_eq!(
+        step_on(&later),
+        Some(step),
+        "steps stop while paused:\n{later}"
+    );
+    // Only the pause and the edit may still be flushed; no more steps.
+    let steps_after = metrics(&s.run_dir())
+        .iter()
+        .skip(recorded)
+        .filter(|r| r["type"] == "step")
+        .count();
+    assert_eq!(steps_after, 0, "no step records while paused");
 
     s.keys(&["Space"]);
     s.wait_screen("training to resume", |screen| {

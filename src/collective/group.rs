@@ -179,14 +179,9 @@ impl Group {
         })?;
         // SAFETY: the shim malloc'd `n` bytes at `data` (at least 1), freed here.
         let value = unsafe { std::slice::from_raw_parts(data, n).to_vec() };
-        unsafe { libc_free(data.cast()) };
+        unsafe { libc::free(data.cast()) };
         Ok(value)
     }
-}
-
-extern "C" {
-    #[link_name = "free"]
-    fn libc_free(p: *mut c_void);
 }
 
 impl Drop for Group {

@@ -282,13 +282,6 @@ impl Located<'_> {
 }
 
 impl Preset {
-    /// The value at a dotted key, as TOML.
-    pub fn get(&self, key: &str) -> Option<toml::Value> {
-        let root = toml::Value::try_from(self).ok()?;
-        key.split('.')
-            .try_fold(root, |v, part| v.get(part).cloned())
-    }
-
     /// This preset with one live key changed, validated; the error says why a value is refused.
     pub fn with_edit(&self, key: &str, raw: &str) -> Result<Preset, String> {
         let live = self.live_keys();

@@ -30,10 +30,11 @@ pub struct Preset {
     #[serde(default = "defaults::seed")]
     pub seed: u64,
     /// Repeat the whole run for each of these seeds, each in its own folder, and aggregate
-    /// (`--seeds N` sets `seed, seed + 1, ...`). Headless only for now.
+    /// (`--seeds N` sets `seed, seed + 1, ...`), in the cockpit's queue or headless.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seeds: Option<Vec<u64>>,
-    /// Train a student for every point of a grid (or a list) of preset values (headless).
+    /// Train a student for every point of a grid (or a list) of preset values, in the cockpit's
+    /// queue or headless.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sweep: Option<SweepConfig>,
     #[serde(default = "defaults::device")]
@@ -287,8 +288,69 @@ impl Preset {
             .collect()
     }
 
+    /// The value at a live key (`live_keys`; any of the method's hyperparameters too), as TOML;
+    /// `None` for other keys. A lookup of the field: the cockpit asks for every row each frame.
+    pub fn get(&self, key: &str) -> Option<toml::Value> {
+        let (table, field) = key.split_once('.')?;
+        let net = match table {
+            "teacher" => &self.teacher,
+            "student" => &self.student,
+            "distill" if field == "method" => {
+                return Some(toml::Value::String(self.distill.method.as_str().into()))
+            }
+            "distill" => return self.distill.params.get(field).cloned(),
+            _ => return None,
+        };
+        match field {
+            "lr" => Some(toml::Value::Float(net.lr)),
+            "batch_size" => Some(toml::Value::Integer(net.batch_size as i64)),
+            "epochs" => Some(toml::Value::Integer(net.epochs as i64)),
+            _ => None,
+        }
+    }
+
     /// The preset as TOML, as the run folder records it.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("a preset always serializes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::distill::Method;
+
+    /// What `get` was: the value at the dotted key of the whole preset serialised.
+    fn serialised(p: &Preset, key: &str) -> Option<toml::Value> {
+        let root = toml::Value::try_from(p).ok()?;
+        key.split('.')
+            .try_fold(root, |v, part| v.get(part).cloned())
+    }
+
+    #[test]
+    fn get_reads_the_field_the_serialised_preset_holds() {
+        let soft = load(DEFAULT_PRESET, "d", &[]).unwrap();
+        let hint = [
+            "distill.method=\"hint\"",
+            "distill.teacher_layer=\"fc1\"",
+            "distill.student_layer=\"fc1\"",
+        ];
+        let hint: Vec<Override> = hint.iter().map(|o| o.parse().unwrap()).collect();
+        let mut presets = vec![load(DEFAULT_PRESET, "d", &hint).unwrap()];
+        for method in Method::ALL.into_iter().filter(|&m| m != Method::Hint) {
+            presets.push(soft.with_edit("distill.method", method.as_str()).unwrap());
+        }
+        assert_eq!(presets.len(), Method::ALL.len());
+        for p in &presets {
+            let declared = crate::distill::spec(p.distill.method).params.iter();
+            let all = declared.map(|param| format!("distill.{}", param.name));
+            for key in p.live_keys().into_iter().chain(all) {
+                let value = p.get(&key);
+                assert!(value.is_some(), "{key}");
+                assert_eq!(value, serialised(p, &key), "{key}");
+            }
+        }
+        assert_eq!(soft.get("teacher.model"), None);
+        assert_eq!(soft.get("distill"), None);
     }
 }

@@ -28,13 +28,6 @@ pub fn validation_fraction(f: f64) -> Result<(), String> {
         ))
     }
 }
-pub fn fraction_below_one(f: f64) -> Result<(), String> {
-    if (0.0..1.0).contains(&f) {
-        Ok(())
-    } else {
-        Err(format!("must be within [0, 1) (got {f})"))
-    }
-}
 /// A run always reports test accuracy, so the split cannot be empty.
 fn test_fraction(f: f64) -> Result<(), String> {
     if f > 0.0 && f < 1.0 {

@@ -81,7 +81,7 @@ impl Progress {
                 p.show();
             }
             // A batch-size edit changes the steps per epoch (the old size is in the event).
-            (Progress::Bar(Some(p)), Event::Edit { key, old, new }) if key.ends_with(".batch_size") => {
+            (Progress::Bar(Some(p)), Event::Edit { key, old, new, .. }) if key.ends_with(".batch_size") => {
                 if let (Some(old), Some(new)) = (old.as_u64(), new.as_u64().filter(|&n| n > 0)) {
                     p.steps_per_epoch = (p.steps_per_epoch * old).div_ceil(new);
                     p.follow_schedule();

@@ -72,6 +72,11 @@ impl Mask {
     }
 
     /// The same loop, compiled for AVX2: eight elements per instruction, 3.4x faster.
+    ///
+    /// # Safety
+    ///
+    /// The CPU must support AVX2 (`is_x86_feature_detected!("avx2")`): running AVX2
+    /// instructions on one without it is undefined behaviour.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     unsafe fn fill_avx2(&self, out: &mut [f32]) {

@@ -158,10 +158,21 @@ pub enum Event {
         role: Role,
         paused: bool,
     },
+    /// A live edit the trainer applied, with what it resolved, so that a front end updates its
+    /// copy of the preset from this alone (records written before `params` and `preset` were
+    /// carried have them empty).
     Edit {
         key: String,
         old: serde_json::Value,
+        /// The value applied.
         new: serde_json::Value,
+        /// After a `distill.method` switch, the new method's hyperparameters as resolved
+        /// (defaults filled in, name -> value); empty for other edits.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        params: BTreeMap<String, serde_json::Value>,
+        /// The whole preset after the edit, as TOML.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        preset: String,
     },
     EditRefused {
         key: String,
@@ -188,7 +199,25 @@ impl Event {
                 let what = if *paused { "paused" } else { "resumed" };
                 format!("{} training {what}", role.table())
             }
-            Event::Edit { key, old, new } => format!("edit {key}: {old} -> {new}"),
+            Event::Edit {
+                key,
+                old,
+                new,
+                params,
+                ..
+            } => {
+                let resolved = params
+                    .iter()
+                    .map(|(name, value)| format!("{name} {value}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let resolved = if resolved.is_empty() {
+                    resolved
+                } else {
+                    format!(" ({resolved})")
+                };
+                format!("edit {key}: {old} -> {new}{resolved}")
+            }
             Event::EditRefused { key, value, reason } => {
                 format!("edit {key}={value} refused: {reason}")
             }
@@ -248,9 +277,14 @@ mod tests {
             },
             wall_time: 1.5,
             event: Event::Edit {
-                key: "distill.alpha".into(),
-                old: serde_json::json!(0.9),
-                new: serde_json::json!(0.5),
+                key: "distill.method".into(),
+                old: serde_json::json!("soft"),
+                new: serde_json::json!("dkd"),
+                params: BTreeMap::from([
+                    ("alpha".into(), serde_json::json!(1.0)),
+                    ("beta".into(), serde_json::json!(8.0)),
+                ]),
+                preset: "name = \"x\"\n".into(),
             },
         };
         let json = serde_json::to_string(&event).unwrap();
@@ -258,6 +292,31 @@ mod tests {
             serde_json::from_str::<Stamped>(&json).unwrap(),
             event,
             "{json}"
+        );
+        assert_eq!(
+            event.event.control_line().unwrap(),
+            r#"edit distill.method: "soft" -> "dkd" (alpha 1.0, beta 8.0)"#
+        );
+    }
+
+    #[test]
+    fn edit_records_from_before_the_resolved_preset_still_parse() {
+        let line = r#"{"phase":"distilled","epoch":3,"step":40,"wall_time":1.5,"type":"edit","key":"distill.alpha","old":0.9,"new":0.5}"#;
+        let stamped: Stamped = serde_json::from_str(line).unwrap();
+        let Event::Edit {
+            key,
+            params,
+            preset,
+            ..
+        } = &stamped.event
+        else {
+            panic!("{stamped:?}")
+        };
+        assert_eq!(key, "distill.alpha");
+        assert!(params.is_empty() && preset.is_empty());
+        assert_eq!(
+            stamped.event.control_line().unwrap(),
+            "edit distill.alpha: 0.9 -> 0.5"
         );
     }
 }

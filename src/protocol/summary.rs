@@ -31,7 +31,6 @@ pub struct PhaseResult {
     pub test_acc: f64,
     /// Test accuracy of the weights after the last epoch.
     pub test_acc_last: f64,
-    /// Test accuracy per class (best-by-validation weights).
     /// Where its training stood when it ended (last weights, optimizer, best weights): a
     /// completed run's students can go on from there for more epochs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -39,7 +38,8 @@ pub struct PhaseResult {
     /// Intra-op CPU threads the phase trained with (0 on a GPU).
     #[serde(default)]
     pub threads: usize,
-    /// Test accuracy per class; `null` for a class the test split does not hold.
+    /// Test accuracy per class (best-by-validation weights); `null` for a class the test split
+    /// does not hold.
     pub per_class_acc: Vec<Option<f64>>,
     pub size: ModelSize,
     pub latency: Latency,

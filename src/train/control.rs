@@ -124,11 +124,25 @@ impl Trainer {
                         .unwrap_or_default()
                 };
                 let (old, new) = (as_json(&self.preset), as_json(&edited));
+                // A method switch resets the hyperparameters: say what they are now.
+                let params = if edited.distill.method == self.preset.distill.method {
+                    Default::default()
+                } else {
+                    edited
+                        .distill
+                        .params
+                        .iter()
+                        .filter_map(|(k, v)| Some((k.clone(), serde_json::to_value(v).ok()?)))
+                        .collect()
+                };
+                let preset = edited.to_toml();
                 self.preset = edited;
                 self.emit(Event::Edit {
                     key: key.into(),
                     old,
                     new,
+                    params,
+                    preset,
                 });
                 true
             }

@@ -39,7 +39,21 @@ extern "C" {
         err: *mut std::ffi::c_char,
         err_len: usize,
     ) -> i32;
-    fn kd_clear_grads(params: *mut *mut std::ffi::c_void, n: usize);
+    fn kd_clear_grads(
+        params: *mut *mut std::ffi::c_void,
+        n: usize,
+        err: *mut std::ffi::c_char,
+        err_len: usize,
+    ) -> i32;
+}
+
+/// Panics with the shim's message when an entry point failed (`failed` != 0).
+fn check(failed: i32, err: &[std::ffi::c_char], what: &str) {
+    if failed != 0 {
+        // SAFETY: the shim wrote a NUL-terminated message within `err`.
+        let message = unsafe { std::ffi::CStr::from_ptr(err.as_ptr()) };
+        panic!("{what} failed: {}", message.to_string_lossy());
+    }
 }
 
 pub struct Optimizer {
@@ -104,8 +118,18 @@ impl Optimizer {
             .iter_mut()
             .map(|(_, p)| p.as_mut_ptr())
             .collect();
-        // SAFETY: live `at::Tensor`s held by `self` for the call.
-        unsafe { kd_clear_grads(params.as_mut_ptr().cast(), params.len()) }
+        let mut err = vec![0 as std::ffi::c_char; 512];
+        // SAFETY: live `at::Tensor`s held by `self` for the call; the shim catches C++
+        // exceptions and reports them in `err`.
+        let failed = unsafe {
+            kd_clear_grads(
+                params.as_mut_ptr().cast(),
+                params.len(),
+                err.as_mut_ptr(),
+                err.len(),
+            )
+        };
+        check(failed, &err, "dropping the gradients");
     }
 
     pub fn step(&mut self) {
@@ -160,14 +184,7 @@ impl Optimizer {
                 err.len(),
             )
         };
-        if failed != 0 {
-            // SAFETY: the shim wrote a NUL-terminated message.
-            let message = unsafe { std::ffi::CStr::from_ptr(err.as_ptr()) };
-            panic!(
-                "libtorch's fused Adam failed: {}",
-                message.to_string_lossy()
-            );
-        }
+        check(failed, &err, "libtorch's fused Adam");
     }
 
     fn sgd_step(&mut self) {

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod client;
+pub mod data;
 pub mod inputs;
 pub mod ranks;
 pub mod tmux;
@@ -18,18 +19,6 @@ use std::time::{Duration, Instant};
 
 /// Longest wait for a process or a file before a test gives up.
 pub const PATIENCE: Duration = Duration::from_secs(120);
-
-/// `../shared/data/mnist` when it holds MNIST; otherwise `None`, after saying the test skips.
-pub fn mnist_dir() -> Option<PathBuf> {
-    let mnist = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mnist");
-    let present = ["train-images-idx3-ubyte.gz", "train-images-idx3-ubyte"]
-        .iter()
-        .any(|f| mnist.join(f).exists());
-    if !present {
-        eprintln!("skipping: MNIST not found at {}", mnist.display());
-    }
-    present.then_some(mnist)
-}
 
 /// `python3` with torch and numpy, or `None` (after saying so) where the set-up provides none.
 /// When kd-tui was built against python3's torch (`LIBTORCH_USE_PYTORCH`), it must be there.
@@ -252,6 +241,21 @@ pub fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     while !done() {
         assert!(start.elapsed() < PATIENCE, "gave up waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The window of a negative check (say, no step while paused): no event can tell that nothing
+/// happened, so the test must wait the window out. Other work may run inside it (an edit while
+/// paused); `close` sleeps only what is left of it.
+pub struct Quiet(Instant);
+
+impl Quiet {
+    pub fn open(window: Duration) -> Quiet {
+        Quiet(Instant::now() + window)
+    }
+
+    pub fn close(self) {
+        std::thread::sleep(self.0.saturating_duration_since(Instant::now()));
     }
 }
 

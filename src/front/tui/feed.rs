@@ -66,10 +66,9 @@ impl App {
                 parts,
                 ..
             } => {
-                // Steps may arrive after the next phase began (separate channel): file them by
-                // their own phase, and only move the counters of the current one.
-                // Steps travel on their own channel and can trail the epoch events: never
-                // move the counters backwards.
+                // Steps travel on their own channel and can trail the epoch events, even into
+                // the next phase: file them by their own phase, and only move the counters of
+                // the current one, never backwards.
                 if phase == self.progress.phase && at.step >= self.progress.step {
                     self.progress.step = at.step;
                     self.progress.epoch = at.epoch;
@@ -124,14 +123,19 @@ impl App {
                 self.push_control_line(wall_time, LogLevel::Info, &event, "");
             }
             Event::Edit {
-                ref key, ref new, ..
+                ref key,
+                ref new,
+                ref preset,
+                ..
             } => {
-                let value = new.as_str().map_or_else(|| new.to_string(), str::to_string);
-                if let Some(edited) = self
-                    .preset
-                    .as_ref()
-                    .and_then(|p| p.with_edit(key, &value).ok())
-                {
+                // The trainer validated the edit and sends the preset it now runs with.
+                if !preset.is_empty() {
+                    self.preset = toml::from_str::<Preset>(preset).ok().or(self.preset.take());
+                } else if let Some(edited) = self.preset.as_ref().and_then(|p| {
+                    // A record from before edits carried their preset: replay it on the copy.
+                    let value = new.as_str().map_or_else(|| new.to_string(), str::to_string);
+                    p.with_edit(key, &value).ok()
+                }) {
                     self.preset = Some(edited);
                 }
                 self.follow_schedule_edit(key);

@@ -3,6 +3,7 @@
 mod attached;
 mod cockpit;
 mod diverged;
+mod edits;
 mod series;
 
 use super::app::{App, Confirm, EditField, Mode, Msg};
@@ -28,6 +29,20 @@ pub(super) fn stamped(
         wall_time,
         event,
     })
+}
+
+/// The `Edit` event the trainer sends when it applies `key = value` to the app's preset.
+pub(super) fn applied(app: &App, key: &str, value: &str) -> Event {
+    let before = app.preset.as_ref().expect("a run has started");
+    let after = before.with_edit(key, value).expect("a valid edit");
+    let json = |p: &config::Preset| serde_json::to_value(p.get(key)).unwrap();
+    Event::Edit {
+        key: key.into(),
+        old: json(before),
+        new: json(&after),
+        params: Default::default(),
+        preset: after.to_toml(),
+    }
 }
 
 fn result(phase: Phase, params: usize, acc: f64, latency_us: f64) -> PhaseResult {
@@ -207,11 +222,7 @@ pub(super) fn mid_run() -> App {
             ));
         }
         if step == 40 {
-            let edit = Event::Edit {
-                key: "distill.temperature".into(),
-                old: 4.0.into(),
-                new: 8.0.into(),
-            };
+            let edit = applied(&app, "distill.temperature", "8");
             app.update(stamped(p, epoch, step, 3.4, edit));
         }
     }
@@ -433,11 +444,7 @@ fn accepted_edits_update_the_live_values() {
     assert_eq!(app.hyper_value("distill.temperature"), "8");
     assert_eq!(app.series[2].edits, vec![40.0]);
     let mut app = app;
-    let edit = Event::Edit {
-        key: "distill.method".into(),
-        old: "soft".into(),
-        new: "hard".into(),
-    };
+    let edit = applied(&app, "distill.method", "hard");
     app.update(stamped(Some(Phase::Distilled), 4, 75, 3.9, edit));
     assert_eq!(app.preset.as_ref().unwrap().distill.method, Method::Hard);
 }

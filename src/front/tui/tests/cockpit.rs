@@ -1,7 +1,7 @@
 //! The cockpit's views and fixes: loss parts, phases end to end, zoom, the ETA without paused
 //! time, batch-size edits, the edit field's keys, and rows declared by the method.
 
-use super::{ch, draw, key, mid_run, select, stamped};
+use super::{applied, ch, draw, key, mid_run, select, stamped};
 use crate::front::tui::app::{Mode, Msg};
 use crate::front::tui::render::charts::{loss_curves, phase_offsets, zoom_start};
 use crate::protocol::{Command, Event, Phase, Role};
@@ -86,11 +86,7 @@ fn the_eta_leaves_paused_time_out() {
 fn a_batch_size_edit_updates_the_steps_per_epoch() {
     let mut app = mid_run();
     assert_eq!(app.progress.steps_per_epoch, 20);
-    let edit = Event::Edit {
-        key: "student.batch_size".into(),
-        old: 64.into(),
-        new: 128.into(),
-    };
+    let edit = applied(&app, "student.batch_size", "128");
     app.update(stamped(Some(Phase::Distilled), 4, 70, 4.0, edit));
     // 1257 training examples in batches of 128.
     assert_eq!(app.progress.steps_per_epoch, 10);
@@ -165,11 +161,7 @@ fn the_rows_follow_the_method_declarations() {
             "alpha"
         ]
     );
-    let edit = Event::Edit {
-        key: "distill.method".into(),
-        old: "soft".into(),
-        new: "dkd".into(),
-    };
+    let edit = applied(&app, "distill.method", "dkd");
     app.update(stamped(Some(Phase::Distilled), 4, 70, 4.0, edit));
     assert_eq!(
         labels(&app),
