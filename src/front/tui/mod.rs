@@ -8,6 +8,7 @@
 pub mod app;
 mod feed;
 mod keys;
+mod progress;
 pub mod render;
 #[cfg(test)]
 mod tests;
