@@ -92,11 +92,7 @@ fn a_detached_job_outlives_its_terminal_and_takes_a_second_cockpit() {
     let before = steps_in(&dir);
     // No step records while paused, over a window that the edit below runs in.
     let quiet = Quiet::open(Duration::from_millis(1500));
-    s.keys(&["Down", "Down", "Down", "Down", "Enter"]);
-    s.wait_screen("the editor", |screen| screen.contains("Enter apply"));
-    s.keys(&["BSpace", "BSpace", "BSpace", "BSpace"]);
-    s.type_text("8");
-    s.keys(&["Enter"]);
+    s.edit_row(4, "8"); // distill.temperature, 4 rows down
     wait_for("the edit record", || {
         read_metrics(&dir)
             .iter()

@@ -3,48 +3,12 @@
 
 mod common;
 
+use common::trainer::{next_event, start};
 use common::Quiet;
-use kd_tui::config::{self, Override};
 use kd_tui::protocol::summary::RunStatus;
-use kd_tui::protocol::{Command, Event, Phase, Role, Stamped};
-use kd_tui::run::RunFolder;
-use kd_tui::train::{self, RunOutcome, TrainerHandle, TrainerSetup};
+use kd_tui::protocol::{Command, Event, Phase, Role};
+use kd_tui::train::{RunOutcome, TrainerHandle};
 use std::time::{Duration, Instant};
-
-fn start(dir: &std::path::Path, overrides: &[&str]) -> TrainerHandle {
-    let overrides: Vec<Override> = overrides.iter().map(|o| o.parse().unwrap()).collect();
-    let preset = config::load(config::DEFAULT_PRESET, "default", &overrides).unwrap();
-    let data = kd_tui::data::load(&preset.data, preset.seed).unwrap();
-    let run = RunFolder::create(dir, &preset).unwrap();
-    train::spawn(TrainerSetup {
-        preset,
-        data,
-        device: tch::Device::Cpu,
-        run,
-        resume: None,
-        world: None,
-    })
-}
-
-/// The next reliable event that `matches`, skipping others; panics after 60 s.
-fn next_event(
-    handle: &mut TrainerHandle,
-    what: &str,
-    matches: impl Fn(&Stamped) -> bool,
-) -> Stamped {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        match handle.events.try_recv() {
-            Ok(e) if matches(&e) => return e,
-            Ok(_) => {}
-            Err(tokio::sync::mpsc::error::TryRecvError::Empty) => {
-                std::thread::sleep(Duration::from_millis(5))
-            }
-            Err(e) => panic!("event stream ended while waiting for {what}: {e}"),
-        }
-    }
-}
 
 fn drain_steps(handle: &mut TrainerHandle) -> usize {
     std::iter::from_fn(|| handle.steps.try_recv().ok()).count()

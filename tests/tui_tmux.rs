@@ -86,12 +86,7 @@ fn pause_edit_resume_quit_in_a_real_terminal() {
     // Steps stop while paused: checked over a window that the edit below runs in.
     let quiet = Quiet::open(Duration::from_millis(1500));
 
-    // Select temperature (4 rows down), edit it to 8.
-    s.keys(&["Down", "Down", "Down", "Down", "Enter"]);
-    s.wait_screen("the editor", |screen| screen.contains("Enter apply"));
-    s.keys(&["BSpace", "BSpace", "BSpace", "BSpace"]);
-    s.type_text("8");
-    s.keys(&["Enter"]);
+    s.edit_row(4, "8"); // distill.temperature, 4 rows down
     s.wait_screen("the edit in the event log", |screen| {
         screen.contains("edit distill.temperature: 4.0 -> 8.0")
     });

@@ -7,6 +7,7 @@ pub mod data;
 pub mod inputs;
 pub mod ranks;
 pub mod tmux;
+pub mod trainer;
 
 use kd_tui::config::{self, Preset};
 use kd_tui::protocol::summary::RunSummary;

@@ -75,6 +75,18 @@ impl Session {
         }
     }
 
+    /// Opens the editor on the row `down` rows below the first, replaces its 4-character value
+    /// with `value` and applies it.
+    pub fn edit_row(&self, down: usize, value: &str) {
+        let mut keys = vec!["Down"; down];
+        keys.push("Enter");
+        self.keys(&keys);
+        self.wait_screen("the editor", |screen| screen.contains("Enter apply"));
+        self.keys(&["BSpace"; 4]);
+        self.type_text(value);
+        self.keys(&["Enter"]);
+    }
+
     pub fn type_text(&self, text: &str) {
         self.tmux(&["send-keys", "-t", &self.name, "-l", "--", text]);
     }
