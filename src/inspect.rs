@@ -2,7 +2,7 @@
 //! check that `hint`'s layer names exist, both from a forward pass of one example.
 
 use crate::config::{ModelConfig, Preset};
-use crate::model::Model;
+use crate::model::{Model, Torchscript};
 use crate::protocol::InputShape;
 use tch::{Device, Kind, Tensor};
 
@@ -119,4 +119,62 @@ pub fn check_hint_layers(
         }
     }
     Ok(())
+}
+
+/// A TorchScript teacher against the data: it loads, and a probe batch of two zero examples
+/// `[2, *input]` gives one tensor `[2, classes]`; the error says what went wrong or came back.
+pub fn check_torchscript(
+    path: &std::path::Path,
+    input: &InputShape,
+    classes: usize,
+) -> Result<(), String> {
+    let first = |e: tch::TchError| libtorch_reason(&e.to_string());
+    let mut vs = tch::nn::VarStore::new(Device::Cpu);
+    let module = Torchscript::load(&mut vs, path, input)
+        .map_err(|e| format!("cannot be loaded as TorchScript: {}", first(e)))?;
+    let x = Tensor::zeros([2, input.numel() as i64], (Kind::Float, Device::Cpu));
+    let given = format!("given a batch of 2 examples of shape {input}");
+    let out = tch::no_grad(|| module.output(&x))
+        .map_err(|e| format!("its forward failed, {given}: {}", first(e)))?;
+    let tch::IValue::Tensor(logits) = out else {
+        return Err(format!(
+            "{given}, it returned {}, not one tensor of logits [2, {classes}]",
+            ivalue_kind(&out)
+        ));
+    };
+    match logits.size().as_slice() {
+        [2, c] if *c == classes as i64 => Ok(()),
+        shape => Err(format!(
+            "{given}, it returned a tensor of shape {shape:?}, not logits [2, {classes}] \
+             ({classes} classes in the data)"
+        )),
+    }
+}
+
+/// What kind of value a module returned, in words.
+fn ivalue_kind(v: &tch::IValue) -> String {
+    use tch::IValue as V;
+    match v {
+        V::Tuple(items) => format!("a tuple of {} values", items.len()),
+        V::GenericList(items) => format!("a list of {} values", items.len()),
+        V::TensorList(items) => format!("a list of {} tensors", items.len()),
+        V::GenericDict(_) => "a dict".into(),
+        V::None => "None".into(),
+        other => format!("{other:?}").chars().take(40).collect(),
+    }
+}
+
+/// The line of a libtorch error that says what went wrong: the TorchScript interpreter's
+/// `RuntimeError: ...` after its traceback, else the first line (no C++ backtrace).
+fn libtorch_reason(text: &str) -> String {
+    let text = text.strip_prefix("Internal torch error: ").unwrap_or(text);
+    let lines = text
+        .split('\n')
+        .take_while(|l| !l.starts_with("Exception raised from"));
+    let raised = lines.filter(|l| l.contains("Error: ")).last();
+    raised
+        .or_else(|| text.split(['\n', '\\']).next())
+        .unwrap_or(text)
+        .trim()
+        .to_string()
 }

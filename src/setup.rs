@@ -190,6 +190,10 @@ fn check_models(preset: &Preset, input: &InputShape, classes: usize) -> Result<(
         crate::data::augment::check(&net.augment, input)
             .map_err(|e| format!("key `{role}.augment`: {e}"))?;
     }
+    if let config::ModelConfig::Torchscript(t) = &preset.teacher.model {
+        crate::inspect::check_torchscript(&t.path, input, classes)
+            .map_err(|e| format!("key `teacher.model`: {}: {e}", t.path.display()))?;
+    }
     if let Some(path) = &preset.teacher.checkpoint {
         crate::inspect::check_weights(&preset.teacher.model, input, classes, path)
             .map_err(|e| format!("key `teacher.checkpoint`: {}: {e}", path.display()))?;

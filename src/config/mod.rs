@@ -10,7 +10,10 @@ mod net;
 pub mod rules;
 
 pub use load::{load, load_file, Override, PresetError};
-pub use model::{Activation, CnnConfig, MlpConfig, ModelConfig, Pool, ResnetConfig, RESNET_DEPTHS};
+pub use model::{
+    Activation, CnnConfig, MlpConfig, ModelConfig, Pool, ResnetConfig, TorchscriptConfig,
+    RESNET_DEPTHS,
+};
 pub use net::{Augment, LrSchedule, NetConfig, OptimizerKind, Threads, LIVE_NET_KEYS};
 
 use crate::distill::DistillConfig;

@@ -1,10 +1,12 @@
 //! The `model` key of `[teacher]` and `[student]`: which network, and its shape.
 //!
 //! `model = { kind = "mlp", hidden = [256, 256] }`, `{ kind = "cnn", channels = [32, 64], ... }`
-//! or `{ kind = "resnet", depth = 8, width = 4 }`. Each kind refuses keys it does not know.
+//! or `{ kind = "resnet", depth = 8, width = 4 }`; a teacher may also be a TorchScript file,
+//! `{ kind = "torchscript", path = "teacher.pt" }`. Each kind refuses keys it does not know.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::path::PathBuf;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -12,6 +14,16 @@ pub enum ModelConfig {
     Mlp(MlpConfig),
     Cnn(CnnConfig),
     Resnet(ResnetConfig),
+    Torchscript(TorchscriptConfig),
+}
+
+/// A TorchScript module (`torch.jit.script(m).save(path)`) taking `[n, *input shape]` and
+/// returning logits `[n, classes]`; a relative path is taken from the working directory, as
+/// `teacher.checkpoint` is. Teacher only, loaded and not trained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TorchscriptConfig {
+    pub path: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,6 +113,13 @@ impl ResnetConfig {
     }
 }
 
+impl ModelConfig {
+    /// A TorchScript module: loaded with its weights, never built or trained here.
+    pub fn is_torchscript(&self) -> bool {
+        matches!(self, ModelConfig::Torchscript(_))
+    }
+}
+
 impl fmt::Display for ModelConfig {
     /// A short description of the shape: `mlp 256-256`, `cnn 32-64/1024`, `resnet8x4`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -119,6 +138,7 @@ impl fmt::Display for ModelConfig {
             }
             ModelConfig::Resnet(r) if r.width == 1 => write!(f, "resnet{}", r.depth),
             ModelConfig::Resnet(r) => write!(f, "resnet{}x{}", r.depth, r.width),
+            ModelConfig::Torchscript(t) => write!(f, "torchscript {}", t.path.display()),
         }
     }
 }
@@ -163,6 +183,10 @@ mod tests {
         assert_eq!(
             parse("m = { kind = \"resnet\", depth = 32 }").to_string(),
             "resnet32"
+        );
+        assert_eq!(
+            parse("m = { kind = \"torchscript\", path = \"t.pt\" }").to_string(),
+            "torchscript t.pt"
         );
     }
 

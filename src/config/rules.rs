@@ -99,6 +99,12 @@ fn model(cfg: &ModelConfig) -> Result<(), (String, String)> {
             }
             positive_count(r.width).map_err(at("width"))
         }
+        ModelConfig::Torchscript(t) => match t.path.as_os_str().is_empty() {
+            true => Err(at("path")(
+                "must name a TorchScript file, e.g. \"teacher.pt\"".into(),
+            )),
+            false => Ok(()),
+        },
     }
 }
 
@@ -212,7 +218,7 @@ impl Preset {
         for (role, net) in [("teacher", &self.teacher), ("student", &self.student)] {
             let key = |k: &str| format!("{role}.{k}");
             model(&net.model).map_err(|(k, m)| (key(&format!("model.{k}")), m))?;
-            if net.checkpoint.is_none() {
+            if net.checkpoint.is_none() && !net.model.is_torchscript() {
                 check(&key("epochs"), positive_count(net.epochs))?;
             }
             check(&key("batch_size"), positive_count(net.batch_size))?;
@@ -225,6 +231,33 @@ impl Preset {
                 "student.checkpoint".into(),
                 "only the teacher can be loaded from a checkpoint".into(),
             ));
+        }
+        if self.student.model.is_torchscript() {
+            return Err((
+                "student.model".into(),
+                "kind \"torchscript\" is not yet supported for the student (only the teacher \
+                 can be a TorchScript module for now)"
+                    .into(),
+            ));
+        }
+        if self.teacher.model.is_torchscript() {
+            if self.teacher.checkpoint.is_some() {
+                return Err((
+                    "teacher.checkpoint".into(),
+                    "a TorchScript teacher holds its own weights; give one or the other".into(),
+                ));
+            }
+            let method = crate::distill::spec(self.distill.method);
+            if method.param("teacher_layer").is_some() {
+                return Err((
+                    "distill.method".into(),
+                    format!(
+                        "`{}` needs a named teacher layer, and the TorchScript teacher ({}) has \
+                         no named features (only its logits); choose a method on logits",
+                        method.name, self.teacher.model
+                    ),
+                ));
+            }
         }
         if self.teacher.baseline.is_some() {
             return Err((

@@ -1,4 +1,5 @@
-//! Models: a `Net` trait over the kinds a preset can name (`mlp`, `cnn`, `resnet`), built from
+//! Models: a `Net` trait over the kinds a preset can name (`mlp`, `cnn`, `resnet`; a teacher may
+//! be a `torchscript` file, loaded and not built), built from
 //! the config and the data's input shape. Inputs arrive flat, `[n, prod(shape)]`; a network
 //! that wants images views them as `[n, C, H, W]`.
 
@@ -7,6 +8,7 @@ mod cnn;
 mod dropout;
 mod mlp;
 mod resnet;
+mod torchscript;
 
 use crate::config::{ModelConfig, Precision};
 use crate::protocol::{InputShape, ModelSize};
@@ -17,6 +19,7 @@ pub use cnn::Cnn;
 pub use dropout::dropout;
 pub use mlp::Mlp;
 pub use resnet::Resnet;
+pub use torchscript::Torchscript;
 
 /// A classifier network. Variables live in the `nn::VarStore` it was built in.
 pub trait Net: Send + fmt::Debug {
@@ -67,12 +70,19 @@ impl Model {
         classes: usize,
         device: Device,
     ) -> Result<Model, ShapeError> {
-        let vs = nn::VarStore::new(device);
+        let mut vs = nn::VarStore::new(device);
         let root = vs.root();
         let net: Box<dyn Net> = match cfg {
             ModelConfig::Mlp(m) => Box::new(Mlp::new(&root, m, input.numel(), classes)),
             ModelConfig::Cnn(c) => Box::new(Cnn::new(&root, c, image(cfg, input)?, classes)?),
             ModelConfig::Resnet(r) => Box::new(Resnet::new(&root, r, image(cfg, input)?, classes)),
+            ModelConfig::Torchscript(t) => Box::new(
+                Torchscript::load(&mut vs, &t.path, input).map_err(|e| ShapeError {
+                    model: cfg.to_string(),
+                    input: input.to_string(),
+                    reason: format!("it cannot be loaded: {}", first_line(&e.to_string())),
+                })?,
+            ),
         };
         Ok(Model { vs, net })
     }
@@ -166,6 +176,10 @@ fn check_memory(cfg: &ModelConfig, input: &InputShape) -> Result<(), ShapeError>
 
 /// Checks that `cfg` can take `input` (before any training).
 pub fn check_fits(cfg: &ModelConfig, input: &InputShape) -> Result<(), ShapeError> {
+    if cfg.is_torchscript() {
+        // Nothing is built: set-up loads the file and runs a probe batch through it instead.
+        return Ok(());
+    }
     check_memory(cfg, input)?;
     // libtorch reports a size no memory can hold by a panic inside tch: caught here, before
     // any training, and turned into the error it is.

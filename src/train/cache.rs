@@ -57,9 +57,11 @@ pub struct TeacherCache {
 
 impl TeacherCache {
     /// `$KD_TUI_CACHE` (default `~/.cache/kd-tui`)`/teacher-outputs/<sha256>.safetensors`, for
-    /// `rows` training examples of `classes` classes.
+    /// `rows` training examples of `classes` classes. A TorchScript teacher's file (`module`)
+    /// joins the key by its SHA-256: its code computes the logits as much as its weights do.
     pub fn new(
         teacher: &Model,
+        module: Option<&Path>,
         data_key: &str,
         rows: usize,
         classes: usize,
@@ -70,6 +72,11 @@ impl TeacherCache {
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/kd-tui")))?;
         let mut hash = Sha256::new();
         hash.update(data_key.as_bytes());
+        if let Some(module) = module {
+            let bytes = std::fs::read(module).ok()?;
+            hash.update(b"torchscript");
+            hash.update(Sha256::digest(&bytes));
+        }
         let mut vars: Vec<(String, Tensor)> = teacher.vs.variables().into_iter().collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
         for (name, t) in vars {

@@ -41,7 +41,10 @@ impl Trainer {
         };
         if phase == Phase::Teacher {
             if let Some(path) = self.preset.teacher.checkpoint.clone() {
-                return self.load_teacher(&path);
+                return self.load_teacher(Some(&path));
+            }
+            if self.preset.teacher.model.is_torchscript() {
+                return self.load_teacher(None);
             }
         }
         let clock = PhaseClock::start();
@@ -266,28 +269,32 @@ impl Trainer {
         });
     }
 
-    /// The teacher from `teacher.checkpoint` instead of training; a file that is missing or
-    /// holds another architecture is bad input.
-    fn load_teacher(&mut self, path: &std::path::Path) -> Result<(), PhaseEnd> {
+    /// The teacher from `teacher.checkpoint` (`path`), or a TorchScript teacher (loaded with
+    /// its weights when built), instead of training; a file that is missing or holds another
+    /// architecture is bad input.
+    fn load_teacher(&mut self, path: Option<&std::path::Path>) -> Result<(), PhaseEnd> {
         let run = PhaseRun::new(Phase::Teacher, PhaseClock::start(), 0, &self.preset);
         let mut model = self
             .build(Phase::Teacher, self.device)
             .map_err(PhaseEnd::Failed)?;
-        model.vs.load(path).map_err(|source| {
-            PhaseEnd::Failed(RunError::LoadTeacher {
-                path: path.display().to_string(),
-                source,
-            })
-        })?;
+        if let Some(path) = path {
+            model.vs.load(path).map_err(|source| {
+                PhaseEnd::Failed(RunError::LoadTeacher {
+                    path: path.display().to_string(),
+                    source,
+                })
+            })?;
+        }
+        let from = match path {
+            Some(path) => path.display().to_string(),
+            None => self.preset.teacher.model.to_string(),
+        };
         self.emit(Event::PhaseStarted {
             epochs: 0,
             steps_per_epoch: 0,
             threads: run.threads,
         });
-        self.log(
-            LogLevel::Info,
-            format!("teacher loaded from {}", path.display()),
-        );
+        self.log(LogLevel::Info, format!("teacher loaded from {from}"));
         self.finish_phase(run, model, None);
         Ok(())
     }
