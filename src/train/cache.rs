@@ -228,6 +228,37 @@ mod tests {
     }
 
     #[test]
+    fn a_torchscript_files_bytes_join_the_key() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg: crate::config::ModelConfig =
+            toml::from_str::<toml::Table>("m = { kind = \"mlp\", hidden = [4] }").unwrap()["m"]
+                .clone()
+                .try_into()
+                .unwrap();
+        let input = crate::protocol::InputShape::flat(3);
+        let model = Model::new(&cfg, &input, 2, tch::Device::Cpu).unwrap();
+        let key = |module: Option<&Path>| {
+            TeacherCache::new(&model, module, "data", 3, 2)
+                .map(|c| c.path.file_name().map(|n| n.to_owned()))
+        };
+        let (a, b) = (tmp.path().join("a.pt"), tmp.path().join("b.pt"));
+        std::fs::write(&a, b"one module").unwrap();
+        std::fs::write(&b, b"another module").unwrap();
+        let (none, with_a, with_b) = (key(None), key(Some(&a)), key(Some(&b)));
+        if none.is_none() {
+            return; // no cache folder here (neither KD_TUI_CACHE, XDG_CACHE_HOME nor HOME)
+        }
+        assert_ne!(none, with_a);
+        assert_ne!(with_a, with_b);
+        assert_eq!(with_a, key(Some(&a)), "the same file, the same key");
+        assert_eq!(
+            key(Some(&tmp.path().join("missing.pt"))),
+            None,
+            "no file, no cache"
+        );
+    }
+
+    #[test]
     fn what_was_written_reads_back_identical() {
         let tmp = tempfile::tempdir().unwrap();
         let cache = cache_in(tmp.path());
