@@ -64,14 +64,24 @@ pub fn check_resume(
         match (trained, asked) {
             (Some(done), Some(more)) if more > done && teacher_kept => {}
             _ => {
+                // A TorchScript teacher is its file (weights and code), not teacher.safetensors.
+                let teacher = match ckpt.live_preset(dir, &[]).map(|p| p.teacher.model) {
+                    Ok(config::ModelConfig::Torchscript(t)) => format!(
+                        "teacher.model='{{ kind = \"torchscript\", path = \"{}\" }}'",
+                        t.path.display()
+                    ),
+                    _ => format!(
+                        "teacher.checkpoint='\"{}\"'",
+                        dir.join("teacher.safetensors").display()
+                    ),
+                };
                 return Err(format!(
                     "{} completed; there is nothing to resume. To train its students longer: \
                      --set student.epochs=N (more than {}); to train on from its teacher, a new \
-                     run with --set teacher.checkpoint='\"{}\"'",
+                     run with --set {teacher}",
                     dir.display(),
                     trained.map_or("the epochs they ran".into(), |d| d.to_string()),
-                    dir.join("teacher.safetensors").display()
-                ))
+                ));
             }
         }
     }

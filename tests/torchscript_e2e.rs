@@ -111,7 +111,20 @@ fn a_torchscript_teacher_is_loaded_not_trained_and_scored_as_pytorch_scores_it()
     // The students learned from it.
     let distilled = summary.distilled.expect("a distilled student");
     assert!(distilled.test_acc > 0.5, "{}", distilled.test_acc);
-    assert!(run.outcome.stderr.is_empty() || !run.outcome.stderr.contains("panicked"));
+    assert!(!run.outcome.stderr.contains("panicked"));
+
+    // Its students train on (the teacher rebuilt from its file, its result kept) ...
+    let dir = run.dir.display().to_string();
+    let more = common::run(["--batch", "--resume", &dir, "--set", "student.epochs=4"]);
+    assert_eq!(more.code, Some(0), "{}", more.stderr);
+    let again = common::read_summary(&run.dir);
+    assert_eq!(again.distilled.unwrap().epochs_run, 4);
+    assert_eq!(again.teacher.unwrap().test_acc, teacher.test_acc);
+    // ... and a completed run points a new one at the teacher's file, not teacher.safetensors.
+    let done = common::run(["--batch", "--resume", &dir]);
+    assert_eq!(done.code, Some(2), "{}", done.stderr);
+    let named = format!(r#"kind = "torchscript", path = "{}""#, path.display());
+    assert!(done.stderr.contains(&named), "{}", done.stderr);
 }
 
 /// `kd-tui --batch` with `overrides`, which must be refused at set-up naming `file`.
