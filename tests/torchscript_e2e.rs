@@ -39,7 +39,11 @@ fn modules() -> &'static Modules {
     MODULES.get_or_init(|| {
         // Fails (does not skip) where the set-up builds against python3's torch.
         let python = common::python_with_torch().expect("python3 with torch and numpy");
-        let dir = tempfile::tempdir().unwrap().keep();
+        // Shared by this binary's tests, so kept past any one of them: in cargo's scratch
+        // folder for integration tests, made afresh by each run.
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("torchscript_e2e");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
         let preset = load(DEFAULT_PRESET, DEFAULT_PRESET_NAME, &[]).unwrap();
         let data = kd_tui::data::load(&preset.data, preset.seed).unwrap();
         write_raw(&dir.join("train_x"), &data.train.features);
