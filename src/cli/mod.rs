@@ -178,12 +178,30 @@ fn run_series(
 
 /// Runs kd-tui with the process's arguments; returns the exit code.
 pub fn main() -> i32 {
+    quiet_allocation_failures();
     let code = run(Args::parse()).unwrap_or_else(|failure| failure.report());
     // A detached job's log ends with how it ended: nobody waits for its exit status.
     if std::env::var_os(detach::JOB_ENV).is_some() {
         eprintln!("kd-tui: job exited with code {code}");
     }
     code
+}
+
+/// A panic that reports an allocation libtorch could not make (the run turns it into its
+/// out-of-memory error) is printed in one line, without a backtrace even under
+/// `RUST_BACKTRACE`: symbolizing one needs memory that is not there, and an allocation failing
+/// inside it deadlocks the process on the backtrace lock.
+fn quiet_allocation_failures() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        match info
+            .payload_as_str()
+            .and_then(crate::model::allocation_failure)
+        {
+            Some(failure) => eprintln!("kd-tui: a panic for lack of memory: {failure}"),
+            None => default(info),
+        }
+    }));
 }
 
 /// What the arguments ask for, to its exit code (or the failure that ends it).
