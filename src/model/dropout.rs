@@ -130,13 +130,6 @@ mod tests {
     }
 
     #[test]
-    fn the_seed_replays_the_mask_and_another_seed_changes_it() {
-        let a = mask(0.3, 4096, 11);
-        assert!(a.equal(&mask(0.3, 4096, 11)));
-        assert!(!a.equal(&mask(0.3, 4096, 12)));
-    }
-
-    #[test]
     fn the_vectorised_and_portable_loops_agree() {
         let m = Mask {
             k0: 0x1234_5678,
