@@ -132,7 +132,7 @@ fn a_torchscript_teacher_is_loaded_not_trained_and_scored_as_pytorch_scores_it()
 }
 
 /// `kd-tui --batch` with `overrides`, which must be refused at set-up naming `file`.
-fn refused(overrides: &[&str], file: &Path, says: &str) {
+fn refused(overrides: &[&str], file: &Path, says: &[&str]) {
     let tmp = tempfile::tempdir().unwrap();
     let mut args = vec![
         "--batch".to_string(),
@@ -146,7 +146,13 @@ fn refused(overrides: &[&str], file: &Path, says: &str) {
     assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
     let name = file.display().to_string();
     assert!(out.stderr.contains(&name), "names {name}: {}", out.stderr);
-    assert!(out.stderr.contains(says), "says `{says}`: {}", out.stderr);
+    for phrase in says {
+        assert!(
+            out.stderr.contains(phrase),
+            "says `{phrase}`: {}",
+            out.stderr
+        );
+    }
     assert!(!tmp.path().join("run").exists(), "no run folder");
 }
 
@@ -156,31 +162,30 @@ fn a_missing_file_is_refused() {
     refused(
         &[&teacher_at(&missing)],
         &missing,
-        "cannot be loaded as TorchScript",
+        &["cannot be loaded as TorchScript"],
     );
 }
 
 #[test]
 fn a_module_of_another_input_shape_is_refused() {
     let path = modules().dir.join("flat.pt");
-    refused(&[&teacher_at(&path)], &path, "[1, 8, 8]");
     refused(
         &[&teacher_at(&path)],
         &path,
-        "mat1 and mat2 shapes cannot be multiplied",
+        &["[1, 8, 8]", "mat1 and mat2 shapes cannot be multiplied"],
     );
 }
 
 #[test]
 fn a_module_with_another_class_count_is_refused() {
     let path = modules().dir.join("classes.pt");
-    refused(&[&teacher_at(&path)], &path, "[2, 7]");
+    refused(&[&teacher_at(&path)], &path, &["[2, 7]"]);
 }
 
 #[test]
 fn a_module_returning_a_tuple_is_refused() {
     let path = modules().dir.join("tuple.pt");
-    refused(&[&teacher_at(&path)], &path, "a tuple of 2 values");
+    refused(&[&teacher_at(&path)], &path, &["a tuple of 2 values"]);
 }
 
 #[test]
@@ -194,7 +199,7 @@ fn hint_with_a_torchscript_teacher_is_refused() {
             "distill.student_layer=\"fc1\"",
         ],
         &path,
-        "has no named features",
+        &["has no named features"],
     );
 }
 
@@ -202,5 +207,5 @@ fn hint_with_a_torchscript_teacher_is_refused() {
 fn a_torchscript_student_is_not_yet_taken() {
     let path = modules().dir.join("teacher.pt");
     let student = teacher_at(&path).replacen("teacher.", "student.", 1);
-    refused(&[&student], &path, "not yet");
+    refused(&[&student], &path, &["not yet"]);
 }
