@@ -366,6 +366,20 @@ fn default_preset_leaves_a_complete_run_folder() {
     assert!((gain - 100.0 * (distilled.test_acc - baseline.test_acc)).abs() < 1e-9);
     let gap = comparison.gap_to_teacher_pp.expect("gap to the teacher");
     assert!((gap - 100.0 * (teacher.test_acc - distilled.test_acc)).abs() < 1e-9);
+    let teacher_gap = teacher.test_acc - baseline.test_acc;
+    match comparison.gap_closed {
+        Some(closed) => {
+            assert!(teacher_gap > 0.0);
+            let expected = (distilled.test_acc - baseline.test_acc) / teacher_gap;
+            assert!((closed - expected).abs() < 1e-9, "{closed} vs {expected}");
+            let line = format!("gap closed: {:.0}%", 100.0 * closed);
+            assert!(run.outcome.stdout.contains(&line), "{}", run.outcome.stdout);
+        }
+        None => assert!(
+            teacher_gap <= 0.0,
+            "no gap_closed with a gap of {teacher_gap}"
+        ),
+    }
 
     // The final table on stdout: one row per model, with its size and accuracy.
     for r in summary.results() {

@@ -89,6 +89,11 @@ pub struct Comparison {
     pub paired: Option<PairedTest>,
     /// Teacher minus distilled test accuracy, percentage points.
     pub gap_to_teacher_pp: Option<f64>,
+    /// The share of the teacher-baseline gap the distilled student closed on test:
+    /// `(distilled - baseline) / (teacher - baseline)`. Negative when distillation hurt; none
+    /// when the baseline is not below the teacher (there is no gap to close).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gap_closed: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -216,8 +221,17 @@ impl Comparison {
                 .map(|(b, d)| 100.0 * (d.test_acc - b.test_acc)),
             paired,
             gap_to_teacher_pp: distilled.map(|d| 100.0 * (teacher.test_acc - d.test_acc)),
+            gap_closed: baseline
+                .zip(distilled)
+                .and_then(|(b, d)| gap_closed(teacher.test_acc, b.test_acc, d.test_acc)),
         })
     }
+}
+
+/// `(distilled - baseline) / (teacher - baseline)`, when the teacher is above the baseline.
+pub fn gap_closed(teacher: f64, baseline: f64, distilled: f64) -> Option<f64> {
+    let gap = teacher - baseline;
+    (gap > 0.0).then(|| (distilled - baseline) / gap)
 }
 
 impl RunSummary {
@@ -310,6 +324,12 @@ impl RunSummary {
                     "\ndistilled student is {gap:.2} pp below the teacher"
                 ));
             }
+            if let Some(closed) = c.gap_closed {
+                out.push_str(&format!(
+                    "\ngap closed: {:.0}% of the teacher-baseline gap on test",
+                    100.0 * closed
+                ));
+            }
         }
         out.push('\n');
         out
@@ -369,11 +389,22 @@ mod tests {
         assert_eq!(c.speedup_batch1, 4.0);
         assert!((c.gain_pp.unwrap() - 5.0).abs() < 1e-9);
         assert!((c.gap_to_teacher_pp.unwrap() - 3.0).abs() < 1e-9);
+        // (0.95 - 0.90) / (0.98 - 0.90): five of the eight points.
+        assert!((c.gap_closed.unwrap() - 0.625).abs() < 1e-9);
         assert!(Comparison::of(&t, None, None, None).is_none());
         assert_eq!(
             Comparison::of(&t, Some(&b), None, None).unwrap().gain_pp,
             None
         );
+    }
+
+    #[test]
+    fn gap_closed_is_a_signed_share_and_none_without_a_gap() {
+        assert_eq!(gap_closed(0.98, 0.90, 0.98), Some(1.0));
+        assert!((gap_closed(0.98, 0.90, 0.88).unwrap() + 0.25).abs() < 1e-9);
+        // A baseline level with (or above) the teacher leaves no gap to close.
+        assert_eq!(gap_closed(0.95, 0.95, 0.97), None);
+        assert_eq!(gap_closed(0.90, 0.95, 0.97), None);
     }
 
     #[test]

@@ -181,6 +181,25 @@ pub(super) fn render_models(app: &App, frame: &mut Frame, area: Rect) {
             format!("{:+.2}pp", t.ci_pp[1]),
         ]));
     }
+    // Read across the row: "gap  closed  72%", the share of the teacher-baseline gap.
+    if let Some(closed) = app
+        .summary
+        .as_ref()
+        .and_then(|s| s.comparison.as_ref())
+        .and_then(|c| c.gap_closed)
+    {
+        let style = if closed >= 0.0 {
+            theme::good()
+        } else {
+            theme::bad()
+        };
+        rows.push(Row::new(vec![
+            Line::from("gap"),
+            Line::from(""),
+            Line::from("closed"),
+            Line::styled(format!("{:.0}%", 100.0 * closed), style),
+        ]));
+    }
     let table = Table::new(
         rows,
         [
