@@ -292,8 +292,6 @@ impl Trainer {
         let mut model = self
             .build(Phase::Teacher, self.device)
             .map_err(PhaseEnd::Failed)?;
-        // Never trained here: its targets need no gradients.
-        model.vs.freeze();
         if let Some(path) = path {
             model.vs.load(path).map_err(|source| {
                 PhaseEnd::Failed(RunError::LoadTeacher {
