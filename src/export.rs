@@ -1,5 +1,5 @@
 //! `kd-tui export RUN_DIR`: a finished run's model for deployment, as TorchScript (traced, for
-//! `torch.jit.load`) or as its safetensors weights.
+//! `torch.jit.load`; a TorchScript model is its own module) or as its safetensors weights.
 //!
 //! The TorchScript module takes a batch `[n, *input]` (the run's `input` shape from
 //! `summary.json`, e.g. `[n, 1, 28, 28]`), normalised as the run's `data.normalize` did, and
