@@ -370,3 +370,29 @@ fn a_scripted_cnn_student_trains_its_batch_norm_and_resumes_mid_epoch_bit_identi
         }
     }
 }
+
+#[test]
+fn two_ranks_average_torchscript_batch_norm_statistics_name_by_name() {
+    common::ranks::require_gloo();
+    let modules = modules();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("two");
+    let sets = [
+        teacher_at(&modules.dir.join("teacher.pt")),
+        student_at(&modules.dir.join("student_cnn.pt")),
+        "student.epochs=3".to_string(),
+    ];
+    let args: Vec<&str> = sets.iter().flat_map(|s| ["--set", s.as_str()]).collect();
+    let mut job = common::ranks::start_ranks(&dir, &args);
+    let log = || std::fs::read_to_string(dir.with_extension("log")).unwrap_or_default();
+    assert_eq!(common::wait_exit(&mut job), 0, "{}", log());
+    // Each rank adds up the same buffers: averaged in another order, means and variances
+    // mixed, the teacher scored 0% and the students diverged.
+    let summary = common::read_summary(&dir);
+    let want = modules.report["test_acc"].as_f64().unwrap();
+    let teacher = summary.teacher.unwrap().test_acc;
+    assert!((teacher - want).abs() < 1e-6, "{teacher} against {want}");
+    for student in [summary.baseline, summary.distilled].map(Option::unwrap) {
+        assert!(student.test_acc > 0.5, "{student:?}");
+    }
+}
