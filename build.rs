@@ -24,6 +24,7 @@ fn main() {
         .flag("-w")
         .file("csrc/autocast.cpp")
         .file("csrc/dist.cpp")
+        .file("csrc/jit.cpp")
         .file("csrc/optim.cpp");
     // Gloo's own headers (Debian's libgloo-dev; scripts/kd installs it): libtorch_cpu.so has
     // ProcessGroupGloo built in, the wheel lacks only these. Without them, no Gloo backend.

@@ -1,11 +1,11 @@
 //! `kd-tui export RUN_DIR`: a finished run's model for deployment, as TorchScript (traced, for
-//! `torch.jit.load`) or as its safetensors weights.
+//! `torch.jit.load`; a TorchScript model is its own module) or as its safetensors weights.
 //!
 //! The TorchScript module takes a batch `[n, *input]` (the run's `input` shape from
 //! `summary.json`, e.g. `[n, 1, 28, 28]`), normalised as the run's `data.normalize` did, and
 //! returns the logits `[n, classes]`; class index `i` is the data's label `classes[i]`.
 
-use crate::config::{self, Preset};
+use crate::config::{self, ModelConfig, Preset, TorchscriptConfig};
 use crate::exit::Failure;
 use crate::model::Model;
 use crate::protocol::summary::RunSummary;
@@ -79,33 +79,24 @@ pub fn load_model(run_dir: &Path, phase: Phase) -> Result<(Model, RunSummary), E
         .results()
         .find(|r| r.phase == phase)
         .ok_or(ExportError::NoModel(phase.as_str()))?;
-    let cfg = match phase {
-        Phase::Teacher => &preset.teacher.model,
-        Phase::Baseline | Phase::Distilled => &preset.student.model,
-    };
-    let mut model = Model::new(cfg, &summary.input, summary.classes.len(), Device::Cpu)
-        .map_err(|e| ExportError::Weights(e.to_string()))?;
     let weights = run_dir.join(&result.weights);
+    let cfg = match phase {
+        Phase::Teacher => preset.teacher.model,
+        // A TorchScript student's trained module is in the run folder, beside its weights.
+        Phase::Baseline | Phase::Distilled => match preset.student.model {
+            ModelConfig::Torchscript(_) => ModelConfig::Torchscript(TorchscriptConfig {
+                path: weights.with_extension("pt"),
+            }),
+            built => built,
+        },
+    };
+    let mut model = Model::new(&cfg, &summary.input, summary.classes.len(), Device::Cpu)
+        .map_err(|e| ExportError::Weights(e.to_string()))?;
     model
         .vs
         .load(&weights)
         .map_err(|e| ExportError::Weights(format!("{}: {e}", weights.display())))?;
     Ok((model, summary))
-}
-
-/// The module as TorchScript bytes. libtorch's writer aborts the process when a write fails
-/// (a full disk: `unexpected pos` thrown from a destructor), so it writes to memory, a memfd,
-/// and the bytes go to disk through a write that reports failure.
-fn in_memory(module: &CModule) -> std::io::Result<Vec<u8>> {
-    use std::io::{Read, Seek};
-    let fd = rustix::fs::memfd_create("kd-tui-export", rustix::fs::MemfdFlags::CLOEXEC)?;
-    let mut file = std::fs::File::from(fd);
-    let path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&file));
-    module.save(&path).map_err(std::io::Error::other)?;
-    let mut bytes = Vec::new();
-    file.rewind()?;
-    file.read_to_end(&mut bytes)?;
-    Ok(bytes)
 }
 
 /// Writes the export and returns its path (default `RUN_DIR/export/<model>.<pt|safetensors>`).
@@ -137,20 +128,29 @@ pub fn export(
             })
         }
         Format::Torchscript => {
-            // Traced graphs hold the weights as constants, which must not require gradients.
-            model.vs.freeze();
-            let mut example_dims = vec![1i64];
-            example_dims.extend(summary.input.dims().iter().map(|&d| d as i64));
-            let example = Tensor::zeros(example_dims, (tch::Kind::Float, Device::Cpu));
-            let module =
-                CModule::create_by_tracing("KdTuiModel", "forward", &[example], &mut |inputs| {
-                    vec![model.net.forward_t(&inputs[0].flatten(1, -1), false)]
-                })
-                .map_err(|e| failed(format!("tracing: {e}")))?;
-            let bytes = in_memory(&module).map_err(|e| failed(e.to_string()))?;
+            let bytes = match model.net.torchscript() {
+                // A TorchScript model is its own module, with the run's weights in it.
+                Some(module) => module.to_bytes().map_err(|e| e.to_string()),
+                None => traced(&mut model, &summary.input),
+            }
+            .map_err(failed)?;
             crate::run::replace_file(&out, |tmp| std::fs::write(tmp, &bytes))
         }
     };
     written.map_err(|e| failed(e.to_string()))?;
     Ok(out)
+}
+
+/// A built-in model traced into TorchScript bytes, taking `[n, *input]`.
+fn traced(model: &mut Model, input: &crate::protocol::InputShape) -> Result<Vec<u8>, String> {
+    // Traced graphs hold the weights as constants, which must not require gradients.
+    model.vs.freeze();
+    let mut example_dims = vec![1i64];
+    example_dims.extend(input.dims().iter().map(|&d| d as i64));
+    let example = Tensor::zeros(example_dims, (tch::Kind::Float, Device::Cpu));
+    let module = CModule::create_by_tracing("KdTuiModel", "forward", &[example], &mut |inputs| {
+        vec![model.net.forward_t(&inputs[0].flatten(1, -1), false)]
+    })
+    .map_err(|e| format!("tracing: {e}"))?;
+    crate::model::module_bytes(&module).map_err(|e| e.to_string())
 }

@@ -121,7 +121,7 @@ pub fn check_hint_layers(
     Ok(())
 }
 
-/// A TorchScript teacher against the data: it loads, and a probe batch of two zero examples
+/// A TorchScript teacher or student against the data: it loads, and a probe batch of two zero examples
 /// `[2, *input]` gives one tensor `[2, classes]`; the error says what went wrong or came back.
 pub fn check_torchscript(
     path: &std::path::Path,
@@ -129,8 +129,8 @@ pub fn check_torchscript(
     classes: usize,
 ) -> Result<(), String> {
     let first = |e: tch::TchError| libtorch_reason(&e.to_string());
-    let mut vs = tch::nn::VarStore::new(Device::Cpu);
-    let module = Torchscript::load(&mut vs, path, input)
+    let vs = tch::nn::VarStore::new(Device::Cpu);
+    let module = Torchscript::load(&vs, path, input)
         .map_err(|e| format!("cannot be loaded as TorchScript: {}", first(e)))?;
     let x = Tensor::zeros([2, input.numel() as i64], (Kind::Float, Device::Cpu));
     let given = format!("given a batch of 2 examples of shape {input}");

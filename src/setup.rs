@@ -199,10 +199,10 @@ fn check_models(preset: &Preset, input: &InputShape, classes: usize) -> Result<(
             .map_err(|e| format!("key `{role}.model`: {e}"))?;
         crate::data::augment::check(&net.augment, input)
             .map_err(|e| format!("key `{role}.augment`: {e}"))?;
-    }
-    if let config::ModelConfig::Torchscript(t) = &preset.teacher.model {
-        crate::inspect::check_torchscript(&t.path, input, classes)
-            .map_err(|e| format!("key `teacher.model`: {}: {e}", t.path.display()))?;
+        if let config::ModelConfig::Torchscript(t) = &net.model {
+            crate::inspect::check_torchscript(&t.path, input, classes)
+                .map_err(|e| format!("key `{role}.model`: {}: {e}", t.path.display()))?;
+        }
     }
     if let Some(path) = &preset.teacher.checkpoint {
         crate::inspect::check_weights(&preset.teacher.model, input, classes, path)

@@ -1,7 +1,9 @@
-//! A TorchScript teacher (`teacher.model = { kind = "torchscript", path = ... }`): modules
+//! TorchScript teachers and students (`model = { kind = "torchscript", path = ... }`): modules
 //! written by the set-up's PyTorch (scripts/torchscript_teachers.py) on the digits splits as
-//! kd-tui makes them; one runs end to end as a loaded teacher, scored as PyTorch scores it, and
-//! the others are refused at set-up (exit 2) with the file named.
+//! kd-tui makes them. A teacher runs end to end loaded, scored as PyTorch scores it; students
+//! (a scripted CNN, a traced MLP) are distilled from it and their modules predict in PyTorch
+//! as kd-tui scored them; a stopped student resumes bit-identical; the other modules are
+//! refused at set-up (exit 2) with the file named.
 
 mod common;
 
@@ -204,8 +206,193 @@ fn hint_with_a_torchscript_teacher_is_refused() {
 }
 
 #[test]
-fn a_torchscript_student_is_not_yet_taken() {
-    let path = modules().dir.join("teacher.pt");
-    let student = teacher_at(&path).replacen("teacher.", "student.", 1);
-    refused(&[&student], &path, &["not yet"]);
+fn hint_with_a_torchscript_student_is_refused() {
+    let path = modules().dir.join("student_cnn.pt");
+    refused(
+        &[
+            &student_at(&path),
+            "distill.method=\"hint\"",
+            "distill.teacher_layer=\"layers.1\"",
+            "distill.student_layer=\"fc\"",
+        ],
+        &path,
+        &["needs a named student layer", "has no named features"],
+    );
+}
+
+#[test]
+fn a_torchscript_student_is_probed_as_a_teacher_is() {
+    let path = modules().dir.join("classes.pt");
+    refused(
+        &[&student_at(&path)],
+        &path,
+        &["key `student.model`", "[2, 7]"],
+    );
+}
+
+fn student_at(path: &Path) -> String {
+    teacher_at(path).replacen("teacher.", "student.", 1)
+}
+
+/// What PyTorch makes of students kd-tui trained from `original`: for each `(weights, module)`,
+/// the module as `torch.jit.load` gives it, against `original` with `weights` loaded by name.
+fn predict(original: &Path, pairs: &[(PathBuf, PathBuf)]) -> Vec<serde_json::Value> {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/torchscript_teachers.py"
+    );
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg(&modules().dir)
+        .arg("predict")
+        .arg(original)
+        .args(pairs.iter().flat_map(|(w, m)| [w, m]))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Distils the TorchScript teacher into the TorchScript student `file` with `overrides`; checks
+/// that each student's module, and its export, predicts in PyTorch exactly as kd-tui scored it.
+fn distil_into(file: &str, overrides: &[&str]) -> Run {
+    let modules = modules();
+    let (teacher, student) = (modules.dir.join("teacher.pt"), modules.dir.join(file));
+    let sets = [teacher_at(&teacher), student_at(&student)];
+    let run = Run::new(
+        None,
+        &[&sets.each_ref().map(String::as_str)[..], overrides].concat(),
+    );
+    let summary = run.summary();
+    let results = [summary.baseline, summary.distilled].map(Option::unwrap);
+    let mut pairs = Vec::new();
+    for result in &results {
+        assert_eq!(result.model, format!("torchscript {}", student.display()));
+        assert!(result.trained && result.test_acc > 0.5, "{result:?}");
+        let phase = result.phase.as_str();
+        let dir = run.dir.display().to_string();
+        let export = common::run(["export", &dir, "--model", phase]);
+        assert_eq!(export.code, Some(0), "{}", export.stderr);
+        let weights = run.dir.join(&result.weights);
+        // The run's module, then its export (the same module).
+        pairs.push((weights.clone(), weights.with_extension("pt")));
+        pairs.push((weights, run.dir.join(format!("export/{phase}.pt"))));
+    }
+    let torch = predict(&student, &pairs);
+    // The same counts over the same examples (JSON's decimals aside).
+    let same = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) => (a - b).abs() < 1e-12,
+        (a, b) => a.is_none() && b.is_none(),
+    };
+    for (torch, result) in torch.iter().zip(results.iter().flat_map(|r| [r, r])) {
+        let phase = result.phase.as_str();
+        assert_eq!(torch["training"], false, "{phase}: in eval mode");
+        assert_eq!(torch["max_logit_diff"], 0.0, "{phase}: {torch}");
+        assert!(
+            same(torch["test_acc"].as_f64(), Some(result.test_acc)),
+            "{phase}: {torch}"
+        );
+        let per_class: Vec<Option<f64>> =
+            serde_json::from_value(torch["per_class_acc"].clone()).unwrap();
+        assert_eq!(per_class.len(), result.per_class_acc.len());
+        let pairs = per_class.iter().zip(&result.per_class_acc);
+        assert!(
+            pairs.into_iter().all(|(a, b)| same(*a, *b)),
+            "{phase}: {torch}"
+        );
+    }
+    run
+}
+
+#[test]
+fn a_traced_mlp_student_is_distilled_and_predicts_in_pytorch_as_in_kd_tui() {
+    distil_into("student_mlp.pt", &FEW_EPOCHS);
+}
+
+#[test]
+fn a_scripted_cnn_student_trains_its_batch_norm_and_resumes_mid_epoch_bit_identical() {
+    // Epochs enough that the signal lands while the distilled student trains.
+    let overrides = ["student.epochs=12"];
+    let full = distil_into("student_cnn.pt", &overrides);
+    // Its batch-norm statistics moved, saved under the module's names.
+    let weights: std::collections::HashMap<String, Tensor> =
+        Tensor::read_safetensors(full.file("distilled.safetensors"))
+            .unwrap()
+            .into_iter()
+            .collect();
+    assert!(weights["bn.num_batches_tracked"].int64_value(&[]) > 0);
+    assert!(
+        weights["bn.running_mean"]
+            .abs()
+            .sum(Kind::Float)
+            .double_value(&[])
+            > 0.0
+    );
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let sets = [
+        teacher_at(&modules().dir.join("teacher.pt")),
+        student_at(&modules().dir.join("student_cnn.pt")),
+        overrides[0].to_string(),
+    ];
+    let args: Vec<&str> = sets.iter().flat_map(|s| ["--set", s.as_str()]).collect();
+    let (code, stderr) = common::run_until_sigterm(&dir, "metrics.jsonl", &args, |r| {
+        r["type"] == "step" && r["phase"] == "distilled" && r["epoch"].as_u64() >= Some(2)
+    });
+    assert_eq!(code, Some(128 + 15), "{stderr}");
+    let ckpt = common::read_checkpoint(&dir);
+    assert_eq!(ckpt["phase"], "distilled", "{ckpt}");
+    let resumed = run(["--batch".as_ref(), "--resume".as_ref(), dir.as_os_str()]);
+    assert_eq!(resumed.code, Some(0), "{}", resumed.stderr);
+    assert!(
+        common::final_weights(&dir) == common::final_weights(&full.dir),
+        "stopped at epoch {} example {}: the resumed run's weights differ",
+        ckpt["epoch"],
+        ckpt["epoch_cursor"]
+    );
+    // The resumed modules hold the uninterrupted run's tensors, buffers included.
+    let input = full.summary().input;
+    let tensors = |path: PathBuf| {
+        let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+        kd_tui::model::Torchscript::load(&vs, &path, &input).unwrap();
+        vs.variables()
+    };
+    for module in ["baseline.pt", "distilled.pt"] {
+        let (resumed, whole) = (tensors(dir.join(module)), tensors(full.file(module)));
+        assert_eq!(resumed.len(), whole.len(), "{module}");
+        for (name, t) in &whole {
+            assert!(resumed[name].equal(t), "{module}: {name} differs");
+        }
+    }
+}
+
+#[test]
+fn two_ranks_average_torchscript_batch_norm_statistics_name_by_name() {
+    common::ranks::require_gloo();
+    let modules = modules();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("two");
+    let sets = [
+        teacher_at(&modules.dir.join("teacher.pt")),
+        student_at(&modules.dir.join("student_cnn.pt")),
+        "student.epochs=3".to_string(),
+    ];
+    let args: Vec<&str> = sets.iter().flat_map(|s| ["--set", s.as_str()]).collect();
+    let mut job = common::ranks::start_ranks(&dir, &args);
+    let log = || std::fs::read_to_string(dir.with_extension("log")).unwrap_or_default();
+    assert_eq!(common::wait_exit(&mut job), 0, "{}", log());
+    // Each rank adds up the same buffers: averaged in another order, means and variances
+    // mixed, the teacher scored 0% and the students diverged.
+    let summary = common::read_summary(&dir);
+    let want = modules.report["test_acc"].as_f64().unwrap();
+    let teacher = summary.teacher.unwrap().test_acc;
+    assert!((teacher - want).abs() < 1e-6, "{teacher} against {want}");
+    for student in [summary.baseline, summary.distilled].map(Option::unwrap) {
+        assert!(student.test_acc > 0.5, "{student:?}");
+    }
 }

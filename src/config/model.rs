@@ -1,7 +1,7 @@
 //! The `model` key of `[teacher]` and `[student]`: which network, and its shape.
 //!
 //! `model = { kind = "mlp", hidden = [256, 256] }`, `{ kind = "cnn", channels = [32, 64], ... }`
-//! or `{ kind = "resnet", depth = 8, width = 4 }`; a teacher may also be a TorchScript file,
+//! or `{ kind = "resnet", depth = 8, width = 4 }`, or a TorchScript file,
 //! `{ kind = "torchscript", path = "teacher.pt" }`. Each kind refuses keys it does not know.
 
 use serde::{Deserialize, Serialize};
@@ -19,7 +19,8 @@ pub enum ModelConfig {
 
 /// A TorchScript module (`torch.jit.script(m).save(path)`) taking `[n, *input shape]` and
 /// returning logits `[n, classes]`; a relative path is taken from the working directory, as
-/// `teacher.checkpoint` is. Teacher only, loaded and not trained.
+/// `teacher.checkpoint` is. A teacher is loaded and not trained; a student trains the file's
+/// weights.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TorchscriptConfig {
@@ -114,7 +115,7 @@ impl ResnetConfig {
 }
 
 impl ModelConfig {
-    /// A TorchScript module: loaded with its weights, never built or trained here.
+    /// A TorchScript module: loaded with its weights, not built here.
     pub fn is_torchscript(&self) -> bool {
         matches!(self, ModelConfig::Torchscript(_))
     }

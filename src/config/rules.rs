@@ -232,29 +232,21 @@ impl Preset {
                 "only the teacher can be loaded from a checkpoint".into(),
             ));
         }
-        if self.student.model.is_torchscript() {
+        if self.teacher.model.is_torchscript() && self.teacher.checkpoint.is_some() {
             return Err((
-                "student.model".into(),
-                "kind \"torchscript\" is not yet supported for the student (only the teacher \
-                 can be a TorchScript module for now)"
-                    .into(),
+                "teacher.checkpoint".into(),
+                "a TorchScript teacher holds its own weights; give one or the other".into(),
             ));
         }
-        if self.teacher.model.is_torchscript() {
-            if self.teacher.checkpoint.is_some() {
-                return Err((
-                    "teacher.checkpoint".into(),
-                    "a TorchScript teacher holds its own weights; give one or the other".into(),
-                ));
-            }
-            let method = crate::distill::spec(self.distill.method);
-            if method.param("teacher_layer").is_some() {
+        let method = crate::distill::spec(self.distill.method);
+        for (role, net) in [("teacher", &self.teacher), ("student", &self.student)] {
+            if net.model.is_torchscript() && method.param(&format!("{role}_layer")).is_some() {
                 return Err((
                     "distill.method".into(),
                     format!(
-                        "`{}` needs a named teacher layer, and the TorchScript teacher ({}) has \
+                        "`{}` needs a named {role} layer, and the TorchScript {role} ({}) has \
                          no named features (only its logits); choose a method on logits",
-                        method.name, self.teacher.model
+                        method.name, net.model
                     ),
                 ));
             }

@@ -57,4 +57,8 @@ impl Net for Autocast {
     fn feature_names(&self) -> Vec<String> {
         self.inner.feature_names()
     }
+
+    fn torchscript(&self) -> Option<&super::Torchscript> {
+        self.inner.torchscript()
+    }
 }

@@ -1,5 +1,5 @@
-//! Models: a `Net` trait over the kinds a preset can name (`mlp`, `cnn`, `resnet`; a teacher may
-//! be a `torchscript` file, loaded and not built), built from
+//! Models: a `Net` trait over the kinds a preset can name (`mlp`, `cnn`, `resnet`, or a
+//! `torchscript` file, loaded and not built), built from
 //! the config and the data's input shape. Inputs arrive flat, `[n, prod(shape)]`; a network
 //! that wants images views them as `[n, C, H, W]`.
 
@@ -19,7 +19,7 @@ pub use cnn::Cnn;
 pub use dropout::dropout;
 pub use mlp::Mlp;
 pub use resnet::Resnet;
-pub use torchscript::Torchscript;
+pub use torchscript::{module_bytes, Torchscript};
 
 /// A classifier network. Variables live in the `nn::VarStore` it was built in.
 pub trait Net: Send + fmt::Debug {
@@ -30,6 +30,11 @@ pub trait Net: Send + fmt::Debug {
 
     /// Names of the layers whose outputs `forward_features` returns, input to output.
     fn feature_names(&self) -> Vec<String>;
+
+    /// The TorchScript module this network is, if it is one: its file is the trained model.
+    fn torchscript(&self) -> Option<&Torchscript> {
+        None
+    }
 
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         self.run(xs, train, None)
@@ -70,14 +75,14 @@ impl Model {
         classes: usize,
         device: Device,
     ) -> Result<Model, ShapeError> {
-        let mut vs = nn::VarStore::new(device);
+        let vs = nn::VarStore::new(device);
         let root = vs.root();
         let net: Box<dyn Net> = match cfg {
             ModelConfig::Mlp(m) => Box::new(Mlp::new(&root, m, input.numel(), classes)),
             ModelConfig::Cnn(c) => Box::new(Cnn::new(&root, c, image(cfg, input)?, classes)?),
             ModelConfig::Resnet(r) => Box::new(Resnet::new(&root, r, image(cfg, input)?, classes)),
             ModelConfig::Torchscript(t) => Box::new(
-                Torchscript::load(&mut vs, &t.path, input).map_err(|e| ShapeError {
+                Torchscript::load(&vs, &t.path, input).map_err(|e| ShapeError {
                     model: cfg.to_string(),
                     input: input.to_string(),
                     reason: format!("it cannot be loaded: {}", first_line(&e.to_string())),

@@ -238,11 +238,15 @@ impl Trainer {
         let Some(world) = self.world() else {
             return Ok(());
         };
-        let mut buffers: Vec<Tensor> = vs
+        // In the order of their names: a `VarStore` lists its variables in a hash map's order,
+        // which differs between processes, and each rank must add up the same buffers.
+        let mut named: Vec<(String, Tensor)> = vs
             .variables()
-            .into_values()
-            .filter(|t| !t.requires_grad() && t.is_floating_point())
+            .into_iter()
+            .filter(|(_, t)| !t.requires_grad() && t.is_floating_point())
             .collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut buffers: Vec<Tensor> = named.into_iter().map(|(_, t)| t).collect();
         if buffers.is_empty() {
             return Ok(());
         }

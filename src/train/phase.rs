@@ -9,7 +9,7 @@ use super::phase_run::{Best, PhaseClock, PhaseRun};
 use super::{PhaseEnd, RunError, Trainer};
 use crate::model::Model;
 use crate::protocol::summary::{EndState, PhaseResult, TeacherOutputs};
-use crate::protocol::{Event, LogLevel, Phase, Position};
+use crate::protocol::{Event, LogLevel, Phase, Position, Role};
 use crate::random;
 
 use std::collections::BTreeMap;
@@ -171,7 +171,7 @@ impl Trainer {
         let train_seconds = run.clock.train_seconds();
         // Students keep their end state: a completed run can give them more epochs. (The
         // teacher cannot go on once students learned from it; its state is not kept.)
-        let end_state = (phase.role() == crate::protocol::Role::Student)
+        let end_state = (phase.role() == Role::Student)
             .then(|| self.end_state(run, model, opt))
             .flatten();
         let epochs_run = self.at.epoch;
@@ -238,6 +238,21 @@ impl Trainer {
             // No result is claimed for weights that are not on disk.
             self.write_failed(&weights, e);
             return;
+        }
+        // A TorchScript student's result is also its module, trained (a teacher's is its file).
+        let script = model
+            .net
+            .torchscript()
+            .filter(|_| phase.role() == Role::Student);
+        if let Some(script) = script {
+            let file = format!("{}.pt", self.result_stem(phase));
+            let saved = script.to_bytes().and_then(|bytes| {
+                crate::run::replace_file(&self.run.path(&file), |tmp| std::fs::write(tmp, bytes))
+            });
+            if let Err(e) = saved {
+                self.write_failed(&file, e);
+                return;
+            }
         }
         let result = PhaseResult {
             phase,

@@ -29,18 +29,25 @@ pub fn step_flops(model: &Model, input: &InputShape, batch: usize) -> f64 {
             .net
             .forward_features(&x.to_device(model.vs.device()), false)
     });
-    let positions = |param: &str| {
+    // A parameter no named layer accounts for (a TorchScript module names none): a
+    // convolution's kernel (4-D) at every input position, an upper bound; anything else once.
+    let image_positions: i64 = input.dims().iter().skip(1).map(|&d| d as i64).product();
+    let unnamed = |t: &Tensor| if t.dim() == 4 { image_positions } else { 1 };
+    let positions = |param: &str, t: &Tensor| {
         features
             .iter()
             .filter(|(name, _)| param.starts_with(&format!("{name}.")))
             .max_by_key(|(name, _)| name.len())
-            .map_or(1, |(_, t)| t.size().iter().skip(2).product::<i64>().max(1))
+            .map_or_else(
+                || unnamed(t),
+                |(_, f)| f.size().iter().skip(2).product::<i64>().max(1),
+            )
     };
     let forward: f64 = model
         .vs
         .variables()
         .iter()
-        .map(|(name, t)| 2.0 * t.numel() as f64 * positions(name) as f64)
+        .map(|(name, t)| 2.0 * t.numel() as f64 * positions(name, t) as f64)
         .sum();
     3.0 * forward * batch as f64
 }
