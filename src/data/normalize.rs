@@ -9,6 +9,21 @@ pub(super) struct Affine {
     pub scale: Vec<f32>,
 }
 
+impl Affine {
+    /// Rows of features made floats by `float` and normalised.
+    pub fn apply<T: Copy>(&self, values: &[T], float: impl Fn(T) -> f32) -> Vec<f32> {
+        let mut out = vec![0.0_f32; values.len()];
+        let dim = self.scale.len();
+        for (row, from) in out.chunks_exact_mut(dim).zip(values.chunks_exact(dim)) {
+            let each = row.iter_mut().zip(from).zip(&self.shift).zip(&self.scale);
+            for (((o, &v), shift), scale) in each {
+                *o = (float(v) - shift) * scale;
+            }
+        }
+        out
+    }
+}
+
 /// The shift and scale `how` asks for, from the training examples' statistics (none for
 /// `Normalize::None`). `max_value` is the source's largest pixel value, where it has one.
 pub(super) fn normalization(
