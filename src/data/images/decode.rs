@@ -213,7 +213,7 @@ pub(in crate::data) fn fits_in_memory(
 }
 
 /// `MemAvailable` from /proc/meminfo (Linux), in bytes.
-fn memory_available() -> Option<u64> {
+pub(super) fn memory_available() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;

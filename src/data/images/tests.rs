@@ -302,3 +302,19 @@ fn the_cache_reads_back_what_was_decoded_and_refuses_what_it_cannot_prove() {
         "no root, no file"
     );
 }
+
+#[test]
+fn images_that_would_not_fit_in_memory_are_refused_with_their_size() {
+    let dir = Path::new("huge");
+    assert!(fits_in_memory(dir, 1000, 784).is_ok());
+    if decode::memory_available().is_none() {
+        return; // no /proc/meminfo: nothing to compare with
+    }
+    let e = fits_in_memory(dir, 1 << 30, 3 * 224 * 224).unwrap_err();
+    assert_eq!(e.file, "huge");
+    assert!(
+        e.message
+            .contains("1073741824 images of 150528 bytes take 150528.0 GiB as bytes"),
+        "{e}"
+    );
+}
