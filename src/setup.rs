@@ -129,9 +129,13 @@ pub fn prepare(mut preset: Preset) -> Result<(Preset, Splits, Device), Failure> 
         crate::device::resolve(spec).map_err(|e| Failure::bad_input(format!("device: {e}")))?;
     let data = crate::data::load(&preset.data, preset.seed).map_err(Failure::bad_input)?;
     check_models(&preset, &data.input, data.num_classes).map_err(Failure::bad_input)?;
-    if preset.data.source == DataSource::Csv {
+    if [DataSource::Csv, DataSource::Images].contains(&preset.data.source) {
         // The run folder's preset.toml records which label value each class index stands for.
         preset.data.classes = Some(data.classes.clone());
+    }
+    if let (DataSource::Images, &[c, h, w]) = (preset.data.source, data.input.dims()) {
+        // ... and the size and channels an image folder's defaults chose.
+        (preset.data.channels, preset.data.size) = (Some(c), Some([h, w]));
     }
     Ok((preset, data, device))
 }

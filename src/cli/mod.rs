@@ -76,6 +76,15 @@ pub enum Subcommand {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         overrides: Vec<Override>,
     },
+    /// Load a preset's data and describe it: the source (an image folder's size, skipped files
+    /// and cache), the input shape, the classes, the splits, and the seconds loading took.
+    Data {
+        /// Preset file (default: the embedded digits preset).
+        preset: Option<PathBuf>,
+        /// Override a preset key (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<Override>,
+    },
     /// Open the cockpit on a running job (by default the most recent live run under runs/);
     /// `q` detaches and leaves it running. A finished or dead run opens read-only.
     Attach {
@@ -148,6 +157,29 @@ fn run_models(preset: Option<PathBuf>, overrides: &[Override]) -> Result<i32, Fa
     Ok(0)
 }
 
+fn run_data(preset: Option<PathBuf>, overrides: &[Override]) -> Result<i32, Failure> {
+    let preset = read_preset(preset.as_deref(), overrides).map_err(Failure::bad_input)?;
+    crate::train::threads::keep_serial();
+    let started = std::time::Instant::now();
+    let data = crate::data::load(&preset.data, preset.seed).map_err(Failure::bad_input)?;
+    let seconds = started.elapsed().as_secs_f64();
+    println!("data {}", data.description);
+    println!(
+        "input {}, {} classes: {}",
+        data.input,
+        data.num_classes,
+        data.classes.join(", ")
+    );
+    println!(
+        "{} train, {} validation, {} test examples",
+        data.train.len(),
+        data.val.len(),
+        data.test.len()
+    );
+    println!("loaded in {seconds:.3} s");
+    Ok(0)
+}
+
 fn tui_options(args: &Args) -> crate::front::tui::Options {
     crate::front::tui::Options {
         ascii_markers: args.ascii,
@@ -214,6 +246,7 @@ fn run(args: Args) -> Result<i32, Failure> {
             out,
         }) => return run_export(&run_dir, model, format, out),
         Some(Subcommand::Models { preset, overrides }) => return run_models(preset, &overrides),
+        Some(Subcommand::Data { preset, overrides }) => return run_data(preset, &overrides),
         Some(Subcommand::Attach { run_dir, ascii }) => {
             return jobs::attach(
                 run_dir,

@@ -4,11 +4,13 @@
 //! fix a preset without reading code. Validation runs before any data is loaded.
 
 pub mod bounds;
+mod data;
 mod load;
 mod model;
 mod net;
 pub mod rules;
 
+pub use data::{DataCache, DataConfig, DataSource, Header, LabelColumn, MeanStd, Normalize};
 pub use load::{load, load_file, Override, PresetError};
 pub use model::{
     Activation, CnnConfig, MlpConfig, ModelConfig, Pool, ResnetConfig, TorchscriptConfig,
@@ -19,7 +21,6 @@ pub use net::{Augment, LrSchedule, NetConfig, OptimizerKind, Threads, LIVE_NET_K
 use crate::distill::DistillConfig;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 /// The embedded default preset (`presets/digits.toml`).
 pub const DEFAULT_PRESET: &str = include_str!("../../presets/digits.toml");
@@ -124,105 +125,6 @@ impl Precision {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DataSource {
-    Digits,
-    Mnist,
-    Cifar10,
-    Csv,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Normalize {
-    /// Divide by the source's maximum pixel value (digits 16, MNIST 255, CSV: train maximum).
-    Scale,
-    /// Per-feature zero mean and unit variance, statistics from the training split.
-    Standardize,
-    None,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DataConfig {
-    pub source: DataSource,
-    /// File or folder for file-based sources (mnist: the folder of IDX files; csv: the file).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path: Option<PathBuf>,
-    #[serde(default = "defaults::val_fraction")]
-    pub val_fraction: f64,
-    /// Fraction held out for test where the source has no test split of its own.
-    #[serde(default = "defaults::test_fraction")]
-    pub test_fraction: f64,
-    #[serde(default = "defaults::normalize")]
-    pub normalize: Normalize,
-    /// Use at most this many training examples (quick experiments on big sources).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub train_limit: Option<usize>,
-    /// csv: the label column, by header name or 0-based index (negative counts from the end);
-    /// default: the last column.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub label: Option<LabelColumn>,
-    /// csv: whether the first line names the columns; `auto` looks for a non-number in it.
-    #[serde(default, skip_serializing_if = "Header::is_auto")]
-    pub header: Header,
-    /// csv: the class values in class-index order. Filled in from the data when absent (the run
-    /// folder's preset.toml records it); when given, a label not listed is an error.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub classes: Option<Vec<String>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum LabelColumn {
-    Index(i64),
-    Name(String),
-}
-
-/// `header = "auto" | true | false`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(try_from = "HeaderValue", into = "HeaderValue")]
-pub enum Header {
-    #[default]
-    Auto,
-    Given(bool),
-}
-
-impl Header {
-    pub fn is_auto(&self) -> bool {
-        *self == Header::Auto
-    }
-}
-
-/// How `header` is written in TOML.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(untagged)]
-enum HeaderValue {
-    Flag(bool),
-    Word(String),
-}
-
-impl TryFrom<HeaderValue> for Header {
-    type Error = String;
-    fn try_from(v: HeaderValue) -> Result<Header, String> {
-        match v {
-            HeaderValue::Flag(b) => Ok(Header::Given(b)),
-            HeaderValue::Word(w) if w == "auto" => Ok(Header::Auto),
-            HeaderValue::Word(w) => Err(format!("must be \"auto\", true or false (got \"{w}\")")),
-        }
-    }
-}
-
-impl From<Header> for HeaderValue {
-    fn from(h: Header) -> HeaderValue {
-        match h {
-            Header::Auto => HeaderValue::Word("auto".into()),
-            Header::Given(b) => HeaderValue::Flag(b),
-        }
-    }
-}
-
 /// `[sweep]`: values to try for any preset keys, e.g. `"distill.temperature" = [1, 4, 20]`
 /// (every combination is a point), or `points = [{ "distill.alpha" = 0.5 }, ...]` instead.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -247,15 +149,6 @@ mod defaults {
     }
     pub fn log_every() -> usize {
         10
-    }
-    pub fn val_fraction() -> f64 {
-        0.1
-    }
-    pub fn test_fraction() -> f64 {
-        0.2
-    }
-    pub fn normalize() -> Normalize {
-        Normalize::Scale
     }
     pub fn optimizer() -> OptimizerKind {
         OptimizerKind::Adam

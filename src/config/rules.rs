@@ -1,7 +1,7 @@
 //! What values must satisfy: the checks shared by preset validation and live edits, and
 //! `Preset::validate`, which applies them with the dotted key they belong to.
 
-use super::{DataSource, ModelConfig, Preset, RESNET_DEPTHS};
+use super::{DataConfig, DataSource, MeanStd, ModelConfig, Normalize, Preset, RESNET_DEPTHS};
 use crate::distill::DistillConfig;
 
 pub fn lr(lr: f64) -> Result<(), String> {
@@ -169,52 +169,7 @@ impl Preset {
                 format!("must be within [1, 86400] seconds (got {timeout})"),
             ));
         }
-        let d = &self.data;
-        check("data.val_fraction", validation_fraction(d.val_fraction))?;
-        check("data.test_fraction", test_fraction(d.test_fraction))?;
-        if d.val_fraction + d.test_fraction >= 1.0 {
-            return Err((
-                "data.val_fraction".into(),
-                "val_fraction + test_fraction must leave training data (sum < 1)".into(),
-            ));
-        }
-        match (d.source, &d.path) {
-            (DataSource::Digits, Some(_)) => {
-                return Err((
-                    "data.path".into(),
-                    "the embedded `digits` source takes no path".into(),
-                ))
-            }
-            (DataSource::Mnist | DataSource::Cifar10 | DataSource::Csv, None) => {
-                return Err((
-                    "data.path".into(),
-                    "required for this source (mnist: folder of IDX files; cifar10: folder of the binary batches; csv: file)".into(),
-                ))
-            }
-            _ => {}
-        }
-        if d.source != DataSource::Csv {
-            for (key, given) in [
-                ("data.label", d.label.is_some()),
-                ("data.header", !d.header.is_auto()),
-                ("data.classes", d.classes.is_some()),
-            ] {
-                if given {
-                    return Err((key.into(), "applies to csv files only".into()));
-                }
-            }
-        }
-        if let Some(classes) = &d.classes {
-            if classes.len() < 2 {
-                return Err((
-                    "data.classes".into(),
-                    "must list at least two classes".into(),
-                ));
-            }
-        }
-        if let Some(limit) = d.train_limit {
-            check("data.train_limit", positive_count(limit))?;
-        }
+        data(&self.data)?;
         for (role, net) in [("teacher", &self.teacher), ("student", &self.student)] {
             let key = |k: &str| format!("{role}.{k}");
             model(&net.model).map_err(|(k, m)| (key(&format!("model.{k}")), m))?;
@@ -259,6 +214,120 @@ impl Preset {
         }
         distill(&self.distill)
     }
+}
+
+/// The longest side an image folder's images may be resized to.
+pub const MAX_IMAGE_SIDE: usize = 4096;
+
+/// Checks `[data]`: fractions, which keys apply to the source, image settings.
+fn data(d: &DataConfig) -> Result<(), (String, String)> {
+    let refuse = |key: &str, m: &str| Err((key.to_string(), m.to_string()));
+    let check = |key: &str, r: Result<(), String>| r.map_err(|m| (key.to_string(), m));
+    check("data.val_fraction", validation_fraction(d.val_fraction))?;
+    check("data.test_fraction", test_fraction(d.test_fraction))?;
+    if d.val_fraction + d.test_fraction >= 1.0 {
+        return refuse(
+            "data.val_fraction",
+            "val_fraction + test_fraction must leave training data (sum < 1)",
+        );
+    }
+    match (d.source, &d.path) {
+        (DataSource::Digits, Some(_)) => {
+            return refuse("data.path", "the embedded `digits` source takes no path")
+        }
+        (DataSource::Digits, None) | (_, Some(_)) => {}
+        (_, None) => {
+            return refuse(
+                "data.path",
+                "required for this source (mnist: folder of IDX files; cifar10: folder of the \
+                 binary batches; csv: file; images: the folder holding train/<class>/)",
+            )
+        }
+    }
+    let (csv, images) = (d.source == DataSource::Csv, d.source == DataSource::Images);
+    for (key, given, applies, to) in [
+        ("data.label", d.label.is_some(), csv, "csv files only"),
+        ("data.header", !d.header.is_auto(), csv, "csv files only"),
+        (
+            "data.classes",
+            d.classes.is_some(),
+            csv || images,
+            "csv files and image folders only",
+        ),
+        (
+            "data.channels",
+            d.channels.is_some(),
+            images,
+            "image folders only",
+        ),
+        ("data.size", d.size.is_some(), images, "image folders only"),
+        ("data.skip_bad", d.skip_bad, images, "image folders only"),
+        (
+            "data.cache",
+            !d.cache.is_auto(),
+            images,
+            "image folders only",
+        ),
+    ] {
+        if given && !applies {
+            return refuse(key, &format!("applies to {to}"));
+        }
+    }
+    if d.classes.as_ref().is_some_and(|c| c.len() < 2) {
+        return refuse("data.classes", "must list at least two classes");
+    }
+    if let Some(c) = d.channels.filter(|c| ![1, 3].contains(c)) {
+        return refuse(
+            "data.channels",
+            &format!("must be 1 (gray) or 3 (RGB) (got {c})"),
+        );
+    }
+    if let Some(size) = d
+        .size
+        .filter(|s| s.iter().any(|&x| x == 0 || x > MAX_IMAGE_SIDE))
+    {
+        return refuse(
+            "data.size",
+            &format!("[height, width] must each be within 1..={MAX_IMAGE_SIDE} (got {size:?})"),
+        );
+    }
+    if let Normalize::PerChannel(m) = &d.normalize {
+        let channels = d.source.fixed_channels().or(d.channels);
+        check("data.normalize", mean_std(m, csv, channels))?;
+    }
+    if let Some(limit) = d.train_limit {
+        check("data.train_limit", positive_count(limit))?;
+    }
+    Ok(())
+}
+
+/// Per-channel statistics: one mean and one positive std per channel (when the channels are
+/// known before the data is read; an image folder's default is checked when it is loaded).
+fn mean_std(m: &MeanStd, flat: bool, channels: Option<usize>) -> Result<(), String> {
+    if flat {
+        return Err("mean and std are per image channel; csv data is flat features".into());
+    }
+    if m.mean.is_empty() || m.mean.len() != m.std.len() {
+        return Err(format!(
+            "needs one mean and one std per channel (got {} and {})",
+            m.mean.len(),
+            m.std.len()
+        ));
+    }
+    if let Some(c) = channels.filter(|&c| c != m.mean.len()) {
+        return Err(format!(
+            "lists {} means and stds for images of {c} channel{}",
+            m.mean.len(),
+            if c == 1 { "" } else { "s" }
+        ));
+    }
+    if !m.mean.iter().all(|x| x.is_finite()) || !m.std.iter().all(|&s| s.is_finite() && s > 0.0) {
+        return Err(format!(
+            "means must be numbers and stds numbers > 0 (got mean = {:?}, std = {:?})",
+            m.mean, m.std
+        ));
+    }
+    Ok(())
 }
 
 /// Checks `[distill]` against the method's declaration: every key declared, every value allowed,

@@ -152,6 +152,29 @@ mod tests {
     }
 
     #[test]
+    fn channels_of_a_colour_image_move_together() {
+        // 3 channels of a 4x6 ramp, channel k holding (k + 1) x the ramp: whatever was drawn,
+        // each channel of the output is still (k + 1) x channel 0.
+        let shape = InputShape::image(3, 4, 6);
+        let ramp = Tensor::arange(24, (Kind::Float, tch::Device::Cpu)) + 1.0;
+        let image = Tensor::cat(&[&ramp, &(&ramp * 2.0), &(&ramp * 3.0)], 0).view([1, 72]);
+        let batch = image.repeat([8, 1]);
+        let aug = Augment {
+            shift: 2,
+            flip: true,
+        };
+        let out = apply(&batch, &shape, &aug, &mut StdRng::seed_from_u64(5)).view([8, 3, 24]);
+        let first = out.select(1, 0);
+        assert!(!out.equal(&batch.view([8, 3, 24])), "something moved");
+        for k in 1..3 {
+            assert!(
+                out.select(1, k).equal(&(&first * (k + 1) as f64)),
+                "channel {k}"
+            );
+        }
+    }
+
+    #[test]
     fn flat_data_is_refused() {
         let aug = Augment {
             shift: 2,

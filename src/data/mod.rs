@@ -1,5 +1,6 @@
-//! Datasets: the embedded digits, MNIST-format IDX folders, CIFAR-10 batches and CSV files (one
-//! file per source), split into stratified train / validation / test sets from the run seed.
+//! Datasets: the embedded digits, MNIST-format IDX folders, CIFAR-10 batches, CSV files and
+//! image folders (one file per source), split into stratified train / validation / test sets
+//! from the run seed.
 //! Examples are stored flat; the `InputShape` says how a model may view them.
 
 pub mod augment;
@@ -16,12 +17,17 @@ pub const CIFAR_FILES: [&str; 6] = [
 ];
 mod csv;
 mod idx;
+mod image_cache;
+mod images;
+mod normalize;
 mod read;
 
+pub use image_cache::cache_root;
 pub use read::MAX_DATA_BYTES;
 
-use crate::config::{DataConfig, DataSource, Normalize};
+use crate::config::{DataConfig, DataSource};
 use crate::protocol::InputShape;
+use normalize::{normalization, Affine};
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
 use read::{gunzip, read_maybe_gz};
 use std::fmt;
@@ -89,6 +95,9 @@ pub struct Splits {
     pub classes: Vec<String>,
     /// Human description, e.g. "digits (embedded, 1797 examples)".
     pub description: String,
+    /// What identifies the data beyond the preset (an image folder's listing), if anything:
+    /// the teacher-output cache keys by it.
+    pub fingerprint: Option<String>,
 }
 
 /// Examples as loaded, before splitting and normalisation.
@@ -114,12 +123,6 @@ fn rows<T: Copy>(values: &[T], dim: usize, idx: &[usize]) -> Vec<T> {
         out.extend_from_slice(&values[i * dim..(i + 1) * dim]);
     }
     out
-}
-
-/// Per-feature shift and scale: a feature's value `v` becomes `(v - shift) * scale`.
-struct Affine {
-    shift: Vec<f32>,
-    scale: Vec<f32>,
 }
 
 impl Raw {
@@ -154,42 +157,53 @@ impl Raw {
     /// The float tensors, normalised by `affine` with f32 arithmetic: `(v - shift) * scale`.
     fn into_split(self, affine: Option<&Affine>) -> Split {
         let size = [self.labels.len() as i64, self.dim() as i64];
-        let mut features = match &self.features {
-            Values::Bytes(v) => Tensor::from_slice(v).to_kind(Kind::Float),
-            Values::Floats(v) => Tensor::from_slice(v),
-        }
-        .view(size);
-        if let Some(a) = affine {
-            // `v - 0` is `v`: `scale` skips that pass over the data.
-            if a.shift.iter().any(|&s| s != 0.0) {
-                let _ = features.g_sub_(&Tensor::from_slice(&a.shift));
-            }
-            let _ = features.g_mul_(&Tensor::from_slice(&a.scale));
-        }
+        // Normalised in one pass on the host: libtorch's convert, subtract and multiply were
+        // three passes over the floats, on the one thread set-up keeps.
+        let features = match (&self.features, affine) {
+            (Values::Bytes(v), None) => Tensor::from_slice(v).to_kind(Kind::Float),
+            (Values::Floats(v), None) => Tensor::from_slice(v),
+            (Values::Bytes(v), Some(a)) => Tensor::from_slice(&a.apply(v, f32::from)),
+            (Values::Floats(v), Some(a)) => Tensor::from_slice(&a.apply(v, |x| x)),
+        };
         Split {
-            features,
+            features: features.view(size),
             labels: Tensor::from_slice(&self.labels),
         }
     }
 }
 
+/// A source's examples as read: its training examples, the validation and test examples it
+/// has of its own (else they are drawn from the training ones), and what it says of itself.
+#[derive(Debug)]
+struct Source {
+    all: Raw,
+    val: Option<Raw>,
+    test: Option<Raw>,
+    /// The largest pixel value, for `scale` (csv: none; the training maximum is used).
+    max_value: Option<f32>,
+    description: String,
+    classes: Vec<String>,
+    /// What identifies the data beyond the preset (an image folder's listing), if anything.
+    fingerprint: Option<String>,
+}
+
 /// Loads, splits and normalises the configured data.
 pub fn load(cfg: &DataConfig, seed: u64) -> Result<Splits, DataError> {
-    let (all, official_test, max_value, description, classes) = match cfg.source {
+    let source = match cfg.source {
         DataSource::Digits => {
             let name = "assets/digits.csv.gz";
             let options = csv::Options::label_last_no_header();
-            let (mut raw, classes) = csv::parse(&gunzip(EMBEDDED_DIGITS, name)?, name, &options)?;
-            raw.shape = InputShape::image(1, 8, 8);
-            let description = format!("digits (embedded, {} examples)", raw.len());
-            (raw, None, Some(16.0), description, classes)
+            let (mut all, classes) = csv::parse(&gunzip(EMBEDDED_DIGITS, name)?, name, &options)?;
+            all.shape = InputShape::image(1, 8, 8);
+            let description = format!("digits (embedded, {} examples)", all.len());
+            Source::own(all, None, Some(16.0), description, classes)
         }
         DataSource::Csv => {
             let path = required_path(cfg)?;
             let name = path.display().to_string();
-            let (raw, classes) = csv::parse(&read_maybe_gz(path)?, &name, &csv::Options::of(cfg))?;
-            let description = format!("csv {name} ({} examples)", raw.len());
-            (raw, None, None, description, classes)
+            let (all, classes) = csv::parse(&read_maybe_gz(path)?, &name, &csv::Options::of(cfg))?;
+            let description = format!("csv {name} ({} examples)", all.len());
+            Source::own(all, None, None, description, classes)
         }
         // Sources with an official test split; both hold 8-bit pixels.
         DataSource::Mnist | DataSource::Cifar10 => {
@@ -227,30 +241,61 @@ pub fn load(cfg: &DataConfig, seed: u64) -> Result<Splits, DataError> {
                 .copied()
                 .unwrap_or(0);
             let classes = (0..count).map(|c| c.to_string()).collect();
-            (train, Some(test), Some(255.0), description, classes)
+            Source::own(train, Some(test), Some(255.0), description, classes)
         }
+        DataSource::Images => images::read(cfg, required_path(cfg)?)?,
     };
+    split(source, cfg, seed)
+}
+
+impl Source {
+    /// A source without a validation split or a fingerprint of its own.
+    fn own(
+        all: Raw,
+        test: Option<Raw>,
+        max_value: Option<f32>,
+        description: String,
+        classes: Vec<String>,
+    ) -> Source {
+        Source {
+            all,
+            val: None,
+            test,
+            max_value,
+            description,
+            classes,
+            fingerprint: None,
+        }
+    }
+}
+
+/// The stratified splits a source lacks, drawn from its training examples, then normalised.
+fn split(source: Source, cfg: &DataConfig, seed: u64) -> Result<Splits, DataError> {
+    let Source {
+        all,
+        val,
+        test,
+        max_value,
+        description,
+        classes,
+        fingerprint,
+    } = source;
     let num_classes: usize = classes.len();
     if num_classes < 2 {
         return Err(err(&description, "needs at least two classes"));
     }
-    let (mut train_idx, val_idx, test) = match official_test {
-        Some(test) => {
-            let (train_idx, val_idx, _) =
-                stratified_split(&all.labels, cfg.val_fraction, 0.0, seed);
-            (train_idx, val_idx, test)
-        }
-        None => {
-            let (train_idx, val_idx, test_idx) =
-                stratified_split(&all.labels, cfg.val_fraction, cfg.test_fraction, seed);
-            let test = all.select(&test_idx);
-            (train_idx, val_idx, test)
-        }
-    };
+    let fraction = |own: &Option<Raw>, f: f64| if own.is_some() { 0.0 } else { f };
+    let (val_f, test_f) = (
+        fraction(&val, cfg.val_fraction),
+        fraction(&test, cfg.test_fraction),
+    );
+    let (mut train_idx, val_idx, test_idx) = stratified_split(&all.labels, val_f, test_f, seed);
     if let Some(limit) = cfg.train_limit {
         train_idx.truncate(limit);
     }
-    let (train, val, test) = (all.select(&train_idx), all.select(&val_idx), test);
+    let val = val.unwrap_or_else(|| all.select(&val_idx));
+    let test = test.unwrap_or_else(|| all.select(&test_idx));
+    let train = all.select(&train_idx);
     if train.len() == 0 {
         return Err(err(
             &description,
@@ -269,12 +314,13 @@ pub fn load(cfg: &DataConfig, seed: u64) -> Result<Splits, DataError> {
             "the validation split is empty; raise data.val_fraction",
         ));
     }
-    let affine = normalization(cfg.normalize, max_value, &train);
+    let affine = normalization(&cfg.normalize, max_value, &train)?;
     Ok(Splits {
         input: all.shape,
         num_classes,
         classes,
         description,
+        fingerprint,
         train: train.into_split(affine.as_ref()),
         val: val.into_split(affine.as_ref()),
         test: test.into_split(affine.as_ref()),
@@ -285,50 +331,6 @@ fn required_path(cfg: &DataConfig) -> Result<&PathBuf, DataError> {
     cfg.path
         .as_ref()
         .ok_or_else(|| err("preset", "data.path is required for this source"))
-}
-
-/// The shift and scale `how` asks for, from the training examples' statistics (none for
-/// `Normalize::None`).
-fn normalization(how: Normalize, max_value: Option<f32>, train: &Raw) -> Option<Affine> {
-    let dim = train.dim();
-    match how {
-        Normalize::None => None,
-        Normalize::Scale => {
-            let max = max_value
-                .unwrap_or_else(|| train.values().fold(0.0_f64, |m, v| m.max(v.abs())) as f32)
-                .max(f32::MIN_POSITIVE);
-            Some(Affine {
-                shift: vec![0.0; dim],
-                scale: vec![1.0 / max; dim],
-            })
-        }
-        Normalize::Standardize => {
-            let n = train.len().max(1) as f64;
-            let mut mean = vec![0.0_f64; dim];
-            let mut sq = vec![0.0_f64; dim];
-            for (i, v) in train.values().enumerate() {
-                let j = i % dim;
-                mean[j] += v / n;
-                sq[j] += v * v / n;
-            }
-            let scale = mean
-                .iter()
-                .zip(&sq)
-                .map(|(m, s)| {
-                    let std = (s - m * m).max(0.0).sqrt();
-                    if std < 1e-8 {
-                        1.0
-                    } else {
-                        (1.0 / std) as f32
-                    }
-                })
-                .collect();
-            Some(Affine {
-                shift: mean.iter().map(|&m| m as f32).collect(),
-                scale,
-            })
-        }
-    }
 }
 
 /// Per class: shuffle with the seed, then take test, validation and train shares, so every

@@ -1,8 +1,9 @@
 use super::*;
-use crate::config::{DataConfig, Header};
+use crate::config::{DataCache, DataConfig, Header, Normalize};
 use tch::Kind;
 
-fn digits_cfg() -> DataConfig {
+/// The embedded digits' data table; other sources' tests start from it.
+pub(super) fn digits_cfg() -> DataConfig {
     DataConfig {
         source: DataSource::Digits,
         path: None,
@@ -13,6 +14,10 @@ fn digits_cfg() -> DataConfig {
         label: None,
         header: Header::Auto,
         classes: None,
+        channels: None,
+        size: None,
+        skip_bad: false,
+        cache: DataCache::Auto,
     }
 }
 

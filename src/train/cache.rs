@@ -66,10 +66,7 @@ impl TeacherCache {
         rows: usize,
         classes: usize,
     ) -> Option<TeacherCache> {
-        let root = std::env::var_os("KD_TUI_CACHE")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("kd-tui")))
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/kd-tui")))?;
+        let root = crate::data::cache_root()?;
         let mut hash = Sha256::new();
         hash.update(data_key.as_bytes());
         if let Some(module) = module {

@@ -105,13 +105,18 @@ impl Trainer {
         Ok(HintKit { regressor, opt })
     }
 
-    /// What the teacher-output cache keys the data by: source, preprocessing, split and seed.
+    /// What the teacher-output cache keys the data by: source, preprocessing, split and seed,
+    /// and the data's fingerprint (an image folder's listing, which the preset does not name).
     fn data_key(&self) -> String {
         format!(
-            "{}|seed {}|train {}",
+            "{}|seed {}|train {}{}",
             serde_json::to_string(&self.preset.data).unwrap_or_default(),
             self.preset.seed,
-            self.data.train.len()
+            self.data.train.len(),
+            self.data
+                .fingerprint
+                .as_ref()
+                .map_or(String::new(), |f| format!("|data {f}"))
         )
     }
 }

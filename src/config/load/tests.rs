@@ -1,5 +1,5 @@
 use super::*;
-use crate::config::{DataSource, ModelConfig, DEFAULT_PRESET, DEFAULT_PRESET_NAME};
+use crate::config::{DataSource, ModelConfig, Normalize, DEFAULT_PRESET, DEFAULT_PRESET_NAME};
 use crate::distill::Method;
 
 fn ov(s: &str) -> Override {
@@ -241,4 +241,114 @@ fn the_default_preset_documents_every_method_and_its_own_hyperparameters() {
     }
     // Each method's lines are its own: `dkd`'s do not run on into `dist`'s.
     assert!(!method_doc(DEFAULT_PRESET, "dkd").contains("tau"));
+}
+
+#[test]
+fn normalize_takes_a_word_or_per_channel_statistics_and_says_which_key_is_wrong() {
+    let with = |value: &str| {
+        let text = DEFAULT_PRESET.replace("normalize = \"scale\"", &format!("normalize = {value}"));
+        load(&text, "p.toml", &[])
+    };
+    let p = with("{ mean = [0.5], std = [0.25] }").unwrap();
+    let again = load(&p.to_toml(), "again", &[]).unwrap();
+    assert_eq!(again.data.normalize, p.data.normalize, "it round-trips");
+    assert_eq!(with("\"none\"").unwrap().data.normalize, Normalize::None);
+    let line = DEFAULT_PRESET
+        .lines()
+        .position(|l| l.starts_with("normalize"))
+        .unwrap()
+        + 1;
+    for (value, key, says) in [
+        (
+            "\"unit\"",
+            "data.normalize",
+            "unknown variant `unit`, expected `scale`",
+        ),
+        (
+            "{ mean = [0.5], sd = [1.0] }",
+            "data.normalize.sd",
+            "unknown field `sd`",
+        ),
+        ("{ mean = [0.5] }", "data.normalize", "missing field `std`"),
+        (
+            "{ mean = [\"a\"], std = [1.0] }",
+            "data.normalize.mean[0]",
+            "expected a number",
+        ),
+        (
+            "{ mean = [0.5], std = [0.0] }",
+            "data.normalize",
+            "stds numbers > 0",
+        ),
+        (
+            "{ mean = [0.5, 0.5, 0.5], std = [1, 1, 1] }",
+            "data.normalize",
+            "3 means and stds for images of 1 channel",
+        ),
+        (
+            "{ mean = [0.5, 0.5], std = [1] }",
+            "data.normalize",
+            "one mean and one std per channel",
+        ),
+    ] {
+        let e = with(value).unwrap_err();
+        assert_eq!(e.key, key, "{value}: {e}");
+        assert!(e.message.contains(says), "{value}: {e}");
+        assert_eq!(e.line_col.map(|l| l.0), Some(line), "{value}: {e}");
+    }
+}
+
+#[test]
+fn image_keys_apply_to_image_folders_only() {
+    let images = [ov("data.source=\"images\""), ov("data.path=\"pictures\"")];
+    let p = load(DEFAULT_PRESET, "d", &images).unwrap();
+    assert_eq!(p.data.source, DataSource::Images);
+    for (set, key, says) in [
+        (
+            "data.size=[28, 28]",
+            "data.size",
+            "applies to image folders only",
+        ),
+        (
+            "data.skip_bad=true",
+            "data.skip_bad",
+            "applies to image folders only",
+        ),
+        (
+            "data.cache=\"disk\"",
+            "data.cache",
+            "applies to image folders only",
+        ),
+    ] {
+        let e = load(DEFAULT_PRESET, "d", &[ov(set)]).unwrap_err();
+        assert_eq!((e.key.as_str(), e.message.as_str()), (key, says), "{e}");
+    }
+    for (set, key, says) in [
+        (
+            "data.channels=2",
+            "data.channels",
+            "must be 1 (gray) or 3 (RGB) (got 2)",
+        ),
+        (
+            "data.size=[0, 28]",
+            "data.size",
+            "must each be within 1..=4096",
+        ),
+        (
+            "data.size=[28]",
+            "data.size",
+            "expected an array of length 2",
+        ),
+        ("data.cache=\"ram\"", "data.cache", "unknown variant `ram`"),
+    ] {
+        let e = load(DEFAULT_PRESET, "d", &[&images[..], &[ov(set)]].concat()).unwrap_err();
+        assert_eq!(e.key, key, "{e}");
+        assert!(e.message.contains(says), "{e}");
+    }
+    let e = load(DEFAULT_PRESET, "d", &[ov("data.source=\"images\"")]).unwrap_err();
+    assert!(
+        e.message
+            .contains("images: the folder holding train/<class>/"),
+        "{e}"
+    );
 }

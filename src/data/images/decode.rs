@@ -1,0 +1,221 @@
+//! Decoding an image folder's files: their headers (the default size and channels), then every
+//! image, in parallel, to `[C, H, W]` bytes of one size.
+
+use super::{Decoded, Entry, Listing, Pixels, SPLITS};
+use crate::config::DataConfig;
+use crate::data::{err, DataError};
+use image::imageops::{self, FilterType};
+use image::{DynamicImage, GrayImage, ImageBuffer, ImageDecoder, ImageReader, Pixel};
+use rayon::prelude::*;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// What an image's header says: its size and whether it is stored in colour.
+struct Header {
+    height: usize,
+    width: usize,
+    colour: bool,
+}
+
+fn header(path: &Path) -> Result<Header, String> {
+    let decoder = ImageReader::open(path)
+        .and_then(|r| r.with_guessed_format())
+        .map_err(|e| e.to_string())?
+        .into_decoder()
+        .map_err(|e| e.to_string())?;
+    let (width, height) = decoder.dimensions();
+    Ok(Header {
+        height: height as usize,
+        width: width as usize,
+        colour: decoder.color_type().has_color(),
+    })
+}
+
+/// An image that cannot be read: skipped and counted with `data.skip_bad`, else refused.
+fn bad(cfg: &DataConfig, path: &Path, why: String, skipped: &mut usize) -> Result<(), DataError> {
+    if !cfg.skip_bad {
+        return Err(err(
+            path.display(),
+            format!("cannot decode this image ({why}); data.skip_bad = true skips such files"),
+        ));
+    }
+    *skipped += 1;
+    Ok(())
+}
+
+/// Decodes every listed image to the size and channels of the preset, else of the images'
+/// headers: the most common size (ties: the larger), 3 channels if any image is in colour.
+pub(super) fn decode(
+    dir: &Path,
+    listing: &Listing,
+    cfg: &DataConfig,
+) -> Result<Decoded, DataError> {
+    let mut skipped = 0;
+    let mut entries: Vec<&Entry> = listing.entries.iter().collect();
+    let (size, channels) = match (cfg.size, cfg.channels) {
+        (Some(size), Some(channels)) => (size, channels),
+        _ => {
+            let headers: Vec<Result<Header, String>> =
+                entries.par_iter().map(|e| header(&e.path)).collect();
+            let mut kept = Vec::with_capacity(entries.len());
+            let mut sizes: HashMap<[usize; 2], usize> = HashMap::new();
+            let mut colour = false;
+            for (e, h) in entries.iter().zip(headers) {
+                match h {
+                    Ok(h) => {
+                        *sizes.entry([h.height, h.width]).or_default() += 1;
+                        colour |= h.colour;
+                        kept.push(*e);
+                    }
+                    Err(why) => bad(cfg, &e.path, why, &mut skipped)?,
+                }
+            }
+            entries = kept;
+            let common = sizes.into_iter().max_by_key(|&([h, w], n)| (n, h * w, h));
+            let size = cfg.size.or(common.map(|(s, _)| s)).unwrap_or([1, 1]);
+            (size, cfg.channels.unwrap_or(if colour { 3 } else { 1 }))
+        }
+    };
+    let chw = channels * size[0] * size[1];
+    fits_in_memory(dir, entries.len(), chw)?;
+    let mut splits = [None, None, None];
+    for (split, slot) in splits.iter_mut().enumerate() {
+        if !listing.present[split] {
+            continue;
+        }
+        let these: Vec<&Entry> = entries
+            .iter()
+            .copied()
+            .filter(|e| e.split == split)
+            .collect();
+        let mut bytes = vec![0u8; these.len() * chw];
+        let results: Vec<Result<(), String>> = bytes
+            .par_chunks_mut(chw)
+            .zip(these.par_iter())
+            .map(|(out, e)| decode_into(&e.path, channels, size, out))
+            .collect();
+        // Rows of images that failed are closed up, in order.
+        let mut labels = Vec::with_capacity(these.len());
+        for (i, (e, result)) in these.iter().zip(results).enumerate() {
+            match result {
+                Ok(()) => {
+                    let row = labels.len();
+                    if row != i {
+                        bytes.copy_within(i * chw..(i + 1) * chw, row * chw);
+                    }
+                    labels.push(e.class as i64);
+                }
+                Err(why) => bad(cfg, &e.path, why, &mut skipped)?,
+            }
+        }
+        bytes.truncate(labels.len() * chw);
+        if labels.is_empty() {
+            return Err(err(
+                dir.join(SPLITS[split]).display(),
+                format!("holds no readable images ({skipped} skipped)"),
+            ));
+        }
+        *slot = Some(Pixels { labels, bytes });
+    }
+    Ok(Decoded {
+        shape: [channels, size[0], size[1]],
+        splits,
+        skipped,
+        common_size: cfg.size.is_none(),
+    })
+}
+
+/// Decodes one image into `out` as `[C, H, W]` bytes.
+fn decode_into(
+    path: &Path,
+    channels: usize,
+    [h, w]: [usize; 2],
+    out: &mut [u8],
+) -> Result<(), String> {
+    let image = ImageReader::open(path)
+        .and_then(|r| r.with_guessed_format())
+        .map_err(|e| e.to_string())?
+        .decode()
+        .map_err(|e| e.to_string())?;
+    let (h, w) = (h as u32, w as u32);
+    if channels == 1 {
+        out.copy_from_slice(resized(gray(image), w, h).as_raw());
+        return Ok(());
+    }
+    // Interleaved RGB to planes; alpha is dropped, as PIL's convert("RGB") does.
+    let rgb = resized(image.into_rgb8(), w, h);
+    let plane = out.len() / 3;
+    for (i, px) in rgb.as_raw().chunks_exact(3).enumerate() {
+        for (c, &v) in px.iter().enumerate() {
+            out[c * plane + i] = v;
+        }
+    }
+    Ok(())
+}
+
+fn resized<P: Pixel<Subpixel = u8> + 'static>(
+    image: ImageBuffer<P, Vec<u8>>,
+    w: u32,
+    h: u32,
+) -> ImageBuffer<P, Vec<u8>> {
+    match image.dimensions() == (w, h) {
+        true => image,
+        false => imageops::resize(&image, w, h, FilterType::Triangle),
+    }
+}
+
+/// Gray as PIL's convert("L") makes it (ITU-R 601-2 luma, in its fixed point), so a teacher
+/// trained through torchvision sees the values it was trained on.
+fn gray(image: DynamicImage) -> GrayImage {
+    if !image.color().has_color() {
+        return image.into_luma8();
+    }
+    let rgb = image.into_rgb8();
+    let (w, h) = rgb.dimensions();
+    let luma = rgb
+        .as_raw()
+        .chunks_exact(3)
+        .map(|p| {
+            let [r, g, b] = [p[0], p[1], p[2]].map(u32::from);
+            ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16) as u8
+        })
+        .collect();
+    GrayImage::from_raw(w, h, luma).expect("one value per pixel")
+}
+
+/// `bytes` as GiB, one decimal.
+pub(in crate::data) fn gib(bytes: u64) -> String {
+    format!("{:.1} GiB", bytes as f64 / f64::from(1u32 << 30))
+}
+
+/// Refuses images whose bytes, and the float tensors made of them (4 bytes a value), do not
+/// fit in the memory available: kd-tui does not yet decode as it trains.
+pub(in crate::data) fn fits_in_memory(
+    dir: &Path,
+    images: usize,
+    chw: usize,
+) -> Result<(), DataError> {
+    let bytes = images as u64 * chw as u64;
+    match memory_available() {
+        Some(available) if bytes.saturating_mul(5) > available => Err(err(
+            dir.display(),
+            format!(
+                "{images} images of {chw} bytes take {} as bytes and {} more as float \
+                 tensors, more than the {} of memory available; choose a smaller data.size, \
+                 data.channels = 1, or fewer images",
+                gib(bytes),
+                gib(bytes * 4),
+                gib(available)
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// `MemAvailable` from /proc/meminfo (Linux), in bytes.
+pub(super) fn memory_available() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}

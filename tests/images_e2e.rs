@@ -1,0 +1,228 @@
+//! Image folders end to end: the embedded digits written as a folder of PNG, JPEG and BMP files
+//! in gray, RGB and RGBA, of two sizes, with a nested folder, a stray text file and a corrupt
+//! image, trained on by the real binary; the refusals it must make, and its decoded-image cache.
+
+mod common;
+
+use common::{kd_tui, Outcome};
+use image::{DynamicImage, GrayImage, ImageFormat};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+const CLASSES: [&str; 10] = [
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+];
+
+/// The embedded digits: (label, 8x8 pixels scaled to 0..255).
+fn digits() -> Vec<(usize, Vec<u8>)> {
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(kd_tui::data::EMBEDDED_DIGITS)
+        .read_to_string(&mut text)
+        .unwrap();
+    text.lines()
+        .map(|line| {
+            let v: Vec<f64> = line.split(',').map(|f| f.parse().unwrap()).collect();
+            let pixels = v[..64].iter().map(|p| (p * 255.0 / 16.0) as u8).collect();
+            (v[64] as usize, pixels)
+        })
+        .collect()
+}
+
+/// The digits as `DIR/train/<name>/...`: every fifth image in each mode and format, one in
+/// twelve at 16x16 (the rest 8x8), every seventh in a nested folder; a text file and a corrupt
+/// PNG beside them. Returns the folder and the corrupt file.
+fn write_folder(root: &Path) -> (PathBuf, PathBuf) {
+    let dir = root.join("digits");
+    for (i, (label, pixels)) in digits().into_iter().enumerate() {
+        let gray = GrayImage::from_raw(8, 8, pixels).unwrap();
+        let mut image = DynamicImage::ImageLuma8(gray);
+        if i % 12 == 0 {
+            image = image.resize_exact(16, 16, image::imageops::FilterType::Triangle);
+        }
+        let (image, ext, format) = match i % 5 {
+            0 => (image, "png", ImageFormat::Png),
+            1 => (
+                DynamicImage::ImageRgb8(image.to_rgb8()),
+                "png",
+                ImageFormat::Png,
+            ),
+            2 => (
+                DynamicImage::ImageRgba8(image.to_rgba8()),
+                "png",
+                ImageFormat::Png,
+            ),
+            3 => (image, "jpg", ImageFormat::Jpeg),
+            _ => (
+                DynamicImage::ImageRgb8(image.to_rgb8()),
+                "BMP",
+                ImageFormat::Bmp,
+            ),
+        };
+        let nested = if i % 7 == 0 { "scans/2024/" } else { "" };
+        let path = dir.join(format!("train/{}/{nested}{i:04}.{ext}", CLASSES[label]));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        image.save_with_format(&path, format).unwrap();
+    }
+    std::fs::write(dir.join("train/three/notes.txt"), "scanned in 1998").unwrap();
+    let corrupt = dir.join("train/seven/torn.png");
+    std::fs::write(&corrupt, b"\x89PNG\r\n\x1a\nthe rest is missing").unwrap();
+    (dir, corrupt)
+}
+
+/// `kd-tui ARGS --set data.source="images" --set data.path=DIR --set SETS...`, its cache in
+/// `cache`.
+fn kd(args: &[&str], dir: &Path, cache: &Path, sets: &[&str]) -> Outcome {
+    let mut command = kd_tui();
+    command.args(args).env("KD_TUI_CACHE", cache);
+    let path = format!("data.path={:?}", dir.display().to_string());
+    for s in ["data.source=\"images\"", &path].iter().chain(sets) {
+        command.args(["--set", s]);
+    }
+    Outcome::of(command.output().unwrap())
+}
+
+const SHORT: [&str; 4] = [
+    "teacher.epochs=2",
+    "student.epochs=2",
+    "student.baseline=false",
+    "teacher.model={ kind = \"cnn\", channels = [8] }",
+];
+
+#[test]
+fn a_folder_of_mixed_images_trains_end_to_end_and_its_cache_is_read_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, corrupt) = write_folder(tmp.path());
+    let cache = tmp.path().join("cache");
+    let classes = format!("data.classes={:?}", CLASSES);
+    // The corrupt image is named, and how to skip it said.
+    let refused = kd(&["data"], &dir, &cache, &[&classes]);
+    assert_eq!(refused.code, Some(2), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains(&corrupt.display().to_string()),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("data.skip_bad = true"),
+        "{}",
+        refused.stderr
+    );
+    // Skipped: a run trains on the rest; RGB files make it 3 channels, 8x8 the most common size.
+    let run = tmp.path().join("run");
+    let run_str = run.display().to_string();
+    let mut sets: Vec<&str> = vec![&classes, "data.skip_bad=true"];
+    sets.extend(SHORT);
+    let first = kd(&["--batch", "--out", &run_str], &dir, &cache, &sets);
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    let line = first
+        .stderr
+        .lines()
+        .find(|l| l.contains("data images"))
+        .unwrap();
+    assert!(
+        line.contains("1797 in train/; 3x8x8, the most common size"),
+        "{line}"
+    );
+    assert!(
+        line.contains("10 classes; 1 unreadable image skipped; cache: written"),
+        "{line}"
+    );
+    let preset = common::read_preset(&run);
+    assert_eq!(
+        preset.data.classes.as_deref(),
+        Some(&CLASSES.map(String::from)[..])
+    );
+    assert_eq!(
+        (preset.data.size, preset.data.channels),
+        (Some([8, 8]), Some(3))
+    );
+    let summary = common::read_summary(&run);
+    assert!(
+        summary.distilled.unwrap().test_acc > 0.3,
+        "it learns something"
+    );
+    // The second run over the unchanged folder reads the cache, with augmentation on.
+    let again = tmp.path().join("again").display().to_string();
+    let sets: Vec<&str> = sets
+        .iter()
+        .copied()
+        .chain(["student.augment={ shift = 1, flip = true }"])
+        .collect();
+    let second = kd(&["--batch", "--out", &again], &dir, &cache, &sets);
+    assert_eq!(second.code, Some(0), "{}", second.stderr);
+    let line = second
+        .stderr
+        .lines()
+        .find(|l| l.contains("data images"))
+        .unwrap();
+    assert!(line.ends_with("cache: read)"), "{line}");
+}
+
+#[test]
+fn class_lists_that_do_not_match_the_folders_are_refused_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, _) = write_folder(tmp.path());
+    let cache = tmp.path().join("cache");
+    let base = ["data.skip_bad=true", "data.cache=\"none\""];
+    let check = |classes: &str, says: &str| {
+        let sets = [&base[..], &[classes]].concat();
+        let out = kd(&["data"], &dir, &cache, &sets);
+        assert_eq!(out.code, Some(2), "{classes}: {}", out.stderr);
+        assert!(out.stderr.contains(says), "{classes}: {}", out.stderr);
+    };
+    let nine = format!("data.classes={:?}", &CLASSES[..9]);
+    check(
+        &nine,
+        "train/nine: class folder `nine` is not in data.classes",
+    );
+    let eleven = format!("data.classes={:?}", [&CLASSES[..], &["ten"]].concat());
+    check(
+        &eleven,
+        "data.classes lists `ten`, but there is no folder train/ten",
+    );
+    // By default the classes are the folders in byte order: eight, five, four, ...
+    let out = kd(&["data"], &dir, &cache, &base);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains("10 classes: eight, five, four, nine, one, seven, six, three, two, zero"),
+        "{}",
+        out.stdout
+    );
+    // A test/ folder with a class train/ lacks.
+    let stray = dir.join("test/eleven/1.png");
+    std::fs::create_dir_all(stray.parent().unwrap()).unwrap();
+    GrayImage::new(8, 8).save(&stray).unwrap();
+    let out = kd(&["data"], &dir, &cache, &base);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("test/eleven: class `eleven` is not a class of train/"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn explicit_statistics_normalise_each_channel() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, _) = write_folder(tmp.path());
+    let cache = tmp.path().join("cache");
+    let run = tmp.path().join("run").display().to_string();
+    let mean_std = "data.normalize={ mean = [0.485, 0.456, 0.406], std = [0.229, 0.224, 0.225] }";
+    let sets: Vec<&str> = ["data.skip_bad=true", mean_std]
+        .into_iter()
+        .chain(SHORT)
+        .collect();
+    let out = kd(&["--batch", "--out", &run], &dir, &cache, &sets);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let gray = ["data.skip_bad=true", "data.channels=1", mean_std];
+    let out = kd(&["data"], &dir, &cache, &gray);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("key `data.normalize`: lists 3 means and stds for images of 1 channel"),
+        "{}",
+        out.stderr
+    );
+}
