@@ -1,0 +1,79 @@
+//! Tests of `summary.rs`: the comparison's figures and what the summary writes.
+
+use super::*;
+
+fn result(phase: Phase, params: usize, acc: f64, lat: f64) -> PhaseResult {
+    PhaseResult {
+        phase,
+        trained: true,
+        epochs_run: 1,
+        best_epoch: 1,
+        best_val_acc: acc,
+        test_acc: acc,
+        test_acc_last: acc,
+        end_state: None,
+        threads: 1,
+        per_class_acc: vec![Some(acc)],
+        size: ModelSize {
+            params,
+            bytes: params * 4,
+        },
+        latency: Latency {
+            batch1_us: lat,
+            per_sample_us: lat / 10.0,
+            batch_size: 1024,
+        },
+        train_seconds: 1.0,
+        weights: format!("{}.safetensors", phase.as_str()),
+        model: "mlp 8".into(),
+        teacher_outputs: None,
+        loss_parts: BTreeMap::new(),
+        regressor_params: None,
+    }
+}
+
+#[test]
+fn comparison_ratios_and_gain() {
+    let t = result(Phase::Teacher, 1000, 0.98, 40.0);
+    let b = result(Phase::Baseline, 50, 0.90, 10.0);
+    let d = result(Phase::Distilled, 50, 0.95, 10.0);
+    let c = Comparison::of(&t, Some(&b), Some(&d), None).unwrap();
+    assert_eq!(c.compression, 20.0);
+    assert_eq!(c.speedup_batch1, 4.0);
+    assert!((c.gain_pp.unwrap() - 5.0).abs() < 1e-9);
+    assert!((c.gap_to_teacher_pp.unwrap() - 3.0).abs() < 1e-9);
+    // (0.95 - 0.90) / (0.98 - 0.90): five of the eight points.
+    assert!((c.gap_closed.unwrap() - 0.625).abs() < 1e-9);
+    assert!(Comparison::of(&t, None, None, None).is_none());
+    assert_eq!(
+        Comparison::of(&t, Some(&b), None, None).unwrap().gain_pp,
+        None
+    );
+}
+
+#[test]
+fn gap_closed_is_a_signed_share_and_none_without_a_gap() {
+    assert_eq!(gap_closed(0.98, 0.90, 0.98), Some(1.0));
+    assert!((gap_closed(0.98, 0.90, 0.88).unwrap() + 0.25).abs() < 1e-9);
+    // A baseline level with (or above) the teacher leaves no gap to close.
+    assert_eq!(gap_closed(0.95, 0.95, 0.97), None);
+    assert_eq!(gap_closed(0.90, 0.95, 0.97), None);
+}
+
+#[test]
+fn a_class_the_test_split_lacks_reads_back() {
+    // Written as null, read back as None: a checkpoint that holds it can be resumed.
+    let mut r = result(Phase::Teacher, 10, 0.5, 1.0);
+    r.per_class_acc = vec![Some(1.0), None, Some(0.0)];
+    let text = serde_json::to_string(&r).unwrap();
+    assert!(text.contains("[1.0,null,0.0]"), "{text}");
+    assert_eq!(serde_json::from_str::<PhaseResult>(&text).unwrap(), r);
+}
+
+#[test]
+fn human_bytes_units() {
+    assert_eq!(human_bytes(512), "512 B");
+    assert_eq!(human_bytes(9640), "9.4 KiB");
+    assert_eq!(human_bytes(340008), "332 KiB");
+    assert_eq!(human_bytes(3 << 20), "3.0 MiB");
+}
