@@ -1,6 +1,7 @@
 //! Image folders end to end: the embedded digits written as a folder of PNG, JPEG and BMP files
 //! in gray, RGB and RGBA, of two sizes, with a nested folder, a stray text file and a corrupt
-//! image, trained on by the real binary; the refusals it must make, and its decoded-image cache.
+//! image, trained on by the real binary; the refusals it must make, and its decoded-image cache;
+//! a TorchScript teacher and student (written by the set-up's PyTorch) trained on such a folder.
 
 mod common;
 
@@ -225,4 +226,75 @@ fn explicit_statistics_normalise_each_channel() {
         "{}",
         out.stderr
     );
+}
+
+#[test]
+fn a_torchscript_teacher_and_student_train_on_an_image_folder() {
+    // The user's whole kit: their images, their teacher, their student, each from PyTorch.
+    let python = common::python_with_torch().expect("python3 with torch and numpy");
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, _) = write_folder(tmp.path());
+    let (teacher, student) = (tmp.path().join("teacher.pt"), tmp.path().join("student.pt"));
+    let script = "import sys, torch\n\
+        from torch import nn\n\
+        torch.manual_seed(0)\n\
+        teacher = nn.Sequential(nn.Flatten(), nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))\n\
+        torch.jit.script(teacher.eval()).save(sys.argv[1])\n\
+        student = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),\n\
+                                nn.Flatten(), nn.Linear(4 * 8 * 8, 10))\n\
+        torch.jit.script(student).save(sys.argv[2])\n";
+    let out = std::process::Command::new(python)
+        .args(["-c", script])
+        .args([&teacher, &student])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = tmp.path().join("run");
+    let teacher_model = format!(
+        "teacher.model={{ kind = \"torchscript\", path = {:?} }}",
+        teacher.display().to_string()
+    );
+    let student_model = format!(
+        "student.model={{ kind = \"torchscript\", path = {:?} }}",
+        student.display().to_string()
+    );
+    let sets = [
+        "data.skip_bad=true",
+        "data.channels=1",
+        "teacher.epochs=1",
+        "student.epochs=2",
+        &teacher_model,
+        &student_model,
+    ];
+    let run_str = run.display().to_string();
+    let out = kd(
+        &["--batch", "--out", &run_str],
+        &dir,
+        &tmp.path().join("cache"),
+        &sets,
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let summary = common::read_summary(&run);
+    assert!(summary.data.starts_with("images "), "{}", summary.data);
+    assert_eq!(summary.input.dims(), [1, 8, 8]);
+    let teacher_result = summary.teacher.as_ref().unwrap();
+    assert!(!teacher_result.trained, "a TorchScript teacher is loaded");
+    let distilled = summary.distilled.as_ref().unwrap();
+    assert!(
+        distilled.model.starts_with("torchscript"),
+        "{}",
+        distilled.model
+    );
+    assert!(
+        distilled.test_acc > 0.3,
+        "it learns something: {}",
+        distilled.test_acc
+    );
+    for file in ["baseline.pt", "distilled.pt"] {
+        assert!(run.join(file).is_file(), "{file} in the run folder");
+    }
 }
