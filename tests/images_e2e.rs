@@ -7,6 +7,7 @@ mod common;
 
 use common::{kd_tui, Outcome};
 use image::{DynamicImage, GrayImage, ImageFormat};
+use std::ffi::OsStr;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -231,7 +232,6 @@ fn explicit_statistics_normalise_each_channel() {
 #[test]
 fn a_torchscript_teacher_and_student_train_on_an_image_folder() {
     // The user's whole kit: their images, their teacher, their student, each from PyTorch.
-    let python = common::python_with_torch().expect("python3 with torch and numpy");
     let tmp = tempfile::tempdir().unwrap();
     let (dir, _) = write_folder(tmp.path());
     let (teacher, student) = (tmp.path().join("teacher.pt"), tmp.path().join("student.pt"));
@@ -243,16 +243,12 @@ fn a_torchscript_teacher_and_student_train_on_an_image_folder() {
         student = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),\n\
                                 nn.Flatten(), nn.Linear(4 * 8 * 8, 10))\n\
         torch.jit.script(student).save(sys.argv[2])\n";
-    let out = std::process::Command::new(python)
-        .args(["-c", script])
-        .args([&teacher, &student])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::run_python([
+        OsStr::new("-c"),
+        OsStr::new(script),
+        teacher.as_os_str(),
+        student.as_os_str(),
+    ]);
     let run = tmp.path().join("run");
     let teacher_model = format!(
         "teacher.model={{ kind = \"torchscript\", path = {:?} }}",

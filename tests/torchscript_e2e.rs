@@ -39,8 +39,6 @@ fn write_raw(path: &Path, t: &Tensor) {
 fn modules() -> &'static Modules {
     static MODULES: OnceLock<Modules> = OnceLock::new();
     MODULES.get_or_init(|| {
-        // Fails (does not skip) where the set-up builds against python3's torch.
-        let python = common::python_with_torch().expect("python3 with torch and numpy");
         // Shared by this binary's tests, so kept past any one of them: in cargo's scratch
         // folder for integration tests, made afresh by each run.
         let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("torchscript_e2e");
@@ -61,17 +59,8 @@ fn modules() -> &'static Modules {
             env!("CARGO_MANIFEST_DIR"),
             "/scripts/torchscript_teachers.py"
         );
-        let out = std::process::Command::new(python)
-            .arg(script)
-            .arg(&dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{script} failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let report = serde_json::from_slice(&out.stdout).unwrap();
+        let stdout = common::run_python([std::ffi::OsStr::new(script), dir.as_os_str()]);
+        let report = serde_json::from_slice(&stdout).unwrap();
         Modules { dir, report }
     })
 }

@@ -39,6 +39,24 @@ pub fn python_with_torch() -> Option<&'static str> {
     ok.then_some("python3")
 }
 
+/// The set-up's python3 (with torch and numpy: a test that needs it fails without them) run
+/// with `args`; its standard output, once it has succeeded.
+pub fn run_python<I, S>(args: I) -> Vec<u8>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let python = python_with_torch().expect("python3 with torch and numpy");
+    let args: Vec<OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+    let out = Command::new(python).args(&args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "python3 {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// Short runs of the default preset: 3 teacher and 3 student epochs.
 pub const FEW_EPOCHS: [&str; 2] = ["teacher.epochs=3", "student.epochs=3"];
 
