@@ -5,7 +5,7 @@ mod common;
 
 use common::client::{start_job, Client, HELLO};
 use common::tmux::Session;
-use common::{read_metrics, read_summary, run, wait_exit, wait_for, Quiet, FEW_EPOCHS};
+use common::{read_live_metrics, read_summary, run, wait_exit, wait_for, Quiet, FEW_EPOCHS};
 use kd_tui::protocol::summary::RunStatus;
 use serde_json::Value;
 use std::io::Write;
@@ -34,7 +34,7 @@ fn assert_completed(dir: &Path) {
 }
 
 fn steps_in(dir: &Path) -> usize {
-    read_metrics(dir)
+    read_live_metrics(dir)
         .iter()
         .filter(|r| r["type"] == "step")
         .count()
@@ -87,14 +87,16 @@ fn a_detached_job_outlives_its_terminal_and_takes_a_second_cockpit() {
     s.keys(&["Space"]);
     s.wait_screen("the paused state", |screen| screen.contains("paused"));
     wait_for("the pause record", || {
-        read_metrics(&dir).iter().any(|r| r["type"] == "paused")
+        read_live_metrics(&dir)
+            .iter()
+            .any(|r| r["type"] == "paused")
     });
     let before = steps_in(&dir);
     // No step records while paused, over a window that the edit below runs in.
     let quiet = Quiet::open(Duration::from_millis(1500));
     s.edit_row(4, "8"); // distill.temperature, 4 rows down
     wait_for("the edit record", || {
-        read_metrics(&dir)
+        read_live_metrics(&dir)
             .iter()
             .any(|r| r["type"] == "edit" && r["key"] == "distill.temperature" && r["new"] == 8.0)
     });

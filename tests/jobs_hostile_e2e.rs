@@ -6,7 +6,7 @@
 mod common;
 
 use common::client::{start_job, Client, HELLO};
-use common::{kd_tui, read_metrics, run_until_sigterm, wait_for, ChildGuard};
+use common::{kd_tui, read_live_metrics, read_metrics, run_until_sigterm, wait_for, ChildGuard};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn steps_in(dir: &Path) -> usize {
-    read_metrics(dir)
+    read_live_metrics(dir)
         .iter()
         .filter(|r| r["type"] == "step")
         .count()

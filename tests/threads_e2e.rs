@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{read_metrics, spawn_batch, wait_for};
+use common::{read_live_metrics, spawn_batch, wait_for};
 use std::process::Stdio;
 
 /// The names of a process's threads (a thread inherits the name of the one that started it).
@@ -24,7 +24,8 @@ fn only_the_trainer_thread_starts_an_openmp_pool() {
     let args = ["--set", "threads=2", "--set", "teacher.epochs=500"];
     let job = spawn_batch(&dir, &args, Stdio::null());
     wait_for("the teacher's first step record", || {
-        dir.join("metrics.jsonl").exists() && read_metrics(&dir).iter().any(|r| r["type"] == "step")
+        dir.join("metrics.jsonl").exists()
+            && read_live_metrics(&dir).iter().any(|r| r["type"] == "step")
     });
     let names = thread_names(job.0.id());
     let trainer = names.iter().filter(|n| *n == "trainer").count();

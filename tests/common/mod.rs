@@ -222,6 +222,18 @@ pub fn final_weights(dir: &Path) -> Vec<Vec<u8>> {
 /// as the trainer's `Stamped` event.
 pub fn read_metrics(dir: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(dir.join("metrics.jsonl")).expect("reading metrics.jsonl");
+    parse_metrics(&text)
+}
+
+/// The records of a live run's metrics.jsonl written so far: a last line still being written
+/// (no line break yet) is left for the next read.
+pub fn read_live_metrics(dir: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(dir.join("metrics.jsonl")).expect("reading metrics.jsonl");
+    let complete = text.rfind('\n').map_or("", |end| &text[..=end]);
+    parse_metrics(complete)
+}
+
+fn parse_metrics(text: &str) -> Vec<Value> {
     text.lines()
         .enumerate()
         .map(|(i, line)| {
