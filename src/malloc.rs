@@ -1,4 +1,4 @@
-//! glibc malloc settings for a training process.
+//! glibc malloc settings for a training process, and the memory it may still take.
 //!
 //! A training step allocates and frees the same large activation and gradient buffers over and
 //! over. By default glibc serves blocks above its (adaptive) mmap threshold with fresh `mmap`s,
@@ -34,4 +34,30 @@ pub fn keep_freed_memory() {
         MMAP_THRESHOLD,
     );
     set("MALLOC_TRIM_THRESHOLD_", libc::M_TRIM_THRESHOLD, c_int::MAX);
+}
+
+/// Memory this process may still take: its cgroup's limit less its use where there is one,
+/// and the machine's available memory.
+pub fn available_memory() -> Option<u128> {
+    let read = |path: &str| std::fs::read_to_string(path).ok();
+    let meminfo = read("/proc/meminfo").and_then(|m| {
+        let line = m
+            .lines()
+            .find(|l| l.starts_with("MemAvailable:"))?
+            .to_owned();
+        let kb: u128 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb * 1024)
+    });
+    let cgroup = read("/sys/fs/cgroup/memory.max")
+        .and_then(|max| max.trim().parse::<u128>().ok())
+        .map(|max| {
+            let used = read("/sys/fs/cgroup/memory.current")
+                .and_then(|c| c.trim().parse::<u128>().ok())
+                .unwrap_or(0);
+            max.saturating_sub(used)
+        });
+    match (meminfo, cgroup) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }

@@ -130,32 +130,6 @@ fn mlp_parameters(hidden: &[usize], inputs: usize, classes: usize) -> u128 {
     widths.windows(2).map(|w| (w[0] + 1) * w[1]).sum()
 }
 
-/// Memory this process may still take: its cgroup's limit less its use where there is one,
-/// and the machine's available memory.
-fn available_memory() -> Option<u128> {
-    let read = |path: &str| std::fs::read_to_string(path).ok();
-    let meminfo = read("/proc/meminfo").and_then(|m| {
-        let line = m
-            .lines()
-            .find(|l| l.starts_with("MemAvailable:"))?
-            .to_owned();
-        let kb: u128 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kb * 1024)
-    });
-    let cgroup = read("/sys/fs/cgroup/memory.max")
-        .and_then(|max| max.trim().parse::<u128>().ok())
-        .map(|max| {
-            let used = read("/sys/fs/cgroup/memory.current")
-                .and_then(|c| c.trim().parse::<u128>().ok())
-                .unwrap_or(0);
-            max.saturating_sub(used)
-        });
-    match (meminfo, cgroup) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-}
-
 /// Refuses an MLP whose parameters (with what training keeps beside them) cannot fit in the
 /// memory there is, before anything is allocated.
 fn check_memory(cfg: &ModelConfig, input: &InputShape) -> Result<(), ShapeError> {
@@ -164,7 +138,7 @@ fn check_memory(cfg: &ModelConfig, input: &InputShape) -> Result<(), ShapeError>
     };
     let parameters = mlp_parameters(&mlp.hidden, input.numel(), 2);
     let needed = parameters * BYTES_PER_PARAMETER;
-    match available_memory() {
+    match crate::malloc::available_memory() {
         Some(available) if needed > available => Err(ShapeError {
             model: cfg.to_string(),
             input: input.to_string(),

@@ -189,14 +189,16 @@ pub(in crate::data) fn gib(bytes: u64) -> String {
 }
 
 /// Refuses images whose bytes, and the float tensors made of them (4 bytes a value), do not
-/// fit in the memory available: kd-tui does not yet decode as it trains.
+/// fit in the memory this process may still take (its cgroup's limit included, as for a
+/// model's parameters): kd-tui does not yet decode as it trains.
 pub(in crate::data) fn fits_in_memory(
     dir: &Path,
     images: usize,
     chw: usize,
 ) -> Result<(), DataError> {
     let bytes = images as u64 * chw as u64;
-    match memory_available() {
+    let available = crate::malloc::available_memory().map(|a| u64::try_from(a).unwrap_or(u64::MAX));
+    match available {
         Some(available) if bytes.saturating_mul(5) > available => Err(err(
             dir.display(),
             format!(
@@ -210,12 +212,4 @@ pub(in crate::data) fn fits_in_memory(
         )),
         _ => Ok(()),
     }
-}
-
-/// `MemAvailable` from /proc/meminfo (Linux), in bytes.
-pub(super) fn memory_available() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
 }

@@ -307,7 +307,7 @@ fn the_cache_reads_back_what_was_decoded_and_refuses_what_it_cannot_prove() {
 fn images_that_would_not_fit_in_memory_are_refused_with_their_size() {
     let dir = Path::new("huge");
     assert!(fits_in_memory(dir, 1000, 784).is_ok());
-    if decode::memory_available().is_none() {
+    if crate::malloc::available_memory().is_none() {
         return; // no /proc/meminfo: nothing to compare with
     }
     let e = fits_in_memory(dir, 1 << 30, 3 * 224 * 224).unwrap_err();
