@@ -152,9 +152,6 @@ fn free_space(path: &Path) -> u64 {
 }
 
 fn write_file(path: &Path, d: &Decoded) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
     let mut crc = crc32fast::Hasher::new();
     let parts: Vec<(Vec<u8>, &[u8])> = d
         .splits
@@ -179,21 +176,31 @@ fn write_file(path: &Path, d: &Decoded) -> std::io::Result<()> {
         crc32: crc.finalize(),
     };
     let header = serde_json::to_vec(&header).map_err(std::io::Error::other)?;
-    // Aside and renamed: a reader never sees half a file.
+    write_aside(path, |tmp| {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(tmp)?);
+        out.write_all(MAGIC)?;
+        out.write_all(&(header.len() as u64).to_le_bytes())?;
+        out.write_all(&header)?;
+        for (labels, pixels) in &parts {
+            out.write_all(labels)?;
+            out.write_all(pixels)?;
+        }
+        out.into_inner().map_err(|e| e.into_error())?.sync_all()
+    })
+}
+
+/// Writes a cache file aside, then renames it into place: a reader (another run over the same
+/// data) never sees half a file, and a failed write leaves nothing behind. The file aside is
+/// named by the process, as two runs may fill the same entry at once.
+pub fn write_aside(
+    path: &Path,
+    write: impl FnOnce(&Path) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
     let tmp = path.with_extension(format!("{}.partial", std::process::id()));
-    let written = std::fs::File::create(&tmp)
-        .and_then(|f| {
-            let mut out = std::io::BufWriter::new(f);
-            out.write_all(MAGIC)?;
-            out.write_all(&(header.len() as u64).to_le_bytes())?;
-            out.write_all(&header)?;
-            for (labels, pixels) in &parts {
-                out.write_all(labels)?;
-                out.write_all(pixels)?;
-            }
-            out.into_inner().map_err(|e| e.into_error())?.sync_all()
-        })
-        .and_then(|()| std::fs::rename(&tmp, path));
+    let written = write(&tmp).and_then(|()| std::fs::rename(&tmp, path));
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }

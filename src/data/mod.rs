@@ -22,7 +22,7 @@ mod images;
 mod normalize;
 mod read;
 
-pub use image_cache::cache_root;
+pub use image_cache::{cache_root, write_aside};
 pub use read::MAX_DATA_BYTES;
 
 use crate::config::{DataConfig, DataSource};

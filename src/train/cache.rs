@@ -109,19 +109,12 @@ impl TeacherCache {
 /// Writes logits and their checksum as a cache file, aside and renamed (a reader never sees
 /// half a file).
 pub fn write_logits(path: &Path, logits: &Tensor) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension(format!("{}.partial", std::process::id()));
     let logits = logits.to_device(tch::Device::Cpu).to_kind(Kind::Float);
     let digest = Tensor::from_slice(&digest_of(&logits));
-    let written = Tensor::write_safetensors(&[("logits", &logits), ("sha256", &digest)], &tmp)
-        .map_err(std::io::Error::other)
-        .and_then(|()| std::fs::rename(&tmp, path));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
+    crate::data::write_aside(path, |tmp| {
+        Tensor::write_safetensors(&[("logits", &logits), ("sha256", &digest)], tmp)
+            .map_err(std::io::Error::other)
+    })
 }
 
 /// Adds an f32 tensor's values to `hash`, as the little-endian bytes safetensors stores.
