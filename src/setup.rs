@@ -65,12 +65,16 @@ pub fn check_resume(
             (Some(done), Some(more)) if more > done && teacher_kept => {}
             _ => {
                 // A TorchScript teacher is its file (weights and code), not teacher.safetensors.
-                let teacher = match ckpt.live_preset(dir, &[]).map(|p| p.teacher.model) {
-                    Ok(config::ModelConfig::Torchscript(t)) => format!(
+                let live = ckpt.live_preset(dir, &[]).ok();
+                let teacher = match live
+                    .as_ref()
+                    .and_then(|p| p.teacher.model.torchscript_file())
+                {
+                    Some(path) => format!(
                         "teacher.model='{{ kind = \"torchscript\", path = \"{}\" }}'",
-                        t.path.display()
+                        path.display()
                     ),
-                    _ => format!(
+                    None => format!(
                         "teacher.checkpoint='\"{}\"'",
                         dir.join("teacher.safetensors").display()
                     ),
@@ -203,9 +207,9 @@ fn check_models(preset: &Preset, input: &InputShape, classes: usize) -> Result<(
             .map_err(|e| format!("key `{role}.model`: {e}"))?;
         crate::data::augment::check(&net.augment, input)
             .map_err(|e| format!("key `{role}.augment`: {e}"))?;
-        if let config::ModelConfig::Torchscript(t) = &net.model {
-            crate::inspect::check_torchscript(&t.path, input, classes)
-                .map_err(|e| format!("key `{role}.model`: {}: {e}", t.path.display()))?;
+        if let Some(path) = net.model.torchscript_file() {
+            crate::inspect::check_torchscript(path, input, classes)
+                .map_err(|e| format!("key `{role}.model`: {}: {e}", path.display()))?;
         }
     }
     if let Some(path) = &preset.teacher.checkpoint {

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -115,9 +115,16 @@ impl ResnetConfig {
 }
 
 impl ModelConfig {
-    /// A TorchScript module: loaded with its weights, not built here.
+    /// The file of a TorchScript module: loaded with its weights, not built here.
+    pub fn torchscript_file(&self) -> Option<&Path> {
+        match self {
+            ModelConfig::Torchscript(t) => Some(&t.path),
+            _ => None,
+        }
+    }
+
     pub fn is_torchscript(&self) -> bool {
-        matches!(self, ModelConfig::Torchscript(_))
+        self.torchscript_file().is_some()
     }
 }
 

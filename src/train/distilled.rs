@@ -40,13 +40,9 @@ impl Trainer {
         let augmented = !cfg.augment.is_none();
         let cache = (!augmented)
             .then(|| {
-                let module = match &self.preset.teacher.model {
-                    crate::config::ModelConfig::Torchscript(t) => Some(t.path.as_path()),
-                    _ => None,
-                };
                 TeacherCache::new(
                     teacher,
-                    module,
+                    self.preset.teacher.model.torchscript_file(),
                     &self.data_key(),
                     self.data.train.len(),
                     self.data.num_classes,
