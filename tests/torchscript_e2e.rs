@@ -9,9 +9,16 @@ mod common;
 
 use common::{run, Run, FEW_EPOCHS};
 use kd_tui::config::{load, DEFAULT_PRESET, DEFAULT_PRESET_NAME};
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use tch::{Kind, Tensor};
+
+/// Writes the modules (and, with `predict`, runs kd-tui's students in PyTorch).
+const SCRIPT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/scripts/torchscript_teachers.py"
+);
 
 /// The modules' folder and what PyTorch says of the trained teacher.
 struct Modules {
@@ -55,11 +62,7 @@ fn modules() -> &'static Modules {
         write_raw(&dir.join("test_y"), &data.test.labels.to_kind(Kind::Int64));
         let shape = serde_json::json!({ "input": data.input.dims() });
         std::fs::write(dir.join("shape.json"), shape.to_string()).unwrap();
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/scripts/torchscript_teachers.py"
-        );
-        let stdout = common::run_python([std::ffi::OsStr::new(script), dir.as_os_str()]);
+        let stdout = common::run_python([OsStr::new(SCRIPT), dir.as_os_str()]);
         let report = serde_json::from_slice(&stdout).unwrap();
         Modules { dir, report }
     })
@@ -226,24 +229,16 @@ fn student_at(path: &Path) -> String {
 /// What PyTorch makes of students kd-tui trained from `original`: for each `(weights, module)`,
 /// the module as `torch.jit.load` gives it, against `original` with `weights` loaded by name.
 fn predict(original: &Path, pairs: &[(PathBuf, PathBuf)]) -> Vec<serde_json::Value> {
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/scripts/torchscript_teachers.py"
-    );
-    let out = std::process::Command::new("python3")
-        .arg(script)
-        .arg(&modules().dir)
-        .arg("predict")
-        .arg(original)
-        .args(pairs.iter().flat_map(|(w, m)| [w, m]))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let args = [
+        OsStr::new(SCRIPT),
+        modules().dir.as_os_str(),
+        OsStr::new("predict"),
+        original.as_os_str(),
+    ];
+    let pairs = pairs
+        .iter()
+        .flat_map(|(w, m)| [w.as_os_str(), m.as_os_str()]);
+    serde_json::from_slice(&common::run_python(args.into_iter().chain(pairs))).unwrap()
 }
 
 /// Distils the TorchScript teacher into the TorchScript student `file` with `overrides`; checks
