@@ -241,13 +241,14 @@ fn exported_torchscript_makes_the_same_predictions_in_pytorch() {
         let preset = run.preset();
         let data = kd_tui::data::load(&preset.data, preset.seed).unwrap();
         let (model_rs, summary) = kd_tui::export::load_model(&run.dir, phase).unwrap();
-        let logits = model_rs.logits(&data.test.features);
+        let logits = model_rs.logits(&data.test.features.all());
         let mut dims = vec![data.test.len() as i64];
         dims.extend(summary.input.dims().iter().map(|&d| d as i64));
         let inputs = tmp.path().join("x.npy");
         let expected = tmp.path().join("logits.npy");
         data.test
             .features
+            .all()
             .view(dims.as_slice())
             .write_npy(&inputs)
             .unwrap();

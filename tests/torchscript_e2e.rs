@@ -53,12 +53,12 @@ fn modules() -> &'static Modules {
         std::fs::create_dir_all(&dir).unwrap();
         let preset = load(DEFAULT_PRESET, DEFAULT_PRESET_NAME, &[]).unwrap();
         let data = kd_tui::data::load(&preset.data, preset.seed).unwrap();
-        write_raw(&dir.join("train_x"), &data.train.features);
+        write_raw(&dir.join("train_x"), &data.train.features.all());
         write_raw(
             &dir.join("train_y"),
             &data.train.labels.to_kind(Kind::Int64),
         );
-        write_raw(&dir.join("test_x"), &data.test.features);
+        write_raw(&dir.join("test_x"), &data.test.features.all());
         write_raw(&dir.join("test_y"), &data.test.labels.to_kind(Kind::Int64));
         let shape = serde_json::json!({ "input": data.input.dims() });
         std::fs::write(dir.join("shape.json"), shape.to_string()).unwrap();

@@ -172,25 +172,25 @@ impl World {
         n * self.rank / self.size..n * (self.rank + 1) / self.size
     }
 
-    /// `f` over `xs` in chunks of `chunk` rows, each rank taking its `shard` of the rows (`f` of
-    /// an empty slice when it has none), and every rank getting the whole result: each row is
-    /// computed once in all. Without a group, simply `f` over all the rows in chunks.
+    /// `f` over `n` rows in chunks of at most `chunk` rows (`f(start, len)`), each rank taking
+    /// its `shard` of the rows (`f` of an empty range when it has none), and every rank getting
+    /// the whole result: each row is computed once in all. Without a group, simply `f` over all
+    /// the rows in chunks.
     pub fn map_rows(
         world: Option<&World>,
-        xs: &Tensor,
+        n: usize,
         chunk: i64,
         what: &str,
-        f: impl Fn(&Tensor) -> Tensor,
+        f: impl Fn(i64, i64) -> Tensor,
     ) -> Tensor {
-        let n = xs.size()[0] as usize;
         let rows = world.map_or(0..n, |w| w.shard(n));
         let (start, len) = (rows.start as i64, rows.len() as i64);
         let mut chunks: Vec<Tensor> = (0..len)
             .step_by(chunk as usize)
-            .map(|at| f(&xs.narrow(0, start + at, chunk.min(len - at))))
+            .map(|at| f(start + at, chunk.min(len - at)))
             .collect();
         if chunks.is_empty() {
-            chunks.push(f(&xs.narrow(0, start, 0)));
+            chunks.push(f(start, 0));
         }
         let mine = Tensor::cat(&chunks, 0);
         match world {

@@ -16,12 +16,14 @@ pub const CIFAR_FILES: [&str; 6] = [
     "test_batch.bin",
 ];
 mod csv;
+mod feature_rows;
 mod idx;
 mod image_cache;
 mod images;
 mod normalize;
 mod read;
 
+pub use feature_rows::FeatureRows;
 pub use image_cache::{cache_root, write_aside};
 pub use read::MAX_DATA_BYTES;
 
@@ -32,7 +34,7 @@ use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
 use read::{gunzip, read_maybe_gz};
 use std::fmt;
 use std::path::PathBuf;
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
 /// UCI optical digits as shipped by scikit-learn (CC BY 4.0): 64 pixels in 0..16, then the label.
 pub const EMBEDDED_DIGITS: &[u8] = include_bytes!("../../assets/digits.csv.gz");
@@ -59,10 +61,10 @@ pub(crate) fn err(file: impl fmt::Display, message: impl Into<String>) -> DataEr
     }
 }
 
-/// Examples as one feature matrix `[n, prod(shape)]` (f32) and one label vector `[n]` (i64).
+/// Examples as feature rows `[n, prod(shape)]` and one label vector `[n]` (i64).
 #[derive(Debug)]
 pub struct Split {
-    pub features: Tensor,
+    pub features: FeatureRows,
     pub labels: Tensor,
 }
 
@@ -108,8 +110,7 @@ struct Raw {
     shape: InputShape,
 }
 
-/// Feature values as read: 8-bit pixels stay bytes until the final tensors are made, so that a
-/// 60,000-image dataset is not copied around as floats four times its size.
+/// Feature values as read: 8-bit pixels stay bytes, in the final tensors too (`FeatureRows`).
 #[derive(Debug, PartialEq)]
 enum Values {
     Bytes(Vec<u8>),
@@ -154,19 +155,22 @@ impl Raw {
         }
     }
 
-    /// The float tensors, normalised by `affine` with f32 arithmetic: `(v - shift) * scale`.
+    /// The tensors, normalised by `affine` with f32 arithmetic: `(v - shift) * scale`. Floats
+    /// are normalised here, in one pass on the host; bytes stay bytes, normalised per batch.
     fn into_split(self, affine: Option<&Affine>) -> Split {
         let size = [self.labels.len() as i64, self.dim() as i64];
-        // Normalised in one pass on the host: libtorch's convert, subtract and multiply were
-        // three passes over the floats, on the one thread set-up keeps.
         let features = match (&self.features, affine) {
-            (Values::Bytes(v), None) => Tensor::from_slice(v).to_kind(Kind::Float),
-            (Values::Floats(v), None) => Tensor::from_slice(v),
-            (Values::Bytes(v), Some(a)) => Tensor::from_slice(&a.apply(v, f32::from)),
-            (Values::Floats(v), Some(a)) => Tensor::from_slice(&a.apply(v, |x| x)),
+            (Values::Bytes(v), a) => FeatureRows::bytes(
+                Tensor::from_slice(v).view(size),
+                a.map(|a| (&a.shift[..], &a.scale[..])),
+            ),
+            (Values::Floats(v), None) => FeatureRows::floats(Tensor::from_slice(v).view(size)),
+            (Values::Floats(v), Some(a)) => {
+                FeatureRows::floats(Tensor::from_slice(&a.apply(v)).view(size))
+            }
         };
         Split {
-            features: features.view(size),
+            features,
             labels: Tensor::from_slice(&self.labels),
         }
     }
@@ -315,8 +319,11 @@ fn split(source: Source, cfg: &DataConfig, seed: u64) -> Result<Splits, DataErro
         ));
     }
     let affine = normalization(&cfg.normalize, max_value, &train)?;
+    let input = all.shape.clone();
+    // The source's examples go before the tensors are made: at most twice the bytes at once.
+    drop(all);
     Ok(Splits {
-        input: all.shape,
+        input,
         num_classes,
         classes,
         description,

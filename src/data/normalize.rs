@@ -10,14 +10,14 @@ pub(super) struct Affine {
 }
 
 impl Affine {
-    /// Rows of features made floats by `float` and normalised.
-    pub fn apply<T: Copy>(&self, values: &[T], float: impl Fn(T) -> f32) -> Vec<f32> {
+    /// Rows of float features, normalised.
+    pub fn apply(&self, values: &[f32]) -> Vec<f32> {
         let mut out = vec![0.0_f32; values.len()];
         let dim = self.scale.len();
         for (row, from) in out.chunks_exact_mut(dim).zip(values.chunks_exact(dim)) {
             let each = row.iter_mut().zip(from).zip(&self.shift).zip(&self.scale);
             for (((o, &v), shift), scale) in each {
-                *o = (float(v) - shift) * scale;
+                *o = (v - shift) * scale;
             }
         }
         out

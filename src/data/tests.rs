@@ -34,14 +34,17 @@ fn digits_split_is_complete_stratified_scaled_and_deterministic() {
     let counts = a.test.labels.bincount::<Tensor>(None, 10);
     let counts: Vec<i64> = Vec::try_from(counts).unwrap();
     assert!(counts.iter().all(|&c| (34..=38).contains(&c)), "{counts:?}");
-    let max = a.train.features.max().double_value(&[]);
-    let min = a.train.features.min().double_value(&[]);
+    let max = a.train.features.all().max().double_value(&[]);
+    let min = a.train.features.all().min().double_value(&[]);
     assert!(
         (0.0..=1.0).contains(&min) && (max - 1.0).abs() < 1e-6,
         "{min} {max}"
     );
     let b = load(&digits_cfg(), 7).unwrap();
-    assert!(a.test.labels.equal(&b.test.labels) && a.train.features.equal(&b.train.features));
+    assert!(
+        a.test.labels.equal(&b.test.labels)
+            && a.train.features.all().equal(&b.train.features.all())
+    );
     let c = load(&digits_cfg(), 8).unwrap();
     assert!(
         !a.train.labels.equal(&c.train.labels),
@@ -62,6 +65,7 @@ fn standardize_uses_train_statistics() {
     let mean = s
         .train
         .features
+        .all()
         .mean_dim(0, false, Kind::Float)
         .abs()
         .max()
@@ -93,7 +97,7 @@ fn cifar10_batches_load_and_truncation_is_reported() {
     assert_eq!(s.train.len() + s.val.len(), 100);
     assert_eq!(s.test.len(), 10);
     assert_eq!(
-        s.test.features.max().double_value(&[]),
+        s.test.features.all().max().double_value(&[]),
         1.0,
         "scaled by 255"
     );

@@ -87,7 +87,7 @@ impl Trainer {
         teacher_layer: &str,
         student_layer: &str,
     ) -> Result<HintKit, PhaseEnd> {
-        let one = self.data.train.features.narrow(0, 0, 1);
+        let one = self.data.train.features.narrow(0, 1);
         let shape = |m: &Model, layer: &str| {
             let f = tch::no_grad(|| feature(m.net.forward_features(&one, false).1, layer));
             f.size()[1..].to_vec()

@@ -112,7 +112,7 @@ impl Trainer {
             share => (share.clone(), share.len() as f64 / global as f64),
         };
         let idx = order.narrow(0, cursor + share.start as i64, share.len() as i64);
-        let mut x = self.data.train.features.index_select(0, &idx);
+        let mut x = self.data.train.features.rows(&idx);
         if !augment.is_none() {
             // Seeded by the batch's place in the epoch: a resumed epoch draws the same.
             let mut rng = StdRng::seed_from_u64(random::derive(

@@ -2,7 +2,7 @@
 
 use super::{RunError, Trainer};
 use crate::collective::World;
-use crate::data::Split;
+use crate::data::{FeatureRows, Split};
 use crate::distill;
 use crate::model::Model;
 use crate::protocol::stats::PairedTest;
@@ -24,8 +24,14 @@ pub struct Evaluation {
 
 /// The model's logits (evaluation mode) over `xs`, in chunks of bounded memory. With several
 /// ranks each computes its shard of the rows and all get the whole: every example once in all.
-pub fn logits_in_chunks(model: &Model, xs: &Tensor, world: Option<&World>) -> Tensor {
-    World::map_rows(world, xs, EVAL_CHUNK, "logits", |x| model.logits(x))
+pub fn logits_in_chunks(model: &Model, xs: &FeatureRows, world: Option<&World>) -> Tensor {
+    World::map_rows(
+        world,
+        xs.len() as usize,
+        EVAL_CHUNK,
+        "logits",
+        |start, len| model.logits(&xs.narrow(start, len)),
+    )
 }
 
 pub fn evaluate(
@@ -136,9 +142,9 @@ pub fn measure_latency(model: &Model, test: &Split, device: Device) -> Latency {
         times.sort_by(f64::total_cmp);
         times[times.len() / 2]
     }
-    let one = test.features.narrow(0, 0, 1);
+    let one = test.features.narrow(0, 1);
     let batch_size = test.len().min(1024);
-    let many = test.features.narrow(0, 0, batch_size as i64);
+    let many = test.features.narrow(0, batch_size as i64);
     // One example is served by one CPU thread: splitting a tiny matmul over threads only adds
     // wake-up latency, which on a busy machine swamps the figure.
     let threads = tch::get_num_threads();

@@ -6,6 +6,7 @@
 use super::cache::{CacheMismatch, TeacherCache};
 use super::eval::logits_in_chunks;
 use crate::collective::World;
+use crate::data::FeatureRows;
 use crate::distill::Regressor;
 use crate::model::{Features, Model};
 use crate::protocol::summary::TeacherOutputs;
@@ -55,7 +56,7 @@ impl<'a> TeacherTargets<'a> {
     /// logits from `cache` when it has them).
     pub fn new(
         teacher: &'a Model,
-        train: &Tensor,
+        train: &FeatureRows,
         augmented: bool,
         guided_layer: Option<&str>,
         cache: Option<&TeacherCache>,
@@ -149,28 +150,22 @@ impl<'a> TeacherTargets<'a> {
 /// The guided layer's output over the training set, or `None` if it would not fit the budget.
 fn guided_outputs(
     teacher: &Model,
-    train: &Tensor,
+    train: &FeatureRows,
     layer: &str,
     world: Option<&World>,
 ) -> Option<Tensor> {
-    let n = train.size()[0];
-    let one = tch::no_grad(|| {
-        feature(
-            teacher
-                .net
-                .forward_features(&train.narrow(0, 0, 1), false)
-                .1,
-            layer,
-        )
-    });
-    if one.numel() as i64 * 4 * n > FEATURE_CACHE_BYTES {
+    let output = |start, len| {
+        let x = train.narrow(start, len);
+        tch::no_grad(|| feature(teacher.net.forward_features(&x, false).1, layer))
+    };
+    if output(0, 1).numel() as i64 * 4 * train.len() > FEATURE_CACHE_BYTES {
         return None;
     }
     Some(World::map_rows(
         world,
-        train,
+        train.len() as usize,
         CHUNK,
         "teacher features",
-        |x| tch::no_grad(|| feature(teacher.net.forward_features(x, false).1, layer)),
+        output,
     ))
 }

@@ -188,9 +188,9 @@ pub(in crate::data) fn gib(bytes: u64) -> String {
     format!("{:.1} GiB", bytes as f64 / f64::from(1u32 << 30))
 }
 
-/// Refuses images whose bytes, and the float tensors made of them (4 bytes a value), do not
-/// fit in the memory this process may still take (its cgroup's limit included, as for a
-/// model's parameters): kd-tui does not yet decode as it trains.
+/// Refuses images whose bytes do not fit twice in the memory this process may still take (its
+/// cgroup's limit included, as for a model's parameters): the decoded images, and the splits
+/// drawn from them, are both held for a moment. Batches are made floats one at a time.
 pub(in crate::data) fn fits_in_memory(
     dir: &Path,
     images: usize,
@@ -199,14 +199,13 @@ pub(in crate::data) fn fits_in_memory(
     let bytes = images as u64 * chw as u64;
     let available = crate::malloc::available_memory().map(|a| u64::try_from(a).unwrap_or(u64::MAX));
     match available {
-        Some(available) if bytes.saturating_mul(5) > available => Err(err(
+        Some(available) if bytes.saturating_mul(2) > available => Err(err(
             dir.display(),
             format!(
-                "{images} images of {chw} bytes take {} as bytes and {} more as float \
-                 tensors, more than the {} of memory available; choose a smaller data.size, \
+                "{images} images of {chw} bytes take {} as bytes, held twice while the splits \
+                 are drawn: more than the {} of memory available; choose a smaller data.size, \
                  data.channels = 1, or fewer images",
                 gib(bytes),
-                gib(bytes * 4),
                 gib(available)
             ),
         )),

@@ -232,7 +232,7 @@ fn per_channel_statistics_normalise_as_torchvision() {
         ..cfg(dir)
     };
     let s = crate::data::load(&normalize(vec![0.1], vec![0.5]), 1).unwrap();
-    let got = s.test.features.min().double_value(&[]);
+    let got = s.test.features.all().min().double_value(&[]);
     assert!((got - (10.0 / 255.0 - 0.1) / 0.5).abs() < 1e-5, "{got}");
     let e = crate::data::load(&normalize(vec![0.1; 3], vec![0.5; 3]), 1).unwrap_err();
     assert!(
