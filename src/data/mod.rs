@@ -21,10 +21,12 @@ mod idx;
 mod image_cache;
 mod images;
 mod normalize;
+mod progress;
 mod read;
 
 pub use feature_rows::FeatureRows;
 pub use image_cache::{cache_root, write_aside};
+pub use progress::screen_in_use;
 pub use read::MAX_DATA_BYTES;
 
 use crate::config::{DataConfig, DataSource};

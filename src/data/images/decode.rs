@@ -3,6 +3,7 @@
 
 use super::{Decoded, Entry, Listing, Pixels, SPLITS};
 use crate::config::DataConfig;
+use crate::data::progress::Progress;
 use crate::data::{err, DataError};
 use image::imageops::{self, FilterType};
 use image::{DynamicImage, GrayImage, ImageBuffer, ImageDecoder, ImageReader, Pixel};
@@ -55,8 +56,17 @@ pub(super) fn decode(
     let (size, channels) = match (cfg.size, cfg.channels) {
         (Some(size), Some(channels)) => (size, channels),
         _ => {
-            let headers: Vec<Result<Header, String>> =
-                entries.par_iter().map(|e| header(&e.path)).collect();
+            let what = format!("reading the headers of {} images", entries.len());
+            let progress = Progress::start(what, entries.len());
+            let headers: Vec<Result<Header, String>> = entries
+                .par_iter()
+                .map(|e| {
+                    let read = header(&e.path);
+                    progress.tick();
+                    read
+                })
+                .collect();
+            progress.finish();
             let mut kept = Vec::with_capacity(entries.len());
             let mut sizes: HashMap<[usize; 2], usize> = HashMap::new();
             let mut colour = false;
@@ -78,6 +88,8 @@ pub(super) fn decode(
     };
     let chw = channels * size[0] * size[1];
     fits_in_memory(dir, entries.len(), chw)?;
+    let what = format!("decoding {} images of {}", entries.len(), dir.display());
+    let progress = Progress::start(what, entries.len());
     let mut splits = [None, None, None];
     for (split, slot) in splits.iter_mut().enumerate() {
         if !listing.present[split] {
@@ -92,7 +104,11 @@ pub(super) fn decode(
         let results: Vec<Result<(), String>> = bytes
             .par_chunks_mut(chw)
             .zip(these.par_iter())
-            .map(|(out, e)| decode_into(&e.path, channels, size, out))
+            .map(|(out, e)| {
+                let decoded = decode_into(&e.path, channels, size, out);
+                progress.tick();
+                decoded
+            })
             .collect();
         // Rows of images that failed are closed up, in order.
         let mut labels = Vec::with_capacity(these.len());
@@ -117,6 +133,7 @@ pub(super) fn decode(
         }
         *slot = Some(Pixels { labels, bytes });
     }
+    progress.finish();
     Ok(Decoded {
         shape: [channels, size[0], size[1]],
         splits,

@@ -49,6 +49,7 @@ fn restore_terminal() {
     if !RESTORED.swap(true, Ordering::SeqCst) {
         let _ = terminal::disable_raw_mode();
         let _ = execute!(stdout(), terminal::LeaveAlternateScreen, cursor::Show);
+        crate::data::screen_in_use(false);
     }
 }
 
@@ -66,6 +67,7 @@ fn install_hooks() -> color_eyre::Result<()> {
 
 fn enter_terminal() -> color_eyre::Result<Terminal<CrosstermBackend<Stdout>>> {
     RESTORED.store(false, Ordering::SeqCst);
+    crate::data::screen_in_use(true);
     terminal::enable_raw_mode().wrap_err("enabling raw mode")?;
     execute!(stdout(), terminal::EnterAlternateScreen, cursor::Hide)
         .wrap_err("entering the alternate screen")?;
