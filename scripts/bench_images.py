@@ -7,7 +7,7 @@ in train/<label>/ (from ../shared/data/mnist; without it, the embedded 8x8 digit
   pil        torchvision-style over the folder: list it (sorted class folders, every file), then
              PIL open + convert("L") + resize to 28x28 (bilinear) + to a float tensor in [0, 1],
              through a DataLoader with 2 worker processes, batches of 256, every image once
-  first      kd-tui's load with data.cache = "none": list, read headers, decode, split, tensors
+  first      kd-tui's load with data.cache = "memory": list, read headers, decode, split, tensors
   write      the same with a fresh disk cache: decode and write the cache file
   cached     the same again: the cache file read back instead of decoding
 
@@ -130,7 +130,7 @@ def main():
             fresh = pathlib.Path(scratch) / f"cache-{r}"
             variants = {
                 "pil": lambda: pil_pass(folder),
-                "first": lambda: kd_tui_pass(binary, folder, "none", fresh),
+                "first": lambda: kd_tui_pass(binary, folder, "memory", fresh),
                 "write": lambda: kd_tui_pass(binary, folder, "disk", fresh),
                 "cached": lambda: kd_tui_pass(binary, folder, "disk", fresh),
             }
@@ -139,7 +139,7 @@ def main():
                 order = order[1:] + order[:1]
             for name in order:
                 seconds, count, *cache = variants[name]()
-                expected = {"first": ["none"], "write": ["written"], "cached": ["read"]}
+                expected = {"first": ["memory"], "write": ["written"], "cached": ["read"]}
                 if cache != expected.get(name, []) or count != args.images:
                     sys.exit(f"{name}: {count} images, cache {cache}: not the work expected")
                 times[name].append(seconds)

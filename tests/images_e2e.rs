@@ -294,3 +294,87 @@ fn a_torchscript_teacher_and_student_train_on_an_image_folder() {
         assert!(run.join(file).is_file(), "{file} in the run folder");
     }
 }
+
+#[test]
+fn a_folder_decoded_as_batches_are_drawn_trains_exactly_as_one_decoded_up_front() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, _) = write_folder(tmp.path());
+    let cache = tmp.path().join("cache");
+    // Augmented students (the teacher scores each batch) and a cached teacher pass: both read
+    // the training rows; validation and test are read in chunks.
+    let sets = [
+        "data.skip_bad=true",
+        "teacher.epochs=2",
+        "student.epochs=2",
+        "teacher.model={ kind = \"cnn\", channels = [8] }",
+        "student.augment={ shift = 1 }",
+    ];
+    let weights = |mode: &str| {
+        let run = tmp.path().join(mode);
+        let mode_set = format!("data.cache=\"{mode}\"");
+        let all: Vec<&str> = sets.iter().copied().chain([mode_set.as_str()]).collect();
+        let out = kd(
+            &["--batch", "--out", &run.display().to_string()],
+            &dir,
+            &cache,
+            &all,
+        );
+        assert_eq!(out.code, Some(0), "{mode}: {}", out.stderr);
+        let line = out
+            .stderr
+            .lines()
+            .find(|l| l.contains("data images"))
+            .unwrap();
+        let streamed = line.contains("cache: none: decoded as batches are drawn");
+        assert_eq!(streamed, mode == "none", "{line}");
+        ["teacher", "baseline", "distilled"]
+            .map(|phase| std::fs::read(run.join(format!("{phase}.safetensors"))).unwrap())
+    };
+    assert!(
+        weights("none") == weights("memory"),
+        "every phase's weights are the same bytes"
+    );
+    // An image whose header reads but whose pixels do not is found as its batch is drawn: the
+    // run fails as bad input, naming it, and its summary says so.
+    let png = std::fs::read_dir(dir.join("train/one"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension() == Some(OsStr::new("png")))
+        .unwrap();
+    let whole = std::fs::read(&png).unwrap();
+    std::fs::write(&png, &whole[..60]).unwrap();
+    let run = tmp.path().join("torn");
+    let torn: Vec<&str> = sets
+        .iter()
+        .copied()
+        .chain(["data.cache=\"none\""])
+        .collect();
+    let out = kd(
+        &["--batch", "--out", &run.display().to_string()],
+        &dir,
+        &cache,
+        &torn,
+    );
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    let says = format!("{}: cannot decode this image", png.display());
+    assert!(out.stderr.contains(&says), "{}", out.stderr);
+    let failure = common::read_summary(&run).failure.unwrap();
+    assert_eq!(
+        failure.kind,
+        kd_tui::protocol::failure::FailureKind::BadData
+    );
+    // Standardising needs every pixel before training: refused for a streamed folder.
+    let standardize = [
+        "data.skip_bad=true",
+        "data.cache=\"none\"",
+        "data.normalize=\"standardize\"",
+    ];
+    let out = kd(&["data"], &dir, &cache, &standardize);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("\"standardize\" reads every pixel first"),
+        "{}",
+        out.stderr
+    );
+}

@@ -91,19 +91,21 @@ impl<'de> Deserialize<'de> for Normalize {
     }
 }
 
-/// `cache`: where an image folder's decoded, resized pixels are kept between runs.
+/// `cache`: where an image folder's decoded, resized pixels are kept, in a run and between runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DataCache {
-    /// `disk` when the decoded bytes fit the disk budget (4 GiB, and half the free space).
+    /// `disk` when the decoded bytes fit the disk budget (4 GiB, and half the free space);
+    /// `none` when they do not fit in memory.
     #[default]
     Auto,
-    /// Decode every run; no cache file.
+    /// Decoded at set-up every run and kept in memory; no cache file.
     Memory,
-    /// A file in the per-user cache folder, read back by the next run over the same folder.
+    /// Decoded once into a file of the per-user cache folder, read back by the next run over
+    /// the same folder, and kept in memory while the run lasts.
     Disk,
-    /// Decode every run; no cache file. (Both keep the decoded bytes in memory while the run
-    /// lasts: kd-tui does not yet decode as it trains.)
+    /// Nothing kept: each batch's images are decoded from their files as it is drawn, the
+    /// next batch ahead while the model trains.
     None,
 }
 

@@ -2,23 +2,31 @@
 //! and are made floats and normalised a batch at a time, so that a dataset takes a quarter of
 //! the memory (and of the host-to-device copy) that floats would.
 
+use super::images::StreamedRows;
 use tch::{Device, Kind, Tensor};
 
 /// Rows `[n, prod(shape)]`, read as normalised f32 batches.
 #[derive(Debug)]
 pub struct FeatureRows {
-    /// `[n, d]`, f32 (already normalised) or u8.
-    stored: Tensor,
+    stored: Stored,
     /// For bytes: per-feature `(shift, scale)`, `[d]` each; a byte `v` becomes
     /// `(v - shift) * scale` in f32, as the host would compute it.
     affine: Option<(Tensor, Tensor)>,
+}
+
+#[derive(Debug)]
+enum Stored {
+    /// `[n, d]`, f32 (already normalised) or u8.
+    Tensor(Tensor),
+    /// Bytes decoded from an image folder's files as they are read.
+    Streamed(StreamedRows),
 }
 
 impl FeatureRows {
     /// Normalised floats, `[n, d]`.
     pub(super) fn floats(values: Tensor) -> FeatureRows {
         FeatureRows {
-            stored: values,
+            stored: Stored::Tensor(values),
             affine: None,
         }
     }
@@ -26,14 +34,24 @@ impl FeatureRows {
     /// Bytes `[n, d]`, normalised on reading by `affine` (per-feature shift and scale), if any.
     pub(super) fn bytes(values: Tensor, affine: Option<(&[f32], &[f32])>) -> FeatureRows {
         FeatureRows {
-            stored: values,
-            affine: affine
-                .map(|(shift, scale)| (Tensor::from_slice(shift), Tensor::from_slice(scale))),
+            stored: Stored::Tensor(values),
+            affine: affine_tensors(affine),
+        }
+    }
+
+    /// Bytes decoded from files as rows are read, normalised by `affine`, if any.
+    pub(super) fn streamed(rows: StreamedRows, affine: Option<(&[f32], &[f32])>) -> FeatureRows {
+        FeatureRows {
+            stored: Stored::Streamed(rows),
+            affine: affine_tensors(affine),
         }
     }
 
     pub fn len(&self) -> i64 {
-        self.stored.size()[0]
+        match &self.stored {
+            Stored::Tensor(t) => t.size()[0],
+            Stored::Streamed(s) => s.len() as i64,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -42,12 +60,33 @@ impl FeatureRows {
 
     /// The rows `idx` (a tensor of indices on the features' device), as floats.
     pub fn rows(&self, idx: &Tensor) -> Tensor {
-        self.as_floats(self.stored.index_select(0, idx))
+        match &self.stored {
+            Stored::Tensor(t) => self.as_floats(t.index_select(0, idx)),
+            Stored::Streamed(s) => self.as_floats(s.bytes(indices(idx).into_iter())),
+        }
     }
 
-    /// `len` rows from `start`, as floats.
+    /// `len` rows from `start`, as floats. Streamed rows decode the `len` rows after them
+    /// ahead, as chunked passes over a split read on.
     pub fn narrow(&self, start: i64, len: i64) -> Tensor {
-        self.as_floats(self.stored.narrow(0, start, len))
+        match &self.stored {
+            Stored::Tensor(t) => self.as_floats(t.narrow(0, start, len)),
+            Stored::Streamed(s) => {
+                let bytes = s.bytes(start..start + len);
+                let next = start + len..(start + 2 * len).min(self.len());
+                if !next.is_empty() {
+                    s.decode_ahead(next);
+                }
+                self.as_floats(bytes)
+            }
+        }
+    }
+
+    /// Says which rows `rows(idx)` will be asked for next: streamed rows start decoding them.
+    pub fn will_read(&self, idx: &Tensor) {
+        if let Stored::Streamed(s) = &self.stored {
+            s.decode_ahead(indices(idx).into_iter());
+        }
     }
 
     /// Every row, as floats.
@@ -57,7 +96,10 @@ impl FeatureRows {
 
     pub fn to_device(&self, device: Device) -> FeatureRows {
         FeatureRows {
-            stored: self.stored.to_device(device),
+            stored: match &self.stored {
+                Stored::Tensor(t) => Stored::Tensor(t.to_device(device)),
+                Stored::Streamed(s) => Stored::Streamed(s.to_device(device)),
+            },
             affine: self
                 .affine
                 .as_ref()
@@ -76,6 +118,15 @@ impl FeatureRows {
             None => rows,
         }
     }
+}
+
+fn affine_tensors(affine: Option<(&[f32], &[f32])>) -> Option<(Tensor, Tensor)> {
+    affine.map(|(shift, scale)| (Tensor::from_slice(shift), Tensor::from_slice(scale)))
+}
+
+/// Row indices from a tensor of them (on any device).
+fn indices(idx: &Tensor) -> Vec<i64> {
+    Vec::try_from(idx.to_device(Device::Cpu)).expect("row indices are i64")
 }
 
 #[cfg(test)]

@@ -7,13 +7,15 @@
 
 use super::image_cache::{cache_root, Cache, Miss};
 use super::{err, DataError, Raw, Source, Values};
-use crate::config::DataConfig;
+use crate::config::{DataCache, DataConfig};
 use crate::protocol::InputShape;
-use decode::decode;
+use decode::{decode, plan, Plan};
 pub(super) use decode::{fits_in_memory, gib};
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+pub use stream::{ImageFiles, StreamedRows, UnreadableImage};
 
 /// The folders of an image folder's splits, in `Decoded::splits` order; `train` must be there.
 pub(super) const SPLITS: [&str; 3] = ["train", "val", "test"];
@@ -58,7 +60,9 @@ pub(super) struct Decoded {
     pub common_size: bool,
 }
 
-/// Reads the image folder `dir`: from the cache when it holds this listing, else decoding.
+/// Reads the image folder `dir`: from the cache when it holds this listing, else decoding; or,
+/// with `cache = "none"` or when its bytes would not fit in memory (`"auto"`), as files that
+/// are decoded batch by batch while the run trains.
 pub(super) fn read(cfg: &DataConfig, dir: &Path) -> Result<Source, DataError> {
     // A pool of its own: its threads end with the load instead of idling through training.
     let pool = rayon::ThreadPoolBuilder::new()
@@ -67,28 +71,98 @@ pub(super) fn read(cfg: &DataConfig, dir: &Path) -> Result<Source, DataError> {
     pool.install(|| {
         let listing = list(dir, cfg.classes.as_deref())?;
         let cache = Cache::new(dir, &listing, cfg, cache_root());
-        let (decoded, status) = match cache.read(dir, listing.classes.len()) {
-            Ok(decoded) => (decoded, "read".to_string()),
-            Err(Miss::Refused(e)) => return Err(e),
+        let (data, status) = match cache.read(dir, listing.classes.len()) {
+            Ok(decoded) => (Data::Decoded(decoded), "read".to_string()),
+            Err(Miss::Refused(e)) if cfg.cache != DataCache::Auto => return Err(e),
             Err(miss) => {
-                let decoded = decode(dir, &listing, cfg)?;
-                let status = cache.keep(&decoded, &miss);
-                (decoded, status)
+                let plan = plan(&listing, cfg, cfg.cache == DataCache::None)?;
+                let chw = plan.chw();
+                let too_big = fits_in_memory(dir, plan.entries.len(), chw).err();
+                match (cfg.cache, too_big) {
+                    (DataCache::None, _) => (
+                        stream(plan, cfg),
+                        "none: decoded as batches are drawn".into(),
+                    ),
+                    (DataCache::Auto, Some(why)) => {
+                        let status = format!("none, decoded as batches are drawn: {}", why.message);
+                        (stream(plan, cfg), status)
+                    }
+                    _ => {
+                        let decoded = decode(dir, &listing, cfg, plan)?;
+                        let status = cache.keep(&decoded, &miss);
+                        (Data::Decoded(decoded), status)
+                    }
+                }
             }
         };
-        Ok(source(dir, listing.classes, decoded, &status, cache.key()))
+        Ok(source(dir, listing.classes, data, &status, cache.key()))
     })
 }
 
-fn source(dir: &Path, classes: Vec<String>, d: Decoded, status: &str, key: &str) -> Source {
-    let [c, h, w] = d.shape;
-    let shape = InputShape::image(c, h, w);
+/// A folder's images, decoded now or as they are read.
+enum Data {
+    Decoded(Decoded),
+    Streamed(Streamed),
+}
+
+/// A folder's image files, to be decoded batch by batch.
+struct Streamed {
+    files: Arc<ImageFiles>,
+    shape: [usize; 3],
+    /// Per split: the labels and files (indices into `files`) of its images.
+    splits: [Option<(Vec<i64>, Vec<usize>)>; 3],
+    skipped: usize,
+    common_size: bool,
+}
+
+fn stream(plan: Plan, cfg: &DataConfig) -> Data {
+    let mut splits: [Option<(Vec<i64>, Vec<usize>)>; 3] = [None, None, None];
+    let mut paths = Vec::with_capacity(plan.entries.len());
+    for e in &plan.entries {
+        let (labels, rows) = splits[e.split].get_or_insert_with(Default::default);
+        labels.push(e.class as i64);
+        rows.push(paths.len());
+        paths.push(e.path.clone());
+    }
+    let [h, w] = plan.size;
+    Data::Streamed(Streamed {
+        files: Arc::new(ImageFiles::new(paths, plan.channels, plan.size)),
+        shape: [plan.channels, h, w],
+        splits,
+        skipped: plan.skipped,
+        common_size: cfg.size.is_none(),
+    })
+}
+
+fn source(dir: &Path, classes: Vec<String>, data: Data, status: &str, key: &str) -> Source {
+    let (shape, skipped, common_size) = match &data {
+        Data::Decoded(d) => (d.shape, d.skipped, d.common_size),
+        Data::Streamed(s) => (s.shape, s.skipped, s.common_size),
+    };
+    let [c, h, w] = shape;
+    let input = InputShape::image(c, h, w);
+    let splits: [Option<Raw>; 3] = match data {
+        Data::Decoded(d) => d.splits.map(|p| {
+            p.map(|p| Raw {
+                features: Values::Bytes(p.bytes),
+                labels: p.labels,
+                shape: input.clone(),
+            })
+        }),
+        Data::Streamed(s) => s.splits.map(|p| {
+            p.map(|(labels, rows)| Raw {
+                features: Values::Files(s.files.clone(), rows),
+                labels,
+                shape: input.clone(),
+            })
+        }),
+    };
     let counts: Vec<String> = SPLITS
         .iter()
-        .zip(&d.splits)
+        .zip(&splits)
         .filter_map(|(name, p)| Some(format!("{} in {name}/", p.as_ref()?.labels.len())))
         .collect();
-    let skipped = match d.skipped {
+    let skipped = match skipped {
         0 => String::new(),
         1 => "; 1 unreadable image skipped".into(),
         n => format!("; {n} unreadable images skipped"),
@@ -97,22 +171,16 @@ fn source(dir: &Path, classes: Vec<String>, d: Decoded, status: &str, key: &str)
         "images {} ({}; {c}x{h}x{w}{}; {} classes{skipped}; cache: {status})",
         dir.display(),
         counts.join(", "),
-        if d.common_size {
+        if common_size {
             ", the most common size"
         } else {
             ""
         },
         classes.len(),
     );
-    let [train, val, test] = d.splits.map(|p| {
-        p.map(|p| Raw {
-            features: Values::Bytes(p.bytes),
-            labels: p.labels,
-            shape: shape.clone(),
-        })
-    });
+    let [train, val, test] = splits;
     Source {
-        all: train.expect("a decoded folder has train/"),
+        all: train.expect("a folder has train/"),
         val,
         test,
         max_value: Some(255.0),
@@ -300,5 +368,6 @@ fn walk(folder: &Path, depth: usize, out: &mut Vec<Entry>) -> Result<(), DataErr
 }
 
 mod decode;
+mod stream;
 #[cfg(test)]
 mod tests;

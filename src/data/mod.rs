@@ -31,11 +31,14 @@ pub use read::MAX_DATA_BYTES;
 
 use crate::config::{DataConfig, DataSource};
 use crate::protocol::InputShape;
+pub use images::UnreadableImage;
+use images::{ImageFiles, StreamedRows};
 use normalize::{normalization, Affine};
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
 use read::{gunzip, read_maybe_gz};
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use tch::{Device, Tensor};
 
 /// UCI optical digits as shipped by scikit-learn (CC BY 4.0): 64 pixels in 0..16, then the label.
@@ -117,6 +120,8 @@ struct Raw {
 enum Values {
     Bytes(Vec<u8>),
     Floats(Vec<f32>),
+    /// Images of a folder too large for memory (the file of each example), decoded as read.
+    Files(Arc<ImageFiles>, Vec<usize>),
 }
 
 /// Rows `idx` of a row-major matrix with `dim` columns.
@@ -143,17 +148,22 @@ impl Raw {
             features: match &self.features {
                 Values::Bytes(v) => Values::Bytes(rows(v, dim, idx)),
                 Values::Floats(v) => Values::Floats(rows(v, dim, idx)),
+                Values::Files(files, rows) => {
+                    Values::Files(files.clone(), idx.iter().map(|&i| rows[i]).collect())
+                }
             },
             labels: idx.iter().map(|&i| self.labels[i]).collect(),
             shape: self.shape.clone(),
         }
     }
 
-    /// Every feature value as an f64 (for statistics).
-    fn values(&self) -> Box<dyn Iterator<Item = f64> + '_> {
+    /// Every feature value as an f64 (for statistics); none for images decoded as read, which
+    /// would all be decoded for it.
+    fn values(&self) -> Option<Box<dyn Iterator<Item = f64> + '_>> {
         match &self.features {
-            Values::Bytes(v) => Box::new(v.iter().map(|&b| f64::from(b))),
-            Values::Floats(v) => Box::new(v.iter().map(|&f| f64::from(f))),
+            Values::Bytes(v) => Some(Box::new(v.iter().map(|&b| f64::from(b)))),
+            Values::Floats(v) => Some(Box::new(v.iter().map(|&f| f64::from(f)))),
+            Values::Files(..) => None,
         }
     }
 
@@ -161,14 +171,18 @@ impl Raw {
     /// are normalised here, in one pass on the host; bytes stay bytes, normalised per batch.
     fn into_split(self, affine: Option<&Affine>) -> Split {
         let size = [self.labels.len() as i64, self.dim() as i64];
-        let features = match (&self.features, affine) {
+        let features = match (self.features, affine) {
             (Values::Bytes(v), a) => FeatureRows::bytes(
-                Tensor::from_slice(v).view(size),
+                Tensor::from_slice(&v).view(size),
                 a.map(|a| (&a.shift[..], &a.scale[..])),
             ),
-            (Values::Floats(v), None) => FeatureRows::floats(Tensor::from_slice(v).view(size)),
+            (Values::Files(files, rows), a) => FeatureRows::streamed(
+                StreamedRows::new(files, rows),
+                a.map(|a| (&a.shift[..], &a.scale[..])),
+            ),
+            (Values::Floats(v), None) => FeatureRows::floats(Tensor::from_slice(&v).view(size)),
             (Values::Floats(v), Some(a)) => {
-                FeatureRows::floats(Tensor::from_slice(&a.apply(v)).view(size))
+                FeatureRows::floats(Tensor::from_slice(&a.apply(&v)).view(size))
             }
         };
         Split {

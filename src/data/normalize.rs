@@ -32,28 +32,41 @@ pub(super) fn normalization(
     train: &Raw,
 ) -> Result<Option<Affine>, DataError> {
     let dim = train.dim();
+    let values = || {
+        train.values().ok_or_else(|| {
+            err(
+                "preset",
+                "key `data.normalize`: \"standardize\" reads every pixel first, and this image \
+                 folder is decoded as batches are drawn (data.cache = \"none\", or too large for \
+                 memory); use \"scale\" or { mean = [...], std = [...] }",
+            )
+        })
+    };
     Ok(match how {
         Normalize::None => None,
         Normalize::Scale => {
             let max = max_value
-                .unwrap_or_else(|| train.values().fold(0.0_f64, |m, v| m.max(v.abs())) as f32)
+                .map_or_else(
+                    || Ok(values()?.fold(0.0_f64, |m, v| m.max(v.abs())) as f32),
+                    Ok,
+                )?
                 .max(f32::MIN_POSITIVE);
             Some(Affine {
                 shift: vec![0.0; dim],
                 scale: vec![1.0 / max; dim],
             })
         }
-        Normalize::Standardize => Some(standardize(train)),
+        Normalize::Standardize => Some(standardize(train, values()?)),
         Normalize::PerChannel(m) => Some(per_channel(m, max_value, train)?),
     })
 }
 
-fn standardize(train: &Raw) -> Affine {
+fn standardize(train: &Raw, values: impl Iterator<Item = f64>) -> Affine {
     let dim = train.dim();
     let n = train.len().max(1) as f64;
     let mut mean = vec![0.0_f64; dim];
     let mut sq = vec![0.0_f64; dim];
-    for (i, v) in train.values().enumerate() {
+    for (i, v) in values.enumerate() {
         let j = i % dim;
         mean[j] += v / n;
         sq[j] += v * v / n;

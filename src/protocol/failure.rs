@@ -38,6 +38,8 @@ pub enum FailureKind {
     /// A collective or the store failed: a rank died, hung past the timeout, or the network
     /// broke.
     RankLost,
+    /// An image of a folder decoded as batches are drawn could not be decoded (bad input).
+    BadData,
     /// The trainer thread panicked.
     Panicked,
 }
@@ -53,6 +55,7 @@ impl FailureKind {
             FailureKind::BadModel => "bad model",
             FailureKind::NoTeacher => "no teacher",
             FailureKind::RankLost => "a rank was lost",
+            FailureKind::BadData => "unreadable data",
             FailureKind::Panicked => "panicked",
         }
     }

@@ -71,6 +71,11 @@ impl Trainer {
             run.clock.paused(paused_for);
             let batch = self.step_batch(phase, &order, cursor);
             cursor += batch.stride;
+            if cursor < n {
+                // Rows decoded from files (a large image folder) are decoded while this trains.
+                let (next, ..) = self.batch_rows(phase, &order, cursor);
+                self.data.train.features.will_read(&next);
+            }
             self.step(run, model, opt, distilling, &batch, &mut window)?;
             if window.steps >= self.preset.log_every || cursor >= n {
                 self.record_window(run, &window, batch.lr, &mut epoch)?;
@@ -95,15 +100,12 @@ impl Trainer {
 
     /// The batch at `cursor` of the epoch's `order`: this rank's share, augmented if the phase
     /// is, with the step's learning rate.
-    fn step_batch(&self, phase: Phase, order: &Tensor, cursor: i64) -> StepBatch {
+    /// This rank's rows of the batch at `cursor` of the epoch's `order`, with the global
+    /// batch's size, this rank's weight in it, and the batch size the cursor moves on by.
+    fn batch_rows(&self, phase: Phase, order: &Tensor, cursor: i64) -> (Tensor, i64, f64, i64) {
         let n = order.size()[0];
-        let cfg = self.net_config(phase);
         // With several ranks the global batch is batch_size per rank; each takes its share.
-        let (batch, augment) = ((cfg.batch_size * self.world_size()) as i64, cfg.augment);
-        // Progress through the phase's (live-editable) epochs, for the schedule.
-        let progress =
-            (self.at.epoch as f64 - 1.0 + cursor as f64 / n as f64) / cfg.epochs.max(1) as f64;
-        let lr = cfg.lr * cfg.schedule.factor(progress);
+        let batch = (self.net_config(phase).batch_size * self.world_size()) as i64;
         let global = batch.min(n - cursor);
         // A rank left without examples by a last, small batch runs one with weight 0, so
         // that every rank adds gradients and losses of the same shapes.
@@ -112,6 +114,18 @@ impl Trainer {
             share => (share.clone(), share.len() as f64 / global as f64),
         };
         let idx = order.narrow(0, cursor + share.start as i64, share.len() as i64);
+        (idx, global, weight, batch)
+    }
+
+    fn step_batch(&self, phase: Phase, order: &Tensor, cursor: i64) -> StepBatch {
+        let n = order.size()[0];
+        let cfg = self.net_config(phase);
+        let augment = cfg.augment;
+        // Progress through the phase's (live-editable) epochs, for the schedule.
+        let progress =
+            (self.at.epoch as f64 - 1.0 + cursor as f64 / n as f64) / cfg.epochs.max(1) as f64;
+        let lr = cfg.lr * cfg.schedule.factor(progress);
+        let (idx, global, weight, batch) = self.batch_rows(phase, order, cursor);
         let mut x = self.data.train.features.rows(&idx);
         if !augment.is_none() {
             // Seeded by the batch's place in the epoch: a resumed epoch draws the same.

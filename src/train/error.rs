@@ -59,6 +59,12 @@ pub enum RunError {
     Distributed(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("the trainer thread panicked")]
     Panicked,
+    /// An image decoded as its batch was drawn could not be (bad input).
+    #[error("the {} phase: {image}", .phase.as_str())]
+    UnreadableImage {
+        phase: Phase,
+        image: crate::data::UnreadableImage,
+    },
     /// An allocation libtorch could not make while training (its words, from its panic).
     #[error("the {} phase ran out of memory: {message}; a smaller model or batch fits", .phase.as_str())]
     OutOfMemory { phase: Phase, message: String },
@@ -75,7 +81,9 @@ impl RunError {
     /// The process exit code: 2 for bad input, 1 for any other failure.
     pub fn exit_code(&self) -> i32 {
         match self.kind() {
-            FailureKind::BadTeacher | FailureKind::BadResume => EXIT_BAD_INPUT,
+            FailureKind::BadTeacher | FailureKind::BadResume | FailureKind::BadData => {
+                EXIT_BAD_INPUT
+            }
             _ => EXIT_FAILED,
         }
     }
@@ -92,6 +100,7 @@ impl RunError {
             RunError::Distributed(_) => FailureKind::RankLost,
             RunError::Panicked => FailureKind::Panicked,
             RunError::OutOfMemory { .. } => FailureKind::OutOfMemory,
+            RunError::UnreadableImage { .. } => FailureKind::BadData,
         }
     }
 
@@ -100,7 +109,8 @@ impl RunError {
         match self {
             RunError::Model { phase, .. }
             | RunError::Diverged { phase, .. }
-            | RunError::OutOfMemory { phase, .. } => Some(*phase),
+            | RunError::OutOfMemory { phase, .. }
+            | RunError::UnreadableImage { phase, .. } => Some(*phase),
             RunError::LoadTeacher { .. } => Some(Phase::Teacher),
             RunError::NoTeacher => Some(Phase::Distilled),
             _ => None,

@@ -293,17 +293,25 @@ impl Trainer {
             if end.is_some() {
                 break;
             }
-            // libtorch reports an allocation the memory cannot hold by a panic inside tch: the
-            // run fails with it, and its summary says so. Any other panic is a bug: it goes on.
+            // libtorch reports an allocation the memory cannot hold by a panic inside tch, and a
+            // streamed image folder an image that no longer decodes: the run fails with it, and
+            // its summary says so. Any other panic is a bug: it goes on.
             let ran =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_phase(phase)));
             end = match ran {
                 Ok(ran) => ran.err(),
-                Err(payload) => match error::out_of_memory(payload.as_ref()) {
-                    Some(message) => {
+                Err(payload) => match (
+                    error::out_of_memory(payload.as_ref()),
+                    payload.downcast_ref::<crate::data::UnreadableImage>(),
+                ) {
+                    (Some(message), _) => {
                         Some(PhaseEnd::Failed(RunError::OutOfMemory { phase, message }))
                     }
-                    None => std::panic::resume_unwind(payload),
+                    (None, Some(image)) => Some(PhaseEnd::Failed(RunError::UnreadableImage {
+                        phase,
+                        image: image.clone(),
+                    })),
+                    (None, None) => std::panic::resume_unwind(payload),
                 },
             };
             if let (None, Some(e)) = (&end, self.write_failed.take()) {

@@ -44,17 +44,33 @@ fn bad(cfg: &DataConfig, path: &Path, why: String, skipped: &mut usize) -> Resul
     Ok(())
 }
 
-/// Decodes every listed image to the size and channels of the preset, else of the images'
-/// headers: the most common size (ties: the larger), 3 channels if any image is in colour.
-pub(super) fn decode(
-    dir: &Path,
-    listing: &Listing,
+/// The images to decode and how: those whose headers could be read, at one size and number of
+/// channels.
+pub(super) struct Plan<'a> {
+    pub entries: Vec<&'a Entry>,
+    pub size: [usize; 2],
+    pub channels: usize,
+    pub skipped: usize,
+}
+
+impl Plan<'_> {
+    pub fn chw(&self) -> usize {
+        self.channels * self.size[0] * self.size[1]
+    }
+}
+
+/// The size and channels of the preset, else of the images' headers: the most common size
+/// (ties: the larger), 3 channels if any image is in colour. With `headers`, or without both
+/// settings, every header is read, and images whose headers cannot be are refused or skipped.
+pub(super) fn plan<'a>(
+    listing: &'a Listing,
     cfg: &DataConfig,
-) -> Result<Decoded, DataError> {
+    headers: bool,
+) -> Result<Plan<'a>, DataError> {
     let mut skipped = 0;
     let mut entries: Vec<&Entry> = listing.entries.iter().collect();
     let (size, channels) = match (cfg.size, cfg.channels) {
-        (Some(size), Some(channels)) => (size, channels),
+        (Some(size), Some(channels)) if !headers => (size, channels),
         _ => {
             let what = format!("reading the headers of {} images", entries.len());
             let progress = Progress::start(what, entries.len());
@@ -86,6 +102,27 @@ pub(super) fn decode(
             (size, cfg.channels.unwrap_or(if colour { 3 } else { 1 }))
         }
     };
+    Ok(Plan {
+        entries,
+        size,
+        channels,
+        skipped,
+    })
+}
+
+/// Decodes every image of the plan, in parallel, to `[C, H, W]` bytes.
+pub(super) fn decode(
+    dir: &Path,
+    listing: &Listing,
+    cfg: &DataConfig,
+    plan: Plan,
+) -> Result<Decoded, DataError> {
+    let Plan {
+        entries,
+        size,
+        channels,
+        mut skipped,
+    } = plan;
     let chw = channels * size[0] * size[1];
     fits_in_memory(dir, entries.len(), chw)?;
     let what = format!("decoding {} images of {}", entries.len(), dir.display());
@@ -143,7 +180,7 @@ pub(super) fn decode(
 }
 
 /// Decodes one image into `out` as `[C, H, W]` bytes.
-fn decode_into(
+pub(super) fn decode_into(
     path: &Path,
     channels: usize,
     [h, w]: [usize; 2],

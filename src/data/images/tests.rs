@@ -1,5 +1,5 @@
 use super::*;
-use crate::config::{DataCache, DataSource, MeanStd, Normalize};
+use crate::config::{DataSource, MeanStd, Normalize};
 use crate::data::tests::digits_cfg;
 use image::{DynamicImage, GrayImage, ImageFormat, Rgb, RgbImage, Rgba, RgbaImage};
 
@@ -7,7 +7,7 @@ fn cfg(dir: &Path) -> DataConfig {
     DataConfig {
         source: DataSource::Images,
         path: Some(dir.to_path_buf()),
-        cache: DataCache::None,
+        cache: DataCache::Memory,
         ..digits_cfg()
     }
 }
@@ -255,7 +255,7 @@ fn the_cache_reads_back_what_was_decoded_and_refuses_what_it_cannot_prove() {
     let listing = list(&dir, None).unwrap();
     let cache = Cache::new(&dir, &listing, &c, Some(root.clone()));
     assert!(matches!(cache.read(&dir, 3), Err(Miss::Absent)));
-    let decoded = decode(&dir, &listing, &c).unwrap();
+    let decoded = decode(&dir, &listing, &c, plan(&listing, &c, false).unwrap()).unwrap();
     assert_eq!(cache.keep(&decoded, &Miss::Absent), "written");
     let back = cache.read(&dir, 3).unwrap_or_else(|_| panic!("a hit"));
     assert_eq!(back, decoded);
