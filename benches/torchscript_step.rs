@@ -37,7 +37,7 @@ fn torchscript_step(c: &mut Criterion) {
     let x = Tensor::randn([BATCH, 28 * 28], (Kind::Float, Device::Cpu));
     let y = Tensor::randint(CLASSES, [BATCH], (Kind::Int64, Device::Cpu));
     let teacher_logits = Tensor::randn([BATCH, CLASSES], (Kind::Float, Device::Cpu));
-    let cfg = kd_tui::config::load(kd_tui::config::DEFAULT_PRESET, "bench", &[])
+    let cfg = kd_tui::config::load(kd_tui::config::DIGITS_PRESET, "bench", &[])
         .expect("the default preset")
         .student;
     let mut opt = Optimizer::new(&cfg, &vs);

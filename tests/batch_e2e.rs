@@ -296,8 +296,8 @@ fn default_preset_leaves_a_complete_run_folder() {
     let recorded = run.preset();
     let overrides: Vec<Override> = FEW_EPOCHS.iter().map(|o| o.parse().unwrap()).collect();
     let expected = config::load(
-        config::DEFAULT_PRESET,
-        config::DEFAULT_PRESET_NAME,
+        config::DIGITS_PRESET,
+        config::DIGITS_PRESET_NAME,
         &overrides,
     )
     .unwrap();

@@ -79,13 +79,52 @@ pub struct Outcome {
     pub stderr: String,
 }
 
-/// Runs `kd-tui` with `args` to completion (stdout and stderr captured, so neither is a terminal).
+/// `presets/digits.toml`, the seconds-long preset that the tests run where they name none:
+/// kd-tui's own default (the embedded MNIST subset) takes about a minute.
+pub const DIGITS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/presets/digits.toml");
+
+/// `args` with `DIGITS` added where they name no preset: not a `--resume`, a `--help` or a
+/// subcommand that takes none, and no argument ending in `.toml`.
+pub fn with_digits<I, S>(args: I) -> Vec<OsString>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut args: Vec<OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+    let named = args.iter().any(|a| {
+        ["--resume", "--help", "-h", "--version"].contains(&a.to_str().unwrap_or(""))
+            || a.to_string_lossy().ends_with(".toml")
+    });
+    let at = match args.first().and_then(|a| a.to_str()) {
+        Some("models" | "data") => 1,
+        Some("attach" | "ls" | "doctor" | "export" | "help") => return args,
+        _ => 0,
+    };
+    if !named {
+        args.insert(at, DIGITS.into());
+    }
+    args
+}
+
+/// `kd_tui()` with `args`, run on `DIGITS` where they name no preset (`with_digits`).
+pub fn kd_tui_on<I, S>(args: I) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut command = kd_tui();
+    command.args(with_digits(args));
+    command
+}
+
+/// Runs `kd-tui` with `args` to completion (stdout and stderr captured, so neither is a
+/// terminal), on `DIGITS` where they name no preset.
 pub fn run<I, S>(args: I) -> Outcome
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    Outcome::of(kd_tui().args(args).output().expect("starting kd-tui"))
+    Outcome::of(kd_tui_on(args).output().expect("starting kd-tui"))
 }
 
 impl Outcome {
@@ -98,10 +137,10 @@ impl Outcome {
     }
 }
 
-/// The embedded default preset with `edits` applied: (dotted key, value in TOML syntax) pairs,
+/// The embedded digits preset with `edits` applied: (dotted key, value in TOML syntax) pairs,
 /// each set in place or added to its table, so that every other line keeps its number.
 pub fn default_preset_with(edits: &[(&str, &str)]) -> String {
-    let mut doc: toml_edit::DocumentMut = kd_tui::config::DEFAULT_PRESET
+    let mut doc: toml_edit::DocumentMut = kd_tui::config::DIGITS_PRESET
         .parse()
         .expect("the default preset parses");
     for (key, value) in edits {
@@ -148,8 +187,7 @@ impl Run {
             args.extend(["--set".into(), OsString::from(o)]);
         }
         // A cache of its own: whether the teacher's outputs come from the cache is then known.
-        let output = kd_tui()
-            .args(&args)
+        let output = kd_tui_on(&args)
             .env("KD_TUI_CACHE", tmp.path().join("cache"))
             .output()
             .expect("starting kd-tui");
@@ -302,9 +340,7 @@ pub fn wait_exit(job: &mut ChildGuard) -> i32 {
 
 /// Starts `kd-tui --batch <args> --out <dir>` (stdout discarded), killed on drop.
 pub fn spawn_batch(dir: &Path, args: &[&str], stderr: Stdio) -> ChildGuard {
-    let child = kd_tui()
-        .arg("--batch")
-        .args(args)
+    let child = kd_tui_on(["--batch"].iter().chain(args))
         .arg("--out")
         .arg(dir)
         .stdout(Stdio::null())
@@ -360,9 +396,7 @@ pub fn start_batch_until(
     ready: impl Fn(&Value) -> bool,
 ) -> ChildGuard {
     let mut job = ChildGuard(
-        kd_tui()
-            .arg("--batch")
-            .args(args)
+        kd_tui_on(["--batch"].iter().chain(args))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
