@@ -99,7 +99,7 @@ fn train_step(c: &mut Criterion) {
         let owned_vs = nn::VarStore::new(Device::Cpu);
         let owned = mlp(&owned_vs, w.teacher, TEACHER_DROPOUT, w);
         let cfg = kd_tui::config::load(kd_tui::config::DIGITS_PRESET, "bench", &[])
-            .expect("the default preset")
+            .expect("the digits preset")
             .teacher;
         let mut own = Optimizer::new(&cfg, &owned_vs);
         group.bench_function(BenchmarkId::new("teacher_ce_owned_adam", w.name), |b| {

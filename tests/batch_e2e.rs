@@ -305,7 +305,7 @@ fn default_preset_leaves_a_complete_run_folder() {
     assert_eq!(recorded, expected);
 
     // Weights: PyTorch-style names, shapes of the configured models (teacher [256, 256] and
-    // student [32] as the default preset stands).
+    // student [32] as the digits preset stands).
     let teacher_shapes = mlp_shapes(inputs, hidden(&recorded.teacher.model), classes);
     let teacher_params = check_weights(&run.file("teacher.safetensors"), &teacher_shapes);
     let student_shapes = mlp_shapes(inputs, hidden(&recorded.student.model), classes);

@@ -42,7 +42,7 @@ fn write_raw(path: &Path, t: &Tensor) {
     std::fs::write(path, bytes).unwrap();
 }
 
-/// Written once for all the tests here: the default preset's splits, then the modules.
+/// Written once for all the tests here: the digits preset's splits, then the modules.
 fn modules() -> &'static Modules {
     static MODULES: OnceLock<Modules> = OnceLock::new();
     MODULES.get_or_init(|| {

@@ -57,7 +57,7 @@ where
     out.stdout
 }
 
-/// Short runs of the default preset: 3 teacher and 3 student epochs.
+/// Short runs of the digits preset: 3 teacher and 3 student epochs.
 pub const FEW_EPOCHS: [&str; 2] = ["teacher.epochs=3", "student.epochs=3"];
 
 /// The `kd-tui` binary built for these tests, with its teacher-output cache under the target
@@ -142,7 +142,7 @@ impl Outcome {
 pub fn default_preset_with(edits: &[(&str, &str)]) -> String {
     let mut doc: toml_edit::DocumentMut = kd_tui::config::DIGITS_PRESET
         .parse()
-        .expect("the default preset parses");
+        .expect("the digits preset parses");
     for (key, value) in edits {
         let value: toml_edit::Value = value
             .parse()
@@ -153,7 +153,7 @@ pub fn default_preset_with(edits: &[(&str, &str)]) -> String {
         for table in tables {
             assert!(
                 item.get(table).is_some(),
-                "the default preset has no `{table}` in `{key}`"
+                "the digits preset has no `{table}` in `{key}`"
             );
             item = &mut item[table];
         }

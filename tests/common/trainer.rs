@@ -7,7 +7,7 @@ use kd_tui::train::{self, TrainerHandle, TrainerSetup};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// A trainer on the embedded default preset with `overrides`, writing its run folder `dir`.
+/// A trainer on the embedded digits preset with `overrides`, writing its run folder `dir`.
 pub fn start(dir: &Path, overrides: &[&str]) -> TrainerHandle {
     let overrides: Vec<Override> = overrides.iter().map(|o| o.parse().unwrap()).collect();
     let preset = config::load(config::DIGITS_PRESET, "default", &overrides).unwrap();

@@ -208,7 +208,7 @@ fn cosine_schedule_by_hand_and_a_bad_one_is_named() {
     assert!(text.contains("linear") && text.contains("cosine"), "{text}");
 }
 
-/// The lines of the default preset's comment on `method`: its `#   name:` line and the
+/// The lines of the digits preset's comment on `method`: its `#   name:` line and the
 /// `#     ...` lines under it.
 fn method_doc(doc: &str, method: &str) -> String {
     let head = format!("#   {method}:");
