@@ -33,7 +33,7 @@ pub struct Args {
     #[command(subcommand)]
     pub command: Option<Subcommand>,
     /// Preset file (TOML). Without one, the embedded default runs (presets/mnist-subset.toml:
-    /// about a minute on the embedded MNIST subset).
+    /// under a minute on the embedded MNIST subset).
     pub preset: Option<PathBuf>,
     /// Run without the TUI: progress on stderr, final table on stdout.
     #[arg(long)]

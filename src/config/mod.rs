@@ -22,7 +22,7 @@ use crate::distill::DistillConfig;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// The preset kd-tui runs when given none (`presets/mnist-subset.toml`): a run of about a minute
+/// The preset kd-tui runs when given none (`presets/mnist-subset.toml`): a run of under a minute
 /// on the embedded MNIST subset, where distillation shows.
 pub const DEFAULT_PRESET: &str = include_str!("../../presets/mnist-subset.toml");
 /// How the embedded default is named in messages.

@@ -80,7 +80,7 @@ pub struct Outcome {
 }
 
 /// `presets/digits.toml`, the seconds-long preset that the tests run where they name none:
-/// kd-tui's own default (the embedded MNIST subset) takes about a minute.
+/// kd-tui's own default (the embedded MNIST subset) takes under a minute.
 pub const DIGITS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/presets/digits.toml");
 
 /// `args` with `DIGITS` added where they name no preset: not a `--resume`, a `--help` or a
