@@ -5,9 +5,13 @@
 pub mod client;
 pub mod data;
 pub mod inputs;
+mod preset;
 pub mod ranks;
 pub mod tmux;
 pub mod trainer;
+
+#[allow(unused_imports)] // each test binary uses a part
+pub use preset::{kd_tui_on, with_digits, DIGITS};
 
 use kd_tui::config::{self, Preset};
 use kd_tui::protocol::summary::RunSummary;
@@ -77,44 +81,6 @@ pub struct Outcome {
     pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
-}
-
-/// `presets/digits.toml`, the seconds-long preset that the tests run where they name none:
-/// kd-tui's own default (the embedded MNIST subset) takes under a minute.
-pub const DIGITS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/presets/digits.toml");
-
-/// `args` with `DIGITS` added where they name no preset: not a `--resume`, a `--help` or a
-/// subcommand that takes none, and no argument ending in `.toml`.
-pub fn with_digits<I, S>(args: I) -> Vec<OsString>
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    let mut args: Vec<OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
-    let named = args.iter().any(|a| {
-        ["--resume", "--help", "-h", "--version"].contains(&a.to_str().unwrap_or(""))
-            || a.to_string_lossy().ends_with(".toml")
-    });
-    let at = match args.first().and_then(|a| a.to_str()) {
-        Some("models" | "data") => 1,
-        Some("attach" | "ls" | "doctor" | "export" | "help") => return args,
-        _ => 0,
-    };
-    if !named {
-        args.insert(at, DIGITS.into());
-    }
-    args
-}
-
-/// `kd_tui()` with `args`, run on `DIGITS` where they name no preset (`with_digits`).
-pub fn kd_tui_on<I, S>(args: I) -> Command
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    let mut command = kd_tui();
-    command.args(with_digits(args));
-    command
 }
 
 /// Runs `kd-tui` with `args` to completion (stdout and stderr captured, so neither is a
