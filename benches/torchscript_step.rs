@@ -37,8 +37,8 @@ fn torchscript_step(c: &mut Criterion) {
     let x = Tensor::randn([BATCH, 28 * 28], (Kind::Float, Device::Cpu));
     let y = Tensor::randint(CLASSES, [BATCH], (Kind::Int64, Device::Cpu));
     let teacher_logits = Tensor::randn([BATCH, CLASSES], (Kind::Float, Device::Cpu));
-    let cfg = kd_tui::config::load(kd_tui::config::DEFAULT_PRESET, "bench", &[])
-        .expect("the default preset")
+    let cfg = kd_tui::config::load(kd_tui::config::DIGITS_PRESET, "bench", &[])
+        .expect("the digits preset")
         .student;
     let mut opt = Optimizer::new(&cfg, &vs);
     let mut group = c.benchmark_group("torchscript_step");

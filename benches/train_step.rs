@@ -98,8 +98,8 @@ fn train_step(c: &mut Criterion) {
         // The same step with kd-tui's own Adam (the one runs use: its state goes into checkpoints).
         let owned_vs = nn::VarStore::new(Device::Cpu);
         let owned = mlp(&owned_vs, w.teacher, TEACHER_DROPOUT, w);
-        let cfg = kd_tui::config::load(kd_tui::config::DEFAULT_PRESET, "bench", &[])
-            .expect("the default preset")
+        let cfg = kd_tui::config::load(kd_tui::config::DIGITS_PRESET, "bench", &[])
+            .expect("the digits preset")
             .teacher;
         let mut own = Optimizer::new(&cfg, &owned_vs);
         group.bench_function(BenchmarkId::new("teacher_ce_owned_adam", w.name), |b| {

@@ -12,7 +12,7 @@ repeats="${1:-5}"
 epochs="${2:-150}"
 work="$(mktemp -d)"
 trap 'tmux kill-session -t kd-measure 2>/dev/null || true; rm -rf "$work"' EXIT
-args=(--set "teacher.epochs=$epochs" --set student.baseline=false --set student.epochs=1)
+args=(presets/digits.toml --set "teacher.epochs=$epochs" --set student.baseline=false --set student.epochs=1)
 
 json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
 wait_for() { for _ in $(seq 1 "$2"); do eval "$1" && return 0; sleep 0.1; done; echo "timed out: $1" >&2; return 1; }

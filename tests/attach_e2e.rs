@@ -68,7 +68,7 @@ fn a_detached_job_outlives_its_terminal_and_takes_a_second_cockpit() {
         "detach",
         120,
         40,
-        &format!("{bin} --detach --out {{dir}}/run --set teacher.epochs=100000 --set student.epochs=2; echo $? > {{dir}}/exit-code; sleep 600"),
+        &format!("{bin} {} --detach --out {{dir}}/run --set teacher.epochs=100000 --set student.epochs=2; echo $? > {{dir}}/exit-code; sleep 600", common::DIGITS),
     );
     let dir = s.run_dir();
     s.wait_screen("the attached cockpit", |screen| {

@@ -129,7 +129,7 @@ fn batch_size_must_be_at_least_one() {
 
 #[test]
 fn toml_syntax_error() {
-    let text = kd_tui::config::DEFAULT_PRESET.replacen("[student]", "[student", 1);
+    let text = kd_tui::config::DIGITS_PRESET.replacen("[student]", "[student", 1);
     check_preset(&text, "[student", None, &["expected `]`"]);
 }
 

@@ -296,8 +296,8 @@ fn default_preset_leaves_a_complete_run_folder() {
     let recorded = run.preset();
     let overrides: Vec<Override> = FEW_EPOCHS.iter().map(|o| o.parse().unwrap()).collect();
     let expected = config::load(
-        config::DEFAULT_PRESET,
-        config::DEFAULT_PRESET_NAME,
+        config::DIGITS_PRESET,
+        config::DIGITS_PRESET_NAME,
         &overrides,
     )
     .unwrap();
@@ -305,7 +305,7 @@ fn default_preset_leaves_a_complete_run_folder() {
     assert_eq!(recorded, expected);
 
     // Weights: PyTorch-style names, shapes of the configured models (teacher [256, 256] and
-    // student [32] as the default preset stands).
+    // student [32] as the digits preset stands).
     let teacher_shapes = mlp_shapes(inputs, hidden(&recorded.teacher.model), classes);
     let teacher_params = check_weights(&run.file("teacher.safetensors"), &teacher_shapes);
     let student_shapes = mlp_shapes(inputs, hidden(&recorded.student.model), classes);

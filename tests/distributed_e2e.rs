@@ -6,7 +6,9 @@ mod common;
 
 use common::client::{Client, HELLO};
 use common::ranks::{rank_pid, require_gloo, start_ranks};
-use common::{kd_tui, read_metrics, read_summary, wait_exit, wait_for, ChildGuard, Quiet};
+use common::{
+    kd_tui, kd_tui_on, read_metrics, read_summary, wait_exit, wait_for, ChildGuard, Quiet,
+};
 use kd_tui::protocol::summary::RunStatus;
 use safetensors::SafeTensors;
 use serde_json::Value;
@@ -278,8 +280,7 @@ fn the_nccl_backend_is_built_with_the_wheels_headers_and_needs_a_gpu() {
         .port();
     // One rank, as a lent single-GPU machine would run it.
     let out = common::Outcome::of(
-        kd_tui()
-            .args(["--batch", "--set", "distributed.backend=\"nccl\"", "--out"])
+        kd_tui_on(["--batch", "--set", "distributed.backend=\"nccl\"", "--out"])
             .arg(&dir)
             .env("RANK", "0")
             .env("WORLD_SIZE", "1")

@@ -64,7 +64,7 @@ impl Mutation {
 
 /// Loads `source` data from `dir` through the preset, as a run would.
 fn load_data(source: &str, path: &Path) -> Result<(), String> {
-    let text = kd_tui::config::DEFAULT_PRESET
+    let text = kd_tui::config::DIGITS_PRESET
         .replace(
             "source = \"digits\"",
             &format!(
@@ -106,12 +106,12 @@ proptest! {
 
     #[test]
     fn presets(m in mutation(), text in ".{0,200}") {
-        let seed = kd_tui::config::DEFAULT_PRESET.as_bytes();
+        let seed = kd_tui::config::DIGITS_PRESET.as_bytes();
         let mutated = String::from_utf8_lossy(&m.apply(seed)).into_owned();
         let _ = config::load(&mutated, "fuzz.toml", &[]);
         let _ = config::load(&text, "fuzz.toml", &[]);
         if let Ok(o) = Override::from_str(&text) {
-            let _ = config::load(kd_tui::config::DEFAULT_PRESET, "fuzz.toml", &[o]);
+            let _ = config::load(kd_tui::config::DIGITS_PRESET, "fuzz.toml", &[o]);
         }
     }
 
@@ -154,7 +154,7 @@ proptest! {
 
     #[test]
     fn teacher_weights(m in mutation()) {
-        let cfg = config::load(kd_tui::config::DEFAULT_PRESET, "d", &[]).unwrap().student.model;
+        let cfg = config::load(kd_tui::config::DIGITS_PRESET, "d", &[]).unwrap().student.model;
         let input = InputShape::image(1, 8, 8);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("teacher.safetensors");

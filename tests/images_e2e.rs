@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{kd_tui, Outcome};
+use common::{kd_tui_on, Outcome};
 use image::{DynamicImage, GrayImage, ImageFormat};
 use std::ffi::OsStr;
 use std::io::Read;
@@ -74,8 +74,8 @@ fn write_folder(root: &Path) -> (PathBuf, PathBuf) {
 /// `kd-tui ARGS --set data.source="images" --set data.path=DIR --set SETS...`, its cache in
 /// `cache`.
 fn kd(args: &[&str], dir: &Path, cache: &Path, sets: &[&str]) -> Outcome {
-    let mut command = kd_tui();
-    command.args(args).env("KD_TUI_CACHE", cache);
+    let mut command = kd_tui_on(args);
+    command.env("KD_TUI_CACHE", cache);
     let path = format!("data.path={:?}", dir.display().to_string());
     for s in ["data.source=\"images\"", &path].iter().chain(sets) {
         command.args(["--set", s]);

@@ -6,7 +6,9 @@
 mod common;
 
 use common::client::{start_job, Client, HELLO};
-use common::{kd_tui, read_live_metrics, read_metrics, run_until_sigterm, wait_for, ChildGuard};
+use common::{
+    kd_tui, kd_tui_on, read_live_metrics, read_metrics, run_until_sigterm, wait_for, ChildGuard,
+};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
@@ -196,9 +198,7 @@ fn a_job_takes_a_thousand_clients_and_names_its_limit_to_the_next() {
 /// `kd-tui --detach <args>` without a terminal; its exit code within a minute, and stderr.
 fn detach(args: &[&str], dir: &Path) -> (Option<i32>, String) {
     let err = dir.with_extension("launcher.txt");
-    let launcher = kd_tui()
-        .arg("--detach")
-        .args(args)
+    let launcher = kd_tui_on(["--detach"].iter().chain(args))
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&err).unwrap())
         .spawn()

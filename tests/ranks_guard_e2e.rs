@@ -5,7 +5,7 @@
 mod common;
 
 use common::ranks::{rank_pid, require_gloo, start_ranks};
-use common::{kd_tui, wait_exit, wait_for, ChildGuard};
+use common::{kd_tui_on, wait_exit, wait_for, ChildGuard};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -18,8 +18,7 @@ fn start_rank(
     extra: &[&str],
 ) -> (ChildGuard, PathBuf) {
     let log = dir.with_extension(format!("rank-{rank}.log"));
-    let child = kd_tui()
-        .args(["--batch", "--out"])
+    let child = kd_tui_on(["--batch", "--out"])
         .arg(dir)
         .args(extra)
         .env("RANK", rank.to_string())

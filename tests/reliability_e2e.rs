@@ -5,7 +5,8 @@
 mod common;
 
 use common::{
-    final_weights, kd_tui, read_metrics, read_summary, run, wait_for, ChildGuard, Run, FEW_EPOCHS,
+    final_weights, kd_tui, kd_tui_on, read_metrics, read_summary, run, wait_for, ChildGuard, Run,
+    FEW_EPOCHS,
 };
 use kd_tui::protocol::failure::FailureKind;
 use kd_tui::protocol::summary::RunStatus;
@@ -55,8 +56,7 @@ fn a_diverging_teacher_stops_the_run_with_exit_1() {
 fn a_full_disk_stops_the_run_and_keeps_the_finished_teacher() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");
-    let out = kd_tui()
-        .args(["--batch", "--out"])
+    let out = kd_tui_on(["--batch", "--out"])
         .arg(&dir)
         .args(["--set", FEW_EPOCHS[0], "--set", FEW_EPOCHS[1]])
         .env("KD_TUI_FAULT", "disk-full-in-baseline")
@@ -328,8 +328,7 @@ fn a_run_resumed_mid_epoch_ends_with_the_weights_of_an_uninterrupted_one() {
 fn a_second_run_in_a_folder_that_is_training_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");
-    let child = kd_tui()
-        .args(["--batch", "--set", "teacher.epochs=100000", "--out"])
+    let child = kd_tui_on(["--batch", "--set", "teacher.epochs=100000", "--out"])
         .arg(&dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -85,8 +85,9 @@ fn an_allocation_that_fails_in_training_fails_the_run_with_its_summary() {
     let dir = tmp.path().join("run");
     // 4 GB of address space: the 768 MB first layer is built, its optimizer state is not.
     let script = format!(
-        "ulimit -v 4000000; exec {} --batch --out {} --set 'teacher.model.hidden=[3000000]' --set teacher.epochs=1",
+        "ulimit -v 4000000; exec {} {} --batch --out {} --set 'teacher.model.hidden=[3000000]' --set teacher.epochs=1",
         env!("CARGO_BIN_EXE_kd-tui"),
+        common::DIGITS,
         dir.display()
     );
     let out = Command::new("bash")

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{kd_tui, Outcome};
+use common::{kd_tui_on, Outcome};
 use kd_tui::protocol::summary::TeacherOutputs;
 use std::path::Path;
 use tch::{Kind, Tensor};
@@ -17,11 +17,8 @@ const FEW: [&str; 3] = [
 
 /// `kd-tui --batch` with overrides and an explicit teacher-output cache.
 fn run_with_cache(dir: &Path, cache: &Path, overrides: &[String]) -> Outcome {
-    let mut command = kd_tui();
-    command
-        .args(["--batch", "--out"])
-        .arg(dir)
-        .env("KD_TUI_CACHE", cache);
+    let mut command = kd_tui_on(["--batch", "--out"]);
+    command.arg(dir).env("KD_TUI_CACHE", cache);
     for o in overrides {
         command.args(["--set", o]);
     }

@@ -8,7 +8,7 @@
 mod common;
 
 use common::{run, Run, FEW_EPOCHS};
-use kd_tui::config::{load, DEFAULT_PRESET, DEFAULT_PRESET_NAME};
+use kd_tui::config::{load, DIGITS_PRESET, DIGITS_PRESET_NAME};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -42,7 +42,7 @@ fn write_raw(path: &Path, t: &Tensor) {
     std::fs::write(path, bytes).unwrap();
 }
 
-/// Written once for all the tests here: the default preset's splits, then the modules.
+/// Written once for all the tests here: the digits preset's splits, then the modules.
 fn modules() -> &'static Modules {
     static MODULES: OnceLock<Modules> = OnceLock::new();
     MODULES.get_or_init(|| {
@@ -51,7 +51,7 @@ fn modules() -> &'static Modules {
         let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("torchscript_e2e");
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let preset = load(DEFAULT_PRESET, DEFAULT_PRESET_NAME, &[]).unwrap();
+        let preset = load(DIGITS_PRESET, DIGITS_PRESET_NAME, &[]).unwrap();
         let data = kd_tui::data::load(&preset.data, preset.seed).unwrap();
         write_raw(&dir.join("train_x"), &data.train.features.all());
         write_raw(

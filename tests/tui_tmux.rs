@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-/// Starts kd-tui on the embedded preset with a teacher that trains "forever", its run folder
+/// Starts kd-tui on the digits preset (`common::DIGITS`) with a teacher that trains "forever", its run folder
 /// `{dir}/run`, its exit code in `{dir}/exit-code`. `env` is prepended to the command line
 /// (`NAME=value ...`), `args` appended.
 fn start(tag: &str, width: u16, height: u16, env: &str, args: &str) -> Session {
@@ -18,8 +18,9 @@ fn start(tag: &str, width: u16, height: u16, env: &str, args: &str) -> Session {
         width,
         height,
         &format!(
-            "{env} {} --out {{dir}}/run --set teacher.epochs=100000 {args}; echo $? > {{dir}}/exit-code; sleep 600",
+            "{env} {} {} --out {{dir}}/run --set teacher.epochs=100000 {args}; echo $? > {{dir}}/exit-code; sleep 600",
             env!("CARGO_BIN_EXE_kd-tui"),
+            common::DIGITS,
         ),
     )
 }

@@ -8,6 +8,10 @@ use std::path::PathBuf;
 #[serde(rename_all = "lowercase")]
 pub enum DataSource {
     Digits,
+    /// A stratified subset of MNIST compiled into the binary, with its own validation and test
+    /// splits (`assets/mnist-subset/`, made by `scripts/make_mnist_subset.py`).
+    #[serde(rename = "mnist-subset")]
+    MnistSubset,
     Mnist,
     Cifar10,
     Csv,
@@ -19,10 +23,15 @@ impl DataSource {
     /// The channels of the source's images where the source fixes them.
     pub fn fixed_channels(self) -> Option<usize> {
         match self {
-            DataSource::Digits | DataSource::Mnist => Some(1),
+            DataSource::Digits | DataSource::MnistSubset | DataSource::Mnist => Some(1),
             DataSource::Cifar10 => Some(3),
             DataSource::Csv | DataSource::Images => None,
         }
+    }
+
+    /// Whether the data is compiled into the binary (no `path`).
+    pub fn is_embedded(self) -> bool {
+        matches!(self, DataSource::Digits | DataSource::MnistSubset)
     }
 }
 

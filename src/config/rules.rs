@@ -232,10 +232,14 @@ fn data(d: &DataConfig) -> Result<(), (String, String)> {
         );
     }
     match (d.source, &d.path) {
-        (DataSource::Digits, Some(_)) => {
-            return refuse("data.path", "the embedded `digits` source takes no path")
+        (source, Some(_)) if source.is_embedded() => {
+            return refuse(
+                "data.path",
+                "the embedded `digits` and `mnist-subset` sources take no path",
+            )
         }
-        (DataSource::Digits, None) | (_, Some(_)) => {}
+        (source, None) if source.is_embedded() => {}
+        (_, Some(_)) => {}
         (_, None) => {
             return refuse(
                 "data.path",

@@ -3,6 +3,7 @@
 use super::read::{find_file, open, read_error, MAX_DATA_BYTES};
 use super::{err, DataError, Raw, Values};
 use crate::protocol::InputShape;
+use flate2::read::GzDecoder;
 use std::io::Read;
 use std::path::Path;
 
@@ -97,11 +98,36 @@ pub fn read_idx_pair(
 ) -> Result<Raw, DataError> {
     let images_path = find_file(dir, &format!("{prefix}-images-idx3-ubyte"), WHAT)?;
     let labels_path = find_file(dir, &format!("{prefix}-labels-idx1-ubyte"), WHAT)?;
-    let (dims, pixels) = read_idx(&images_path, 3)?;
+    let images = read_idx(&images_path, 3)?;
+    let labels = read_idx(&labels_path, 1)?;
+    let names = [images_path, labels_path].map(|p| p.display().to_string());
+    pair(images, labels, &names, like)
+}
+
+/// The same from gzipped IDX bytes in memory (the embedded MNIST subset), `names` naming the
+/// images' and the labels' file in messages.
+pub fn idx_pair_from_gz(
+    images: &[u8],
+    labels: &[u8],
+    names: &[String; 2],
+    like: Option<&InputShape>,
+) -> Result<Raw, DataError> {
+    let images = read_idx_from(GzDecoder::new(images), &names[0], 3)?;
+    let labels = read_idx_from(GzDecoder::new(labels), &names[1], 1)?;
+    pair(images, labels, names, like)
+}
+
+/// Images and labels as read, checked against each other and `like`.
+fn pair(
+    (dims, pixels): (Vec<usize>, Vec<u8>),
+    (ldims, labels): (Vec<usize>, Vec<u8>),
+    [images_name, labels_name]: &[String; 2],
+    like: Option<&InputShape>,
+) -> Result<Raw, DataError> {
     let shape = InputShape::image(1, dims[1], dims[2]);
     if let Some(like) = like.filter(|&l| *l != shape) {
         return Err(err(
-            images_path.display(),
+            images_name,
             format!(
                 "images of {} x {} pixels, but the training images are {} x {}",
                 dims[1],
@@ -111,21 +137,18 @@ pub fn read_idx_pair(
             ),
         ));
     }
-    let (ldims, labels) = read_idx(&labels_path, 1)?;
     if dims[0] != ldims[0] {
         return Err(err(
-            labels_path.display(),
+            labels_name,
             format!(
-                "has {} labels for {} images in {}",
-                ldims[0],
-                dims[0],
-                images_path.display()
+                "has {} labels for {} images in {images_name}",
+                ldims[0], dims[0],
             ),
         ));
     }
     if let Some(i) = labels.iter().position(|&l| l >= IDX_CLASSES) {
         return Err(err(
-            labels_path.display(),
+            labels_name,
             format!(
                 "label {} at index {i} is not a class of MNIST-format data (0-{})",
                 labels[i],

@@ -20,6 +20,7 @@ mod feature_rows;
 mod idx;
 mod image_cache;
 mod images;
+mod mnist_subset;
 mod normalize;
 mod progress;
 mod read;
@@ -218,6 +219,7 @@ pub fn load(cfg: &DataConfig, seed: u64) -> Result<Splits, DataError> {
             let description = format!("digits (embedded, {} examples)", all.len());
             Source::own(all, None, Some(16.0), description, classes)
         }
+        DataSource::MnistSubset => mnist_subset::read()?,
         DataSource::Csv => {
             let path = required_path(cfg)?;
             let name = path.display().to_string();

@@ -263,7 +263,7 @@ mod tests {
 
     /// Five steps of ours and of libtorch's on the same model and data: the same weights.
     fn matches_libtorch(kind: OptimizerKind, weight_decay: f64, momentum: f64) {
-        let text = crate::config::DEFAULT_PRESET;
+        let text = crate::config::DIGITS_PRESET;
         let mut cfg = crate::config::load(text, "t", &[]).unwrap().teacher;
         (cfg.optimizer, cfg.weight_decay, cfg.momentum, cfg.lr) =
             (kind, weight_decay, momentum, 0.01);
@@ -323,7 +323,7 @@ mod tests {
 
     #[test]
     fn its_state_round_trips() {
-        let cfg = crate::config::load(crate::config::DEFAULT_PRESET, "t", &[])
+        let cfg = crate::config::load(crate::config::DIGITS_PRESET, "t", &[])
             .unwrap()
             .teacher;
         let vs = nn::VarStore::new(Device::Cpu);
@@ -347,7 +347,7 @@ mod tests {
 
     #[test]
     fn a_step_without_gradients_changes_nothing_and_zero_grad_drops_them() {
-        let cfg = crate::config::load(crate::config::DEFAULT_PRESET, "t", &[])
+        let cfg = crate::config::load(crate::config::DIGITS_PRESET, "t", &[])
             .unwrap()
             .teacher;
         let vs = nn::VarStore::new(Device::Cpu);

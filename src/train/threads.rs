@@ -113,17 +113,17 @@ pub fn choose(setting: Threads, flops: f64, cores: usize) -> (usize, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{load, DEFAULT_PRESET};
+    use crate::config::{load, DIGITS_PRESET};
 
     #[test]
     fn a_dense_layer_counts_once_and_a_convolution_per_position() {
-        let preset = load(DEFAULT_PRESET, "d", &[]).unwrap();
+        let preset = load(DIGITS_PRESET, "d", &[]).unwrap();
         let input = InputShape::image(1, 8, 8);
         let mlp = Model::new(&preset.student.model, &input, 10, Device::Cpu).unwrap();
         // mlp 32 on 64 inputs: 64*32 + 32 + 32*10 + 10 = 2410 parameters.
         assert_eq!(step_flops(&mlp, &input, 1), 3.0 * 2.0 * 2410.0);
         let cnn_cfg = load(
-            DEFAULT_PRESET,
+            DIGITS_PRESET,
             "d",
             &[
                 "student.model={ kind = \"cnn\", channels = [4], kernel = 3, pool = \"none\" }"

@@ -1,6 +1,6 @@
 //! A raw client of a job's control socket (newline-delimited JSON), as a test drives it.
 
-use super::{kd_tui, wait_for, ChildGuard};
+use super::{kd_tui_on, wait_for, ChildGuard};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -57,8 +57,7 @@ impl Client {
 /// A `--batch` job on digits whose teacher trains "forever", serving its socket; its stderr in
 /// `<dir>.log`.
 pub fn start_job(dir: &Path) -> ChildGuard {
-    let child = kd_tui()
-        .args(["--batch", "--set", "teacher.epochs=100000"])
+    let child = kd_tui_on(["--batch", "--set", "teacher.epochs=100000"])
         .args(["--set", "student.epochs=2", "--out"])
         .arg(dir)
         .stdout(Stdio::null())

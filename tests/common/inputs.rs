@@ -29,7 +29,7 @@ pub fn rejected(dir: &Path, args: &[OsString]) -> String {
     outcome.stderr
 }
 
-/// Runs the default preset with another data source and path; returns the message.
+/// Runs the digits preset with another data source and path; returns the message.
 pub fn rejected_data(dir: &Path, source: &str, path: &Path) -> String {
     let quoted = |s: &str| toml::Value::String(s.into()).to_string();
     let text = default_preset_with(&[
@@ -50,7 +50,7 @@ pub fn idx_file(dims: &[u32], data_len: usize) -> Vec<u8> {
     bytes
 }
 
-/// Runs the default preset with one `--set`; returns the message.
+/// Runs the digits preset with one `--set`; returns the message.
 pub fn rejected_override(set: &str) -> String {
     let tmp = tempfile::tempdir().unwrap();
     rejected(tmp.path(), &["--set".into(), set.into()])

@@ -5,9 +5,13 @@
 pub mod client;
 pub mod data;
 pub mod inputs;
+mod preset;
 pub mod ranks;
 pub mod tmux;
 pub mod trainer;
+
+#[allow(unused_imports)] // each test binary uses a part
+pub use preset::{kd_tui_on, with_digits, DIGITS};
 
 use kd_tui::config::{self, Preset};
 use kd_tui::protocol::summary::RunSummary;
@@ -57,7 +61,7 @@ where
     out.stdout
 }
 
-/// Short runs of the default preset: 3 teacher and 3 student epochs.
+/// Short runs of the digits preset: 3 teacher and 3 student epochs.
 pub const FEW_EPOCHS: [&str; 2] = ["teacher.epochs=3", "student.epochs=3"];
 
 /// The `kd-tui` binary built for these tests, with its teacher-output cache under the target
@@ -79,13 +83,14 @@ pub struct Outcome {
     pub stderr: String,
 }
 
-/// Runs `kd-tui` with `args` to completion (stdout and stderr captured, so neither is a terminal).
+/// Runs `kd-tui` with `args` to completion (stdout and stderr captured, so neither is a
+/// terminal), on `DIGITS` where they name no preset.
 pub fn run<I, S>(args: I) -> Outcome
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    Outcome::of(kd_tui().args(args).output().expect("starting kd-tui"))
+    Outcome::of(kd_tui_on(args).output().expect("starting kd-tui"))
 }
 
 impl Outcome {
@@ -98,12 +103,12 @@ impl Outcome {
     }
 }
 
-/// The embedded default preset with `edits` applied: (dotted key, value in TOML syntax) pairs,
+/// The embedded digits preset with `edits` applied: (dotted key, value in TOML syntax) pairs,
 /// each set in place or added to its table, so that every other line keeps its number.
 pub fn default_preset_with(edits: &[(&str, &str)]) -> String {
-    let mut doc: toml_edit::DocumentMut = kd_tui::config::DEFAULT_PRESET
+    let mut doc: toml_edit::DocumentMut = kd_tui::config::DIGITS_PRESET
         .parse()
-        .expect("the default preset parses");
+        .expect("the digits preset parses");
     for (key, value) in edits {
         let value: toml_edit::Value = value
             .parse()
@@ -114,7 +119,7 @@ pub fn default_preset_with(edits: &[(&str, &str)]) -> String {
         for table in tables {
             assert!(
                 item.get(table).is_some(),
-                "the default preset has no `{table}` in `{key}`"
+                "the digits preset has no `{table}` in `{key}`"
             );
             item = &mut item[table];
         }
@@ -148,8 +153,7 @@ impl Run {
             args.extend(["--set".into(), OsString::from(o)]);
         }
         // A cache of its own: whether the teacher's outputs come from the cache is then known.
-        let output = kd_tui()
-            .args(&args)
+        let output = kd_tui_on(&args)
             .env("KD_TUI_CACHE", tmp.path().join("cache"))
             .output()
             .expect("starting kd-tui");
@@ -302,9 +306,7 @@ pub fn wait_exit(job: &mut ChildGuard) -> i32 {
 
 /// Starts `kd-tui --batch <args> --out <dir>` (stdout discarded), killed on drop.
 pub fn spawn_batch(dir: &Path, args: &[&str], stderr: Stdio) -> ChildGuard {
-    let child = kd_tui()
-        .arg("--batch")
-        .args(args)
+    let child = kd_tui_on(["--batch"].iter().chain(args))
         .arg("--out")
         .arg(dir)
         .stdout(Stdio::null())
@@ -360,9 +362,7 @@ pub fn start_batch_until(
     ready: impl Fn(&Value) -> bool,
 ) -> ChildGuard {
     let mut job = ChildGuard(
-        kd_tui()
-            .arg("--batch")
-            .args(args)
+        kd_tui_on(["--batch"].iter().chain(args))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

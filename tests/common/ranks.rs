@@ -1,6 +1,6 @@
 //! Starting and finding the ranks of a data-parallel job (`kd-tui --nproc 2`).
 
-use super::{kd_tui, ChildGuard};
+use super::{kd_tui_on, ChildGuard};
 use std::path::Path;
 use std::process::Stdio;
 
@@ -14,9 +14,7 @@ pub fn require_gloo() {
 
 /// Starts `kd-tui --nproc 2 --batch ARGS --out DIR` (stderr to DIR.log).
 pub fn start_ranks(dir: &Path, args: &[&str]) -> ChildGuard {
-    let child = kd_tui()
-        .args(["--nproc", "2", "--batch"])
-        .args(args)
+    let child = kd_tui_on(["--nproc", "2", "--batch"].iter().chain(args))
         .arg("--out")
         .arg(dir)
         .stdout(Stdio::null())

@@ -7,10 +7,10 @@ use kd_tui::train::{self, TrainerHandle, TrainerSetup};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// A trainer on the embedded default preset with `overrides`, writing its run folder `dir`.
+/// A trainer on the embedded digits preset with `overrides`, writing its run folder `dir`.
 pub fn start(dir: &Path, overrides: &[&str]) -> TrainerHandle {
     let overrides: Vec<Override> = overrides.iter().map(|o| o.parse().unwrap()).collect();
-    let preset = config::load(config::DEFAULT_PRESET, "default", &overrides).unwrap();
+    let preset = config::load(config::DIGITS_PRESET, "default", &overrides).unwrap();
     let data = kd_tui::data::load(&preset.data, preset.seed).unwrap();
     let run = RunFolder::create(dir, &preset).unwrap();
     train::spawn(TrainerSetup {

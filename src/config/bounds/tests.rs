@@ -1,9 +1,9 @@
 use super::*;
-use crate::config::{load, load_file, Override, PresetError, DEFAULT_PRESET};
+use crate::config::{load, load_file, Override, PresetError, DIGITS_PRESET};
 
 fn with(sets: &[&str]) -> Result<Preset, PresetError> {
     let overrides: Vec<Override> = sets.iter().map(|s| s.parse().unwrap()).collect();
-    load(DEFAULT_PRESET, "d", &overrides)
+    load(DIGITS_PRESET, "d", &overrides)
 }
 
 #[test]
@@ -55,7 +55,7 @@ fn sweep(keys: &[&str], n: usize) -> Result<Preset, PresetError> {
         .iter()
         .map(|k| format!("\"{k}\" = [{}]", values.join(", ")))
         .collect();
-    let text = format!("{DEFAULT_PRESET}\n[sweep]\n{}\n", lines.join("\n"));
+    let text = format!("{DIGITS_PRESET}\n[sweep]\n{}\n", lines.join("\n"));
     load(&text, "sweep.toml", &[])
 }
 

@@ -1,5 +1,5 @@
 use super::*;
-use crate::config::{DataSource, ModelConfig, Normalize, DEFAULT_PRESET, DEFAULT_PRESET_NAME};
+use crate::config::{DataSource, ModelConfig, Normalize, DIGITS_PRESET, DIGITS_PRESET_NAME};
 use crate::distill::Method;
 
 fn ov(s: &str) -> Override {
@@ -22,7 +22,7 @@ fn shipped_presets_load() {
 
 #[test]
 fn default_preset_loads() {
-    let p = load(DEFAULT_PRESET, DEFAULT_PRESET_NAME, &[]).unwrap();
+    let p = load(DIGITS_PRESET, DIGITS_PRESET_NAME, &[]).unwrap();
     assert_eq!(p.data.source, DataSource::Digits);
     assert_eq!(p.distill.method, Method::Soft);
 }
@@ -30,7 +30,7 @@ fn default_preset_loads() {
 #[test]
 fn overrides_change_values_and_types() {
     let p = load(
-        DEFAULT_PRESET,
+        DIGITS_PRESET,
         "d",
         &[
             ov("teacher.lr=3e-4"),
@@ -49,7 +49,7 @@ fn overrides_change_values_and_types() {
 
 #[test]
 fn unknown_key_names_line_and_key() {
-    let text = DEFAULT_PRESET.replace("[distill]", "[distill]\ntemprature = 3.0");
+    let text = DIGITS_PRESET.replace("[distill]", "[distill]\ntemprature = 3.0");
     let e = load(&text, "x.toml", &[]).unwrap_err();
     let line = text
         .lines()
@@ -79,7 +79,7 @@ fn out_of_range_values_are_rejected_with_location() {
             "data.val_fraction",
         ),
     ] {
-        let text = DEFAULT_PRESET.replacen(from, to, 1);
+        let text = DIGITS_PRESET.replacen(from, to, 1);
         let e = load(&text, "x.toml", &[]).unwrap_err();
         assert_eq!(e.key, key);
         let line = text
@@ -93,10 +93,10 @@ fn out_of_range_values_are_rejected_with_location() {
 
 #[test]
 fn override_errors_blame_the_flag() {
-    let e = load(DEFAULT_PRESET, "x.toml", &[ov("teacher.epochs=0")]).unwrap_err();
+    let e = load(DIGITS_PRESET, "x.toml", &[ov("teacher.epochs=0")]).unwrap_err();
     assert_eq!(e.origin, "--set teacher.epochs=0");
     assert_eq!(e.key, "teacher.epochs");
-    let e = load(DEFAULT_PRESET, "x.toml", &[ov("teacher.epochs=ten")]).unwrap_err();
+    let e = load(DIGITS_PRESET, "x.toml", &[ov("teacher.epochs=ten")]).unwrap_err();
     assert_eq!(e.key, "teacher.epochs");
     assert!(e.message.contains("integer"), "{e}");
 }
@@ -115,7 +115,7 @@ fn override_syntax_is_checked() {
 
 #[test]
 fn live_edits_are_validated() {
-    let p = load(DEFAULT_PRESET, "d", &[]).unwrap();
+    let p = load(DIGITS_PRESET, "d", &[]).unwrap();
     let e = p.with_edit("distill.temperature", "8").unwrap();
     assert_eq!(e.distill.number("temperature"), 8.0);
     assert_eq!(e.get("distill.temperature"), Some(toml::Value::Float(8.0)));
@@ -151,7 +151,7 @@ fn live_edits_are_validated() {
 
 #[test]
 fn resolved_preset_round_trips() {
-    let p = load(DEFAULT_PRESET, "d", &[ov("seed=11")]).unwrap();
+    let p = load(DIGITS_PRESET, "d", &[ov("seed=11")]).unwrap();
     let again = load(&p.to_toml(), "resolved", &[]).unwrap();
     assert_eq!(p, again);
 }
@@ -159,19 +159,19 @@ fn resolved_preset_round_trips() {
 #[test]
 fn switching_method_starts_from_the_new_methods_defaults() {
     // The default preset's alpha = 0.9 weighs soft KD's KL term; DKD's alpha weighs TCKD.
-    let p = load(DEFAULT_PRESET, "d", &[ov("distill.method=dkd")]).unwrap();
+    let p = load(DIGITS_PRESET, "d", &[ov("distill.method=dkd")]).unwrap();
     assert_eq!(p.distill.number("alpha"), 1.0);
     assert_eq!(p.distill.number("beta"), 8.0);
     assert_eq!(p.distill.epochs("warmup"), 20);
     let p = load(
-        DEFAULT_PRESET,
+        DIGITS_PRESET,
         "d",
         &[ov("distill.method=dkd"), ov("distill.alpha=0.5")],
     )
     .unwrap();
     assert_eq!(p.distill.number("alpha"), 0.5);
     // The same switch live.
-    let soft = load(DEFAULT_PRESET, "d", &[]).unwrap();
+    let soft = load(DIGITS_PRESET, "d", &[]).unwrap();
     let dkd = soft.with_edit("distill.method", "dkd").unwrap();
     assert_eq!(dkd.distill.number("alpha"), 1.0);
     assert!(dkd.live_keys().contains(&"distill.beta".to_string()));
@@ -180,21 +180,21 @@ fn switching_method_starts_from_the_new_methods_defaults() {
         .unwrap_err()
         .contains("cannot be switched"));
     // Keys of another method in a preset are refused, naming what the method takes.
-    let e = load(DEFAULT_PRESET, "d", &[ov("distill.beta=2")]).unwrap_err();
+    let e = load(DIGITS_PRESET, "d", &[ov("distill.beta=2")]).unwrap_err();
     assert!(
         e.message
             .contains("unknown field `beta` for method `soft`, expected one of `method`, `temperature`, `alpha`"),
         "{e}"
     );
     // Integers are numbers: written back as floats in the resolved preset.
-    let p = load(DEFAULT_PRESET, "d", &[ov("distill.temperature=8")]).unwrap();
+    let p = load(DIGITS_PRESET, "d", &[ov("distill.temperature=8")]).unwrap();
     assert_eq!(p.get("distill.temperature"), Some(toml::Value::Float(8.0)));
 }
 
 #[test]
 fn cosine_schedule_by_hand_and_a_bad_one_is_named() {
     use crate::config::LrSchedule;
-    let p = load(DEFAULT_PRESET, "d", &[ov("student.schedule=\"cosine\"")]).unwrap();
+    let p = load(DIGITS_PRESET, "d", &[ov("student.schedule=\"cosine\"")]).unwrap();
     assert_eq!(p.student.schedule, LrSchedule::Cosine);
     assert_eq!(p.teacher.schedule, LrSchedule::Constant);
     let f = |x| LrSchedule::Cosine.factor(x);
@@ -203,12 +203,12 @@ fn cosine_schedule_by_hand_and_a_bad_one_is_named() {
     assert!((f(0.25) - (0.5 + 0.5 * std::f64::consts::FRAC_1_SQRT_2)).abs() < 1e-12);
     assert!(f(1.0).abs() < 1e-12);
     assert_eq!(LrSchedule::Constant.factor(0.7), 1.0);
-    let e = load(DEFAULT_PRESET, "d", &[ov("teacher.schedule=\"linear\"")]).unwrap_err();
+    let e = load(DIGITS_PRESET, "d", &[ov("teacher.schedule=\"linear\"")]).unwrap_err();
     let text = e.to_string();
     assert!(text.contains("linear") && text.contains("cosine"), "{text}");
 }
 
-/// The lines of the default preset's comment on `method`: its `#   name:` line and the
+/// The lines of the digits preset's comment on `method`: its `#   name:` line and the
 /// `#     ...` lines under it.
 fn method_doc(doc: &str, method: &str) -> String {
     let head = format!("#   {method}:");
@@ -225,7 +225,7 @@ fn method_doc(doc: &str, method: &str) -> String {
 fn the_default_preset_documents_every_method_and_its_own_hyperparameters() {
     for method in Method::ALL {
         let spec = crate::distill::spec(method);
-        let doc = method_doc(DEFAULT_PRESET, spec.name);
+        let doc = method_doc(DIGITS_PRESET, spec.name);
         assert!(!doc.is_empty(), "{} undocumented", spec.name);
         let words: Vec<&str> = doc
             .split(|c: char| !(c.is_alphanumeric() || c == '_'))
@@ -240,20 +240,20 @@ fn the_default_preset_documents_every_method_and_its_own_hyperparameters() {
         }
     }
     // Each method's lines are its own: `dkd`'s do not run on into `dist`'s.
-    assert!(!method_doc(DEFAULT_PRESET, "dkd").contains("tau"));
+    assert!(!method_doc(DIGITS_PRESET, "dkd").contains("tau"));
 }
 
 #[test]
 fn normalize_takes_a_word_or_per_channel_statistics_and_says_which_key_is_wrong() {
     let with = |value: &str| {
-        let text = DEFAULT_PRESET.replace("normalize = \"scale\"", &format!("normalize = {value}"));
+        let text = DIGITS_PRESET.replace("normalize = \"scale\"", &format!("normalize = {value}"));
         load(&text, "p.toml", &[])
     };
     let p = with("{ mean = [0.5], std = [0.25] }").unwrap();
     let again = load(&p.to_toml(), "again", &[]).unwrap();
     assert_eq!(again.data.normalize, p.data.normalize, "it round-trips");
     assert_eq!(with("\"none\"").unwrap().data.normalize, Normalize::None);
-    let line = DEFAULT_PRESET
+    let line = DIGITS_PRESET
         .lines()
         .position(|l| l.starts_with("normalize"))
         .unwrap()
@@ -301,7 +301,7 @@ fn normalize_takes_a_word_or_per_channel_statistics_and_says_which_key_is_wrong(
 #[test]
 fn image_keys_apply_to_image_folders_only() {
     let images = [ov("data.source=\"images\""), ov("data.path=\"pictures\"")];
-    let p = load(DEFAULT_PRESET, "d", &images).unwrap();
+    let p = load(DIGITS_PRESET, "d", &images).unwrap();
     assert_eq!(p.data.source, DataSource::Images);
     for (set, key, says) in [
         (
@@ -320,7 +320,7 @@ fn image_keys_apply_to_image_folders_only() {
             "applies to image folders only",
         ),
     ] {
-        let e = load(DEFAULT_PRESET, "d", &[ov(set)]).unwrap_err();
+        let e = load(DIGITS_PRESET, "d", &[ov(set)]).unwrap_err();
         assert_eq!((e.key.as_str(), e.message.as_str()), (key, says), "{e}");
     }
     for (set, key, says) in [
@@ -341,11 +341,11 @@ fn image_keys_apply_to_image_folders_only() {
         ),
         ("data.cache=\"ram\"", "data.cache", "unknown variant `ram`"),
     ] {
-        let e = load(DEFAULT_PRESET, "d", &[&images[..], &[ov(set)]].concat()).unwrap_err();
+        let e = load(DIGITS_PRESET, "d", &[&images[..], &[ov(set)]].concat()).unwrap_err();
         assert_eq!(e.key, key, "{e}");
         assert!(e.message.contains(says), "{e}");
     }
-    let e = load(DEFAULT_PRESET, "d", &[ov("data.source=\"images\"")]).unwrap_err();
+    let e = load(DIGITS_PRESET, "d", &[ov("data.source=\"images\"")]).unwrap_err();
     assert!(
         e.message
             .contains("images: the folder holding train/<class>/"),

@@ -150,7 +150,7 @@ pub(super) fn mid_run() -> App {
         "teacher.epochs=6".parse().unwrap(),
         "student.epochs=6".parse().unwrap(),
     ];
-    let preset = config::load(config::DEFAULT_PRESET, "test", &epochs).unwrap();
+    let preset = config::load(config::DIGITS_PRESET, "test", &epochs).unwrap();
     app.update(stamped(
         None,
         0,

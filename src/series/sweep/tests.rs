@@ -27,7 +27,7 @@ fn a_grid_is_every_combination() {
 
 #[test]
 fn a_point_is_validated_like_a_set_flag() {
-    let base = config::load(config::DEFAULT_PRESET, "d", &[]).unwrap();
+    let base = config::load(config::DIGITS_PRESET, "d", &[]).unwrap();
     let f = toml::Value::Float;
     let point: Point = [("distill.temperature".to_string(), f(8.0))].into();
     let p = preset_of(&base, &point, 0, &[]).unwrap();
