@@ -1,7 +1,8 @@
 """Loading an image folder: kd-tui next to PIL through a torch DataLoader, side by side.
 
 Builds (once, kept under target/) a folder of MNIST's first N training digits as 28x28 gray PNGs
-in train/<label>/ (from ../shared/data/mnist; without it, the embedded 8x8 digits, scaled up to
+in train/<label>/ (with --side S --rgb: S x S colour JPEGs, bilinear upscaled, for photo-like
+costs) (from ../shared/data/mnist; without it, the embedded 8x8 digits, scaled up to
 28x28 and repeated with a one-pixel shift per copy). Then, per round, alternating the order:
 
   pil        torchvision-style over the folder: list it (sorted class folders, every file), then
@@ -57,17 +58,20 @@ def digits_source(n):
     return pixels, labels, "digits"
 
 
-def build_folder(n):
-    folder = ROOT / "target" / f"bench-images-{n}"
+def build_folder(n, side, rgb):
+    folder = ROOT / "target" / (f"bench-images-{n}" + (f"-{side}-rgb" if rgb else ""))
     marker = folder / "complete"
     if marker.exists():
         return folder, marker.read_text()
     shutil.rmtree(folder, ignore_errors=True)
     pixels, labels, origin = digits_source(n)
     for i, (image, label) in enumerate(zip(pixels, labels)):
-        path = folder / "train" / str(label) / f"{i:05d}.png"
+        path = folder / "train" / str(label) / f"{i:05d}.{'jpg' if rgb else 'png'}"
         path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(image, "L").save(path)
+        picture = Image.fromarray(image, "L")
+        if rgb:
+            picture = picture.resize((side, side), Image.BILINEAR).convert("RGB")
+        picture.save(path)
     marker.write_text(origin)
     return folder, origin
 
@@ -75,7 +79,8 @@ def build_folder(n):
 class Folder(torch.utils.data.Dataset):
     """torchvision's ImageFolder, written out (torchvision is not a dependency here)."""
 
-    def __init__(self, root):
+    def __init__(self, root, side, mode):
+        self.side, self.mode = side, mode
         classes = sorted(e.name for e in os.scandir(root) if e.is_dir())
         self.samples = []
         for index, name in enumerate(classes):
@@ -90,13 +95,15 @@ class Folder(torch.utils.data.Dataset):
     def __getitem__(self, i):
         path, label = self.samples[i]
         with open(path, "rb") as f:
-            image = Image.open(f).convert("L").resize((28, 28), Image.BILINEAR)
-        return torch.from_numpy(np.array(image, np.uint8, copy=True)).float().div(255).unsqueeze(0), label
+            image = Image.open(f).convert(self.mode).resize((self.side, self.side), Image.BILINEAR)
+        pixels = torch.from_numpy(np.array(image, np.uint8, copy=True)).float().div(255)
+        return (pixels.permute(2, 0, 1) if pixels.dim() == 3 else pixels.unsqueeze(0)), label
 
 
-def pil_pass(folder):
+def pil_pass(folder, side, mode):
     start = time.perf_counter()
-    loader = torch.utils.data.DataLoader(Folder(folder / "train"), batch_size=256, num_workers=2)
+    dataset = Folder(folder / "train", side, mode)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=256, num_workers=2)
     seen = sum(len(labels) for _, labels in loader)
     return time.perf_counter() - start, seen
 
@@ -118,18 +125,22 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=10000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--side", type=int, default=28, help="with --rgb: the images' side")
+    parser.add_argument("--rgb", action="store_true", help="colour JPEGs of --side pixels")
     parser.add_argument("--json", type=pathlib.Path)
     args = parser.parse_args()
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
     binary = str(ROOT / "target" / "release" / "kd-tui")
-    folder, origin = build_folder(args.images)
-    print(f"{args.images} 28x28 gray PNGs ({origin}) in {folder}; {os.cpu_count()} CPUs", flush=True)
+    side = args.side if args.rgb else 28
+    folder, origin = build_folder(args.images, side, args.rgb)
+    kind = f"{side}x{side} RGB JPEGs" if args.rgb else "28x28 gray PNGs"
+    print(f"{args.images} {kind} ({origin}) in {folder}; {os.cpu_count()} CPUs", flush=True)
     times = {"pil": [], "first": [], "write": [], "cached": []}
     with tempfile.TemporaryDirectory() as scratch:
         for r in range(args.rounds):
             fresh = pathlib.Path(scratch) / f"cache-{r}"
             variants = {
-                "pil": lambda: pil_pass(folder),
+                "pil": lambda: pil_pass(folder, side, "RGB" if args.rgb else "L"),
                 "first": lambda: kd_tui_pass(binary, folder, "memory", fresh),
                 "write": lambda: kd_tui_pass(binary, folder, "disk", fresh),
                 "cached": lambda: kd_tui_pass(binary, folder, "disk", fresh),
@@ -157,7 +168,7 @@ def main():
     for k, v in ratios.items():
         print(f"  {k}: {v:.1f}x")
     if args.json:
-        args.json.write_text(json.dumps({"images": args.images, "origin": origin, "seconds": times,
+        args.json.write_text(json.dumps({"images": args.images, "kind": kind, "origin": origin, "seconds": times,
                                          "medians": med, "ratios": ratios}, indent=1))
 
 

@@ -98,7 +98,7 @@ mod tests {
         assert_eq!(splits.num_classes, 10);
         assert_eq!(splits.input.dims(), [1, 28, 28]);
         // Scaled to [0, 1] by MNIST's 255.
-        let max = splits.train.features.max().double_value(&[]);
+        let max = splits.train.features.all().max().double_value(&[]);
         assert!((0.99..=1.0).contains(&max), "{max}");
         // A path is refused: the subset is compiled in.
         let with_path = load(DEFAULT_PRESET, "d", &["data.path=\"x\"".parse().unwrap()]);
