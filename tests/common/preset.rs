@@ -3,6 +3,7 @@
 
 use super::kd_tui;
 use std::ffi::{OsStr, OsString};
+use std::path::Path;
 use std::process::Command;
 
 /// `presets/digits.toml`, the seconds-long preset that the tests run where they name none:
@@ -10,7 +11,8 @@ use std::process::Command;
 pub const DIGITS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/presets/digits.toml");
 
 /// `args` with `DIGITS` added where they name no preset: not a `--resume`, a `--help` or a
-/// subcommand that takes none, and no argument ending in `.toml`.
+/// subcommand that takes none, and no argument ending in `.toml` or naming a file that is
+/// there (a preset, or a device such as `/dev/zero` read as one).
 pub fn with_digits<I, S>(args: I) -> Vec<OsString>
 where
     I: IntoIterator<Item = S>,
@@ -20,6 +22,7 @@ where
     let named = args.iter().any(|a| {
         ["--resume", "--help", "-h", "--version"].contains(&a.to_str().unwrap_or(""))
             || a.to_string_lossy().ends_with(".toml")
+            || Path::new(a).exists() && !Path::new(a).is_dir() // /dev/zero, a file named so
     });
     let at = match args.first().and_then(|a| a.to_str()) {
         Some("models" | "data") => 1,
