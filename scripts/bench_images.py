@@ -2,7 +2,7 @@
 
 Builds (once, kept under target/) a folder of MNIST's first N training digits as 28x28 gray PNGs
 in train/<label>/ (with --side S --rgb: S x S colour JPEGs, bilinear upscaled, for photo-like
-costs) (from ../shared/data/mnist; without it, the embedded 8x8 digits, scaled up to
+costs; --resize R: both sides resize them to R x R, as a training set of photos is shrunk) (from ../shared/data/mnist; without it, the embedded 8x8 digits, scaled up to
 28x28 and repeated with a one-pixel shift per copy). Then, per round, alternating the order:
 
   pil        torchvision-style over the folder: list it (sorted class folders, every file), then
@@ -108,8 +108,10 @@ def pil_pass(folder, side, mode):
     return time.perf_counter() - start, seen
 
 
-def kd_tui_pass(binary, folder, cache_mode, cache_dir):
+def kd_tui_pass(binary, folder, cache_mode, cache_dir, resize):
     sets = ["data.source=\"images\"", f"data.path=\"{folder}\"", f"data.cache=\"{cache_mode}\""]
+    if resize:
+        sets.append(f"data.size=[{resize}, {resize}]")
     command = [binary, "data"] + [a for s in sets for a in ("--set", s)]
     env = dict(os.environ, KD_TUI_CACHE=str(cache_dir))
     out = subprocess.run(command, env=env, capture_output=True, text=True)
@@ -127,6 +129,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--side", type=int, default=28, help="with --rgb: the images' side")
     parser.add_argument("--rgb", action="store_true", help="colour JPEGs of --side pixels")
+    parser.add_argument("--resize", type=int, help="resize to R x R (kd-tui: data.size)")
     parser.add_argument("--json", type=pathlib.Path)
     args = parser.parse_args()
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
@@ -134,16 +137,18 @@ def main():
     side = args.side if args.rgb else 28
     folder, origin = build_folder(args.images, side, args.rgb)
     kind = f"{side}x{side} RGB JPEGs" if args.rgb else "28x28 gray PNGs"
+    if args.resize:
+        kind += f", resized to {args.resize}x{args.resize}"
     print(f"{args.images} {kind} ({origin}) in {folder}; {os.cpu_count()} CPUs", flush=True)
     times = {"pil": [], "first": [], "write": [], "cached": []}
     with tempfile.TemporaryDirectory() as scratch:
         for r in range(args.rounds):
             fresh = pathlib.Path(scratch) / f"cache-{r}"
             variants = {
-                "pil": lambda: pil_pass(folder, side, "RGB" if args.rgb else "L"),
-                "first": lambda: kd_tui_pass(binary, folder, "memory", fresh),
-                "write": lambda: kd_tui_pass(binary, folder, "disk", fresh),
-                "cached": lambda: kd_tui_pass(binary, folder, "disk", fresh),
+                "pil": lambda: pil_pass(folder, args.resize or side, "RGB" if args.rgb else "L"),
+                "first": lambda: kd_tui_pass(binary, folder, "memory", fresh, args.resize),
+                "write": lambda: kd_tui_pass(binary, folder, "disk", fresh, args.resize),
+                "cached": lambda: kd_tui_pass(binary, folder, "disk", fresh, args.resize),
             }
             order = ["pil", "first", "write", "cached"]
             if r % 2:  # the DataLoader last every other round

@@ -378,3 +378,52 @@ fn a_folder_decoded_as_batches_are_drawn_trains_exactly_as_one_decoded_up_front(
         out.stderr
     );
 }
+
+/// Writes colour PNGs of odd sizes with PIL, and PIL's own `convert("RGB").resize((16, 16),
+/// BILINEAR)` of the test/ ones, as `[C, H, W]` bytes in class, then path order.
+const PIL_RESIZE: &str = r#"
+import os, sys
+import numpy as np
+from PIL import Image
+root, rng = sys.argv[1], np.random.default_rng(3)
+expected = []
+for split in ["train", "val", "test"]:
+    for cls in ["a", "b"]:
+        os.makedirs(os.path.join(root, split, cls))
+        for i in range(3):
+            pixels = rng.integers(0, 256, (37 + 5 * i, 53, 4), dtype=np.uint8)
+            path = os.path.join(root, split, cls, f"{i}.png")
+            Image.fromarray(pixels, "RGBA").save(path)
+            if split == "test":
+                small = Image.open(path).convert("RGB").resize((16, 16), Image.BILINEAR)
+                expected.append(np.asarray(small).transpose(2, 0, 1).tobytes())
+sys.stdout.buffer.write(b"".join(expected))
+"#;
+
+#[test]
+fn resized_images_match_pils_bilinear_resize() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("odd");
+    let expected = common::run_python([OsStr::new("-c"), OsStr::new(PIL_RESIZE), dir.as_os_str()]);
+    let sets = [
+        "data.source=\"images\"".to_string(),
+        format!("data.path={:?}", dir.display().to_string()),
+        "data.size=[16, 16]".into(),
+        "data.channels=3".into(),
+        "data.normalize=\"none\"".into(),
+        "data.cache=\"memory\"".into(),
+    ];
+    let overrides: Vec<kd_tui::config::Override> =
+        sets.iter().map(|s| s.parse().unwrap()).collect();
+    let preset = kd_tui::config::load(kd_tui::config::DIGITS_PRESET, "digits", &overrides).unwrap();
+    let data = kd_tui::data::load(&preset.data, preset.seed).unwrap();
+    let got: Vec<f32> = Vec::try_from(data.test.features.all().flatten(0, -1)).unwrap();
+    assert_eq!(got.len(), expected.len());
+    let worst = got
+        .iter()
+        .zip(&expected)
+        .map(|(&g, &e)| (g - f32::from(e)).abs())
+        .fold(0.0_f32, f32::max);
+    // Both round a fixed-point convolution; they may differ by one level, never more.
+    assert!(worst <= 1.0, "largest difference from PIL: {worst}");
+}

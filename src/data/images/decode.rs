@@ -5,8 +5,9 @@ use super::{Decoded, Entry, Listing, Pixels, SPLITS};
 use crate::config::DataConfig;
 use crate::data::progress::Progress;
 use crate::data::{err, DataError};
-use image::imageops::{self, FilterType};
-use image::{DynamicImage, GrayImage, ImageBuffer, ImageDecoder, ImageReader, Pixel};
+use fast_image_resize::images::Image;
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use image::{DynamicImage, GrayImage, ImageDecoder, ImageReader};
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::path::Path;
@@ -193,13 +194,30 @@ pub(super) fn decode_into(
         .map_err(|e| e.to_string())?;
     let (h, w) = (h as u32, w as u32);
     if channels == 1 {
-        out.copy_from_slice(resized(gray(image), w, h).as_raw());
+        let gray = gray(image);
+        let (from_w, from_h) = gray.dimensions();
+        resize_into(
+            gray.into_raw(),
+            [from_w, from_h],
+            PixelType::U8,
+            [w, h],
+            out,
+        )?;
         return Ok(());
     }
     // Interleaved RGB to planes; alpha is dropped, as PIL's convert("RGB") does.
-    let rgb = resized(image.into_rgb8(), w, h);
+    let rgb = image.into_rgb8();
+    let (from_w, from_h) = rgb.dimensions();
+    let mut interleaved = vec![0u8; out.len()];
+    resize_into(
+        rgb.into_raw(),
+        [from_w, from_h],
+        PixelType::U8x3,
+        [w, h],
+        &mut interleaved,
+    )?;
     let plane = out.len() / 3;
-    for (i, px) in rgb.as_raw().chunks_exact(3).enumerate() {
+    for (i, px) in interleaved.chunks_exact(3).enumerate() {
         for (c, &v) in px.iter().enumerate() {
             out[c * plane + i] = v;
         }
@@ -207,15 +225,26 @@ pub(super) fn decode_into(
     Ok(())
 }
 
-fn resized<P: Pixel<Subpixel = u8> + 'static>(
-    image: ImageBuffer<P, Vec<u8>>,
-    w: u32,
-    h: u32,
-) -> ImageBuffer<P, Vec<u8>> {
-    match image.dimensions() == (w, h) {
-        true => image,
-        false => imageops::resize(&image, w, h, FilterType::Triangle),
+/// `pixels` (`from` = [width, height]) resized into `out` (`to`), with a bilinear (triangle)
+/// filter whose support widens when shrinking, as PIL's `resize(..., BILINEAR)` does; SIMD
+/// convolutions (fast_image_resize), several times faster than `image`'s generic resize.
+fn resize_into(
+    pixels: Vec<u8>,
+    from: [u32; 2],
+    kind: PixelType,
+    to: [u32; 2],
+    out: &mut [u8],
+) -> Result<(), String> {
+    if from == to {
+        out.copy_from_slice(&pixels);
+        return Ok(());
     }
+    let source = Image::from_vec_u8(from[0], from[1], pixels, kind).map_err(|e| e.to_string())?;
+    let mut target = Image::from_slice_u8(to[0], to[1], out, kind).map_err(|e| e.to_string())?;
+    let bilinear = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+    Resizer::new()
+        .resize(&source, &mut target, &bilinear)
+        .map_err(|e| e.to_string())
 }
 
 /// Gray as PIL's convert("L") makes it (ITU-R 601-2 luma, in its fixed point), so a teacher
