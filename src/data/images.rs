@@ -2,8 +2,9 @@
 //! of extension; other files are skipped) under `DIR/train/<class>/`, at any depth, and
 //! optionally `DIR/val/<class>/` and `DIR/test/<class>/`. The classes are `train/`'s subfolders
 //! in byte order of their names, or `data.classes`'s order. Every image is decoded in parallel,
-//! made gray or RGB, resized with a triangle (bilinear) filter and kept as `[C, H, W]` bytes;
-//! `image_cache` keeps those bytes for the next run over the same folder.
+//! made gray or RGB, resized with PIL's bilinear filter and kept as `[C, H, W]` bytes;
+//! `image_cache` keeps those bytes for the next run over the same folder. A folder too large for
+//! memory (or `cache = "none"`) is decoded batch by batch as the run trains (`stream`).
 
 use super::image_cache::{cache_root, Cache, Miss};
 use super::{err, DataError, Raw, Source, Values};
