@@ -231,16 +231,15 @@ fn data(d: &DataConfig) -> Result<(), (String, String)> {
             "val_fraction + test_fraction must leave training data (sum < 1)",
         );
     }
-    match (d.source, &d.path) {
-        (source, Some(_)) if source.is_embedded() => {
+    match (d.source.is_embedded(), &d.path) {
+        (true, Some(_)) => {
             return refuse(
                 "data.path",
                 "the embedded `digits` and `mnist-subset` sources take no path",
             )
         }
-        (source, None) if source.is_embedded() => {}
-        (_, Some(_)) => {}
-        (_, None) => {
+        (true, None) | (false, Some(_)) => {}
+        (false, None) => {
             return refuse(
                 "data.path",
                 "required for this source (mnist: folder of IDX files; cifar10: folder of the \

@@ -3,6 +3,7 @@
 //! the memory (and of the host-to-device copy) that floats would.
 
 use super::images::StreamedRows;
+use super::normalize::Affine;
 use tch::{Device, Kind, Tensor};
 
 /// Rows `[n, prod(shape)]`, read as normalised f32 batches.
@@ -32,7 +33,7 @@ impl FeatureRows {
     }
 
     /// Bytes `[n, d]`, normalised on reading by `affine` (per-feature shift and scale), if any.
-    pub(super) fn bytes(values: Tensor, affine: Option<(&[f32], &[f32])>) -> FeatureRows {
+    pub(super) fn bytes(values: Tensor, affine: Option<&Affine>) -> FeatureRows {
         FeatureRows {
             stored: Stored::Tensor(values),
             affine: affine_tensors(affine),
@@ -40,7 +41,7 @@ impl FeatureRows {
     }
 
     /// Bytes decoded from files as rows are read, normalised by `affine`, if any.
-    pub(super) fn streamed(rows: StreamedRows, affine: Option<(&[f32], &[f32])>) -> FeatureRows {
+    pub(super) fn streamed(rows: StreamedRows, affine: Option<&Affine>) -> FeatureRows {
         FeatureRows {
             stored: Stored::Streamed(rows),
             affine: affine_tensors(affine),
@@ -82,10 +83,11 @@ impl FeatureRows {
         }
     }
 
-    /// Says which rows `rows(idx)` will be asked for next: streamed rows start decoding them.
-    pub fn will_read(&self, idx: &Tensor) {
+    /// Says which rows `rows(idx)` will be asked for next (`idx()`, computed only where it
+    /// matters): streamed rows start decoding them.
+    pub fn will_read(&self, idx: impl FnOnce() -> Tensor) {
         if let Stored::Streamed(s) = &self.stored {
-            s.decode_ahead(indices(idx).into_iter());
+            s.decode_ahead(indices(&idx()).into_iter());
         }
     }
 
@@ -120,8 +122,8 @@ impl FeatureRows {
     }
 }
 
-fn affine_tensors(affine: Option<(&[f32], &[f32])>) -> Option<(Tensor, Tensor)> {
-    affine.map(|(shift, scale)| (Tensor::from_slice(shift), Tensor::from_slice(scale)))
+fn affine_tensors(affine: Option<&Affine>) -> Option<(Tensor, Tensor)> {
+    affine.map(|a| (Tensor::from_slice(&a.shift), Tensor::from_slice(&a.scale)))
 }
 
 /// Row indices from a tensor of them (on any device).
@@ -142,10 +144,11 @@ mod tests {
             .enumerate()
             .map(|(i, &v)| (f32::from(v) - shift[i % 3]) * scale[i % 3])
             .collect();
-        let rows = FeatureRows::bytes(
-            Tensor::from_slice(&bytes).view([20, 3]),
-            Some((&shift, &scale)),
-        );
+        let affine = Affine {
+            shift: shift.to_vec(),
+            scale: scale.to_vec(),
+        };
+        let rows = FeatureRows::bytes(Tensor::from_slice(&bytes).view([20, 3]), Some(&affine));
         assert_eq!(rows.len(), 20);
         let all = Vec::<f32>::try_from(rows.all().view([-1])).unwrap();
         assert_eq!(all, host, "bit for bit");

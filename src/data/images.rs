@@ -77,8 +77,7 @@ pub(super) fn read(cfg: &DataConfig, dir: &Path) -> Result<Source, DataError> {
             Err(Miss::Refused(e)) if cfg.cache != DataCache::Auto => return Err(e),
             Err(miss) => {
                 let plan = plan(&listing, cfg, cfg.cache == DataCache::None)?;
-                let chw = plan.chw();
-                let too_big = fits_in_memory(dir, plan.entries.len(), chw).err();
+                let too_big = fits_in_memory(dir, plan.entries.len(), plan.chw()).err();
                 match (cfg.cache, too_big) {
                     (DataCache::None, _) => (
                         stream(plan, cfg),
@@ -88,7 +87,8 @@ pub(super) fn read(cfg: &DataConfig, dir: &Path) -> Result<Source, DataError> {
                         let status = format!("none, decoded as batches are drawn: {}", why.message);
                         (stream(plan, cfg), status)
                     }
-                    _ => {
+                    (DataCache::Memory | DataCache::Disk, Some(why)) => return Err(why),
+                    (_, None) => {
                         let decoded = decode(dir, &listing, cfg, plan)?;
                         let status = cache.keep(&decoded, &miss);
                         (Data::Decoded(decoded), status)

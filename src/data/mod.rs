@@ -173,14 +173,10 @@ impl Raw {
     fn into_split(self, affine: Option<&Affine>) -> Split {
         let size = [self.labels.len() as i64, self.dim() as i64];
         let features = match (self.features, affine) {
-            (Values::Bytes(v), a) => FeatureRows::bytes(
-                Tensor::from_slice(&v).view(size),
-                a.map(|a| (&a.shift[..], &a.scale[..])),
-            ),
-            (Values::Files(files, rows), a) => FeatureRows::streamed(
-                StreamedRows::new(files, rows),
-                a.map(|a| (&a.shift[..], &a.scale[..])),
-            ),
+            (Values::Bytes(v), a) => FeatureRows::bytes(Tensor::from_slice(&v).view(size), a),
+            (Values::Files(files, rows), a) => {
+                FeatureRows::streamed(StreamedRows::new(files, rows), a)
+            }
             (Values::Floats(v), None) => FeatureRows::floats(Tensor::from_slice(&v).view(size)),
             (Values::Floats(v), Some(a)) => {
                 FeatureRows::floats(Tensor::from_slice(&a.apply(&v)).view(size))

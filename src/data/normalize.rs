@@ -45,12 +45,11 @@ pub(super) fn normalization(
     Ok(match how {
         Normalize::None => None,
         Normalize::Scale => {
-            let max = max_value
-                .map_or_else(
-                    || Ok(values()?.fold(0.0_f64, |m, v| m.max(v.abs())) as f32),
-                    Ok,
-                )?
-                .max(f32::MIN_POSITIVE);
+            let max = match max_value {
+                Some(max) => max,
+                None => values()?.fold(0.0_f64, |m, v| m.max(v.abs())) as f32,
+            }
+            .max(f32::MIN_POSITIVE);
             Some(Affine {
                 shift: vec![0.0; dim],
                 scale: vec![1.0 / max; dim],

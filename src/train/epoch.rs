@@ -73,8 +73,8 @@ impl Trainer {
             cursor += batch.stride;
             if cursor < n {
                 // Rows decoded from files (a large image folder) are decoded while this trains.
-                let (next, ..) = self.batch_rows(phase, &order, cursor);
-                self.data.train.features.will_read(&next);
+                let next = || self.batch_rows(phase, &order, cursor).0;
+                self.data.train.features.will_read(next);
             }
             self.step(run, model, opt, distilling, &batch, &mut window)?;
             if window.steps >= self.preset.log_every || cursor >= n {
@@ -98,8 +98,6 @@ impl Trainer {
         Tensor::from_slice(&order).to_device(self.device)
     }
 
-    /// The batch at `cursor` of the epoch's `order`: this rank's share, augmented if the phase
-    /// is, with the step's learning rate.
     /// This rank's rows of the batch at `cursor` of the epoch's `order`, with the global
     /// batch's size, this rank's weight in it, and the batch size the cursor moves on by.
     fn batch_rows(&self, phase: Phase, order: &Tensor, cursor: i64) -> (Tensor, i64, f64, i64) {
@@ -117,6 +115,8 @@ impl Trainer {
         (idx, global, weight, batch)
     }
 
+    /// The batch at `cursor` of the epoch's `order`: this rank's share, augmented if the phase
+    /// is, with the step's learning rate.
     fn step_batch(&self, phase: Phase, order: &Tensor, cursor: i64) -> StepBatch {
         let n = order.size()[0];
         let cfg = self.net_config(phase);

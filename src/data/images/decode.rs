@@ -111,7 +111,8 @@ pub(super) fn plan<'a>(
     })
 }
 
-/// Decodes every image of the plan, in parallel, to `[C, H, W]` bytes.
+/// Decodes every image of the plan, in parallel, to `[C, H, W]` bytes (the caller has checked
+/// that they fit in memory).
 pub(super) fn decode(
     dir: &Path,
     listing: &Listing,
@@ -125,7 +126,6 @@ pub(super) fn decode(
         mut skipped,
     } = plan;
     let chw = channels * size[0] * size[1];
-    fits_in_memory(dir, entries.len(), chw)?;
     let what = format!("decoding {} images of {}", entries.len(), dir.display());
     let progress = Progress::start(what, entries.len());
     let mut splits = [None, None, None];
