@@ -46,9 +46,10 @@ pub fn read_cifar_batches(dir: &Path, files: &[&str]) -> Result<Raw, DataError> 
             pixels.extend_from_slice(&record[1..]);
         }
     }
+    let shape = InputShape::image(3, 32, 32);
     Ok(Raw {
-        features: Values::Bytes(pixels),
+        features: Values::owned_bytes(pixels, shape.numel()),
         labels,
-        shape: InputShape::image(3, 32, 32),
+        shape,
     })
 }

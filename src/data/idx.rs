@@ -157,7 +157,7 @@ fn pair(
         ));
     }
     Ok(Raw {
-        features: Values::Bytes(pixels),
+        features: Values::owned_bytes(pixels, shape.numel()),
         labels: labels.into_iter().map(i64::from).collect(),
         shape,
     })

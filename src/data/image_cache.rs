@@ -4,6 +4,7 @@
 //! file instead of decoding every image. A file is used only when its length, header and CRC-32
 //! agree with what the key promises; anything else is decoded anew and the file replaced.
 
+use super::byte_rows::ByteStore;
 use super::images::{fits_in_memory, gib, Decoded, Listing, Pixels};
 use super::DataError;
 use crate::config::rules::MAX_IMAGE_SIDE;
@@ -12,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The file's first bytes; a new layout gets a new number (and so other keys too).
 const MAGIC: &[u8; 16] = b"kd-tui images 1\n";
@@ -256,16 +258,22 @@ fn read_file(path: &Path, dir: &Path, classes: usize) -> Result<Decoded, Miss> {
         )));
     }
     fits_in_memory(dir, images, chw).map_err(Miss::Refused)?;
+    // Mapped, not read: each split's tensor is then gathered straight from the page cache, one
+    // copy instead of three. Cache files are replaced by renaming, never rewritten in place.
+    // SAFETY: the map is only read; a file truncated under it by another program would fault.
+    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }
+        .map(Arc::new)
+        .map_err(|e| unusable(format!("could not be mapped ({e})")))?;
     let mut crc = crc32fast::Hasher::new();
     let mut splits = [None, None, None];
+    let mut at = 24 + header_len as usize;
     for (slot, count) in splits.iter_mut().zip(header.counts) {
         let Some(n) = count else { continue };
-        let mut labels = vec![0u8; n * 8];
-        let mut bytes = vec![0u8; n * chw];
-        file.read_exact(&mut labels).map_err(short)?;
-        file.read_exact(&mut bytes).map_err(short)?;
-        crc.update(&labels);
-        crc.update(&bytes);
+        let labels = &map[at..at + n * 8];
+        let bytes = at + n * 8..at + n * (8 + chw);
+        at = bytes.end;
+        crc.update(labels);
+        crc.update(&map[bytes.clone()]);
         let labels: Vec<i64> = labels
             .chunks_exact(8)
             .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
@@ -273,7 +281,10 @@ fn read_file(path: &Path, dir: &Path, classes: usize) -> Result<Decoded, Miss> {
         if labels.iter().any(|&l| l < 0 || l as usize >= classes) {
             return Err(unusable(format!("holds a label outside 0..{classes}")));
         }
-        *slot = Some(Pixels { labels, bytes });
+        *slot = Some(Pixels {
+            labels,
+            bytes: ByteStore::Mapped(map.clone(), bytes),
+        });
     }
     if crc.finalize() != header.crc32 {
         return Err(unusable("does not match its checksum".into()));

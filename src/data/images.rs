@@ -6,6 +6,7 @@
 //! `image_cache` keeps those bytes for the next run over the same folder. A folder too large for
 //! memory (or `cache = "none"`) is decoded batch by batch as the run trains (`stream`).
 
+use super::byte_rows::{ByteRows, ByteStore};
 use super::image_cache::{cache_root, Cache, Miss};
 use super::{err, DataError, Raw, Source, Values};
 use crate::config::{DataCache, DataConfig};
@@ -41,11 +42,11 @@ pub(super) struct Listing {
     pub present: [bool; 3],
 }
 
-/// One split's images: labels and `[n, C, H, W]` bytes.
+/// One split's images: labels and `[n, C, H, W]` bytes (decoded, or mapped from the cache).
 #[derive(Debug, PartialEq)]
 pub(super) struct Pixels {
     pub labels: Vec<i64>,
-    pub bytes: Vec<u8>,
+    pub bytes: ByteStore,
 }
 
 /// A folder's images decoded: what the cache file holds.
@@ -145,7 +146,7 @@ fn source(dir: &Path, classes: Vec<String>, data: Data, status: &str, key: &str)
     let splits: [Option<Raw>; 3] = match data {
         Data::Decoded(d) => d.splits.map(|p| {
             p.map(|p| Raw {
-                features: Values::Bytes(p.bytes),
+                features: Values::Bytes(ByteRows::all(p.bytes, c * h * w)),
                 labels: p.labels,
                 shape: input.clone(),
             })

@@ -76,9 +76,8 @@ mod tests {
             "{test_counts:?}"
         );
         // Train and validation share no image.
-        let dim = source.all.dim();
         let images = |raw: &Raw| match &raw.features {
-            super::super::Values::Bytes(b) => b.chunks(dim).map(<[u8]>::to_vec).collect(),
+            super::super::Values::Bytes(b) => (0..b.len()).map(|i| b.row(i).to_vec()).collect(),
             _ => std::collections::BTreeSet::new(),
         };
         let (train_images, val_images) = (images(&source.all), images(val));

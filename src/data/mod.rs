@@ -4,6 +4,7 @@
 //! Examples are stored flat; the `InputShape` says how a model may view them.
 
 pub mod augment;
+mod byte_rows;
 mod cifar;
 
 /// CIFAR-10's binary batch files: the training batches, then the test batch.
@@ -32,6 +33,7 @@ pub use read::MAX_DATA_BYTES;
 
 use crate::config::{DataConfig, DataSource};
 use crate::protocol::InputShape;
+use byte_rows::{ByteRows, ByteStore};
 pub use images::UnreadableImage;
 use images::{ImageFiles, StreamedRows};
 use normalize::{normalization, Affine};
@@ -119,10 +121,17 @@ struct Raw {
 /// Feature values as read: 8-bit pixels stay bytes, in the final tensors too (`FeatureRows`).
 #[derive(Debug, PartialEq)]
 enum Values {
-    Bytes(Vec<u8>),
+    Bytes(ByteRows),
     Floats(Vec<f32>),
     /// Images of a folder too large for memory (the file of each example), decoded as read.
     Files(Arc<ImageFiles>, Vec<usize>),
+}
+
+impl Values {
+    /// Bytes a source read into memory, in rows of `dim`.
+    fn owned_bytes(bytes: Vec<u8>, dim: usize) -> Values {
+        Values::Bytes(ByteRows::all(ByteStore::Owned(bytes), dim))
+    }
 }
 
 /// Rows `idx` of a row-major matrix with `dim` columns.
@@ -147,7 +156,7 @@ impl Raw {
         let dim = self.dim();
         Raw {
             features: match &self.features {
-                Values::Bytes(v) => Values::Bytes(rows(v, dim, idx)),
+                Values::Bytes(b) => Values::Bytes(b.select(idx)),
                 Values::Floats(v) => Values::Floats(rows(v, dim, idx)),
                 Values::Files(files, rows) => {
                     Values::Files(files.clone(), idx.iter().map(|&i| rows[i]).collect())
@@ -162,7 +171,7 @@ impl Raw {
     /// would all be decoded for it.
     fn values(&self) -> Option<Box<dyn Iterator<Item = f64> + '_>> {
         match &self.features {
-            Values::Bytes(v) => Some(Box::new(v.iter().map(|&b| f64::from(b)))),
+            Values::Bytes(b) => Some(Box::new(b.values().map(f64::from))),
             Values::Floats(v) => Some(Box::new(v.iter().map(|&f| f64::from(f)))),
             Values::Files(..) => None,
         }
@@ -173,7 +182,7 @@ impl Raw {
     fn into_split(self, affine: Option<&Affine>) -> Split {
         let size = [self.labels.len() as i64, self.dim() as i64];
         let features = match (self.features, affine) {
-            (Values::Bytes(v), a) => FeatureRows::bytes(Tensor::from_slice(&v).view(size), a),
+            (Values::Bytes(b), a) => FeatureRows::bytes(b.to_tensor(), a),
             (Values::Files(files, rows), a) => {
                 FeatureRows::streamed(StreamedRows::new(files, rows), a)
             }

@@ -1,7 +1,7 @@
 //! Decoding an image folder's files: their headers (the default size and channels), then every
 //! image, in parallel, to `[C, H, W]` bytes of one size.
 
-use super::{Decoded, Entry, Listing, Pixels, SPLITS};
+use super::{ByteStore, Decoded, Entry, Listing, Pixels, SPLITS};
 use crate::config::DataConfig;
 use crate::data::progress::Progress;
 use crate::data::{err, DataError};
@@ -169,7 +169,10 @@ pub(super) fn decode(
                 format!("holds no readable images ({skipped} skipped)"),
             ));
         }
-        *slot = Some(Pixels { labels, bytes });
+        *slot = Some(Pixels {
+            labels,
+            bytes: ByteStore::Owned(bytes),
+        });
     }
     progress.finish();
     Ok(Decoded {

@@ -33,11 +33,11 @@ fn three_classes(dir: &Path, per: usize) {
     }
 }
 
-fn labels_and_pixels(source: &Source) -> (&[i64], &[u8]) {
+fn labels_and_pixels(source: &Source) -> (&[i64], Vec<u8>) {
     let Values::Bytes(bytes) = &source.all.features else {
         panic!("images are bytes")
     };
-    (&source.all.labels, bytes)
+    (&source.all.labels, bytes.values().collect())
 }
 
 #[test]
