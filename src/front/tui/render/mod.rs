@@ -40,8 +40,9 @@ pub fn render(app: &App, frame: &mut Frame) {
             Layout::vertical([Constraint::Percentage(70), Constraint::Min(5)]).areas(body);
         (top, Some(log))
     };
+    // Compact: the models table's widest rows (`distilled`, `74.6 KiB` twice, `+0.60pp`).
     let left_width = if compact {
-        Constraint::Length(36)
+        Constraint::Length(37)
     } else {
         Constraint::Percentage(38)
     };

@@ -251,13 +251,13 @@ fn most_important(rows: Vec<(Rank, Row<'static>)>, room: usize) -> Vec<Row<'stat
 pub(super) fn render_models(app: &App, frame: &mut Frame, area: Rect) {
     let room = usize::from(area.height.saturating_sub(3));
     let rows = most_important(model_rows(app), room);
-    // The widest value is 7 columns (`332 KiB`, `-1.33pp`); the label column 9 (`distilled`).
+    // Values are at most 8 columns (`74.6 KiB`), the ratios 7 (`+0.60pp`), the labels 9.
     let table = Table::new(
         rows,
         [
             Constraint::Length(9),
-            Constraint::Length(7),
-            Constraint::Length(7),
+            Constraint::Length(8),
+            Constraint::Length(8),
             Constraint::Min(7),
         ],
     )

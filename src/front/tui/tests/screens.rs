@@ -85,6 +85,15 @@ fn finished_at_120x40() {
     insta::assert_snapshot!(terminal.backend());
 }
 
+#[test]
+fn sizes_keep_their_units_at_80x24() {
+    let mut app = finished_run();
+    let size = |params, bytes| ModelSize { params, bytes };
+    app.sizes = Some((size(7_400_000, 29_600_000), size(19_090, 76_360)));
+    let (_, text) = screen(&app, 80, 24);
+    assert_shows(&text, &["7400000", "28.2 MiB", "74.6 KiB", "387.6x"]);
+}
+
 /// The teacher after its first epoch at `val_acc`: one point per chart.
 fn after_one_teacher_epoch(val_acc: f64) -> App {
     let mut app = App::new(false);
