@@ -19,7 +19,7 @@ fn color(phase: Phase) -> RGBColor {
 }
 
 /// The range of the finite `values` with 5% headroom (at least 1e-3, so a flat series still
-/// gets a visible range); `None` when there is none. Shared with the TUI's charts.
+/// gets a visible range); `None` when there is none.
 pub fn padded_bounds(values: impl Iterator<Item = f64>) -> Option<[f64; 2]> {
     let (lo, hi) = values
         .filter(|v| v.is_finite())

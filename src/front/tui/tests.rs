@@ -4,6 +4,7 @@ mod attached;
 mod cockpit;
 mod diverged;
 mod edits;
+mod screens;
 mod series;
 
 use super::app::{App, Confirm, EditField, Mode, Msg};

@@ -11,7 +11,7 @@ use super::theme;
 use crate::protocol::summary::RunStatus;
 use crate::protocol::Phase;
 use charts::{render_accuracy_chart, render_loss_chart};
-use panels::{log_line, render_hyperparameters, render_log, render_models};
+use panels::{log_line, models_height, render_hyperparameters, render_log, render_models};
 use ratatui::layout::{Alignment, Constraint, Flex, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, LineGauge, Paragraph, Wrap};
@@ -40,15 +40,16 @@ pub fn render(app: &App, frame: &mut Frame) {
             Layout::vertical([Constraint::Percentage(70), Constraint::Min(5)]).areas(body);
         (top, Some(log))
     };
+    // Compact: the models table's widest rows (`distilled`, `74.6 KiB` twice, `+0.60pp`).
     let left_width = if compact {
-        Constraint::Length(36)
+        Constraint::Length(37)
     } else {
         Constraint::Percentage(38)
     };
     let [left, right] = Layout::horizontal([left_width, Constraint::Min(0)]).areas(top);
     let queue_height = app.queue.as_ref().map_or(0, |q| queue::height(q, left));
     let [hyper, queue_area, models] = Layout::vertical([
-        Constraint::Length(app.hyper_rows().len() as u16 + 2),
+        Constraint::Length(hyper_height(app, left.height.saturating_sub(queue_height))),
         Constraint::Length(queue_height),
         Constraint::Min(0),
     ])
@@ -70,6 +71,17 @@ pub fn render(app: &App, frame: &mut Frame) {
         Mode::Help => render_help(frame, area),
         Mode::Confirm(action) => render_confirm(app, *action, frame, area),
         _ => {}
+    }
+}
+
+/// The hyperparameter panel's height in `available` rows: all its rows while training (they
+/// are edited there); after the run the models panel's results come first.
+fn hyper_height(app: &App, available: u16) -> u16 {
+    let wanted = app.hyper_rows().len() as u16 + 2;
+    if app.finished() {
+        wanted.min(available.saturating_sub(models_height(app)).max(3))
+    } else {
+        wanted
     }
 }
 
@@ -143,10 +155,10 @@ fn render_header(app: &App, frame: &mut Frame, area: Rect) {
         ],
         None => vec![
             format!(" · epoch {}/{}", p.epoch, p.epochs),
-            format!(" · step {}", p.step),
-            format!(" · {:.0} samples/s", p.samples_per_sec),
-            format!(" · elapsed {}", format_duration(app.elapsed.as_secs_f64())),
             format!(" · ETA {eta}"),
+            format!(" · elapsed {}", format_duration(app.elapsed.as_secs_f64())),
+            format!(" · {:.0} samples/s", p.samples_per_sec),
+            format!(" · step {}", p.step),
             format!(" · {}{}", app.device, threads_text(p.threads)),
         ],
     };
@@ -289,6 +301,9 @@ fn render_help(frame: &mut Frame, area: Rect) {
     );
 }
 
+/// The confirm dialog's width where the terminal has room.
+const CONFIRM_WIDTH: u16 = 64;
+
 fn render_confirm(app: &App, action: Confirm, frame: &mut Frame, area: Rect) {
     let question = match action {
         Confirm::SkipPhase => format!(
@@ -311,13 +326,14 @@ fn render_confirm(app: &App, action: Confirm, frame: &mut Frame, area: Rect) {
         Line::from(""),
         Line::styled("y / Enter: yes    any other key: no", theme::key_hint()),
     ];
-    let popup = centered(area, 64, 5);
+    let paragraph = Paragraph::new(text)
+        .alignment(Alignment::Center)
+        .wrap(Wrap { trim: true })
+        .block(Block::bordered().title(" confirm "));
+    // As tall as its wrapped text, so that the yes / no line is always shown.
+    let width = CONFIRM_WIDTH.min(area.width);
+    let height = paragraph.line_count(width.saturating_sub(2)) as u16;
+    let popup = centered(area, width, height);
     frame.render_widget(Clear, popup);
-    frame.render_widget(
-        Paragraph::new(text)
-            .alignment(Alignment::Center)
-            .wrap(Wrap { trim: true })
-            .block(Block::bordered().title(" confirm ")),
-        popup,
-    );
+    frame.render_widget(paragraph, popup);
 }

@@ -1,0 +1,248 @@
+//! The screen as a newcomer meets it: every size from 70x20 up shows what matters most, and the
+//! charts show their data (round ticks, nothing drawn over the curves).
+
+use super::{ch, draw, finished_run, mid_run, stamped};
+use crate::front::tui::app::{App, Link};
+use crate::front::tui::render::charts::loss_curves;
+use crate::protocol::{Event, ModelSize, Phase};
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+
+/// The screen's rows as text.
+fn rows(terminal: &Terminal<TestBackend>) -> Vec<String> {
+    let buffer = terminal.backend().buffer();
+    let width = usize::from(buffer.area.width);
+    buffer
+        .content
+        .chunks(width)
+        .map(|row| row.iter().map(|c| c.symbol()).collect())
+        .collect()
+}
+
+fn screen(app: &App, width: u16, height: u16) -> (Terminal<TestBackend>, String) {
+    let terminal = draw(app, width, height);
+    let text = rows(&terminal).join("\n");
+    (terminal, text)
+}
+
+fn assert_shows(text: &str, wanted: &[&str]) {
+    for w in wanted {
+        assert!(text.contains(w), "{w:?} missing from\n{text}");
+    }
+}
+
+/// What every size must show while training: the run's clock, and the models' results so far.
+const RUNNING_ESSENTIALS: &[&str] = &["ETA", "baseline", "distilled", "95.50%"];
+/// What every size must show at the end: the gain with its unit, the paired test, a legend.
+const FINISHED_ESSENTIALS: &[&str] = &[
+    "+0.60pp",
+    "paired p",
+    "96.10%",
+    "└ teacher baseline distilled",
+];
+
+#[test]
+fn running_at_80x24() {
+    let (terminal, text) = screen(&mid_run(), 80, 24);
+    assert_shows(&text, RUNNING_ESSENTIALS);
+    assert_shows(&text, &["elapsed"]);
+    insta::assert_snapshot!(terminal.backend());
+}
+
+#[test]
+fn running_at_70x20() {
+    let (terminal, text) = screen(&mid_run(), 70, 20);
+    assert_shows(&text, RUNNING_ESSENTIALS);
+    insta::assert_snapshot!(terminal.backend());
+}
+
+#[test]
+fn running_at_120x40() {
+    let (terminal, text) = screen(&mid_run(), 120, 40);
+    assert_shows(&text, RUNNING_ESSENTIALS);
+    insta::assert_snapshot!(terminal.backend());
+}
+
+#[test]
+fn finished_at_80x24() {
+    let (terminal, text) = screen(&finished_run(), 80, 24);
+    assert_shows(&text, FINISHED_ESSENTIALS);
+    insta::assert_snapshot!(terminal.backend());
+}
+
+#[test]
+fn finished_at_70x20() {
+    let (terminal, text) = screen(&finished_run(), 70, 20);
+    assert_shows(&text, FINISHED_ESSENTIALS);
+    insta::assert_snapshot!(terminal.backend());
+}
+
+#[test]
+fn finished_at_120x40() {
+    let (terminal, text) = screen(&finished_run(), 120, 40);
+    assert_shows(&text, FINISHED_ESSENTIALS);
+    assert_shows(&text, &["95% CI", "gap", "closed", "latency", "size"]);
+    insta::assert_snapshot!(terminal.backend());
+}
+
+#[test]
+fn sizes_keep_their_units_at_80x24() {
+    let mut app = finished_run();
+    let size = |params, bytes| ModelSize { params, bytes };
+    app.sizes = Some((size(7_400_000, 29_600_000), size(19_090, 76_360)));
+    let (_, text) = screen(&app, 80, 24);
+    assert_shows(&text, &["7400000", "28.2 MiB", "74.6 KiB", "387.6x"]);
+}
+
+/// The teacher after its first epoch at `val_acc`: one point per chart.
+fn after_one_teacher_epoch(val_acc: f64) -> App {
+    let mut app = App::new(false);
+    let size = ModelSize {
+        params: 10,
+        bytes: 40,
+    };
+    let p = Some(Phase::Teacher);
+    app.update(stamped(
+        None,
+        0,
+        0,
+        0.0,
+        Event::RunStarted {
+            run_dir: "runs/x".into(),
+            device: "cpu".into(),
+            data: "digits".into(),
+            train_examples: 100,
+            teacher: size,
+            student: size,
+            preset: crate::config::load(crate::config::DIGITS_PRESET, "t", &[])
+                .unwrap()
+                .to_toml(),
+            clock_origin_unix: 0.0,
+        },
+    ));
+    app.update(stamped(
+        p,
+        0,
+        0,
+        0.1,
+        Event::PhaseStarted {
+            epochs: 6,
+            steps_per_epoch: 20,
+            threads: 1,
+        },
+    ));
+    for step in [10, 20] {
+        let step_event = Event::Step {
+            loss: 0.3,
+            lr: 1e-3,
+            samples_per_sec: 1000.0,
+            parts: [("ce".to_string(), 0.3)].into(),
+        };
+        app.update(stamped(p, 1, step, 0.2, step_event));
+    }
+    let epoch = Event::Epoch {
+        train_loss: 0.3,
+        val_loss: 0.3,
+        val_acc,
+        epochs: 6,
+        train_parts: Default::default(),
+    };
+    app.update(stamped(p, 1, 20, 0.3, epoch));
+    app
+}
+
+#[test]
+fn one_epoch_reads_on_distinct_ticks() {
+    let (terminal, text) = screen(&after_one_teacher_epoch(0.984), 80, 24);
+    assert!(!text.contains("98.4"), "no tick repeated:\n{text}");
+    assert_shows(&text, &["│99", "│98", "│97"]);
+    insta::assert_snapshot!(terminal.backend());
+}
+
+#[test]
+fn the_teacher_best_is_drawn_under_the_curves() {
+    let (_, text) = screen(&after_one_teacher_epoch(0.984), 80, 24);
+    // The teacher's one point lies on its best: the point shows, the reference around it.
+    let reference_row = text
+        .lines()
+        .find(|row| row.contains("•"))
+        .expect("a reference row");
+    let plot = reference_row.rsplit('│').nth(1).expect("the accuracy plot");
+    assert!(
+        plot.starts_with('⠄') && plot.ends_with("••"),
+        "{reference_row}"
+    );
+}
+
+/// The distilled phase at T = 20: its total loss is T²-scaled, its cross-entropy is not.
+fn distilled_at_high_temperature() -> App {
+    let mut app = mid_run();
+    let step = Event::Step {
+        loss: 13.9,
+        lr: 1e-3,
+        samples_per_sec: 6400.0,
+        parts: [("ce".to_string(), 0.2), ("kd".to_string(), 15.4)].into(),
+    };
+    app.update(stamped(Some(Phase::Distilled), 4, 75, 3.8, step));
+    app
+}
+
+#[test]
+fn every_phase_is_drawn_as_its_cross_entropy() {
+    let app = distilled_at_high_temperature();
+    let (curves, _, _) = loss_curves(&app);
+    let last = |i: usize| curves[i].points.last().map(|p| p.1);
+    assert_eq!(
+        last(2),
+        Some(0.2),
+        "the distilled curve is its cross-entropy"
+    );
+    let (_, text) = screen(&app, 80, 24);
+    assert_shows(&text, &["cross-entropy by step"]);
+    assert!(!text.contains("13.9") && !text.contains("│14"), "{text}");
+    // Where a phase's loss has no `ce` part, its total is drawn and named as such.
+    let mut hard = mid_run();
+    hard.series[Phase::Distilled.index()].parts.clear();
+    let (curves, _, _) = loss_curves(&hard);
+    assert_eq!(curves[2].name, "distilled loss");
+}
+
+#[test]
+fn log_scale_ticks_are_powers_of_ten() {
+    let mut app = distilled_at_high_temperature();
+    app.update(ch('p'));
+    app.update(ch('l'));
+    let (terminal, text) = screen(&app, 80, 24);
+    assert_shows(&text, &["│10", "│1 ", "0.1│"]);
+    insta::assert_snapshot!(terminal.backend());
+}
+
+#[test]
+fn the_legend_and_axis_units_stay_out_of_the_plot() {
+    let (_, text) = screen(&mid_run(), 80, 24);
+    let lines: Vec<&str> = text.lines().collect();
+    // Each legend sits in its chart's bottom border, the edit marker's entry included.
+    assert!(lines
+        .iter()
+        .any(|l| l.contains("└ teacher baseline distilled │ edit ─")));
+    assert!(lines
+        .iter()
+        .any(|l| l.contains("└ teacher baseline distilled ··· best ─")));
+    // No axis title inside either plot: the units are in the titles.
+    assert_shows(&text, &["cross-entropy by step", "accuracy % by epoch"]);
+    assert!(!lines
+        .iter()
+        .any(|l| l.contains("step│") || l.contains("epoch│")));
+}
+
+#[test]
+fn the_stop_job_dialog_shows_its_yes_line_at_80x24() {
+    let mut app = mid_run();
+    app.link = Link::Attached { pid: 42 };
+    app.update(ch('X'));
+    for (width, height) in [(80, 24), (70, 20), (40, 20)] {
+        let (_, text) = screen(&app, width, height);
+        assert_shows(&text, &["y / Enter: yes", "exits."]);
+    }
+    insta::assert_snapshot!(draw(&app, 80, 24).backend());
+}
