@@ -6,6 +6,7 @@
 //! The trainer never waits on this loop.
 
 pub mod app;
+mod eta;
 mod feed;
 mod keys;
 mod progress;
@@ -30,7 +31,7 @@ use std::io::{stdout, Stdout};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::mpsc::{Receiver, UnboundedReceiver};
 
 /// Minimum time between two frames (about 10 fps).
@@ -253,7 +254,6 @@ async fn event_loop(
     let mut keys = EventStream::new();
     let mut frame_tick = tokio::time::interval(FRAME_INTERVAL);
     frame_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let started = Instant::now();
     let mut stopped_by = None;
     let mut keys_closed = false;
     while !app.exit {
@@ -275,7 +275,7 @@ async fn event_loop(
                 Msg::Signal(signo)
             }
             _ = frame_tick.tick() => {
-                app.update(Msg::Tick(started.elapsed()));
+                app.update(Msg::Tick(crate::protocol::unix_now()));
                 if crate::fault::injected("ui-panic") {
                     panic!("injected fault: ui-panic");
                 }
