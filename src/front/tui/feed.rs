@@ -27,6 +27,8 @@ impl App {
                 clock_origin_unix,
             } => {
                 self.train_examples = train_examples;
+                // A resumed run's new process: the stopped one's end is history now.
+                self.summary = None;
                 // Records from before the origin was carried have 0.
                 if clock_origin_unix > 0.0 {
                     self.clock_origin = Some(clock_origin_unix);

@@ -108,7 +108,8 @@ impl Cockpit {
     }
 
     /// Runs the cockpit over one trainer until the user quits, a signal stops the run, or (in a
-    /// series with runs to come) the run completes; returns how it ended.
+    /// series with runs to come) the run completes; returns how it ended. `history` is what the
+    /// run recorded before (a resumed run's `metrics.jsonl`), shown first.
     ///
     /// If the TUI itself fails or panics, the trainer is told to checkpoint and stop before this
     /// returns, so the run folder is complete whatever happened on screen.
@@ -116,9 +117,13 @@ impl Cockpit {
         &mut self,
         handle: TrainerHandle,
         queue: Option<&Queue>,
+        history: Vec<Stamped>,
     ) -> color_eyre::Result<Ended> {
         let mut app = App::new(self.options.ascii_markers);
         app.queue = queue.cloned();
+        for event in history {
+            app.update(Msg::Trainer(event));
+        }
         let TrainerHandle {
             commands,
             mut events,
@@ -230,7 +235,8 @@ impl Drop for Cockpit {
 impl Front for Cockpit {
     fn drive(&mut self, handle: TrainerHandle, queue: &Queue) -> Result<Ended, String> {
         // The report's chain on one line (`{:?}` would be its multi-line debug report).
-        self.run(handle, Some(queue)).map_err(|e| format!("{e:#}"))
+        self.run(handle, Some(queue), Vec::new())
+            .map_err(|e| format!("{e:#}"))
     }
 
     fn print(&mut self, text: String) {

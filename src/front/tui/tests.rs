@@ -149,12 +149,18 @@ pub(super) fn feed_phase(
 /// A run on the digits preset (6 epochs each) that has just started: no phase yet.
 pub(super) fn started() -> App {
     let mut app = App::new(false);
+    app.update(run_started());
+    app
+}
+
+/// The trainer's first event of a run on the digits preset, 6 epochs each.
+pub(super) fn run_started() -> Msg {
     let epochs = [
         "teacher.epochs=6".parse().unwrap(),
         "student.epochs=6".parse().unwrap(),
     ];
     let preset = config::load(config::DIGITS_PRESET, "test", &epochs).unwrap();
-    app.update(stamped(
+    stamped(
         None,
         0,
         0,
@@ -175,8 +181,7 @@ pub(super) fn started() -> App {
             preset: preset.to_toml(),
             clock_origin_unix: CLOCK_ORIGIN,
         },
-    ));
-    app
+    )
 }
 
 /// A run that has trained the teacher and the baseline and is half-way through distilling,

@@ -1,9 +1,10 @@
 //! The figures the cockpit shows: the run's ETA, a resumed phase's position, the job's elapsed
 //! time, what a pause shows, and an edit pending until the trainer applies it.
 
-use super::{applied, ch, draw, key, mid_run, select, stamped, started, CLOCK_ORIGIN};
+use super::{applied, ch, draw, key, mid_run, run_started, select, stamped, started, CLOCK_ORIGIN};
 use crate::front::tui::app::{App, Link, Mode, Msg};
 use crate::front::tui::render::format_duration;
+use crate::protocol::summary::RunStatus;
 use crate::protocol::{Command, Event, Phase, Role};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use std::time::Duration;
@@ -101,6 +102,31 @@ fn a_resumed_phase_goes_on_from_its_checkpoint() {
     // 15 steps in 15 s in this process: 40 steps left take 40 s.
     epoch_end(&mut app, Phase::Teacher, 4, 15.0);
     assert_eq!(app.progress.eta_seconds(), Some(40.0));
+}
+
+#[test]
+fn a_resume_shows_the_stopped_runs_history_and_goes_on() {
+    // The stopped process's records, as `metrics.jsonl` holds them: three epochs, then its end.
+    let mut app = started();
+    phase_started(&mut app, Phase::Teacher, (0, 0), 0);
+    for epoch in 1..=3 {
+        epoch_end(&mut app, Phase::Teacher, epoch, 20.0 * epoch as f64);
+    }
+    let mut summary = super::finished_run().summary.unwrap();
+    summary.status = RunStatus::Interrupted;
+    let end = Event::Finished {
+        summary: Box::new(summary),
+    };
+    app.update(stamped(None, 3, 65, 70.0, end));
+    // The resumed process.
+    app.update(run_started());
+    phase_started(&mut app, Phase::Teacher, (3, 65), 5);
+    assert!(!app.finished(), "the stopped process's end is history");
+    assert_eq!(app.series[Phase::Teacher.index()].val_acc.len(), 3);
+    assert_eq!((app.progress.epoch, app.progress.epochs), (4, 6));
+    let shown = screen(&app, 160);
+    assert!(shown.contains("teacher ▶ running"), "{shown}");
+    assert!(!shown.contains("waiting for the first epoch"), "{shown}");
 }
 
 #[test]
