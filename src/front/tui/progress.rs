@@ -30,8 +30,11 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// Fraction of the current epoch done.
+    /// Fraction of the current epoch done; a phase past its last epoch has it done.
     pub fn epoch_ratio(&self) -> f64 {
+        if self.epochs > 0 && self.epochs_done >= self.epochs {
+            return 1.0;
+        }
         if self.steps_per_epoch == 0 {
             return 0.0;
         }

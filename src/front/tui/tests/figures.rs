@@ -238,3 +238,13 @@ fn an_accepted_edit_is_pending_until_the_trainer_applies_it() {
     assert!(!shown.contains("pending"), "{shown}");
     assert!(shown.contains("128"), "{shown}");
 }
+
+#[test]
+fn a_phase_past_its_last_epoch_has_its_epoch_gauge_full() {
+    let mut app = started();
+    super::feed_phase(&mut app, Phase::Teacher, 0.0, 0.98, 85002, 40.0);
+    assert_eq!(app.progress.epoch_ratio(), 1.0);
+    let shown = screen(&app, 120);
+    assert!(shown.contains("epoch 100%"), "{shown}");
+    assert!(shown.contains("phase 100%"), "{shown}");
+}
