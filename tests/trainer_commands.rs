@@ -201,3 +201,40 @@ fn pausing_the_student_in_advance_holds_it_after_the_teacher() {
     };
     assert_eq!(summary.status, RunStatus::Completed);
 }
+
+#[test]
+fn a_batch_larger_than_the_training_split_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = start(&tmp.path().join("run"), &["teacher.epochs=100000"]);
+    let started = next_event(&mut h, "the run's start", |e| {
+        matches!(e.event, Event::RunStarted { .. })
+    });
+    let Event::RunStarted { train_examples, .. } = started.event else {
+        unreachable!()
+    };
+    h.commands
+        .send(Command::Set {
+            key: "teacher.batch_size".into(),
+            value: (train_examples + 1).to_string(),
+        })
+        .unwrap();
+    let refused = next_event(&mut h, "the refusal", |e| {
+        matches!(e.event, Event::EditRefused { .. } | Event::Edit { .. })
+    });
+    let Event::EditRefused { reason, .. } = refused.event else {
+        panic!("accepted: {refused:?}")
+    };
+    assert_eq!(
+        reason,
+        format!(
+            "a batch of {} is larger than the training split: at most {train_examples}",
+            train_examples + 1
+        )
+    );
+    h.commands
+        .send(Command::Stop {
+            reason: "test".into(),
+        })
+        .unwrap();
+    h.thread.join().unwrap();
+}

@@ -14,10 +14,7 @@ pub(super) fn serve(
     consumer: &crate::front::Consumer,
 ) -> train::TrainerHandle {
     let dir = setup.run.dir().to_path_buf();
-    let history = match setup.resume {
-        Some(_) => crate::remote::client::history(&dir).unwrap_or_default(),
-        None => Vec::new(),
-    };
+    let history = resumed_history(&setup);
     let socket = {
         let _context = consumer.runtime.enter();
         crate::remote::server::ControlSocket::bind(&dir)
@@ -35,6 +32,15 @@ pub(super) fn serve(
     }
 }
 
+/// What a resumed run recorded before this process (its `metrics.jsonl`, cut back to the
+/// checkpoint by set-up), for the screens that show it; nothing for a new run.
+fn resumed_history(setup: &TrainerSetup) -> Vec<crate::protocol::Stamped> {
+    match setup.resume {
+        Some(_) => crate::remote::client::history(setup.run.dir()).unwrap_or_default(),
+        None => Vec::new(),
+    }
+}
+
 /// One run in the cockpit; after a divergence, as often as the user takes the offer, the run
 /// again from its last checkpoint with the lower lr (a failure to set that up ends it there).
 pub(super) fn run_in_cockpit(
@@ -42,7 +48,8 @@ pub(super) fn run_in_cockpit(
     setup: TrainerSetup,
 ) -> color_eyre::Result<crate::train::Ended> {
     let dir = setup.run.dir().to_path_buf();
-    let mut ended = cockpit.run(train::spawn(setup), None)?;
+    let history = resumed_history(&setup);
+    let mut ended = cockpit.run(train::spawn(setup), None, history)?;
     while let Some(lower) = cockpit.take_retry() {
         let again = Checkpoint::read(&dir)
             .map_err(Failure::bad_input)
@@ -53,7 +60,10 @@ pub(super) fn run_in_cockpit(
                 setup_in(preset, &dir, Some(ckpt))
             });
         match again {
-            Ok(setup) => ended = cockpit.run(train::spawn(setup), None)?,
+            Ok(setup) => {
+                let history = resumed_history(&setup);
+                ended = cockpit.run(train::spawn(setup), None, history)?
+            }
             Err(e) => {
                 cockpit.note(format!(
                     "kd-tui: cannot go on with {}={}: {e}",

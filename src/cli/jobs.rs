@@ -20,7 +20,7 @@ fn app_link(
             let pid = attached.welcome.pid;
             return Ok((Link::Attached { pid }, Vec::new(), Some(attached)));
         }
-        Err(e) if state == RunState::Running => format!("cannot attach: {e}"),
+        Err(e) if state.is_live() => format!("cannot attach: {e}"),
         Err(_) => format!("the run is {}, no job serves it", state.as_str()),
     };
     Ok((Link::ReadOnly { reason }, client::history(dir)?, None))
@@ -89,8 +89,10 @@ fn open_cockpit(dir: &Path, state: RunState, options: Options) -> Result<i32, Fa
         .and_then(|mut c| c.attach(link, history, channels))
         .map_err(|e| Failure::failed(format!("{e:?}")))?;
     if let Some(pid) = crate::run::lock::holder(dir) {
+        let paused = crate::remote::jobs::inspect(dir).is_some_and(|r| r.state == RunState::Paused);
+        let goes_on = if paused { "stays paused" } else { "goes on" };
         eprintln!(
-            "kd-tui: detached; the job (pid {pid}) goes on. Attach again: kd-tui attach {}",
+            "kd-tui: detached; the job (pid {pid}) {goes_on}. Attach again: kd-tui attach {}",
             dir.display()
         );
     }

@@ -325,6 +325,26 @@ impl Preset {
         })?;
         Ok(edited)
     }
+
+    /// `with_edit` within the run's data: a batch size no larger than the training split
+    /// (`train_examples`; 0: not known), which a step would otherwise take whole.
+    pub fn with_run_edit(
+        &self,
+        key: &str,
+        raw: &str,
+        train_examples: usize,
+    ) -> Result<Preset, String> {
+        let edited = self.with_edit(key, raw)?;
+        let batch = key
+            .strip_suffix(".batch_size")
+            .and_then(|_| edited.get(key)?.as_integer());
+        match batch {
+            Some(batch) if train_examples > 0 && batch as usize > train_examples => Err(format!(
+                "a batch of {batch} is larger than the training split: at most {train_examples}"
+            )),
+            _ => Ok(edited),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -173,6 +173,14 @@ mod defaults {
 }
 
 impl Preset {
+    /// The settings of the network a role trains.
+    pub fn net(&self, role: crate::protocol::Role) -> &NetConfig {
+        match role {
+            crate::protocol::Role::Teacher => &self.teacher,
+            crate::protocol::Role::Student => &self.student,
+        }
+    }
+
     /// Keys that may change while a run goes on (they take effect at the next optimizer step):
     /// the networks' lr, batch size and epochs, the method, and the method's live
     /// hyperparameters.

@@ -126,12 +126,17 @@ pub enum Event {
         #[serde(default)]
         clock_origin_unix: f64,
     },
+    /// Stamped with the epochs already finished and the phase's step: both 0 unless the phase
+    /// goes on from a checkpoint.
     PhaseStarted {
         epochs: usize,
         steps_per_epoch: usize,
         /// Intra-op CPU threads the phase trains with (0: not a CPU run, or not recorded).
         #[serde(default)]
         threads: usize,
+        /// Steps of the epoch in progress that a resumed phase had already taken (0 otherwise).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        epoch_steps_done: usize,
     },
     /// Mean training loss over the steps since the previous `Step`.
     Step {
@@ -233,6 +238,10 @@ pub enum LogLevel {
     Info,
     Warn,
     Error,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Seconds since the Unix epoch, now.

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 #[serde(rename_all = "lowercase")]
 pub enum RunState {
     Running,
+    /// A live job whose current phase's network is paused: it waits for a resume.
+    Paused,
     Completed,
     Interrupted,
     Failed,
@@ -21,9 +23,15 @@ pub enum RunState {
 }
 
 impl RunState {
+    /// A job trains (or waits, paused) in the folder.
+    pub fn is_live(self) -> bool {
+        matches!(self, RunState::Running | RunState::Paused)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             RunState::Running => "running",
+            RunState::Paused => "paused",
             RunState::Completed => "completed",
             RunState::Interrupted => "interrupted",
             RunState::Failed => "failed",
@@ -71,6 +79,7 @@ pub fn inspect(dir: &Path) -> Option<RunInfo> {
         best_val_acc: BTreeMap::new(),
         age_seconds,
     };
+    let mut paused_roles = [false; 2];
     for Stamped { at, event, .. } in &records {
         info.phase = at.phase.or(info.phase);
         match event {
@@ -86,11 +95,16 @@ pub fn inspect(dir: &Path) -> Option<RunInfo> {
                     *best = best.max(100.0 * val_acc);
                 }
             }
-            Event::PhaseStarted { epochs, .. } => (info.epoch, info.epochs) = (0, *epochs),
+            Event::PhaseStarted { epochs, .. } => (info.epoch, info.epochs) = (at.epoch, *epochs),
+            // The epoch in progress, as the cockpit shows it.
+            Event::Step { .. } => info.epoch = at.epoch,
+            Event::Paused { role, paused } => paused_roles[role.index()] = *paused,
             _ => {}
         }
     }
+    let waits = info.phase.is_some_and(|p| paused_roles[p.role().index()]);
     info.state = match (pid, records.last().map(|r| &r.event)) {
+        (Some(_), _) if waits => RunState::Paused,
         (Some(_), _) => RunState::Running,
         (None, Some(Event::Finished { summary })) => match summary.status {
             RunStatus::Completed => RunState::Completed,
@@ -144,7 +158,7 @@ pub fn scan(root: &Path) -> Vec<RunInfo> {
 pub fn latest_live(root: &Path) -> Option<PathBuf> {
     scan(root)
         .into_iter()
-        .find(|r| r.state == RunState::Running)
+        .find(|r| r.state.is_live())
         .map(|r| r.dir)
 }
 
@@ -172,7 +186,7 @@ pub fn table(runs: &[RunInfo]) -> String {
         ]);
     for r in runs {
         let state = match r.pid {
-            Some(pid) => format!("running (pid {pid})"),
+            Some(pid) => format!("{} (pid {pid})", r.state.as_str()),
             None => r.state.as_str().to_string(),
         };
         let best = Phase::ALL
@@ -213,6 +227,35 @@ mod tests {
         assert_eq!(runs.len(), 1, "{runs:?}");
         assert_eq!(runs[0].state, RunState::Dead);
         assert_eq!(runs[0].phase, Some(Phase::Teacher));
+    }
+
+    #[test]
+    fn a_paused_job_is_listed_paused_at_the_epoch_the_cockpit_shows() {
+        let root = tempfile::tempdir().unwrap();
+        let run = root.path().join("run");
+        std::fs::create_dir(&run).unwrap();
+        let records = [
+            r#"{"phase":"teacher","epoch":0,"step":0,"wall_time":0.1,"type":"phase_started","epochs":6,"steps_per_epoch":20}"#,
+            r#"{"phase":"teacher","epoch":1,"step":5,"wall_time":0.2,"type":"step","loss":2.0,"lr":0.001,"samples_per_sec":64.0}"#,
+            r#"{"phase":"teacher","epoch":1,"step":5,"wall_time":0.3,"type":"paused","role":"teacher","paused":true}"#,
+        ];
+        std::fs::write(run.join("metrics.jsonl"), records.join("\n") + "\n").unwrap();
+        let _job = crate::run::lock::JobLock::acquire(&run).unwrap();
+        let info = inspect(&run).unwrap();
+        assert_eq!(
+            (info.state, info.epoch, info.epochs),
+            (RunState::Paused, 1, 6)
+        );
+        assert_eq!(latest_live(root.path()), Some(run.clone()));
+        let pid = std::process::id();
+        assert!(table(&[info]).contains(&format!("paused (pid {pid})")));
+        let resumed = r#"{"phase":"teacher","epoch":1,"step":5,"wall_time":0.4,"type":"paused","role":"teacher","paused":false}"#;
+        std::fs::write(
+            run.join("metrics.jsonl"),
+            records.join("\n") + "\n" + resumed + "\n",
+        )
+        .unwrap();
+        assert_eq!(inspect(&run).unwrap().state, RunState::Running);
     }
 
     #[test]

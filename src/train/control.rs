@@ -5,7 +5,7 @@ use super::phase_run::PhaseRun;
 use super::Trainer;
 use crate::config::Preset;
 use crate::model::Model;
-use crate::protocol::{Command, Event, LogLevel};
+use crate::protocol::{Command, Event, LogLevel, Phase};
 use std::time::{Duration, Instant};
 
 /// Refused edits recorded in a second, at most: a client repeating a bad edit cannot fill
@@ -94,7 +94,7 @@ impl Trainer {
                     }
                 }
                 Command::Set { key, value } => {
-                    if self.apply_edit(&key, &value) {
+                    if self.apply_edit(&key, &value, model, phase) {
                         run.edited(&key, &self.preset);
                     }
                 }
@@ -114,9 +114,22 @@ impl Trainer {
         }
     }
 
-    /// Applies an edit to the preset (or refuses it); whether it was applied.
-    fn apply_edit(&mut self, key: &str, value: &str) -> bool {
-        match self.preset.with_edit(key, value) {
+    /// Applies an edit to the preset (or refuses it); whether it was applied. A batch size must
+    /// fit the training split, and the training network's batch the memory too.
+    fn apply_edit(&mut self, key: &str, value: &str, model: &Model, phase: Phase) -> bool {
+        let training_batch = format!("{}.batch_size", phase.role().table());
+        let checked = self
+            .preset
+            .with_run_edit(key, value, self.data.train.len())
+            .and_then(|edited| {
+                // Ranks would judge their own memory and could disagree: one job, one answer.
+                if key == training_batch && self.world_size() == 1 {
+                    let batch = edited.net(phase.role()).batch_size;
+                    super::step_memory::check_batch(model, &self.data.input, batch)?;
+                }
+                Ok(edited)
+            });
+        match checked {
             Ok(edited) => {
                 let as_json = |p: &Preset| {
                     p.get(key)

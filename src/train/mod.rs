@@ -26,6 +26,7 @@ mod parallel;
 mod phase;
 mod phase_run;
 mod resume;
+mod step_memory;
 mod targets;
 pub mod threads;
 mod window;
@@ -34,7 +35,7 @@ use crate::config::{NetConfig, Preset};
 use crate::data::Splits;
 use crate::model::Model;
 use crate::protocol::summary::{Comparison, PhaseResult, RunStatus, RunSummary};
-use crate::protocol::{Command, Event, LogLevel, Phase, Position, Role, Stamped};
+use crate::protocol::{Command, Event, LogLevel, Phase, Position, Stamped};
 use crate::run::checkpoint::Checkpoint;
 use crate::run::RunFolder;
 use std::sync::mpsc;
@@ -396,9 +397,6 @@ impl Trainer {
     }
 
     fn net_config(&self, phase: Phase) -> &NetConfig {
-        match phase.role() {
-            Role::Teacher => &self.preset.teacher,
-            Role::Student => &self.preset.student,
-        }
+        self.preset.net(phase.role())
     }
 }

@@ -114,11 +114,12 @@ impl Trainer {
     ) -> Result<Trained, PhaseEnd> {
         let phase = run.phase;
         let n_train = self.data.train.len();
-        let batch_size = self.net_config(phase).batch_size;
+        let global_batch = self.net_config(phase).batch_size * self.world_size();
         self.emit(Event::PhaseStarted {
             epochs: self.net_config(phase).epochs,
-            steps_per_epoch: n_train.div_ceil(batch_size * self.world_size()),
+            steps_per_epoch: n_train.div_ceil(global_batch),
             threads: run.threads,
+            epoch_steps_done: run.start_cursor.div_ceil(global_batch),
         });
         let mut last_parts = BTreeMap::new();
         while self.at.epoch < self.net_config(phase).epochs {
@@ -308,6 +309,7 @@ impl Trainer {
             epochs: 0,
             steps_per_epoch: 0,
             threads: run.threads,
+            epoch_steps_done: 0,
         });
         self.log(LogLevel::Info, format!("teacher loaded from {from}"));
         self.finish_phase(run, model, None);

@@ -113,11 +113,15 @@ impl Trainer {
             ckpt.phase.as_str(),
             ckpt.epoch,
             ckpt.step,
-            self.results
-                .iter()
-                .map(|r| r.phase.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
+            match self.results.len() {
+                0 => "none".to_string(),
+                _ => self
+                    .results
+                    .iter()
+                    .map(|r| r.phase.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            },
         );
         for r in &extended {
             message.push_str(&format!(

@@ -22,8 +22,8 @@ pub enum Msg {
     TrainerGone,
     /// SIGINT, SIGTERM or SIGHUP.
     Signal(i32),
-    /// Time since the TUI started (drives the elapsed clock).
-    Tick(Duration),
+    /// The Unix time now (drives the elapsed clock).
+    Tick(f64),
     Resize,
 }
 
@@ -147,7 +147,13 @@ pub struct App {
     pub diverged: Option<Phase>,
     /// The edit to go on with (a lower lr after a divergence), once the user said yes.
     pub retry: Option<crate::config::Override>,
-    /// Time since the TUI started.
+    /// Edits sent to the trainer and not yet applied or refused: key -> value.
+    pub pending: BTreeMap<String, String>,
+    /// Seconds per optimizer step last measured for each role's network (for the run's ETA).
+    pub step_seconds: [Option<f64>; 2],
+    /// Unix time of the job's start (its `wall_time` 0), or of the first tick before it is known.
+    pub clock_origin: Option<f64>,
+    /// Time since the job started (the trainer's time, however late the cockpit attached).
     pub elapsed: Duration,
     /// A stop was asked for; the TUI exits when the trainer has finished.
     pub stopping: bool,
@@ -183,6 +189,9 @@ impl App {
             link: Link::InProcess,
             diverged: None,
             retry: None,
+            pending: BTreeMap::new(),
+            step_seconds: [None; 2],
+            clock_origin: None,
             elapsed: Duration::ZERO,
             stopping: false,
             trainer_gone: false,
@@ -341,7 +350,15 @@ impl App {
                 );
                 self.stop(name)
             }
-            Msg::Tick(elapsed) => {
+            Msg::Tick(unix_now) => {
+                let origin = *self.clock_origin.get_or_insert(unix_now);
+                // A job no longer training stays at its last event's time.
+                let seconds = if self.trainer_gone || matches!(self.link, Link::ReadOnly { .. }) {
+                    self.progress.wall_time
+                } else {
+                    unix_now - origin
+                };
+                let elapsed = Duration::from_secs_f64(seconds.max(0.0));
                 // Only the clock changed: redraw once a second for it, not every tick.
                 self.dirty = elapsed.as_secs() != self.elapsed.as_secs();
                 self.elapsed = elapsed;

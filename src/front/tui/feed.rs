@@ -24,9 +24,15 @@ impl App {
                 student,
                 preset,
                 train_examples,
-                ..
+                clock_origin_unix,
             } => {
                 self.train_examples = train_examples;
+                // A resumed run's new process: the stopped one's end is history now.
+                self.summary = None;
+                // Records from before the origin was carried have 0.
+                if clock_origin_unix > 0.0 {
+                    self.clock_origin = Some(clock_origin_unix);
+                }
                 self.run_dir = run_dir.clone();
                 self.device = device;
                 self.data = data;
@@ -41,24 +47,38 @@ impl App {
                 epochs,
                 steps_per_epoch,
                 threads,
+                epoch_steps_done,
             } => {
                 let paused = phase.is_some_and(|p| self.is_paused(p.role()));
+                // A resumed phase starts where its checkpoint was: `at` holds the epochs done.
+                let resumed = at.epoch > 0 || at.step > 0;
                 self.progress = Progress {
                     phase,
+                    epoch: at.epoch + usize::from(resumed),
                     epochs,
+                    epochs_done: at.epoch,
+                    epoch_start_step: at.step.saturating_sub(epoch_steps_done),
+                    step: at.step,
                     steps_per_epoch,
                     threads,
                     wall_time,
                     phase_started: wall_time,
+                    start_epochs_done: at.epoch,
+                    start_step: at.step,
                     paused_since: paused.then_some(wall_time),
                     ..Progress::default()
                 };
                 let name = phase.map_or("", Phase::as_str);
-                self.push_log(
-                    wall_time,
-                    LogLevel::Info,
-                    format!("{name} phase started ({epochs} epochs)"),
-                );
+                let text = if resumed {
+                    let percent = 100.0 * self.progress.epoch_ratio();
+                    format!(
+                        "{name} phase resumed at epoch {}/{epochs} ({percent:.0}% into it)",
+                        self.progress.epoch
+                    )
+                } else {
+                    format!("{name} phase started ({epochs} epochs)")
+                };
+                self.push_log(wall_time, LogLevel::Info, text);
             }
             Event::Step {
                 loss,
@@ -95,6 +115,7 @@ impl App {
                     self.progress.epochs_done = at.epoch;
                     self.progress.epoch_start_step = at.step;
                     self.progress.step = self.progress.step.max(at.step);
+                    self.measure_rate();
                 }
                 if let Some(i) = series {
                     self.series[i]
@@ -142,10 +163,12 @@ impl App {
                 if let Some(i) = series {
                     self.series[i].edits.push(at.step as f64);
                 }
+                self.pending.remove(key);
                 let step = format!(" (step {})", at.step);
                 self.push_control_line(wall_time, LogLevel::Info, &event, &step);
             }
-            Event::EditRefused { .. } => {
+            Event::EditRefused { ref key, .. } => {
+                self.pending.remove(key);
                 self.push_control_line(wall_time, LogLevel::Warn, &event, "")
             }
             Event::Checkpoint { .. } => {

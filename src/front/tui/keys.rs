@@ -142,12 +142,15 @@ impl App {
                 let key = self.selected_row().key;
                 let value = field.value().trim().to_string();
                 let checked = match &self.preset {
-                    Some(p) => p.with_edit(&key, &value).map(|_| ()),
+                    Some(p) => p
+                        .with_run_edit(&key, &value, self.train_examples)
+                        .map(|_| ()),
                     None => Err("the run has not started yet".into()),
                 };
                 match checked {
                     Ok(()) => {
                         self.mode = Mode::Normal;
+                        self.pending.insert(key.clone(), value.clone());
                         Some(Command::Set { key, value })
                     }
                     Err(reason) => {

@@ -6,6 +6,7 @@
 //! The trainer never waits on this loop.
 
 pub mod app;
+mod eta;
 mod feed;
 mod keys;
 mod progress;
@@ -30,7 +31,7 @@ use std::io::{stdout, Stdout};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::mpsc::{Receiver, UnboundedReceiver};
 
 /// Minimum time between two frames (about 10 fps).
@@ -107,7 +108,8 @@ impl Cockpit {
     }
 
     /// Runs the cockpit over one trainer until the user quits, a signal stops the run, or (in a
-    /// series with runs to come) the run completes; returns how it ended.
+    /// series with runs to come) the run completes; returns how it ended. `history` is what the
+    /// run recorded before (a resumed run's `metrics.jsonl`), shown first.
     ///
     /// If the TUI itself fails or panics, the trainer is told to checkpoint and stop before this
     /// returns, so the run folder is complete whatever happened on screen.
@@ -115,9 +117,13 @@ impl Cockpit {
         &mut self,
         handle: TrainerHandle,
         queue: Option<&Queue>,
+        history: Vec<Stamped>,
     ) -> color_eyre::Result<Ended> {
         let mut app = App::new(self.options.ascii_markers);
         app.queue = queue.cloned();
+        for event in history {
+            app.update(Msg::Trainer(event));
+        }
         let TrainerHandle {
             commands,
             mut events,
@@ -229,7 +235,8 @@ impl Drop for Cockpit {
 impl Front for Cockpit {
     fn drive(&mut self, handle: TrainerHandle, queue: &Queue) -> Result<Ended, String> {
         // The report's chain on one line (`{:?}` would be its multi-line debug report).
-        self.run(handle, Some(queue)).map_err(|e| format!("{e:#}"))
+        self.run(handle, Some(queue), Vec::new())
+            .map_err(|e| format!("{e:#}"))
     }
 
     fn print(&mut self, text: String) {
@@ -253,7 +260,6 @@ async fn event_loop(
     let mut keys = EventStream::new();
     let mut frame_tick = tokio::time::interval(FRAME_INTERVAL);
     frame_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let started = Instant::now();
     let mut stopped_by = None;
     let mut keys_closed = false;
     while !app.exit {
@@ -275,7 +281,7 @@ async fn event_loop(
                 Msg::Signal(signo)
             }
             _ = frame_tick.tick() => {
-                app.update(Msg::Tick(started.elapsed()));
+                app.update(Msg::Tick(crate::protocol::unix_now()));
                 if crate::fault::injected("ui-panic") {
                     panic!("injected fault: ui-panic");
                 }

@@ -20,14 +20,21 @@ pub struct Progress {
     /// Trainer wall time of the latest event and of the current phase's start.
     pub wall_time: f64,
     pub phase_started: f64,
+    /// Epochs finished and the step reached when this process started the phase (both 0
+    /// unless it was resumed): the rate is measured from there.
+    pub start_epochs_done: usize,
+    pub start_step: usize,
     /// Time this phase spent paused, and since when it is paused now.
     pub paused_seconds: f64,
     pub paused_since: Option<f64>,
 }
 
 impl Progress {
-    /// Fraction of the current epoch done.
+    /// Fraction of the current epoch done; a phase past its last epoch has it done.
     pub fn epoch_ratio(&self) -> f64 {
+        if self.epochs > 0 && self.epochs_done >= self.epochs {
+            return 1.0;
+        }
         if self.steps_per_epoch == 0 {
             return 0.0;
         }
@@ -44,17 +51,33 @@ impl Progress {
         ((self.epochs_done as f64 + self.epoch_ratio()) / self.epochs as f64).clamp(0.0, 1.0)
     }
 
-    /// Training seconds of this phase so far, paused time left out.
+    /// Training seconds of this phase so far in this process, paused time left out.
     pub fn training_seconds(&self) -> f64 {
         let paused_now = self.paused_since.map_or(0.0, |t| self.wall_time - t);
         self.wall_time - self.phase_started - self.paused_seconds - paused_now
     }
 
-    /// Seconds left in this phase, once a whole epoch has given a stable rate.
-    pub fn eta_seconds(&self) -> Option<f64> {
+    /// Seconds per optimizer step, once an epoch has ended in this process: a stable rate,
+    /// measured over the steps this process took (a resumed phase's earlier steps took no
+    /// time here).
+    pub fn seconds_per_step(&self) -> Option<f64> {
+        let steps = self.step.saturating_sub(self.start_step);
         let spent = self.training_seconds();
-        let done = self.phase_ratio();
-        (self.epochs_done >= 1 && done > 0.0 && spent > 0.0).then(|| spent * (1.0 - done) / done)
+        (self.epochs_done > self.start_epochs_done && steps > 0 && spent > 0.0)
+            .then(|| spent / steps as f64)
+    }
+
+    /// Optimizer steps left in this phase at the current steps per epoch.
+    pub fn steps_left(&self) -> usize {
+        let into_epoch = self.step.saturating_sub(self.epoch_start_step);
+        (self.epochs.saturating_sub(self.epochs_done) * self.steps_per_epoch)
+            .saturating_sub(into_epoch)
+    }
+
+    /// Seconds left in this phase, once its rate is measured.
+    pub fn eta_seconds(&self) -> Option<f64> {
+        self.seconds_per_step()
+            .map(|rate| rate * self.steps_left() as f64)
     }
 
     pub fn set_paused(&mut self, paused: bool, at: f64) {

@@ -4,6 +4,7 @@ mod attached;
 mod cockpit;
 mod diverged;
 mod edits;
+mod figures;
 mod screens;
 mod series;
 
@@ -16,7 +17,9 @@ use crate::protocol::ModelSize;
 use crate::protocol::{Command, Event, LogLevel, Phase, Position, Role, Stamped};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::{backend::TestBackend, Terminal};
-use std::time::Duration;
+
+/// The Unix time of the test run's `wall_time` 0.
+pub(super) const CLOCK_ORIGIN: f64 = 1.8e9;
 
 pub(super) fn stamped(
     phase: Option<Phase>,
@@ -46,7 +49,7 @@ pub(super) fn applied(app: &App, key: &str, value: &str) -> Event {
     }
 }
 
-fn result(phase: Phase, params: usize, acc: f64, latency_us: f64) -> PhaseResult {
+pub(super) fn result(phase: Phase, params: usize, acc: f64, latency_us: f64) -> PhaseResult {
     PhaseResult {
         phase,
         trained: true,
@@ -77,7 +80,7 @@ fn result(phase: Phase, params: usize, acc: f64, latency_us: f64) -> PhaseResult
 }
 
 /// Feeds a whole phase: start, 6 epochs of 20 steps with a step event every 5, finish.
-fn feed_phase(
+pub(super) fn feed_phase(
     app: &mut App,
     phase: Phase,
     start: f64,
@@ -95,6 +98,7 @@ fn feed_phase(
             epochs: 6,
             steps_per_epoch: 20,
             threads: 1,
+            epoch_steps_done: 0,
         },
     ));
     for epoch in 1..=6 {
@@ -143,16 +147,21 @@ fn feed_phase(
     ));
 }
 
-/// A run that has trained the teacher and the baseline and is half-way through distilling,
-/// with one accepted edit.
-pub(super) fn mid_run() -> App {
+/// A run on the digits preset (6 epochs each) that has just started: no phase yet.
+pub(super) fn started() -> App {
     let mut app = App::new(false);
+    app.update(run_started());
+    app
+}
+
+/// The trainer's first event of a run on the digits preset, 6 epochs each.
+pub(super) fn run_started() -> Msg {
     let epochs = [
         "teacher.epochs=6".parse().unwrap(),
         "student.epochs=6".parse().unwrap(),
     ];
     let preset = config::load(config::DIGITS_PRESET, "test", &epochs).unwrap();
-    app.update(stamped(
+    stamped(
         None,
         0,
         0,
@@ -171,9 +180,15 @@ pub(super) fn mid_run() -> App {
                 bytes: 9640,
             },
             preset: preset.to_toml(),
-            clock_origin_unix: 0.0,
+            clock_origin_unix: CLOCK_ORIGIN,
         },
-    ));
+    )
+}
+
+/// A run that has trained the teacher and the baseline and is half-way through distilling,
+/// with one accepted edit.
+pub(super) fn mid_run() -> App {
+    let mut app = started();
     feed_phase(&mut app, Phase::Teacher, 0.1, 0.983, 85002, 40.0);
     feed_phase(&mut app, Phase::Baseline, 1.5, 0.955, 2410, 6.0);
     let p = Some(Phase::Distilled);
@@ -186,6 +201,7 @@ pub(super) fn mid_run() -> App {
             epochs: 6,
             steps_per_epoch: 20,
             threads: 1,
+            epoch_steps_done: 0,
         },
     ));
     for step in (5..=70).step_by(5) {
@@ -227,7 +243,7 @@ pub(super) fn mid_run() -> App {
             app.update(stamped(p, epoch, step, 3.4, edit));
         }
     }
-    app.update(Msg::Tick(Duration::from_secs(4)));
+    app.update(Msg::Tick(CLOCK_ORIGIN + 4.0));
     app
 }
 
@@ -556,15 +572,15 @@ fn a_tick_within_the_second_keeps_a_pending_change() {
         parts: Default::default(),
     };
     app.update(stamped(Some(Phase::Distilled), 4, 75, 3.9, step));
-    app.update(Msg::Tick(Duration::from_millis(4100)));
+    app.update(Msg::Tick(CLOCK_ORIGIN + 4.1));
     assert!(
         app.dirty,
         "the new step is drawn at this frame, not a second later"
     );
     app.dirty = false;
-    app.update(Msg::Tick(Duration::from_millis(4200)));
+    app.update(Msg::Tick(CLOCK_ORIGIN + 4.2));
     assert!(!app.dirty, "the clock alone redraws once a second");
-    app.update(Msg::Tick(Duration::from_millis(5000)));
+    app.update(Msg::Tick(CLOCK_ORIGIN + 5.0));
     assert!(app.dirty);
 }
 
@@ -687,6 +703,7 @@ fn eta_needs_a_warm_up_and_durations_format_coarsely() {
             epochs: 6,
             steps_per_epoch: 20,
             threads: 1,
+            epoch_steps_done: 0,
         },
     ));
     assert_eq!(

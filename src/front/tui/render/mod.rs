@@ -9,7 +9,7 @@ pub use charts::{ema, thin};
 use super::app::{App, Confirm, Link, Mode};
 use super::theme;
 use crate::protocol::summary::RunStatus;
-use crate::protocol::Phase;
+use crate::protocol::{Phase, Role};
 use charts::{render_accuracy_chart, render_loss_chart};
 use panels::{log_line, models_height, render_hyperparameters, render_log, render_models};
 use ratatui::layout::{Alignment, Constraint, Flex, Layout, Rect};
@@ -129,7 +129,13 @@ fn render_header(app: &App, frame: &mut Frame, area: Rect) {
         None if app.trainer_gone => Span::styled("trainer stopped", theme::error()),
         None => Span::raw("-"),
     };
-    let eta = p.eta_seconds().map_or("-".into(), format_duration);
+    let eta = |seconds: Option<f64>| seconds.map_or("-".into(), format_duration);
+    let paused = p.phase.is_some_and(|phase| app.is_paused(phase.role()));
+    let rate = if paused {
+        " · paused".to_string()
+    } else {
+        format!(" · {:.0} samples/s", p.samples_per_sec)
+    };
     let mut spans = vec![
         Span::styled(" kd-tui ", theme::title()),
         Span::raw(format!("{} · ", app.name)),
@@ -147,6 +153,10 @@ fn render_header(app: &App, frame: &mut Frame, area: Rect) {
         spans.push(Span::raw(format!("{} {at}/{} · ", q.title, q.rows.len())));
     }
     spans.extend([phase, Span::raw(" "), status(app)]);
+    let students_wait = p.phase == Some(Phase::Teacher) && app.is_paused(Role::Student);
+    if students_wait && app.summary.is_none() {
+        spans.push(Span::styled(" · students start paused", theme::paused()));
+    }
     // Most important first; whatever does not fit the width is left out.
     let optional = match &app.summary {
         Some(summary) => vec![
@@ -155,9 +165,10 @@ fn render_header(app: &App, frame: &mut Frame, area: Rect) {
         ],
         None => vec![
             format!(" · epoch {}/{}", p.epoch, p.epochs),
-            format!(" · ETA {eta}"),
+            format!(" · ETA {}", eta(app.run_eta_seconds())),
             format!(" · elapsed {}", format_duration(app.elapsed.as_secs_f64())),
-            format!(" · {:.0} samples/s", p.samples_per_sec),
+            format!(" · phase ETA {}", eta(p.eta_seconds())),
+            rate,
             format!(" · step {}", p.step),
             format!(" · {}{}", app.device, threads_text(p.threads)),
         ],
@@ -236,8 +247,9 @@ fn render_footer(app: &App, frame: &mut Frame, area: Rect, compact: bool) {
                 Link::InProcess => hint("q", "quit"),
                 _ => [hint("q", "detach"), hint("X", "stop job")].concat(),
             };
+            let paused = app.is_paused(app.active_role());
             [
-                hint(" Space", "pause"),
+                hint(" Space", if paused { "resume" } else { "pause" }),
                 hint("↑↓", "select"),
                 hint("Enter", "edit"),
                 hint("n", "skip"),

@@ -33,7 +33,12 @@ pub(super) fn render_hyperparameters(app: &App, frame: &mut Frame, area: Rect) {
                             epochs.saturating_sub(app.progress.epoch)
                         ));
                     }
-                    vec![Span::raw(v)]
+                    let mut value = vec![Span::raw(v)];
+                    // Sent, and not yet applied by the trainer (it applies at its next step).
+                    if let Some(new) = app.pending.get(&row.key) {
+                        value.push(Span::styled(format!(" → {new} pending"), theme::paused()));
+                    }
+                    value
                 }
             };
             let mut spans = vec![Span::raw(format!(" {:<12}", row.label))];
