@@ -129,6 +129,7 @@ fn after_one_teacher_epoch(val_acc: f64) -> App {
             epochs: 6,
             steps_per_epoch: 20,
             threads: 1,
+            epoch_steps_done: 0,
         },
     ));
     for step in [10, 20] {
