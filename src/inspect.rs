@@ -1,7 +1,7 @@
 //! `kd-tui models PRESET`: what the preset's teacher and student are, layer by layer, and the
 //! check that `hint`'s layer names exist, both from a forward pass of one example.
 
-use crate::config::{ModelConfig, Preset};
+use crate::config::{DataSource, ModelConfig, Preset};
 use crate::model::{Model, Torchscript};
 use crate::protocol::InputShape;
 use tch::{Device, Kind, Tensor};
@@ -19,6 +19,17 @@ pub fn layers(
         .into_iter()
         .map(|(name, t)| (name, t.size()[1..].to_vec()))
         .collect())
+}
+
+/// The shape of one example, and the classes, of a fixed-format source as its standard files
+/// have them (MNIST: 1x28x28 images, CIFAR-10: 3x32x32; ten classes each); `None` for sources
+/// whose shape only their files tell.
+pub fn format_shape(source: DataSource) -> Option<(InputShape, usize)> {
+    match source {
+        DataSource::Mnist => Some((InputShape::image(1, 28, 28), 10)),
+        DataSource::Cifar10 => Some((InputShape::image(3, 32, 32), 10)),
+        _ => None,
+    }
 }
 
 /// The models of a preset for data of `input` shape, as text.

@@ -12,13 +12,14 @@ use crate::train::TrainerSetup;
 use std::path::Path;
 use tch::Device;
 
-/// A preset file, or the embedded default, with overrides.
+/// A preset file (or a shipped preset's name: `config::shipped::load_named`), or the embedded
+/// default, with overrides.
 pub fn read_preset(
     path: Option<&Path>,
     overrides: &[Override],
 ) -> Result<Preset, config::PresetError> {
     match path {
-        Some(path) => config::load_file(path, overrides),
+        Some(path) => config::shipped::load_named(path, overrides),
         None => config::load(
             config::DEFAULT_PRESET,
             config::DEFAULT_PRESET_NAME,

@@ -149,8 +149,12 @@ fn missing_preset_file() {
     let path = tmp.path().join("absent.toml");
     let message = rejected(tmp.path(), &[path.clone().into()]);
     assert!(
-        message.contains(&format!("{}: cannot read preset", path.display())),
+        message.contains(&format!("{}: no such preset file", path.display())),
         "{message}"
+    );
+    assert!(
+        message.contains("mnist-cnn"),
+        "the shipped names: {message}"
     );
 }
 

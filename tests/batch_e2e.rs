@@ -572,6 +572,16 @@ fn sigterm_checkpoints_and_marks_the_run_interrupted() {
     );
     assert_eq!(code, Some(128 + 15), "exit code 128 + SIGTERM\n{stderr}");
     assert!(stderr.contains("SIGTERM received"), "{stderr}");
+    // The way back: the folder, the outcome and the command that goes on with the run.
+    let go_on = format!("go on with: kd-tui --batch --resume {}", dir.display());
+    assert!(stderr.contains(&go_on), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "interrupted (SIGTERM); run folder {}",
+            dir.display()
+        )),
+        "{stderr}"
+    );
 
     let summary = read_summary(&dir);
     assert_eq!(summary.status, RunStatus::Interrupted);

@@ -118,17 +118,23 @@ fn pause_edit_resume_quit_in_a_real_terminal() {
     });
 
     s.keys(&["q"]);
-    s.wait_screen("the quit confirmation", |screen| screen.contains("Quit?"));
+    s.wait_screen("the quit confirmation", |screen| {
+        screen.contains("Quit?") && screen.contains("marked interrupted")
+    });
     s.keys(&["y"]);
     assert_eq!(s.wait_exit(), 0);
     assert_terminal_restored(&s);
     let screen = s.screen();
+    let dir = s.run_dir();
+    // No phase finished: no empty table, but the outcome and the way back to the run.
+    let go_on = format!("go on with: kd-tui --resume {}", dir.display());
     assert!(
-        screen.contains("params") && screen.contains("stopped (quit from the TUI)"),
-        "final table and the reason on the normal screen:\n{screen}"
+        screen.contains("no phase finished")
+            && screen.contains("interrupted (quit from the TUI)")
+            && screen.contains(&go_on),
+        "the outcome and the resume command on the normal screen:\n{screen}"
     );
 
-    let dir = s.run_dir();
     assert_interrupted_run_folder(&dir);
     let edits: Vec<_> = metrics(&dir)
         .into_iter()

@@ -5,7 +5,8 @@ use crate::exit::Failure;
 use crate::run::checkpoint::Checkpoint;
 use crate::series::Front;
 use crate::setup::setup_in;
-use crate::train::{self, RunOutcome, TrainerSetup};
+use crate::train::{self, Ended, RunOutcome, TrainerSetup};
+use std::path::Path;
 
 /// Starts the trainer of a batch run behind its control socket, so that cockpits can attach
 /// (a run that cannot bind one, e.g. with a path too long for a socket, runs unattachable).
@@ -76,19 +77,60 @@ pub(super) fn run_in_cockpit(
     Ok(ended)
 }
 
-/// Prints how a run ended (the table on stdout, a stop's reason on stderr); returns the exit
-/// code, or the run's failure.
-pub(super) fn finish(ended: crate::train::Ended) -> Result<i32, Failure> {
+/// Prints how a run ended: the table of the phases it finished on stdout, then its folder, its
+/// outcome and, for a stopped run, the command that goes on with it (on stderr, so that a
+/// pipe gets the table alone); `flags` go before `--resume` in that command (`--batch`).
+/// Returns the exit code, or the run's failure.
+pub(super) fn finish(ended: Ended, dir: &Path, flags: &str) -> Result<i32, Failure> {
+    let width = super::width::stdout();
+    let folder = dir.display();
     match ended.outcome {
         RunOutcome::Completed(summary) => {
-            println!("{}", summary.table());
+            println!("{}", summary.table(width));
+            eprintln!("kd-tui: completed; run folder {folder}");
             Ok(0)
         }
         RunOutcome::Stopped { reason, summary } => {
-            println!("{}", summary.table());
-            eprintln!("kd-tui: stopped ({reason}); the run folder holds a checkpoint and a summary marked interrupted");
+            if summary.results().next().is_some() {
+                println!("finished phases:\n{}", summary.table(width));
+            } else {
+                println!("no phase finished");
+            }
+            let folder_word = shell_word(&folder.to_string());
+            let command = ["kd-tui", flags, "--resume", &folder_word]
+                .into_iter()
+                .filter(|w| !w.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
+            eprintln!(
+                "kd-tui: interrupted ({reason}); run folder {folder} (its checkpoint and a summary marked interrupted)\n\
+                 go on with: {command}"
+            );
             Ok(ended.signal.map_or(0, |s| 128 + s))
         }
-        RunOutcome::Failed(error) => Err(error.into()),
+        RunOutcome::Failed(error) => {
+            eprintln!("kd-tui: failed; run folder {folder}");
+            Err(error.into())
+        }
+    }
+}
+
+/// `word` as a shell reads it back: quoted unless it is made of safe characters only.
+pub(super) fn shell_word(word: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "-_./:@%+=,".contains(c);
+    if !word.is_empty() && word.chars().all(safe) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn shell_words_read_back_as_given() {
+        assert_eq!(super::shell_word("runs/digits-1"), "runs/digits-1");
+        assert_eq!(super::shell_word("my runs/it's"), r"'my runs/it'\''s'");
+        assert_eq!(super::shell_word(""), "''");
     }
 }

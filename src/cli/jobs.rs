@@ -6,6 +6,7 @@ use crate::front::tui::{Cockpit, JobChannels, Options};
 use crate::protocol::Stamped;
 use crate::remote::client;
 use crate::remote::jobs::{self, RunState};
+use crate::run::root::RunsRoot;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
@@ -26,17 +27,23 @@ fn app_link(
     Ok((Link::ReadOnly { reason }, client::history(dir)?, None))
 }
 
-/// Where `kd-tui ls` and `kd-tui attach` look by default.
-pub const RUNS: &str = "runs";
-
-/// `kd-tui ls [DIR] [--json]`.
+/// `kd-tui ls [DIR] [--json]`: DIR, or the default runs folder (`RunsRoot`), where a folder
+/// that does not exist yet holds no runs.
 pub fn ls(dir: Option<PathBuf>, json: bool) -> Result<i32, Failure> {
-    let root = dir.unwrap_or_else(|| PathBuf::from(RUNS));
-    if !root.is_dir() {
-        return Err(Failure::bad_input(format!(
-            "ls: {} is not a folder",
-            root.display()
-        )));
+    let named = dir.is_some();
+    let (root, looked) = match dir {
+        Some(dir) => {
+            let looked = dir.display().to_string();
+            (dir, looked)
+        }
+        None => {
+            let runs = RunsRoot::find();
+            (runs.dir.clone(), runs.describe())
+        }
+    };
+    // The default folder is made by the first run: until then it holds no runs.
+    if (named || root.exists()) && !root.is_dir() {
+        return Err(Failure::bad_input(format!("ls: {looked} is not a folder")));
     }
     let runs = jobs::scan(&root);
     if json {
@@ -44,9 +51,10 @@ pub fn ls(dir: Option<PathBuf>, json: bool) -> Result<i32, Failure> {
             serde_json::to_string_pretty(&runs).map_err(|e| Failure::failed(format!("ls: {e}")))?;
         println!("{text}");
     } else if runs.is_empty() {
-        println!("no runs under {}", root.display());
+        println!("no runs under {looked}");
     } else {
-        println!("{}", jobs::table(&runs));
+        println!("runs under {looked}:");
+        println!("{}", jobs::table(&runs, &root, super::width::stdout()));
     }
     Ok(0)
 }
@@ -60,11 +68,15 @@ pub fn attach(dir: Option<PathBuf>, options: Options) -> Result<i32, Failure> {
     }
     let dir = match dir {
         Some(d) => d,
-        None => jobs::latest_live(Path::new(RUNS)).ok_or_else(|| {
-            Failure::bad_input(format!(
-                "no live run under {RUNS}/; `kd-tui ls` lists every run"
-            ))
-        })?,
+        None => {
+            let runs = RunsRoot::find();
+            jobs::latest_live(&runs.dir).ok_or_else(|| {
+                Failure::bad_input(format!(
+                    "no live run under {}; `kd-tui ls` lists every run",
+                    runs.describe()
+                ))
+            })?
+        }
     };
     let info = jobs::inspect(&dir).ok_or_else(|| {
         Failure::bad_input(format!(
@@ -85,15 +97,20 @@ fn open_cockpit(dir: &Path, state: RunState, options: Options) -> Result<i32, Fa
         events: a.events,
         steps: a.steps,
     });
-    Cockpit::new(options, consumer)
+    let stopped = Cockpit::new(options, consumer)
         .and_then(|mut c| c.attach(link, history, channels))
         .map_err(|e| Failure::failed(format!("{e:?}")))?;
-    if let Some(pid) = crate::run::lock::holder(dir) {
+    let folder = super::drive::shell_word(&dir.display().to_string());
+    if stopped {
+        eprintln!(
+            "kd-tui: the job stopped; run folder {folder} (its checkpoint and a summary marked interrupted)\n\
+             go on with: kd-tui --detach --resume {folder}"
+        );
+    } else if let Some(pid) = crate::run::lock::holder(dir) {
         let paused = crate::remote::jobs::inspect(dir).is_some_and(|r| r.state == RunState::Paused);
         let goes_on = if paused { "stays paused" } else { "goes on" };
         eprintln!(
-            "kd-tui: detached; the job (pid {pid}) {goes_on}. Attach again: kd-tui attach {}",
-            dir.display()
+            "kd-tui: detached; the job (pid {pid}) {goes_on}. Attach again: kd-tui attach {folder}"
         );
     }
     Ok(0)

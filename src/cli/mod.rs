@@ -7,6 +7,8 @@ mod jobs;
 mod launch;
 mod ranks;
 mod start;
+mod tools;
+mod width;
 
 use crate::config::bounds::MAX_SEEDS;
 use crate::config::{Override, Preset};
@@ -20,7 +22,7 @@ use clap::Parser;
 use drive::{finish, run_in_cockpit, serve};
 use start::{load_preset, run_dir, setup};
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -32,8 +34,9 @@ use std::path::{Path, PathBuf};
 pub struct Args {
     #[command(subcommand)]
     pub command: Option<Subcommand>,
-    /// Preset file (TOML). Without one, the embedded default runs (presets/mnist-subset.toml:
-    /// under a minute on the embedded MNIST subset).
+    /// Preset file (TOML), or a shipped preset's name (`kd-tui presets` lists them). Without
+    /// one, the embedded default runs (mnist-subset: under a minute on the embedded MNIST
+    /// subset).
     pub preset: Option<PathBuf>,
     /// Run without the TUI: progress on stderr, final table on stdout.
     #[arg(long)]
@@ -41,7 +44,8 @@ pub struct Args {
     /// Override a preset key, e.g. --set teacher.lr=3e-4 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<Override>,
-    /// Run folder (default: runs/<name>-<timestamp>).
+    /// Run folder (default: <runs folder>/<name>-<timestamp>, the runs folder being
+    /// $KD_TUI_RUNS, else ./runs where it exists, else ~/.local/share/kd-tui/runs).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Go on with a stopped run (its folder, which holds checkpoint.json; --set still applies),
@@ -86,21 +90,31 @@ pub enum Subcommand {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         overrides: Vec<Override>,
     },
-    /// Open the cockpit on a running job (by default the most recent live run under runs/);
+    /// Open the cockpit on a running job (by default the most recent live one);
     /// `q` detaches and leaves it running. A finished or dead run opens read-only.
     Attach {
+        /// The run folder (default: the newest live run in the runs folder: $KD_TUI_RUNS, else
+        /// ./runs where it exists, else ~/.local/share/kd-tui/runs).
         run_dir: Option<PathBuf>,
         /// Draw charts with plain dots instead of braille.
         #[arg(long)]
         ascii: bool,
     },
-    /// List runs (default: under runs/) with their state: running (with its PID), completed,
-    /// interrupted, failed, or dead (killed or crashed).
+    /// List runs with their state: running (with its PID), completed, interrupted, failed, or
+    /// dead (killed or crashed). The table fits the terminal; --json keeps every field.
     Ls {
+        /// The folder to list (default: the runs folder: $KD_TUI_RUNS, else ./runs where it
+        /// exists, else ~/.local/share/kd-tui/runs).
         dir: Option<PathBuf>,
         /// JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// List the shipped presets, one line each, or print one (`kd-tui presets digits >
+    /// my.toml` starts a preset of your own). `kd-tui NAME` runs a shipped preset by its name.
+    Presets {
+        /// A shipped preset's name (mnist-subset is the default).
+        name: Option<String>,
     },
     /// What this binary runs on: libtorch and its CUDA build, whether CUDA is usable (devices
     /// and memory, or why not), the CPU threads. Run it first on a new box.
@@ -112,6 +126,8 @@ pub enum Subcommand {
         /// Which model.
         #[arg(long, value_enum, default_value = "distilled")]
         model: ExportModel,
+        /// torchscript: a .pt module for torch.jit.load (Python or C++); safetensors: the
+        /// weights alone.
         #[arg(long, value_enum, default_value = "torchscript")]
         format: Format,
         /// Output file (default: RUN_DIR/export/<model>.pt or .safetensors).
@@ -135,50 +151,6 @@ impl From<ExportModel> for Phase {
             ExportModel::Teacher => Phase::Teacher,
         }
     }
-}
-
-fn run_export(
-    run_dir: &Path,
-    model: ExportModel,
-    format: Format,
-    out: Option<PathBuf>,
-) -> Result<i32, Failure> {
-    let path = crate::export::export(run_dir, model.into(), format, out)
-        .map_err(|e| Failure::from(e).within("export"))?;
-    println!("{}", path.display());
-    Ok(0)
-}
-
-fn run_models(preset: Option<PathBuf>, overrides: &[Override]) -> Result<i32, Failure> {
-    let preset = read_preset(preset.as_deref(), overrides).map_err(Failure::bad_input)?;
-    let data = crate::data::load(&preset.data, preset.seed).map_err(Failure::bad_input)?;
-    let text = crate::inspect::describe(&preset, &data.input, data.num_classes)
-        .map_err(Failure::bad_input)?;
-    print!("{text}");
-    Ok(0)
-}
-
-fn run_data(preset: Option<PathBuf>, overrides: &[Override]) -> Result<i32, Failure> {
-    let preset = read_preset(preset.as_deref(), overrides).map_err(Failure::bad_input)?;
-    crate::train::threads::keep_serial();
-    let started = std::time::Instant::now();
-    let data = crate::data::load(&preset.data, preset.seed).map_err(Failure::bad_input)?;
-    let seconds = started.elapsed().as_secs_f64();
-    println!("data {}", data.description);
-    println!(
-        "input {}, {} classes: {}",
-        data.input,
-        data.num_classes,
-        data.classes.join(", ")
-    );
-    println!(
-        "{} train, {} validation, {} test examples",
-        data.train.len(),
-        data.val.len(),
-        data.test.len()
-    );
-    println!("loaded in {seconds:.3} s");
-    Ok(0)
 }
 
 fn tui_options(args: &Args) -> crate::front::tui::Options {
@@ -207,6 +179,21 @@ fn run_series(
     } else {
         crate::series::seeds::run(preset, &parent, front.as_mut(), resuming)
     }
+}
+
+/// The cockpit needs a terminal; checked once the preset is read, so that bad input is told
+/// first.
+fn refuse_without_terminal(args: &Args) -> Result<(), Failure> {
+    if args.batch || args.detach || std::io::stdout().is_terminal() {
+        return Ok(());
+    }
+    Err(Failure::bad_input(format!(
+        "standard output is not a terminal, so the TUI cannot start.\n\
+         For logs, nohup or CI use the headless mode:  kd-tui --batch {}",
+        args.preset
+            .as_ref()
+            .map_or("presets/digits.toml".into(), |p| p.display().to_string())
+    )))
 }
 
 /// Runs kd-tui with the process's arguments; returns the exit code.
@@ -245,9 +232,10 @@ fn run(args: Args) -> Result<i32, Failure> {
             model,
             format,
             out,
-        }) => return run_export(&run_dir, model, format, out),
-        Some(Subcommand::Models { preset, overrides }) => return run_models(preset, &overrides),
-        Some(Subcommand::Data { preset, overrides }) => return run_data(preset, &overrides),
+        }) => return tools::export(&run_dir, model, format, out),
+        Some(Subcommand::Models { preset, overrides }) => return tools::models(preset, &overrides),
+        Some(Subcommand::Data { preset, overrides }) => return tools::data(preset, &overrides),
+        Some(Subcommand::Presets { name }) => return tools::presets(name.as_deref()),
         Some(Subcommand::Attach { run_dir, ascii }) => {
             return jobs::attach(
                 run_dir,
@@ -269,15 +257,6 @@ fn run(args: Args) -> Result<i32, Failure> {
     }
     let rank = crate::collective::Env::from_env()
         .map_err(|e| Failure::bad_input(format!("the data-parallel environment: {e}")))?;
-    if !args.batch && !args.detach && rank.is_none() && !std::io::stdout().is_terminal() {
-        return Err(Failure::bad_input(format!(
-            "standard output is not a terminal, so the TUI cannot start.\n\
-             For logs, nohup or CI use the headless mode:  kd-tui --batch {}",
-            args.preset
-                .as_ref()
-                .map_or("presets/digits.toml".into(), |p| p.display().to_string())
-        )));
-    }
     let consumer = crate::front::Consumer::new()
         .map_err(|e| Failure::failed(format!("starting the event loop: {e}")))?;
     if let Some(env) = rank {
@@ -295,6 +274,7 @@ fn run(args: Args) -> Result<i32, Failure> {
                 "a series resumes as it was planned; --set is not taken with it",
             ));
         }
+        refuse_without_terminal(&args)?;
         let parent = args.resume.clone().expect("resuming");
         return run_series(&args, preset, parent, true, consumer);
     }
@@ -320,6 +300,7 @@ fn run(args: Args) -> Result<i32, Failure> {
             .repeat_seeds(n as usize)
             .map_err(|message| Failure::bad_input(format!("--seeds {n}: {message}")))?;
     }
+    refuse_without_terminal(&args)?;
     if args.detach {
         if preset.sweep.is_some() || preset.seeds.is_some() {
             return Err(Failure::bad_input("--detach runs one run for now; seeds and sweeps run with --batch (under nohup) or in the cockpit"));
@@ -346,6 +327,7 @@ fn run(args: Args) -> Result<i32, Failure> {
         );
     }
     let setup = setup(&args, preset, resume)?;
+    let dir = setup.run.dir().to_path_buf();
     let ended = if args.batch {
         let mut consumer = consumer;
         let handle = serve(setup, &consumer);
@@ -356,5 +338,5 @@ fn run(args: Args) -> Result<i32, Failure> {
             .and_then(|mut cockpit| run_in_cockpit(&mut cockpit, setup))
             .map_err(|e| Failure::failed(format!("{e:?}")))?
     };
-    finish(ended)
+    finish(ended, &dir, if args.batch { "--batch" } else { "" })
 }

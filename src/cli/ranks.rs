@@ -87,8 +87,14 @@ pub(super) fn run(args: &Args, env: Env, consumer: Consumer) -> Result<i32, Fail
     };
     if rank == 0 {
         let mut consumer = consumer;
+        let dir = setup.run.dir().to_path_buf();
         let handle = serve(setup, &consumer);
-        return finish(crate::front::batch::run(handle, &mut consumer));
+        let flags = format!("--nproc {} --batch", env.world_size);
+        return finish(
+            crate::front::batch::run(handle, &mut consumer),
+            &dir,
+            &flags,
+        );
     }
     Ok(follow(train::spawn(setup), rank, consumer))
 }

@@ -9,6 +9,7 @@ mod load;
 mod model;
 mod net;
 pub mod rules;
+pub mod shipped;
 
 pub use data::{DataCache, DataConfig, DataSource, Header, LabelColumn, MeanStd, Normalize};
 pub use load::{load, load_file, Override, PresetError};

@@ -88,6 +88,16 @@ impl Progress {
                 }
                 p.bar.println(format!("{phase:>9} {}", s.event.control_line().unwrap_or_default()));
             }
+            // The bar ends with its phase: its elapsed time stops there, and its last line
+            // comes before the lines of what follows (the teacher's outputs, the next phase).
+            (Progress::Bar(current), Event::PhaseFinished { .. }) => {
+                if let Some(p) = current.take() {
+                    p.bar.finish();
+                }
+                if let Some(line) = describe(phase, &s.event) {
+                    eprintln!("{line}");
+                }
+            }
             (Progress::Bar(current), Event::Finished { .. }) => {
                 if let Some(p) = current.take() {
                     p.bar.finish();

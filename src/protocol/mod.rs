@@ -3,6 +3,7 @@
 //! are serde types free of tch types, so a consumer in another process can speak them as JSON.
 
 pub mod failure;
+pub mod fit;
 pub mod shapes;
 pub mod stats;
 pub mod summary;

@@ -248,8 +248,9 @@ impl RunSummary {
             .map(|r| 100.0 * r.test_acc)
     }
 
-    /// The final table printed by batch mode.
-    pub fn table(&self) -> String {
+    /// The final table, within `width` columns (`protocol::fit`): the least telling columns
+    /// go first, and `summary.json` keeps them all.
+    pub fn table(&self, width: Option<usize>) -> String {
         let mut table = comfy_table::Table::new();
         table
             .load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
@@ -278,20 +279,20 @@ impl RunSummary {
                     "loaded".into()
                 },
                 format!("{:.1} µs", r.latency.batch1_us),
-                format!(
-                    "{:.2} µs @{}",
-                    r.latency.per_sample_us, r.latency.batch_size
-                ),
+                format!("{:.2} µs", r.latency.per_sample_us),
             ]);
         }
-        let mut out = table.to_string();
+        // Least telling first: the last epoch's accuracy, then sizes and latencies.
+        const DROP_ORDER: [usize; 6] = [5, 6, 3, 7, 1, 8];
+        let mut out = super::fit::table(table, width, &DROP_ORDER, "summary.json");
+        let mut notes = latency_note(&self.results().collect::<Vec<_>>());
         if let Some(params) = self.distilled.as_ref().and_then(|d| d.regressor_params) {
-            out.push_str(&format!(
+            notes.push_str(&format!(
                 "\nhint regressor: {params} parameters (trained with the student, not counted in or saved with it)"
             ));
         }
         if let Some(source) = self.distilled.as_ref().and_then(|d| d.teacher_outputs) {
-            out.push_str(match source {
+            notes.push_str(match source {
                 TeacherOutputs::Computed => "\nteacher outputs: computed once over the training set",
                 TeacherOutputs::FromCache => {
                     "\nteacher outputs: read from the cache (same teacher, same data)"
@@ -302,38 +303,61 @@ impl RunSummary {
             });
         }
         if let Some(c) = &self.comparison {
-            out.push_str(&format!(
+            notes.push_str(&format!(
                 "\nstudent is {:.1}x smaller ({:.1}x fewer bytes), {:.2}x faster at batch 1, {:.2}x per sample in a batch",
                 c.compression, c.bytes_ratio, c.speedup_batch1, c.speedup_batch
             ));
             match (&c.paired, c.gain_pp) {
-                (Some(t), _) => out.push_str(&format!(
+                (Some(t), _) => notes.push_str(&format!(
                     "\ndistillation over baseline: {} (exact McNemar test on {} paired test examples: {} right only when distilled, {} only in the baseline)",
                     t.describe(),
                     t.n,
                     t.only_distilled,
                     t.only_baseline
                 )),
-                (None, Some(gain)) => out.push_str(&format!(
+                (None, Some(gain)) => notes.push_str(&format!(
                     "\ndistillation gain over baseline: {gain:+.2} pp test accuracy"
                 )),
                 (None, None) => {}
             }
             if let Some(gap) = c.gap_to_teacher_pp {
-                out.push_str(&format!(
+                notes.push_str(&format!(
                     "\ndistilled student is {gap:.2} pp below the teacher"
                 ));
             }
             if let Some(closed) = c.gap_closed {
-                out.push_str(&format!(
+                notes.push_str(&format!(
                     "\ngap closed: {:.0}% of the teacher-baseline gap on test",
                     100.0 * closed
                 ));
             }
         }
+        out.push_str(&super::fit::wrap(&notes, width));
         out.push('\n');
         out
     }
+}
+
+/// What the latency columns measure: `latency b=1` one example at a time, `latency/sample`
+/// each example of a batch, whose size is that of the test set when smaller than 1024.
+fn latency_note(results: &[&PhaseResult]) -> String {
+    let mut batches: Vec<(usize, Vec<&str>)> = Vec::new();
+    for r in results {
+        match batches.iter_mut().find(|(b, _)| *b == r.latency.batch_size) {
+            Some((_, phases)) => phases.push(r.phase.as_str()),
+            None => batches.push((r.latency.batch_size, vec![r.phase.as_str()])),
+        }
+    }
+    let sizes = match batches.as_slice() {
+        [] => return String::new(),
+        [(size, _)] => size.to_string(),
+        _ => batches
+            .iter()
+            .map(|(size, phases)| format!("{size} ({})", phases.join(", ")))
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    format!("\nlatency b=1: one example at a time; latency/sample: per sample at batch {sizes}")
 }
 
 pub fn human_bytes(bytes: usize) -> String {

@@ -77,3 +77,47 @@ fn human_bytes_units() {
     assert_eq!(human_bytes(340008), "332 KiB");
     assert_eq!(human_bytes(3 << 20), "3.0 MiB");
 }
+
+fn summary_of(results: [PhaseResult; 3]) -> RunSummary {
+    let [teacher, baseline, distilled] = results;
+    RunSummary {
+        status: RunStatus::Completed,
+        name: "digits".into(),
+        seed: 7,
+        device: "cpu".into(),
+        data: "digits".into(),
+        input: crate::protocol::InputShape::flat(64),
+        classes: (0..10).map(|c| c.to_string()).collect(),
+        wall_seconds: 1.0,
+        comparison: Comparison::of(&teacher, Some(&baseline), Some(&distilled), None),
+        teacher: Some(teacher),
+        baseline: Some(baseline),
+        distilled: Some(distilled),
+        distributed: None,
+        failure: None,
+    }
+}
+
+#[test]
+fn the_table_fits_the_width_and_says_what_latency_measures() {
+    let mut teacher = result(Phase::Teacher, 85002, 0.98, 40.0);
+    teacher.latency.batch_size = 359;
+    teacher.model = "cnn 32-64 k5 max, 1024".into();
+    let summary = summary_of([
+        teacher,
+        result(Phase::Baseline, 2410, 0.90, 10.0),
+        result(Phase::Distilled, 2410, 0.95, 10.0),
+    ]);
+    let whole = summary.table(None);
+    assert!(whole.lines().any(|l| l.chars().count() > 110), "{whole}");
+    assert!(!whole.contains("left out"), "{whole}");
+    for width in [80, 60] {
+        let narrow = summary.table(Some(width));
+        assert!(
+            narrow.lines().all(|l| l.chars().count() <= width),
+            "{width}:\n{narrow}"
+        );
+        assert!(narrow.contains("summary.json has them"), "{narrow}");
+    }
+    insta::assert_snapshot!(summary.table(Some(80)));
+}

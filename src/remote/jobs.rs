@@ -172,7 +172,9 @@ fn age(seconds: f64) -> String {
     }
 }
 
-pub fn table(runs: &[RunInfo]) -> String {
+/// The runs as a table within `width` columns (`protocol::fit`), each named by its folder
+/// under `root`; `--json` keeps every field.
+pub fn table(runs: &[RunInfo], root: &Path, width: Option<usize>) -> String {
     let mut table = comfy_table::Table::new();
     table
         .load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
@@ -181,7 +183,7 @@ pub fn table(runs: &[RunInfo]) -> String {
             "state",
             "phase",
             "epoch",
-            "best val acc",
+            "best val acc %",
             "last record",
         ]);
     for r in runs {
@@ -193,12 +195,13 @@ pub fn table(runs: &[RunInfo]) -> String {
             .iter()
             .filter_map(|p| {
                 let acc = r.best_val_acc.get(p.as_str())?;
-                Some(format!("{} {acc:.2}%", p.as_str()))
+                Some(format!("{} {acc:.2}", p.as_str()))
             })
             .collect::<Vec<_>>()
             .join(" · ");
+        let name = r.dir.strip_prefix(root).unwrap_or(&r.dir);
         table.add_row([
-            r.dir.display().to_string(),
+            name.display().to_string(),
             state,
             r.phase.map_or("-", Phase::as_str).to_string(),
             format!("{}/{}", r.epoch, r.epochs),
@@ -206,7 +209,9 @@ pub fn table(runs: &[RunInfo]) -> String {
             age(r.age_seconds),
         ]);
     }
-    table.to_string()
+    // The phase is the best accuracies' last; the age, then where it is, go before them.
+    const DROP_ORDER: [usize; 4] = [2, 5, 3, 4];
+    crate::protocol::fit::table(table, width, &DROP_ORDER, "--json")
 }
 
 #[cfg(test)]

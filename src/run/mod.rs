@@ -5,6 +5,7 @@ pub mod files;
 pub mod history;
 pub mod lock;
 pub mod plots;
+pub mod root;
 
 use crate::config::Preset;
 use crate::protocol::summary::{RunStatus, RunSummary};
@@ -50,7 +51,7 @@ pub fn safe_name(name: &str) -> String {
 }
 
 impl RunFolder {
-    /// `runs/<name>-<local time>` under the current directory.
+    /// `<runs folder>/<name>-<local time>`, in the folder `ls` reads (`root::RunsRoot`).
     /// The run's name is made safe for a folder name (no separators, `..`, control characters or
     /// leading dots); a folder that exists already gets a numbered suffix.
     pub fn default_dir(name: &str) -> PathBuf {
@@ -59,7 +60,7 @@ impl RunFolder {
             safe_name(name),
             chrono::Local::now().format("%Y%m%d-%H%M%S")
         );
-        let runs = PathBuf::from("runs");
+        let runs = root::RunsRoot::find().dir;
         std::iter::once(base.clone())
             .chain((2..).map(|n| format!("{base}-{n}")))
             .map(|candidate| runs.join(candidate))
@@ -221,7 +222,7 @@ mod tests {
         assert_eq!(safe_name("..."), "run");
         assert_eq!(safe_name("名前"), "run");
         let dir = RunFolder::default_dir("../x\u{1b}[31m");
-        assert_eq!(dir.parent(), Some(Path::new("runs")));
+        assert_eq!(dir.parent(), Some(root::RunsRoot::find().dir.as_path()));
         let leaf = dir.file_name().unwrap().to_str().unwrap();
         assert!(leaf.starts_with("x--31m-"), "{leaf}");
     }

@@ -130,7 +130,7 @@ pub fn run_job(preset: Preset, dir: &Path, front: &mut dyn Front, queue: &Queue)
     };
     match ended.outcome {
         RunOutcome::Completed(summary) => {
-            front.print(format!("{}:\n{}", dir.display(), summary.table()));
+            front.print(format!("{}:\n{}", dir.display(), summary.table(None)));
             OneRun::Completed(summary)
         }
         RunOutcome::Stopped { reason, summary } => {

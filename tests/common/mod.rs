@@ -64,14 +64,14 @@ where
 /// Short runs of the digits preset: 3 teacher and 3 student epochs.
 pub const FEW_EPOCHS: [&str; 2] = ["teacher.epochs=3", "student.epochs=3"];
 
-/// The `kd-tui` binary built for these tests, with its teacher-output cache under the target
-/// folder rather than the user's cache.
+/// The `kd-tui` binary built for these tests, with its teacher-output cache and its default
+/// runs folder under the target folder rather than the user's.
 pub fn kd_tui() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_kd-tui"));
-    command.env(
-        "KD_TUI_CACHE",
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join("kd-tui-cache"),
-    );
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    command
+        .env("KD_TUI_CACHE", target.join("kd-tui-cache"))
+        .env("KD_TUI_RUNS", target.join("kd-tui-runs"));
     command
 }
 

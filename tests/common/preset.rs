@@ -26,7 +26,7 @@ where
     });
     let at = match args.first().and_then(|a| a.to_str()) {
         Some("models" | "data") => 1,
-        Some("attach" | "ls" | "doctor" | "export" | "help") => return args,
+        Some("attach" | "ls" | "doctor" | "export" | "help" | "presets") => return args,
         _ => 0,
     };
     if !named {

@@ -153,13 +153,13 @@ impl Cockpit {
     }
 
     /// The cockpit over a job in another process, or over a run's history alone (`link` says
-    /// which), until the user leaves; the job goes on.
+    /// which), until the user leaves; whether the user stopped the job (`X`), else it goes on.
     pub fn attach(
         &mut self,
         link: Link,
         history: Vec<Stamped>,
         job: Option<JobChannels>,
-    ) -> color_eyre::Result<()> {
+    ) -> color_eyre::Result<bool> {
         let mut app = App::new(self.options.ascii_markers);
         app.link = link;
         for event in history {
@@ -175,8 +175,8 @@ impl Cockpit {
                 (commands, events, steps)
             }
         };
-        self.show(&mut app, &commands, &mut events, &mut steps)
-            .map(|_| ())
+        self.show(&mut app, &commands, &mut events, &mut steps)?;
+        Ok(app.stopping)
     }
 
     /// Draws `app` and feeds it until it exits; the terminal is given back at once if this

@@ -322,7 +322,7 @@ fn render_confirm(app: &App, action: Confirm, frame: &mut Frame, area: Rect) {
             "Skip the rest of the {} phase?",
             app.progress.phase.map_or("current", Phase::as_str)
         ),
-        Confirm::Quit => "Quit? A checkpoint is written and the run folder completed.".into(),
+        Confirm::Quit => "Quit? The run stops with a checkpoint, marked interrupted.".into(),
         Confirm::LowerLr => format!(
             "The {} phase diverged. Go on from the last checkpoint with {} = {}?",
             app.diverged.map_or("current", Phase::as_str),
