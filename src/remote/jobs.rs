@@ -253,7 +253,7 @@ mod tests {
         );
         assert_eq!(latest_live(root.path()), Some(run.clone()));
         let pid = std::process::id();
-        assert!(table(&[info]).contains(&format!("paused (pid {pid})")));
+        assert!(table(&[info], root.path(), None).contains(&format!("paused (pid {pid})")));
         let resumed = r#"{"phase":"teacher","epoch":1,"step":5,"wall_time":0.4,"type":"paused","role":"teacher","paused":false}"#;
         std::fs::write(
             run.join("metrics.jsonl"),
