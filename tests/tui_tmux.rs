@@ -74,7 +74,7 @@ fn assert_interrupted_run_folder(dir: &Path) {
 
 #[test]
 fn pause_edit_resume_quit_in_a_real_terminal() {
-    let s = start("main", 120, 40, "", "");
+    let s = start("main", 160, 48, "", "");
     // The first epoch is done when the validation chart appears.
     s.wait_screen("the first epoch", |screen| {
         screen.contains("teacher") && !screen.contains("waiting for the first epoch")
@@ -263,8 +263,9 @@ fn every_method_runs_in_the_tui_and_p_shows_its_loss_parts() {
         let s = start(&format!("method-{method}"), 160, 48, "", &args);
         s.wait_screen("the run to complete", |screen| screen.contains("completed"));
         s.keys(&["p"]);
+        // Title and legend both drawn (a capture can fall between the rows of one redraw).
         let screen = s.wait_screen("the parts view", |screen| {
-            screen.contains("loss parts by distilled step")
+            screen.contains("loss parts by distilled step") && screen.contains(" baseline ce ")
         });
         // The legend is the loss chart's bottom border: its parts, then the baseline's ce.
         let legend = screen
