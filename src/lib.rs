@@ -26,3 +26,4 @@ pub mod run;
 pub mod series;
 pub mod setup;
 pub mod train;
+pub mod user_dirs;

@@ -96,15 +96,9 @@ pub(super) fn finish(ended: Ended, dir: &Path, flags: &str) -> Result<i32, Failu
             } else {
                 println!("no phase finished");
             }
-            let folder_word = shell_word(&folder.to_string());
-            let command = ["kd-tui", flags, "--resume", &folder_word]
-                .into_iter()
-                .filter(|w| !w.is_empty())
-                .collect::<Vec<_>>()
-                .join(" ");
             eprintln!(
-                "kd-tui: interrupted ({reason}); run folder {folder} (its checkpoint and a summary marked interrupted)\n\
-                 go on with: {command}"
+                "kd-tui: interrupted ({reason}); {}",
+                resume_note(dir, flags)
             );
             Ok(ended.signal.map_or(0, |s| 128 + s))
         }
@@ -113,6 +107,21 @@ pub(super) fn finish(ended: Ended, dir: &Path, flags: &str) -> Result<i32, Failu
             Err(error.into())
         }
     }
+}
+
+/// An interrupted run's folder and the command that goes on with it; `flags` go before
+/// `--resume` in it (`--batch`, `--detach`).
+pub(super) fn resume_note(dir: &Path, flags: &str) -> String {
+    let folder = shell_word(&dir.display().to_string());
+    let command = ["kd-tui", flags, "--resume", &folder]
+        .into_iter()
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    format!(
+        "run folder {} (its checkpoint and a summary marked interrupted)\ngo on with: {command}",
+        dir.display()
+    )
 }
 
 /// `word` as a shell reads it back: quoted unless it is made of safe characters only.

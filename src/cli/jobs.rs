@@ -102,10 +102,8 @@ fn open_cockpit(dir: &Path, state: RunState, options: Options) -> Result<i32, Fa
         .map_err(|e| Failure::failed(format!("{e:?}")))?;
     let folder = super::drive::shell_word(&dir.display().to_string());
     if stopped {
-        eprintln!(
-            "kd-tui: the job stopped; run folder {folder} (its checkpoint and a summary marked interrupted)\n\
-             go on with: kd-tui --detach --resume {folder}"
-        );
+        let note = super::drive::resume_note(dir, "--detach");
+        eprintln!("kd-tui: the job stopped; {note}");
     } else if let Some(pid) = crate::run::lock::holder(dir) {
         let paused = crate::remote::jobs::inspect(dir).is_some_and(|r| r.state == RunState::Paused);
         let goes_on = if paused { "stays paused" } else { "goes on" };

@@ -25,14 +25,8 @@ const MAX_HEADER: u64 = 64 << 20;
 /// kd-tui's per-user cache folder: `$KD_TUI_CACHE`, else `$XDG_CACHE_HOME/kd-tui`, else
 /// `~/.cache/kd-tui`; none where none of these is set.
 pub fn cache_root() -> Option<PathBuf> {
-    let var = |name| {
-        std::env::var_os(name)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    var("KD_TUI_CACHE")
-        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("kd-tui")))
-        .or_else(|| var("HOME").map(|h| h.join(".cache/kd-tui")))
+    crate::user_dirs::from_env("KD_TUI_CACHE")
+        .or_else(|| crate::user_dirs::xdg("XDG_CACHE_HOME", ".cache"))
 }
 
 /// What the file holds besides the bytes, written before them.

@@ -3,6 +3,7 @@
 //! folder (`$XDG_DATA_HOME/kd-tui/runs`, `~/.local/share/kd-tui/runs`), so that `kd-tui ls`
 //! finds them from any directory.
 
+use crate::user_dirs::{from_env, xdg};
 use std::path::PathBuf;
 
 /// The variable that names the runs folder.
@@ -17,13 +18,8 @@ pub struct RunsRoot {
 
 impl RunsRoot {
     pub fn find() -> RunsRoot {
-        let var = |name| {
-            std::env::var_os(name)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        };
         let here = PathBuf::from("runs");
-        if let Some(dir) = var(RUNS_ENV) {
+        if let Some(dir) = from_env(RUNS_ENV) {
             return RunsRoot {
                 dir,
                 why: "from KD_TUI_RUNS",
@@ -35,11 +31,10 @@ impl RunsRoot {
                 why: "./runs exists here; KD_TUI_RUNS is unset",
             };
         }
-        let why = "the per-user default: KD_TUI_RUNS is unset and there is no ./runs here";
-        match var("XDG_DATA_HOME").or_else(|| var("HOME").map(|h| h.join(".local/share"))) {
+        match xdg("XDG_DATA_HOME", ".local/share") {
             Some(data) => RunsRoot {
-                dir: data.join("kd-tui").join("runs"),
-                why,
+                dir: data.join("runs"),
+                why: "the per-user default: KD_TUI_RUNS is unset and there is no ./runs here",
             },
             None => RunsRoot {
                 dir: here,
