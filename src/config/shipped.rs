@@ -14,35 +14,27 @@ pub struct Shipped {
 /// The name of the preset kd-tui runs when given none.
 pub const DEFAULT_NAME: &str = "mnist-subset";
 
+/// `presets/NAME.toml`, compiled in.
+macro_rules! shipped {
+    ($name:literal) => {
+        Shipped {
+            name: $name,
+            text: include_str!(concat!("../../presets/", $name, ".toml")),
+        }
+    };
+}
+
 pub const SHIPPED: [Shipped; 8] = [
-    Shipped {
-        name: "cifar10-resnet",
-        text: include_str!("../../presets/cifar10-resnet.toml"),
-    },
+    shipped!("cifar10-resnet"),
     Shipped {
         name: "digits",
         text: DIGITS_PRESET,
     },
-    Shipped {
-        name: "digits-cnn",
-        text: include_str!("../../presets/digits-cnn.toml"),
-    },
-    Shipped {
-        name: "images",
-        text: include_str!("../../presets/images.toml"),
-    },
-    Shipped {
-        name: "mnist",
-        text: include_str!("../../presets/mnist.toml"),
-    },
-    Shipped {
-        name: "mnist-cnn",
-        text: include_str!("../../presets/mnist-cnn.toml"),
-    },
-    Shipped {
-        name: "mnist-hinton",
-        text: include_str!("../../presets/mnist-hinton.toml"),
-    },
+    shipped!("digits-cnn"),
+    shipped!("images"),
+    shipped!("mnist"),
+    shipped!("mnist-cnn"),
+    shipped!("mnist-hinton"),
     Shipped {
         name: DEFAULT_NAME,
         text: DEFAULT_PRESET,

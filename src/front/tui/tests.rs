@@ -35,6 +35,20 @@ pub(super) fn stamped(
     })
 }
 
+/// The trainer's word that the student's pause is `paused`, at `mid_run`'s step, at `wall_time`.
+pub(super) fn student_paused(paused: bool, wall_time: f64) -> Msg {
+    stamped(
+        Some(Phase::Distilled),
+        4,
+        70,
+        wall_time,
+        Event::Paused {
+            role: Role::Student,
+            paused,
+        },
+    )
+}
+
 /// The `Edit` event the trainer sends when it applies `key = value` to the app's preset.
 pub(super) fn applied(app: &App, key: &str, value: &str) -> Event {
     let before = app.preset.as_ref().expect("a run has started");
@@ -318,16 +332,7 @@ fn space_pauses_and_resumes_the_current_role() {
         })
     );
     // The trainer's confirmation is what flips the state.
-    app.update(stamped(
-        Some(Phase::Distilled),
-        4,
-        70,
-        3.8,
-        Event::Paused {
-            role: Role::Student,
-            paused: true,
-        },
-    ));
+    app.update(student_paused(true, 3.8));
     assert!(app.is_paused(Role::Student));
     assert_eq!(
         app.update(ch(' ')),

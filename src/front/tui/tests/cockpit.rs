@@ -1,10 +1,10 @@
 //! The cockpit's views and fixes: loss parts, phases end to end, zoom, the ETA without paused
 //! time, batch-size edits, the edit field's keys, and rows declared by the method.
 
-use super::{applied, ch, draw, key, mid_run, select, stamped};
+use super::{applied, ch, draw, key, mid_run, select, stamped, student_paused};
 use crate::front::tui::app::{Mode, Msg};
 use crate::front::tui::render::charts::{loss_curves, phase_offsets, zoom_start};
-use crate::protocol::{Command, Event, Phase, Role};
+use crate::protocol::{Command, Phase};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 #[test]
@@ -59,21 +59,9 @@ fn z_zooms_to_the_most_recent_steps_and_back() {
 fn the_eta_leaves_paused_time_out() {
     let mut app = mid_run();
     let before = app.progress.eta_seconds().unwrap();
-    let pause = |paused, at| {
-        stamped(
-            Some(Phase::Distilled),
-            4,
-            70,
-            at,
-            Event::Paused {
-                role: Role::Student,
-                paused,
-            },
-        )
-    };
     let now = app.progress.wall_time;
-    app.update(pause(true, now));
-    app.update(pause(false, now + 100.0));
+    app.update(student_paused(true, now));
+    app.update(student_paused(false, now + 100.0));
     let after = app.progress.eta_seconds().unwrap();
     assert!(
         (after - before).abs() < 1e-9,

@@ -1,7 +1,10 @@
 //! The figures the cockpit shows: the run's ETA, a resumed phase's position, the job's elapsed
 //! time, what a pause shows, and an edit pending until the trainer applies it.
 
-use super::{applied, ch, draw, key, mid_run, run_started, select, stamped, started, CLOCK_ORIGIN};
+use super::{
+    applied, ch, draw, key, mid_run, run_started, select, stamped, started, student_paused,
+    CLOCK_ORIGIN,
+};
 use crate::front::tui::app::{App, Link, Mode, Msg};
 use crate::front::tui::render::format_duration;
 use crate::protocol::summary::RunStatus;
@@ -153,16 +156,7 @@ fn elapsed_is_the_jobs_however_late_the_cockpit_came() {
 fn a_pause_offers_resume_and_shows_no_rate() {
     let mut app = mid_run();
     assert!(screen(&app, 160).contains("Space pause"));
-    app.update(stamped(
-        Some(Phase::Distilled),
-        4,
-        70,
-        3.8,
-        Event::Paused {
-            role: Role::Student,
-            paused: true,
-        },
-    ));
+    app.update(student_paused(true, 3.8));
     let shown = screen(&app, 160);
     assert!(shown.contains("Space resume"), "{shown}");
     assert!(!shown.contains("samples/s"), "{shown}");
