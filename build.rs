@@ -35,7 +35,11 @@ fn main() {
     } else {
         // Installing libgloo-dev later touches /usr/include: the shim is then rebuilt with it.
         println!("cargo:rerun-if-changed=/usr/include");
-        println!("cargo:warning=no /usr/include/gloo (libgloo-dev): kd-tui builds without the Gloo backend");
+        println!(
+            "cargo:warning=no /usr/include/gloo (libgloo-dev): kd-tui builds without the Gloo \
+             backend, so --nproc and torchrun jobs on the CPU are refused; to fix: \
+             sudo apt-get install libgloo-dev (then build again)"
+        );
     }
     shim.compile("kd_shim");
     nccl_shim(&shim, Path::new(&dir), &abi);

@@ -13,6 +13,7 @@
 #         - a release build from a copy of the working tree, or of commit REV with --rev (the
 #           [patch] would rewrite Cargo.lock), with CARGO_TARGET_DIR=target/gpu-MAJOR.MINOR and
 #           LIBTORCH_BYPASS_VERSION_CHECK=1.
+#       pyte and wcwidth wheels go to gpu-stage/py (the cockpit check's terminal emulator).
 #       MNIST comes from --mnist DIR (default ../shared/data/mnist); KD_TUI_TORCH_INDEX_URL
 #       points pip at another index.
 #       The binary's rpath names this machine's venv: on the GPU box `run` sets LD_LIBRARY_PATH.
@@ -94,6 +95,15 @@ stage() {
         done \
       | sort -zu | tar --null --no-recursion -T - -cf - | tar -C "$tree" -xf -
   fi
+  # Kept mtimes can be older than the last build although the content is newer (a file edited
+  # while that build ran, from an older copy): files whose content changed since the last copy
+  # are touched, so that cargo sees them.
+  local sums="$target/tree.sha256"
+  (cd "$tree" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum) >"$sums.new"
+  if [ -f "$sums" ]; then
+    LC_ALL=C comm -13 "$sums" "$sums.new" | cut -c67- | (cd "$tree" && xargs -r -d '\n' touch)
+  fi
+  mv "$sums.new" "$sums"
 
   # 3. torch-sys without the bindings this libtorch lacks.
   local sys_version sys_src patched
@@ -129,6 +139,9 @@ stage() {
   cp presets/*.toml "$stage_dir/presets/"
   cp "$mnist"/*-idx?-ubyte* "$stage_dir/mnist/"
   cp scripts/pytorch_preset.py "$stage_dir/"
+  # A terminal emulator for the cockpit check (pure Python wheels; the GPU box has no network).
+  "$venv/bin/python3" -m pip download --disable-pip-version-check -q --no-deps \
+    -d "$stage_dir/py" pyte wcwidth
   local ldd_torch cuda_linked="no: kd-tui loads it at start-up from beside libtorch_cpu.so (kd-tui doctor)"
   ldd_torch="$(ldd "$stage_dir/kd-tui" | awk '$1 ~ /torch|c10|cuda|cupti|gomp/ || /not found/ { $1 = $1; print "  " $0 }')"
   grep -q 'libtorch_cuda\.so' <<<"$ldd_torch" && cuda_linked=yes

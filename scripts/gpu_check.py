@@ -8,7 +8,8 @@ use. Puts that torch's lib folder and its site-packages' nvidia/*/lib folders on
      scripts/bench_presets.py runs them): `kd-tui --batch PRESET --set device=DEVICE` and
      `scripts/pytorch_preset.py PRESET --device DEVICE`, each in its own folder under --work;
   3. on cuda, digits again with precision = "bf16", and with the NCCL backend as a world of
-     one rank (RANK=0, WORLD_SIZE=1);
+     one rank (RANK=0, WORLD_SIZE=1); each cuda run's per-phase GPU use from summary.json
+     (NVML), and the cockpit on a pseudo-terminal for 15 s, whose header must show the GPU;
   4. a table of per-phase training samples/s and test accuracies, kd-tui / PyTorch and
      cuda / cpu ratios, and the accuracy differences between cuda and cpu.
 Every step runs even when an earlier one failed; exits 1 if any failed.
@@ -131,7 +132,70 @@ def kd_tui_result(binary, preset, sets, scratch, timeout):
     result = kd_tui_run(binary, preset, sets, scratch, timeout)
     summary = json.loads((scratch / "kd-tui-run/summary.json").read_text())
     result["device"] = summary.get("device", "?")
+    # Each phase's GPU use as NVML saw it (absent on the CPU or without NVML).
+    result["gpu"] = {p: (summary.get(p) or {}).get("gpu") for p in PHASES}
+    if result["device"].startswith("cuda"):
+        said = "; ".join(f"{p} {gpu_use_text(g)}" for p, g in result["gpu"].items())
+        say(f"  GPU use (summary.json, NVML): {said}")
+        if not any(result["gpu"].values()):
+            raise RuntimeError("a cuda run without NVML readings in summary.json")
     return result
+
+
+def gpu_use_text(g):
+    if not g:
+        return "none"
+    return (f"{g['mean_util_percent']:.0f}% mean, {g['peak_memory_bytes'] / 2**30:.2f} GiB peak, "
+            f"{g['readings']} readings")
+
+
+def cockpit(binary, preset, sets, scratch, seconds=15, cols=120, rows=32,
+            pattern=r"cuda:\d+ \d+% [0-9.]+/[0-9.]+ GiB"):
+    """The cockpit on a pseudo-terminal for `seconds`, then SIGTERM. Its output goes through a
+    terminal emulator (pyte, staged beside the script); prints the last screen that showed a GPU
+    reading (`cuda:N P% U/T GiB` in the header) and fails if none did."""
+    import fcntl, re, signal, struct, termios
+    sys.path[:0] = [str(w) for w in sorted((ROOT / "gpu-stage/py").glob("*.whl"))]
+    import pyte
+    command = [binary, preset, "--out", str(scratch / "cockpit-run")]
+    for s in sets:
+        command += ["--set", s]
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+    def controlling_terminal():
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    child = subprocess.Popen(command, stdin=slave, stdout=slave, stderr=slave,
+                             env=dict(os.environ, TERM="xterm-256color"),
+                             preexec_fn=controlling_terminal)
+    os.close(slave)
+    screen = pyte.Screen(cols, rows)
+    stream = pyte.ByteStream(screen)
+    reading = re.compile(pattern)
+    shown, end = None, time.monotonic() + seconds
+    import select
+    while time.monotonic() < end and child.poll() is None:
+        if select.select([master], [], [], 0.2)[0]:
+            try:
+                stream.feed(os.read(master, 65536))
+            except OSError:
+                break
+            if reading.search(screen.display[0]):
+                shown = list(screen.display)
+    child.send_signal(signal.SIGTERM)
+    try:
+        while select.select([master], [], [], 2)[0]:
+            stream.feed(os.read(master, 65536))
+    except OSError:
+        pass
+    status = child.wait(timeout=60)
+    os.close(master)
+    print("\n".join("    " + line.rstrip() for line in (shown or screen.display)), flush=True)
+    print(f"    exit status {status}", flush=True)
+    if not shown:
+        raise RuntimeError("the cockpit's header showed no GPU reading")
 
 
 def pytorch_result(script, preset, sets, scratch, device, timeout):
@@ -283,6 +347,15 @@ def main():
                 speeds = ", ".join(f"{p} {samples_per_sec(r, p):,.0f}" for p in PHASES)
                 accs = ", ".join(f"{p} {100 * r['phases'][p]['test_acc']:.2f}%" for p in PHASES)
                 say(f"digits cuda kd-tui {name} ({r['device']}): samples/s {speeds}; test acc {accs}")
+
+    if "cuda" in devices and "mnist" in workloads and pathlib.Path(args.mnist).is_dir():
+        # The cockpit itself, on a pseudo-terminal: its header must show the GPU's use (NVML).
+        preset, sets = WORKLOADS["mnist"]
+        preset = str(pathlib.Path(args.presets) / pathlib.Path(preset).name)
+        sets = [s.format(mnist=args.mnist) for s in sets] + args.sets + ["device=cuda"]
+        (work / "cockpit").mkdir(parents=True, exist_ok=True)
+        steps.run("mnist cuda cockpit (GPU use in the header)",
+                  lambda t: cockpit(binary, preset, sets, work / "cockpit", min(15, t / 3)))
 
     table(results, workloads, devices)
     if args.json:

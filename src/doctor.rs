@@ -1,7 +1,7 @@
 //! `kd-tui doctor`: what a user runs first on a new box. Which libtorch this binary runs on,
 //! whether its CUDA backend is there, what the NVIDIA driver sees, and the CPU threads.
 
-use crate::device::{cuda, DeviceSpec};
+use crate::device::{cuda, nvml, DeviceSpec};
 use std::fmt::Write;
 
 /// The report, one fact per line.
@@ -44,6 +44,23 @@ pub fn report() -> String {
             Err(e) => e.clone(),
         },
     );
+    match crate::device::nvml::Nvml::open() {
+        Ok(nvml) => {
+            let version = nvml
+                .driver_version()
+                .unwrap_or_else(|e| format!("unknown ({e})"));
+            line("GPU use", format!("NVML, driver {version}"));
+            match nvml.all() {
+                Ok(gpus) => {
+                    for (name, reading) in gpus {
+                        line("", format!("{} {name}", nvml::reading_text(&reading)));
+                    }
+                }
+                Err(e) => line("", format!("NVML could not read the GPUs: {e}")),
+            }
+        }
+        Err(why) => line("GPU use", why),
+    }
     let usable = match (&backend, &driver) {
         (Err(e), _) => Err(e.to_string()),
         (_, Err(e)) => Err(e.clone()),
@@ -69,11 +86,18 @@ pub fn report() -> String {
     line(
         "data-parallel",
         format!(
-            "gloo {} (CPU), nccl {} (GPU); --nproc N or torchrun's RANK, WORLD_SIZE, ...",
+            "gloo {} (CPU), nccl {} (GPU); --nproc N, torchrun's RANK, WORLD_SIZE, ... or \
+             Slurm's SLURM_PROCID, SLURM_NTASKS",
             built(crate::collective::gloo_built()),
             built(crate::collective::nccl_built())
         ),
     );
+    if !crate::collective::gloo_built() {
+        line(
+            "",
+            "to build gloo: sudo apt-get install libgloo-dev, then build kd-tui again".into(),
+        );
+    }
     let auto = crate::device::resolve(DeviceSpec::Auto).map(crate::device::describe);
     line("device auto", auto.unwrap_or_else(|e| e));
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());

@@ -7,34 +7,13 @@ mod common;
 use common::client::{Client, HELLO};
 use common::ranks::{rank_pid, require_gloo, start_ranks};
 use common::{
-    kd_tui, kd_tui_on, read_metrics, read_summary, wait_exit, wait_for, ChildGuard, Quiet,
+    kd_tui, kd_tui_on, read_metrics, read_summary, wait_exit, wait_for, weights, ChildGuard, Quiet,
 };
 use kd_tui::protocol::summary::RunStatus;
-use safetensors::SafeTensors;
 use serde_json::Value;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-/// Every float of every tensor in a safetensors file, by name.
-fn weights(path: &Path) -> Vec<(String, Vec<f32>)> {
-    let bytes = std::fs::read(path).unwrap();
-    let tensors = SafeTensors::deserialize(&bytes).unwrap();
-    let mut all: Vec<(String, Vec<f32>)> = tensors
-        .tensors()
-        .into_iter()
-        .map(|(name, view)| {
-            let floats = view
-                .data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-                .collect();
-            (name, floats)
-        })
-        .collect();
-    all.sort_by(|a, b| a.0.cmp(&b.0));
-    all
-}
 
 #[test]
 fn two_ranks_end_with_the_weights_of_one_rank_with_the_doubled_batch() {

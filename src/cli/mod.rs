@@ -68,6 +68,10 @@ pub struct Args {
     /// folder. Launchers such as torchrun set RANK, WORLD_SIZE, ... instead.
     #[arg(long, value_name = "N", requires = "batch", value_parser = clap::value_parser!(u32).range(1..))]
     pub nproc: Option<u32>,
+    /// The rendezvous address (rank 0's host) of a job launched by torchrun or Slurm's srun;
+    /// before MASTER_ADDR. Gloo picks its network interface from GLOO_SOCKET_IFNAME.
+    #[arg(long, value_name = "HOST", conflicts_with = "nproc")]
+    pub master_addr: Option<String>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -255,7 +259,7 @@ fn run(args: Args) -> Result<i32, Failure> {
         let rank_args = launch::rank_args(std::env::args_os().skip(1));
         return launch::run(n as usize, rank_args);
     }
-    let rank = crate::collective::Env::from_env()
+    let rank = crate::collective::Env::from_env(args.master_addr.as_deref())
         .map_err(|e| Failure::bad_input(format!("the data-parallel environment: {e}")))?;
     let consumer = crate::front::Consumer::new()
         .map_err(|e| Failure::failed(format!("starting the event loop: {e}")))?;

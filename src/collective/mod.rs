@@ -33,30 +33,65 @@ pub struct Env {
 }
 
 impl Env {
-    /// The rank's environment when `RANK` and `WORLD_SIZE` are set; `None` for a plain run.
-    pub fn from_env() -> Result<Option<Env>, String> {
-        Env::from_vars(|name| std::env::var(name).ok())
+    /// The rank's environment when `RANK` and `WORLD_SIZE` are set (torchrun's names), or else
+    /// Slurm's `SLURM_PROCID` and `SLURM_NTASKS` of more than one task (a step started by `srun`);
+    /// `None` for a plain run. `master_addr` (`--master-addr`) comes before `MASTER_ADDR`.
+    pub fn from_env(master_addr: Option<&str>) -> Result<Option<Env>, String> {
+        Env::from_vars(|name| match (name, master_addr) {
+            ("MASTER_ADDR", Some(addr)) => Some(addr.to_string()),
+            _ => std::env::var(name).ok(),
+        })
     }
 
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Option<Env>, String> {
-        let (Some(rank), Some(size)) = (var("RANK"), var("WORLD_SIZE")) else {
-            return Ok(None);
+        let names = match (var("RANK"), var("WORLD_SIZE")) {
+            (None, None) => {
+                let tasks = var("SLURM_NTASKS").and_then(|n| n.trim().parse::<usize>().ok());
+                match (var("SLURM_PROCID"), tasks) {
+                    (Some(_), Some(n)) if n > 1 => SLURM,
+                    _ => return Ok(None),
+                }
+            }
+            (Some(_), Some(_)) => TORCHRUN,
+            _ => return Ok(None),
         };
         let number = |name: &str, value: Option<String>| -> Result<usize, String> {
-            let value =
-                value.ok_or_else(|| format!("{name} is not set (RANK and WORLD_SIZE are)"))?;
+            let value = value.ok_or_else(|| {
+                format!(
+                    "{name} is not set ({} and {} are)",
+                    names.rank, names.world_size
+                )
+            })?;
             value
                 .trim()
                 .parse()
                 .map_err(|_| format!("{name}={value} is not a whole number"))
         };
-        let rank = number("RANK", Some(rank))?;
-        let world_size = number("WORLD_SIZE", Some(size))?;
+        let rank = number(names.rank, var(names.rank))?;
+        let world_size = number(names.world_size, var(names.world_size))?;
         if world_size == 0 || rank >= world_size {
-            return Err(format!("RANK={rank} must be below WORLD_SIZE={world_size}"));
+            return Err(format!(
+                "{}={rank} must be below {}={world_size}",
+                names.rank, names.world_size
+            ));
         }
-        let local_rank = number("LOCAL_RANK", var("LOCAL_RANK").or(Some(rank.to_string())))?;
-        let master_addr = var("MASTER_ADDR").unwrap_or_else(|| "127.0.0.1".into());
+        let local_rank = number(
+            names.local_rank,
+            var(names.local_rank).or(Some(rank.to_string())),
+        )?;
+        let master_addr = match var("MASTER_ADDR") {
+            Some(addr) => addr,
+            // Slurm's ranks are on other machines as a rule: loopback would be a guess.
+            None if names.rank == SLURM.rank => {
+                return Err(format!(
+                    "under Slurm ({}={world_size}) the rendezvous address is needed: set \
+                     MASTER_ADDR (e.g. to the first host of `scontrol show hostnames \
+                     \"$SLURM_JOB_NODELIST\"`) or pass --master-addr",
+                    names.world_size
+                ))
+            }
+            None => "127.0.0.1".into(),
+        };
         let port = var("MASTER_PORT").unwrap_or_else(|| "29500".into());
         let master_port = port
             .trim()
@@ -71,6 +106,25 @@ impl Env {
         }))
     }
 }
+
+/// The variables that say where a rank is, as one launcher names them.
+struct RankNames {
+    rank: &'static str,
+    world_size: &'static str,
+    local_rank: &'static str,
+}
+
+const TORCHRUN: RankNames = RankNames {
+    rank: "RANK",
+    world_size: "WORLD_SIZE",
+    local_rank: "LOCAL_RANK",
+};
+
+const SLURM: RankNames = RankNames {
+    rank: "SLURM_PROCID",
+    world_size: "SLURM_NTASKS",
+    local_rank: "SLURM_LOCALID",
+};
 
 /// This process's place in a joined group.
 pub struct World {
@@ -253,4 +307,81 @@ pub fn nccl_create() -> Result<*mut std::ffi::c_void, String> {
          headers were missing at build time)"
             .into(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(vars: &[(&str, &str)]) -> Result<Option<Env>, String> {
+        Env::from_vars(|name| {
+            (vars.iter())
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    #[test]
+    fn torchrun_names_come_first_and_slurm_fills_in_without_them() {
+        assert_eq!(env_of(&[]), Ok(None));
+        let torchrun = env_of(&[
+            ("RANK", "1"),
+            ("WORLD_SIZE", "2"),
+            ("SLURM_PROCID", "5"),
+            ("SLURM_NTASKS", "8"),
+        ]);
+        assert_eq!(
+            torchrun,
+            Ok(Some(Env {
+                rank: 1,
+                world_size: 2,
+                local_rank: 1,
+                master_addr: "127.0.0.1".into(),
+                master_port: 29500,
+            }))
+        );
+        let slurm = env_of(&[
+            ("SLURM_PROCID", "5"),
+            ("SLURM_NTASKS", "8"),
+            ("SLURM_LOCALID", "1"),
+            ("MASTER_ADDR", "10.0.0.1"),
+            ("MASTER_PORT", "29400"),
+        ]);
+        assert_eq!(
+            slurm,
+            Ok(Some(Env {
+                rank: 5,
+                world_size: 8,
+                local_rank: 1,
+                master_addr: "10.0.0.1".into(),
+                master_port: 29400,
+            }))
+        );
+    }
+
+    #[test]
+    fn slurm_needs_several_tasks_and_a_rendezvous_address() {
+        // One task (or a batch script's own step) is a plain run.
+        assert_eq!(
+            env_of(&[("SLURM_PROCID", "0"), ("SLURM_NTASKS", "1")]),
+            Ok(None)
+        );
+        let no_addr = env_of(&[("SLURM_PROCID", "0"), ("SLURM_NTASKS", "4")]).unwrap_err();
+        assert!(
+            no_addr.contains("MASTER_ADDR") && no_addr.contains("--master-addr"),
+            "{no_addr}"
+        );
+        let past = env_of(&[
+            ("SLURM_PROCID", "4"),
+            ("SLURM_NTASKS", "4"),
+            ("MASTER_ADDR", "h1"),
+        ]);
+        assert_eq!(
+            past,
+            Err("SLURM_PROCID=4 must be below SLURM_NTASKS=4".into())
+        );
+        let from_flag = Env::from_env(Some("10.1.2.3"));
+        // This test's own environment has no RANK or Slurm step: the flag alone is no job.
+        assert_eq!(from_flag, Ok(None));
+    }
 }

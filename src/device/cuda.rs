@@ -124,6 +124,9 @@ pub fn backend_registered() -> bool {
 pub struct Gpu {
     pub name: String,
     pub memory_bytes: u64,
+    /// As `domain:bus:device.function` in hex, e.g. `0000:3b:00.0`: how NVML finds the same GPU
+    /// (its own order may differ from CUDA's, and `CUDA_VISIBLE_DEVICES` renumbers CUDA's).
+    pub pci_bus_id: String,
 }
 
 impl std::fmt::Display for Gpu {
@@ -154,6 +157,7 @@ fn query_driver() -> Result<Driver, String> {
     type DeviceGet = unsafe extern "C" fn(*mut c_int, c_int) -> c_int;
     type DeviceName = unsafe extern "C" fn(*mut c_char, c_int, c_int) -> c_int;
     type DeviceMem = unsafe extern "C" fn(*mut usize, c_int) -> c_int;
+    type DeviceBusId = unsafe extern "C" fn(*mut c_char, c_int, c_int) -> c_int;
     // SAFETY: libcuda.so.1 is the driver's C library; the signatures are those of cuda.h
     // (CUresult is an int, CUdevice an int), and every out-pointer is valid for the call.
     unsafe {
@@ -178,6 +182,9 @@ fn query_driver() -> Result<Driver, String> {
         let memory = lib
             .get::<DeviceMem>(b"cuDeviceTotalMem_v2\0")
             .map_err(|_| symbol("cuDeviceTotalMem_v2"))?;
+        let bus_id = lib
+            .get::<DeviceBusId>(b"cuDeviceGetPCIBusId\0")
+            .map_err(|_| symbol("cuDeviceGetPCIBusId"))?;
         let ok = |what: &str, code: c_int| match code {
             0 => Ok(()),
             code => Err(format!("the NVIDIA driver failed {what} (CUresult {code})")),
@@ -196,11 +203,18 @@ fn query_driver() -> Result<Driver, String> {
                     "cuDeviceGetName",
                     name(buf.as_mut_ptr(), buf.len() as c_int, device),
                 )?;
+                let gpu_name = CStr::from_ptr(buf.as_ptr()).to_string_lossy().into_owned();
                 let mut bytes = 0usize;
                 ok("cuDeviceTotalMem", memory(&mut bytes, device))?;
+                let mut bus = [0 as c_char; 64];
+                ok(
+                    "cuDeviceGetPCIBusId",
+                    bus_id(bus.as_mut_ptr(), bus.len() as c_int, device),
+                )?;
                 Ok(Gpu {
-                    name: CStr::from_ptr(buf.as_ptr()).to_string_lossy().into_owned(),
+                    name: gpu_name,
                     memory_bytes: bytes as u64,
+                    pci_bus_id: CStr::from_ptr(bus.as_ptr()).to_string_lossy().into_owned(),
                 })
             })
             .collect::<Result<_, String>>()?;

@@ -1,6 +1,7 @@
 //! The `device` key: `auto`, `cpu`, `cuda` or `cuda:N`.
 
 pub mod cuda;
+pub mod nvml;
 
 use tch::Device;
 

@@ -1,6 +1,7 @@
 //! Headless mode: consumes the trainer's events, shows progress on stderr (bars on a terminal,
 //! one plain line per epoch otherwise) and turns SIGINT / SIGTERM / SIGHUP into a clean stop.
 
+use crate::device::nvml;
 use crate::front::{signal_name, Consumer, Signals};
 use crate::protocol::{Command, Event, LogLevel, Phase, Stamped};
 use crate::series::queue::Queue;
@@ -141,10 +142,11 @@ fn describe(phase: &str, event: &Event) -> Option<String> {
         ),
         Event::PhaseStarted { epochs, .. } => format!("{phase:>9} phase: {epochs} epochs"),
         Event::PhaseFinished { result } => format!(
-            "{phase:>9} done: test acc {:.2}% (best val epoch {}), last-epoch test acc {:.2}%",
+            "{phase:>9} done: test acc {:.2}% (best val epoch {}), last-epoch test acc {:.2}%{}",
             100.0 * result.test_acc,
             result.best_epoch,
-            100.0 * result.test_acc_last
+            100.0 * result.test_acc_last,
+            (result.gpu.as_ref()).map_or(String::new(), |u| format!("; {}", nvml::use_text(u)))
         ),
         Event::Log { level, message } => {
             let tag = match level {

@@ -8,6 +8,7 @@ pub mod shapes;
 pub mod stats;
 pub mod summary;
 
+pub use crate::device::nvml::{GpuReading, GpuUse};
 use serde::{Deserialize, Serialize};
 pub use shapes::{InputShape, ModelSize};
 use std::collections::BTreeMap;
@@ -195,9 +196,19 @@ pub enum Event {
     Finished {
         summary: Box<RunSummary>,
     },
+    /// The run's GPUs now (NVML), about every second while it runs on them: shown live, kept
+    /// neither in `metrics.jsonl` nor in a job's history (each phase's result has their use).
+    Gpus {
+        gpus: Vec<GpuReading>,
+    },
 }
 
 impl Event {
+    /// A reading of the moment, superseded by the next: dropped rather than queued or replayed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Event::Gpus { .. })
+    }
+
     /// The one-line text both front ends show for a control event (pause, edit, checkpoint).
     pub fn control_line(&self) -> Option<String> {
         Some(match self {

@@ -38,6 +38,9 @@ pub struct PhaseResult {
     /// Intra-op CPU threads the phase trained with (0 on a GPU).
     #[serde(default)]
     pub threads: usize,
+    /// What the phase's GPUs did while it ran (NVML); absent on the CPU or without a driver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<super::GpuUse>,
     /// Test accuracy per class (best-by-validation weights); `null` for a class the test split
     /// does not hold.
     pub per_class_acc: Vec<Option<f64>>,

@@ -13,6 +13,7 @@ fn result(phase: Phase, params: usize, acc: f64, lat: f64) -> PhaseResult {
         test_acc_last: acc,
         end_state: None,
         threads: 1,
+        gpu: None,
         per_class_acc: vec![Some(acc)],
         size: ModelSize {
             params,

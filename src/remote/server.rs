@@ -182,7 +182,7 @@ impl Hub {
     /// Every client gets run-level events or is disconnected; steps are dropped for a client
     /// whose queue is full.
     fn broadcast(&mut self, event: &Stamped) {
-        let droppable = matches!(event.event, Event::Step { .. });
+        let droppable = matches!(event.event, Event::Step { .. }) || event.event.is_transient();
         self.clients
             .retain(|c| match c.events.try_send(event.clone()) {
                 Ok(()) => true,
@@ -247,7 +247,9 @@ async fn hub(
             },
             Some(step) = steps.recv() => {
                 hub.broadcast(&step);
-                hub.remember(step.clone());
+                if !step.event.is_transient() {
+                    hub.remember(step.clone());
+                }
                 let _ = front_steps.try_send(step);
             }
             Some(r) = registrations.recv() => hub.attach(r),

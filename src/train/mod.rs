@@ -21,6 +21,7 @@ mod epoch;
 mod error;
 mod eval;
 mod extension;
+mod gpu_watch;
 pub mod optim;
 mod parallel;
 mod phase;
@@ -172,6 +173,8 @@ struct Trainer {
     write_failed: Option<RunError>,
     /// Refused edits of the current second (recorded at most `REFUSALS_PER_SECOND`).
     refusals: control::Refusals,
+    /// The run's GPUs, read on a thread of their own; `None` on the CPU or without a driver.
+    gpu_watch: Option<gpu_watch::GpuWatch>,
 }
 
 impl Trainer {
@@ -190,6 +193,8 @@ impl Trainer {
             test: data.test.to_device(device),
             ..data
         };
+        let started = Instant::now();
+        let gpu_watch = gpu_watch::GpuWatch::start(device, out.steps.clone(), started);
         Trainer {
             preset,
             data,
@@ -198,7 +203,7 @@ impl Trainer {
             commands,
             parallel: world.map(parallel::Parallel::new),
             out,
-            started: Instant::now(),
+            started,
             at: Position {
                 phase: None,
                 epoch: 0,
@@ -212,6 +217,7 @@ impl Trainer {
             resume_points: Vec::new(),
             write_failed: None,
             refusals: control::Refusals::default(),
+            gpu_watch,
         }
     }
 

@@ -39,6 +39,7 @@ impl Trainer {
             epoch: 0,
             step: 0,
         };
+        self.gpu_phase_begins(phase);
         if phase == Phase::Teacher {
             if let Some(path) = self.preset.teacher.checkpoint.clone() {
                 return self.load_teacher(Some(&path));
@@ -265,6 +266,7 @@ impl Trainer {
             test_acc_last: trained.test_acc_last,
             end_state: trained.end_state,
             threads: run.threads,
+            gpu: self.gpu_phase_use(),
             per_class_acc: test.per_class,
             size: model.size(),
             latency: measure_latency(&model, &self.data.test, self.device),

@@ -84,7 +84,9 @@ impl<'a> TeacherTargets<'a> {
         });
         if let Some(w) = world {
             // The ranks use the cache only if every one of them has it (one file per machine).
-            let mut have = Tensor::from_slice(&[f32::from(u8::from(cached.is_some()))]);
+            // On the teacher's device: NCCL sums CUDA tensors only.
+            let mut have = Tensor::from_slice(&[f32::from(u8::from(cached.is_some()))])
+                .to_device(teacher.vs.device());
             w.group
                 .all_reduce_sum(&mut have)
                 .unwrap_or_else(|e| panic!("rank {}: agreeing on the teacher cache: {e}", w.rank));

@@ -403,3 +403,23 @@ pub fn is_resume_record(r: &Value) -> bool {
             .as_str()
             .is_some_and(|m| m.starts_with("resumed from checkpoint.json"))
 }
+
+/// Every float of every tensor in a safetensors file, by name.
+pub fn weights(path: &Path) -> Vec<(String, Vec<f32>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut all: Vec<(String, Vec<f32>)> = tensors
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let floats = view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                .collect();
+            (name, floats)
+        })
+        .collect();
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    all
+}

@@ -4,8 +4,8 @@
 pub use super::progress::Progress;
 use crate::config::Preset;
 use crate::protocol::summary::{PhaseResult, RunSummary};
-use crate::protocol::ModelSize;
 use crate::protocol::{Command, Event, LogLevel, Phase, Role, Stamped};
+use crate::protocol::{GpuReading, ModelSize};
 use crate::series::queue::Queue;
 use crossterm::event::KeyEvent;
 use std::collections::{BTreeMap, VecDeque};
@@ -121,6 +121,9 @@ pub struct App {
     pub name: String,
     pub run_dir: String,
     pub device: String,
+    /// The run's GPUs at the latest reading (empty on the CPU, without a driver, and once the
+    /// run is over).
+    pub gpus: Vec<GpuReading>,
     pub data: String,
     pub sizes: Option<(ModelSize, ModelSize)>,
     pub train_examples: usize,
@@ -169,6 +172,7 @@ impl App {
             name: String::new(),
             run_dir: String::new(),
             device: String::new(),
+            gpus: Vec::new(),
             data: String::new(),
             sizes: None,
             train_examples: 0,

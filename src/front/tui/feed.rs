@@ -175,7 +175,13 @@ impl App {
                 self.push_control_line(wall_time, LogLevel::Info, &event, "")
             }
             Event::Log { level, message } => self.push_log(wall_time, level, message),
+            Event::Gpus { gpus } => {
+                if self.summary.is_none() {
+                    self.gpus = gpus;
+                }
+            }
             Event::Finished { summary } => {
+                self.gpus.clear();
                 self.progress.phase = None;
                 self.push_log(
                     wall_time,

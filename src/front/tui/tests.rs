@@ -74,6 +74,7 @@ pub(super) fn result(phase: Phase, params: usize, acc: f64, latency_us: f64) -> 
         test_acc_last: acc - 0.002,
         end_state: None,
         threads: 1,
+        gpu: None,
         per_class_acc: vec![Some(acc); 10],
         size: ModelSize {
             params,

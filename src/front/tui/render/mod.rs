@@ -8,6 +8,7 @@ pub use charts::{ema, thin};
 
 use super::app::{App, Confirm, Link, Mode};
 use super::theme;
+use crate::device::nvml;
 use crate::protocol::summary::RunStatus;
 use crate::protocol::{Phase, Role};
 use charts::{render_accuracy_chart, render_loss_chart};
@@ -167,6 +168,9 @@ fn render_header(app: &App, frame: &mut Frame, area: Rect) {
             format!(" · epoch {}/{}", p.epoch, p.epochs),
             format!(" · ETA {}", eta(app.run_eta_seconds())),
             format!(" · elapsed {}", format_duration(app.elapsed.as_secs_f64())),
+            (app.gpus.iter())
+                .map(|g| format!(" · {}", nvml::reading_text(g)))
+                .collect(),
             format!(" · phase ETA {}", eta(p.eta_seconds())),
             rate,
             format!(" · step {}", p.step),

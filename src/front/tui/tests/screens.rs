@@ -247,3 +247,36 @@ fn the_stop_job_dialog_shows_its_yes_line_at_80x24() {
     }
     insta::assert_snapshot!(draw(&app, 80, 24).backend());
 }
+
+#[test]
+fn the_header_shows_the_gpus_while_the_run_lasts() {
+    let gib = 1u64 << 30;
+    let reading = |cuda, util, used| crate::protocol::GpuReading {
+        cuda,
+        util_percent: util,
+        memory_used_bytes: used * gib,
+        memory_total_bytes: 140 * gib,
+    };
+    let mut app = mid_run();
+    app.device = "cuda:0 (NVIDIA H200, 140 GiB)".into();
+    let gpus = Event::Gpus {
+        gpus: vec![reading(0, 87, 12)],
+    };
+    app.update(stamped(Some(Phase::Distilled), 0, 0, 4.0, gpus));
+    let (_, text) = screen(&app, 120, 40);
+    assert_shows(&text, &["cuda:0 87% 12.0/140.0 GiB"]);
+    // A newer reading replaces the old one; at 70 columns the clock comes before the GPUs.
+    let gpus = Event::Gpus {
+        gpus: vec![reading(0, 3, 1)],
+    };
+    app.update(stamped(Some(Phase::Distilled), 0, 0, 5.0, gpus));
+    let (_, text) = screen(&app, 120, 40);
+    assert_shows(&text, &["cuda:0 3% 1.0/140.0 GiB"]);
+    assert!(!text.contains("87%"), "{text}");
+    let (_, narrow) = screen(&app, 70, 20);
+    assert_shows(&narrow, &["ETA"]);
+    // At the end the figures of the moment go; each phase's use is in its result.
+    let finished = finished_run();
+    let (_, text) = screen(&finished, 120, 40);
+    assert!(!text.contains("cuda:0 3%"), "{text}");
+}
