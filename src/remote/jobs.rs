@@ -96,8 +96,9 @@ pub fn inspect(dir: &Path) -> Option<RunInfo> {
                 }
             }
             Event::PhaseStarted { epochs, .. } => (info.epoch, info.epochs) = (at.epoch, *epochs),
-            // The epoch in progress, as the cockpit shows it.
-            Event::Step { .. } => info.epoch = at.epoch,
+            // The epoch in progress, as the cockpit shows it (a distilled phase computing the
+            // teacher's outputs has not started its first).
+            Event::Step { .. } | Event::TeacherOutputs { .. } => info.epoch = at.epoch,
             Event::Paused { role, paused } => paused_roles[role.index()] = *paused,
             _ => {}
         }

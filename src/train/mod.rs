@@ -21,6 +21,7 @@ mod epoch;
 mod error;
 mod eval;
 mod extension;
+mod herald;
 pub mod optim;
 mod parallel;
 mod phase;
@@ -213,35 +214,6 @@ impl Trainer {
             write_failed: None,
             refusals: control::Refusals::default(),
         }
-    }
-
-    fn stamp(&self, event: Event) -> Stamped {
-        Stamped {
-            at: self.at,
-            wall_time: self.started.elapsed().as_secs_f64(),
-            event,
-        }
-    }
-
-    /// Records an event in the run folder and sends it to the consumer (who may be gone).
-    fn emit(&mut self, event: Event) {
-        let stamped = self.stamp(event);
-        // Flushed at once: these are rare, and a paused or killed run should show them.
-        if let Err(e) = self.run.record(&stamped).and_then(|()| self.run.flush()) {
-            let _ = self.out.events.send(self.stamp(Event::Log {
-                level: LogLevel::Error,
-                message: format!("writing metrics.jsonl: {e}"),
-            }));
-            self.write_failed.get_or_insert(RunError::Metrics(e));
-        }
-        let _ = self.out.events.send(stamped);
-    }
-
-    /// Step metrics: recorded always, sent only if the consumer keeps up.
-    fn emit_step(&mut self, event: Event) {
-        let stamped = self.stamp(event);
-        let _ = self.run.record(&stamped);
-        let _ = self.out.steps.try_send(stamped);
     }
 
     fn log(&mut self, level: LogLevel, message: String) {
