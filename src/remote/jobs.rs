@@ -265,6 +265,20 @@ mod tests {
     }
 
     #[test]
+    fn a_job_computing_the_teacher_outputs_is_listed_in_the_distilled_phase() {
+        let root = tempfile::tempdir().unwrap();
+        let run = root.path().join("run");
+        std::fs::create_dir(&run).unwrap();
+        let records = [
+            r#"{"phase":"baseline","epoch":6,"step":120,"wall_time":1.0,"type":"epoch","train_loss":0.5,"val_loss":0.4,"val_acc":0.9,"epochs":6}"#,
+            r#"{"phase":"distilled","epoch":0,"step":0,"wall_time":1.1,"type":"teacher_outputs","done":512,"total":1257,"source":"computed"}"#,
+        ];
+        std::fs::write(run.join("metrics.jsonl"), records.join("\n") + "\n").unwrap();
+        let info = inspect(&run).unwrap();
+        assert_eq!((info.phase, info.epoch), (Some(Phase::Distilled), 0));
+    }
+
+    #[test]
     fn records_that_are_not_files_are_not_read() {
         let root = tempfile::tempdir().unwrap();
         let zero = root.path().join("zero");
