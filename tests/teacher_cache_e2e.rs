@@ -32,7 +32,7 @@ fn the_teacher_pass_is_skipped_when_the_cache_has_its_outputs() {
     let tmp = tempfile::tempdir().unwrap();
     let cache = tmp.path().join("cache");
     let first = tmp.path().join("first");
-    run_with_cache(&first, &cache, &FEW.map(String::from));
+    let first_out = run_with_cache(&first, &cache, &FEW.map(String::from));
     let teacher = first.join("teacher.safetensors");
     let again = |name: &str| {
         let dir = tmp.path().join(name);
@@ -60,6 +60,48 @@ fn the_teacher_pass_is_skipped_when_the_cache_has_its_outputs() {
     assert_eq!(
         std::fs::read(first.join("distilled.safetensors")).unwrap(),
         std::fs::read(tmp.path().join("second/distilled.safetensors")).unwrap()
+    );
+    // The front ends were told of the pass as it went: stamped with the distilled phase, from
+    // none done to all, and as one record when the outputs came from the cache.
+    let passes = |dir: &Path| -> Vec<(u64, u64, String)> {
+        let records = common::read_metrics(dir);
+        let passes: Vec<_> = records
+            .iter()
+            .filter(|r| r["type"] == "teacher_outputs")
+            .inspect(|r| assert_eq!(r["phase"], "distilled", "{r}"))
+            .map(|r| {
+                let n = |key: &str| r[key].as_u64().unwrap();
+                (n("done"), n("total"), r["source"].as_str().unwrap().into())
+            })
+            .collect();
+        let started = records
+            .iter()
+            .position(|r| r["type"] == "phase_started" && r["phase"] == "distilled");
+        let last_pass = records.iter().rposition(|r| r["type"] == "teacher_outputs");
+        assert!(
+            last_pass < started,
+            "the pass comes before the phase's training"
+        );
+        passes
+    };
+    let computed = passes(&first);
+    let total = computed[0].1;
+    assert!(total > 1000, "{computed:?}");
+    assert_eq!(computed.first(), Some(&(0, total, "computed".into())));
+    assert_eq!(computed.last(), Some(&(total, total, "computed".into())));
+    assert_eq!(
+        passes(&tmp.path().join("second")),
+        [(total, total, "from_cache".into())]
+    );
+    // `--batch` says so too (in lines: stderr is not a terminal here).
+    let line = "distilled the teacher's outputs: computing over";
+    assert!(first_out.stderr.contains(line), "{}", first_out.stderr);
+    assert!(first_out.stderr.contains("the teacher's outputs: computed"));
+    assert!(
+        out.stderr
+            .contains("the teacher's outputs: read from the cache"),
+        "{}",
+        out.stderr
     );
     // Another split (seed) is other data: no hit.
     let dir = tmp.path().join("other-seed");

@@ -98,7 +98,7 @@ pub fn start(run_dir: &Path, args: Vec<OsString>) -> Result<u32, StartError> {
     let mut locked: Option<Instant> = None;
     let log_name = log_path.display().to_string();
     loop {
-        if crate::run::lock::holder(run_dir) == Some(pid) {
+        if crate::run::lock::holder(run_dir).is_some_and(|holder| job_process(holder, pid)) {
             if std::fs::metadata(&socket).is_ok_and(|m| m.file_type().is_socket()) {
                 return Ok(pid);
             }
@@ -125,4 +125,17 @@ pub fn start(run_dir: &Path, args: Vec<OsString>) -> Result<u32, StartError> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Whether `holder` is the job `pid` or one of its children: the rank 0 that a `--nproc`
+/// launcher starts holds the folder's lock.
+fn job_process(holder: u32, pid: u32) -> bool {
+    let parent = std::fs::read_to_string(format!("/proc/{holder}/stat"))
+        .ok()
+        .and_then(|stat| {
+            // `pid (comm) state ppid ...`: the name may hold spaces and parentheses.
+            let after = &stat[stat.rfind(')')? + 1..];
+            after.split_whitespace().nth(1)?.parse::<u32>().ok()
+        });
+    holder == pid || parent == Some(pid)
 }

@@ -102,7 +102,12 @@ fn open_cockpit(dir: &Path, state: RunState, options: Options) -> Result<i32, Fa
         .map_err(|e| Failure::failed(format!("{e:?}")))?;
     let folder = super::drive::shell_word(&dir.display().to_string());
     if stopped {
-        let note = super::drive::resume_note(dir, "--detach");
+        // A job of several ranks goes on as one, in the cockpit again.
+        let flags = match crate::remote::jobs::world_size(dir) {
+            1 => "--detach".to_string(),
+            n => format!("--nproc {n}"),
+        };
+        let note = super::drive::resume_note(dir, &flags);
         eprintln!("kd-tui: the job stopped; {note}");
     } else if let Some(pid) = crate::run::lock::holder(dir) {
         let paused = crate::remote::jobs::inspect(dir).is_some_and(|r| r.state == RunState::Paused);

@@ -63,10 +63,12 @@ pub struct Args {
     /// RUN_DIR/job.log), print its folder and attach the cockpit to it; `q` detaches.
     #[arg(long, conflicts_with_all = ["batch", "seeds"])]
     pub detach: bool,
-    /// Data-parallel training on N local ranks (processes), with --batch: each trains on its
-    /// share of every batch (the global batch is N times batch_size) and rank 0 writes the run
-    /// folder. Launchers such as torchrun set RANK, WORLD_SIZE, ... instead.
-    #[arg(long, value_name = "N", requires = "batch", value_parser = clap::value_parser!(u32).range(1..))]
+    /// Data-parallel training on N local ranks (processes): each trains on its share of every
+    /// batch (the global batch is N times batch_size) and rank 0 writes the run folder. Without
+    /// --batch the ranks start as one job (as --detach does) and the cockpit attaches to it:
+    /// `q` detaches, `X` stops every rank. Launchers such as torchrun or Slurm's srun set
+    /// RANK, WORLD_SIZE, ... instead.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub nproc: Option<u32>,
     /// The rendezvous address (rank 0's host) of a job launched by torchrun or Slurm's srun;
     /// before MASTER_ADDR. Gloo picks its network interface from GLOO_SOCKET_IFNAME.
@@ -255,7 +257,7 @@ fn run(args: Args) -> Result<i32, Failure> {
         }
         None => {}
     }
-    if let Some(n) = args.nproc {
+    if let Some(n) = args.nproc.filter(|_| args.batch) {
         let rank_args = launch::rank_args(std::env::args_os().skip(1));
         return launch::run(n as usize, rank_args);
     }
@@ -305,9 +307,10 @@ fn run(args: Args) -> Result<i32, Failure> {
             .map_err(|message| Failure::bad_input(format!("--seeds {n}: {message}")))?;
     }
     refuse_without_terminal(&args)?;
-    if args.detach {
+    // Ranks outlive the cockpit as a detached job does: it attaches to them.
+    if args.detach || args.nproc.is_some() {
         if preset.sweep.is_some() || preset.seeds.is_some() {
-            return Err(Failure::bad_input("--detach runs one run for now; seeds and sweeps run with --batch (under nohup) or in the cockpit"));
+            return Err(Failure::bad_input("--detach and --nproc run one run for now; seeds and sweeps run with --batch (under nohup) or in the cockpit of one process"));
         }
         return jobs::detach(
             &run_dir(&args, &preset),

@@ -235,7 +235,7 @@ impl World {
         n: usize,
         chunk: i64,
         what: &str,
-        f: impl Fn(i64, i64) -> Tensor,
+        mut f: impl FnMut(i64, i64) -> Tensor,
     ) -> Tensor {
         let rows = world.map_or(0..n, |w| w.shard(n));
         let (start, len) = (rows.start as i64, rows.len() as i64);

@@ -3,6 +3,7 @@
 
 use crate::device::nvml;
 use crate::front::{signal_name, Consumer, Signals};
+use crate::protocol::summary::TeacherOutputs;
 use crate::protocol::{Command, Event, LogLevel, Phase, Stamped};
 use crate::series::queue::Queue;
 use crate::series::Front;
@@ -60,14 +61,24 @@ impl Progress {
                 if let Some(old) = current.take() {
                     old.bar.finish();
                 }
-                let bar = ProgressBar::new((epochs * steps_per_epoch) as u64);
-                bar.set_style(
-                    ProgressStyle::with_template("{prefix:>9} [{bar:30}] {pos}/{len} steps  {msg}  ({elapsed}, eta {eta})")
-                        .expect("static template")
-                        .progress_chars("=> "),
-                );
-                bar.set_prefix(phase.to_string());
+                let bar = new_bar(phase, (epochs * steps_per_epoch) as u64, "steps  {msg}  ({elapsed}, eta {eta})");
                 *current = Some(PhaseBar { bar, steps_per_epoch: *steps_per_epoch as u64, loss: f64::NAN, epoch: None, epoch_end_step: 0, epochs: *epochs });
+            }
+            // The distilled phase's pass for the teacher's outputs has a bar of its own.
+            (Progress::Bar(current), Event::TeacherOutputs { done, total, source: TeacherOutputs::Computed }) => {
+                if *done == 0 {
+                    if let Some(old) = current.take() {
+                        old.bar.finish();
+                    }
+                    let bar = new_bar(phase, *total as u64, "examples: the teacher's outputs  ({elapsed}, eta {eta})");
+                    *current = Some(PhaseBar { bar, steps_per_epoch: 0, loss: f64::NAN, epoch: None, epoch_end_step: 0, epochs: 0 });
+                }
+                if let Some(p) = current {
+                    p.bar.set_position(*done as u64);
+                    if done >= total {
+                        p.bar.finish();
+                    }
+                }
             }
             (Progress::Bar(Some(p)), Event::Step { loss, .. }) => {
                 p.bar.set_position(s.at.step as u64);
@@ -124,6 +135,20 @@ impl Progress {
     }
 }
 
+/// A bar of `len` for `phase`, its count followed by `what`.
+fn new_bar(phase: &str, len: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{{prefix:>9}} [{{bar:30}}] {{pos}}/{{len}} {what}"
+        ))
+        .expect("static template")
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(phase.to_string());
+    bar
+}
+
 /// ` (ce 0.31, kd 1.20)` for a loss of several parts; nothing for a plain cross-entropy.
 fn parts_text(parts: &std::collections::BTreeMap<String, f64>) -> String {
     if parts.len() < 2 {
@@ -155,6 +180,15 @@ fn describe(phase: &str, event: &Event) -> Option<String> {
                 LogLevel::Error => "error",
             };
             format!("{tag}: {message}")
+        }
+        Event::TeacherOutputs { source: TeacherOutputs::FromCache, .. } => {
+            format!("{phase:>9} the teacher's outputs: read from the cache")
+        }
+        Event::TeacherOutputs { done: 0, total, .. } => {
+            format!("{phase:>9} the teacher's outputs: computing over {total} examples")
+        }
+        Event::TeacherOutputs { done, total, .. } if done >= total => {
+            format!("{phase:>9} the teacher's outputs: computed")
         }
         _ => return event.control_line(),
     })

@@ -127,6 +127,9 @@ pub enum Event {
         /// Unix time (seconds) of this process's `wall_time` 0.
         #[serde(default)]
         clock_origin_unix: f64,
+        /// Ranks of a data-parallel job (1 for one process, and in older records).
+        #[serde(default = "one_rank")]
+        world_size: usize,
     },
     /// Stamped with the epochs already finished and the phase's step: both 0 unless the phase
     /// goes on from a checkpoint.
@@ -193,6 +196,18 @@ pub enum Event {
         level: LogLevel,
         message: String,
     },
+    /// The teacher's outputs over the training set, which the distilled phase computes before
+    /// it trains: sent as the pass starts (`done` 0), as it goes (a few times a second at most)
+    /// and when it is done; once, done, when they were read from the teacher-output cache.
+    TeacherOutputs {
+        /// Training examples done, of `total`.
+        #[serde(default)]
+        done: usize,
+        #[serde(default)]
+        total: usize,
+        #[serde(default = "computed")]
+        source: summary::TeacherOutputs,
+    },
     Finished {
         summary: Box<RunSummary>,
     },
@@ -250,6 +265,14 @@ pub enum LogLevel {
     Info,
     Warn,
     Error,
+}
+
+fn computed() -> summary::TeacherOutputs {
+    summary::TeacherOutputs::Computed
+}
+
+fn one_rank() -> usize {
+    1
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -317,6 +340,32 @@ mod tests {
         assert_eq!(
             event.event.control_line().unwrap(),
             r#"edit distill.method: "soft" -> "dkd" (alpha 1.0, beta 8.0)"#
+        );
+    }
+
+    #[test]
+    fn teacher_output_progress_round_trips_and_old_records_still_parse() {
+        let event = Event::TeacherOutputs {
+            done: 1024,
+            total: 54000,
+            source: summary::TeacherOutputs::Computed,
+        };
+        let json = serde_json::to_string(&event).unwrap();
+        assert_eq!(
+            json,
+            r#"{"type":"teacher_outputs","done":1024,"total":54000,"source":"computed"}"#
+        );
+        assert_eq!(serde_json::from_str::<Event>(&json).unwrap(), event);
+        let bare =
+            r#"{"phase":"distilled","epoch":0,"step":0,"wall_time":1.0,"type":"teacher_outputs"}"#;
+        let stamped: Stamped = serde_json::from_str(bare).unwrap();
+        assert_eq!(
+            stamped.event,
+            Event::TeacherOutputs {
+                done: 0,
+                total: 0,
+                source: summary::TeacherOutputs::Computed
+            }
         );
     }
 

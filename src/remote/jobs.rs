@@ -55,6 +55,28 @@ pub struct RunInfo {
     pub best_val_acc: BTreeMap<String, f64>,
     /// Seconds since the run last wrote a record.
     pub age_seconds: f64,
+    /// The job's ranks: rank 0 writes the folder, each other rank its own `rank-N/` in it.
+    #[serde(default = "one")]
+    pub world_size: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// The ranks of the job that wrote `dir`: 1 + its `rank-N` folders.
+pub fn world_size(dir: &Path) -> usize {
+    let others = std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .flatten()
+            .filter(|e| {
+                let name = e.file_name();
+                let rank = name.to_str().and_then(|n| n.strip_prefix("rank-"));
+                rank.is_some_and(|n| n.parse::<usize>().is_ok()) && e.path().is_dir()
+            })
+            .count()
+    });
+    1 + others
 }
 
 /// What `dir`'s records say, or `None` if it is not a run folder.
@@ -78,6 +100,7 @@ pub fn inspect(dir: &Path) -> Option<RunInfo> {
         epochs: 0,
         best_val_acc: BTreeMap::new(),
         age_seconds,
+        world_size: world_size(dir),
     };
     let mut paused_roles = [false; 2];
     for Stamped { at, event, .. } in &records {
@@ -96,8 +119,9 @@ pub fn inspect(dir: &Path) -> Option<RunInfo> {
                 }
             }
             Event::PhaseStarted { epochs, .. } => (info.epoch, info.epochs) = (at.epoch, *epochs),
-            // The epoch in progress, as the cockpit shows it.
-            Event::Step { .. } => info.epoch = at.epoch,
+            // The epoch in progress, as the cockpit shows it (a distilled phase computing the
+            // teacher's outputs has not started its first).
+            Event::Step { .. } | Event::TeacherOutputs { .. } => info.epoch = at.epoch,
             Event::Paused { role, paused } => paused_roles[role.index()] = *paused,
             _ => {}
         }
@@ -187,9 +211,14 @@ pub fn table(runs: &[RunInfo], root: &Path, width: Option<usize>) -> String {
             "last record",
         ]);
     for r in runs {
+        let ranks = match r.world_size {
+            1 => String::new(),
+            n => format!(", {n} ranks"),
+        };
         let state = match r.pid {
-            Some(pid) => format!("{} (pid {pid})", r.state.as_str()),
-            None => r.state.as_str().to_string(),
+            Some(pid) => format!("{} (pid {pid}{ranks})", r.state.as_str()),
+            None if ranks.is_empty() => r.state.as_str().to_string(),
+            None => format!("{} ({} ranks)", r.state.as_str(), r.world_size),
         };
         let best = Phase::ALL
             .iter()
@@ -261,6 +290,20 @@ mod tests {
         )
         .unwrap();
         assert_eq!(inspect(&run).unwrap().state, RunState::Running);
+    }
+
+    #[test]
+    fn a_job_computing_the_teacher_outputs_is_listed_in_the_distilled_phase() {
+        let root = tempfile::tempdir().unwrap();
+        let run = root.path().join("run");
+        std::fs::create_dir(&run).unwrap();
+        let records = [
+            r#"{"phase":"baseline","epoch":6,"step":120,"wall_time":1.0,"type":"epoch","train_loss":0.5,"val_loss":0.4,"val_acc":0.9,"epochs":6}"#,
+            r#"{"phase":"distilled","epoch":0,"step":0,"wall_time":1.1,"type":"teacher_outputs","done":512,"total":1257,"source":"computed"}"#,
+        ];
+        std::fs::write(run.join("metrics.jsonl"), records.join("\n") + "\n").unwrap();
+        let info = inspect(&run).unwrap();
+        assert_eq!((info.phase, info.epoch), (Some(Phase::Distilled), 0));
     }
 
     #[test]

@@ -11,7 +11,12 @@ use super::{PhaseEnd, Trainer};
 use crate::config::NetConfig;
 use crate::distill::Regressor;
 use crate::model::Model;
-use crate::protocol::summary::HintState;
+use crate::protocol::summary::{HintState, TeacherOutputs};
+use crate::protocol::Event;
+use std::time::{Duration, Instant};
+
+/// The least time between two reports of the teacher's outputs' progress.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
 impl Trainer {
     /// The distilled phase: sets up the teacher's targets (and `hint`'s regressor, from
@@ -36,7 +41,6 @@ impl Trainer {
         if let (Some(kit), Some(state)) = (run.hint.as_mut(), hint_state) {
             super::resume::restore_hint(kit, &state, &self.run).map_err(PhaseEnd::Failed)?;
         }
-        let train = &self.data.train.features;
         let augmented = !cfg.augment.is_none();
         let cache = (!augmented)
             .then(|| {
@@ -50,20 +54,36 @@ impl Trainer {
             })
             .flatten();
         let guided = layers.as_ref().map(|(t, _)| t.as_str());
+        let threads = self.preset.threads;
+        let (mut herald, data, world) = self.herald_beside_data();
+        // The pass takes seconds on a CPU: the front ends show its progress, a few times a
+        // second at most.
+        let mut reported: Option<Instant> = None;
+        let mut progress = |done: usize, total: usize, source: TeacherOutputs| {
+            if done >= total || reported.is_none_or(|t| t.elapsed() >= PROGRESS_EVERY) {
+                reported = Some(Instant::now());
+                herald.emit(Event::TeacherOutputs {
+                    done,
+                    total,
+                    source,
+                });
+            }
+        };
         let targets = super::threads::for_forward(
-            self.preset.threads,
+            threads,
             teacher,
-            &self.data.input,
+            &data.input,
             super::targets::CHUNK as usize,
             run.threads,
             || {
                 TeacherTargets::new(
                     teacher,
-                    train,
+                    &data.train.features,
                     augmented,
                     guided,
                     cache.as_ref(),
-                    self.world(),
+                    world,
+                    &mut progress,
                 )
             },
         );

@@ -25,13 +25,25 @@ pub struct Evaluation {
 /// The model's logits (evaluation mode) over `xs`, in chunks of bounded memory. With several
 /// ranks each computes its shard of the rows and all get the whole: every example once in all.
 pub fn logits_in_chunks(model: &Model, xs: &FeatureRows, world: Option<&World>) -> Tensor {
-    World::map_rows(
-        world,
-        xs.len() as usize,
-        EVAL_CHUNK,
-        "logits",
-        |start, len| model.logits(&xs.narrow(start, len)),
-    )
+    logits_reporting(model, xs, world, &mut |_, _| {})
+}
+
+/// `logits_in_chunks`, telling `done(examples, total)` after each chunk (a rank's share of its
+/// shard, scaled to the whole).
+pub fn logits_reporting(
+    model: &Model,
+    xs: &FeatureRows,
+    world: Option<&World>,
+    done: &mut dyn FnMut(usize, usize),
+) -> Tensor {
+    let n = xs.len() as usize;
+    let shard = world.map_or(0..n, |w| w.shard(n));
+    World::map_rows(world, n, EVAL_CHUNK, "logits", |start, len| {
+        let logits = model.logits(&xs.narrow(start, len));
+        let mine = start as usize + len as usize - shard.start;
+        done(mine * n / shard.len().max(1), n);
+        logits
+    })
 }
 
 pub fn evaluate(

@@ -22,6 +22,7 @@ mod error;
 mod eval;
 mod extension;
 mod gpu_watch;
+mod herald;
 pub mod optim;
 mod parallel;
 mod phase;
@@ -221,35 +222,6 @@ impl Trainer {
         }
     }
 
-    fn stamp(&self, event: Event) -> Stamped {
-        Stamped {
-            at: self.at,
-            wall_time: self.started.elapsed().as_secs_f64(),
-            event,
-        }
-    }
-
-    /// Records an event in the run folder and sends it to the consumer (who may be gone).
-    fn emit(&mut self, event: Event) {
-        let stamped = self.stamp(event);
-        // Flushed at once: these are rare, and a paused or killed run should show them.
-        if let Err(e) = self.run.record(&stamped).and_then(|()| self.run.flush()) {
-            let _ = self.out.events.send(self.stamp(Event::Log {
-                level: LogLevel::Error,
-                message: format!("writing metrics.jsonl: {e}"),
-            }));
-            self.write_failed.get_or_insert(RunError::Metrics(e));
-        }
-        let _ = self.out.events.send(stamped);
-    }
-
-    /// Step metrics: recorded always, sent only if the consumer keeps up.
-    fn emit_step(&mut self, event: Event) {
-        let stamped = self.stamp(event);
-        let _ = self.run.record(&stamped);
-        let _ = self.out.steps.try_send(stamped);
-    }
-
     fn log(&mut self, level: LogLevel, message: String) {
         self.emit(Event::Log { level, message });
     }
@@ -288,6 +260,7 @@ impl Trainer {
             student: sizes.1,
             preset: self.preset.to_toml(),
             clock_origin_unix: crate::protocol::unix_now() - self.started.elapsed().as_secs_f64(),
+            world_size: self.world_size(),
         });
         let mut phases = vec![Phase::Teacher];
         if self.preset.student.trains_baseline() {

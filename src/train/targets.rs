@@ -4,7 +4,7 @@
 //! teacher must see the augmented view).
 
 use super::cache::{CacheMismatch, TeacherCache};
-use super::eval::logits_in_chunks;
+use super::eval::logits_reporting;
 use crate::collective::World;
 use crate::data::FeatureRows;
 use crate::distill::Regressor;
@@ -53,7 +53,7 @@ pub fn feature(features: Features, name: &str) -> Tensor {
 
 impl<'a> TeacherTargets<'a> {
     /// Per batch when the student's inputs are augmented; otherwise over `train` once (the
-    /// logits from `cache` when it has them).
+    /// logits from `cache` when it has them), telling `progress(done, total, source)` as it goes.
     pub fn new(
         teacher: &'a Model,
         train: &FeatureRows,
@@ -61,6 +61,7 @@ impl<'a> TeacherTargets<'a> {
         guided_layer: Option<&str>,
         cache: Option<&TeacherCache>,
         world: Option<&World>,
+        progress: &mut dyn FnMut(usize, usize, TeacherOutputs),
     ) -> TeacherTargets<'a> {
         if augmented {
             return TeacherTargets {
@@ -99,9 +100,15 @@ impl<'a> TeacherTargets<'a> {
         } else {
             TeacherOutputs::Computed
         };
+        let total = train.len() as usize;
+        if cached.is_some() {
+            progress(total, total, outputs);
+        }
         let logits = cached.unwrap_or_else(|| {
+            progress(0, total, outputs);
             // Each rank computes its shard of the training set, and all get the whole.
-            let logits = logits_in_chunks(teacher, train, world);
+            let mut done = |done, total| progress(done, total, outputs);
+            let logits = logits_reporting(teacher, train, world, &mut done);
             if let Some(cache) = cache.filter(|_| world.is_none_or(World::is_leader)) {
                 cache.write(&logits);
             }

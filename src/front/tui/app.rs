@@ -11,6 +11,16 @@ use crossterm::event::KeyEvent;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
+/// A preset key's value in `preset`, as text (`-` where it has none).
+pub fn value_text(preset: Option<&Preset>, key: &str) -> String {
+    match preset.and_then(|p| p.get(key)) {
+        Some(toml::Value::String(s)) => s,
+        Some(toml::Value::Float(f)) => format!("{f}"),
+        Some(v) => v.to_string(),
+        None => "-".into(),
+    }
+}
+
 /// Lines kept in the event log.
 const LOG_CAPACITY: usize = 500;
 
@@ -102,6 +112,15 @@ pub struct LogLine {
     pub text: String,
 }
 
+/// A live edit as the trainer applied it: its values as text, and the phase's step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppliedEdit {
+    pub step: usize,
+    pub key: String,
+    pub old: String,
+    pub new: String,
+}
+
 /// Everything one phase has shown so far.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PhaseSeries {
@@ -109,8 +128,10 @@ pub struct PhaseSeries {
     pub loss: Vec<(f64, f64)>,
     /// (epoch, validation accuracy in %).
     pub val_acc: Vec<(f64, f64)>,
-    /// Steps at which a hyperparameter changed.
-    pub edits: Vec<f64>,
+    /// The live edits the trainer applied during this phase.
+    pub edits: Vec<AppliedEdit>,
+    /// The preset as the phase started (edits before it applied), for the end's account.
+    pub started_with: Option<Preset>,
     /// (step, mean) of each named part of the loss.
     pub parts: BTreeMap<String, Vec<(f64, f64)>>,
     pub result: Option<PhaseResult>,
@@ -124,6 +145,8 @@ pub struct App {
     /// The run's GPUs at the latest reading (empty on the CPU, without a driver, and once the
     /// run is over).
     pub gpus: Vec<GpuReading>,
+    /// Ranks of the job (1 for one process).
+    pub world_size: usize,
     pub data: String,
     pub sizes: Option<(ModelSize, ModelSize)>,
     pub train_examples: usize,
@@ -173,6 +196,7 @@ impl App {
             run_dir: String::new(),
             device: String::new(),
             gpus: Vec::new(),
+            world_size: 1,
             data: String::new(),
             sizes: None,
             train_examples: 0,
@@ -251,12 +275,7 @@ impl App {
 
     /// The current value of a preset key, as text.
     pub fn hyper_value(&self, key: &str) -> String {
-        match self.preset.as_ref().and_then(|p| p.get(key)) {
-            Some(toml::Value::String(s)) => s,
-            Some(toml::Value::Float(f)) => format!("{f}"),
-            Some(v) => v.to_string(),
-            None => "-".into(),
-        }
+        value_text(self.preset.as_ref(), key)
     }
 
     pub(super) fn push_log(&mut self, wall_time: f64, level: LogLevel, text: String) {

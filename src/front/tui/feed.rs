@@ -1,8 +1,10 @@
 //! The trainer's events as the `App` takes them in: progress, series, results, the log.
 
-use super::app::{App, Progress};
+use super::app::{App, AppliedEdit, Progress};
+use super::progress::TeacherPass;
 use crate::config::Preset;
 use crate::protocol::failure::FailureKind;
+use crate::protocol::summary::TeacherOutputs;
 use crate::protocol::{Event, LogLevel, Phase, Stamped};
 
 impl App {
@@ -25,7 +27,9 @@ impl App {
                 preset,
                 train_examples,
                 clock_origin_unix,
+                world_size,
             } => {
+                self.world_size = world_size;
                 self.train_examples = train_examples;
                 // A resumed run's new process: the stopped one's end is history now.
                 self.summary = None;
@@ -49,6 +53,10 @@ impl App {
                 threads,
                 epoch_steps_done,
             } => {
+                if let Some(p) = phase {
+                    let started_with = &mut self.series[p.index()].started_with;
+                    *started_with = started_with.take().or(self.preset.clone());
+                }
                 let paused = phase.is_some_and(|p| self.is_paused(p.role()));
                 // A resumed phase starts where its checkpoint was: `at` holds the epochs done.
                 let resumed = at.epoch > 0 || at.step > 0;
@@ -160,8 +168,20 @@ impl App {
                     self.preset = Some(edited);
                 }
                 self.follow_schedule_edit(key);
-                if let Some(i) = series {
-                    self.series[i].edits.push(at.step as f64);
+                if let (Some(i), Event::Edit { old, .. }) = (series, &event) {
+                    let text = |v: &serde_json::Value| match v {
+                        serde_json::Value::String(s) => s.clone(),
+                        serde_json::Value::Number(n) => {
+                            n.as_f64().map_or(n.to_string(), |f| format!("{f}"))
+                        }
+                        v => v.to_string(),
+                    };
+                    self.series[i].edits.push(AppliedEdit {
+                        step: at.step,
+                        key: key.clone(),
+                        old: text(old),
+                        new: text(new),
+                    });
                 }
                 self.pending.remove(key);
                 let step = format!(" (step {})", at.step);
@@ -178,6 +198,38 @@ impl App {
             Event::Gpus { gpus } => {
                 if self.summary.is_none() {
                     self.gpus = gpus;
+                }
+            }
+            Event::TeacherOutputs {
+                done,
+                total,
+                source,
+            } => {
+                // The distilled phase has begun, before its first step: the header says so.
+                if self.progress.phase != phase {
+                    self.progress = Progress {
+                        phase,
+                        epoch: at.epoch,
+                        epochs_done: at.epoch,
+                        wall_time,
+                        phase_started: wall_time,
+                        ..Progress::default()
+                    };
+                }
+                let pass = TeacherPass {
+                    done,
+                    total,
+                    source,
+                };
+                self.progress.teacher_pass = Some(pass);
+                if done == 0 || done >= total {
+                    let text = match source {
+                        TeacherOutputs::Computed if done == 0 => {
+                            format!("computing the teacher's outputs over {total} examples")
+                        }
+                        _ => pass.text(),
+                    };
+                    self.push_log(wall_time, LogLevel::Info, text);
                 }
             }
             Event::Finished { summary } => {

@@ -1,6 +1,38 @@
 //! Where training is, as the cockpit has followed it: epochs, steps, rates, paused time.
 
+use crate::protocol::summary::TeacherOutputs;
 use crate::protocol::Phase;
+
+/// The distilled phase's pass over the training set for the teacher's outputs, before its
+/// first step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TeacherPass {
+    /// Training examples done, of `total`.
+    pub done: usize,
+    pub total: usize,
+    pub source: TeacherOutputs,
+}
+
+impl TeacherPass {
+    pub fn ratio(&self) -> f64 {
+        if self.total == 0 {
+            return 1.0;
+        }
+        (self.done as f64 / self.total as f64).clamp(0.0, 1.0)
+    }
+
+    /// What the header says of it, e.g. `computing the teacher's outputs 45%`.
+    pub fn text(&self) -> String {
+        match self.source {
+            TeacherOutputs::FromCache => "the teacher's outputs read from the cache".into(),
+            _ if self.done >= self.total => "the teacher's outputs computed".into(),
+            _ => format!(
+                "computing the teacher's outputs {:.0}%",
+                100.0 * self.ratio()
+            ),
+        }
+    }
+}
 
 /// Where training is.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -27,6 +59,8 @@ pub struct Progress {
     /// Time this phase spent paused, and since when it is paused now.
     pub paused_seconds: f64,
     pub paused_since: Option<f64>,
+    /// The teacher's outputs as the distilled phase computes them, until its training starts.
+    pub teacher_pass: Option<TeacherPass>,
 }
 
 impl Progress {

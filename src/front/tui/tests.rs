@@ -196,6 +196,7 @@ pub(super) fn run_started() -> Msg {
             },
             preset: preset.to_toml(),
             clock_origin_unix: CLOCK_ORIGIN,
+            world_size: 1,
         },
     )
 }
@@ -465,7 +466,8 @@ fn esc_cancels_an_edit() {
 fn accepted_edits_update_the_live_values() {
     let app = mid_run();
     assert_eq!(app.hyper_value("distill.temperature"), "8");
-    assert_eq!(app.series[2].edits, vec![40.0]);
+    let steps: Vec<usize> = app.series[2].edits.iter().map(|e| e.step).collect();
+    assert_eq!(steps, vec![40]);
     let mut app = app;
     let edit = applied(&app, "distill.method", "hard");
     app.update(stamped(Some(Phase::Distilled), 4, 75, 3.9, edit));

@@ -1,6 +1,8 @@
 //! Pure rendering: `render(&App, frame)` and one function per panel. Nothing here changes state.
 
+mod as_run;
 pub mod charts;
+mod header;
 mod panels;
 mod queue;
 
@@ -8,14 +10,13 @@ pub use charts::{ema, thin};
 
 use super::app::{App, Confirm, Link, Mode};
 use super::theme;
-use crate::device::nvml;
-use crate::protocol::summary::RunStatus;
-use crate::protocol::{Phase, Role};
+use crate::protocol::Phase;
 use charts::{render_accuracy_chart, render_loss_chart};
+use header::render_header;
 use panels::{log_line, models_height, render_hyperparameters, render_log, render_models};
 use ratatui::layout::{Alignment, Constraint, Flex, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Clear, LineGauge, Paragraph, Wrap};
+use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 use ratatui::Frame;
 
 /// Below this size the event log folds into the footer.
@@ -78,11 +79,11 @@ pub fn render(app: &App, frame: &mut Frame) {
 /// The hyperparameter panel's height in `available` rows: all its rows while training (they
 /// are edited there); after the run the models panel's results come first.
 fn hyper_height(app: &App, available: u16) -> u16 {
-    let wanted = app.hyper_rows().len() as u16 + 2;
     if app.finished() {
+        let wanted = as_run::lines(app).len() as u16 + 2;
         wanted.min(available.saturating_sub(models_height(app)).max(3))
     } else {
-        wanted
+        app.hyper_rows().len() as u16 + 2
     }
 }
 
@@ -93,126 +94,6 @@ pub fn format_duration(seconds: f64) -> String {
     } else {
         format!("{}:{:02}", s / 60, s % 60)
     }
-}
-
-fn status(app: &App) -> Span<'static> {
-    if let Some(summary) = &app.summary {
-        return match summary.status {
-            RunStatus::Completed => Span::styled("✓ completed", theme::running()),
-            RunStatus::Interrupted => Span::styled("■ interrupted", theme::paused()),
-            RunStatus::Failed => Span::styled("✗ failed", theme::error()),
-        };
-    }
-    if app.stopping {
-        return Span::styled("stopping…", theme::paused());
-    }
-    match app.progress.phase {
-        Some(phase) if app.is_paused(phase.role()) => Span::styled("⏸ paused", theme::paused()),
-        Some(_) => Span::styled("▶ running", theme::running()),
-        None => Span::styled("starting", theme::dim()),
-    }
-}
-
-/// ` · 1 thread`, or nothing where the phase did not say.
-fn threads_text(threads: usize) -> String {
-    match threads {
-        0 => String::new(),
-        1 => " · 1 thread".into(),
-        n => format!(" · {n} threads"),
-    }
-}
-
-fn render_header(app: &App, frame: &mut Frame, area: Rect) {
-    let p = &app.progress;
-    let phase = match p.phase {
-        Some(phase) => Span::styled(phase.as_str(), theme::title().fg(theme::phase_color(phase))),
-        None if app.summary.is_some() => Span::raw("run"),
-        None if app.trainer_gone => Span::styled("trainer stopped", theme::error()),
-        None => Span::raw("-"),
-    };
-    let eta = |seconds: Option<f64>| seconds.map_or("-".into(), format_duration);
-    let paused = p.phase.is_some_and(|phase| app.is_paused(phase.role()));
-    let rate = if paused {
-        " · paused".to_string()
-    } else {
-        format!(" · {:.0} samples/s", p.samples_per_sec)
-    };
-    let mut spans = vec![
-        Span::styled(" kd-tui ", theme::title()),
-        Span::raw(format!("{} · ", app.name)),
-    ];
-    match &app.link {
-        Link::InProcess => {}
-        Link::Attached { pid } => spans.push(Span::raw(format!("attached to pid {pid} · "))),
-        Link::ReadOnly { reason } => spans.push(Span::styled(
-            format!("read-only: {reason} · "),
-            theme::paused(),
-        )),
-    }
-    if let Some(q) = &app.queue {
-        let at = q.running().map_or(q.done(), |i| i + 1);
-        spans.push(Span::raw(format!("{} {at}/{} · ", q.title, q.rows.len())));
-    }
-    spans.extend([phase, Span::raw(" "), status(app)]);
-    let students_wait = p.phase == Some(Phase::Teacher) && app.is_paused(Role::Student);
-    if students_wait && app.summary.is_none() {
-        spans.push(Span::styled(" · students start paused", theme::paused()));
-    }
-    // Most important first; whatever does not fit the width is left out.
-    let optional = match &app.summary {
-        Some(summary) => vec![
-            format!(" · run took {}", format_duration(summary.wall_seconds)),
-            format!(" · {}", app.device),
-        ],
-        None => vec![
-            format!(" · epoch {}/{}", p.epoch, p.epochs),
-            format!(" · ETA {}", eta(app.run_eta_seconds())),
-            format!(" · elapsed {}", format_duration(app.elapsed.as_secs_f64())),
-            (app.gpus.iter())
-                .map(|g| format!(" · {}", nvml::reading_text(g)))
-                .collect(),
-            format!(" · phase ETA {}", eta(p.eta_seconds())),
-            rate,
-            format!(" · step {}", p.step),
-            format!(" · {}{}", app.device, threads_text(p.threads)),
-        ],
-    };
-    let mut used: usize = spans.iter().map(|s| s.width()).sum();
-    for segment in optional {
-        let width = Span::raw(&segment).width();
-        if used + width > area.width as usize {
-            break;
-        }
-        used += width;
-        spans.push(Span::raw(segment));
-    }
-    let line = Line::from(spans);
-    let [text, gauges] =
-        Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(area);
-    frame.render_widget(Paragraph::new(line), text);
-    let [epoch_gauge, phase_gauge] =
-        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(gauges);
-    let gauge = |label: String, ratio: f64| {
-        LineGauge::default()
-            .filled_style(theme::gauge())
-            .unfilled_style(theme::dim())
-            .label(label)
-            .ratio(ratio)
-    };
-    frame.render_widget(
-        gauge(
-            format!(" epoch {:>3.0}%", 100.0 * p.epoch_ratio()),
-            p.epoch_ratio(),
-        ),
-        epoch_gauge,
-    );
-    frame.render_widget(
-        gauge(
-            format!(" phase {:>3.0}%", 100.0 * p.phase_ratio()),
-            p.phase_ratio(),
-        ),
-        phase_gauge,
-    );
 }
 
 fn render_footer(app: &App, frame: &mut Frame, area: Rect, compact: bool) {

@@ -12,6 +12,12 @@ use ratatui::widgets::{Block, Paragraph, Row, Table};
 use ratatui::Frame;
 
 pub(super) fn render_hyperparameters(app: &App, frame: &mut Frame, area: Rect) {
+    // At the end: every phase's settings as it ran, not the live values of the last one.
+    if app.finished() {
+        let block = Block::bordered().title(" hyperparameters as run ");
+        frame.render_widget(Paragraph::new(super::as_run::lines(app)).block(block), area);
+        return;
+    }
     let role = app.active_role();
     let selected = app.selected.min(app.hyper_rows().len() - 1);
     let rows: Vec<Line> = app

@@ -1,9 +1,10 @@
 //! The screen as a newcomer meets it: every size from 70x20 up shows what matters most, and the
 //! charts show their data (round ticks, nothing drawn over the curves).
 
-use super::{ch, draw, finished_run, mid_run, stamped};
+use super::{ch, draw, feed_phase, finished_run, mid_run, stamped, started};
 use crate::front::tui::app::{App, Link};
 use crate::front::tui::render::charts::loss_curves;
+use crate::protocol::summary::{RunStatus, TeacherOutputs};
 use crate::protocol::{Event, ModelSize, Phase};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
@@ -118,6 +119,7 @@ fn after_one_teacher_epoch(val_acc: f64) -> App {
                 .unwrap()
                 .to_toml(),
             clock_origin_unix: 0.0,
+            world_size: 1,
         },
     ));
     app.update(stamped(
@@ -279,4 +281,99 @@ fn the_header_shows_the_gpus_while_the_run_lasts() {
     let finished = finished_run();
     let (_, text) = screen(&finished, 120, 40);
     assert!(!text.contains("cuda:0 3%"), "{text}");
+}
+
+/// The students' phases: the baseline trained, the distilled phase computing the teacher's
+/// outputs (`done` of 1257 examples) before its first step.
+fn computing_teacher_outputs(done: usize) -> App {
+    let mut app = started();
+    feed_phase(&mut app, Phase::Teacher, 0.1, 0.983, 85002, 40.0);
+    feed_phase(&mut app, Phase::Baseline, 1.5, 0.955, 2410, 6.0);
+    for (done, wall_time) in [(0, 2.9), (done, 3.2)] {
+        let pass = Event::TeacherOutputs {
+            done,
+            total: 1257,
+            source: TeacherOutputs::Computed,
+        };
+        app.update(stamped(Some(Phase::Distilled), 0, 0, wall_time, pass));
+    }
+    app
+}
+
+#[test]
+fn the_header_says_the_teacher_outputs_are_being_computed() {
+    let (terminal, text) = screen(&computing_teacher_outputs(512), 80, 24);
+    let header = text.lines().next().unwrap();
+    assert!(
+        header.contains("distilled ▶ running · computing the teacher's outputs 41%"),
+        "{header}"
+    );
+    assert!(
+        !header.contains("baseline") && !header.contains("epoch"),
+        "{header}"
+    );
+    assert_shows(&text, &["teacher's outputs  41%", "phase   0%"]);
+    insta::assert_snapshot!(terminal.backend());
+    // Done, and training not started yet: the header says the outputs are there.
+    let (_, text) = screen(&computing_teacher_outputs(1257), 80, 24);
+    assert_shows(
+        &text,
+        &["distilled ▶ running · the teacher's outputs computed"],
+    );
+}
+
+#[test]
+fn the_end_shows_the_outcome_and_each_phase_as_it_ran() {
+    let (_, text) = screen(&finished_run(), 120, 40);
+    let lines: Vec<&str> = text.lines().collect();
+    // No gauges left at 50% and 58%: the row says how the run came out.
+    assert!(
+        lines[1].contains("distilled 96.10% vs baseline 95.50%: +0.60pp (n.s.) · teacher 98.30%"),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        !lines[1].contains('%') || !lines[1].contains("epoch"),
+        "{}",
+        lines[1]
+    );
+    // Each phase's settings as it started: the teacher's own lr, the students' own; the
+    // temperature edited half-way through the distilled phase, with its step.
+    assert_shows(
+        &text,
+        &[
+            "hyperparameters as run",
+            "lr      batch epochs",
+            "teacher   0.001   64    6",
+            "baseline  0.003   64    6",
+            "distilled 0.003   64    6",
+            "soft  temperature 4 → 8 @step 40",
+            "alpha 0.9",
+        ],
+    );
+    assert!(!text.contains("hyperparameters (teacher)"), "{text}");
+    // A stopped run says what it kept and how to go on.
+    let mut stopped = finished_run();
+    stopped.summary.as_mut().unwrap().status = RunStatus::Interrupted;
+    let (_, text) = screen(&stopped, 120, 40);
+    assert_shows(
+        &text,
+        &["finished: teacher, baseline, distilled · go on with kd-tui --resume runs/digits-"],
+    );
+}
+
+#[test]
+fn an_edit_of_a_phase_setting_is_marked_in_the_end_table() {
+    let mut app = finished_run();
+    let edit = super::applied(&app, "student.lr", "0.0005");
+    app.update(stamped(Some(Phase::Baseline), 3, 60, 2.0, edit));
+    let (_, text) = screen(&app, 120, 40);
+    assert_shows(
+        &text,
+        &[
+            "baseline  0.003*  64    6",
+            "* baseline lr → 0.0005 @step 60",
+            "distilled 0.003   64    6",
+        ],
+    );
 }

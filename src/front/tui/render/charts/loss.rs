@@ -81,7 +81,7 @@ pub fn loss_curves(app: &App) -> (Vec<Curve>, Vec<f64>, String) {
         }
         return (
             curves,
-            series.edits.clone(),
+            series.edits.iter().map(|e| e.step as f64).collect(),
             format!("{} step", phase.as_str()),
         );
     }
@@ -102,7 +102,7 @@ pub fn loss_curves(app: &App) -> (Vec<Curve>, Vec<f64>, String) {
         .iter()
         .flat_map(|&p| {
             let by = offsets[p.index()];
-            app.series[p.index()].edits.iter().map(move |x| x + by)
+            (app.series[p.index()].edits.iter()).map(move |e| e.step as f64 + by)
         })
         .collect();
     (curves, edits, "step".into())

@@ -1,0 +1,109 @@
+//! `kd-tui --nproc 2` without `--batch`: both ranks start as one job and the cockpit attaches
+//! to it, in a real terminal (tmux). `q` detaches, `ls` lists the job with its ranks, a second
+//! cockpit attaches, `X` stops every rank with a checkpoint, and `--resume` with `--nproc 2`
+//! completes the run. Needs a build with Gloo.
+
+mod common;
+
+use common::client::{Client, HELLO};
+use common::ranks::require_gloo;
+use common::tmux::Session;
+use common::{kd_tui_on, read_summary, run, wait_exit, wait_for, ChildGuard, DIGITS};
+use kd_tui::protocol::summary::RunStatus;
+use serde_json::Value;
+use std::path::Path;
+use std::process::Stdio;
+
+fn listed(dir: &Path) -> Value {
+    let root = dir.parent().unwrap();
+    let out = run(["ls".as_ref(), root.as_os_str(), "--json".as_ref()]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let runs: Vec<Value> = serde_json::from_str(&out.stdout).unwrap();
+    let want = dir.display().to_string();
+    runs.into_iter()
+        .find(|r| r["dir"] == want.as_str())
+        .unwrap_or_else(|| panic!("{want} not listed:\n{}", out.stdout))
+}
+
+#[test]
+fn two_ranks_under_one_cockpit_detach_list_attach_stop_and_resume() {
+    require_gloo();
+    let bin = env!("CARGO_BIN_EXE_kd-tui");
+    let s = Session::shell(
+        "nproc",
+        120,
+        40,
+        &format!("{bin} {DIGITS} --nproc 2 --out {{dir}}/run --set teacher.epochs=100000 --set student.epochs=2; echo $? > {{dir}}/exit-code; sleep 600"),
+    );
+    let dir = s.run_dir();
+    s.wait_screen("the cockpit on the ranks' job", |screen| {
+        screen.contains("attached to pid") && screen.contains("▶ running")
+    });
+    s.keys(&["q"]);
+    assert_eq!(s.wait_exit(), 0, "q detaches");
+    let job = listed(&dir);
+    assert_eq!(
+        (job["state"].as_str(), job["world_size"].as_u64()),
+        (Some("running"), Some(2))
+    );
+    let root = dir.parent().unwrap();
+    let table = run(["ls".as_ref(), root.as_os_str()]);
+    assert!(table.stdout.contains("2 ranks"), "{}", table.stdout);
+
+    let second = Session::shell(
+        "nproc-attach",
+        120,
+        40,
+        &format!(
+            "{bin} attach {}; echo $? > {{dir}}/exit-code; sleep 600",
+            dir.display()
+        ),
+    );
+    second.wait_screen("a second cockpit on the job", |screen| {
+        screen.contains("attached to pid") && screen.contains("2 ranks")
+    });
+    second.keys(&["X"]);
+    second.wait_screen("the stop question", |screen| {
+        screen.contains("Stop the job?")
+    });
+    second.keys(&["y"]);
+    assert_eq!(second.wait_exit(), 0);
+    let screen = second.screen();
+    let go_on = format!("kd-tui --nproc 2 --resume {}", dir.display());
+    assert!(screen.contains(&go_on), "{screen}");
+    wait_for("both ranks to end", || {
+        kd_tui::run::lock::holder(&dir).is_none()
+    });
+    wait_for("the job's last line", || {
+        std::fs::read_to_string(dir.join("job.log"))
+            .is_ok_and(|l| l.contains("job exited with code"))
+    });
+    assert_eq!(read_summary(&dir).status, RunStatus::Interrupted);
+    assert_eq!(
+        read_summary(&dir.join("rank-1")).status,
+        RunStatus::Interrupted
+    );
+    assert!(
+        dir.join("checkpoint.json").exists(),
+        "a checkpoint to go on from"
+    );
+
+    // The same two ranks go on from the checkpoint; the teacher is then cut short.
+    let mut resumed = ChildGuard(
+        kd_tui_on(["--nproc", "2", "--batch", "--resume"])
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.with_extension("resume.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("the resumed job's socket", || {
+        dir.join("control.sock").exists()
+    });
+    let mut c = Client::connect(&dir, HELLO);
+    c.send("{\"command\":\"set\",\"key\":\"teacher.epochs\",\"value\":\"1\"}\n");
+    let log = || std::fs::read_to_string(dir.with_extension("resume.log")).unwrap();
+    assert_eq!(wait_exit(&mut resumed), 0, "{}", log());
+    assert_eq!(read_summary(&dir).status, RunStatus::Completed);
+    assert_eq!(read_summary(&dir).distributed.unwrap().world_size, 2);
+}
