@@ -50,3 +50,44 @@ pub(super) fn check_batch(model: &Model, input: &InputShape, batch: usize) -> Re
         available / per_example
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Activation, MlpConfig, ModelConfig};
+
+    /// The batch the refusal says fits, from its text.
+    fn fits(refusal: &str) -> usize {
+        let at_most = refusal.split("at most ").nth(1).expect(refusal);
+        at_most.split(' ').next().unwrap().parse().expect(refusal)
+    }
+
+    #[test]
+    fn a_batch_past_the_memory_is_refused_with_the_batch_that_fits() {
+        let input = InputShape::image(1, 28, 28);
+        let cfg = ModelConfig::Mlp(MlpConfig {
+            hidden: vec![800, 800],
+            activation: Activation::Relu,
+            dropout: 0.0,
+        });
+        let model = Model::new(&cfg, &input, 10, Device::Cpu).unwrap();
+        // 3 copies of (784 inputs + 800 + 800 + 10 logits) f32 per example.
+        assert_eq!(
+            bytes_per_example(&model, &input),
+            4 * 3 * (784 + 800 + 800 + 10)
+        );
+        assert!(
+            crate::malloc::available_memory().is_some(),
+            "Linux says how much memory is available"
+        );
+        assert_eq!(check_batch(&model, &input, 128), Ok(()));
+        let refusal = check_batch(&model, &input, usize::MAX >> 8).unwrap_err();
+        assert!(refusal.contains("GB of memory are available"), "{refusal}");
+        // What it says fits, fits (with room for what other processes take meanwhile); a
+        // batch twice that does not.
+        let most = fits(&refusal);
+        assert!(most >= 128, "{refusal}");
+        assert_eq!(check_batch(&model, &input, most / 2), Ok(()));
+        assert!(check_batch(&model, &input, most * 2).is_err());
+    }
+}
