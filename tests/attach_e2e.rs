@@ -113,15 +113,7 @@ fn a_detached_job_outlives_its_terminal_and_takes_a_second_cockpit() {
     });
     assert_eq!(kd_tui::run::lock::holder(&dir), Some(pid));
 
-    let second = Session::shell(
-        "attach",
-        120,
-        40,
-        &format!(
-            "{bin} attach {}; echo $? > {{dir}}/exit-code; sleep 600",
-            dir.display()
-        ),
-    );
+    let second = Session::attach("attach", &dir);
     second.wait_screen("the whole history", |screen| {
         screen.contains(&format!("attached to pid {pid}"))
             && screen.contains("edit distill.temperature: 4.0 -> 8.0")
@@ -303,16 +295,7 @@ fn ls_tells_live_completed_interrupted_and_killed_runs_apart() {
     );
 
     // A finished run opens read-only, from its records.
-    let bin = env!("CARGO_BIN_EXE_kd-tui");
-    let s = Session::shell(
-        "readonly",
-        120,
-        40,
-        &format!(
-            "{bin} attach {}; echo $? > {{dir}}/exit-code; sleep 600",
-            done.display()
-        ),
-    );
+    let s = Session::attach("readonly", &done);
     s.wait_screen("the read-only cockpit", |screen| {
         screen.contains("read-only: the run is completed") && screen.contains("✓ completed")
     });

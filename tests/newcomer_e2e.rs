@@ -253,12 +253,7 @@ fn stopping_an_attached_job_says_where_its_folder_is() {
     s.wait_screen("the attached cockpit", |screen| {
         screen.contains("attached to pid") && screen.contains("▶ running")
     });
-    s.keys(&["X"]);
-    s.wait_screen("the stop question", |screen| {
-        screen.contains("Stop the job?")
-    });
-    s.keys(&["y"]);
-    assert_eq!(s.wait_exit(), 0);
+    assert_eq!(s.stop_job(), 0);
     let screen = s.screen();
     let stopped = format!("the job stopped; run folder {}", dir.display());
     let go_on = format!("go on with: kd-tui --detach --resume {}", dir.display());

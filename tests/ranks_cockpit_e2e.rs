@@ -50,24 +50,11 @@ fn two_ranks_under_one_cockpit_detach_list_attach_stop_and_resume() {
     let table = run(["ls".as_ref(), root.as_os_str()]);
     assert!(table.stdout.contains("2 ranks"), "{}", table.stdout);
 
-    let second = Session::shell(
-        "nproc-attach",
-        120,
-        40,
-        &format!(
-            "{bin} attach {}; echo $? > {{dir}}/exit-code; sleep 600",
-            dir.display()
-        ),
-    );
+    let second = Session::attach("nproc-attach", &dir);
     second.wait_screen("a second cockpit on the job", |screen| {
         screen.contains("attached to pid") && screen.contains("2 ranks")
     });
-    second.keys(&["X"]);
-    second.wait_screen("the stop question", |screen| {
-        screen.contains("Stop the job?")
-    });
-    second.keys(&["y"]);
-    assert_eq!(second.wait_exit(), 0);
+    assert_eq!(second.stop_job(), 0);
     let screen = second.screen();
     let go_on = format!("kd-tui --nproc 2 --resume {}", dir.display());
     assert!(screen.contains(&go_on), "{screen}");

@@ -57,21 +57,31 @@ impl Nvml {
     /// driver or one of them is not found: then nothing is watched, and nothing is paid.
     pub fn watching(cuda: &[usize]) -> Option<Nvml> {
         let mut nvml = Nvml::open().ok()?;
-        let gpus = super::cuda::driver().ok()?.gpus;
-        nvml.watched = cuda
-            .iter()
-            .map(|&i| Some((i, nvml.index_of(&gpus.get(i)?.pci_bus_id)?)))
+        let matched = nvml.cuda_indices().ok()?;
+        nvml.watched = (cuda.iter())
+            .map(|&i| Some((i, matched.iter().find(|(_, c)| *c == Some(i))?.0)))
             .collect::<Option<_>>()?;
         Some(nvml)
     }
 
-    /// The NVML index of the GPU at PCI address `bus_id` (as CUDA writes it).
-    fn index_of(&self, bus_id: &str) -> Option<u32> {
-        let wanted = pci_address(bus_id)?;
-        (0..self.nvml.device_count().ok()?).find(|&i| {
-            (self.nvml.device_by_index(i).and_then(|d| d.pci_info()))
-                .is_ok_and(|p| pci_address(&p.bus_id) == Some(wanted))
-        })
+    /// Each NVML index with the CUDA index of the same GPU, matched by PCI address (NVML's
+    /// order may differ from CUDA's, and `CUDA_VISIBLE_DEVICES` renumbers CUDA's); `None`
+    /// where CUDA does not see it.
+    fn cuda_indices(&self) -> Result<Vec<(u32, Option<usize>)>, String> {
+        let cuda: Vec<_> = (super::cuda::driver().map(|d| d.gpus))
+            .unwrap_or_default()
+            .iter()
+            .map(|g| pci_address(&g.pci_bus_id))
+            .collect();
+        let count = self.nvml.device_count().map_err(|e| e.to_string())?;
+        (0..count)
+            .map(|index| {
+                let device = (self.nvml.device_by_index(index)).map_err(|e| e.to_string())?;
+                let bus = device.pci_info().map_err(|e| e.to_string())?.bus_id;
+                let at = pci_address(&bus).and_then(|a| cuda.iter().position(|c| *c == Some(a)));
+                Ok((index, at))
+            })
+            .collect()
     }
 
     pub fn driver_version(&self) -> Result<String, String> {
@@ -88,24 +98,11 @@ impl Nvml {
     /// Every GPU NVML sees, in CUDA's order where CUDA sees it (NVML's index otherwise), for
     /// `kd-tui doctor`: `(name, reading)`.
     pub fn all(&self) -> Result<Vec<(String, GpuReading)>, String> {
-        let count = self.nvml.device_count().map_err(|e| e.to_string())?;
-        let cuda_order: Vec<String> = (super::cuda::driver().map(|d| d.gpus))
-            .unwrap_or_default()
-            .into_iter()
-            .map(|g| g.pci_bus_id)
-            .collect();
-        let mut all = (0..count)
-            .map(|index| {
-                let device = self
-                    .nvml
-                    .device_by_index(index)
-                    .map_err(|e| e.to_string())?;
-                let bus = device.pci_info().map_err(|e| e.to_string())?.bus_id;
-                let cuda = (cuda_order.iter())
-                    .position(|b| pci_address(b).is_some() && pci_address(b) == pci_address(&bus))
-                    .unwrap_or(index as usize);
+        let mut all = (self.cuda_indices()?.into_iter())
+            .map(|(index, cuda)| {
+                let device = (self.nvml.device_by_index(index)).map_err(|e| e.to_string())?;
                 let name = device.name().map_err(|e| e.to_string())?;
-                Ok((name, self.reading(cuda, index)?))
+                Ok((name, self.reading(cuda.unwrap_or(index as usize), index)?))
             })
             .collect::<Result<Vec<_>, String>>()?;
         all.sort_by_key(|(_, r)| r.cuda);

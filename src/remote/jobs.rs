@@ -56,12 +56,8 @@ pub struct RunInfo {
     /// Seconds since the run last wrote a record.
     pub age_seconds: f64,
     /// The job's ranks: rank 0 writes the folder, each other rank its own `rank-N/` in it.
-    #[serde(default = "one")]
+    #[serde(default = "crate::protocol::one_rank")]
     pub world_size: usize,
-}
-
-fn one() -> usize {
-    1
 }
 
 /// The ranks of the job that wrote `dir`: 1 + its `rank-N` folders.

@@ -3,7 +3,7 @@
 //! shared server, a test whose session ends last shuts the server down while another test's
 //! `new-session` is connecting to it ("server exited unexpectedly").
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -45,6 +45,30 @@ impl Session {
             .expect("tmux is required for the TUI tests (scripts/kd test installs it)");
         assert!(status.success(), "tmux new-session failed");
         Session { name, dir }
+    }
+
+    /// `kd-tui attach DIR` at 120x40; its exit code goes to the session's `exit-code` file.
+    pub fn attach(tag: &str, dir: &Path) -> Session {
+        Session::shell(
+            tag,
+            120,
+            40,
+            &format!(
+                "{} attach {}; echo $? > {{dir}}/exit-code; sleep 600",
+                env!("CARGO_BIN_EXE_kd-tui"),
+                dir.display()
+            ),
+        )
+    }
+
+    /// `X`, then `y` at the question: stops the attached job; the cockpit's exit code.
+    pub fn stop_job(&self) -> i32 {
+        self.keys(&["X"]);
+        self.wait_screen("the stop question", |screen| {
+            screen.contains("Stop the job?")
+        });
+        self.keys(&["y"]);
+        self.wait_exit()
     }
 
     /// Runs a tmux command on this session's server; returns its stdout.
