@@ -10,7 +10,8 @@ costs; --resize R: both sides resize them to R x R, as a training set of photos 
              through a DataLoader with 2 worker processes, batches of 256, every image once
   first      kd-tui's load with data.cache = "memory": list, read headers, decode, split, tensors
   write      the same with a fresh disk cache: decode and write the cache file
-  cached     the same again: the cache file read back instead of decoding
+  cached     the same again with data.cache = "auto": the cache file read back into memory
+             instead of decoding (the same tensors as "first")
 
 kd-tui's figures are the seconds `kd-tui data` reports for `data::load` (its own process start,
 the same for every variant, is not counted; neither is the DataLoader's import of torch). Every
@@ -148,7 +149,7 @@ def main():
                 "pil": lambda: pil_pass(folder, args.resize or side, "RGB" if args.rgb else "L"),
                 "first": lambda: kd_tui_pass(binary, folder, "memory", fresh, args.resize),
                 "write": lambda: kd_tui_pass(binary, folder, "disk", fresh, args.resize),
-                "cached": lambda: kd_tui_pass(binary, folder, "disk", fresh, args.resize),
+                "cached": lambda: kd_tui_pass(binary, folder, "auto", fresh, args.resize),
             }
             order = ["pil", "first", "write", "cached"]
             if r % 2:  # the DataLoader last every other round

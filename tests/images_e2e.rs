@@ -74,8 +74,19 @@ fn write_folder(root: &Path) -> (PathBuf, PathBuf) {
 /// `kd-tui ARGS --set data.source="images" --set data.path=DIR --set SETS...`, its cache in
 /// `cache`.
 fn kd(args: &[&str], dir: &Path, cache: &Path, sets: &[&str]) -> Outcome {
+    kd_with(args, dir, cache, sets, &[])
+}
+
+/// `kd` with more environment variables.
+fn kd_with(
+    args: &[&str],
+    dir: &Path,
+    cache: &Path,
+    sets: &[&str],
+    env: &[(&str, &str)],
+) -> Outcome {
     let mut command = kd_tui_on(args);
-    command.env("KD_TUI_CACHE", cache);
+    command.env("KD_TUI_CACHE", cache).envs(env.iter().copied());
     let path = format!("data.path={:?}", dir.display().to_string());
     for s in ["data.source=\"images\"", &path].iter().chain(sets) {
         command.args(["--set", s]);
@@ -309,31 +320,59 @@ fn a_folder_decoded_as_batches_are_drawn_trains_exactly_as_one_decoded_up_front(
         "teacher.model={ kind = \"cnn\", channels = [8] }",
         "student.augment={ shift = 1 }",
     ];
-    let weights = |mode: &str| {
-        let run = tmp.path().join(mode);
+    // Each mode's run: its data line's cache status and every phase's weights.
+    let run_in = |mode: &str, name: &str, more: &[&str], env: &[(&str, &str)]| {
+        let run = tmp.path().join(name);
         let mode_set = format!("data.cache=\"{mode}\"");
-        let all: Vec<&str> = sets.iter().copied().chain([mode_set.as_str()]).collect();
-        let out = kd(
-            &["--batch", "--out", &run.display().to_string()],
-            &dir,
-            &cache,
-            &all,
-        );
+        let all: Vec<&str> = sets
+            .iter()
+            .chain(more)
+            .copied()
+            .chain([mode_set.as_str()])
+            .collect();
+        let args = ["--batch", "--out", &run.display().to_string()];
+        let out = kd_with(&args, &dir, &cache, &all, env);
         assert_eq!(out.code, Some(0), "{mode}: {}", out.stderr);
         let line = out
             .stderr
             .lines()
             .find(|l| l.contains("data images"))
             .unwrap();
-        let streamed = line.contains("cache: none: decoded as batches are drawn");
-        assert_eq!(streamed, mode == "none", "{line}");
-        ["teacher", "baseline", "distilled"]
-            .map(|phase| std::fs::read(run.join(format!("{phase}.safetensors"))).unwrap())
+        let status = line.split("cache: ").nth(1).unwrap().trim_end_matches(')');
+        let weights = ["teacher", "baseline", "distilled"]
+            .map(|phase| std::fs::read(run.join(format!("{phase}.safetensors"))).unwrap());
+        (status.to_string(), weights)
     };
-    assert!(
-        weights("none") == weights("memory"),
-        "every phase's weights are the same bytes"
+    let (status, memory) = run_in("memory", "memory", &[], &[]);
+    assert_eq!(status, "memory");
+    let (status, none) = run_in("none", "none", &[], &[]);
+    assert_eq!(status, "none: decoded as batches are drawn");
+    assert!(none == memory, "every phase's weights are the same bytes");
+    // "disk": decoded into the cache file, then every batch's rows read from it; the next run
+    // reads the file. Both train exactly as from memory.
+    let paged = "rows read from the file as batches are drawn";
+    let (status, disk) = run_in("disk", "disk", &[], &[]);
+    assert_eq!(status, format!("written; {paged}"));
+    assert!(disk == memory, "from the file written, the same weights");
+    let (status, again) = run_in("disk", "disk-again", &[], &[]);
+    assert_eq!(status, format!("read; {paged}"));
+    assert!(again == memory, "from the file read, the same weights");
+    // Another size is another cache file; under a limit of 0 GiB it evicts the older ones.
+    let images = cache.join("images");
+    let before: Vec<_> = std::fs::read_dir(&images)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(before.len(), 1, "{before:?}");
+    let (status, _) = run_in(
+        "disk",
+        "resized",
+        &["data.size=[6, 6]"],
+        &[("KD_TUI_CACHE_GIB", "0")],
     );
+    assert!(status.starts_with("written; evicted "), "{status}");
+    assert!(!before[0].exists(), "the older file is gone");
     // An image whose header reads but whose pixels do not is found as its batch is drawn: the
     // run fails as bad input, naming it, and its summary says so.
     let png = std::fs::read_dir(dir.join("train/one"))

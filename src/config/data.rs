@@ -104,14 +104,15 @@ impl<'de> Deserialize<'de> for Normalize {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DataCache {
-    /// `disk` when the decoded bytes fit the disk budget (4 GiB, and half the free space);
-    /// `none` when they do not fit in memory.
+    /// `memory`, plus a cache file when the decoded bytes fit the disk budget (4 GiB, and half
+    /// the free space); `none` when they do not fit in memory (a cache file already written is
+    /// read, its rows left on disk).
     #[default]
     Auto,
     /// Decoded at set-up every run and kept in memory; no cache file.
     Memory,
-    /// Decoded once into a file of the per-user cache folder, read back by the next run over
-    /// the same folder, and kept in memory while the run lasts.
+    /// Decoded once into a file of the per-user cache folder, whatever its size, read back by
+    /// the next run over the same folder; each batch's rows are read from the file as drawn.
     Disk,
     /// Nothing kept: each batch's images are decoded from their files as it is drawn, the
     /// next batch ahead while the model trains.

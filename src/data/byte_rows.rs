@@ -1,6 +1,8 @@
 //! 8-bit examples held once, in memory or mapped from an image-cache file, and the rows of them
 //! a split holds: drawing the validation and test splits selects rows without copying them, and
-//! each split's tensor is gathered in one copy from where the bytes lie.
+//! each split's tensor is gathered in one copy from where the bytes lie. Rows of a file mapped
+//! to be paged (`ByteStore::Paged`) are never gathered whole: each batch's rows are copied from
+//! the file as it is drawn, and the operating system keeps in memory what fits.
 
 use std::ops::{Deref, Range};
 use std::sync::Arc;
@@ -9,7 +11,10 @@ use tch::{Device, Kind, Tensor};
 /// Bytes a source read: its own, or a range of a mapped file that three splits share.
 pub(super) enum ByteStore {
     Owned(Vec<u8>),
+    /// Read into memory (pre-faulted), gathered into each split's tensor.
     Mapped(Arc<memmap2::Mmap>, Range<usize>),
+    /// Left on disk: rows are read from the file batch by batch.
+    Paged(Arc<memmap2::Mmap>, Range<usize>),
 }
 
 impl Deref for ByteStore {
@@ -17,7 +22,7 @@ impl Deref for ByteStore {
     fn deref(&self) -> &[u8] {
         match self {
             ByteStore::Owned(v) => v,
-            ByteStore::Mapped(map, range) => &map[range.clone()],
+            ByteStore::Mapped(map, range) | ByteStore::Paged(map, range) => &map[range.clone()],
         }
     }
 }
@@ -71,6 +76,23 @@ impl ByteRows {
         }
     }
 
+    /// Whether the rows stay on disk and are read batch by batch.
+    pub fn is_paged(&self) -> bool {
+        matches!(*self.store, ByteStore::Paged(..))
+    }
+
+    /// Asks the operating system to start reading rows `rows` of a paged file (the next batch,
+    /// while the model trains on this one); nothing for bytes in memory.
+    pub fn will_need(&self, rows: impl Iterator<Item = usize>) {
+        if let ByteStore::Paged(map, range) = &*self.store {
+            for i in rows {
+                let start = range.start + self.rows[i] * self.dim;
+                // Advice only: a refusal costs a page fault later, nothing else.
+                let _ = map.advise_range(memmap2::Advice::WillNeed, start, self.dim);
+            }
+        }
+    }
+
     /// Every byte, row by row.
     pub fn values(&self) -> impl Iterator<Item = u8> + '_ {
         (0..self.len()).flat_map(|i| self.row(i).iter().copied())
@@ -78,8 +100,13 @@ impl ByteRows {
 
     /// The rows as a `[len, dim]` u8 tensor, copied once from where they lie.
     pub fn to_tensor(&self) -> Tensor {
+        self.gather(&(0..self.len()).collect::<Vec<_>>())
+    }
+
+    /// Rows `rows` (of these) as a `[rows.len(), dim]` u8 tensor, copied once.
+    pub fn gather(&self, rows: &[usize]) -> Tensor {
         let out = Tensor::empty(
-            [self.len() as i64, self.dim as i64],
+            [rows.len() as i64, self.dim as i64],
             (Kind::Uint8, Device::Cpu),
         );
         if out.numel() == 0 {
@@ -90,8 +117,8 @@ impl ByteRows {
         let dst =
             unsafe { std::slice::from_raw_parts_mut(out.data_ptr().cast::<u8>(), out.numel()) };
         dst.chunks_mut(self.dim)
-            .enumerate()
-            .for_each(|(i, d)| d.copy_from_slice(self.row(i)));
+            .zip(rows)
+            .for_each(|(d, &i)| d.copy_from_slice(self.row(i)));
         out
     }
 }

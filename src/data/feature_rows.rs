@@ -2,6 +2,7 @@
 //! and are made floats and normalised a batch at a time, so that a dataset takes a quarter of
 //! the memory (and of the host-to-device copy) that floats would.
 
+use super::byte_rows::ByteRows;
 use super::images::StreamedRows;
 use super::normalize::Affine;
 use tch::{Device, Kind, Tensor};
@@ -21,6 +22,8 @@ enum Stored {
     Tensor(Tensor),
     /// Bytes decoded from an image folder's files as they are read.
     Streamed(StreamedRows),
+    /// Bytes of an image-cache file left on disk, copied batch by batch to the device.
+    Paged(ByteRows, Device),
 }
 
 impl FeatureRows {
@@ -48,10 +51,19 @@ impl FeatureRows {
         }
     }
 
+    /// Bytes of a mapped file, read as rows are, normalised by `affine`, if any.
+    pub(super) fn paged(rows: ByteRows, affine: Option<&Affine>) -> FeatureRows {
+        FeatureRows {
+            stored: Stored::Paged(rows, Device::Cpu),
+            affine: affine_tensors(affine),
+        }
+    }
+
     pub fn len(&self) -> i64 {
         match &self.stored {
             Stored::Tensor(t) => t.size()[0],
             Stored::Streamed(s) => s.len() as i64,
+            Stored::Paged(p, _) => p.len() as i64,
         }
     }
 
@@ -64,6 +76,10 @@ impl FeatureRows {
         match &self.stored {
             Stored::Tensor(t) => self.as_floats(t.index_select(0, idx)),
             Stored::Streamed(s) => self.as_floats(s.bytes(indices(idx).into_iter())),
+            Stored::Paged(p, device) => {
+                let rows: Vec<usize> = indices(idx).into_iter().map(|i| i as usize).collect();
+                self.as_floats(p.gather(&rows).to_device(*device))
+            }
         }
     }
 
@@ -80,14 +96,22 @@ impl FeatureRows {
                 }
                 self.as_floats(bytes)
             }
+            Stored::Paged(p, device) => {
+                let (start, end) = (start as usize, (start + len) as usize);
+                p.will_need(end..(end + end - start).min(p.len()));
+                let rows: Vec<usize> = (start..end).collect();
+                self.as_floats(p.gather(&rows).to_device(*device))
+            }
         }
     }
 
     /// Says which rows `rows(idx)` will be asked for next (`idx()`, computed only where it
-    /// matters): streamed rows start decoding them.
+    /// matters): streamed rows start decoding them, paged rows start reading them.
     pub fn will_read(&self, idx: impl FnOnce() -> Tensor) {
-        if let Stored::Streamed(s) = &self.stored {
-            s.decode_ahead(indices(&idx()).into_iter());
+        match &self.stored {
+            Stored::Tensor(_) => {}
+            Stored::Streamed(s) => s.decode_ahead(indices(&idx()).into_iter()),
+            Stored::Paged(p, _) => p.will_need(indices(&idx()).into_iter().map(|i| i as usize)),
         }
     }
 
@@ -101,6 +125,7 @@ impl FeatureRows {
             stored: match &self.stored {
                 Stored::Tensor(t) => Stored::Tensor(t.to_device(device)),
                 Stored::Streamed(s) => Stored::Streamed(s.to_device(device)),
+                Stored::Paged(p, _) => Stored::Paged(p.clone(), device),
             },
             affine: self
                 .affine

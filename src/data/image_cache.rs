@@ -1,45 +1,22 @@
 //! The decoded-image cache: an image folder's decoded, resized bytes in one file of the
 //! per-user cache folder, keyed by the folder's listing (paths, sizes, modification times) and
 //! the settings that shape the bytes, so that the next run over an unchanged folder reads one
-//! file instead of decoding every image. A file is used only when its length, header and CRC-32
-//! agree with what the key promises; anything else is decoded anew and the file replaced.
+//! file instead of decoding every image. A file is used only when its length, header and
+//! checksum agree with what the key promises (`file`); anything else is decoded anew and the
+//! file replaced. With `cache = "disk"` the run reads its rows from the file batch by batch, so
+//! a folder larger than memory is decoded once, straight into the file, and then trains from it.
 
-use super::byte_rows::ByteStore;
-use super::images::{fits_in_memory, gib, Decoded, Listing, Pixels};
-use super::DataError;
-use crate::config::rules::MAX_IMAGE_SIDE;
+mod file;
+
+use super::cache_folder::{free_space, keep_limit, touch, write_aside};
+use super::images::{decode_each, gib, Decoded, Listing, Plan};
+use super::{err, DataError};
 use crate::config::{DataCache, DataConfig};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-/// The file's first bytes; a new layout gets a new number (and so other keys too).
-const MAGIC: &[u8; 16] = b"kd-tui images 1\n";
 /// The most `cache = "auto"` writes in one file (and at most half the disk's free space).
 const AUTO_BUDGET: u64 = 4 << 30;
-/// Class names and counts: a header larger than this is no header of ours.
-const MAX_HEADER: u64 = 64 << 20;
-
-/// kd-tui's per-user cache folder: `$KD_TUI_CACHE`, else `$XDG_CACHE_HOME/kd-tui`, else
-/// `~/.cache/kd-tui`; none where none of these is set.
-pub fn cache_root() -> Option<PathBuf> {
-    crate::user_dirs::from_env("KD_TUI_CACHE")
-        .or_else(|| crate::user_dirs::xdg("XDG_CACHE_HOME", ".cache"))
-}
-
-/// What the file holds besides the bytes, written before them.
-#[derive(Serialize, Deserialize)]
-struct Header {
-    shape: [usize; 3],
-    /// Examples per split (`SPLITS`), `None` where the folder has no such split.
-    counts: [Option<usize>; 3],
-    skipped: usize,
-    common_size: bool,
-    /// Of every byte after the header.
-    crc32: u32,
-}
 
 /// Why the cache gave nothing.
 pub(super) enum Miss {
@@ -48,8 +25,6 @@ pub(super) enum Miss {
     Absent,
     /// A file that does not prove what it holds, and why.
     Unusable(String),
-    /// A file whose images would not fit in memory: as decoding them would not.
-    Refused(DataError),
 }
 
 pub(super) struct Cache {
@@ -62,7 +37,7 @@ impl Cache {
     /// The cache of `dir`'s `listing` under `root` (`cache_root()`, or a test's folder).
     pub fn new(dir: &Path, listing: &Listing, cfg: &DataConfig, root: Option<PathBuf>) -> Cache {
         let mut hash = Sha256::new();
-        hash.update(MAGIC);
+        hash.update(file::MAGIC);
         let settings = serde_json::json!([cfg.size, cfg.channels, cfg.skip_bad, listing.classes]);
         hash.update(settings.to_string());
         for e in &listing.entries {
@@ -92,10 +67,15 @@ impl Cache {
         &self.key
     }
 
-    /// The cached images of `classes` classes, proven to be what the file's header says.
+    /// The cached images of `classes` classes, proven to be what the file's header says: read
+    /// into memory, or left on disk with `cache = "disk"` or when they would not fit.
     pub fn read(&self, dir: &Path, classes: usize) -> Result<Decoded, Miss> {
         match &self.path {
-            Some(path) => read_file(path, dir, classes),
+            Some(path) => {
+                let decoded = file::read(path, dir, classes, self.mode == DataCache::Disk)?;
+                touch(path);
+                Ok(decoded)
+            }
             None if self.mode == DataCache::Memory => Err(Miss::Off("memory")),
             None if self.mode == DataCache::None => Err(Miss::Off("none")),
             None => Err(Miss::Off("none (no cache folder: set KD_TUI_CACHE)")),
@@ -122,12 +102,84 @@ impl Cache {
                 );
             }
         }
-        match (write_file(path, decoded), miss) {
-            (Err(e), _) => format!("not written ({}: {e})", path.display()),
-            (Ok(()), Miss::Unusable(why)) => format!("written, replacing a file that {why}"),
-            (Ok(()), _) => "written".into(),
+        match file::write(path, decoded) {
+            Err(e) => format!("not written ({}: {e})", path.display()),
+            Ok(()) => written(path, miss),
         }
     }
+
+    /// `cache = "disk"`: decodes `plan` straight into the cache file, a chunk of images at a
+    /// time (they need not fit in memory), and reads it back, its rows left on disk. A file
+    /// that would not fit the free space, or cannot be written, is refused before training.
+    pub fn decode_to_file(
+        &self,
+        dir: &Path,
+        listing: &Listing,
+        cfg: &DataConfig,
+        plan: Plan,
+        miss: &Miss,
+    ) -> Result<(Decoded, String), DataError> {
+        let path = self.path.as_ref().ok_or_else(|| {
+            err(
+                "preset",
+                "key `data.cache`: \"disk\" needs a cache folder; set KD_TUI_CACHE",
+            )
+        })?;
+        let bytes = plan.entries.len() as u64 * (plan.chw() as u64 + 8);
+        let free = free_space(path);
+        if bytes > free {
+            return Err(err(
+                path.display(),
+                format!(
+                    "the decoded images take {}, more than the {} free there; free space, set \
+                     KD_TUI_CACHE to another disk, or data.cache = \"none\" (decoded as batches \
+                     are drawn)",
+                    gib(bytes),
+                    gib(free)
+                ),
+            ));
+        }
+        let cannot = |e: std::io::Error| {
+            err(
+                path.display(),
+                format!("cannot write the image cache ({e})"),
+            )
+        };
+        let [h, w] = plan.size;
+        let shape = [plan.channels, h, w];
+        let mut failed = None;
+        write_aside(path, |tmp| {
+            let mut out = file::Writer::create(tmp)?;
+            let decoded = decode_each(dir, listing, cfg, &plan, &mut |split, pixels, labels| {
+                out.push(split, pixels, labels).map_err(cannot)
+            });
+            match decoded {
+                Ok(skipped) => out.finish(shape, skipped, cfg.size.is_none()),
+                Err(e) => {
+                    failed = Some(e);
+                    Err(std::io::Error::other("decoding failed"))
+                }
+            }
+        })
+        .map_err(|e| failed.take().unwrap_or_else(|| cannot(e)))?;
+        let decoded = file::read(path, dir, listing.classes.len(), true).map_err(|miss| {
+            let why = match miss {
+                Miss::Unusable(why) => why,
+                Miss::Absent | Miss::Off(_) => "is not there".into(),
+            };
+            err(path.display(), format!("the cache just written {why}"))
+        })?;
+        Ok((decoded, written(path, miss)))
+    }
+}
+
+/// What writing the file at `path` did: whether it replaced another, what it evicted.
+fn written(path: &Path, miss: &Miss) -> String {
+    let replaced = match miss {
+        Miss::Unusable(why) => format!(", replacing a file that {why}"),
+        _ => String::new(),
+    };
+    format!("written{replaced}{}", keep_limit(path))
 }
 
 /// Labels (8 bytes each) and pixels of every split.
@@ -138,155 +190,4 @@ fn body_len(d: &Decoded) -> u64 {
         .flatten()
         .map(|p| p.labels.len() as u64 * per)
         .sum()
-}
-
-/// The free space of the file system `path` would be on.
-fn free_space(path: &Path) -> u64 {
-    path.ancestors()
-        .find_map(|p| rustix::fs::statvfs(p).ok())
-        .map_or(0, |s| s.f_bavail.saturating_mul(s.f_frsize))
-}
-
-fn write_file(path: &Path, d: &Decoded) -> std::io::Result<()> {
-    let mut crc = crc32fast::Hasher::new();
-    let parts: Vec<(Vec<u8>, &[u8])> = d
-        .splits
-        .iter()
-        .flatten()
-        .map(|p| {
-            (
-                p.labels.iter().flat_map(|l| l.to_le_bytes()).collect(),
-                &p.bytes[..],
-            )
-        })
-        .collect();
-    for (labels, pixels) in &parts {
-        crc.update(labels);
-        crc.update(pixels);
-    }
-    let header = Header {
-        shape: d.shape,
-        counts: [0, 1, 2].map(|i| d.splits[i].as_ref().map(|p| p.labels.len())),
-        skipped: d.skipped,
-        common_size: d.common_size,
-        crc32: crc.finalize(),
-    };
-    let header = serde_json::to_vec(&header).map_err(std::io::Error::other)?;
-    write_aside(path, |tmp| {
-        let mut out = std::io::BufWriter::new(std::fs::File::create(tmp)?);
-        out.write_all(MAGIC)?;
-        out.write_all(&(header.len() as u64).to_le_bytes())?;
-        out.write_all(&header)?;
-        for (labels, pixels) in &parts {
-            out.write_all(labels)?;
-            out.write_all(pixels)?;
-        }
-        out.into_inner().map_err(|e| e.into_error())?.sync_all()
-    })
-}
-
-/// Writes a cache file aside, then renames it into place: a reader (another run over the same
-/// data) never sees half a file, and a failed write leaves nothing behind. The file aside is
-/// named by the process, as two runs may fill the same entry at once.
-pub fn write_aside(
-    path: &Path,
-    write: impl FnOnce(&Path) -> std::io::Result<()>,
-) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension(format!("{}.partial", std::process::id()));
-    let written = write(&tmp).and_then(|()| std::fs::rename(&tmp, path));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
-}
-
-fn read_file(path: &Path, dir: &Path, classes: usize) -> Result<Decoded, Miss> {
-    let unusable = |why: String| Miss::Unusable(why);
-    let meta = match std::fs::metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Miss::Absent),
-        Err(e) => return Err(unusable(format!("could not be read ({e})"))),
-        Ok(m) if !m.is_file() => return Err(unusable("is not a regular file".into())),
-        Ok(m) => m,
-    };
-    let mut file =
-        std::fs::File::open(path).map_err(|e| unusable(format!("could not be read ({e})")))?;
-    let short = |e: std::io::Error| match e.kind() {
-        std::io::ErrorKind::UnexpectedEof => unusable("is cut short".into()),
-        _ => unusable(format!("could not be read ({e})")),
-    };
-    let mut start = [0u8; 24];
-    file.read_exact(&mut start).map_err(short)?;
-    if &start[..16] != MAGIC {
-        return Err(unusable("is not a cache file of this kd-tui".into()));
-    }
-    let header_len = u64::from_le_bytes(start[16..].try_into().expect("8 bytes"));
-    if header_len > MAX_HEADER {
-        return Err(unusable(format!("has a {header_len}-byte header")));
-    }
-    let mut header = vec![0u8; header_len as usize];
-    file.read_exact(&mut header).map_err(short)?;
-    let header: Header = serde_json::from_slice(&header)
-        .map_err(|e| unusable(format!("has a header that does not parse ({e})")))?;
-    let [c, h, w] = header.shape;
-    if ![1, 3].contains(&c) || [h, w].iter().any(|&x| x == 0 || x > MAX_IMAGE_SIDE) {
-        return Err(unusable(format!(
-            "claims images of shape {:?}",
-            header.shape
-        )));
-    }
-    let Some(train) = header.counts[0] else {
-        return Err(unusable("holds no train/ split".into()));
-    };
-    let images: usize = header.counts.iter().flatten().sum();
-    let chw = c * h * w;
-    let expected = (images as u64)
-        .checked_mul(8 + chw as u64)
-        .and_then(|b| b.checked_add(24 + header_len));
-    if expected != Some(meta.len()) || train == 0 {
-        return Err(unusable(format!(
-            "is {} bytes, not what its header promises",
-            meta.len()
-        )));
-    }
-    fits_in_memory(dir, images, chw).map_err(Miss::Refused)?;
-    // Mapped, not read: each split's tensor is then gathered straight from the page cache, one
-    // copy instead of three. Cache files are replaced by renaming, never rewritten in place.
-    // SAFETY: the map is only read; a file truncated under it by another program would fault.
-    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }
-        .map(Arc::new)
-        .map_err(|e| unusable(format!("could not be mapped ({e})")))?;
-    let mut crc = crc32fast::Hasher::new();
-    let mut splits = [None, None, None];
-    let mut at = 24 + header_len as usize;
-    for (slot, count) in splits.iter_mut().zip(header.counts) {
-        let Some(n) = count else { continue };
-        let labels = &map[at..at + n * 8];
-        let bytes = at + n * 8..at + n * (8 + chw);
-        at = bytes.end;
-        crc.update(labels);
-        crc.update(&map[bytes.clone()]);
-        let labels: Vec<i64> = labels
-            .chunks_exact(8)
-            .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
-            .collect();
-        if labels.iter().any(|&l| l < 0 || l as usize >= classes) {
-            return Err(unusable(format!("holds a label outside 0..{classes}")));
-        }
-        *slot = Some(Pixels {
-            labels,
-            bytes: ByteStore::Mapped(map.clone(), bytes),
-        });
-    }
-    if crc.finalize() != header.crc32 {
-        return Err(unusable("does not match its checksum".into()));
-    }
-    Ok(Decoded {
-        shape: header.shape,
-        splits,
-        skipped: header.skipped,
-        common_size: header.common_size,
-    })
 }

@@ -7,12 +7,13 @@
 //! memory (or `cache = "none"`) is decoded batch by batch as the run trains (`stream`).
 
 use super::byte_rows::{ByteRows, ByteStore};
-use super::image_cache::{cache_root, Cache, Miss};
+use super::cache_folder::cache_root;
+use super::image_cache::Cache;
 use super::{err, DataError, Raw, Source, Values};
 use crate::config::{DataCache, DataConfig};
 use crate::protocol::InputShape;
-use decode::{decode, plan, Plan};
-pub(super) use decode::{fits_in_memory, gib};
+use decode::{decode, plan};
+pub(super) use decode::{decode_each, fits_in_memory, gib, Plan};
 use rayon::prelude::*;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -74,8 +75,7 @@ pub(super) fn read(cfg: &DataConfig, dir: &Path) -> Result<Source, DataError> {
         let listing = list(dir, cfg.classes.as_deref())?;
         let cache = Cache::new(dir, &listing, cfg, cache_root());
         let (data, status) = match cache.read(dir, listing.classes.len()) {
-            Ok(decoded) => (Data::Decoded(decoded), "read".to_string()),
-            Err(Miss::Refused(e)) if cfg.cache != DataCache::Auto => return Err(e),
+            Ok(decoded) => (Data::Decoded(decoded), read_status(cfg.cache)),
             Err(miss) => {
                 let plan = plan(&listing, cfg, cfg.cache == DataCache::None)?;
                 let too_big = fits_in_memory(dir, plan.entries.len(), plan.chw()).err();
@@ -84,11 +84,16 @@ pub(super) fn read(cfg: &DataConfig, dir: &Path) -> Result<Source, DataError> {
                         stream(plan, cfg),
                         "none: decoded as batches are drawn".into(),
                     ),
+                    (DataCache::Disk, _) => {
+                        let (decoded, status) =
+                            cache.decode_to_file(dir, &listing, cfg, plan, &miss)?;
+                        (Data::Decoded(decoded), format!("{status}; {PAGED}"))
+                    }
                     (DataCache::Auto, Some(why)) => {
                         let status = format!("none, decoded as batches are drawn: {}", why.message);
                         (stream(plan, cfg), status)
                     }
-                    (DataCache::Memory | DataCache::Disk, Some(why)) => return Err(why),
+                    (DataCache::Memory, Some(why)) => return Err(why),
                     (_, None) => {
                         let decoded = decode(dir, &listing, cfg, plan)?;
                         let status = cache.keep(&decoded, &miss);
@@ -99,6 +104,17 @@ pub(super) fn read(cfg: &DataConfig, dir: &Path) -> Result<Source, DataError> {
         };
         Ok(source(dir, listing.classes, data, &status, cache.key()))
     })
+}
+
+/// How the rows of a cache file left on disk are read, for the data line.
+const PAGED: &str = "rows read from the file as batches are drawn";
+
+/// The data line's cache status for a file that was read.
+fn read_status(mode: DataCache) -> String {
+    match mode {
+        DataCache::Disk => format!("read; {PAGED}"),
+        _ => "read".into(),
+    }
 }
 
 /// A folder's images, decoded now or as they are read.

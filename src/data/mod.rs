@@ -5,6 +5,7 @@
 
 pub mod augment;
 mod byte_rows;
+mod cache_folder;
 mod cifar;
 
 /// CIFAR-10's binary batch files: the training batches, then the test batch.
@@ -26,8 +27,8 @@ mod normalize;
 mod progress;
 mod read;
 
+pub use cache_folder::{cache_root, keep_limit, touch, write_aside};
 pub use feature_rows::FeatureRows;
-pub use image_cache::{cache_root, write_aside};
 pub use progress::screen_in_use;
 pub use read::MAX_DATA_BYTES;
 
@@ -182,6 +183,7 @@ impl Raw {
     fn into_split(self, affine: Option<&Affine>) -> Split {
         let size = [self.labels.len() as i64, self.dim() as i64];
         let features = match (self.features, affine) {
+            (Values::Bytes(b), a) if b.is_paged() => FeatureRows::paged(b, a),
             (Values::Bytes(b), a) => FeatureRows::bytes(b.to_tensor(), a),
             (Values::Files(files, rows), a) => {
                 FeatureRows::streamed(StreamedRows::new(files, rows), a)

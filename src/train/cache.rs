@@ -96,13 +96,17 @@ impl TeacherCache {
 
     /// The cached logits, proven to be what the key promises.
     pub fn read(&self) -> Result<Tensor, CacheMismatch> {
-        read_logits(&self.path, self.rows, self.classes)
+        let logits = read_logits(&self.path, self.rows, self.classes)?;
+        crate::data::touch(&self.path);
+        Ok(logits)
     }
 
     /// Best effort: a cache that cannot be written costs the next run a teacher pass, nothing
-    /// else.
+    /// else. Older cache files are evicted to keep the cache folder's limit.
     pub fn write(&self, logits: &Tensor) {
-        let _ = write_logits(&self.path, logits);
+        if write_logits(&self.path, logits).is_ok() {
+            crate::data::keep_limit(&self.path);
+        }
     }
 }
 

@@ -47,7 +47,7 @@ fn bad(cfg: &DataConfig, path: &Path, why: String, skipped: &mut usize) -> Resul
 
 /// The images to decode and how: those whose headers could be read, at one size and number of
 /// channels.
-pub(super) struct Plan<'a> {
+pub(in crate::data) struct Plan<'a> {
     pub entries: Vec<&'a Entry>,
     pub size: [usize; 2],
     pub channels: usize,
@@ -111,73 +111,118 @@ pub(super) fn plan<'a>(
     })
 }
 
-/// Decodes every image of the plan, in parallel, to `[C, H, W]` bytes (the caller has checked
-/// that they fit in memory).
+/// Images decoded in one parallel batch: enough to keep every core busy, few enough that a
+/// folder larger than memory streams through.
+const CHUNK_BYTES: usize = 64 << 20;
+
+/// Takes a split's decoded images in order: `(split, [n, C, H, W] bytes, n labels)`.
+pub(in crate::data) type Sink<'a> = dyn FnMut(usize, &[u8], &[i64]) -> Result<(), DataError> + 'a;
+
+/// Decodes every image of the plan, in parallel, a chunk at a time, and gives `sink` each
+/// split's readable images in order: `(split, [n, C, H, W] bytes, n labels)`. Returns how many
+/// images were skipped (with `data.skip_bad`; else an unreadable image is an error).
+pub(in crate::data) fn decode_each(
+    dir: &Path,
+    listing: &Listing,
+    cfg: &DataConfig,
+    plan: &Plan,
+    sink: &mut Sink,
+) -> Result<usize, DataError> {
+    decode_chunked(dir, listing, cfg, plan, CHUNK_BYTES, sink)
+}
+
+/// `decode_each` in chunks of at most `chunk_bytes` (at least one image).
+pub(super) fn decode_chunked(
+    dir: &Path,
+    listing: &Listing,
+    cfg: &DataConfig,
+    plan: &Plan,
+    chunk_bytes: usize,
+    sink: &mut Sink,
+) -> Result<usize, DataError> {
+    let (chw, [h, w], channels) = (plan.chw(), plan.size, plan.channels);
+    let mut skipped = plan.skipped;
+    let what = format!(
+        "decoding {} images of {}",
+        plan.entries.len(),
+        dir.display()
+    );
+    let progress = Progress::start(what, plan.entries.len());
+    for split in (0..SPLITS.len()).filter(|&s| listing.present[s]) {
+        let these: Vec<&Entry> = plan
+            .entries
+            .iter()
+            .copied()
+            .filter(|e| e.split == split)
+            .collect();
+        let chunk = (chunk_bytes / chw).clamp(1, these.len().max(1));
+        let mut bytes = vec![0u8; chunk * chw];
+        let mut kept = 0;
+        for group in these.chunks(chunk) {
+            let bytes = &mut bytes[..group.len() * chw];
+            let results: Vec<Result<(), String>> = bytes
+                .par_chunks_mut(chw)
+                .zip(group.par_iter())
+                .map(|(out, e)| {
+                    let decoded = decode_into(&e.path, channels, [h, w], out);
+                    progress.tick();
+                    decoded
+                })
+                .collect();
+            // Rows of images that failed are closed up, in order.
+            let mut labels = Vec::with_capacity(group.len());
+            for (i, (e, result)) in group.iter().zip(results).enumerate() {
+                match result {
+                    Ok(()) => {
+                        let row = labels.len();
+                        if row != i {
+                            bytes.copy_within(i * chw..(i + 1) * chw, row * chw);
+                        }
+                        labels.push(e.class as i64);
+                    }
+                    Err(why) => bad(cfg, &e.path, why, &mut skipped)?,
+                }
+            }
+            sink(split, &bytes[..labels.len() * chw], &labels)?;
+            kept += labels.len();
+        }
+        if kept == 0 {
+            return Err(err(
+                dir.join(SPLITS[split]).display(),
+                format!("holds no readable images ({skipped} skipped)"),
+            ));
+        }
+    }
+    progress.finish();
+    Ok(skipped)
+}
+
+/// Decodes every image of the plan into memory (the caller has checked that they fit).
 pub(super) fn decode(
     dir: &Path,
     listing: &Listing,
     cfg: &DataConfig,
     plan: Plan,
 ) -> Result<Decoded, DataError> {
-    let Plan {
-        entries,
-        size,
-        channels,
-        mut skipped,
-    } = plan;
-    let chw = channels * size[0] * size[1];
-    let what = format!("decoding {} images of {}", entries.len(), dir.display());
-    let progress = Progress::start(what, entries.len());
-    let mut splits = [None, None, None];
-    for (split, slot) in splits.iter_mut().enumerate() {
-        if !listing.present[split] {
-            continue;
-        }
-        let these: Vec<&Entry> = entries
-            .iter()
-            .copied()
-            .filter(|e| e.split == split)
-            .collect();
-        let mut bytes = vec![0u8; these.len() * chw];
-        let results: Vec<Result<(), String>> = bytes
-            .par_chunks_mut(chw)
-            .zip(these.par_iter())
-            .map(|(out, e)| {
-                let decoded = decode_into(&e.path, channels, size, out);
-                progress.tick();
-                decoded
-            })
-            .collect();
-        // Rows of images that failed are closed up, in order.
-        let mut labels = Vec::with_capacity(these.len());
-        for (i, (e, result)) in these.iter().zip(results).enumerate() {
-            match result {
-                Ok(()) => {
-                    let row = labels.len();
-                    if row != i {
-                        bytes.copy_within(i * chw..(i + 1) * chw, row * chw);
-                    }
-                    labels.push(e.class as i64);
-                }
-                Err(why) => bad(cfg, &e.path, why, &mut skipped)?,
-            }
-        }
-        bytes.truncate(labels.len() * chw);
-        if labels.is_empty() {
-            return Err(err(
-                dir.join(SPLITS[split]).display(),
-                format!("holds no readable images ({skipped} skipped)"),
-            ));
-        }
-        *slot = Some(Pixels {
-            labels,
-            bytes: ByteStore::Owned(bytes),
+    let chw = plan.chw();
+    let mut splits: [Option<(Vec<i64>, Vec<u8>)>; 3] = Default::default();
+    let skipped = decode_each(dir, listing, cfg, &plan, &mut |split, pixels, labels| {
+        let (l, p) = splits[split].get_or_insert_with(|| {
+            let n = plan.entries.iter().filter(|e| e.split == split).count();
+            (Vec::with_capacity(n), Vec::with_capacity(n * chw))
         });
-    }
-    progress.finish();
+        l.extend_from_slice(labels);
+        p.extend_from_slice(pixels);
+        Ok(())
+    })?;
     Ok(Decoded {
-        shape: [channels, size[0], size[1]],
-        splits,
+        shape: [plan.channels, plan.size[0], plan.size[1]],
+        splits: splits.map(|s| {
+            s.map(|(labels, bytes)| Pixels {
+                labels,
+                bytes: ByteStore::Owned(bytes),
+            })
+        }),
         skipped,
         common_size: cfg.size.is_none(),
     })

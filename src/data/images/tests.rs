@@ -1,5 +1,6 @@
 use super::*;
 use crate::config::{DataSource, MeanStd, Normalize};
+use crate::data::image_cache::Miss;
 use crate::data::tests::digits_cfg;
 use image::{DynamicImage, GrayImage, ImageFormat, Rgb, RgbImage, Rgba, RgbaImage};
 
@@ -259,6 +260,21 @@ fn the_cache_reads_back_what_was_decoded_and_refuses_what_it_cannot_prove() {
     assert_eq!(cache.keep(&decoded, &Miss::Absent), "written");
     let back = cache.read(&dir, 3).unwrap_or_else(|_| panic!("a hit"));
     assert_eq!(back, decoded);
+    // `cache = "disk"` leaves the rows on disk, to be read batch by batch; "auto" reads them in.
+    let paged = |d: &Decoded| match &d.splits[0].as_ref().unwrap().bytes {
+        ByteStore::Paged(..) => true,
+        ByteStore::Mapped(..) => false,
+        ByteStore::Owned(_) => panic!("read from the file"),
+    };
+    assert!(paged(&back));
+    let auto = DataConfig {
+        cache: DataCache::Auto,
+        ..c.clone()
+    };
+    let read_in = Cache::new(&dir, &listing, &auto, Some(root.clone()));
+    assert!(!paged(
+        &read_in.read(&dir, 3).unwrap_or_else(|_| panic!("a hit"))
+    ));
     let file = std::fs::read_dir(root.join("images"))
         .unwrap()
         .next()
@@ -273,10 +289,15 @@ fn the_cache_reads_back_what_was_decoded_and_refuses_what_it_cannot_prove() {
             _ => panic!("a file that does not prove itself is not used"),
         }
     };
+    // A pixel changed (just after the magic), a header cut short or its length lost, a file
+    // of something else: none is used.
     let mut flipped = bytes.clone();
-    *flipped.last_mut().unwrap() ^= 1;
+    flipped[16] ^= 1;
     assert!(why(&flipped).contains("checksum"));
-    assert!(why(&bytes[..bytes.len() - 1]).contains("not what its header promises"));
+    let mut one_more = bytes.clone();
+    one_more.insert(16, 0);
+    assert!(why(&one_more).contains("not what its header promises"));
+    assert!(why(&bytes[..bytes.len() - 1]).contains("header"));
     assert!(why(b"something else entirely, longer than a header").contains("not a cache file"));
     assert!(why(&bytes[..20]).contains("cut short"));
     // Fewer classes than the labels name: not this listing's file.
@@ -317,4 +338,58 @@ fn images_that_would_not_fit_in_memory_are_refused_with_their_size() {
             .contains("1073741824 images of 150528 bytes take 150528.0 GiB as bytes"),
         "{e}"
     );
+}
+
+#[test]
+fn decoding_a_chunk_at_a_time_closes_up_skipped_images_as_decoding_all_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    for (k, class) in ["a", "b"].iter().enumerate() {
+        for i in 0..5u8 {
+            let value = 40 * k as u8 + i;
+            put(
+                dir,
+                &format!("train/{class}/{i}.png"),
+                gray(value, 4, 6),
+                ImageFormat::Png,
+            );
+        }
+    }
+    put(dir, "test/b/0.png", gray(99, 4, 6), ImageFormat::Png);
+    std::fs::write(dir.join("train/a/2.png"), b"\x89PNG\r\n\x1a\n cut").unwrap();
+    let c = DataConfig {
+        skip_bad: true,
+        size: Some([4, 6]),
+        channels: Some(1),
+        ..cfg(dir)
+    };
+    let listing = list(dir, None).unwrap();
+    let whole = decode(dir, &listing, &c, plan(&listing, &c, false).unwrap()).unwrap();
+    assert_eq!(whole.skipped, 1);
+    // Chunks of 3 images: the bad one is in the first; the train split ends mid-chunk.
+    let mut got: Vec<(usize, Vec<u8>, Vec<i64>)> = Vec::new();
+    let p = plan(&listing, &c, false).unwrap();
+    let skipped = decode::decode_chunked(dir, &listing, &c, &p, 3 * 24, &mut |split, px, l| {
+        got.push((split, px.to_vec(), l.to_vec()));
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(skipped, 1);
+    let sizes: Vec<(usize, usize)> = got.iter().map(|(s, _, l)| (*s, l.len())).collect();
+    assert_eq!(sizes, [(0, 2), (0, 3), (0, 3), (0, 1), (2, 1)]);
+    for (split, name) in [(0, "train"), (2, "test")] {
+        let pixels: Vec<u8> = got
+            .iter()
+            .filter(|g| g.0 == split)
+            .flat_map(|g| g.1.clone())
+            .collect();
+        let labels: Vec<i64> = got
+            .iter()
+            .filter(|g| g.0 == split)
+            .flat_map(|g| g.2.clone())
+            .collect();
+        let whole = whole.splits[split].as_ref().unwrap();
+        assert_eq!(pixels, &whole.bytes[..], "{name}");
+        assert_eq!(labels, whole.labels, "{name}");
+    }
 }
