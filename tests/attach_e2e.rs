@@ -118,8 +118,27 @@ fn a_detached_job_outlives_its_terminal_and_takes_a_second_cockpit() {
         screen.contains(&format!("attached to pid {pid}"))
             && screen.contains("edit distill.temperature: 4.0 -> 8.0")
     });
+    // Detaching from a paused job says that it stays paused, and how to come back.
+    second.keys(&["Space"]);
+    second.wait_screen("the paused state", |screen| screen.contains("⏸ paused"));
     second.keys(&["q"]);
     assert_eq!(second.wait_exit(), 0);
+    let attach_again = format!("Attach again: kd-tui attach {}", dir.display());
+    second.wait_screen("the detach line", |screen| {
+        let screen = screen.replace('\n', "");
+        screen.contains(&format!("detached; the job (pid {pid}) stays paused"))
+            && screen.contains(&attach_again)
+    });
+    assert_eq!(kd_tui::run::lock::holder(&dir), Some(pid));
+    let third = Session::attach("attach-again", &dir);
+    third.wait_screen("the paused job", |screen| screen.contains("⏸ paused"));
+    third.keys(&["Space"]);
+    third.wait_screen("the running job", |screen| screen.contains("▶ running"));
+    third.keys(&["q"]);
+    assert_eq!(third.wait_exit(), 0);
+    third.wait_screen("the detach line", |screen| {
+        screen.contains(&format!("detached; the job (pid {pid}) goes on"))
+    });
     assert_eq!(
         kd_tui::run::lock::holder(&dir),
         Some(pid),

@@ -347,3 +347,31 @@ fn run(args: Args) -> Result<i32, Failure> {
     };
     finish(ended, &dir, if args.batch { "--batch" } else { "" })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Args;
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_command_argument_and_option_says_what_it_is() {
+        let top = Args::command();
+        let mut commands = vec![&top];
+        commands.extend(top.get_subcommands());
+        let mut checked = 0;
+        for command in commands {
+            let name = command.get_name();
+            assert!(command.get_about().is_some(), "`{name}` has no help text");
+            for arg in command.get_arguments().filter(|a| !a.is_hide_set()) {
+                let id = arg.get_id();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+                assert!(help.len() > 5, "`{name}`'s `{id}` has no help text");
+                checked += 1;
+            }
+        }
+        assert!(checked > 20, "{checked} arguments checked");
+    }
+}

@@ -6,10 +6,20 @@ use comfy_table::{ColumnConstraint, Table};
 
 /// `table` within `width` columns, dropping the columns of `drop_order` (least important
 /// first) until it fits; with a line naming what was left out, and where to find it.
-pub fn table(mut table: Table, width: Option<usize>, drop_order: &[usize], whole: &str) -> String {
+pub fn table(table: Table, width: Option<usize>, drop_order: &[usize], whole: &str) -> String {
+    table_dropping(table, width, drop_order, whole).0
+}
+
+/// `table`, and the columns it left out.
+pub fn table_dropping(
+    mut table: Table,
+    width: Option<usize>,
+    drop_order: &[usize],
+    whole: &str,
+) -> (String, Vec<usize>) {
     let widest = |t: &Table| t.lines().map(|l| l.chars().count()).max().unwrap_or(0);
     let Some(width) = width else {
-        return table.to_string();
+        return (table.to_string(), Vec::new());
     };
     let mut dropped = Vec::new();
     for &column in drop_order {
@@ -36,7 +46,7 @@ pub fn table(mut table: Table, width: Option<usize>, drop_order: &[usize], whole
         out.push('\n');
         out.push_str(&wrap(&note, Some(width)));
     }
-    out
+    (out, dropped)
 }
 
 /// `text` with each line wrapped at spaces within `width` columns (a word longer than the

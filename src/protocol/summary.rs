@@ -287,8 +287,10 @@ impl RunSummary {
         }
         // Least telling first: the last epoch's accuracy, then sizes and latencies.
         const DROP_ORDER: [usize; 6] = [5, 6, 3, 7, 1, 8];
-        let mut out = super::fit::table(table, width, &DROP_ORDER, "summary.json");
-        let mut notes = latency_note(&self.results().collect::<Vec<_>>());
+        let (mut out, dropped) =
+            super::fit::table_dropping(table, width, &DROP_ORDER, "summary.json");
+        let shown = |column| !dropped.contains(&column);
+        let mut notes = latency_note(&self.results().collect::<Vec<_>>(), shown(7), shown(8));
         if let Some(params) = self.distilled.as_ref().and_then(|d| d.regressor_params) {
             notes.push_str(&format!(
                 "\nhint regressor: {params} parameters (trained with the student, not counted in or saved with it)"
@@ -341,9 +343,10 @@ impl RunSummary {
     }
 }
 
-/// What the latency columns measure: `latency b=1` one example at a time, `latency/sample`
-/// each example of a batch, whose size is that of the test set when smaller than 1024.
-fn latency_note(results: &[&PhaseResult]) -> String {
+/// What the latency columns shown measure: `latency b=1` one example at a time,
+/// `latency/sample` each example of a batch, whose size is that of the test set when smaller
+/// than 1024.
+fn latency_note(results: &[&PhaseResult], batch1: bool, per_sample: bool) -> String {
     let mut batches: Vec<(usize, Vec<&str>)> = Vec::new();
     for r in results {
         match batches.iter_mut().find(|(b, _)| *b == r.latency.batch_size) {
@@ -360,7 +363,14 @@ fn latency_note(results: &[&PhaseResult]) -> String {
             .collect::<Vec<_>>()
             .join(", "),
     };
-    format!("\nlatency b=1: one example at a time; latency/sample: per sample at batch {sizes}")
+    let b1 = "latency b=1: one example at a time".to_string();
+    let per = format!("latency/sample: per sample at batch {sizes}");
+    match (batch1, per_sample) {
+        (true, true) => format!("\n{b1}; {per}"),
+        (true, false) => format!("\n{b1}"),
+        (false, true) => format!("\n{per}"),
+        (false, false) => String::new(),
+    }
 }
 
 pub fn human_bytes(bytes: usize) -> String {

@@ -120,5 +120,20 @@ fn the_table_fits_the_width_and_says_what_latency_measures() {
         );
         assert!(narrow.contains("summary.json has them"), "{narrow}");
     }
+    // The note explains only the latency columns shown.
+    assert!(whole.contains("latency b=1: one example at a time; latency/sample"));
+    for width in [80, 60] {
+        let narrow = summary.table(Some(width));
+        assert!(!narrow.contains("latency b=1:"), "{narrow}");
+        assert!(
+            narrow.contains("latency/sample: per sample at batch"),
+            "{narrow}"
+        );
+    }
+    let at_40 = summary.table(Some(40));
+    assert!(
+        !at_40.contains("latency b=1:") && !at_40.contains("latency/sample:"),
+        "{at_40}"
+    );
     insta::assert_snapshot!(summary.table(Some(80)));
 }

@@ -203,7 +203,7 @@ pub fn table(runs: &[RunInfo], root: &Path, width: Option<usize>) -> String {
             "state",
             "phase",
             "epoch",
-            "best val acc %",
+            "best val % t/b/d",
             "last record",
         ]);
     for r in runs {
@@ -216,14 +216,15 @@ pub fn table(runs: &[RunInfo], root: &Path, width: Option<usize>) -> String {
             None if ranks.is_empty() => r.state.as_str().to_string(),
             None => format!("{} ({} ranks)", r.state.as_str(), r.world_size),
         };
+        // Teacher, baseline, distilled: one short cell, so that 80 columns keep it.
         let best = Phase::ALL
             .iter()
-            .filter_map(|p| {
-                let acc = r.best_val_acc.get(p.as_str())?;
-                Some(format!("{} {acc:.2}", p.as_str()))
+            .map(|p| match r.best_val_acc.get(p.as_str()) {
+                Some(acc) => format!("{acc:.2}"),
+                None => "-".into(),
             })
             .collect::<Vec<_>>()
-            .join(" · ");
+            .join("/");
         let name = r.dir.strip_prefix(root).unwrap_or(&r.dir);
         table.add_row([
             name.display().to_string(),
