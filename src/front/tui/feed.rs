@@ -227,6 +227,11 @@ impl App {
                         TeacherOutputs::Computed if done == 0 => {
                             format!("computing the teacher's outputs over {total} examples")
                         }
+                        TeacherOutputs::Views { views, .. }
+                            if done == 0 && !source.from_cache() =>
+                        {
+                            format!("computing the teacher's outputs over {total} examples ({views} views of each)")
+                        }
                         _ => pass.text(),
                     };
                     self.push_log(wall_time, LogLevel::Info, text);
