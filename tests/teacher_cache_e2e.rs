@@ -199,7 +199,7 @@ fn an_augmented_students_views_are_computed_once_and_then_read_from_the_cache() 
     let out = run_with_cache(
         &first,
         &cache,
-        &[&FEW.map(String::from)[..], &[shift.clone()]].concat(),
+        &[&FEW.map(String::from)[..], std::slice::from_ref(&shift)].concat(),
     );
     let teacher_outputs = |dir: &Path| common::read_summary(dir).distilled.unwrap().teacher_outputs;
     let views = |views, from_cache| Some(TeacherOutputs::Views { views, from_cache });
