@@ -230,7 +230,10 @@ impl App {
                         TeacherOutputs::Views { views, .. }
                             if done == 0 && !source.from_cache() =>
                         {
-                            format!("computing the teacher's outputs over {total} examples ({views} views of each)")
+                            let examples = total / views.max(1);
+                            format!(
+                                "computing the teacher's outputs over {examples} examples x {views} views"
+                            )
                         }
                         _ => pass.text(),
                     };

@@ -26,6 +26,10 @@ impl TeacherPass {
         match self.source {
             source if source.from_cache() => "the teacher's outputs read from the cache".into(),
             _ if self.done >= self.total => "the teacher's outputs computed".into(),
+            TeacherOutputs::Views { views, .. } => format!(
+                "computing the teacher's outputs over {views} views {:.0}%",
+                100.0 * self.ratio()
+            ),
             _ => format!(
                 "computing the teacher's outputs {:.0}%",
                 100.0 * self.ratio()
