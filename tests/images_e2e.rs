@@ -311,8 +311,8 @@ fn a_folder_decoded_as_batches_are_drawn_trains_exactly_as_one_decoded_up_front(
     let tmp = tempfile::tempdir().unwrap();
     let (dir, _) = write_folder(tmp.path());
     let cache = tmp.path().join("cache");
-    // Augmented students (the teacher scores each batch) and a cached teacher pass: both read
-    // the training rows; validation and test are read in chunks.
+    // Augmented students (the teacher scores every view of the training rows once) and a cached
+    // teacher pass: both read the training rows; validation and test are read in chunks.
     let sets = [
         "data.skip_bad=true",
         "teacher.epochs=2",

@@ -39,9 +39,17 @@ fn cnn_teacher_distils_into_an_mlp_student_that_sees_the_same_augmented_batches(
         "the CNN teacher learns: {}",
         teacher.test_acc
     );
-    assert_eq!(distilled.teacher_outputs, Some(TeacherOutputs::PerBatch));
+    // The teacher's logits over the 9 views of each training image, looked up by the view
+    // each example drew.
+    let views = TeacherOutputs::Views {
+        views: 9,
+        from_cache: false,
+    };
+    assert_eq!(distilled.teacher_outputs, Some(views));
     assert!(
-        run.outcome.stdout.contains("computed on every batch"),
+        run.outcome
+            .stdout
+            .contains("computed once over the 9 augmented views"),
         "{}",
         run.outcome.stdout
     );

@@ -285,7 +285,9 @@ fn kill_9_at_random_moments_then_resume() {
 #[test]
 fn a_run_resumed_mid_epoch_ends_with_the_weights_of_an_uninterrupted_one() {
     // The default preset (its teacher has dropout, the student learns from cached soft targets),
-    // and `hint`, whose regressor learns beside the student.
+    // `hint`, whose regressor learns beside the student, and an augmented student, whose
+    // teacher's outputs over every view are computed (or read) again by the resumed run.
+    let views = ["--set", "student.augment={ shift = 1, flip = true }"];
     let hint = [
         "--set",
         "distill.method=hint",
@@ -299,6 +301,7 @@ fn a_run_resumed_mid_epoch_ends_with_the_weights_of_an_uninterrupted_one() {
         ("soft", &[][..], "teacher"),
         ("soft", &[][..], "distilled"),
         ("hint", &hint[..], "distilled"),
+        ("views", &views[..], "distilled"),
     ] {
         let overrides: Vec<&str> = args.iter().copied().filter(|a| *a != "--set").collect();
         let full = Run::new(None, &overrides);

@@ -186,3 +186,79 @@ fn a_cache_file_that_does_not_prove_its_logits_is_recomputed() {
         );
     }
 }
+
+/// The teacher's outputs for every view of the training set that an augmented student draws
+/// from: computed once, cached under a key that holds the augmentation (`[views * n, classes]`),
+/// read back by the next run with the same teacher, which then trains exactly as the first.
+#[test]
+fn an_augmented_students_views_are_computed_once_and_then_read_from_the_cache() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let shift = "student.augment={ shift = 1 }".to_string();
+    let first = tmp.path().join("first");
+    let out = run_with_cache(
+        &first,
+        &cache,
+        &[&FEW.map(String::from)[..], std::slice::from_ref(&shift)].concat(),
+    );
+    let teacher_outputs = |dir: &Path| common::read_summary(dir).distilled.unwrap().teacher_outputs;
+    let views = |views, from_cache| Some(TeacherOutputs::Views { views, from_cache });
+    assert_eq!(teacher_outputs(&first), views(9, false));
+    let note = "teacher outputs: computed once over the 9 augmented views of the training set";
+    assert!(out.stdout.contains(note), "{}", out.stdout);
+    assert!(out.stderr.contains("examples x 9 views"), "{}", out.stderr);
+    // The pass counts every view of every example.
+    let records = common::read_metrics(&first);
+    let passes: Vec<_> = records
+        .iter()
+        .filter(|r| r["type"] == "teacher_outputs")
+        .collect();
+    let total = passes[0]["total"].as_u64().unwrap();
+    let n = total / 9;
+    assert!(total % 9 == 0 && n > 1000, "{total}");
+    assert_eq!(passes.last().unwrap()["done"], total);
+    let logits = Tensor::read_safetensors(cache_file(&cache)).unwrap();
+    let logits = &logits.iter().find(|(name, _)| name == "logits").unwrap().1;
+    assert_eq!(logits.size(), [9 * n as i64, 10]);
+
+    let teacher = first.join("teacher.safetensors").display().to_string();
+    let again = |name: &str, sets: &[&str]| {
+        let dir = tmp.path().join(name);
+        let mut o: Vec<String> = FEW.map(String::from).to_vec();
+        o.push(format!("teacher.checkpoint={teacher:?}"));
+        o.extend(sets.iter().map(|s| s.to_string()));
+        let out = run_with_cache(&dir, &cache, &o);
+        (dir, out)
+    };
+    let (second, out) = again("second", &[&shift]);
+    assert_eq!(teacher_outputs(&second), views(9, true));
+    assert!(
+        out.stderr
+            .contains("the teacher's outputs: read from the cache"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        std::fs::read(first.join("distilled.safetensors")).unwrap(),
+        std::fs::read(second.join("distilled.safetensors")).unwrap()
+    );
+    // Another augmentation has views of its own; the student without it, outputs of its own.
+    let (flips, _) = again("flips", &["student.augment={ shift = 1, flip = true }"]);
+    assert_eq!(teacher_outputs(&flips), views(18, false));
+    let (plain, _) = again("plain", &[]);
+    assert_eq!(teacher_outputs(&plain), Some(TeacherOutputs::Computed));
+    // `hint` needs the teacher's guided layer on the augmented batch: per batch.
+    let hint = [
+        shift.as_str(),
+        "distill.method=hint",
+        r#"distill.teacher_layer="layers.1""#,
+        r#"distill.student_layer="layers.0""#,
+    ];
+    let (hint, out) = again("hint", &hint);
+    assert_eq!(teacher_outputs(&hint), Some(TeacherOutputs::PerBatch));
+    assert!(
+        out.stdout.contains("computed on every batch"),
+        "{}",
+        out.stdout
+    );
+}

@@ -65,7 +65,7 @@ impl Progress {
                 *current = Some(PhaseBar { bar, steps_per_epoch: *steps_per_epoch as u64, loss: f64::NAN, epoch: None, epoch_end_step: 0, epochs: *epochs });
             }
             // The distilled phase's pass for the teacher's outputs has a bar of its own.
-            (Progress::Bar(current), Event::TeacherOutputs { done, total, source: TeacherOutputs::Computed }) => {
+            (Progress::Bar(current), Event::TeacherOutputs { done, total, source }) if !source.from_cache() && *source != TeacherOutputs::PerBatch => {
                 if *done == 0 {
                     if let Some(old) = current.take() {
                         old.bar.finish();
@@ -181,8 +181,11 @@ fn describe(phase: &str, event: &Event) -> Option<String> {
             };
             format!("{tag}: {message}")
         }
-        Event::TeacherOutputs { source: TeacherOutputs::FromCache, .. } => {
+        Event::TeacherOutputs { source, .. } if source.from_cache() => {
             format!("{phase:>9} the teacher's outputs: read from the cache")
+        }
+        Event::TeacherOutputs { done: 0, total, source: TeacherOutputs::Views { views, .. } } => {
+            format!("{phase:>9} the teacher's outputs: computing over {} examples x {views} views", total / (*views).max(1))
         }
         Event::TeacherOutputs { done: 0, total, .. } => {
             format!("{phase:>9} the teacher's outputs: computing over {total} examples")

@@ -74,6 +74,48 @@ pub enum TeacherOutputs {
     FromCache,
     /// Computed on every batch, so the teacher sees the student's (augmented) view.
     PerBatch,
+    /// The student's inputs are augmented: computed once over each of the `views` views of the
+    /// training set its augmentation draws from (or read from the cache), then looked up by
+    /// the view each example drew, so the teacher sees what the student sees.
+    Views {
+        views: usize,
+        #[serde(default)]
+        from_cache: bool,
+    },
+}
+
+impl TeacherOutputs {
+    /// Read from the teacher-output cache rather than computed.
+    pub fn from_cache(self) -> bool {
+        matches!(
+            self,
+            TeacherOutputs::FromCache
+                | TeacherOutputs::Views {
+                    from_cache: true,
+                    ..
+                }
+        )
+    }
+
+    /// What the summary says of it.
+    pub fn note(self) -> String {
+        match self {
+            TeacherOutputs::Computed => "computed once over the training set".into(),
+            TeacherOutputs::FromCache => "read from the cache (same teacher, same data)".into(),
+            TeacherOutputs::PerBatch => {
+                "computed on every batch (the teacher sees the student's augmented view)".into()
+            }
+            TeacherOutputs::Views { views, from_cache } => format!(
+                "{} over the {views} augmented views of the training set (every shift and flip \
+                 the student can draw), looked up per batch",
+                if from_cache {
+                    "read from the cache (same teacher, same data)"
+                } else {
+                    "computed once"
+                },
+            ),
+        }
+    }
 }
 
 /// Teacher vs student figures; present once the teacher and at least one student are done.
@@ -297,15 +339,7 @@ impl RunSummary {
             ));
         }
         if let Some(source) = self.distilled.as_ref().and_then(|d| d.teacher_outputs) {
-            notes.push_str(match source {
-                TeacherOutputs::Computed => "\nteacher outputs: computed once over the training set",
-                TeacherOutputs::FromCache => {
-                    "\nteacher outputs: read from the cache (same teacher, same data)"
-                }
-                TeacherOutputs::PerBatch => {
-                    "\nteacher outputs: computed on every batch (the teacher sees the student's augmented view)"
-                }
-            });
+            notes.push_str(&format!("\nteacher outputs: {}", source.note()));
         }
         if let Some(c) = &self.comparison {
             notes.push_str(&format!(

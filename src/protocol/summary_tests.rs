@@ -137,3 +137,37 @@ fn the_table_fits_the_width_and_says_what_latency_measures() {
     );
     insta::assert_snapshot!(summary.table(Some(80)));
 }
+
+#[test]
+fn teacher_outputs_of_old_summaries_parse_and_views_say_what_happened() {
+    for (json, source) in [
+        (r#""computed""#, TeacherOutputs::Computed),
+        (r#""from_cache""#, TeacherOutputs::FromCache),
+        (r#""per_batch""#, TeacherOutputs::PerBatch),
+    ] {
+        assert_eq!(
+            serde_json::from_str::<TeacherOutputs>(json).unwrap(),
+            source
+        );
+        assert_eq!(serde_json::to_string(&source).unwrap(), json);
+    }
+    let views = TeacherOutputs::Views {
+        views: 25,
+        from_cache: true,
+    };
+    let json = serde_json::to_string(&views).unwrap();
+    assert_eq!(json, r#"{"views":{"views":25,"from_cache":true}}"#);
+    assert_eq!(
+        serde_json::from_str::<TeacherOutputs>(&json).unwrap(),
+        views
+    );
+    let computed = serde_json::from_str::<TeacherOutputs>(r#"{"views":{"views":25}}"#).unwrap();
+    assert!(!computed.from_cache() && views.from_cache());
+    assert!(TeacherOutputs::FromCache.from_cache() && !TeacherOutputs::Computed.from_cache());
+    assert_eq!(
+        computed.note(),
+        "computed once over the 25 augmented views of the training set (every shift and flip \
+         the student can draw), looked up per batch"
+    );
+    assert!(views.note().starts_with("read from the cache"));
+}

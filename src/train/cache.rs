@@ -57,7 +57,8 @@ pub struct TeacherCache {
 
 impl TeacherCache {
     /// `$KD_TUI_CACHE` (default `~/.cache/kd-tui`)`/teacher-outputs/<sha256>.safetensors`, for
-    /// `rows` training examples of `classes` classes. A TorchScript teacher's file (`module`)
+    /// `rows` training examples of `classes` classes (for an augmented student, every view of
+    /// each: `data_key` then names the augmentation). A TorchScript teacher's file (`module`)
     /// joins the key by its SHA-256: its code computes the logits as much as its weights do.
     pub fn new(
         teacher: &Model,

@@ -1,12 +1,12 @@
-//! The distilled phase's set-up: the teacher's targets (cached outputs, or per batch when the
-//! student's inputs are augmented), `hint`'s regressor, and the key the output cache uses.
+//! The distilled phase's set-up: the teacher's targets (cached outputs, over every view of the
+//! training set when the student's inputs are augmented, or per batch), `hint`'s regressor, and the key the output cache uses.
 
 use super::cache::TeacherCache;
 use super::epoch::Distilling;
 use super::optim::Optimizer;
 use super::phase::Trained;
 use super::phase_run::PhaseRun;
-use super::targets::{feature, HintKit, TeacherTargets};
+use super::targets::{feature, HintKit, Plan, TeacherTargets};
 use super::{PhaseEnd, Trainer};
 use crate::config::NetConfig;
 use crate::distill::Regressor;
@@ -41,18 +41,22 @@ impl Trainer {
         if let (Some(kit), Some(state)) = (run.hint.as_mut(), hint_state) {
             super::resume::restore_hint(kit, &state, &self.run).map_err(PhaseEnd::Failed)?;
         }
-        let augmented = !cfg.augment.is_none();
-        let cache = (!augmented)
-            .then(|| {
-                TeacherCache::new(
-                    teacher,
-                    self.preset.teacher.model.torchscript_file(),
-                    &self.data_key(),
-                    self.data.train.len(),
-                    self.data.num_classes,
-                )
-            })
-            .flatten();
+        let plan = Plan::new(
+            &cfg.augment,
+            &self.data.input,
+            layers.is_some(),
+            self.data.train.len(),
+            self.data.num_classes,
+        );
+        let cache = plan.rows(self.data.train.len()).and_then(|rows| {
+            TeacherCache::new(
+                teacher,
+                self.preset.teacher.model.torchscript_file(),
+                &self.data_key(&plan),
+                rows,
+                self.data.num_classes,
+            )
+        });
         let guided = layers.as_ref().map(|(t, _)| t.as_str());
         let threads = self.preset.threads;
         let (mut herald, data, world) = self.herald_beside_data();
@@ -79,7 +83,7 @@ impl Trainer {
                 TeacherTargets::new(
                     teacher,
                     &data.train.features,
-                    augmented,
+                    plan,
                     guided,
                     cache.as_ref(),
                     world,
@@ -122,10 +126,17 @@ impl Trainer {
     }
 
     /// What the teacher-output cache keys the data by: source, preprocessing, split and seed,
-    /// and the data's fingerprint (an image folder's listing, which the preset does not name).
-    fn data_key(&self) -> String {
+    /// and the data's fingerprint (an image folder's listing, which the preset does not name);
+    /// for the views of augmented inputs, the augmentation.
+    fn data_key(&self, plan: &Plan) -> String {
+        let views = match plan {
+            Plan::Views { augment, .. } => {
+                format!("|views shift {} flip {}", augment.shift, augment.flip)
+            }
+            Plan::Once | Plan::PerBatch => String::new(),
+        };
         format!(
-            "{}|seed {}|train {}{}",
+            "{}|seed {}|train {}{}{views}",
             serde_json::to_string(&self.preset.data).unwrap_or_default(),
             self.preset.seed,
             self.data.train.len(),

@@ -27,6 +27,8 @@ pub struct Distilling<'t, 'k> {
 struct StepBatch {
     /// Rows of the training set.
     idx: Tensor,
+    /// The view of each row that `x` holds, when the phase augments (`augment::View::index`).
+    views: Option<Tensor>,
     x: Tensor,
     y: Tensor,
     /// Examples in the global batch (every rank's share).
@@ -127,6 +129,7 @@ impl Trainer {
         let lr = cfg.lr * cfg.schedule.factor(progress);
         let (idx, global, weight, batch) = self.batch_rows(phase, order, cursor);
         let mut x = self.data.train.features.rows(&idx);
+        let mut views = None;
         if !augment.is_none() {
             // Seeded by the batch's place in the epoch: a resumed epoch draws the same.
             let mut rng = StdRng::seed_from_u64(random::derive(
@@ -134,11 +137,13 @@ impl Trainer {
                 &format!("augment/{}/{}", phase.as_str(), self.at.epoch),
                 cursor as u64,
             ));
-            x = augment::apply(&x, &self.data.input, &augment, &mut rng);
+            let drawn = augment::apply_drawn(&x, &self.data.input, &augment, &mut rng);
+            (x, views) = (drawn.0, Some(drawn.1));
         }
         let y = self.data.train.labels.index_select(0, &idx);
         StepBatch {
             idx,
+            views,
             x,
             y,
             global: global as usize,
@@ -251,7 +256,9 @@ impl Trainer {
         run: &PhaseRun,
         model: &Model,
         d: &Distilling,
-        StepBatch { idx, x, y, .. }: &StepBatch,
+        StepBatch {
+            idx, views, x, y, ..
+        }: &StepBatch,
     ) -> StepLoss {
         let method = &run.method;
         let epoch = self.at.epoch;
@@ -259,7 +266,9 @@ impl Trainer {
         let (student, teacher, hint) = match layers {
             Some(((teacher_layer, student_layer), kit)) => {
                 let (student, features) = model.net.forward_features(x, true);
-                let (teacher, guided) = d.targets.for_batch(idx, x, Some(teacher_layer));
+                let (teacher, guided) =
+                    d.targets
+                        .for_batch(idx, views.as_ref(), x, Some(teacher_layer));
                 let mapped = kit.regressor.apply(&feature(features, student_layer));
                 let guided = kit
                     .regressor
@@ -267,7 +276,7 @@ impl Trainer {
                 (student, teacher, Some((mapped, guided)))
             }
             None => {
-                let (teacher, _) = d.targets.for_batch(idx, x, None);
+                let (teacher, _) = d.targets.for_batch(idx, views.as_ref(), x, None);
                 (model.net.forward_t(x, true), teacher, None)
             }
         };

@@ -36,10 +36,27 @@ pub fn logits_reporting(
     world: Option<&World>,
     done: &mut dyn FnMut(usize, usize),
 ) -> Tensor {
-    let n = xs.len() as usize;
+    logits_of_rows(
+        model,
+        xs.len() as usize,
+        world,
+        &mut |s, l| xs.narrow(s, l),
+        done,
+    )
+}
+
+/// The model's logits over `n` inputs, `rows(start, len)` making those from `start` on: as
+/// `logits_reporting` (chunks, shards, progress), for inputs made as they are needed.
+pub fn logits_of_rows(
+    model: &Model,
+    n: usize,
+    world: Option<&World>,
+    rows: &mut dyn FnMut(i64, i64) -> Tensor,
+    done: &mut dyn FnMut(usize, usize),
+) -> Tensor {
     let shard = world.map_or(0..n, |w| w.shard(n));
     World::map_rows(world, n, EVAL_CHUNK, "logits", |start, len| {
-        let logits = model.logits(&xs.narrow(start, len));
+        let logits = model.logits(&rows(start, len));
         let mine = start as usize + len as usize - shard.start;
         done(mine * n / shard.len().max(1), n);
         logits

@@ -1,28 +1,95 @@
 //! What the distilled student learns from: the teacher's logits (and, for `hint`, its guided
 //! layer's output), computed once over the training set in chunks of bounded memory and kept in
-//! an on-disk cache, or computed on every batch when the student's inputs are augmented (the
-//! teacher must see the augmented view).
+//! an on-disk cache. When the student's inputs are augmented the teacher must see the augmented
+//! view: its logits are computed once over every view of the training set (`augment::View`) and
+//! looked up by the view each example drew, or, where those do not fit or `hint` needs the
+//! guided layer, computed on every batch.
 
 use super::cache::{CacheMismatch, TeacherCache};
-use super::eval::logits_reporting;
+use super::eval::{logits_of_rows, logits_reporting};
 use crate::collective::World;
+use crate::config::Augment;
+use crate::data::augment::{self, View};
 use crate::data::FeatureRows;
 use crate::distill::Regressor;
 use crate::model::{Features, Model};
 use crate::protocol::summary::TeacherOutputs;
+use crate::protocol::InputShape;
 use tch::Tensor;
 
 /// Cached guided-layer outputs over the training set are kept in memory up to this size;
 /// beyond it the teacher runs on every batch.
 const FEATURE_CACHE_BYTES: i64 = 1 << 30;
+/// The teacher's logits over every view of the training set are kept up to this size; beyond
+/// it the teacher runs on every batch.
+pub const VIEWS_BYTES: usize = 1 << 30;
 /// Examples per teacher forward pass when computing outputs over the training set.
 pub const CHUNK: i64 = 1024;
+
+/// How the teacher's targets are obtained.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Plan {
+    /// Once over the training set as it is (the student's inputs are not augmented).
+    Once,
+    /// Once over each of `views` views of the training set (images of `input`).
+    Views {
+        augment: Augment,
+        input: InputShape,
+        views: usize,
+    },
+    /// On every batch.
+    PerBatch,
+}
+
+impl Plan {
+    /// For a student augmented by `augment` over `rows` training examples of `classes`
+    /// classes; `guided`: the method needs the teacher's guided layer (kept per batch when
+    /// augmented).
+    pub fn new(
+        augment: &Augment,
+        input: &InputShape,
+        guided: bool,
+        rows: usize,
+        classes: usize,
+    ) -> Plan {
+        if augment.is_none() {
+            return Plan::Once;
+        }
+        let views = augment::count(augment);
+        let bytes = views
+            .saturating_mul(rows)
+            .saturating_mul(classes)
+            .saturating_mul(4);
+        match guided || bytes > VIEWS_BYTES || input.dims().len() != 3 {
+            true => Plan::PerBatch,
+            false => Plan::Views {
+                augment: *augment,
+                input: input.clone(),
+                views,
+            },
+        }
+    }
+
+    /// Rows of the logits computed once over `n` training examples (`None`: per batch).
+    pub fn rows(&self, n: usize) -> Option<usize> {
+        match self {
+            Plan::Once => Some(n),
+            Plan::Views { views, .. } => Some(views * n),
+            Plan::PerBatch => None,
+        }
+    }
+}
 
 enum Source {
     /// Over the whole training set, in training-set order.
     Cached {
         logits: Tensor,
         guided: Option<Tensor>,
+    },
+    /// Over every view of the training set: view `v` of example `i` at row `v * rows + i`.
+    Views {
+        logits: Tensor,
+        rows: i64,
     },
     PerBatch,
 }
@@ -51,39 +118,37 @@ pub fn feature(features: Features, name: &str) -> Tensor {
         .unwrap_or_else(|| panic!("layer `{name}` was checked before training"))
 }
 
-impl<'a> TeacherTargets<'a> {
-    /// Per batch when the student's inputs are augmented; otherwise over `train` once (the
-    /// logits from `cache` when it has them), telling `progress(done, total, source)` as it goes.
-    pub fn new(
-        teacher: &'a Model,
-        train: &FeatureRows,
-        augmented: bool,
-        guided_layer: Option<&str>,
-        cache: Option<&TeacherCache>,
-        world: Option<&World>,
-        progress: &mut dyn FnMut(usize, usize, TeacherOutputs),
-    ) -> TeacherTargets<'a> {
-        if augmented {
-            return TeacherTargets {
-                teacher,
-                source: Source::PerBatch,
-                outputs: TeacherOutputs::PerBatch,
-                cache_rejected: None,
-            };
-        }
-        let mut cache_rejected = None;
-        let mut cached = cache.and_then(|c| match c.read() {
+/// Where the logits computed once come from: the cache, or a pass whose progress is told.
+struct Once<'c, 'p> {
+    cache: Option<&'c TeacherCache>,
+    world: Option<&'c World>,
+    progress: &'p mut dyn FnMut(usize, usize, TeacherOutputs),
+    /// Why a cached file was found and not used.
+    rejected: Option<String>,
+}
+
+impl Once<'_, '_> {
+    /// The `total` rows of logits, from the cache when every rank has them (`cached` said),
+    /// else from `compute(done)` (`computed` said), then cached.
+    fn logits(
+        &mut self,
+        teacher: &Model,
+        total: usize,
+        [computed, cached_as]: [TeacherOutputs; 2],
+        compute: impl FnOnce(&mut dyn FnMut(usize, usize)) -> Tensor,
+    ) -> (Tensor, TeacherOutputs) {
+        let mut cached = self.cache.and_then(|c| match c.read() {
             Ok(logits) => Some(logits),
             Err(CacheMismatch::Missing(_)) => None,
             Err(why) => {
-                cache_rejected = Some(format!(
+                self.rejected = Some(format!(
                     "teacher-output cache {} not used: {why}; recomputing the teacher's outputs",
                     c.path().display()
                 ));
                 None
             }
         });
-        if let Some(w) = world {
+        if let Some(w) = self.world {
             // The ranks use the cache only if every one of them has it (one file per machine).
             // On the teacher's device: NCCL sums CUDA tensors only.
             let mut have = Tensor::from_slice(&[f32::from(u8::from(cached.is_some()))])
@@ -95,48 +160,93 @@ impl<'a> TeacherTargets<'a> {
                 cached = None;
             }
         }
-        let outputs = if cached.is_some() {
-            TeacherOutputs::FromCache
-        } else {
-            TeacherOutputs::Computed
-        };
-        let total = train.len() as usize;
-        if cached.is_some() {
-            progress(total, total, outputs);
+        let progress = &mut *self.progress;
+        if let Some(logits) = cached {
+            progress(total, total, cached_as);
+            return (logits.to_device(teacher.vs.device()), cached_as);
         }
-        let logits = cached.unwrap_or_else(|| {
-            progress(0, total, outputs);
-            // Each rank computes its shard of the training set, and all get the whole.
-            let mut done = |done, total| progress(done, total, outputs);
-            let logits = logits_reporting(teacher, train, world, &mut done);
-            if let Some(cache) = cache.filter(|_| world.is_none_or(World::is_leader)) {
-                cache.write(&logits);
+        progress(0, total, computed);
+        // Each rank computes its shard, and all get the whole.
+        let logits = compute(&mut |done, total| progress(done, total, computed));
+        if let Some(cache) = self
+            .cache
+            .filter(|_| self.world.is_none_or(World::is_leader))
+        {
+            cache.write(&logits);
+        }
+        (logits, computed)
+    }
+}
+
+impl<'a> TeacherTargets<'a> {
+    /// As `plan` says, over `train` (the logits from `cache` when it has them, which holds
+    /// `plan.rows()` of them), telling `progress(done, total, source)` as it goes.
+    pub fn new(
+        teacher: &'a Model,
+        train: &FeatureRows,
+        plan: Plan,
+        guided_layer: Option<&str>,
+        cache: Option<&TeacherCache>,
+        world: Option<&World>,
+        progress: &mut dyn FnMut(usize, usize, TeacherOutputs),
+    ) -> TeacherTargets<'a> {
+        let per_batch = |cache_rejected| TeacherTargets {
+            teacher,
+            source: Source::PerBatch,
+            outputs: TeacherOutputs::PerBatch,
+            cache_rejected,
+        };
+        let mut once = Once {
+            cache,
+            world,
+            progress,
+            rejected: None,
+        };
+        let n = train.len();
+        let (source, outputs) = match plan {
+            Plan::PerBatch => return per_batch(None),
+            Plan::Views {
+                augment,
+                input,
+                views,
+            } => {
+                let said =
+                    [false, true].map(|from_cache| TeacherOutputs::Views { views, from_cache });
+                let (logits, outputs) = once.logits(teacher, views * n as usize, said, |done| {
+                    let mut rows = |start, len| view_rows(train, &input, &augment, start, len);
+                    logits_of_rows(teacher, views * n as usize, world, &mut rows, done)
+                });
+                (Source::Views { logits, rows: n }, outputs)
             }
-            logits
-        });
-        let guided = guided_layer.and_then(|layer| guided_outputs(teacher, train, layer, world));
-        match (guided_layer, guided) {
-            // Too large to keep: the teacher runs per batch after all.
-            (Some(_), None) => TeacherTargets {
-                teacher,
-                source: Source::PerBatch,
-                outputs: TeacherOutputs::PerBatch,
-                cache_rejected,
-            },
-            (_, guided) => TeacherTargets {
-                teacher,
-                source: Source::Cached { logits, guided },
-                outputs,
-                cache_rejected,
-            },
+            Plan::Once => {
+                let said = [TeacherOutputs::Computed, TeacherOutputs::FromCache];
+                let (logits, outputs) = once.logits(teacher, n as usize, said, |done| {
+                    logits_reporting(teacher, train, world, done)
+                });
+                let guided =
+                    guided_layer.and_then(|layer| guided_outputs(teacher, train, layer, world));
+                if guided_layer.is_some() && guided.is_none() {
+                    // Too large to keep: the teacher runs per batch after all.
+                    return per_batch(once.rejected);
+                }
+                (Source::Cached { logits, guided }, outputs)
+            }
+        };
+        TeacherTargets {
+            teacher,
+            source,
+            outputs,
+            cache_rejected: once.rejected,
         }
     }
 
-    /// Teacher logits for the training examples `idx` (inputs `x`), and the guided layer's
-    /// output when `guided` names it.
+    /// Teacher logits for the training examples `idx` (inputs `x`, augmented into the views
+    /// `views` when the student's inputs are), and the guided layer's output when `guided`
+    /// names it.
     pub fn for_batch(
         &self,
         idx: &Tensor,
+        views: Option<&Tensor>,
         x: &Tensor,
         guided: Option<&str>,
     ) -> (Tensor, Option<Tensor>) {
@@ -145,6 +255,10 @@ impl<'a> TeacherTargets<'a> {
                 logits.index_select(0, idx),
                 guided.and(g.as_ref()).map(|g| g.index_select(0, idx)),
             ),
+            Source::Views { logits, rows } => {
+                let views = views.expect("an augmented batch says which views it drew");
+                (logits.index_select(0, &(views * *rows + idx)), None)
+            }
             Source::PerBatch => tch::no_grad(|| match guided {
                 Some(layer) => {
                     let (logits, features) = self.teacher.net.forward_features(x, false);
@@ -153,6 +267,36 @@ impl<'a> TeacherTargets<'a> {
                 None => (self.teacher.net.forward_t(x, false), None),
             }),
         }
+    }
+}
+
+/// Rows `start..start + len` of every view of `train` one after another (view `v` of example
+/// `i` is row `v * n + i`): the examples in each view the rows cross.
+fn view_rows(
+    train: &FeatureRows,
+    input: &InputShape,
+    augment: &Augment,
+    start: i64,
+    len: i64,
+) -> Tensor {
+    let n = train.len();
+    let (mut at, end) = (start, start + len);
+    let mut parts = Vec::new();
+    while at < end {
+        let (view, i) = (at / n, at % n);
+        let take = (end - at).min(n - i);
+        let view = View::at(view as usize, augment);
+        parts.push(augment::apply_view(
+            &train.narrow(i, take),
+            input,
+            augment,
+            view,
+        ));
+        at += take;
+    }
+    match parts.len() {
+        0 => train.narrow(0, 0),
+        _ => Tensor::cat(&parts, 0),
     }
 }
 
@@ -178,3 +322,7 @@ fn guided_outputs(
         output,
     ))
 }
+
+#[cfg(test)]
+#[path = "targets_tests.rs"]
+mod tests;

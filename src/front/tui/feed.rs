@@ -227,6 +227,14 @@ impl App {
                         TeacherOutputs::Computed if done == 0 => {
                             format!("computing the teacher's outputs over {total} examples")
                         }
+                        TeacherOutputs::Views { views, .. }
+                            if done == 0 && !source.from_cache() =>
+                        {
+                            let examples = total / views.max(1);
+                            format!(
+                                "computing the teacher's outputs over {examples} examples x {views} views"
+                            )
+                        }
                         _ => pass.text(),
                     };
                     self.push_log(wall_time, LogLevel::Info, text);

@@ -24,8 +24,12 @@ impl TeacherPass {
     /// What the header says of it, e.g. `computing the teacher's outputs 45%`.
     pub fn text(&self) -> String {
         match self.source {
-            TeacherOutputs::FromCache => "the teacher's outputs read from the cache".into(),
+            source if source.from_cache() => "the teacher's outputs read from the cache".into(),
             _ if self.done >= self.total => "the teacher's outputs computed".into(),
+            TeacherOutputs::Views { views, .. } => format!(
+                "computing the teacher's outputs over {views} views {:.0}%",
+                100.0 * self.ratio()
+            ),
             _ => format!(
                 "computing the teacher's outputs {:.0}%",
                 100.0 * self.ratio()

@@ -286,14 +286,19 @@ fn the_header_shows_the_gpus_while_the_run_lasts() {
 /// The students' phases: the baseline trained, the distilled phase computing the teacher's
 /// outputs (`done` of 1257 examples) before its first step.
 fn computing_teacher_outputs(done: usize) -> App {
+    teacher_pass(done, 1257, TeacherOutputs::Computed)
+}
+
+/// The distilled phase's pass for the teacher's outputs, `done` of `total`, from `source`.
+fn teacher_pass(done: usize, total: usize, source: TeacherOutputs) -> App {
     let mut app = started();
     feed_phase(&mut app, Phase::Teacher, 0.1, 0.983, 85002, 40.0);
     feed_phase(&mut app, Phase::Baseline, 1.5, 0.955, 2410, 6.0);
     for (done, wall_time) in [(0, 2.9), (done, 3.2)] {
         let pass = Event::TeacherOutputs {
             done,
-            total: 1257,
-            source: TeacherOutputs::Computed,
+            total,
+            source,
         };
         app.update(stamped(Some(Phase::Distilled), 0, 0, wall_time, pass));
     }
@@ -320,6 +325,24 @@ fn the_header_says_the_teacher_outputs_are_being_computed() {
         &text,
         &["distilled ▶ running · the teacher's outputs computed"],
     );
+}
+
+#[test]
+fn the_header_says_the_teacher_outputs_over_the_views_are_being_computed() {
+    let views = |from_cache| TeacherOutputs::Views {
+        views: 9,
+        from_cache,
+    };
+    let (_, text) = screen(&teacher_pass(4526, 9 * 1257, views(false)), 100, 24);
+    assert_shows(
+        &text,
+        &[
+            "computing the teacher's outputs over 9 views 40%",
+            "computing the teacher's outputs over 1257 examples x 9 views",
+        ],
+    );
+    let (_, text) = screen(&teacher_pass(9 * 1257, 9 * 1257, views(true)), 100, 24);
+    assert_shows(&text, &["the teacher's outputs read from the cache"]);
 }
 
 #[test]
