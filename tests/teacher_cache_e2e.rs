@@ -195,11 +195,13 @@ fn an_augmented_students_views_are_computed_once_and_then_read_from_the_cache() 
     let tmp = tempfile::tempdir().unwrap();
     let cache = tmp.path().join("cache");
     let shift = "student.augment={ shift = 1 }".to_string();
+    // 9 views, 9 epochs: one pass over the views costs what per batch would.
+    let nine = "student.epochs=9".to_string();
     let first = tmp.path().join("first");
     let out = run_with_cache(
         &first,
         &cache,
-        &[&FEW.map(String::from)[..], std::slice::from_ref(&shift)].concat(),
+        &[&FEW.map(String::from)[..], &[shift.clone(), nine.clone()]].concat(),
     );
     let teacher_outputs = |dir: &Path| common::read_summary(dir).distilled.unwrap().teacher_outputs;
     let views = |views, from_cache| Some(TeacherOutputs::Views { views, from_cache });
@@ -230,7 +232,7 @@ fn an_augmented_students_views_are_computed_once_and_then_read_from_the_cache() 
         let out = run_with_cache(&dir, &cache, &o);
         (dir, out)
     };
-    let (second, out) = again("second", &[&shift]);
+    let (second, out) = again("second", &[&shift, &nine]);
     assert_eq!(teacher_outputs(&second), views(9, true));
     assert!(
         out.stderr
@@ -242,8 +244,15 @@ fn an_augmented_students_views_are_computed_once_and_then_read_from_the_cache() 
         std::fs::read(first.join("distilled.safetensors")).unwrap(),
         std::fs::read(second.join("distilled.safetensors")).unwrap()
     );
-    // Another augmentation has views of its own; the student without it, outputs of its own.
-    let (flips, _) = again("flips", &["student.augment={ shift = 1, flip = true }"]);
+    // Cached views are read however few the epochs.
+    let (short, _) = again("short", &[&shift]);
+    assert_eq!(teacher_outputs(&short), views(9, true));
+    // Another augmentation has views of its own: 18, for 2 epochs, not worth a pass over them
+    // (per batch), for 18 epochs computed. The student without it, outputs of its own.
+    let flips = "student.augment={ shift = 1, flip = true }";
+    let (few_flips, _) = again("few-flips", &[flips]);
+    assert_eq!(teacher_outputs(&few_flips), Some(TeacherOutputs::PerBatch));
+    let (flips, _) = again("flips", &[flips, "student.epochs=18"]);
     assert_eq!(teacher_outputs(&flips), views(18, false));
     let (plain, _) = again("plain", &[]);
     assert_eq!(teacher_outputs(&plain), Some(TeacherOutputs::Computed));

@@ -41,22 +41,36 @@ impl Trainer {
         if let (Some(kit), Some(state)) = (run.hint.as_mut(), hint_state) {
             super::resume::restore_hint(kit, &state, &self.run).map_err(PhaseEnd::Failed)?;
         }
-        let plan = Plan::new(
+        let mut plan = Plan::new(
             &cfg.augment,
             &self.data.input,
             layers.is_some(),
             self.data.train.len(),
             self.data.num_classes,
         );
-        let cache = plan.rows(self.data.train.len()).and_then(|rows| {
-            TeacherCache::new(
-                teacher,
-                self.preset.teacher.model.torchscript_file(),
-                &self.data_key(&plan),
-                rows,
-                self.data.num_classes,
-            )
-        });
+        let cache_of = |plan: &Plan| {
+            plan.rows(self.data.train.len()).and_then(|rows| {
+                TeacherCache::new(
+                    teacher,
+                    self.preset.teacher.model.torchscript_file(),
+                    &self.data_key(plan),
+                    rows,
+                    self.data.num_classes,
+                )
+            })
+        };
+        let mut cache = cache_of(&plan);
+        // The views cost V teacher passes over the training set, per batch one pass an epoch:
+        // views when they are no more than the epochs, or (one process: ranks must agree)
+        // when the cache holds them already.
+        if let Plan::Views { views, .. } = plan {
+            let cached =
+                self.parallel.is_none() && cache.as_ref().is_some_and(|c| c.path().is_file());
+            if views > cfg.epochs && !cached {
+                plan = Plan::PerBatch;
+                cache = None;
+            }
+        }
         let guided = layers.as_ref().map(|(t, _)| t.as_str());
         let threads = self.preset.threads;
         let (mut herald, data, world) = self.herald_beside_data();
