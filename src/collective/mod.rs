@@ -239,14 +239,21 @@ impl World {
     ) -> Tensor {
         let rows = world.map_or(0..n, |w| w.shard(n));
         let (start, len) = (rows.start as i64, rows.len() as i64);
-        let mut chunks: Vec<Tensor> = (0..len)
-            .step_by(chunk as usize)
-            .map(|at| f(start + at, chunk.min(len - at)))
-            .collect();
-        if chunks.is_empty() {
-            chunks.push(f(start, 0));
+        // Each chunk is copied into one tensor allocated up front and then freed: chunks kept
+        // until a final `cat` pinned the heap between the passes' large, freed buffers (glibc
+        // keeps freed memory: `malloc.rs`), and a pass over 25 views of MNIST grew the process
+        // by gigabytes.
+        let mut mine: Option<Tensor> = None;
+        for at in (0..len).step_by(chunk as usize) {
+            let part = f(start + at, chunk.min(len - at));
+            let all = mine.get_or_insert_with(|| {
+                let mut shape = part.size();
+                shape[0] = len;
+                Tensor::empty(&shape, (part.kind(), part.device()))
+            });
+            all.narrow(0, at, part.size()[0]).copy_(&part);
         }
-        let mine = Tensor::cat(&chunks, 0);
+        let mine = mine.unwrap_or_else(|| f(start, 0));
         match world {
             // A failed collective panics here (tch-style); the trainer turns it into a failure.
             Some(w) => w.gather_rows(n, &mine).unwrap_or_else(|e| {
