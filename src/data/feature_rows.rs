@@ -78,7 +78,7 @@ impl FeatureRows {
             Stored::Streamed(s) => self.as_floats(s.bytes(indices(idx).into_iter())),
             Stored::Paged(p, device) => {
                 let rows: Vec<usize> = indices(idx).into_iter().map(|i| i as usize).collect();
-                self.as_floats(p.gather(&rows).to_device(*device))
+                self.paged_rows(p, *device, &rows)
             }
         }
     }
@@ -100,7 +100,7 @@ impl FeatureRows {
                 let (start, end) = (start as usize, (start + len) as usize);
                 p.will_need(end..(end + end - start).min(p.len()));
                 let rows: Vec<usize> = (start..end).collect();
-                self.as_floats(p.gather(&rows).to_device(*device))
+                self.paged_rows(p, *device, &rows)
             }
         }
     }
@@ -132,6 +132,11 @@ impl FeatureRows {
                 .as_ref()
                 .map(|(shift, scale)| (shift.to_device(device), scale.to_device(device))),
         }
+    }
+
+    /// Rows `rows` of a paged file, copied to `device` as floats.
+    fn paged_rows(&self, p: &ByteRows, device: Device, rows: &[usize]) -> Tensor {
+        self.as_floats(p.gather(rows).to_device(device))
     }
 
     fn as_floats(&self, rows: Tensor) -> Tensor {

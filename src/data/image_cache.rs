@@ -125,7 +125,7 @@ impl Cache {
                 "key `data.cache`: \"disk\" needs a cache folder; set KD_TUI_CACHE",
             )
         })?;
-        let bytes = plan.entries.len() as u64 * (plan.chw() as u64 + 8);
+        let bytes = file_len(plan.entries.len(), plan.chw());
         let free = free_space(path);
         if bytes > free {
             return Err(err(
@@ -184,10 +184,11 @@ fn written(path: &Path, miss: &Miss) -> String {
 
 /// Labels (8 bytes each) and pixels of every split.
 fn body_len(d: &Decoded) -> u64 {
-    let per = 8 + d.shape.iter().product::<usize>() as u64;
-    d.splits
-        .iter()
-        .flatten()
-        .map(|p| p.labels.len() as u64 * per)
-        .sum()
+    let images = d.splits.iter().flatten().map(|p| p.labels.len()).sum();
+    file_len(images, d.shape.iter().product())
+}
+
+/// What `images` images of `chw` bytes take in a cache file: pixels and an 8-byte label each.
+fn file_len(images: usize, chw: usize) -> u64 {
+    images as u64 * (chw as u64 + 8)
 }
