@@ -13,8 +13,14 @@
 #include <cstring>
 #include <string>
 
-struct KdGroup {
+// A client of the job's TCPStore. The group holds one; `kd_store_clone` makes another, with its
+// own connection, for a thread that must not wait behind the trainer's store calls.
+struct KdStore {
   c10::intrusive_ptr<c10d::Store> store;
+};
+
+struct KdGroup {
+  KdStore store;
   c10::intrusive_ptr<c10d::Backend> backend;
   std::chrono::milliseconds timeout;
 };
@@ -114,7 +120,7 @@ KdGroup* kd_group_new(const char* backend, const char* host, int port, int rank,
     } else {
       throw std::runtime_error("unknown backend " + name);
     }
-    group = new KdGroup{store, made, timeout};
+    group = new KdGroup{KdStore{store}, made, timeout};
   });
   return group;
 }
@@ -129,22 +135,34 @@ int kd_allreduce_sum(KdGroup* g, at::Tensor* t, char* err, size_t len) {
   return rc ? rc : wait_for(g, work, err, len);
 }
 
-int kd_store_set(KdGroup* g, const char* key, const uint8_t* data, size_t n, char* err,
+// The group's own store client (owned by the group).
+KdStore* kd_group_store(KdGroup* g) { return &g->store; }
+
+// Another client of the same store, with a connection of its own (freed with kd_store_free).
+KdStore* kd_store_clone(KdStore* s, char* err, size_t len) {
+  KdStore* clone = nullptr;
+  guarded(err, len, [&] { clone = new KdStore{s->store->clone()}; });
+  return clone;
+}
+
+void kd_store_free(KdStore* s) { delete s; }
+
+int kd_store_set(KdStore* s, const char* key, const uint8_t* data, size_t n, char* err,
                  size_t len) {
-  return guarded(err, len, [&] { g->store->set(key, std::vector<uint8_t>(data, data + n)); });
+  return guarded(err, len, [&] { s->store->set(key, std::vector<uint8_t>(data, data + n)); });
 }
 
 // 1 if `key` is set, 0 if not (yet), -1 on error (the store's server is gone).
-int kd_store_check(KdGroup* g, const char* key, char* err, size_t len) {
+int kd_store_check(KdStore* s, const char* key, char* err, size_t len) {
   bool found = false;
-  int rc = guarded(err, len, [&] { found = g->store->check({key}); });
+  int rc = guarded(err, len, [&] { found = s->store->check({key}); });
   return rc ? -1 : (found ? 1 : 0);
 }
 
 // The value of `key` (which must be set) in a malloc'd buffer the caller frees with free().
-int kd_store_get(KdGroup* g, const char* key, uint8_t** data, size_t* n, char* err, size_t len) {
+int kd_store_get(KdStore* s, const char* key, uint8_t** data, size_t* n, char* err, size_t len) {
   return guarded(err, len, [&] {
-    auto value = g->store->get(key);
+    auto value = s->store->get(key);
     *n = value.size();
     *data = static_cast<uint8_t*>(std::malloc(value.empty() ? 1 : value.size()));
     std::memcpy(*data, value.data(), value.size());

@@ -1,7 +1,8 @@
 //! `kd-tui --nproc 2` without `--batch`: both ranks start as one job and the cockpit attaches
 //! to it, in a real terminal (tmux). `q` detaches, `ls` lists the job with its ranks, a second
 //! cockpit attaches, `X` stops every rank with a checkpoint, and `--resume` with `--nproc 2`
-//! completes the run. Needs a build with Gloo.
+//! completes the run. The ranks panel shows both ranks; a rank stopped (SIGSTOP) shows as silent,
+//! and as heard again once it goes on. Needs a build with Gloo.
 
 mod common;
 
@@ -38,6 +39,34 @@ fn two_ranks_under_one_cockpit_detach_list_attach_stop_and_resume() {
     let dir = s.run_dir();
     s.wait_screen("the cockpit on the ranks' job", |screen| {
         screen.contains("attached to pid") && screen.contains("▶ running")
+    });
+    s.wait_screen("the ranks panel, both ranks training", |screen| {
+        screen.contains("ranks: 2") && screen.matches("training").count() >= 2
+    });
+    // A rank that stops beating (stopped by a signal, as a hung rank would be) is named while
+    // the other waits for it, and heard again when it goes on.
+    let rank_1 = kd_tui::run::lock::holder(&dir.join("rank-1")).expect("rank 1 runs");
+    let signal = |name: &str| {
+        let sent = std::process::Command::new("kill")
+            .args([name, &rank_1.to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    };
+    signal("-STOP");
+    let screen = s.wait_screen("rank 1 silent, rank 0 waiting", |screen| {
+        screen.contains("rank 1 silent") && screen.contains("waiting")
+    });
+    assert!(screen.contains("has sent no heartbeat"), "{screen}");
+    signal("-CONT");
+    s.wait_screen("rank 1 heard again", |screen| {
+        screen.contains("rank 1 (")
+            && screen.contains("is heard again")
+            && !screen.contains("rank 1 silent")
+    });
+    s.keys(&["r"]);
+    s.wait_screen("the ranks panel hidden by r", |screen| {
+        !screen.contains("ranks: 2")
     });
     s.keys(&["q"]);
     assert_eq!(s.wait_exit(), 0, "q detaches");

@@ -61,6 +61,7 @@ pub(super) fn run(args: &Args, env: Env, consumer: Consumer) -> Result<i32, Fail
             let dir = std::path::absolute(&dir).unwrap_or(dir);
             world
                 .group
+                .store()
                 .set(RUN_DIR_KEY, dir.as_os_str().as_encoded_bytes())
                 .map_err(|e| {
                     Failure::failed(format!("rank 0: telling the ranks the run folder: {e}"))
@@ -69,6 +70,7 @@ pub(super) fn run(args: &Args, env: Env, consumer: Consumer) -> Result<i32, Fail
         }
         None => world
             .group
+            .store()
             .get(RUN_DIR_KEY)
             .map_err(|e| e.to_string())
             .and_then(|dir| {
@@ -116,6 +118,7 @@ fn same_preset(world: &World, preset: &crate::config::Preset) -> Result<(), Fail
     };
     world
         .group
+        .store()
         .set(&key(world.rank), mine.as_bytes())
         .map_err(failed)?;
     let others: Vec<usize> = match world.rank {
@@ -123,7 +126,7 @@ fn same_preset(world: &World, preset: &crate::config::Preset) -> Result<(), Fail
         _ => vec![0],
     };
     for rank in others {
-        let theirs = world.group.get(&key(rank)).map_err(failed)?;
+        let theirs = world.group.store().get(&key(rank)).map_err(failed)?;
         let theirs = String::from_utf8_lossy(&theirs);
         if theirs != mine {
             return Err(Failure::bad_input(format!(

@@ -10,6 +10,11 @@ struct KdGroup {
     _opaque: [u8; 0],
 }
 
+#[repr(C)]
+struct KdStore {
+    _opaque: [u8; 0],
+}
+
 extern "C" {
     fn kd_gloo_built() -> c_int;
     #[allow(clippy::too_many_arguments)]
@@ -26,17 +31,20 @@ extern "C" {
     ) -> *mut KdGroup;
     fn kd_group_free(g: *mut KdGroup);
     fn kd_allreduce_sum(g: *mut KdGroup, t: *mut c_void, err: *mut c_char, len: usize) -> c_int;
+    fn kd_group_store(g: *mut KdGroup) -> *mut KdStore;
+    fn kd_store_clone(s: *mut KdStore, err: *mut c_char, len: usize) -> *mut KdStore;
+    fn kd_store_free(s: *mut KdStore);
     fn kd_store_set(
-        g: *mut KdGroup,
+        s: *mut KdStore,
         key: *const c_char,
         data: *const u8,
         n: usize,
         err: *mut c_char,
         len: usize,
     ) -> c_int;
-    fn kd_store_check(g: *mut KdGroup, key: *const c_char, err: *mut c_char, len: usize) -> c_int;
+    fn kd_store_check(s: *mut KdStore, key: *const c_char, err: *mut c_char, len: usize) -> c_int;
     fn kd_store_get(
-        g: *mut KdGroup,
+        s: *mut KdStore,
         key: *const c_char,
         data: *mut *mut u8,
         n: *mut usize,
@@ -96,6 +104,8 @@ fn c_string(s: &str) -> CString {
 
 pub struct Group {
     raw: *mut KdGroup,
+    /// The group's own client of the job's store (freed with the group).
+    store: Store,
 }
 
 // SAFETY: c10d stores and backends are thread-safe; the group is used by one thread at a time.
@@ -132,13 +142,49 @@ impl Group {
             };
             i32::from(raw.is_null())
         })?;
-        Ok(Group { raw })
+        Ok(Group {
+            raw,
+            // SAFETY: the group's store lives as long as the group.
+            store: Store {
+                raw: unsafe { kd_group_store(raw) },
+                owned: false,
+            },
+        })
     }
 
     /// Sums `t` over all ranks, in place.
     pub fn all_reduce_sum(&self, t: &mut Tensor) -> Result<(), GroupError> {
         // SAFETY: tch's tensor pointer is an `at::Tensor*`, alive for the call.
         call(|err, len| unsafe { kd_allreduce_sum(self.raw, t.as_mut_ptr().cast(), err, len) })
+    }
+
+    /// The job's key-value store, through the group's connection.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+/// A client of the job's TCPStore (rank 0 serves it): small messages between ranks.
+pub struct Store {
+    raw: *mut KdStore,
+    /// A clone frees its client; the group's own is freed with the group.
+    owned: bool,
+}
+
+// SAFETY: a c10d store client serialises its own operations; each `Store` has one user at a time.
+unsafe impl Send for Store {}
+
+impl Store {
+    /// Another client of the same store, with its own connection: for a thread that must not
+    /// queue behind this one's calls.
+    pub fn connect_again(&self) -> Result<Store, GroupError> {
+        let mut raw = std::ptr::null_mut();
+        call(|err, len| {
+            // SAFETY: a live store client and an error buffer of `len` bytes.
+            raw = unsafe { kd_store_clone(self.raw, err, len) };
+            i32::from(raw.is_null())
+        })?;
+        Ok(Store { raw, owned: true })
     }
 
     pub fn set(&self, key: &str, value: &[u8]) -> Result<(), GroupError> {
@@ -181,6 +227,15 @@ impl Group {
         let value = unsafe { std::slice::from_raw_parts(data, n).to_vec() };
         unsafe { libc::free(data.cast()) };
         Ok(value)
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if self.owned {
+            // SAFETY: made by kd_store_clone, freed once.
+            unsafe { kd_store_free(self.raw) }
+        }
     }
 }
 

@@ -9,7 +9,7 @@
 
 mod group;
 
-pub use group::{gloo_built, Group, GroupError};
+pub use group::{gloo_built, Group, GroupError, Store};
 
 /// Whether this build has the NCCL backend (it needs the torch wheel's NCCL and CUDA headers).
 pub fn nccl_built() -> bool {

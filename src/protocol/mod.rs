@@ -4,6 +4,7 @@
 
 pub mod failure;
 pub mod fit;
+pub mod ranks;
 pub mod shapes;
 pub mod stats;
 pub mod summary;
@@ -95,7 +96,7 @@ pub enum Command {
 }
 
 /// Where the trainer is. Epochs are 1-based; `step` counts optimizer steps within the phase.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct Position {
     pub phase: Option<Phase>,
     pub epoch: usize,
@@ -216,12 +217,17 @@ pub enum Event {
     Gpus {
         gpus: Vec<GpuReading>,
     },
+    /// Every rank of a data-parallel job, from rank 0 about every second (`protocol::ranks`):
+    /// shown live, kept neither in `metrics.jsonl` nor in a job's history.
+    Ranks {
+        ranks: Vec<ranks::RankStatus>,
+    },
 }
 
 impl Event {
     /// A reading of the moment, superseded by the next: dropped rather than queued or replayed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Event::Gpus { .. })
+        matches!(self, Event::Gpus { .. } | Event::Ranks { .. })
     }
 
     /// The one-line text both front ends show for a control event (pause, edit, checkpoint).

@@ -72,7 +72,10 @@ impl Trainer {
             let paused = self.paused[phase.role().index()];
             let command = if paused {
                 let since = Instant::now();
-                let received = self.next_command(true)?;
+                self.beat_paused(true);
+                let received = self.next_command(true);
+                self.beat_paused(false);
+                let received = received?;
                 paused_for += since.elapsed();
                 match received {
                     Some(c) => c,

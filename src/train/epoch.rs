@@ -212,6 +212,7 @@ impl Trainer {
             r.step();
         }
         self.at.step += 1;
+        self.beat_step(batch.x.size()[0] as usize);
         if self.at.step == 3 && crate::fault::injected("trainer-panic") {
             panic!("injected fault: trainer-panic");
         }

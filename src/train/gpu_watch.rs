@@ -5,7 +5,7 @@
 //! one without an NVIDIA driver, starts no thread.
 
 use super::Trainer;
-use crate::device::nvml::{GpuUse, Nvml};
+use crate::device::nvml::{GpuReading, GpuUse, Nvml};
 use crate::protocol::{Event, Phase, Position, Stamped};
 use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -20,6 +20,8 @@ const TICK: Duration = Duration::from_secs(1);
 struct Watched {
     phase: Option<Phase>,
     usage: GpuUse,
+    /// The last reading of the run's GPU (a rank's heartbeat carries it).
+    latest: Option<GpuReading>,
 }
 
 pub(super) struct GpuWatch {
@@ -50,6 +52,7 @@ impl GpuWatch {
                     let phase = {
                         let mut w = shared.lock().unwrap_or_else(PoisonError::into_inner);
                         w.usage.add(&gpus);
+                        w.latest = gpus.first().copied();
                         w.phase
                     };
                     let _ = steps.try_send(Stamped {
@@ -70,6 +73,17 @@ impl GpuWatch {
         })
     }
 
+    /// The last reading, from any thread.
+    pub(super) fn latest(&self) -> super::rank_watch::GpuLatest {
+        let watched = Arc::clone(&self.watched);
+        Box::new(move || {
+            watched
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .latest
+        })
+    }
+
     fn with<T>(&self, f: impl FnOnce(&mut Watched) -> T) -> T {
         f(&mut self.watched.lock().unwrap_or_else(PoisonError::into_inner))
     }
@@ -83,6 +97,7 @@ impl Trainer {
                 *w = Watched {
                     phase: Some(phase),
                     usage: GpuUse::default(),
+                    latest: w.latest,
                 }
             });
         }

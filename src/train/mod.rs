@@ -27,6 +27,7 @@ pub mod optim;
 mod parallel;
 mod phase;
 mod phase_run;
+mod rank_watch;
 mod resume;
 mod step_memory;
 mod targets;
@@ -176,6 +177,8 @@ struct Trainer {
     refusals: control::Refusals,
     /// The run's GPUs, read on a thread of their own; `None` on the CPU or without a driver.
     gpu_watch: Option<gpu_watch::GpuWatch>,
+    /// A data-parallel rank's heartbeat (and, on rank 0, every rank's, for the front end).
+    rank_watch: Option<rank_watch::RankWatch>,
 }
 
 impl Trainer {
@@ -196,6 +199,13 @@ impl Trainer {
         };
         let started = Instant::now();
         let gpu_watch = gpu_watch::GpuWatch::start(device, out.steps.clone(), started);
+        let rank_watch = world.as_ref().and_then(|w| {
+            let gpu = match &gpu_watch {
+                Some(watch) => watch.latest(),
+                None => Box::new(|| None),
+            };
+            rank_watch::RankWatch::start(w, gpu, out.steps.clone(), started)
+        });
         Trainer {
             preset,
             data,
@@ -219,6 +229,7 @@ impl Trainer {
             write_failed: None,
             refusals: control::Refusals::default(),
             gpu_watch,
+            rank_watch,
         }
     }
 

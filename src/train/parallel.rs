@@ -125,7 +125,7 @@ impl Trainer {
             let command = match p.world.is_leader() {
                 true => p.logged[p.applied].clone(),
                 false => {
-                    let bytes = p.world.group.get(&key(p.applied)).map_err(failed)?;
+                    let bytes = p.world.group.store().get(&key(p.applied)).map_err(failed)?;
                     serde_json::from_slice(&bytes).map_err(failed)?
                 }
             };
@@ -137,7 +137,7 @@ impl Trainer {
                 return Ok(None);
             }
             // Paused: the next command comes when rank 0 logs it.
-            while !p.world.group.has(&key(p.applied)).map_err(failed)? {
+            while !p.world.group.store().has(&key(p.applied)).map_err(failed)? {
                 std::thread::sleep(Duration::from_millis(20));
             }
             p.agreed = p.applied + 1;
@@ -164,6 +164,7 @@ impl Trainer {
         let bytes = serde_json::to_vec(&command).expect("commands serialise");
         p.world
             .group
+            .store()
             .set(&key(p.logged.len()), &bytes)
             .map_err(failed)?;
         p.logged.push(command);
@@ -178,6 +179,7 @@ impl Trainer {
         grads: &[Tensor],
         extras: &[f64],
     ) -> Result<Vec<f64>, Interrupt> {
+        self.beat_allreduce_begins();
         let p = self.parallel.as_mut().expect("all-reduce needs a group");
         let started = Instant::now();
         let log_len = if p.world.is_leader() {
@@ -226,9 +228,11 @@ impl Trainer {
                 .map_err(failed)?;
             }
         }
-        p.allreduce += started.elapsed();
+        let took = started.elapsed();
+        p.allreduce += took;
         let log_len = summed.pop().unwrap_or(0.0).round() as usize;
         p.agreed = p.agreed.max(log_len);
+        self.beat_allreduce_ends(took);
         Ok(summed)
     }
 

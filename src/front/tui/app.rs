@@ -3,6 +3,7 @@
 
 pub use super::progress::Progress;
 use crate::config::Preset;
+use crate::protocol::ranks::RankStatus;
 use crate::protocol::summary::{PhaseResult, RunSummary};
 use crate::protocol::{Command, Event, LogLevel, Phase, Role, Stamped};
 use crate::protocol::{GpuReading, ModelSize};
@@ -147,6 +148,10 @@ pub struct App {
     pub gpus: Vec<GpuReading>,
     /// Ranks of the job (1 for one process).
     pub world_size: usize,
+    /// Each rank's last heartbeat (empty for one process, and once the run is over).
+    pub ranks: Vec<RankStatus>,
+    /// The ranks panel is wanted (`r` toggles it; it folds away on a small screen anyway).
+    pub ranks_panel: bool,
     pub data: String,
     pub sizes: Option<(ModelSize, ModelSize)>,
     pub train_examples: usize,
@@ -197,6 +202,8 @@ impl App {
             device: String::new(),
             gpus: Vec::new(),
             world_size: 1,
+            ranks: Vec::new(),
+            ranks_panel: true,
             data: String::new(),
             sizes: None,
             train_examples: 0,

@@ -4,6 +4,7 @@ use super::app::{App, AppliedEdit, Progress};
 use super::progress::TeacherPass;
 use crate::config::Preset;
 use crate::protocol::failure::FailureKind;
+use crate::protocol::ranks::silence_change;
 use crate::protocol::summary::TeacherOutputs;
 use crate::protocol::{Event, LogLevel, Phase, Stamped};
 
@@ -200,6 +201,14 @@ impl App {
                     self.gpus = gpus;
                 }
             }
+            Event::Ranks { ranks } => {
+                if self.summary.is_none() {
+                    for line in silence_change(&self.ranks, &ranks) {
+                        self.push_log(wall_time, LogLevel::Warn, line);
+                    }
+                    self.ranks = ranks;
+                }
+            }
             Event::TeacherOutputs {
                 done,
                 total,
@@ -242,6 +251,7 @@ impl App {
             }
             Event::Finished { summary } => {
                 self.gpus.clear();
+                self.ranks.clear();
                 self.progress.phase = None;
                 self.push_log(
                     wall_time,

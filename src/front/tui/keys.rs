@@ -115,6 +115,10 @@ impl App {
                 self.zoom = !self.zoom;
                 None
             }
+            KeyCode::Char('r') => {
+                self.ranks_panel = !self.ranks_panel;
+                None
+            }
             _ => {
                 self.dirty = false;
                 None

@@ -5,6 +5,7 @@ mod cockpit;
 mod diverged;
 mod edits;
 mod figures;
+mod ranks;
 mod screens;
 mod series;
 

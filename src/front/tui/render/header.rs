@@ -77,6 +77,16 @@ pub(super) fn render_header(app: &App, frame: &mut Frame, area: Rect) {
     if students_wait && app.summary.is_none() {
         spans.push(Span::styled(" · students start paused", theme::paused()));
     }
+    if let Some(warning) = super::ranks::warning(app) {
+        // On a narrow screen a rank that needs attention goes before the attached job's pid.
+        let used: usize = spans.iter().map(|s| s.width()).sum();
+        if used + warning.width() > area.width as usize {
+            if let (Link::Attached { .. }, Some(link)) = (&app.link, spans.get_mut(2)) {
+                *link = Span::raw(format!("{} ranks · ", app.world_size));
+            }
+        }
+        spans.push(warning);
+    }
     // Most important first; whatever does not fit the width is left out.
     let optional = match &app.summary {
         Some(summary) => vec![

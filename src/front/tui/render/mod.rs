@@ -5,6 +5,7 @@ pub mod charts;
 mod header;
 mod panels;
 mod queue;
+mod ranks;
 
 pub use charts::{ema, thin};
 
@@ -50,9 +51,17 @@ pub fn render(app: &App, frame: &mut Frame) {
     };
     let [left, right] = Layout::horizontal([left_width, Constraint::Min(0)]).areas(top);
     let queue_height = app.queue.as_ref().map_or(0, |q| queue::height(q, left));
-    let [hyper, queue_area, models] = Layout::vertical([
-        Constraint::Length(hyper_height(app, left.height.saturating_sub(queue_height))),
+    let ranks_height = match ranks::shown(app, compact) {
+        true => ranks::height(app, left),
+        false => 0,
+    };
+    let [hyper, queue_area, ranks_area, models] = Layout::vertical([
+        Constraint::Length(hyper_height(
+            app,
+            left.height.saturating_sub(queue_height + ranks_height),
+        )),
         Constraint::Length(queue_height),
+        Constraint::Length(ranks_height),
         Constraint::Min(0),
     ])
     .areas(left);
@@ -61,6 +70,9 @@ pub fn render(app: &App, frame: &mut Frame) {
     render_hyperparameters(app, frame, hyper);
     if let Some(q) = &app.queue {
         queue::render_queue(q, frame, queue_area);
+    }
+    if ranks_height > 0 {
+        ranks::render_ranks(app, frame, ranks_area);
     }
     render_models(app, frame, models);
     render_loss_chart(app, frame, loss);
@@ -172,6 +184,10 @@ pub const HELP: &[(&str, &str)] = &[
     ("m", "chart markers: braille / plain dots"),
     ("p", "loss chart: totals / the current phase's parts"),
     ("z", "loss chart: zoom to the recent steps / all"),
+    (
+        "r",
+        "ranks panel on / off (several ranks; folded on small screens)",
+    ),
     (
         "q",
         "quit: checkpoint and finish the run folder (asks first)",

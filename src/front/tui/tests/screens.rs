@@ -20,13 +20,13 @@ fn rows(terminal: &Terminal<TestBackend>) -> Vec<String> {
         .collect()
 }
 
-fn screen(app: &App, width: u16, height: u16) -> (Terminal<TestBackend>, String) {
+pub(super) fn screen(app: &App, width: u16, height: u16) -> (Terminal<TestBackend>, String) {
     let terminal = draw(app, width, height);
     let text = rows(&terminal).join("\n");
     (terminal, text)
 }
 
-fn assert_shows(text: &str, wanted: &[&str]) {
+pub(super) fn assert_shows(text: &str, wanted: &[&str]) {
     for w in wanted {
         assert!(text.contains(w), "{w:?} missing from\n{text}");
     }
