@@ -89,3 +89,34 @@ fn smaller_students_start_from_the_teachers_evenly_spaced_units() {
         close(&tensor(&run, file, "layers.2.weight"), &head, file);
     }
 }
+
+#[test]
+fn a_run_stopped_in_its_baseline_resumes_to_the_same_selected_students() {
+    let sets = [
+        "teacher.epochs=3",
+        "student.epochs=20",
+        r#"student.model={ kind = "mlp", hidden = [64, 32] }"#,
+        r#"student.init="teacher""#,
+        r#"student.baseline_init="teacher""#,
+    ];
+    let whole = Run::new(None, &sets);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("stopped");
+    let args: Vec<&str> = sets.iter().flat_map(|s| ["--set", s]).collect();
+    let (code, stderr) = common::run_until_sigterm(&dir, "metrics.jsonl", &args, |r| {
+        r["type"] == "epoch" && r["phase"] == "baseline"
+    });
+    assert_eq!(code, Some(128 + 15), "{stderr}");
+    let resumed = common::run(["--batch".as_ref(), "--resume".as_ref(), dir.as_os_str()]);
+    assert_eq!(resumed.code, Some(0), "{}", resumed.stderr);
+    // The distilled student selects again, from the teacher read back from its file.
+    for file in ["baseline.safetensors", "distilled.safetensors"] {
+        assert_eq!(
+            std::fs::read(dir.join(file)).unwrap(),
+            std::fs::read(whole.file(file)).unwrap(),
+            "{file}"
+        );
+    }
+    let summary = common::read_summary(&dir);
+    assert_eq!(summary.distilled.unwrap().init, Some(WeightInit::Teacher));
+}
