@@ -213,6 +213,18 @@ fn check_models(preset: &Preset, input: &InputShape, classes: usize) -> Result<(
                 .map_err(|e| format!("key `{role}.model`: {}: {e}", path.display()))?;
         }
     }
+    for (key, init) in [
+        ("student.init", preset.student.init),
+        ("student.baseline_init", preset.student.baseline_init),
+    ] {
+        if init == config::WeightInit::Teacher {
+            crate::model::select::check(&preset.teacher.model, &preset.student.model).map_err(
+                |e| {
+                    format!("key `{key}`: the student cannot start from the teacher's weights: {e}")
+                },
+            )?;
+        }
+    }
     if let Some(path) = &preset.teacher.checkpoint {
         crate::inspect::check_weights(&preset.teacher.model, input, classes, path)
             .map_err(|e| format!("key `teacher.checkpoint`: {}: {e}", path.display()))?;

@@ -295,3 +295,56 @@ fn an_idx_header_whose_sizes_overflow_is_refused() {
         "{message}"
     );
 }
+
+#[test]
+fn student_init_is_refused_where_the_teachers_weights_cannot_map() {
+    let cnn = |kernel: usize| {
+        format!("{{ kind = \"cnn\", channels = [8], kernel = {kernel}, hidden = [16] }}")
+    };
+    let (teacher_cnn, student_cnn) = (
+        format!("teacher.model={}", cnn(3)),
+        format!("student.model={}", cnn(5)),
+    );
+    let init = r#"student.init="teacher""#;
+    for (sets, key, says) in [
+        (
+            vec![teacher_cnn.as_str(), init],
+            "student.init",
+            "the cnn teacher's weights do not map onto the mlp student",
+        ),
+        (
+            vec![
+                teacher_cnn.as_str(),
+                student_cnn.as_str(),
+                r#"student.baseline_init="teacher""#,
+            ],
+            "student.baseline_init",
+            "the teacher's kernel is 3 and the student's 5",
+        ),
+        // digits.toml: a teacher of two hidden layers, a student of one.
+        (
+            vec![init],
+            "student.init",
+            "the teacher has 2 hidden layers and the student 1",
+        ),
+        (
+            vec![r#"student.init="copy""#],
+            "student.init",
+            "unknown variant `copy`, expected `random` or `teacher`",
+        ),
+        (
+            vec![r#"teacher.init="teacher""#],
+            "teacher.init",
+            "only the student starts from the teacher's weights",
+        ),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let args: Vec<std::ffi::OsString> = sets
+            .iter()
+            .flat_map(|s| ["--set".into(), (*s).into()])
+            .collect();
+        let message = rejected(tmp.path(), &args);
+        assert!(message.contains(&format!("key `{key}`")), "{message}");
+        assert!(message.contains(says), "expected `{says}` in: {message}");
+    }
+}

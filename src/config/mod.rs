@@ -17,7 +17,7 @@ pub use model::{
     Activation, CnnConfig, MlpConfig, ModelConfig, Pool, ResnetConfig, TorchscriptConfig,
     RESNET_DEPTHS,
 };
-pub use net::{Augment, LrSchedule, NetConfig, OptimizerKind, Threads, LIVE_NET_KEYS};
+pub use net::{Augment, LrSchedule, NetConfig, OptimizerKind, Threads, WeightInit, LIVE_NET_KEYS};
 
 use crate::distill::DistillConfig;
 use serde::{Deserialize, Serialize};

@@ -1,6 +1,7 @@
 //! `[teacher]` and `[student]`: a network, how it trains, and the CPU threads it trains with.
 
 use super::ModelConfig;
+pub use crate::protocol::WeightInit;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -119,6 +120,14 @@ pub struct NetConfig {
     /// Training-batch augmentation; the baseline and distilled students share the student's.
     #[serde(default, skip_serializing_if = "Augment::is_none")]
     pub augment: Augment,
+    /// Student only: where the distilled student's weights start, `random` or `teacher`
+    /// (weight selection out of the trained teacher's, Xu et al. 2024: `model::select`).
+    #[serde(default, skip_serializing_if = "WeightInit::is_random")]
+    pub init: WeightInit,
+    /// Student only: the same for the baseline, so that the effect of the initialisation and
+    /// the effect of distillation are measured apart.
+    #[serde(default, skip_serializing_if = "WeightInit::is_random")]
+    pub baseline_init: WeightInit,
 }
 
 impl NetConfig {

@@ -206,6 +206,19 @@ impl Preset {
                 ));
             }
         }
+        for (key, init) in [
+            ("teacher.init", self.teacher.init),
+            ("teacher.baseline_init", self.teacher.baseline_init),
+        ] {
+            if !init.is_random() {
+                return Err((
+                    key.into(),
+                    "only the student starts from the teacher's weights (student.init, \
+                     student.baseline_init)"
+                        .into(),
+                ));
+            }
+        }
         if self.teacher.baseline.is_some() {
             return Err((
                 "teacher.baseline".into(),

@@ -8,6 +8,7 @@ mod cnn;
 mod dropout;
 mod mlp;
 mod resnet;
+pub mod select;
 mod torchscript;
 
 use crate::config::{ModelConfig, Precision};

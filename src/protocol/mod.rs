@@ -11,7 +11,7 @@ pub mod summary;
 
 pub use crate::device::nvml::{GpuReading, GpuUse};
 use serde::{Deserialize, Serialize};
-pub use shapes::{InputShape, ModelSize};
+pub use shapes::{InputShape, ModelSize, WeightInit};
 use std::collections::BTreeMap;
 use summary::{PhaseResult, RunSummary};
 

@@ -40,3 +40,27 @@ pub struct ModelSize {
     pub params: usize,
     pub bytes: usize,
 }
+
+/// Where a student's weights start: `random` (the seeded initialisation) or `teacher` (weights
+/// selected out of the trained teacher's: `model::select`). The preset's `student.init` and
+/// `student.baseline_init`; the summary records each student's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WeightInit {
+    #[default]
+    Random,
+    Teacher,
+}
+
+impl WeightInit {
+    pub fn is_random(&self) -> bool {
+        *self == WeightInit::Random
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WeightInit::Random => "random",
+            WeightInit::Teacher => "teacher",
+        }
+    }
+}

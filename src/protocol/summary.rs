@@ -61,6 +61,9 @@ pub struct PhaseResult {
     /// `hint`: parameters of the regressor, trained with the student but not part of it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub regressor_params: Option<usize>,
+    /// A student's: where its weights started (`student.init`, `student.baseline_init`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<super::WeightInit>,
 }
 
 /// Where the distilled student's teacher outputs came from.

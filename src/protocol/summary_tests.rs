@@ -30,6 +30,7 @@ fn result(phase: Phase, params: usize, acc: f64, lat: f64) -> PhaseResult {
         teacher_outputs: None,
         loss_parts: BTreeMap::new(),
         regressor_params: None,
+        init: None,
     }
 }
 

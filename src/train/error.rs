@@ -32,6 +32,9 @@ pub enum RunError {
         #[source]
         source: crate::model::ShapeError,
     },
+    /// The student's weights could not be selected out of the teacher's (`student.init`).
+    #[error("the {} phase's student.init: {reason}", .phase.as_str())]
+    Init { phase: Phase, reason: String },
     #[error("the distilled phase has no teacher to learn from")]
     NoTeacher,
     #[error("writing metrics.jsonl: {0}")]
@@ -93,7 +96,7 @@ impl RunError {
         match self {
             RunError::LoadTeacher { .. } => FailureKind::BadTeacher,
             RunError::Resume(_) | RunError::ResumeFile { .. } => FailureKind::BadResume,
-            RunError::Model { .. } => FailureKind::BadModel,
+            RunError::Model { .. } | RunError::Init { .. } => FailureKind::BadModel,
             RunError::NoTeacher => FailureKind::NoTeacher,
             RunError::Metrics(_) | RunError::Write { .. } => FailureKind::Io,
             RunError::Diverged { .. } => FailureKind::Diverged,
@@ -108,6 +111,7 @@ impl RunError {
     pub fn phase(&self) -> Option<Phase> {
         match self {
             RunError::Model { phase, .. }
+            | RunError::Init { phase, .. }
             | RunError::Diverged { phase, .. }
             | RunError::OutOfMemory { phase, .. }
             | RunError::UnreadableImage { phase, .. } => Some(*phase),

@@ -9,7 +9,7 @@ use super::phase_run::{Best, PhaseClock, PhaseRun};
 use super::{PhaseEnd, RunError, Trainer};
 use crate::model::Model;
 use crate::protocol::summary::{EndState, PhaseResult, TeacherOutputs};
-use crate::protocol::{Event, LogLevel, Phase, Position, Role};
+use crate::protocol::{Event, LogLevel, Phase, Position, Role, WeightInit};
 use crate::random;
 
 use std::collections::BTreeMap;
@@ -29,6 +29,8 @@ pub(super) struct Trained {
     loss_parts: BTreeMap<String, f64>,
     pub(super) regressor_params: Option<usize>,
     end_state: Option<EndState>,
+    /// A student's: where its weights started.
+    pub(super) init: Option<WeightInit>,
 }
 
 impl Trainer {
@@ -57,6 +59,7 @@ impl Trainer {
             0,
         ));
         let mut model = self.build(phase, self.device).map_err(PhaseEnd::Failed)?;
+        let init = self.start_from_teacher(phase, &model)?;
         let threads = self.set_threads(phase, &model, cfg.batch_size);
         let mut opt = Optimizer::new(&cfg, &model.vs);
         let mut run = PhaseRun::new(phase, clock, threads, &self.preset);
@@ -85,8 +88,35 @@ impl Trainer {
         if teacher.is_some() {
             self.teacher = teacher;
         }
-        self.finish_phase(run, model, Some(trained?));
+        let mut trained = trained?;
+        trained.init = init;
+        self.finish_phase(run, model, Some(trained));
         Ok(())
+    }
+
+    /// Where a student phase's weights start (`student.init`, `student.baseline_init`): with
+    /// `teacher`, its weights are selected out of the trained teacher's (`model::select`), the
+    /// same for both students. `None` for the teacher.
+    fn start_from_teacher(
+        &self,
+        phase: Phase,
+        model: &Model,
+    ) -> Result<Option<WeightInit>, PhaseEnd> {
+        let init = match phase {
+            Phase::Teacher => return Ok(None),
+            Phase::Baseline => self.preset.student.baseline_init,
+            Phase::Distilled => self.preset.student.init,
+        };
+        if init == WeightInit::Teacher {
+            let teacher = self
+                .teacher
+                .as_ref()
+                .ok_or(PhaseEnd::Failed(RunError::NoTeacher))?;
+            let (t, s) = (&self.preset.teacher.model, &self.preset.student.model);
+            crate::model::select::select(&teacher.vs, t, &model.vs, s)
+                .map_err(|reason| PhaseEnd::Failed(RunError::Init { phase, reason }))?;
+        }
+        Ok(Some(init))
     }
 
     /// Sets the intra-op CPU threads of a phase (`threads`) and returns them; logs the choice.
@@ -199,6 +229,7 @@ impl Trainer {
             loss_parts: last_parts,
             regressor_params: None,
             end_state,
+            init: None,
         })
     }
 
@@ -234,6 +265,7 @@ impl Trainer {
             loss_parts: BTreeMap::new(),
             regressor_params: None,
             end_state: None,
+            init: None,
         });
         let weights = format!("{}.safetensors", self.result_stem(phase));
         if let Err(e) = crate::run::save_weights(&model.vs, &self.run.path(&weights)) {
@@ -276,6 +308,7 @@ impl Trainer {
             teacher_outputs: trained.teacher_outputs,
             loss_parts: trained.loss_parts,
             regressor_params: trained.regressor_params,
+            init: trained.init,
         };
         self.results.push(result.clone());
         self.phase_end_checkpoint(&mut run, &result.weights);

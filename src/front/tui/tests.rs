@@ -92,6 +92,7 @@ pub(super) fn result(phase: Phase, params: usize, acc: f64, latency_us: f64) -> 
         teacher_outputs: None,
         loss_parts: Default::default(),
         regressor_params: None,
+        init: None,
     }
 }
 
