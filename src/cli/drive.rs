@@ -82,7 +82,7 @@ pub(super) fn run_in_cockpit(
 /// pipe gets the table alone); `flags` go before `--resume` in that command (`--batch`).
 /// Returns the exit code, or the run's failure.
 pub(super) fn finish(ended: Ended, dir: &Path, flags: &str) -> Result<i32, Failure> {
-    let width = super::width::stdout();
+    let width = crate::protocol::fit::stdout_columns();
     let folder = dir.display();
     match ended.outcome {
         RunOutcome::Completed(summary) => {

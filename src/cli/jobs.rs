@@ -54,7 +54,10 @@ pub fn ls(dir: Option<PathBuf>, json: bool) -> Result<i32, Failure> {
         println!("no runs under {looked}");
     } else {
         println!("runs under {looked}:");
-        println!("{}", jobs::table(&runs, &root, super::width::stdout()));
+        println!(
+            "{}",
+            jobs::table(&runs, &root, crate::protocol::fit::stdout_columns())
+        );
     }
     Ok(0)
 }

@@ -8,7 +8,6 @@ mod launch;
 mod ranks;
 mod start;
 mod tools;
-mod width;
 
 use crate::config::bounds::MAX_SEEDS;
 use crate::config::{Override, Preset};

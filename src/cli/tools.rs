@@ -87,7 +87,7 @@ pub(super) fn presets(name: Option<&str>) -> Result<i32, Failure> {
             print!("{}", shipped.text);
         }
         None => {
-            let width = super::width::stdout();
+            let width = crate::protocol::fit::stdout_columns();
             let widest = shipped::SHIPPED.map(|p| p.name.len()).into_iter().max();
             let pad = widest.unwrap_or(0);
             for p in shipped::SHIPPED {

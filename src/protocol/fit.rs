@@ -1,8 +1,38 @@
 //! Text tables and notes fitted to the width of the terminal they are printed on: a table
 //! drops its least important columns first, a note wraps between words. `None` is no limit
 //! (a pipe: whole lines for scripts).
+//!
+//! How wide: the terminal's width when standard output is one, else `$COLUMNS` (a shell's own,
+//! or set by hand), else no limit: a pipe or a file gets whole lines, for scripts (`--json` and
+//! `summary.json` keep every field in any case).
 
-use comfy_table::{ColumnConstraint, Table};
+use comfy_table::{ColumnConstraint, ContentArrangement, Table};
+use std::io::IsTerminal;
+
+/// The columns standard output can show, `None` for no limit.
+pub fn stdout_columns() -> Option<usize> {
+    let terminal = std::io::stdout()
+        .is_terminal()
+        .then(crossterm::terminal::size)
+        .and_then(Result::ok)
+        .map(|(columns, _)| columns as usize);
+    let columns = || {
+        std::env::var("COLUMNS")
+            .ok()
+            .and_then(|c| c.trim().parse::<usize>().ok())
+    };
+    terminal.or_else(columns).filter(|&c| c > 0)
+}
+
+/// `table` within `width` columns, its cells' text wrapped where the columns do not fit whole.
+pub fn wrapped(mut table: Table, width: Option<usize>) -> String {
+    if let Some(width) = width {
+        table
+            .set_content_arrangement(ContentArrangement::Dynamic)
+            .set_width(width.min(u16::MAX as usize) as u16);
+    }
+    table.to_string()
+}
 
 /// `table` within `width` columns, dropping the columns of `drop_order` (least important
 /// first) until it fits; with a line naming what was left out, and where to find it.

@@ -130,7 +130,8 @@ pub fn run_job(preset: Preset, dir: &Path, front: &mut dyn Front, queue: &Queue)
     };
     match ended.outcome {
         RunOutcome::Completed(summary) => {
-            front.print(format!("{}:\n{}", dir.display(), summary.table(None)));
+            let width = crate::protocol::fit::stdout_columns();
+            front.print(format!("{}:\n{}", dir.display(), summary.table(width)));
             OneRun::Completed(summary)
         }
         RunOutcome::Stopped { reason, summary } => {

@@ -178,8 +178,9 @@ impl SeedsReport {
         out
     }
 
-    /// The printed table: a row per seed, then mean ± sd, the gain's interval and the pooled test.
-    pub fn table(&self) -> String {
+    /// The printed table: a row per seed, then mean ± sd, the gain's interval and the pooled
+    /// test; within `width` columns (the paired test wraps in its cell, the notes between words).
+    pub fn table(&self, width: Option<usize>) -> String {
         let pct = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2}%"));
         let spread = |s: Option<Spread>| {
             s.map_or("-".into(), |s| {
@@ -216,7 +217,7 @@ impl SeedsReport {
             spread(self.distilled),
             String::new(),
         ]);
-        let mut out = table.to_string();
+        let mut out = String::new();
         if let (Some(g), Some([lo, hi])) = (self.gain, self.gain_ci_pp) {
             out.push_str(&format!(
                 "\ngain over seeds: {:+.2} pp, 95% t-interval [{lo:+.2}, {hi:+.2}] ({} seeds){}",
@@ -243,8 +244,8 @@ impl SeedsReport {
                 p.only_baseline,
             ));
         }
-        out.push('\n');
-        out
+        let table = crate::protocol::fit::wrapped(table, width);
+        format!("{table}{}\n", crate::protocol::fit::wrap(&out, width))
     }
 }
 
@@ -285,7 +286,7 @@ pub fn run(
         }
     }
     let report = SeedsReport::of(rows, tally.complete);
-    front.print(report.table());
+    front.print(report.table(crate::protocol::fit::stdout_columns()));
     Ok(tally.exit_code())
 }
 
@@ -339,16 +340,19 @@ mod tests {
         );
         // Means: teacher 99, baseline 97.25, distilled 97.95: 0.7 of 1.75 points, 40%.
         assert!((report.gap_closed.unwrap() - 0.4).abs() < 1e-9);
-        assert!(
-            report.table().contains("gap closed: 40%"),
-            "{}",
-            report.table()
-        );
-        assert!(
-            report.table().contains("includes 0, not significant"),
-            "{}",
-            report.table()
-        );
+        let whole = report.table(None);
+        assert!(whole.contains("gap closed: 40%"), "{whole}");
+        assert!(whole.contains("includes 0, not significant"), "{whole}");
+        // At 80 columns every line fits, and nothing is lost: the paired test wraps in its cell.
+        let narrow = report.table(Some(80));
+        assert!(narrow.lines().all(|l| l.chars().count() <= 80), "{narrow}");
+        let words = |t: &str| {
+            t.split_whitespace()
+                .filter(|w| w.chars().all(|c| c.is_alphanumeric() || ".%+-".contains(c)))
+                .map(String::from)
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+        assert_eq!(words(&whole), words(&narrow));
         let csv = report.csv();
         assert_eq!(csv.lines().count(), 3);
         assert!(csv

@@ -6,6 +6,7 @@
 
 use crate::config::{self, Override, Preset, PresetError, SweepConfig};
 use crate::exit::Failure;
+use crate::protocol::fit;
 use crate::protocol::summary::RunSummary;
 use crate::protocol::Phase;
 use crate::series::queue::{JobState, Queue};
@@ -169,7 +170,8 @@ impl SweepReport {
         out
     }
 
-    pub fn table(&self) -> String {
+    /// The printed table, within `width` columns (cells wrap where the columns do not fit).
+    pub fn table(&self, width: Option<usize>) -> String {
         let pct = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2}%"));
         let mut table = comfy_table::Table::new();
         table
@@ -207,7 +209,9 @@ impl SweepReport {
             .map(|r| r.seed)
             .collect::<std::collections::BTreeSet<_>>()
             .len();
-        format!("{table}\nmeans over {seeds} seed(s); the best point is chosen on validation, its test accuracy is the one to report\n")
+        let note = format!("means over {seeds} seed(s); the best point is chosen on validation, its test accuracy is the one to report");
+        let (table, note) = (fit::wrapped(table, width), fit::wrap(&note, width));
+        format!("{table}\n{note}\n")
     }
 
     /// `sweep.svg`: the distilled student's mean test accuracy at each point, with the baseline.
@@ -338,7 +342,7 @@ pub fn run(
     if let Err(e) = report.plot(&parent.join("sweep.svg")) {
         front.note(format!("kd-tui: sweep.svg not written: {e}"));
     }
-    front.print(report.table());
+    front.print(report.table(fit::stdout_columns()));
     Ok(tally.exit_code())
 }
 

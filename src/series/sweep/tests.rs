@@ -61,8 +61,14 @@ fn the_best_point_is_chosen_on_validation_not_test() {
     let report = SweepReport::of(vec![row(0, 95.0, 91.0), row(1, 94.0, 99.0)], true);
     assert_eq!(report.best_point, Some(0));
     assert!(
-        report.table().contains("0 (best by val)"),
+        report.table(None).contains("0 (best by val)"),
         "{}",
-        report.table()
+        report.table(None)
+    );
+    let narrow = report.table(Some(60));
+    assert!(narrow.lines().all(|l| l.chars().count() <= 60), "{narrow}");
+    assert!(
+        narrow.contains("(best by") && narrow.contains("99.00%"),
+        "{narrow}"
     );
 }
