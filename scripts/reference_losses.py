@@ -2,9 +2,14 @@
 """Plain-PyTorch reference values of kd-tui's distillation losses, from the published formulas.
 
 Reads JSON on stdin: {"student": [[...]], "teacher": [[...]], "labels": [...], "settings": {...}}
-and prints JSON: {"soft_kl": x, "hard": x, "tckd": x, "nckd": x, "inter": x, "intra": x, ...}.
-tests/loss_reference.rs feeds it random logits and checks kd-tui agrees to 1e-5. The formulas
-follow the authors' code: mdistiller (DKD), the DIST repository (DIST), Hinton et al. (KD).
+and prints JSON: {"soft_kl": x, "hard": x, "tckd": x, "nckd": x, "inter": x, "intra": x, ...},
+and the same on standardised logits ("soft_kl_std", ...). Given "features": {"student": [...],
+"student_shape": [...], "teacher": [...], "teacher_shape": [...]} (flat values), it prints the
+losses on features instead: "at" (null unless both are maps), "sp", "rkd_distance", "rkd_angle",
+"pkt". tests/loss_reference.rs feeds it random values and checks kd-tui agrees to 1e-5. The
+formulas follow the authors' code: mdistiller (DKD, AT, SP, RKD), the DIST repository (DIST),
+Hinton et al. (KD), Passalis & Tefas's and RepDistiller's (PKT), Sun et al.'s (logit
+standardisation).
 """
 import json
 import sys
@@ -45,8 +50,86 @@ def dist(s, t, tau):
     return tau**2 * inter, tau**2 * intra
 
 
+def standardize(z):
+    # Sun et al. 2024: (logit - mean) / (1e-7 + std), torch.std (Bessel-corrected).
+    return (z - z.mean(-1, keepdim=True)) / (1e-7 + z.std(-1, keepdim=True))
+
+
+def at(fs, ft, p=2.0):
+    # mdistiller's at_loss: the larger map pooled to the smaller's size, then
+    # (normalize(mean_c |f|^p) difference)^2, mean over batch and positions.
+    if fs.shape[2:] != ft.shape[2:]:
+        if fs.shape[2] * fs.shape[3] > ft.shape[2] * ft.shape[3]:
+            fs = F.adaptive_avg_pool2d(fs, ft.shape[2:])
+        else:
+            ft = F.adaptive_avg_pool2d(ft, fs.shape[2:])
+    amap = lambda f: F.normalize(f.abs().pow(p).mean(1).view(f.size(0), -1))
+    return (amap(fs) - amap(ft)).pow(2).mean()
+
+
+def sp(fs, ft):
+    # mdistiller's similarity_loss.
+    b = fs.shape[0]
+    gram = lambda f: F.normalize(torch.mm(f.view(b, -1), f.view(b, -1).t()))
+    diff = gram(ft) - gram(fs)
+    return (diff * diff).view(-1, 1).sum(0)[0] / (b * b)
+
+
+def _pdist(e, eps=1e-12):
+    e_square = e.pow(2).sum(dim=1)
+    prod = e @ e.t()
+    res = (e_square.unsqueeze(1) + e_square.unsqueeze(0) - 2 * prod).clamp(min=eps).sqrt()
+    res = res.clone()
+    res[range(len(e)), range(len(e))] = 0
+    return res
+
+
+def rkd(fs, ft):
+    # mdistiller's rkd_loss, the two terms unweighted.
+    stu, tea = fs.view(fs.shape[0], -1), ft.view(ft.shape[0], -1)
+    t_d = _pdist(tea)
+    t_d = t_d / t_d[t_d > 0].mean()
+    d = _pdist(stu)
+    d = d / d[d > 0].mean()
+    loss_d = F.smooth_l1_loss(d, t_d)
+    angle = lambda e: (lambda n: torch.bmm(n, n.transpose(1, 2)).view(-1))(
+        F.normalize(e.unsqueeze(0) - e.unsqueeze(1), p=2, dim=2)
+    )
+    loss_a = F.smooth_l1_loss(angle(stu), angle(tea))
+    return loss_d, loss_a
+
+
+def pkt(fs, ft, eps=1e-7):
+    # Passalis & Tefas's cosine_similarity_loss (as in RepDistiller and mdistiller).
+    def prob(f):
+        f = f.view(f.shape[0], -1)
+        f = f / (torch.sqrt(torch.sum(f**2, dim=1, keepdim=True)) + eps)
+        f[f != f] = 0
+        k = (torch.mm(f, f.transpose(0, 1)) + 1.0) / 2.0
+        return k / torch.sum(k, dim=1, keepdim=True)
+
+    ps, pt = prob(fs), prob(ft)
+    return torch.mean(pt * torch.log((pt + eps) / (ps + eps)))
+
+
+def features(data):
+    shaped = lambda side: torch.tensor(data[side], dtype=torch.float64).view(
+        data[side + "_shape"]
+    )
+    fs, ft = shaped("student"), shaped("teacher")
+    maps = fs.dim() == 4 and ft.dim() == 4
+    loss_d, loss_a = rkd(fs, ft)
+    out = {"sp": sp(fs, ft), "rkd_distance": loss_d, "rkd_angle": loss_a, "pkt": pkt(fs, ft)}
+    out = {k: float(v) for k, v in out.items()}
+    out["at"] = float(at(fs, ft)) if maps else None
+    return out
+
+
 def main():
     data = json.load(sys.stdin)
+    if "features" in data:
+        json.dump(features(data["features"]), sys.stdout)
+        return
     s = torch.tensor(data["student"], dtype=torch.float64)
     t = torch.tensor(data["teacher"], dtype=torch.float64)
     y = torch.tensor(data["labels"], dtype=torch.int64)
@@ -62,6 +145,16 @@ def main():
         "inter": inter,
         "intra": intra,
     }
+    zs, zt = standardize(s), standardize(t)
+    tckd, nckd = dkd(zs, zt, y, cfg["temperature"])
+    inter, intra = dist(zs, zt, cfg["tau"])
+    out.update(
+        soft_kl_std=soft_kl(zs, zt, cfg["temperature"]),
+        tckd_std=tckd,
+        nckd_std=nckd,
+        inter_std=inter,
+        intra_std=intra,
+    )
     json.dump({k: float(v) for k, v in out.items()}, sys.stdout)
 
 

@@ -1,5 +1,5 @@
 //! `kd-tui models PRESET`: what the preset's teacher and student are, layer by layer, and the
-//! check that `hint`'s layer names exist, both from a forward pass of one example.
+//! check that the layers a method on features names exist, both from a forward pass of one example.
 
 use crate::config::{DataSource, ModelConfig, Preset};
 use crate::model::{Model, Torchscript};
@@ -103,13 +103,15 @@ pub fn check_weights(
     ))
 }
 
-/// `hint`: the named teacher and student layers exist; the error lists the names there are.
-pub fn check_hint_layers(
+/// A method on features (`hint`, `at`, ...): the named teacher and student layers exist (the
+/// error lists the names there are), and output feature maps where the method needs them.
+pub fn check_feature_layers(
     preset: &Preset,
     input: &InputShape,
     classes: usize,
 ) -> Result<(), String> {
-    if crate::distill::spec(preset.distill.method)
+    let method = preset.distill.method;
+    if crate::distill::spec(method)
         .param("teacher_layer")
         .is_none()
     {
@@ -117,15 +119,22 @@ pub fn check_hint_layers(
     }
     for (role, net) in [("teacher", &preset.teacher), ("student", &preset.student)] {
         let wanted = preset.distill.text(&format!("{role}_layer"));
-        let names: Vec<String> = layers(&net.model, input, classes)?
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect();
-        if !names.iter().any(|n| n == wanted) {
+        let layers = layers(&net.model, input, classes)?;
+        let Some((_, shape)) = layers.iter().find(|(n, _)| n == wanted) else {
+            let names: Vec<&str> = layers.iter().map(|(n, _)| n.as_str()).collect();
             return Err(format!(
                 "key `distill.{role}_layer`: the {role} ({}) has no layer `{wanted}`; its layers: {}",
                 net.model,
                 if names.is_empty() { "none (a single linear layer)".to_string() } else { names.join(", ") }
+            ));
+        };
+        if method.needs_feature_maps() && shape.len() != 3 {
+            return Err(format!(
+                "key `distill.{role}_layer`: `{}` needs feature maps on both sides, and the \
+                 {role}'s layer `{wanted}` ({}) outputs {shape:?} per example, not a map \
+                 [channels, height, width]; name a convolutional layer (a cnn or resnet {role})",
+                method.as_str(),
+                net.model,
             ));
         }
     }

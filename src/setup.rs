@@ -229,5 +229,5 @@ fn check_models(preset: &Preset, input: &InputShape, classes: usize) -> Result<(
         crate::inspect::check_weights(&preset.teacher.model, input, classes, path)
             .map_err(|e| format!("key `teacher.checkpoint`: {}: {e}", path.display()))?;
     }
-    crate::inspect::check_hint_layers(preset, input, classes)
+    crate::inspect::check_feature_layers(preset, input, classes)
 }

@@ -348,3 +348,28 @@ fn student_init_is_refused_where_the_teachers_weights_cannot_map() {
         assert!(message.contains(says), "expected `{says}` in: {message}");
     }
 }
+
+#[test]
+fn attention_transfer_needs_feature_maps_on_both_sides() {
+    // A CNN teacher's map against the MLP student's vector: the student's layer is named.
+    let tmp = tempfile::tempdir().unwrap();
+    let set = [
+        r#"teacher.model={ kind = "cnn", channels = [8, 16] }"#,
+        "distill.method=at",
+        r#"distill.teacher_layer="features.1""#,
+        r#"distill.student_layer="layers.0""#,
+    ];
+    let args: Vec<std::ffi::OsString> = set
+        .iter()
+        .flat_map(|s| ["--set".into(), (*s).into()])
+        .collect();
+    let message = rejected(tmp.path(), &args);
+    for says in [
+        "key `distill.student_layer`",
+        "`at` needs feature maps on both sides",
+        "layer `layers.0`",
+        "outputs [32] per example, not a map",
+    ] {
+        assert!(message.contains(says), "expected `{says}` in: {message}");
+    }
+}

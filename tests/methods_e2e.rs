@@ -1,6 +1,7 @@
 //! Every distillation method end to end on digits (and, where MNIST is present, `hint` with a
 //! CNN teacher on MNIST): the loss parts in metrics.jsonl and the summary, hint's regressor kept
-//! apart from the student.
+//! apart from the student; the methods on features (`at` on a small CNN pair, `sp` across
+//! kinds) and logit standardisation on every logit method.
 
 mod common;
 
@@ -36,6 +37,17 @@ fn every_method_trains_and_reports_its_loss_parts() {
         ("soft", &[], &["ce", "kd"]),
         ("dkd", &["distill.warmup=1"], &["ce", "nckd", "tckd"]),
         ("dist", &[], &["ce", "inter", "intra"]),
+        ("soft", &["distill.standardize=true"], &["ce", "kd_std"]),
+        (
+            "dkd",
+            &["distill.warmup=1", "distill.standardize=true"],
+            &["ce", "nckd_std", "tckd_std"],
+        ),
+        (
+            "dist",
+            &["distill.standardize=true"],
+            &["ce", "inter_std", "intra_std"],
+        ),
         (
             "hint",
             &[
@@ -104,6 +116,71 @@ fn every_method_trains_and_reports_its_loss_parts() {
                     .contains("hint regressor: 8448 parameters"));
             }
             _ => assert_eq!(distilled.regressor_params, None),
+        }
+    }
+}
+
+/// Small CNNs for digits' 8x8 images: `features.1` is a 16x2x2 map (teacher), 8x2x2 (student).
+const CNN_TEACHER: &str = r#"teacher.model={ kind = "cnn", channels = [8, 16], kernel = 3 }"#;
+const CNN_STUDENT: &str = r#"student.model={ kind = "cnn", channels = [4, 8], kernel = 3 }"#;
+
+#[test]
+fn the_methods_on_features_train_and_report_their_parts() {
+    let layers = |teacher: &str, student: &str| {
+        [
+            format!("distill.teacher_layer={teacher:?}"),
+            format!("distill.student_layer={student:?}"),
+        ]
+    };
+    for (method, models, (teacher, student), parts) in [
+        (
+            "at",
+            &[CNN_TEACHER, CNN_STUDENT][..],
+            ("features.1", "features.1"),
+            &["at", "ce"][..],
+        ),
+        // Across kinds: a CNN teacher's map, an MLP student's vector.
+        (
+            "sp",
+            &[CNN_TEACHER],
+            ("features.1", "layers.0"),
+            &["ce", "sp"],
+        ),
+        (
+            "rkd",
+            &[],
+            ("layers.1", "layers.0"),
+            &["angle", "ce", "distance"],
+        ),
+        ("pkt", &[], ("layers.1", "layers.0"), &["ce", "pkt"]),
+    ] {
+        let set = format!("distill.method={method}");
+        let layers = layers(teacher, student);
+        let layers: Vec<&str> = layers.iter().map(String::as_str).collect();
+        let run = Run::digits(&[&FEW[..], &[set.as_str()], models, &layers].concat());
+        let expected: BTreeSet<String> = parts.iter().map(|p| p.to_string()).collect();
+        assert_eq!(parts_of_steps(&run), expected, "{method}: step records");
+        let distilled = run.summary().distilled.unwrap();
+        let reported: BTreeSet<String> = distilled.loss_parts.keys().cloned().collect();
+        assert_eq!(reported, expected, "{method}: summary");
+        assert!(
+            distilled
+                .loss_parts
+                .values()
+                .all(|v| v.is_finite() && *v >= 0.0),
+            "{method}: {:?}",
+            distilled.loss_parts
+        );
+        assert!(distilled.test_acc.is_finite(), "{method}");
+        // No regressor: only `hint` maps the student's layer.
+        assert_eq!(distilled.regressor_params, None, "{method}");
+        let preset = run.preset();
+        for p in kd_tui::distill::spec(preset.distill.method).params {
+            assert!(
+                preset.distill.params.contains_key(p.name),
+                "{method}: {}",
+                p.name
+            );
         }
     }
 }

@@ -2,7 +2,6 @@
 //! name the file, line, column and key.
 
 use super::Preset;
-use crate::distill::Method;
 use std::fmt;
 use std::io::Read;
 use std::path::Path;
@@ -306,12 +305,15 @@ impl Preset {
             )
         })?;
         if edited.distill.method != self.distill.method {
-            if [edited.distill.method, self.distill.method].contains(&Method::Hint) {
-                return Err(
-                    "`hint` cannot be switched to or from during a run: its regressor and \
-                     stages are set up when the distilled phase starts"
-                        .into(),
-                );
+            let on_features = [edited.distill.method, self.distill.method]
+                .into_iter()
+                .find(|&m| crate::distill::spec(m).param("teacher_layer").is_some());
+            if let Some(m) = on_features {
+                return Err(format!(
+                    "`{}` cannot be switched to or from during a run: the layers it learns \
+                     from (and hint's regressor) are set up when the distilled phase starts",
+                    m.as_str()
+                ));
             }
             edited.distill.reset_for_switch(&[]);
         }

@@ -241,15 +241,23 @@ mod tests {
     #[test]
     fn get_reads_the_field_the_serialised_preset_holds() {
         let soft = load(DIGITS_PRESET, "d", &[]).unwrap();
-        let hint = [
-            "distill.method=\"hint\"",
-            "distill.teacher_layer=\"fc1\"",
-            "distill.student_layer=\"fc1\"",
-        ];
-        let hint: Vec<Override> = hint.iter().map(|o| o.parse().unwrap()).collect();
-        let mut presets = vec![load(DIGITS_PRESET, "d", &hint).unwrap()];
-        for method in Method::ALL.into_iter().filter(|&m| m != Method::Hint) {
-            presets.push(soft.with_edit("distill.method", method.as_str()).unwrap());
+        let mut presets = Vec::new();
+        for method in Method::ALL {
+            // A method on features names its layers from the start; one on logits is switched to.
+            if crate::distill::spec(method)
+                .param("teacher_layer")
+                .is_none()
+            {
+                presets.push(soft.with_edit("distill.method", method.as_str()).unwrap());
+                continue;
+            }
+            let on_layers = [
+                format!("distill.method=\"{}\"", method.as_str()),
+                "distill.teacher_layer=\"fc1\"".into(),
+                "distill.student_layer=\"fc1\"".into(),
+            ];
+            let set: Vec<Override> = on_layers.iter().map(|o| o.parse().unwrap()).collect();
+            presets.push(load(DIGITS_PRESET, "d", &set).unwrap());
         }
         assert_eq!(presets.len(), Method::ALL.len());
         for p in &presets {

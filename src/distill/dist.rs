@@ -2,9 +2,10 @@
 //! *relations* of the softened predictions (Pearson correlation) rather than their values,
 //! between classes of one example (inter-class) and between examples of one class (intra-class).
 
+use super::standardize::{logits_seen, named, STANDARDIZE};
 use super::DistillConfig;
 use super::{cross_entropy, Batch, Distiller, MethodSpec, Param, Part, Range};
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 const TAU: Param = Param::number(
     "tau",
@@ -34,7 +35,7 @@ const CE_WEIGHT: Param = Param::number(
 pub const SPEC: MethodSpec = MethodSpec {
     name: "dist",
     summary: "Huang et al. 2022: ce_weight * CE + beta * tau^2 * inter + gamma * tau^2 * intra",
-    params: &[TAU, BETA, GAMMA, CE_WEIGHT],
+    params: &[TAU, BETA, GAMMA, CE_WEIGHT, STANDARDIZE],
 };
 
 pub struct Dist {
@@ -42,6 +43,8 @@ pub struct Dist {
     pub beta: f64,
     pub gamma: f64,
     pub ce_weight: f64,
+    /// Relations of the z-scored logits' softmaxes (Sun et al. 2024; `inter_std`, `intra_std`).
+    pub standardize: bool,
 }
 
 pub fn build(cfg: &DistillConfig) -> Dist {
@@ -50,15 +53,16 @@ pub fn build(cfg: &DistillConfig) -> Dist {
         beta: cfg.number(BETA.name),
         gamma: cfg.number(GAMMA.name),
         ce_weight: cfg.number(CE_WEIGHT.name),
+        standardize: cfg.switch(STANDARDIZE.name),
     }
 }
 
 /// Pearson correlation of each row of `a` with the same row of `b`: the cosine similarity of
 /// the mean-centred rows, `sum(a'b') / (|a'| |b'| + 1e-8)`, as the paper's code computes it.
 pub fn pearson_rows(a: &Tensor, b: &Tensor) -> Tensor {
-    let centre = |x: &Tensor| x - x.mean_dim(1, true, Kind::Float);
+    let centre = |x: &Tensor| x - x.mean_dim(1, true, x.kind());
     let (a, b) = (centre(a), centre(b));
-    let dot = (&a * &b).sum_dim_intlist(1, false, Kind::Float);
+    let dot = (&a * &b).sum_dim_intlist(1, false, a.kind());
     let norms = a.norm_scalaropt_dim(2, [1], false) * b.norm_scalaropt_dim(2, [1], false);
     dot / (norms + 1e-8)
 }
@@ -67,9 +71,9 @@ pub fn pearson_rows(a: &Tensor, b: &Tensor) -> Tensor {
 /// `inter = 1 - mean_i pearson(Y_s[i, :], Y_t[i, :])`,
 /// `intra = 1 - mean_j pearson(Y_s[:, j], Y_t[:, j])`.
 pub fn dist_parts(student: &Tensor, teacher: &Tensor, tau: f64) -> (Tensor, Tensor) {
-    let ys = (student / tau).softmax(-1, Kind::Float);
-    let yt = (teacher / tau).softmax(-1, Kind::Float);
-    let relation = |a: &Tensor, b: &Tensor| -(pearson_rows(a, b).mean(Kind::Float) - 1.0);
+    let ys = (student / tau).softmax(-1, student.kind());
+    let yt = (teacher / tau).softmax(-1, teacher.kind());
+    let relation = |a: &Tensor, b: &Tensor| -(pearson_rows(a, b).mean(a.kind()) - 1.0);
     let scale = tau * tau;
     (
         relation(&ys, &yt) * scale,
@@ -79,11 +83,13 @@ pub fn dist_parts(student: &Tensor, teacher: &Tensor, tau: f64) -> (Tensor, Tens
 
 impl Distiller for Dist {
     fn parts(&self, b: &Batch) -> Vec<Part> {
-        let (inter, intra) = dist_parts(b.student, b.teacher, self.tau);
+        let on = self.standardize;
+        let (student, teacher) = (logits_seen(b.student, on), logits_seen(b.teacher, on));
+        let (inter, intra) = dist_parts(&student, &teacher, self.tau);
         vec![
             Part::new("ce", self.ce_weight, cross_entropy(b.student, b.labels)),
-            Part::new("inter", self.beta, inter),
-            Part::new("intra", self.gamma, intra),
+            Part::new(named("inter", "inter_std", on), self.beta, inter),
+            Part::new(named("intra", "intra_std", on), self.gamma, intra),
         ]
     }
 }

@@ -3,9 +3,10 @@
 //! non-target classes (NCKD), so the two can be weighted apart.
 
 use super::soft::TEMPERATURE;
+use super::standardize::{logits_seen, named, STANDARDIZE};
 use super::DistillConfig;
 use super::{cross_entropy, Batch, Distiller, MethodSpec, Param, Part, Range};
-use tch::{Kind, Reduction, Tensor};
+use tch::{Reduction, Tensor};
 
 const ALPHA: Param = Param::number("alpha", 1.0, Range::NonNegative, "weight of TCKD");
 const BETA: Param = Param::number("beta", 8.0, Range::NonNegative, "weight of NCKD");
@@ -26,7 +27,7 @@ pub const SPEC: MethodSpec = MethodSpec {
     name: "dkd",
     summary:
         "Zhao et al. 2022: ce_weight * CE + min(epoch / warmup, 1) * (alpha * TCKD + beta * NCKD)",
-    params: &[TEMPERATURE, ALPHA, BETA, CE_WEIGHT, WARMUP],
+    params: &[TEMPERATURE, ALPHA, BETA, CE_WEIGHT, WARMUP, STANDARDIZE],
 };
 
 pub struct Dkd {
@@ -35,6 +36,8 @@ pub struct Dkd {
     pub beta: f64,
     pub ce_weight: f64,
     pub warmup: usize,
+    /// TCKD and NCKD of the z-scored logits (Sun et al. 2024; parts `tckd_std`, `nckd_std`).
+    pub standardize: bool,
 }
 
 pub fn build(cfg: &DistillConfig) -> Dkd {
@@ -44,6 +47,7 @@ pub fn build(cfg: &DistillConfig) -> Dkd {
         beta: cfg.number(BETA.name),
         ce_weight: cfg.number(CE_WEIGHT.name),
         warmup: cfg.epochs(WARMUP.name),
+        standardize: cfg.switch(STANDARDIZE.name),
     }
 }
 
@@ -59,14 +63,14 @@ pub fn dkd_parts(
 ) -> (Tensor, Tensor) {
     let classes = student.size()[1];
     let batch = student.size()[0] as f64;
-    let target = labels.one_hot(classes).to_kind(Kind::Float);
+    let target = labels.one_hot(classes).to_kind(student.kind());
     let other = target.ones_like() - &target;
     let binary = |z: &Tensor| {
-        let p = (z / temperature).softmax(-1, Kind::Float);
+        let p = (z / temperature).softmax(-1, z.kind());
         Tensor::stack(
             &[
-                (&p * &target).sum_dim_intlist(1, false, Kind::Float),
-                (&p * &other).sum_dim_intlist(1, false, Kind::Float),
+                (&p * &target).sum_dim_intlist(1, false, p.kind()),
+                (&p * &other).sum_dim_intlist(1, false, p.kind()),
             ],
             1,
         )
@@ -77,8 +81,8 @@ pub fn dkd_parts(
         .kl_div(&binary(teacher), Reduction::Sum, false)
         * scale;
     let masked = |z: &Tensor| z / temperature - &target * 1000.0;
-    let nckd = masked(student).log_softmax(-1, Kind::Float).kl_div(
-        &masked(teacher).softmax(-1, Kind::Float),
+    let nckd = masked(student).log_softmax(-1, student.kind()).kl_div(
+        &masked(teacher).softmax(-1, teacher.kind()),
         Reduction::Sum,
         false,
     ) * scale;
@@ -98,12 +102,14 @@ impl Dkd {
 
 impl Distiller for Dkd {
     fn parts(&self, b: &Batch) -> Vec<Part> {
-        let (tckd, nckd) = dkd_parts(b.student, b.teacher, b.labels, self.temperature);
+        let on = self.standardize;
+        let (student, teacher) = (logits_seen(b.student, on), logits_seen(b.teacher, on));
+        let (tckd, nckd) = dkd_parts(&student, &teacher, b.labels, self.temperature);
         let warm = self.warm(b.epoch);
         vec![
             Part::new("ce", self.ce_weight, cross_entropy(b.student, b.labels)),
-            Part::new("tckd", warm * self.alpha, tckd),
-            Part::new("nckd", warm * self.beta, nckd),
+            Part::new(named("tckd", "tckd_std", on), warm * self.alpha, tckd),
+            Part::new(named("nckd", "nckd_std", on), warm * self.beta, nckd),
         ]
     }
 }
@@ -113,6 +119,7 @@ mod tests {
     use super::*;
     use crate::distill::soft_kl;
     use crate::distill::test_util::close;
+    use tch::Kind;
 
     fn t(rows: &[&[f32]]) -> Tensor {
         let n = rows.len() as i64;
@@ -158,13 +165,14 @@ mod tests {
             beta: 0.0,
             ce_weight: 0.0,
             warmup: 0,
+            standardize: false,
         };
         let batch = Batch {
             student: &s,
             teacher: &te,
             labels: &y,
             epoch: 1,
-            hint: None,
+            layers: None,
         };
         let (tckd, _) = dkd_parts(&s, &te, &y, 4.0);
         close(
@@ -196,6 +204,7 @@ mod tests {
             beta: 8.0,
             ce_weight: 1.0,
             warmup: 20,
+            standardize: false,
         };
         assert_eq!(dkd.warm(1), 0.05);
         assert_eq!(dkd.warm(10), 0.5);

@@ -6,19 +6,12 @@
 //! The regressor has its own variables: it is trained with the student but never counted in or
 //! exported with it; checkpoints keep it beside the student, so a resumed run goes on exactly.
 
+use super::features::{LayerNames, STUDENT_LAYER, TEACHER_LAYER};
 use super::soft::{Soft, ALPHA, TEMPERATURE};
 use super::DistillConfig;
 use super::{Batch, Distiller, MethodSpec, Param, Part, Range};
 use tch::{nn, nn::Module, Device, Reduction, Tensor};
 
-const TEACHER_LAYER: Param = Param::layer(
-    "teacher_layer",
-    "the teacher's guided layer, e.g. \"features.1\"",
-);
-const STUDENT_LAYER: Param = Param::layer(
-    "student_layer",
-    "the student's hint layer, e.g. \"layers.0\"",
-);
 const BETA: Param = Param::number(
     "beta",
     1.0,
@@ -46,8 +39,8 @@ pub const SPEC: MethodSpec = MethodSpec {
 };
 
 pub struct Hint {
-    pub teacher_layer: String,
-    pub student_layer: String,
+    /// The teacher's guided layer and the student's hint layer.
+    pub layers: LayerNames,
     pub beta: f64,
     pub hint_epochs: usize,
     pub soft: Soft,
@@ -55,11 +48,14 @@ pub struct Hint {
 
 pub fn build(cfg: &DistillConfig) -> Hint {
     Hint {
-        teacher_layer: cfg.text(TEACHER_LAYER.name).to_string(),
-        student_layer: cfg.text(STUDENT_LAYER.name).to_string(),
+        layers: LayerNames::new(cfg),
         beta: cfg.number(BETA.name),
         hint_epochs: cfg.epochs(HINT_EPOCHS.name),
-        soft: super::soft::build(cfg),
+        soft: Soft {
+            temperature: cfg.number(TEMPERATURE.name),
+            alpha: cfg.number(ALPHA.name),
+            standardize: false,
+        },
     }
 }
 
@@ -73,8 +69,8 @@ impl Hint {
 impl Distiller for Hint {
     fn parts(&self, b: &Batch) -> Vec<Part> {
         let hint = || {
-            let (mapped, guided) = b.hint.as_ref().expect("hint layers asked for");
-            mapped.mse_loss(guided, Reduction::Mean)
+            let layers = b.layers.as_ref().expect("hint layers asked for");
+            layers.student.mse_loss(&layers.teacher, Reduction::Mean)
         };
         if self.hint_stage(b.epoch) {
             return vec![Part::new("hint", 1.0, hint())];
@@ -86,9 +82,12 @@ impl Distiller for Hint {
         parts
     }
 
-    fn hint_layers(&self, epoch: usize) -> Option<(&str, &str)> {
-        (self.hint_epochs == 0 || self.hint_stage(epoch))
-            .then_some((self.teacher_layer.as_str(), self.student_layer.as_str()))
+    fn feature_layers(&self, epoch: usize) -> Option<(&str, &str)> {
+        (self.hint_epochs == 0 || self.hint_stage(epoch)).then_some(self.layers.pair())
+    }
+
+    fn regressed(&self) -> bool {
+        true
     }
 }
 
@@ -166,17 +165,21 @@ impl Regressor {
 mod tests {
     use super::*;
     use crate::distill::test_util::close;
+    use crate::distill::LayerOutputs;
     use tch::Kind;
 
     fn hint(hint_epochs: usize) -> Hint {
         Hint {
-            teacher_layer: "features.1".into(),
-            student_layer: "layers.0".into(),
+            layers: LayerNames {
+                teacher: "features.1".into(),
+                student: "layers.0".into(),
+            },
             beta: 2.0,
             hint_epochs,
             soft: Soft {
                 temperature: 4.0,
                 alpha: 0.9,
+                standardize: false,
             },
         }
     }
@@ -212,18 +215,21 @@ mod tests {
             teacher: &t,
             labels: &y,
             epoch,
-            hint: Some((mapped.shallow_clone(), guided.shallow_clone())),
+            layers: Some(LayerOutputs {
+                student: mapped.shallow_clone(),
+                teacher: guided.shallow_clone(),
+            }),
         };
         // MSE: (0 + 0 + 0 + 4) / 4 = 1.
         let two_stage = hint(2);
-        assert!(two_stage.hint_layers(2).is_some() && two_stage.hint_layers(3).is_none());
+        assert!(two_stage.feature_layers(2).is_some() && two_stage.feature_layers(3).is_none());
         let first = two_stage.parts(&batch(1));
         assert_eq!(first.iter().map(|p| p.name).collect::<Vec<_>>(), ["hint"]);
         close(&first[0].value, 1.0);
         let names = |parts: Vec<Part>| parts.iter().map(|p| p.name).collect::<Vec<_>>();
         assert_eq!(names(two_stage.parts(&batch(3))), ["ce", "kd"]);
         let joint = hint(0);
-        assert!(joint.hint_layers(7).is_some());
+        assert!(joint.feature_layers(7).is_some());
         let parts = joint.parts(&batch(7));
         assert_eq!(names(joint.parts(&batch(7))), ["ce", "kd", "hint"]);
         assert_eq!(parts[2].weight, 2.0);

@@ -8,21 +8,33 @@
 //! Adding a method: a file here with a `SPEC` and a `build`, then in `registry.rs` a `Method`
 //! variant and an arm in `spec` and `build`.
 
+mod at;
 mod dist;
 mod dkd;
+mod features;
 mod hard;
 mod hint;
 mod params;
+mod pkt;
 mod registry;
+mod rkd;
 mod soft;
+mod sp;
+mod standardize;
 
+pub use at::{at_loss, attention_map};
 pub use dist::{dist_parts, pearson_rows};
 pub use dkd::{dkd_parts, Dkd};
+pub use features::LayerOutputs;
 pub use hard::{hard_label_loss, Hard};
 pub use hint::{Hint, Regressor};
 pub use params::{Param, ParamKind, Range};
+pub use pkt::pkt_loss;
 pub use registry::{build, spec, DistillConfig, Method, MethodSpec};
+pub use rkd::rkd_parts;
 pub use soft::{soft_kd_fused, soft_kd_loss, soft_kl, Soft};
+pub use sp::sp_loss;
+pub use standardize::standardize;
 
 use tch::Tensor;
 
@@ -108,9 +120,9 @@ pub struct Batch<'a> {
     pub labels: &'a Tensor,
     /// The epoch being trained, 1-based (for warm-ups and stages).
     pub epoch: usize,
-    /// `hint`: the student's hint-layer output mapped by the regressor, and the teacher's
-    /// guided-layer output; present in the epochs where `Distiller::hint_layers` asks for them.
-    pub hint: Option<(Tensor, Tensor)>,
+    /// The outputs of the layers the method names (the student's mapped by `hint`'s
+    /// regressor); present in the epochs where `Distiller::feature_layers` asks for them.
+    pub layers: Option<LayerOutputs>,
 }
 
 /// What a distillation method computes: the student's loss on one batch, in named parts.
@@ -123,8 +135,14 @@ pub trait Distiller {
     }
 
     /// `(teacher layer, student layer)` whose outputs this method needs in `epoch`.
-    fn hint_layers(&self, _epoch: usize) -> Option<(&str, &str)> {
+    fn feature_layers(&self, _epoch: usize) -> Option<(&str, &str)> {
         None
+    }
+
+    /// Whether the student layer's output goes through a trainable regressor (`hint`'s) before
+    /// the loss sees it.
+    fn regressed(&self) -> bool {
+        false
     }
 }
 

@@ -23,6 +23,10 @@ pub enum ParamKind {
     },
     /// A layer name (`kd-tui models PRESET` lists them); required.
     Layer,
+    /// On or off (`true` / `false`).
+    Switch {
+        default: bool,
+    },
 }
 
 /// One hyperparameter of a method.
@@ -59,6 +63,15 @@ impl Param {
         }
     }
 
+    pub const fn switch(name: &'static str, default: bool, doc: &'static str) -> Param {
+        Param {
+            name,
+            kind: ParamKind::Switch { default },
+            live: true,
+            doc,
+        }
+    }
+
     pub const fn layer(name: &'static str, doc: &'static str) -> Param {
         Param {
             name,
@@ -74,6 +87,7 @@ impl Param {
             ParamKind::Number { default, .. } => Some(toml::Value::Float(default)),
             ParamKind::Epochs { default } => Some(toml::Value::Integer(default as i64)),
             ParamKind::Layer => None,
+            ParamKind::Switch { default } => Some(toml::Value::Boolean(default)),
         }
     }
 
@@ -106,6 +120,10 @@ impl Param {
                 toml::Value::String(s) if !s.is_empty() => Ok(value.clone()),
                 other => Err(format!("expected a layer name in quotes, found {other}")),
             },
+            ParamKind::Switch { .. } => match value {
+                toml::Value::Boolean(_) => Ok(value.clone()),
+                other => Err(format!("expected true or false, found {other}")),
+            },
         }
     }
 
@@ -122,6 +140,7 @@ impl Param {
             }
             ParamKind::Epochs { default } => format!("epochs >= 0, default {default}"),
             ParamKind::Layer => "a layer name (kd-tui models PRESET lists them)".into(),
+            ParamKind::Switch { default } => format!("true or false, default {default}"),
         }
     }
 }

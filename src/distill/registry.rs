@@ -2,7 +2,7 @@
 //! (`DistillConfig`), each method's declaration (`spec`) and its loss (`build`). Adding a method
 //! is a file beside this one, a `Method` variant and an arm in `spec` and `build`.
 
-use super::{dist, dkd, hard, hint, soft, Distiller, Param};
+use super::{at, dist, dkd, hard, hint, pkt, rkd, soft, sp, Distiller, Param};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -19,15 +19,27 @@ pub enum Method {
     Dkd,
     /// DIST: Pearson-correlation relations between and within classes.
     Dist,
+    /// Attention transfer: the spatial attention maps of two feature maps.
+    At,
+    /// Similarity-preserving: the batch's similarity matrices of two layers.
+    Sp,
+    /// Relational KD: the batch's pairwise distances and angles of two layers.
+    Rkd,
+    /// Probabilistic knowledge transfer: the batch's cosine-similarity distributions.
+    Pkt,
 }
 
 impl Method {
-    pub const ALL: [Method; 5] = [
+    pub const ALL: [Method; 9] = [
         Method::Hard,
         Method::Soft,
         Method::Hint,
         Method::Dkd,
         Method::Dist,
+        Method::At,
+        Method::Sp,
+        Method::Rkd,
+        Method::Pkt,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -37,7 +49,16 @@ impl Method {
             Method::Hint => "hint",
             Method::Dkd => "dkd",
             Method::Dist => "dist",
+            Method::At => "at",
+            Method::Sp => "sp",
+            Method::Rkd => "rkd",
+            Method::Pkt => "pkt",
         }
+    }
+
+    /// Whether the method's layers must both output feature maps (`[c, h, w]` per example).
+    pub fn needs_feature_maps(self) -> bool {
+        self == Method::At
     }
 }
 
@@ -66,6 +87,14 @@ impl DistillConfig {
         match self.params.get(name) {
             Some(toml::Value::Integer(i)) => *i as usize,
             other => panic!("distill.{name} is a declared count, found {other:?}"),
+        }
+    }
+
+    /// A declared switch.
+    pub fn switch(&self, name: &str) -> bool {
+        match self.params.get(name) {
+            Some(toml::Value::Boolean(b)) => *b,
+            other => panic!("distill.{name} is a declared switch, found {other:?}"),
         }
     }
 
@@ -125,6 +154,10 @@ pub fn spec(method: Method) -> &'static MethodSpec {
         Method::Hint => &hint::SPEC,
         Method::Dkd => &dkd::SPEC,
         Method::Dist => &dist::SPEC,
+        Method::At => &at::SPEC,
+        Method::Sp => &sp::SPEC,
+        Method::Rkd => &rkd::SPEC,
+        Method::Pkt => &pkt::SPEC,
     }
 }
 
@@ -136,5 +169,9 @@ pub fn build(cfg: &DistillConfig) -> Box<dyn Distiller> {
         Method::Hint => Box::new(hint::build(cfg)),
         Method::Dkd => Box::new(dkd::build(cfg)),
         Method::Dist => Box::new(dist::build(cfg)),
+        Method::At => Box::new(at::build(cfg)),
+        Method::Sp => Box::new(sp::build(cfg)),
+        Method::Rkd => Box::new(rkd::build(cfg)),
+        Method::Pkt => Box::new(pkt::build(cfg)),
     }
 }

@@ -1,5 +1,6 @@
 //! `soft`: Hinton et al. (2015), temperature-softened KL to the teacher mixed with cross-entropy.
 
+use super::standardize::{logits_seen, named, STANDARDIZE};
 use super::DistillConfig;
 use super::{cross_entropy, Batch, Distiller, MethodSpec, Param, Part, Range, StepLoss};
 use tch::{Device, Kind, Reduction, Tensor};
@@ -20,7 +21,7 @@ pub const ALPHA: Param = Param::number(
 pub const SPEC: MethodSpec = MethodSpec {
     name: "soft",
     summary: "Hinton et al. 2015: alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE",
-    params: &[TEMPERATURE, ALPHA],
+    params: &[TEMPERATURE, ALPHA, STANDARDIZE],
 };
 
 /// Hinton's softened KL term:
@@ -29,8 +30,8 @@ pub const SPEC: MethodSpec = MethodSpec {
 ///
 /// The `T^2` keeps the gradient's scale independent of T: `dKD/ds = T (q^T - p^T) / batch`.
 pub fn soft_kl(student_logits: &Tensor, teacher_logits: &Tensor, temperature: f64) -> Tensor {
-    let log_q = (student_logits / temperature).log_softmax(-1, Kind::Float);
-    let log_p = (teacher_logits / temperature).log_softmax(-1, Kind::Float);
+    let log_q = (student_logits / temperature).log_softmax(-1, student_logits.kind());
+    let log_p = (teacher_logits / temperature).log_softmax(-1, teacher_logits.kind());
     // kl_div(input = log q, target = log p, log_target) sums p (log p - log q) elementwise.
     let summed = log_q.kl_div(&log_p, Reduction::Sum, true);
     summed / student_logits.size()[0] as f64 * (temperature * temperature)
@@ -109,25 +110,32 @@ pub fn soft_kd_fused(
 pub struct Soft {
     pub temperature: f64,
     pub alpha: f64,
+    /// Logit standardisation (Sun et al. 2024): KL between the softmaxes of the z-scored logits
+    /// over T; the cross-entropy stays on the raw logits, as in the paper's code.
+    pub standardize: bool,
 }
 
 pub fn build(cfg: &DistillConfig) -> Soft {
     Soft {
         temperature: cfg.number(TEMPERATURE.name),
         alpha: cfg.number(ALPHA.name),
+        standardize: cfg.switch(STANDARDIZE.name),
     }
 }
 
 impl Soft {
-    /// The two terms: `ce` (weight 1 - alpha) and `kd` (T^2 KL, weight alpha).
+    /// The two terms: `ce` (weight 1 - alpha) and `kd` (T^2 KL, weight alpha; `kd_std` on
+    /// standardised logits).
     pub fn soft_parts(&self, student: &Tensor, teacher: &Tensor, labels: &Tensor) -> Vec<Part> {
+        let on = self.standardize;
+        let kl = soft_kl(
+            &logits_seen(student, on),
+            &logits_seen(teacher, on),
+            self.temperature,
+        );
         vec![
             Part::new("ce", 1.0 - self.alpha, cross_entropy(student, labels)),
-            Part::new(
-                "kd",
-                self.alpha,
-                soft_kl(student, teacher, self.temperature),
-            ),
+            Part::new(named("kd", "kd_std", on), self.alpha, kl),
         ]
     }
 }
@@ -137,7 +145,11 @@ impl Distiller for Soft {
         self.soft_parts(b.student, b.teacher, b.labels)
     }
 
+    /// The fused host step for raw logits; standardised ones train through the autograd parts.
     fn step_loss(&self, b: &Batch) -> StepLoss {
+        if self.standardize {
+            return StepLoss::Parts(self.parts(b));
+        }
         let (t, alpha) = (self.temperature, self.alpha);
         match soft_kd_fused(b.student, b.teacher, b.labels, t, alpha) {
             Some((surrogate, ce, kd)) => StepLoss::Fused {
@@ -225,6 +237,42 @@ mod tests {
             let kl = soft_kl(&s, &t, temp).double_value(&[]);
             assert!((kl - kd).abs() < 1e-4 * kl.max(1.0), "KD {kd} != {kl}");
         }
+    }
+
+    #[test]
+    fn standardized_soft_trains_on_the_autograd_parts_of_z_scored_logits() {
+        let s = Tensor::from_slice(&[1f32, 2., 3., 0.5, -1., 0.]).view([2, 3]);
+        let t = Tensor::from_slice(&[30f32, 10., 0., 0., 0., 20.]).view([2, 3]);
+        let y = Tensor::from_slice(&[0i64, 2]);
+        let soft = Soft {
+            temperature: 2.0,
+            alpha: 0.9,
+            standardize: true,
+        };
+        let batch = Batch {
+            student: &s,
+            teacher: &t,
+            labels: &y,
+            epoch: 1,
+            layers: None,
+        };
+        let StepLoss::Parts(parts) = soft.step_loss(&batch) else {
+            panic!("standardised logits take the autograd parts");
+        };
+        assert_eq!(parts[1].name, "kd_std");
+        let z = |x: &Tensor| super::super::standardize(x);
+        close(
+            &parts[1].value,
+            soft_kl(&z(&s), &z(&t), 2.0).double_value(&[]),
+        );
+        close(&parts[0].value, cross_entropy(&s, &y).double_value(&[]));
+        // A teacher whose logits are the student's, shifted and scaled, has nothing to teach.
+        let t = &s * 5.0 + 1.0;
+        let batch = Batch {
+            teacher: &t,
+            ..batch
+        };
+        close(&soft.parts(&batch)[1].value, 0.0);
     }
 
     #[test]

@@ -36,7 +36,7 @@ fn build_picks_the_method_and_its_settings_and_parts_sum_to_the_loss() {
         teacher: &t,
         labels: &y,
         epoch: 1,
-        hint: None,
+        layers: None,
     };
     let hard = build(&cfg(Method::Hard, &[]));
     close(
@@ -71,13 +71,7 @@ fn build_picks_the_method_and_its_settings_and_parts_sum_to_the_loss() {
 
 #[test]
 fn every_method_declares_what_it_takes() {
-    for method in [
-        Method::Hard,
-        Method::Soft,
-        Method::Hint,
-        Method::Dkd,
-        Method::Dist,
-    ] {
+    for method in Method::ALL {
         let spec = spec(method);
         assert_eq!(spec.name, method.as_str());
         for p in spec.params {

@@ -1,5 +1,7 @@
 //! The distilled phase's set-up: the teacher's targets (cached outputs, over every view of the
-//! training set when the student's inputs are augmented, or per batch), `hint`'s regressor, and the key the output cache uses.
+//! training set when the student's inputs are augmented, or per batch; with the output of the
+//! teacher layer a feature-based method names), `hint`'s regressor, and the key the output cache
+//! uses.
 
 use super::cache::TeacherCache;
 use super::epoch::Distilling;
@@ -30,13 +32,13 @@ impl Trainer {
         opt: &mut Optimizer,
         hint_state: Option<HintState>,
     ) -> Result<Trained, PhaseEnd> {
-        // Epoch 1 is in every method's hint stage (joint or first), if it has one.
-        let layers = (run.method.hint_layers(1)).map(|(t, s)| (t.to_string(), s.to_string()));
+        // Epoch 1 is in every method's feature stage (joint or first), if it has one.
+        let layers = (run.method.feature_layers(1)).map(|(t, s)| (t.to_string(), s.to_string()));
         run.hint = match &layers {
-            Some((teacher_layer, student_layer)) => {
+            Some((teacher_layer, student_layer)) if run.method.regressed() => {
                 Some(self.hint_kit(cfg, teacher, model, teacher_layer, student_layer)?)
             }
-            None => None,
+            _ => None,
         };
         if let (Some(kit), Some(state)) = (run.hint.as_mut(), hint_state) {
             super::resume::restore_hint(kit, &state, &self.run).map_err(PhaseEnd::Failed)?;

@@ -251,7 +251,8 @@ impl Trainer {
         Ok(())
     }
 
-    /// The distillation method's loss for one batch, with the hint layers when it asks.
+    /// The distillation method's loss for one batch, with its layers' outputs when it asks
+    /// (the student's through `hint`'s regressor when the phase has one).
     fn distilled_loss(
         &self,
         run: &PhaseRun,
@@ -263,18 +264,24 @@ impl Trainer {
     ) -> StepLoss {
         let method = &run.method;
         let epoch = self.at.epoch;
-        let layers = method.hint_layers(epoch).zip(run.hint.as_ref());
-        let (student, teacher, hint) = match layers {
-            Some(((teacher_layer, student_layer), kit)) => {
+        let (student, teacher, layers) = match method.feature_layers(epoch) {
+            Some((teacher_layer, student_layer)) => {
                 let (student, features) = model.net.forward_features(x, true);
                 let (teacher, guided) =
                     d.targets
                         .for_batch(idx, views.as_ref(), x, Some(teacher_layer));
-                let mapped = kit.regressor.apply(&feature(features, student_layer));
-                let guided = kit
-                    .regressor
-                    .target(&guided.expect("asked for the guided layer"));
-                (student, teacher, Some((mapped, guided)))
+                let (mut s, mut t) = (
+                    feature(features, student_layer),
+                    guided.expect("asked for the teacher's layer"),
+                );
+                if let Some(kit) = run.hint.as_ref() {
+                    (s, t) = (kit.regressor.apply(&s), kit.regressor.target(&t));
+                }
+                let outputs = distill::LayerOutputs {
+                    student: s,
+                    teacher: t,
+                };
+                (student, teacher, Some(outputs))
             }
             None => {
                 let (teacher, _) = d.targets.for_batch(idx, views.as_ref(), x, None);
@@ -286,7 +293,7 @@ impl Trainer {
             teacher: &teacher,
             labels: y,
             epoch,
-            hint,
+            layers,
         })
     }
 }

@@ -1,8 +1,8 @@
-//! What the distilled student learns from: the teacher's logits (and, for `hint`, its guided
-//! layer's output), computed once over the training set in chunks of bounded memory and kept in
-//! an on-disk cache. When the student's inputs are augmented the teacher must see the augmented
+//! What the distilled student learns from: the teacher's logits (and, for a method on features
+//! such as `hint`, the output of the teacher layer it names: the guided layer), computed once
+//! over the training set in chunks of bounded memory and kept in an on-disk cache. When the student's inputs are augmented the teacher must see the augmented
 //! view: its logits are computed once over every view of the training set (`augment::View`) and
-//! looked up by the view each example drew, or, where those do not fit or `hint` needs the
+//! looked up by the view each example drew, or, where those do not fit or the method needs the
 //! guided layer, computed on every batch.
 
 use super::cache::{CacheMismatch, TeacherCache};

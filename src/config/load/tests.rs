@@ -179,6 +179,21 @@ fn switching_method_starts_from_the_new_methods_defaults() {
         .with_edit("distill.method", "hint")
         .unwrap_err()
         .contains("cannot be switched"));
+    // Any method on named layers: its layers are set up when the phase starts.
+    assert!(soft
+        .with_edit("distill.method", "at")
+        .unwrap_err()
+        .contains("`at` cannot be switched"));
+    // A switch: from --set and live, true or false only.
+    let p = load(DIGITS_PRESET, "d", &[ov("distill.standardize=true")]).unwrap();
+    assert!(p.distill.switch("standardize"));
+    assert!(!soft.distill.switch("standardize"));
+    let edited = soft.with_edit("distill.standardize", "true").unwrap();
+    assert!(edited.distill.switch("standardize"));
+    assert!(soft
+        .with_edit("distill.standardize", "1")
+        .unwrap_err()
+        .contains("expected true or false"));
     // Keys of another method in a preset are refused, naming what the method takes.
     let e = load(DIGITS_PRESET, "d", &[ov("distill.beta=2")]).unwrap_err();
     assert!(
