@@ -6,6 +6,7 @@
 mod common;
 
 use common::{write_preset, Run};
+use kd_tui::protocol::summary::PhaseResult;
 use serde_json::Value;
 use std::collections::BTreeSet;
 
@@ -28,6 +29,34 @@ fn parts_of_steps(run: &Run) -> BTreeSet<String> {
                 .collect::<Vec<_>>()
         })
         .collect()
+}
+
+/// The distilled phase of `run` trained `method` with exactly the loss `parts` (in the step
+/// records and the summary, each finite and not negative), and the run folder's preset names
+/// every hyperparameter the method declares (defaults filled in).
+fn reports_its_parts(run: &Run, method: &str, parts: &[&str]) -> PhaseResult {
+    let expected: BTreeSet<String> = parts.iter().map(|p| p.to_string()).collect();
+    assert_eq!(parts_of_steps(run), expected, "{method}: step records");
+    let distilled = run.summary().distilled.unwrap();
+    let reported: BTreeSet<String> = distilled.loss_parts.keys().cloned().collect();
+    assert_eq!(reported, expected, "{method}: summary");
+    assert!(
+        distilled
+            .loss_parts
+            .values()
+            .all(|v| v.is_finite() && *v >= 0.0),
+        "{method}: {:?}",
+        distilled.loss_parts
+    );
+    let preset = run.preset();
+    for p in kd_tui::distill::spec(preset.distill.method).params {
+        assert!(
+            preset.distill.params.contains_key(p.name),
+            "{method}: {}",
+            p.name
+        );
+    }
+    distilled
 }
 
 #[test]
@@ -59,19 +88,8 @@ fn every_method_trains_and_reports_its_loss_parts() {
     ] {
         let set = format!("distill.method={method}");
         let run = Run::digits(&[&FEW[..], &[set.as_str()], extra].concat());
-        let expected: BTreeSet<String> = parts.iter().map(|p| p.to_string()).collect();
-        assert_eq!(parts_of_steps(&run), expected, "{method}: step records");
         let summary = run.summary();
-        let distilled = summary.distilled.as_ref().unwrap();
-        let reported: BTreeSet<String> = distilled.loss_parts.keys().cloned().collect();
-        assert_eq!(reported, expected, "{method}: summary");
-        assert!(
-            distilled
-                .loss_parts
-                .values()
-                .all(|v| v.is_finite() && *v >= 0.0),
-            "{method}"
-        );
+        let distilled = reports_its_parts(&run, method, parts);
         // The teacher's parts: its cross-entropy only.
         assert_eq!(
             summary
@@ -88,15 +106,6 @@ fn every_method_trains_and_reports_its_loss_parts() {
             "{method} learns: {}",
             distilled.test_acc
         );
-        // Defaults filled in: the run folder's preset names every hyperparameter it used.
-        let preset = run.preset();
-        for p in kd_tui::distill::spec(preset.distill.method).params {
-            assert!(
-                preset.distill.params.contains_key(p.name),
-                "{method}: {}",
-                p.name
-            );
-        }
         let weights = std::fs::read(run.file("distilled.safetensors")).unwrap();
         let names = safetensors::SafeTensors::deserialize(&weights)
             .unwrap()
@@ -158,30 +167,10 @@ fn the_methods_on_features_train_and_report_their_parts() {
         let layers = layers(teacher, student);
         let layers: Vec<&str> = layers.iter().map(String::as_str).collect();
         let run = Run::digits(&[&FEW[..], &[set.as_str()], models, &layers].concat());
-        let expected: BTreeSet<String> = parts.iter().map(|p| p.to_string()).collect();
-        assert_eq!(parts_of_steps(&run), expected, "{method}: step records");
-        let distilled = run.summary().distilled.unwrap();
-        let reported: BTreeSet<String> = distilled.loss_parts.keys().cloned().collect();
-        assert_eq!(reported, expected, "{method}: summary");
-        assert!(
-            distilled
-                .loss_parts
-                .values()
-                .all(|v| v.is_finite() && *v >= 0.0),
-            "{method}: {:?}",
-            distilled.loss_parts
-        );
+        let distilled = reports_its_parts(&run, method, parts);
         assert!(distilled.test_acc.is_finite(), "{method}");
         // No regressor: only `hint` maps the student's layer.
         assert_eq!(distilled.regressor_params, None, "{method}");
-        let preset = run.preset();
-        for p in kd_tui::distill::spec(preset.distill.method).params {
-            assert!(
-                preset.distill.params.contains_key(p.name),
-                "{method}: {}",
-                p.name
-            );
-        }
     }
 }
 

@@ -146,7 +146,8 @@ fn the_rows_follow_the_method_declarations() {
             "epochs",
             "method",
             "temperature",
-            "alpha"
+            "alpha",
+            "standardize"
         ]
     );
     let edit = applied(&app, "distill.method", "dkd");
@@ -162,7 +163,8 @@ fn the_rows_follow_the_method_declarations() {
             "alpha",
             "beta",
             "ce_weight",
-            "warmup"
+            "warmup",
+            "standardize"
         ]
     );
     select(&mut app, "beta");
