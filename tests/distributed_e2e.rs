@@ -316,3 +316,46 @@ fn sigterm_to_the_launcher_stops_every_rank_at_the_same_step() {
     };
     assert_eq!(stopped_at(&dir), stopped_at(&dir.join("rank-1")));
 }
+
+#[test]
+fn seeds_run_one_after_another_each_as_a_two_rank_job() {
+    require_gloo();
+    let tmp = tempfile::tempdir().unwrap();
+    let parent = tmp.path().join("series");
+    let out = common::run([
+        "--batch",
+        "--nproc",
+        "2",
+        "--seeds",
+        "2",
+        "--set",
+        "teacher.epochs=1",
+        "--set",
+        "student.epochs=1",
+        "--out",
+        parent.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    for seed in [7, 8] {
+        let dir = parent.join(format!("seed-{seed}"));
+        let summary = read_summary(&dir);
+        assert_eq!((summary.status, summary.seed), (RunStatus::Completed, seed));
+        assert_eq!(summary.distributed.unwrap().world_size, 2, "seed {seed}");
+        assert!(
+            dir.join("rank-1").is_dir(),
+            "seed {seed}: rank 1 trained too"
+        );
+    }
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(parent.join("seeds.json")).unwrap()).unwrap();
+    assert_eq!(report["rows"].as_array().unwrap().len(), 2);
+    assert_eq!(report["status"], "completed");
+    assert_eq!(
+        std::fs::read_to_string(parent.join("seeds.csv"))
+            .unwrap()
+            .lines()
+            .count(),
+        3
+    );
+    assert!(out.stdout.contains("mean ± sd (2)"), "{}", out.stdout);
+}

@@ -130,6 +130,60 @@ fn exit_code(status: std::process::ExitStatus) -> i32 {
         .unwrap_or(1)
 }
 
+/// A series (seeds, a sweep) whose every run is a data-parallel job: each run's ranks are
+/// launched as `--nproc` launches them, from the run's preset written beside its folder, and
+/// the series' report is made from the summaries they leave (rank 0 prints each run's table).
+pub struct RanksSeries {
+    pub nproc: usize,
+}
+
+impl crate::series::Front for RanksSeries {
+    fn drive(
+        &mut self,
+        _handle: crate::train::TrainerHandle,
+        _queue: &crate::series::queue::Queue,
+    ) -> Result<crate::train::Ended, String> {
+        Err("the runs of a data-parallel series are launched as ranks, not driven here".into())
+    }
+
+    fn print(&mut self, text: String) {
+        println!("{text}");
+    }
+
+    fn note(&mut self, text: String) {
+        eprintln!("{text}");
+    }
+
+    fn launch(
+        &mut self,
+        preset: &crate::config::Preset,
+        dir: &std::path::Path,
+        resume: bool,
+    ) -> Option<Result<i32, String>> {
+        let mut args: Vec<OsString> = vec!["--batch".into()];
+        if resume {
+            args.extend(["--resume".into(), dir.as_os_str().to_owned()]);
+        } else {
+            // Beside the folder, which rank 0 creates and must find empty.
+            let name = dir.file_name().unwrap_or_default().to_string_lossy();
+            let file = dir.with_file_name(format!(".{name}.preset.toml"));
+            let written = file
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| std::fs::write(&file, preset.to_toml()));
+            if let Err(e) = written {
+                return Some(Err(format!("writing {}: {e}", file.display())));
+            }
+            args.extend([
+                file.into_os_string(),
+                "--out".into(),
+                dir.as_os_str().to_owned(),
+            ]);
+        }
+        Some(run(self.nproc, args).map_err(|f| f.to_string()))
+    }
+}
+
 /// The command line without `--nproc N` (or `--nproc=N`): what each rank runs.
 pub fn rank_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
     let mut out = Vec::new();

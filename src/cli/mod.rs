@@ -186,6 +186,31 @@ fn run_series(
     }
 }
 
+/// With `--nproc N --batch`: the series (seeds, a sweep) to run as data-parallel jobs, its
+/// parent folder and whether it goes on from there; `None` for one run.
+fn ranks_series(args: &Args, nproc: usize) -> Result<Option<(Preset, PathBuf, bool)>, Failure> {
+    if let Some(parent) = &args.resume {
+        return match crate::series::parent_preset(parent) {
+            Some(preset) => Ok(Some((preset?, parent.clone(), true))),
+            None => Ok(None),
+        };
+    }
+    let mut preset = load_preset(args, None, nproc)?;
+    if let Some(n) = args.seeds {
+        preset
+            .repeat_seeds(n as usize)
+            .map_err(|message| Failure::bad_input(format!("--seeds {n}: {message}")))?;
+    }
+    if preset.sweep.is_none() && preset.seeds.is_none() {
+        return Ok(None);
+    }
+    let parent = args
+        .out
+        .clone()
+        .unwrap_or_else(|| RunFolder::default_dir(&preset.name));
+    Ok(Some((preset, parent, false)))
+}
+
 /// The cockpit needs a terminal; checked once the preset is read, so that bad input is told
 /// first.
 fn refuse_without_terminal(args: &Args) -> Result<(), Failure> {
@@ -257,6 +282,13 @@ fn run(args: Args) -> Result<i32, Failure> {
         None => {}
     }
     if let Some(n) = args.nproc.filter(|_| args.batch) {
+        if let Some((preset, parent, resuming)) = ranks_series(&args, n as usize)? {
+            let mut front = launch::RanksSeries { nproc: n as usize };
+            return match preset.sweep.is_some() {
+                true => crate::series::sweep::run(preset, &parent, &mut front, resuming),
+                false => crate::series::seeds::run(preset, &parent, &mut front, resuming),
+            };
+        }
         let rank_args = launch::rank_args(std::env::args_os().skip(1));
         return launch::run(n as usize, rank_args);
     }
@@ -309,7 +341,7 @@ fn run(args: Args) -> Result<i32, Failure> {
     // Ranks outlive the cockpit as a detached job does: it attaches to them.
     if args.detach || args.nproc.is_some() {
         if preset.sweep.is_some() || preset.seeds.is_some() {
-            return Err(Failure::bad_input("--detach and --nproc run one run for now; seeds and sweeps run with --batch (under nohup) or in the cockpit of one process"));
+            return Err(Failure::bad_input("--detach, and --nproc without --batch, run one run; seeds and sweeps run with --batch (with --nproc too, each run a data-parallel job) or in the cockpit of one process"));
         }
         return jobs::detach(
             &run_dir(&args, &preset),

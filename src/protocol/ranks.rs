@@ -19,8 +19,6 @@ pub enum RankState {
     /// In the gradient all-reduce, waiting for the other ranks (for `RankStatus::waiting_s`).
     Waiting,
     Paused,
-    /// Its run is over (completed, stopped or failed).
-    Done,
 }
 
 /// One rank's heartbeat, as rank 0 last received it.
@@ -52,7 +50,7 @@ pub struct RankStatus {
 
 impl RankStatus {
     pub fn is_silent(&self) -> bool {
-        self.silent_s >= SILENT_AFTER_S && self.state != RankState::Done
+        self.silent_s >= SILENT_AFTER_S
     }
 
     /// `training`, `waiting 4s`, `silent 12s`, ...
@@ -68,14 +66,13 @@ impl RankStatus {
             }
             RankState::Waiting => "all-reduce".into(),
             RankState::Paused => "paused".into(),
-            RankState::Done => "done".into(),
         }
     }
 
     /// Whether this rank is the one holding the others back: it trains while they wait, or
     /// waits far less than they do.
     pub fn is_behind(&self, all: &[RankStatus]) -> bool {
-        if all.len() < 2 || self.state == RankState::Done || self.is_silent() {
+        if all.len() < 2 || self.is_silent() {
             return false;
         }
         let others = all.iter().filter(|r| r.rank != self.rank);
@@ -149,10 +146,6 @@ mod tests {
             silence_change(&gone, &quiet),
             ["rank 1 (box) is heard again"]
         );
-        // A rank whose run is over stops beating without being silent.
-        let done = rank(1, RankState::Done, 0.0, 60.0);
-        assert!(!done.is_silent());
-        assert_eq!(done.state_text(), "done");
     }
 
     #[test]

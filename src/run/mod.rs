@@ -25,9 +25,13 @@ pub const JOB_LOG: &str = "job.log";
 
 /// The summary of a run in `dir` that completed, if it did.
 pub fn completed_summary(dir: &Path) -> Option<RunSummary> {
+    read_summary(dir).filter(|summary| summary.status == RunStatus::Completed)
+}
+
+/// The summary `dir` holds, however its run ended (`None` without a readable one).
+pub fn read_summary(dir: &Path) -> Option<RunSummary> {
     let text = files::text(&dir.join("summary.json")).ok()?;
-    let summary: RunSummary = serde_json::from_str(&text).ok()?;
-    (summary.status == RunStatus::Completed).then_some(summary)
+    serde_json::from_str(&text).ok()
 }
 
 /// `name` with only letters, digits, `-`, `_` and inner dots (anything else becomes `-`).

@@ -12,7 +12,7 @@ pub mod sweep;
 
 use crate::config::{self, Preset};
 use crate::exit::Failure;
-use crate::protocol::summary::RunSummary;
+use crate::protocol::summary::{RunStatus, RunSummary};
 use crate::run::checkpoint::{self, Checkpoint};
 use crate::run::RunFolder;
 use crate::train::{self, Ended, RunOutcome, TrainerHandle, TrainerSetup};
@@ -28,6 +28,17 @@ pub trait Front {
     fn print(&mut self, text: String);
     /// A progress or error line for standard error, likewise.
     fn note(&mut self, text: String);
+    /// Runs one job of the series in processes of its own (the ranks of a data-parallel job)
+    /// and returns their exit code, going on from `dir`'s checkpoint when `resume`; `None`:
+    /// this front drives a trainer in this process instead.
+    fn launch(
+        &mut self,
+        _preset: &Preset,
+        _dir: &Path,
+        _resume: bool,
+    ) -> Option<Result<i32, String>> {
+        None
+    }
 }
 
 /// How one run of a series ended.
@@ -75,31 +86,60 @@ fn set_aside(dir: &Path) -> std::io::Result<Option<PathBuf>> {
     Ok(Some(aside))
 }
 
-/// Sets up one run of the series in `dir`: resumed from its checkpoint if it has one, else
-/// afresh (a started folder set aside first).
-fn setup(preset: Preset, dir: &Path, front: &mut dyn Front) -> Result<TrainerSetup, Failure> {
-    let resume = dir
-        .join(checkpoint::FILE)
-        .exists()
+/// Whether the run in `dir` goes on from its checkpoint; a started folder without one is set
+/// aside first, to start afresh.
+fn resumes(dir: &Path, front: &mut dyn Front) -> Result<bool, Failure> {
+    if dir.join(checkpoint::FILE).exists() {
+        return Ok(true);
+    }
+    let aside =
+        set_aside(dir).map_err(|e| Failure::bad_input(format!("{}: {e}", dir.display())))?;
+    if let Some(aside) = aside {
+        front.note(format!(
+            "kd-tui: {} had neither a completed summary nor a checkpoint; kept as {} and started again",
+            dir.display(),
+            aside.display()
+        ));
+    }
+    Ok(false)
+}
+
+/// Sets up one run of the series in `dir`: resumed from its checkpoint, or afresh.
+fn setup(preset: Preset, dir: &Path, resume: bool) -> Result<TrainerSetup, Failure> {
+    let resume = resume
         .then(|| Checkpoint::read(dir))
         .transpose()
         .map_err(Failure::bad_input)?;
     let preset = match &resume {
         Some(ckpt) => ckpt.live_preset(dir, &[]).map_err(Failure::bad_input)?,
-        None => {
-            let aside = set_aside(dir)
-                .map_err(|e| Failure::bad_input(format!("{}: {e}", dir.display())))?;
-            if let Some(aside) = aside {
-                front.note(format!(
-                    "kd-tui: {} had neither a completed summary nor a checkpoint; kept as {} and started again",
-                    dir.display(),
-                    aside.display()
-                ));
-            }
-            preset
-        }
+        None => preset,
     };
     crate::setup::setup_in(preset, dir, resume)
+}
+
+/// How a run launched in processes of its own ended: its exit code, and the summary it left.
+fn launched(code: Result<i32, String>, dir: &Path, front: &mut dyn Front) -> OneRun {
+    let code = match code {
+        Ok(code) => code,
+        Err(e) => {
+            front.note(format!("kd-tui: {}: {e}", dir.display()));
+            return OneRun::Failed { code: 1 };
+        }
+    };
+    let summary = crate::run::read_summary(dir);
+    match summary {
+        Some(summary) if code == 0 && summary.status == RunStatus::Completed => {
+            OneRun::Completed(summary)
+        }
+        Some(summary) if summary.status == RunStatus::Interrupted => {
+            front.note(format!(
+                "kd-tui: {} stopped; the runs after it were not started",
+                dir.display()
+            ));
+            OneRun::Stopped { summary, code }
+        }
+        _ => OneRun::Failed { code: code.max(1) },
+    }
 }
 
 /// Runs one job of the series in `dir`: read back if it completed before, resumed from its
@@ -112,14 +152,22 @@ pub fn run_job(preset: Preset, dir: &Path, front: &mut dyn Front, queue: &Queue)
         ));
         return OneRun::Completed(summary);
     }
-    let setup = match setup(preset, dir, front) {
-        Ok(s) => s,
-        Err(failure) => {
-            front.note(format!("kd-tui: {failure}"));
-            return OneRun::Failed {
-                code: failure.exit_code(),
-            };
+    let failed = |failure: Failure, front: &mut dyn Front| {
+        front.note(format!("kd-tui: {failure}"));
+        OneRun::Failed {
+            code: failure.exit_code(),
         }
+    };
+    let resume = match resumes(dir, front) {
+        Ok(resume) => resume,
+        Err(failure) => return failed(failure, front),
+    };
+    if let Some(code) = front.launch(&preset, dir, resume) {
+        return launched(code, dir, front);
+    }
+    let setup = match setup(preset, dir, resume) {
+        Ok(s) => s,
+        Err(failure) => return failed(failure, front),
     };
     let ended = match front.drive(train::spawn(setup), queue) {
         Ok(ended) => ended,

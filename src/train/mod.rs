@@ -151,6 +151,9 @@ struct Trainer {
     device: Device,
     run: RunFolder,
     commands: mpsc::Receiver<Command>,
+    /// A data-parallel rank's heartbeat (and, on rank 0, every rank's, for the front end);
+    /// declared before `parallel` so that it stops before the group (and its store) goes.
+    rank_watch: Option<rank_watch::RankWatch>,
     /// The group and command log of a data-parallel job.
     parallel: Option<parallel::Parallel>,
     out: Outbox,
@@ -177,8 +180,6 @@ struct Trainer {
     refusals: control::Refusals,
     /// The run's GPUs, read on a thread of their own; `None` on the CPU or without a driver.
     gpu_watch: Option<gpu_watch::GpuWatch>,
-    /// A data-parallel rank's heartbeat (and, on rank 0, every rank's, for the front end).
-    rank_watch: Option<rank_watch::RankWatch>,
 }
 
 impl Trainer {

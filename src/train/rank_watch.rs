@@ -46,8 +46,20 @@ fn key(rank: usize) -> String {
 
 pub(super) struct RankWatch {
     beat: Arc<Mutex<Beat>>,
-    /// Dropped to stop the thread, which then sends its last (`Done`) heartbeat.
-    _stop: mpsc::Sender<()>,
+    /// Dropped to stop the thread.
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for RankWatch {
+    /// Stops the thread and waits for it: after the trainer, no store call is made (rank 0's
+    /// store may be gone, and c10d would print its failure).
+    fn drop(&mut self) {
+        self.stop.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// The latest reading of this rank's GPU, when it has one.
@@ -76,14 +88,16 @@ impl RankWatch {
             seq: 0,
             heard: vec![None; world.size],
         };
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("rank-watch".into())
             .spawn(move || loop {
-                let stopping = !matches!(
+                if !matches!(
                     stopped.recv_timeout(TICK),
                     Err(mpsc::RecvTimeoutError::Timeout)
-                );
-                let own = beating.own(stopping);
+                ) {
+                    break;
+                }
+                let own = beating.own();
                 let at = Position {
                     phase: own.phase,
                     epoch: own.epoch,
@@ -103,12 +117,16 @@ impl RankWatch {
                     }
                     _ => beating.send(own),
                 };
-                if stopping || !sent {
+                if !sent {
                     break;
                 }
             })
             .ok()?;
-        Some(RankWatch { beat, _stop: stop })
+        Some(RankWatch {
+            beat,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
     }
 
     fn with(&self, f: impl FnOnce(&mut Beat)) {
@@ -132,8 +150,8 @@ struct Beating {
 }
 
 impl Beating {
-    /// This rank's status now (`Done` when `stopping`).
-    fn own(&mut self, stopping: bool) -> RankStatus {
+    /// This rank's status now.
+    fn own(&mut self) -> RankStatus {
         let now = Instant::now();
         let (at, stepped, samples, mut allreduce, in_allreduce, paused) = {
             let b = self.beat.lock().unwrap_or_else(PoisonError::into_inner);
@@ -152,10 +170,9 @@ impl Beating {
         let (then, samples_then, allreduce_then) = self.last;
         let seconds = (now - then).as_secs_f64().max(1e-3);
         self.last = (now, samples, allreduce);
-        let state = match (stopping, paused, waiting, stepped) {
-            (true, ..) => RankState::Done,
-            (_, true, ..) => RankState::Paused,
-            (_, _, Some(w), _) if w >= WAITING_AFTER => RankState::Waiting,
+        let state = match (paused, waiting, stepped) {
+            (true, ..) => RankState::Paused,
+            (_, Some(w), _) if w >= WAITING_AFTER => RankState::Waiting,
             (.., true) => RankState::Training,
             _ => RankState::Starting,
         };

@@ -43,7 +43,7 @@ fn state_style(rank: &RankStatus, all: &[RankStatus]) -> Style {
     match rank.state {
         RankState::Training => theme::running(),
         RankState::Waiting | RankState::Paused => theme::paused(),
-        RankState::Starting | RankState::Done => theme::dim(),
+        RankState::Starting => theme::dim(),
     }
 }
 
