@@ -179,35 +179,47 @@ fn run_series(
             .map_err(|e| Failure::failed(format!("{e:?}")))?;
         Box::new(cockpit)
     };
-    if preset.sweep.is_some() {
-        crate::series::sweep::run(preset, &parent, front.as_mut(), resuming)
-    } else {
-        crate::series::seeds::run(preset, &parent, front.as_mut(), resuming)
-    }
+    crate::series::run(preset, &parent, front.as_mut(), resuming)
 }
 
-/// With `--nproc N --batch`: the series (seeds, a sweep) to run as data-parallel jobs, its
-/// parent folder and whether it goes on from there; `None` for one run.
-fn ranks_series(args: &Args, nproc: usize) -> Result<Option<(Preset, PathBuf, bool)>, Failure> {
-    if let Some(parent) = &args.resume {
-        return match crate::series::parent_preset(parent) {
-            Some(preset) => Ok(Some((preset?, parent.clone(), true))),
-            None => Ok(None),
-        };
+/// The series a `--resume` names (a series' parent folder), with its folder; `--set` is
+/// refused there, since a series goes on as it was planned.
+fn resumed_series(args: &Args) -> Result<Option<(Preset, PathBuf)>, Failure> {
+    let Some(parent) = &args.resume else {
+        return Ok(None);
+    };
+    let Some(preset) = crate::series::parent_preset(parent) else {
+        return Ok(None);
+    };
+    if !args.overrides.is_empty() {
+        return Err(Failure::bad_input(
+            "a series resumes as it was planned; --set is not taken with it",
+        ));
     }
-    let mut preset = load_preset(args, None, nproc)?;
+    Ok(Some((preset?, parent.clone())))
+}
+
+/// `preset` repeated over `--seeds N` seeds, when given.
+fn with_seeds(args: &Args, mut preset: Preset) -> Result<Preset, Failure> {
     if let Some(n) = args.seeds {
         preset
             .repeat_seeds(n as usize)
             .map_err(|message| Failure::bad_input(format!("--seeds {n}: {message}")))?;
     }
+    Ok(preset)
+}
+
+/// With `--nproc N --batch`: the series (seeds, a sweep) to run as data-parallel jobs, its
+/// parent folder and whether it goes on from there; `None` for one run.
+fn ranks_series(args: &Args, nproc: usize) -> Result<Option<(Preset, PathBuf, bool)>, Failure> {
+    if args.resume.is_some() {
+        return Ok(resumed_series(args)?.map(|(preset, parent)| (preset, parent, true)));
+    }
+    let preset = with_seeds(args, load_preset(args, None, nproc)?)?;
     if preset.sweep.is_none() && preset.seeds.is_none() {
         return Ok(None);
     }
-    let parent = args
-        .out
-        .clone()
-        .unwrap_or_else(|| RunFolder::default_dir(&preset.name));
+    let parent = run_dir(args, &preset);
     Ok(Some((preset, parent, false)))
 }
 
@@ -284,10 +296,7 @@ fn run(args: Args) -> Result<i32, Failure> {
     if let Some(n) = args.nproc.filter(|_| args.batch) {
         if let Some((preset, parent, resuming)) = ranks_series(&args, n as usize)? {
             let mut front = launch::RanksSeries { nproc: n as usize };
-            return match preset.sweep.is_some() {
-                true => crate::series::sweep::run(preset, &parent, &mut front, resuming),
-                false => crate::series::seeds::run(preset, &parent, &mut front, resuming),
-            };
+            return crate::series::run(preset, &parent, &mut front, resuming);
         }
         let rank_args = launch::rank_args(std::env::args_os().skip(1));
         return launch::run(n as usize, rank_args);
@@ -300,19 +309,8 @@ fn run(args: Args) -> Result<i32, Failure> {
         return ranks::run(&args, env, consumer);
     }
     // A series' parent folder resumes as a series; a run's folder from its checkpoint.
-    if let Some(preset) = args
-        .resume
-        .as_deref()
-        .and_then(crate::series::parent_preset)
-    {
-        let preset = preset?;
-        if !args.overrides.is_empty() {
-            return Err(Failure::bad_input(
-                "a series resumes as it was planned; --set is not taken with it",
-            ));
-        }
+    if let Some((preset, parent)) = resumed_series(&args)? {
         refuse_without_terminal(&args)?;
-        let parent = args.resume.clone().expect("resuming");
         return run_series(&args, preset, parent, true, consumer);
     }
     // A run stopped before its first checkpoint has nothing to lose: it starts over there.
@@ -327,16 +325,12 @@ fn run(args: Args) -> Result<i32, Failure> {
         .map(Checkpoint::read)
         .transpose()
         .map_err(Failure::bad_input)?;
-    let mut preset = match restart {
+    let preset = match restart {
         Some(dir) => read_preset(Some(&dir.join("preset.toml")), &args.overrides)
             .map_err(Failure::bad_input)?,
         None => load_preset(&args, resume.as_ref(), 1)?,
     };
-    if let Some(n) = args.seeds {
-        preset
-            .repeat_seeds(n as usize)
-            .map_err(|message| Failure::bad_input(format!("--seeds {n}: {message}")))?;
-    }
+    let preset = with_seeds(&args, preset)?;
     refuse_without_terminal(&args)?;
     // Ranks outlive the cockpit as a detached job does: it attaches to them.
     if args.detach || args.nproc.is_some() {
@@ -350,10 +344,7 @@ fn run(args: Args) -> Result<i32, Failure> {
         );
     }
     if preset.sweep.is_some() || preset.seeds.is_some() {
-        let parent = args
-            .out
-            .clone()
-            .unwrap_or_else(|| RunFolder::default_dir(&preset.name));
+        let parent = run_dir(&args, &preset);
         return run_series(&args, preset, parent, false, consumer);
     }
     if let Some(dir) = restart {

@@ -202,6 +202,20 @@ pub fn run_job(preset: Preset, dir: &Path, front: &mut dyn Front, queue: &Queue)
     }
 }
 
+/// Runs (or, `resuming`, goes on with) the series `preset` plans under `parent`: its sweep, or
+/// its seeds; returns the exit code.
+pub fn run(
+    preset: Preset,
+    parent: &Path,
+    front: &mut dyn Front,
+    resuming: bool,
+) -> Result<i32, Failure> {
+    match preset.sweep.is_some() {
+        true => sweep::run(preset, parent, front, resuming),
+        false => seeds::run(preset, parent, front, resuming),
+    }
+}
+
 /// Opens the parent of a new series: refuses one that already holds files, then records the
 /// series' preset (seeds and sweep included) for `--resume`.
 pub fn create_parent(parent: &Path, preset: &Preset) -> Result<(), Failure> {

@@ -57,6 +57,8 @@ pub(super) fn render_header(app: &App, frame: &mut Frame, area: Rect) {
         Span::styled(" kd-tui ", theme::title()),
         Span::raw(format!("{} · ", app.name)),
     ];
+    // Where the attached job's pid goes, if the link has one.
+    let link_at = spans.len();
     match &app.link {
         Link::InProcess => {}
         Link::Attached { pid } => spans.push(Span::raw(match app.world_size {
@@ -81,7 +83,7 @@ pub(super) fn render_header(app: &App, frame: &mut Frame, area: Rect) {
         // On a narrow screen a rank that needs attention goes before the attached job's pid.
         let used: usize = spans.iter().map(|s| s.width()).sum();
         if used + warning.width() > area.width as usize {
-            if let (Link::Attached { .. }, Some(link)) = (&app.link, spans.get_mut(2)) {
+            if let (Link::Attached { .. }, Some(link)) = (&app.link, spans.get_mut(link_at)) {
                 *link = Span::raw(format!("{} ranks · ", app.world_size));
             }
         }
