@@ -73,17 +73,12 @@ pub(super) fn lines(app: &App) -> Vec<Line<'static>> {
 /// edits; then the edits of other `distill.` keys (a method switch).
 fn method(preset: &crate::config::Preset, edits: &[AppliedEdit]) -> Vec<Line<'static>> {
     let name = value_text(Some(preset), "distill.method");
-    let indent = name.chars().count() + 3;
     let params = crate::distill::spec(preset.distill.method).params;
-    let mut lines = Vec::new();
-    for (i, param) in params.iter().enumerate() {
+    // The method on a line of its own, so that an edited value fits a narrow panel.
+    let mut lines = vec![Line::raw(format!(" method {name}"))];
+    for param in params {
         let key = format!("distill.{}", param.name);
-        let lead = if i == 0 {
-            format!(" {name}  ")
-        } else {
-            " ".repeat(indent)
-        };
-        let mut text = format!("{lead}{} {}", param.name, value_text(Some(preset), &key));
+        let mut text = format!("   {} {}", param.name, value_text(Some(preset), &key));
         let mut edited = false;
         for edit in edits.iter().filter(|e| e.key == key) {
             text.push_str(&format!(" → {} @step {}", edit.new, edit.step));
@@ -97,7 +92,7 @@ fn method(preset: &crate::config::Preset, edits: &[AppliedEdit]) -> Vec<Line<'st
         .filter(|e| e.key.starts_with("distill.") && !shown(&e.key))
     {
         let name = edit.key.trim_start_matches("distill.");
-        lines.push(marked(format!(" {name} {}", edit_text(edit)), true));
+        lines.push(marked(format!("   {name} {}", edit_text(edit)), true));
     }
     lines
 }

@@ -55,19 +55,47 @@ pub fn render(app: &App, frame: &mut Frame) {
         true => ranks::height(app, left),
         false => 0,
     };
-    let [hyper, queue_area, ranks_area, models] = Layout::vertical([
-        Constraint::Length(hyper_height(
-            app,
-            left.height.saturating_sub(queue_height + ranks_height),
-        )),
+    let left_rows = left.height.saturating_sub(queue_height + ranks_height);
+    let as_run_on_right = as_run_moves_right(app, left_rows);
+    let [hyper, queue_area, ranks_area, models, spare] = Layout::vertical([
+        Constraint::Length(match as_run_on_right {
+            true => 0,
+            false => hyper_height(app, left_rows),
+        }),
         Constraint::Length(queue_height),
         Constraint::Length(ranks_height),
-        Constraint::Min(0),
+        match as_run_on_right {
+            true => Constraint::Length(models_height(app)),
+            false => Constraint::Min(0),
+        },
+        match as_run_on_right {
+            true => Constraint::Min(0),
+            false => Constraint::Length(0),
+        },
     ])
     .areas(left);
     let [loss, acc] =
         Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(right);
-    render_hyperparameters(app, frame, hyper);
+    let loss_chart_shown = if as_run_on_right {
+        // The end on a small screen: the settings as run take the loss chart's place, since
+        // the results and the validation curves say more than the losses once it is over; the
+        // loss chart goes under the models panel where there is room for one.
+        let [as_run, acc] =
+            Layout::vertical([Constraint::Length(as_run_height(app)), Constraint::Min(0)])
+                .areas(right);
+        render_hyperparameters(app, frame, as_run);
+        render_accuracy_chart(app, frame, acc);
+        let room = spare.height >= MIN_CHART_HEIGHT;
+        if room {
+            render_loss_chart(app, frame, spare);
+        }
+        room
+    } else {
+        render_hyperparameters(app, frame, hyper);
+        render_loss_chart(app, frame, loss);
+        render_accuracy_chart(app, frame, acc);
+        true
+    };
     if let Some(q) = &app.queue {
         queue::render_queue(q, frame, queue_area);
     }
@@ -75,12 +103,10 @@ pub fn render(app: &App, frame: &mut Frame) {
         ranks::render_ranks(app, frame, ranks_area);
     }
     render_models(app, frame, models);
-    render_loss_chart(app, frame, loss);
-    render_accuracy_chart(app, frame, acc);
     if let Some(log) = log_area {
         render_log(app, frame, log);
     }
-    render_footer(app, frame, footer, compact);
+    render_footer(app, frame, footer, compact, loss_chart_shown);
     match &app.mode {
         Mode::Help => render_help(frame, area),
         Mode::Confirm(action) => render_confirm(app, *action, frame, area),
@@ -92,11 +118,23 @@ pub fn render(app: &App, frame: &mut Frame) {
 /// are edited there); after the run the models panel's results come first.
 fn hyper_height(app: &App, available: u16) -> u16 {
     if app.finished() {
-        let wanted = as_run::lines(app).len() as u16 + 2;
-        wanted.min(available.saturating_sub(models_height(app)).max(3))
+        as_run_height(app).min(available.saturating_sub(models_height(app)).max(3))
     } else {
         app.hyper_rows().len() as u16 + 2
     }
+}
+
+/// A chart's fewest rows: borders, two of plot, the axis labels.
+const MIN_CHART_HEIGHT: u16 = 6;
+
+fn as_run_height(app: &App) -> u16 {
+    as_run::lines(app).len() as u16 + 2
+}
+
+/// Whether the finished run's settings go to the right column: they do not fit under the
+/// models panel on the left, which keeps its results.
+fn as_run_moves_right(app: &App, available: u16) -> bool {
+    app.finished() && as_run_height(app) + models_height(app) > available
 }
 
 pub fn format_duration(seconds: f64) -> String {
@@ -108,7 +146,7 @@ pub fn format_duration(seconds: f64) -> String {
     }
 }
 
-fn render_footer(app: &App, frame: &mut Frame, area: Rect, compact: bool) {
+fn render_footer(app: &App, frame: &mut Frame, area: Rect, compact: bool, loss_chart: bool) {
     let mut lines = Vec::new();
     if compact {
         lines.push(app.log.back().map_or_else(Line::default, log_line));
@@ -131,14 +169,17 @@ fn render_footer(app: &App, frame: &mut Frame, area: Rect, compact: bool) {
             hint("^U ^W", "delete"),
         ]
         .concat(),
-        _ if app.finished() => [
-            hint(" q", "quit"),
-            hint("l", "log scale"),
-            hint("e", "EMA"),
-            hint("p", "parts"),
-            hint("?", "help"),
-        ]
-        .concat(),
+        _ if app.finished() => {
+            let mut keys = hint(" q", "quit");
+            // The chart keys only where the loss chart is drawn.
+            if loss_chart {
+                keys.extend(
+                    [hint("l", "log scale"), hint("e", "EMA"), hint("p", "parts")].concat(),
+                );
+            }
+            keys.extend(hint("?", "help"));
+            keys
+        }
         _ => {
             let quit = match app.link {
                 Link::InProcess => hint("q", "quit"),

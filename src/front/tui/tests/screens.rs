@@ -75,6 +75,17 @@ fn finished_at_80x24() {
 fn finished_at_70x20() {
     let (terminal, text) = screen(&finished_run(), 70, 20);
     assert_shows(&text, FINISHED_ESSENTIALS);
+    // Every phase as it ran, with the edit, in the loss chart's place; its keys go with it.
+    assert_shows(
+        &text,
+        &[
+            "hyperparameters as run",
+            "baseline  0.003",
+            "distilled 0.003",
+            "temperature 4 → 8 @step 40",
+        ],
+    );
+    assert!(!text.contains("log scale"), "{text}");
     insta::assert_snapshot!(terminal.backend());
 }
 
@@ -370,7 +381,8 @@ fn the_end_shows_the_outcome_and_each_phase_as_it_ran() {
             "teacher   0.001   64    6",
             "baseline  0.003   64    6",
             "distilled 0.003   64    6",
-            "soft  temperature 4 → 8 @step 40",
+            "method soft",
+            "   temperature 4 → 8 @step 40",
             "alpha 0.9",
         ],
     );
