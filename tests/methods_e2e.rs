@@ -123,6 +123,12 @@ fn every_method_trains_and_reports_its_loss_parts() {
                     .outcome
                     .stdout
                     .contains("hint regressor: 8448 parameters"));
+                // The guided layer's pass over the training set is told, after the logits'.
+                let stderr = &run.outcome.stderr;
+                let logits = stderr.find("the teacher's outputs: computed");
+                let layer = stderr.find("the teacher's layer layers.1: computing over 1259");
+                assert!(logits.is_some() && layer > logits, "{stderr}");
+                assert!(stderr.contains("the teacher's layer layers.1: computed"));
             }
             _ => assert_eq!(distilled.regressor_params, None),
         }

@@ -65,12 +65,16 @@ impl Progress {
                 *current = Some(PhaseBar { bar, steps_per_epoch: *steps_per_epoch as u64, loss: f64::NAN, epoch: None, epoch_end_step: 0, epochs: *epochs });
             }
             // The distilled phase's pass for the teacher's outputs has a bar of its own.
-            (Progress::Bar(current), Event::TeacherOutputs { done, total, source }) if !source.from_cache() && *source != TeacherOutputs::PerBatch => {
+            (Progress::Bar(current), Event::TeacherOutputs { done, total, source, layer }) if !source.from_cache() && *source != TeacherOutputs::PerBatch => {
                 if *done == 0 {
                     if let Some(old) = current.take() {
                         old.bar.finish();
                     }
-                    let bar = new_bar(phase, *total as u64, "examples: the teacher's outputs  ({elapsed}, eta {eta})");
+                    let what = match layer {
+                        Some(layer) => format!("the teacher's layer {layer}"),
+                        None => "the teacher's outputs".into(),
+                    };
+                    let bar = new_bar(phase, *total as u64, &format!("examples: {what}  ({{elapsed}}, eta {{eta}})"));
                     *current = Some(PhaseBar { bar, steps_per_epoch: 0, loss: f64::NAN, epoch: None, epoch_end_step: 0, epochs: 0 });
                 }
                 if let Some(p) = current {
@@ -181,10 +185,16 @@ fn describe(phase: &str, event: &Event) -> Option<String> {
             };
             format!("{tag}: {message}")
         }
+        Event::TeacherOutputs { done: 0, total, layer: Some(layer), .. } => {
+            format!("{phase:>9} the teacher's layer {layer}: computing over {total} examples")
+        }
+        Event::TeacherOutputs { done, total, layer: Some(layer), .. } if done >= total => {
+            format!("{phase:>9} the teacher's layer {layer}: computed")
+        }
         Event::TeacherOutputs { source, .. } if source.from_cache() => {
             format!("{phase:>9} the teacher's outputs: read from the cache")
         }
-        Event::TeacherOutputs { done: 0, total, source: TeacherOutputs::Views { views, .. } } => {
+        Event::TeacherOutputs { done: 0, total, source: TeacherOutputs::Views { views, .. }, .. } => {
             format!("{phase:>9} the teacher's outputs: computing over {} examples x {views} views", total / (*views).max(1))
         }
         Event::TeacherOutputs { done: 0, total, .. } => {

@@ -208,6 +208,10 @@ pub enum Event {
         total: usize,
         #[serde(default = "computed")]
         source: summary::TeacherOutputs,
+        /// The pass over the output of the teacher's layer of that name (`hint`'s guided
+        /// layer), which follows the logits' pass; `None`: the logits.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        layer: Option<String>,
     },
     Finished {
         summary: Box<RunSummary>,
@@ -356,6 +360,7 @@ mod tests {
             done: 1024,
             total: 54000,
             source: summary::TeacherOutputs::Computed,
+            layer: None,
         };
         let json = serde_json::to_string(&event).unwrap();
         assert_eq!(
@@ -371,7 +376,8 @@ mod tests {
             Event::TeacherOutputs {
                 done: 0,
                 total: 0,
-                source: summary::TeacherOutputs::Computed
+                source: summary::TeacherOutputs::Computed,
+                layer: None,
             }
         );
     }

@@ -13,7 +13,7 @@ use super::{PhaseEnd, Trainer};
 use crate::config::NetConfig;
 use crate::distill::Regressor;
 use crate::model::Model;
-use crate::protocol::summary::{HintState, TeacherOutputs};
+use crate::protocol::summary::HintState;
 use crate::protocol::Event;
 use std::time::{Duration, Instant};
 
@@ -79,13 +79,15 @@ impl Trainer {
         // The pass takes seconds on a CPU: the front ends show its progress, a few times a
         // second at most.
         let mut reported: Option<Instant> = None;
-        let mut progress = |done: usize, total: usize, source: TeacherOutputs| {
-            if done >= total || reported.is_none_or(|t| t.elapsed() >= PROGRESS_EVERY) {
+        let mut progress = |done: usize, total: usize, source, layer: Option<&str>| {
+            if done == 0 || done >= total || reported.is_none_or(|t| t.elapsed() >= PROGRESS_EVERY)
+            {
                 reported = Some(Instant::now());
                 herald.emit(Event::TeacherOutputs {
                     done,
                     total,
                     source,
+                    layer: layer.map(String::from),
                 });
             }
         };

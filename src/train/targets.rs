@@ -118,11 +118,15 @@ pub fn feature(features: Features, name: &str) -> Tensor {
         .unwrap_or_else(|| panic!("layer `{name}` was checked before training"))
 }
 
+/// Told `(done, total, source, layer)` as a pass over the training set goes: the logits'
+/// (`layer` `None`), then the guided layer's.
+pub type Progress<'p> = dyn FnMut(usize, usize, TeacherOutputs, Option<&str>) + 'p;
+
 /// Where the logits computed once come from: the cache, or a pass whose progress is told.
 struct Once<'c, 'p> {
     cache: Option<&'c TeacherCache>,
     world: Option<&'c World>,
-    progress: &'p mut dyn FnMut(usize, usize, TeacherOutputs),
+    progress: &'p mut Progress<'p>,
     /// Why a cached file was found and not used.
     rejected: Option<String>,
 }
@@ -162,12 +166,12 @@ impl Once<'_, '_> {
         }
         let progress = &mut *self.progress;
         if let Some(logits) = cached {
-            progress(total, total, cached_as);
+            progress(total, total, cached_as, None);
             return (logits.to_device(teacher.vs.device()), cached_as);
         }
-        progress(0, total, computed);
+        progress(0, total, computed, None);
         // Each rank computes its shard, and all get the whole.
-        let logits = compute(&mut |done, total| progress(done, total, computed));
+        let logits = compute(&mut |done, total| progress(done, total, computed, None));
         if let Some(cache) = self
             .cache
             .filter(|_| self.world.is_none_or(World::is_leader))
@@ -180,7 +184,7 @@ impl Once<'_, '_> {
 
 impl<'a> TeacherTargets<'a> {
     /// As `plan` says, over `train` (the logits from `cache` when it has them, which holds
-    /// `plan.rows()` of them), telling `progress(done, total, source)` as it goes.
+    /// `plan.rows()` of them), telling `progress(done, total, source, layer)` as it goes.
     pub fn new(
         teacher: &'a Model,
         train: &FeatureRows,
@@ -188,7 +192,7 @@ impl<'a> TeacherTargets<'a> {
         guided_layer: Option<&str>,
         cache: Option<&TeacherCache>,
         world: Option<&World>,
-        progress: &mut dyn FnMut(usize, usize, TeacherOutputs),
+        progress: &mut Progress,
     ) -> TeacherTargets<'a> {
         let per_batch = |cache_rejected| TeacherTargets {
             teacher,
@@ -223,8 +227,9 @@ impl<'a> TeacherTargets<'a> {
                 let (logits, outputs) = once.logits(teacher, n as usize, said, |done| {
                     logits_reporting(teacher, train, world, done)
                 });
-                let guided =
-                    guided_layer.and_then(|layer| guided_outputs(teacher, train, layer, world));
+                let guided = guided_layer.and_then(|layer| {
+                    guided_outputs(teacher, train, layer, world, &mut *once.progress)
+                });
                 if guided_layer.is_some() && guided.is_none() {
                     // Too large to keep: the teacher runs per batch after all.
                     return per_batch(once.rejected);
@@ -300,12 +305,14 @@ fn view_rows(
     }
 }
 
-/// The guided layer's output over the training set, or `None` if it would not fit the budget.
+/// The guided layer's output over the training set, or `None` if it would not fit the budget,
+/// telling `progress` as it goes (a pass as long as the logits').
 fn guided_outputs(
     teacher: &Model,
     train: &FeatureRows,
     layer: &str,
     world: Option<&World>,
+    progress: &mut Progress,
 ) -> Option<Tensor> {
     let output = |start, len| {
         let x = train.narrow(start, len);
@@ -314,12 +321,22 @@ fn guided_outputs(
     if output(0, 1).numel() as i64 * 4 * train.len() > FEATURE_CACHE_BYTES {
         return None;
     }
+    let n = train.len() as usize;
+    let shard = world.map_or(0..n, |w| w.shard(n));
+    progress(0, n, TeacherOutputs::Computed, Some(layer));
     Some(World::map_rows(
         world,
-        train.len() as usize,
+        n,
         CHUNK,
         "teacher features",
-        output,
+        |start, len| {
+            let rows = output(start, len);
+            // This rank's share done, scaled to the whole, as the logits' pass tells it.
+            let mine = start as usize + len as usize - shard.start;
+            let done = mine * n / shard.len().max(1);
+            progress(done, n, TeacherOutputs::Computed, Some(layer));
+            rows
+        },
     ))
 }
 

@@ -45,7 +45,7 @@ fn logits_looked_up_by_view_are_the_teachers_on_the_augmented_batch() {
             None,
             None,
             None,
-            &mut |done, total, _| told.push((done, total)),
+            &mut |done, total, _, _| told.push((done, total)),
         );
         let from_cache = false;
         assert_eq!(targets.outputs, TeacherOutputs::Views { views, from_cache });

@@ -213,6 +213,7 @@ impl App {
                 done,
                 total,
                 source,
+                layer,
             } => {
                 // The distilled phase has begun, before its first step: the header says so.
                 if self.progress.phase != phase {
@@ -229,14 +230,17 @@ impl App {
                     done,
                     total,
                     source,
+                    layer,
                 };
-                self.progress.teacher_pass = Some(pass);
                 if done == 0 || done >= total {
-                    let text = match source {
-                        TeacherOutputs::Computed if done == 0 => {
+                    let text = match (&pass.layer, source) {
+                        (Some(layer), _) if done == 0 => {
+                            format!("computing the teacher's layer {layer} over {total} examples")
+                        }
+                        (None, TeacherOutputs::Computed) if done == 0 => {
                             format!("computing the teacher's outputs over {total} examples")
                         }
-                        TeacherOutputs::Views { views, .. }
+                        (None, TeacherOutputs::Views { views, .. })
                             if done == 0 && !source.from_cache() =>
                         {
                             let examples = total / views.max(1);
@@ -248,6 +252,7 @@ impl App {
                     };
                     self.push_log(wall_time, LogLevel::Info, text);
                 }
+                self.progress.teacher_pass = Some(pass);
             }
             Event::Finished { summary } => {
                 self.gpus.clear();

@@ -5,12 +5,14 @@ use crate::protocol::Phase;
 
 /// The distilled phase's pass over the training set for the teacher's outputs, before its
 /// first step.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TeacherPass {
     /// Training examples done, of `total`.
     pub done: usize,
     pub total: usize,
     pub source: TeacherOutputs,
+    /// The pass over this layer's output (`hint`'s guided layer), after the logits'.
+    pub layer: Option<String>,
 }
 
 impl TeacherPass {
@@ -23,6 +25,15 @@ impl TeacherPass {
 
     /// What the header says of it, e.g. `computing the teacher's outputs 45%`.
     pub fn text(&self) -> String {
+        if let Some(layer) = &self.layer {
+            return match self.done >= self.total {
+                true => format!("the teacher's layer {layer} computed"),
+                false => format!(
+                    "computing the teacher's layer {layer} {:.0}%",
+                    100.0 * self.ratio()
+                ),
+            };
+        }
         match self.source {
             source if source.from_cache() => "the teacher's outputs read from the cache".into(),
             _ if self.done >= self.total => "the teacher's outputs computed".into(),

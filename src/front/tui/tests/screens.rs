@@ -310,10 +310,33 @@ fn teacher_pass(done: usize, total: usize, source: TeacherOutputs) -> App {
             done,
             total,
             source,
+            layer: None,
         };
         app.update(stamped(Some(Phase::Distilled), 0, 0, wall_time, pass));
     }
     app
+}
+
+#[test]
+fn the_guided_layers_pass_is_shown_after_the_logits() {
+    let mut app = computing_teacher_outputs(1257);
+    for (done, wall_time) in [(0, 3.3), (300, 3.6)] {
+        let pass = Event::TeacherOutputs {
+            done,
+            total: 1257,
+            source: TeacherOutputs::Computed,
+            layer: Some("features.1".into()),
+        };
+        app.update(stamped(Some(Phase::Distilled), 0, 0, wall_time, pass));
+    }
+    let (_, text) = screen(&app, 100, 24);
+    assert_shows(
+        &text,
+        &[
+            "computing the teacher's layer features.1 24%",
+            "computing the teacher's layer features.1 over 1257 examples",
+        ],
+    );
 }
 
 #[test]
