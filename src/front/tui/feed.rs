@@ -226,11 +226,17 @@ impl App {
                         ..Progress::default()
                     };
                 }
+                // A pass goes on from its first report; the layer's pass is a new one.
+                let started = match &self.progress.teacher_pass {
+                    Some(p) if done > 0 && p.layer == layer => p.started,
+                    _ => wall_time,
+                };
                 let pass = TeacherPass {
                     done,
                     total,
                     source,
                     layer,
+                    started,
                 };
                 if done == 0 || done >= total {
                     let text = match (&pass.layer, source) {

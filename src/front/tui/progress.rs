@@ -13,6 +13,8 @@ pub struct TeacherPass {
     pub source: TeacherOutputs,
     /// The pass over this layer's output (`hint`'s guided layer), after the logits'.
     pub layer: Option<String>,
+    /// Trainer wall time when this pass started.
+    pub started: f64,
 }
 
 impl TeacherPass {
@@ -21,6 +23,12 @@ impl TeacherPass {
             return 1.0;
         }
         (self.done as f64 / self.total as f64).clamp(0.0, 1.0)
+    }
+
+    /// Seconds per example, measured once the pass has done some by `now`.
+    pub fn seconds_per_example(&self, now: f64) -> Option<f64> {
+        (self.done > 0 && self.done < self.total && now > self.started)
+            .then(|| (now - self.started) / self.done as f64)
     }
 
     /// What the header says of it, e.g. `computing the teacher's outputs 45%`.

@@ -8,6 +8,7 @@ use super::{
 use crate::front::tui::app::{App, Link, Mode, Msg};
 use crate::front::tui::render::format_duration;
 use crate::protocol::summary::RunStatus;
+use crate::protocol::summary::TeacherOutputs;
 use crate::protocol::{Command, Event, Phase, Role};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use std::time::Duration;
@@ -62,8 +63,10 @@ fn the_eta_is_the_runs_with_the_phases_to_come() {
     // One second a step: 100 steps of the teacher left.
     epoch_end(&mut app, Phase::Teacher, 1, 20.0);
     assert_eq!(app.progress.eta_seconds(), Some(100.0));
-    // Both students' 6 epochs, predicted at the teacher's rate until one is measured.
-    let students = 2.0 * 6.0 * student_steps_per_epoch(&app);
+    // Both students' 6 epochs, predicted at the teacher's rate until one is measured, and
+    // the distilled phase's pass of the teacher over the 1,257 training examples, at a third
+    // of a step per batch of the teacher's.
+    let students = 2.0 * 6.0 * student_steps_per_epoch(&app) + teacher_pass(&app, 1.0);
     assert_eq!(app.run_eta_seconds(), Some(100.0 + students));
     let header = screen(&app, 160);
     let run = format_duration(100.0 + students);
@@ -84,8 +87,85 @@ fn the_eta_is_the_runs_with_the_phases_to_come() {
     ));
     phase_started(&mut app, Phase::Baseline, (0, 0), 0);
     epoch_end(&mut app, Phase::Baseline, 1, 5.0);
-    let distilled = 6.0 * student_steps_per_epoch(&app) * 0.25;
+    let distilled = 6.0 * student_steps_per_epoch(&app) * 0.25 + teacher_pass(&app, 1.0);
     assert_eq!(app.run_eta_seconds(), Some(100.0 * 0.25 + distilled));
+
+    // The distilled phase's pass: its own rate once it reports (100 of 1,257 examples in 2 s),
+    // then the phase's epochs at the baseline's rate.
+    app.update(stamped(
+        Some(Phase::Baseline),
+        6,
+        120,
+        40.0,
+        Event::PhaseFinished {
+            result: Box::new(super::result(Phase::Baseline, 2410, 0.95, 6.0)),
+        },
+    ));
+    for (done, wall_time) in [(0, 50.0), (100, 52.0)] {
+        app.update(stamped(
+            Some(Phase::Distilled),
+            0,
+            0,
+            wall_time,
+            Event::TeacherOutputs {
+                done,
+                total: 1257,
+                source: TeacherOutputs::Computed,
+                layer: None,
+            },
+        ));
+    }
+    let eta = app.run_eta_seconds().unwrap();
+    assert!((eta - (1157.0 * 0.02 + distilled - teacher_pass(&app, 1.0))).abs() < 1e-9);
+    let header = screen(&app, 160);
+    assert!(
+        header.contains(&format!("ETA {}", format_duration(eta))),
+        "{header}"
+    );
+}
+
+/// The predicted seconds of the teacher's pass over the training set at `step_seconds` a
+/// training step of the teacher.
+fn teacher_pass(app: &App, step_seconds: f64) -> f64 {
+    let batch = app.preset.as_ref().unwrap().teacher.batch_size as f64;
+    1257.0 * step_seconds / 3.0 / batch
+}
+
+#[test]
+fn the_eta_counts_every_ranks_share_and_the_guided_layers_pass() {
+    let mut app = App::new(false);
+    let mut started = run_started();
+    if let Msg::Trainer(stamped) = &mut started {
+        if let Event::RunStarted {
+            world_size, preset, ..
+        } = &mut stamped.event
+        {
+            *world_size = 2usize;
+            // A method on features: the teacher's layer gets a pass of its own.
+            let hint = [
+                "teacher.epochs=6",
+                "student.epochs=6",
+                r#"distill.method="hint""#,
+                r#"distill.teacher_layer="layers.1""#,
+                r#"distill.student_layer="layers.0""#,
+            ]
+            .map(|o| o.parse().unwrap());
+            let hint = crate::config::load(crate::config::DIGITS_PRESET, "test", &hint).unwrap();
+            *preset = hint.to_toml();
+        }
+    }
+    app.update(started);
+    phase_started(&mut app, Phase::Teacher, (0, 0), 0);
+    epoch_end(&mut app, Phase::Teacher, 1, 20.0);
+    // Two ranks: a global batch twice the preset's, so half the steps an epoch.
+    let batch = app.preset.as_ref().unwrap().student.batch_size;
+    let steps = 1257usize.div_ceil(2 * batch) as f64;
+    let pass = 1257.0 / 3.0 / (2 * app.preset.as_ref().unwrap().teacher.batch_size) as f64;
+    assert_eq!(
+        app.run_eta_seconds(),
+        Some(100.0 + 2.0 * 6.0 * steps + 2.0 * pass),
+        "the logits' pass and the guided layer's"
+    );
 }
 
 #[test]
