@@ -1,0 +1,129 @@
+//! One distilled optimizer step per method, on the same CNN pair and batch: the cost each
+//! method adds over soft distillation. As the trainer does, the teacher's logits and layer
+//! outputs are computed once beforehand; a step is the student's forward pass (with its layer
+//! outputs for a method on features), the method's loss, backward and kd-tui's Adam.
+//!
+//! Results land in `target/criterion/method_step/<method>/`. The ratios to `soft` are what the
+//! issue asks for: `cargo bench --bench method_step` then read each `estimates.json`'s median.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode};
+use kd_tui::config::{self, Override, Preset};
+use kd_tui::distill::{self, Batch, LayerOutputs, Method};
+use kd_tui::model::Model;
+use kd_tui::protocol::InputShape;
+use kd_tui::train::optim::Optimizer;
+use std::time::Duration;
+use tch::{Device, Kind, Tensor};
+
+/// MNIST-sized images in batches of 128, a CNN teacher 10x the student's width.
+const BATCH: i64 = 128;
+const CLASSES: usize = 10;
+const MODELS: [&str; 2] = [
+    r#"teacher.model={ kind = "cnn", channels = [16, 32], kernel = 3, hidden = [128] }"#,
+    r#"student.model={ kind = "cnn", channels = [4, 8], kernel = 3, hidden = [16] }"#,
+];
+/// The last convolution's feature maps on both sides (what `at` needs; the others take them
+/// flattened).
+const LAYERS: [&str; 2] = [
+    r#"distill.teacher_layer="features.1""#,
+    r#"distill.student_layer="features.1""#,
+];
+
+/// The digits preset with the CNN pair and `method` at its paper's defaults.
+fn preset(method: Method) -> Preset {
+    let name = format!("distill.method=\"{}\"", method.as_str());
+    let on_features = distill::spec(method).param("teacher_layer").is_some();
+    let mut set: Vec<&str> = MODELS.to_vec();
+    set.push(&name);
+    if on_features {
+        set.extend(LAYERS);
+    }
+    let set: Vec<Override> = set
+        .iter()
+        .map(|s| s.parse().expect("an override"))
+        .collect();
+    config::load(config::DIGITS_PRESET, "bench", &set).expect("the bench's preset")
+}
+
+fn method_step(c: &mut Criterion) {
+    tch::manual_seed(0);
+    // `KD_TUI_BENCH_THREADS=N`: intra-op threads (default: libtorch's, one per core).
+    if let Some(n) = std::env::var("KD_TUI_BENCH_THREADS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        tch::set_num_threads(n);
+    }
+    let input = InputShape::image(1, 28, 28);
+    let x = Tensor::randn([BATCH, 1, 28, 28], (Kind::Float, Device::Cpu));
+    let y = Tensor::randint(CLASSES as i64, [BATCH], (Kind::Int64, Device::Cpu));
+    let mut group = c.benchmark_group("method_step");
+    group
+        .sampling_mode(SamplingMode::Flat)
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    let methods = [
+        Method::Soft,
+        Method::Dkd,
+        Method::Dist,
+        Method::At,
+        Method::Sp,
+        Method::Rkd,
+        Method::Pkt,
+    ];
+    for method in methods {
+        let preset = preset(method);
+        let teacher = Model::new(&preset.teacher.model, &input, CLASSES, Device::Cpu)
+            .expect("the teacher takes 28x28 images");
+        let student = Model::new(&preset.student.model, &input, CLASSES, Device::Cpu)
+            .expect("the student takes 28x28 images");
+        let distiller = distill::build(&preset.distill);
+        let layers = distiller
+            .feature_layers(1)
+            .map(|(t, s)| (t.to_string(), s.to_string()));
+        let named = |features: Vec<(String, Tensor)>, name: &str| {
+            features
+                .into_iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, t)| t)
+                .expect("a layer of the model")
+        };
+        let (teacher_logits, teacher_layer) = tch::no_grad(|| {
+            let (logits, features) = teacher.net.forward_features(&x, false);
+            let layer = layers.as_ref().map(|(t, _)| named(features, t));
+            (logits, layer)
+        });
+        let mut opt = Optimizer::new(&preset.student, &student.vs);
+        group.bench_function(BenchmarkId::from_parameter(method.as_str()), |b| {
+            b.iter(|| {
+                let (logits, layer_outputs) = match (&layers, &teacher_layer) {
+                    (Some((_, s)), Some(t)) => {
+                        let (logits, features) = student.net.forward_features(&x, true);
+                        let outputs = LayerOutputs {
+                            student: named(features, s),
+                            teacher: t.shallow_clone(),
+                        };
+                        (logits, Some(outputs))
+                    }
+                    _ => (student.net.forward_t(&x, true), None),
+                };
+                let batch = Batch {
+                    student: &logits,
+                    teacher: &teacher_logits,
+                    labels: &y,
+                    epoch: 1,
+                    layers: layer_outputs,
+                };
+                let loss = distiller.step_loss(&batch).objective();
+                opt.zero_grad();
+                loss.backward();
+                opt.step();
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, method_step);
+criterion_main!(benches);
