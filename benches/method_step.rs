@@ -8,7 +8,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode};
 use kd_tui::config::{self, Override, Preset};
-use kd_tui::distill::{self, Batch, LayerOutputs, Method};
+use kd_tui::distill::{self, Batch, Head, LayerOutputs, Method};
 use kd_tui::model::Model;
 use kd_tui::protocol::InputShape;
 use kd_tui::train::optim::Optimizer;
@@ -18,6 +18,8 @@ use tch::{Device, Kind, Tensor};
 /// MNIST-sized images in batches of 128, a CNN teacher 10x the student's width.
 const BATCH: i64 = 128;
 const CLASSES: usize = 10;
+/// MNIST's training split: the rows of `crd`'s memory banks.
+const TRAIN_ROWS: i64 = 54_000;
 const MODELS: [&str; 2] = [
     r#"teacher.model={ kind = "cnn", channels = [16, 32], kernel = 3, hidden = [128] }"#,
     r#"student.model={ kind = "cnn", channels = [4, 8], kernel = 3, hidden = [16] }"#,
@@ -71,6 +73,7 @@ fn method_step(c: &mut Criterion) {
         Method::Sp,
         Method::Rkd,
         Method::Pkt,
+        Method::Crd,
     ];
     for method in methods {
         let preset = preset(method);
@@ -95,16 +98,39 @@ fn method_step(c: &mut Criterion) {
             (logits, layer)
         });
         let mut opt = Optimizer::new(&preset.student, &student.vs);
+        // `crd`'s heads and banks (over MNIST's 54,000 training examples), with their optimizer.
+        let head = distiller.head().map(|spec| {
+            let shape = |t: &Tensor| t.size()[1..].to_vec();
+            let student_layer = tch::no_grad(|| {
+                let name = &layers
+                    .as_ref()
+                    .expect("a method with a head names layers")
+                    .1;
+                named(student.net.forward_features(&x, false).1, name)
+            });
+            let teacher_layer = teacher_layer.as_ref().expect("the teacher's layer");
+            let head = Head::new(
+                spec,
+                Device::Cpu,
+                &shape(&student_layer),
+                &shape(teacher_layer),
+                TRAIN_ROWS,
+            );
+            let opt = Optimizer::new(&preset.student, head.vs());
+            (head, opt)
+        });
+        let mut head = head;
+        let idx = Tensor::randint(TRAIN_ROWS, [BATCH], (Kind::Int64, Device::Cpu));
         group.bench_function(BenchmarkId::from_parameter(method.as_str()), |b| {
             b.iter(|| {
                 let (logits, layer_outputs) = match (&layers, &teacher_layer) {
                     (Some((_, s)), Some(t)) => {
                         let (logits, features) = student.net.forward_features(&x, true);
-                        let outputs = LayerOutputs {
-                            student: named(features, s),
-                            teacher: t.shallow_clone(),
+                        let (student, teacher) = match &head {
+                            Some((head, _)) => head.map(&named(features, s), t, &idx),
+                            None => (named(features, s), t.shallow_clone()),
                         };
-                        (logits, Some(outputs))
+                        (logits, Some(LayerOutputs { student, teacher }))
                     }
                     _ => (student.net.forward_t(&x, true), None),
                 };
@@ -117,8 +143,14 @@ fn method_step(c: &mut Criterion) {
                 };
                 let loss = distiller.step_loss(&batch).objective();
                 opt.zero_grad();
+                if let Some((_, head_opt)) = head.as_mut() {
+                    head_opt.zero_grad();
+                }
                 loss.backward();
                 opt.step();
+                if let Some((_, head_opt)) = head.as_mut() {
+                    head_opt.step();
+                }
             })
         });
     }

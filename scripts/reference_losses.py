@@ -6,7 +6,7 @@ and prints JSON: {"soft_kl": x, "hard": x, "tckd": x, "nckd": x, "inter": x, "in
 and the same on standardised logits ("soft_kl_std", ...). Given "features": {"student": [...],
 "student_shape": [...], "teacher": [...], "teacher_shape": [...]} (flat values), it prints the
 losses on features instead: "at" (null unless both are maps), "sp", "rkd_distance", "rkd_angle",
-"pkt". tests/loss_reference.rs feeds it random values and checks kd-tui agrees to 1e-5. The
+"pkt"; {"contrast": {"scores", "shape", "n_data"}} gives CRD's NCE loss, "crd_nce". tests/loss_reference.rs feeds it random values and checks kd-tui agrees to 1e-5. The
 formulas follow the authors' code: mdistiller (DKD, AT, SP, RKD), the DIST repository (DIST),
 Hinton et al. (KD), Passalis & Tefas's and RepDistiller's (PKT), Sun et al.'s (logit
 standardisation).
@@ -112,6 +112,18 @@ def pkt(fs, ft, eps=1e-7):
     return torch.mean(pt * torch.log((pt + eps) / (ps + eps)))
 
 
+def contrast_loss(x, n_data, eps=1e-7):
+    # CRD's ContrastLoss (Tian et al.'s code, as in mdistiller): NCE of the scores x
+    # ([b, 1 + k], the positive first) against uniform noise over n_data examples.
+    bsz, m = x.shape[0], x.size(1) - 1
+    pn = 1 / float(n_data)
+    p_pos = x.select(1, 0)
+    log_d1 = torch.div(p_pos, p_pos.add(m * pn + eps)).log_()
+    p_neg = x.narrow(1, 1, m)
+    log_d0 = torch.div(p_neg.clone().fill_(m * pn), p_neg.add(m * pn + eps)).log_()
+    return -(log_d1.sum(0) + log_d0.view(-1, 1).sum(0)) / bsz
+
+
 def features(data):
     shaped = lambda side: torch.tensor(data[side], dtype=torch.float64).view(
         data[side + "_shape"]
@@ -129,6 +141,11 @@ def main():
     data = json.load(sys.stdin)
     if "features" in data:
         json.dump(features(data["features"]), sys.stdout)
+        return
+    if "contrast" in data:
+        c = data["contrast"]
+        x = torch.tensor(c["scores"], dtype=torch.float64).view(c["shape"])
+        json.dump({"crd_nce": float(contrast_loss(x, c["n_data"]))}, sys.stdout)
         return
     s = torch.tensor(data["student"], dtype=torch.float64)
     t = torch.tensor(data["teacher"], dtype=torch.float64)

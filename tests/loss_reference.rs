@@ -173,3 +173,28 @@ fn feature_losses_agree_with_the_pytorch_reference() {
         }
     }
 }
+
+#[test]
+fn crd_nce_agrees_with_the_authors_contrast_loss() {
+    let Some(python) = common::python_with_torch() else {
+        return;
+    };
+    for (seed, (batch, negatives, rows)) in [(8, 16, 100), (5, 200, 300), (32, 1000, 1000)]
+        .into_iter()
+        .enumerate()
+    {
+        tch::manual_seed(200 + seed as i64);
+        // Scores as the memory gives them: exp(<v, m> / 0.07) / Z, about 1 / rows each.
+        let dots = Tensor::rand([batch, 1 + negatives], (Kind::Float, Device::Cpu)) * 2.0 - 1.0;
+        let h = (dots / 0.07).exp();
+        let h = &h / (h.mean(Kind::Float) * rows as f64);
+        let scores = Vec::<f64>::try_from(h.reshape([-1]).to_kind(Kind::Double)).unwrap();
+        let input = serde_json::json!({"contrast": {
+            "scores": scores, "shape": [batch, 1 + negatives], "n_data": rows,
+        }});
+        let want = reference(python, &input);
+        let odds = &h / (negatives as f64 / rows as f64);
+        let case = format!("batch {batch}, {negatives} negatives of {rows}");
+        agree("crd_nce", &distill::nce_loss(&odds), &want, &case);
+    }
+}

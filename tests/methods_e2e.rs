@@ -122,7 +122,7 @@ fn every_method_trains_and_reports_its_loss_parts() {
                 assert!(run
                     .outcome
                     .stdout
-                    .contains("hint regressor: 8448 parameters"));
+                    .contains("(hint's regressor, crd's embeddings): 8448 parameters"));
                 // The guided layer's pass over the training set is told, after the logits'.
                 let stderr = &run.outcome.stderr;
                 let logits = stderr.find("the teacher's outputs: computed");
@@ -168,6 +168,13 @@ fn the_methods_on_features_train_and_report_their_parts() {
             &["angle", "ce", "distance"],
         ),
         ("pkt", &[], ("layers.1", "layers.0"), &["ce", "pkt"]),
+        // Across kinds too: embedding heads on a CNN teacher's map and an MLP's vector.
+        (
+            "crd",
+            &[CNN_TEACHER],
+            ("features.1", "layers.0"),
+            &["ce", "crd"],
+        ),
     ] {
         let set = format!("distill.method={method}");
         let layers = layers(teacher, student);
@@ -175,8 +182,18 @@ fn the_methods_on_features_train_and_report_their_parts() {
         let run = Run::digits(&[&FEW[..], &[set.as_str()], models, &layers].concat());
         let distilled = reports_its_parts(&run, method, parts);
         assert!(distilled.test_acc.is_finite(), "{method}");
-        // No regressor: only `hint` maps the student's layer.
-        assert_eq!(distilled.regressor_params, None, "{method}");
+        // No head but `crd`'s: two embeddings of 128 from the teacher's 16x2x2 map and the
+        // student's 32 units (its memory banks are state, not parameters).
+        let head = (method == "crd").then_some((64 * 128 + 128) + (32 * 128 + 128));
+        assert_eq!(distilled.regressor_params, head, "{method}");
+        if method == "crd" {
+            let weights = std::fs::read(run.file("distilled.safetensors")).unwrap();
+            let names = safetensors::SafeTensors::deserialize(&weights)
+                .unwrap()
+                .names()
+                .len();
+            assert_eq!(names, 4, "the student's two layers only, no heads or banks");
+        }
     }
 }
 

@@ -296,11 +296,21 @@ fn a_run_resumed_mid_epoch_ends_with_the_weights_of_an_uninterrupted_one() {
         "--set",
         "distill.student_layer=\"layers.0\"",
     ];
+    // `crd`, whose heads learn and whose memory banks change at every step.
+    let crd = [
+        "--set",
+        "distill.method=crd",
+        "--set",
+        "distill.teacher_layer=\"layers.1\"",
+        "--set",
+        "distill.student_layer=\"layers.0\"",
+    ];
     let tmp = tempfile::tempdir().unwrap();
     for (name, args, stop_in) in [
         ("soft", &[][..], "teacher"),
         ("soft", &[][..], "distilled"),
         ("hint", &hint[..], "distilled"),
+        ("crd", &crd[..], "distilled"),
         ("views", &views[..], "distilled"),
     ] {
         let overrides: Vec<&str> = args.iter().copied().filter(|a| *a != "--set").collect();
@@ -315,7 +325,9 @@ fn a_run_resumed_mid_epoch_ends_with_the_weights_of_an_uninterrupted_one() {
             serde_json::from_str(&std::fs::read_to_string(dir.join("checkpoint.json")).unwrap())
                 .unwrap();
         assert_eq!(ckpt["phase"], stop_in, "{ckpt}");
-        assert_eq!(ckpt["hint"].is_object(), name == "hint", "{ckpt}");
+        // The head's state (`hint`'s regressor, `crd`'s heads and banks) goes with it.
+        let headed = name == "hint" || name == "crd";
+        assert_eq!(ckpt["hint"].is_object(), headed, "{ckpt}");
         let resumed = run(["--batch".as_ref(), "--resume".as_ref(), dir.as_os_str()]);
         assert_eq!(resumed.code, Some(0), "{}", resumed.stderr);
         assert!(

@@ -9,7 +9,7 @@
 use super::features::{LayerNames, STUDENT_LAYER, TEACHER_LAYER};
 use super::soft::{Soft, ALPHA, TEMPERATURE};
 use super::DistillConfig;
-use super::{Batch, Distiller, MethodSpec, Param, Part, Range};
+use super::{Batch, Distiller, HeadSpec, MethodSpec, Param, Part, Range};
 use tch::{nn, nn::Module, Device, Reduction, Tensor};
 
 const BETA: Param = Param::number(
@@ -86,8 +86,8 @@ impl Distiller for Hint {
         (self.hint_epochs == 0 || self.hint_stage(epoch)).then_some(self.layers.pair())
     }
 
-    fn regressed(&self) -> bool {
-        true
+    fn head(&self) -> Option<HeadSpec> {
+        Some(HeadSpec::Regressor)
     }
 }
 

@@ -9,10 +9,12 @@
 //! variant and an arm in `spec` and `build`.
 
 mod at;
+mod crd;
 mod dist;
 mod dkd;
 mod features;
 mod hard;
+mod head;
 mod hint;
 mod params;
 mod pkt;
@@ -23,10 +25,12 @@ mod sp;
 mod standardize;
 
 pub use at::{at_loss, attention_map};
+pub use crd::{nce_loss, ContrastHead, ContrastSpec};
 pub use dist::{dist_parts, pearson_rows};
 pub use dkd::{dkd_parts, Dkd};
 pub use features::LayerOutputs;
 pub use hard::{hard_label_loss, Hard};
+pub use head::{Head, HeadSpec};
 pub use hint::{Hint, Regressor};
 pub use params::{Param, ParamKind, Range};
 pub use pkt::pkt_loss;
@@ -139,10 +143,10 @@ pub trait Distiller {
         None
     }
 
-    /// Whether the student layer's output goes through a trainable regressor (`hint`'s) before
-    /// the loss sees it.
-    fn regressed(&self) -> bool {
-        false
+    /// What the method trains beside the student on the two layers' outputs, which its loss
+    /// then sees through it (`hint`'s regressor, `crd`'s heads and banks).
+    fn head(&self) -> Option<HeadSpec> {
+        None
     }
 }
 

@@ -27,6 +27,10 @@ pub enum ParamKind {
     Switch {
         default: bool,
     },
+    /// A whole number `>= 1` (a width, a number of draws); set before the phase starts.
+    Count {
+        default: usize,
+    },
 }
 
 /// One hyperparameter of a method.
@@ -72,6 +76,23 @@ impl Param {
         }
     }
 
+    pub const fn count(name: &'static str, default: usize, doc: &'static str) -> Param {
+        Param {
+            name,
+            kind: ParamKind::Count { default },
+            live: false,
+            doc,
+        }
+    }
+
+    /// The same, not editable during a run (what it sets is built when the phase starts).
+    pub const fn fixed(self) -> Param {
+        Param {
+            live: false,
+            ..self
+        }
+    }
+
     pub const fn layer(name: &'static str, doc: &'static str) -> Param {
         Param {
             name,
@@ -88,6 +109,7 @@ impl Param {
             ParamKind::Epochs { default } => Some(toml::Value::Integer(default as i64)),
             ParamKind::Layer => None,
             ParamKind::Switch { default } => Some(toml::Value::Boolean(default)),
+            ParamKind::Count { default } => Some(toml::Value::Integer(default as i64)),
         }
     }
 
@@ -124,6 +146,10 @@ impl Param {
                 toml::Value::Boolean(_) => Ok(value.clone()),
                 other => Err(format!("expected true or false, found {other}")),
             },
+            ParamKind::Count { .. } => match value {
+                toml::Value::Integer(i) if *i >= 1 => Ok(value.clone()),
+                other => Err(format!("expected an integer >= 1, found {other}")),
+            },
         }
     }
 
@@ -141,6 +167,7 @@ impl Param {
             ParamKind::Epochs { default } => format!("epochs >= 0, default {default}"),
             ParamKind::Layer => "a layer name (kd-tui models PRESET lists them)".into(),
             ParamKind::Switch { default } => format!("true or false, default {default}"),
+            ParamKind::Count { default } => format!("an integer >= 1, default {default}"),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! (`DistillConfig`), each method's declaration (`spec`) and its loss (`build`). Adding a method
 //! is a file beside this one, a `Method` variant and an arm in `spec` and `build`.
 
-use super::{at, dist, dkd, hard, hint, pkt, rkd, soft, sp, Distiller, Param};
+use super::{at, crd, dist, dkd, hard, hint, pkt, rkd, soft, sp, Distiller, Param};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -27,10 +27,12 @@ pub enum Method {
     Rkd,
     /// Probabilistic knowledge transfer: the batch's cosine-similarity distributions.
     Pkt,
+    /// Contrastive representation distillation: embeddings against memory banks, NCE.
+    Crd,
 }
 
 impl Method {
-    pub const ALL: [Method; 9] = [
+    pub const ALL: [Method; 10] = [
         Method::Hard,
         Method::Soft,
         Method::Hint,
@@ -40,6 +42,7 @@ impl Method {
         Method::Sp,
         Method::Rkd,
         Method::Pkt,
+        Method::Crd,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -53,6 +56,7 @@ impl Method {
             Method::Sp => "sp",
             Method::Rkd => "rkd",
             Method::Pkt => "pkt",
+            Method::Crd => "crd",
         }
     }
 
@@ -158,6 +162,7 @@ pub fn spec(method: Method) -> &'static MethodSpec {
         Method::Sp => &sp::SPEC,
         Method::Rkd => &rkd::SPEC,
         Method::Pkt => &pkt::SPEC,
+        Method::Crd => &crd::SPEC,
     }
 }
 
@@ -173,5 +178,6 @@ pub fn build(cfg: &DistillConfig) -> Box<dyn Distiller> {
         Method::Sp => Box::new(sp::build(cfg)),
         Method::Rkd => Box::new(rkd::build(cfg)),
         Method::Pkt => Box::new(pkt::build(cfg)),
+        Method::Crd => Box::new(crd::build(cfg)),
     }
 }

@@ -73,8 +73,8 @@ fn relative_distances(e: &Tensor) -> Tensor {
 /// `<u_ji, u_jk>` for every `(j, i, k)`, flattened (0 where `e_i = e_j` or `e_k = e_j`, as
 /// the authors' `F.normalize` gives).
 ///
-/// From the Gram matrix `G` of the centred rows: `<e_i - e_j, e_k - e_j> = G_ik - G_ij - G_jk
-/// + G_jj`, over the exact distances `|e_i - e_j| |e_k - e_j|`. That costs `n^2 d + n^3`
+/// From the Gram matrix `G` of the centred rows, `<e_i - e_j, e_k - e_j> =
+/// G_ik - G_ij - G_jk + G_jj`, over the exact distances `|e_i - e_j| |e_k - e_j|`. That costs `n^2 d + n^3`
 /// against `n^3 d` for normalising the `n^2` differences and multiplying them, which made a
 /// step on a 392-wide layer 40 times soft distillation's (`benches/method_step.rs`). Centring
 /// keeps the Gram matrix's cancellation at the scale of the batch's spread.

@@ -58,7 +58,8 @@ pub struct PhaseResult {
     /// The last epoch's mean of each named part of the training loss (unweighted).
     #[serde(default)]
     pub loss_parts: BTreeMap<String, f64>,
-    /// `hint`: parameters of the regressor, trained with the student but not part of it.
+    /// `hint`, `crd`: parameters of the method's head (the regressor, the embedding heads),
+    /// trained with the student but not part of it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub regressor_params: Option<usize>,
     /// A student's: where its weights started (`student.init`, `student.baseline_init`).
@@ -338,7 +339,7 @@ impl RunSummary {
         let mut notes = latency_note(&self.results().collect::<Vec<_>>(), shown(7), shown(8));
         if let Some(params) = self.distilled.as_ref().and_then(|d| d.regressor_params) {
             notes.push_str(&format!(
-                "\nhint regressor: {params} parameters (trained with the student, not counted in or saved with it)"
+                "\nthe method's head (hint's regressor, crd's embeddings): {params} parameters, trained with the student, not counted in or saved with it"
             ));
         }
         if let Some(source) = self.distilled.as_ref().and_then(|d| d.teacher_outputs) {

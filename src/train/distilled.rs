@@ -11,7 +11,7 @@ use super::phase_run::PhaseRun;
 use super::targets::{feature, HintKit, Plan, TeacherTargets};
 use super::{PhaseEnd, Trainer};
 use crate::config::NetConfig;
-use crate::distill::Regressor;
+use crate::distill::{Head, HeadSpec};
 use crate::model::Model;
 use crate::protocol::summary::HintState;
 use crate::protocol::Event;
@@ -34,9 +34,9 @@ impl Trainer {
     ) -> Result<Trained, PhaseEnd> {
         // Epoch 1 is in every method's feature stage (joint or first), if it has one.
         let layers = (run.method.feature_layers(1)).map(|(t, s)| (t.to_string(), s.to_string()));
-        run.hint = match &layers {
-            Some((teacher_layer, student_layer)) if run.method.regressed() => {
-                Some(self.hint_kit(cfg, teacher, model, teacher_layer, student_layer)?)
+        run.hint = match (&layers, run.method.head()) {
+            (Some((teacher_layer, student_layer)), Some(spec)) => {
+                Some(self.hint_kit(spec, cfg, teacher, model, teacher_layer, student_layer)?)
             }
             _ => None,
         };
@@ -120,9 +120,11 @@ impl Trainer {
         Ok(trained)
     }
 
-    /// `hint`'s regressor, shaped from one example's outputs of the two layers.
+    /// The method's head (`hint`'s regressor, `crd`'s heads and banks), shaped from one
+    /// example's outputs of the two layers.
     fn hint_kit(
         &self,
+        spec: HeadSpec,
         cfg: &NetConfig,
         teacher: &Model,
         student: &Model,
@@ -134,12 +136,14 @@ impl Trainer {
             let f = tch::no_grad(|| feature(m.net.forward_features(&one, false).1, layer));
             f.size()[1..].to_vec()
         };
-        let regressor = Regressor::new(
+        let regressor = Head::new(
+            spec,
             self.device,
             &shape(student, student_layer),
             &shape(teacher, teacher_layer),
+            self.data.train.len() as i64,
         );
-        let opt = Optimizer::new(cfg, &regressor.vs);
+        let opt = Optimizer::new(cfg, regressor.vs());
         Ok(HintKit { regressor, opt })
     }
 

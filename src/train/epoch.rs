@@ -275,7 +275,7 @@ impl Trainer {
                     guided.expect("asked for the teacher's layer"),
                 );
                 if let Some(kit) = run.hint.as_ref() {
-                    (s, t) = (kit.regressor.apply(&s), kit.regressor.target(&t));
+                    (s, t) = kit.regressor.map(&s, &t, idx);
                 }
                 let outputs = distill::LayerOutputs {
                     student: s,

@@ -22,7 +22,7 @@ pub(super) fn restore_hint(
         source,
     };
     kit.regressor
-        .vs
+        .vs_mut()
         .load(run.path(&state.weights))
         .map_err(unreadable)?;
     let saved = Tensor::read_safetensors(run.path(&state.optimizer)).map_err(unreadable)?;
@@ -299,7 +299,7 @@ impl Trainer {
         let hint = match &run.hint {
             Some(kit) => {
                 let saved =
-                    self.save_trainable(&kit.regressor.vs, &kit.opt, &format!("{stem}.hint"));
+                    self.save_trainable(kit.regressor.vs(), &kit.opt, &format!("{stem}.hint"));
                 let (weights, optimizer, optimizer_steps) = saved?;
                 Some(HintState {
                     weights,

@@ -11,7 +11,7 @@ use crate::collective::World;
 use crate::config::Augment;
 use crate::data::augment::{self, View};
 use crate::data::FeatureRows;
-use crate::distill::Regressor;
+use crate::distill::Head;
 use crate::model::{Features, Model};
 use crate::protocol::summary::TeacherOutputs;
 use crate::protocol::InputShape;
@@ -94,9 +94,9 @@ enum Source {
     PerBatch,
 }
 
-/// `hint`'s trainable regressor and its optimizer.
+/// The method's trainable head (`hint`'s regressor, `crd`'s heads and banks) and its optimizer.
 pub struct HintKit {
-    pub regressor: Regressor,
+    pub regressor: Head,
     pub opt: super::optim::Optimizer,
 }
 
