@@ -2,7 +2,7 @@
 //! side's chosen layer output, flattened, goes through a linear embedding head and is
 //! L2-normalised (`v_s`, `v_t`, `dim` wide). A memory bank per side holds an embedding of every
 //! training example. For example `i` of a batch, its own row of the other side's bank and
-//! `negatives` rows drawn uniformly from it are scored `h = exp(<v, m> / T) / Z` (`Z` fixed on
+//! `negatives` rows drawn uniformly from it (one draw for the whole batch) are scored `h = exp(<v, m> / T) / Z` (`Z` fixed on
 //! the first batch to make `h` about a probability: the mean score times the bank's rows), and
 //! NCE tells the positive from the noise. With `c = negatives / rows`, as the authors' code,
 //!
@@ -168,21 +168,21 @@ impl ContrastHead {
         let (v_s, v_t) = (embed(&self.student, student), embed(&self.teacher, teacher));
         let rows = self.student_bank.size()[0];
         let k = self.spec.negatives.min(rows);
-        // The positive first, then `k` rows drawn uniformly (the seeded stream of the batch).
-        let drawn = Tensor::randint(rows, [idx.size()[0], k], (Kind::Int64, idx.device()));
-        let contrast = Tensor::cat(&[idx.unsqueeze(1), drawn], 1);
+        // `k` rows drawn uniformly (the batch's seeded stream), the negatives of every example
+        // of the batch: each example's are uniform draws as in the paper, and one `b x k`
+        // product replaces gathering `b x k x dim` rows (a gigabyte at the paper's 16384).
+        let drawn = Tensor::randint(rows, [k], (Kind::Int64, idx.device()));
         let noise = k as f64 / rows as f64;
         let side = |v: &Tensor, bank: &Tensor, which: i64| {
-            // Every row's score, then the drawn ones: `b x rows` beats `b x (1 + k) x dim`.
-            // Against a copy: the bank changes below, and backward needs it as it was.
-            let scores = (v.matmul(&bank.copy().tr()) / self.spec.temperature).exp();
-            let h = scores.gather(1, &contrast, false);
+            // Copies of the rows (`index_select`): the bank changes below, and backward needs
+            // them as they were.
+            let positive = (v * bank.index_select(0, idx)).sum_dim_intlist(1, true, Kind::Float);
+            let negative = v.matmul(&bank.index_select(0, &drawn).tr());
+            let h = (Tensor::cat(&[positive, negative], 1) / self.spec.temperature).exp();
             let z = tch::no_grad(|| {
                 if self.z.double_value(&[which]) < 0.0 {
-                    let _ = self
-                        .z
-                        .get(which)
-                        .fill_(h.mean(Kind::Float).double_value(&[]) * rows as f64);
+                    let mean = h.mean(Kind::Float).double_value(&[]);
+                    let _ = self.z.get(which).fill_(mean * rows as f64);
                 }
                 self.z.double_value(&[which])
             });
