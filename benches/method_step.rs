@@ -6,13 +6,14 @@
 //! Results land in `target/criterion/method_step/<method>/`. The ratios to `soft` are what the
 //! issue asks for: `cargo bench --bench method_step` then read each `estimates.json`'s median.
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode};
+mod common;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use kd_tui::config::{self, Override, Preset};
 use kd_tui::distill::{self, Batch, Head, LayerOutputs, Method};
 use kd_tui::model::Model;
 use kd_tui::protocol::InputShape;
 use kd_tui::train::optim::Optimizer;
-use std::time::Duration;
 use tch::{Device, Kind, Tensor};
 
 /// MNIST-sized images in batches of 128, a CNN teacher 10x the student's width.
@@ -49,32 +50,16 @@ fn preset(method: Method) -> Preset {
 
 fn method_step(c: &mut Criterion) {
     tch::manual_seed(0);
-    // `KD_TUI_BENCH_THREADS=N`: intra-op threads (default: libtorch's, one per core).
-    if let Some(n) = std::env::var("KD_TUI_BENCH_THREADS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-    {
-        tch::set_num_threads(n);
-    }
+    common::threads_from_env();
     let input = InputShape::image(1, 28, 28);
     let x = Tensor::randn([BATCH, 1, 28, 28], (Kind::Float, Device::Cpu));
     let y = Tensor::randint(CLASSES as i64, [BATCH], (Kind::Int64, Device::Cpu));
-    let mut group = c.benchmark_group("method_step");
-    group
-        .sampling_mode(SamplingMode::Flat)
-        .sample_size(20)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
-    let methods = [
-        Method::Soft,
-        Method::Dkd,
-        Method::Dist,
-        Method::At,
-        Method::Sp,
-        Method::Rkd,
-        Method::Pkt,
-        Method::Crd,
-    ];
+    let mut group = common::group(c, "method_step");
+    // Every method that learns from the teacher's outputs or layers, `hint` (a regressor over
+    // the same layers) and `hard` (argmax labels) aside.
+    let methods = Method::ALL
+        .into_iter()
+        .filter(|m| !matches!(m, Method::Hard | Method::Hint));
     for method in methods {
         let preset = preset(method);
         let teacher = Model::new(&preset.teacher.model, &input, CLASSES, Device::Cpu)

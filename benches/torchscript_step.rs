@@ -7,12 +7,13 @@
 //! module's step in PyTorch eager by turns, and prints the ratios. Results land in
 //! `target/criterion/torchscript_step/`.
 
-use criterion::{criterion_group, criterion_main, Criterion, SamplingMode};
+mod common;
+
+use criterion::{criterion_group, criterion_main, Criterion};
 use kd_tui::distill;
 use kd_tui::model::{Net, Torchscript};
 use kd_tui::protocol::InputShape;
 use kd_tui::train::optim::Optimizer;
-use std::time::Duration;
 use tch::{nn, Device, Kind, Tensor};
 
 /// As scripts/bench_torchscript_step.py: an MNIST batch, soft distillation as in the presets.
@@ -24,12 +25,7 @@ const ALPHA: f64 = 0.9;
 fn torchscript_step(c: &mut Criterion) {
     let path = std::env::var_os("KD_TUI_BENCH_MODULE")
         .expect("KD_TUI_BENCH_MODULE=student.pt: run scripts/bench_torchscript_step.py");
-    if let Some(n) = std::env::var("KD_TUI_BENCH_THREADS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-    {
-        tch::set_num_threads(n);
-    }
+    common::threads_from_env();
     tch::manual_seed(0);
     let vs = nn::VarStore::new(Device::Cpu);
     let student = Torchscript::load(&vs, path.as_ref(), &InputShape::image(1, 28, 28))
@@ -41,12 +37,7 @@ fn torchscript_step(c: &mut Criterion) {
         .expect("the digits preset")
         .student;
     let mut opt = Optimizer::new(&cfg, &vs);
-    let mut group = c.benchmark_group("torchscript_step");
-    group
-        .sampling_mode(SamplingMode::Flat)
-        .sample_size(20)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+    let mut group = common::group(c, "torchscript_step");
     group.bench_function("student_soft_kd_fused_adam", |b| {
         b.iter(|| {
             let logits = student.forward_t(&x, true);

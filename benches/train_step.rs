@@ -5,12 +5,13 @@
 //! Results land in `target/criterion/train_step/<step>/<workload>/`; scripts/compare-pytorch.sh
 //! times the same steps in plain PyTorch and compares. Keep the two in step when changing one.
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode};
+mod common;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use kd_tui::config::{Activation, MlpConfig};
 use kd_tui::distill;
 use kd_tui::model::{Mlp, Net};
 use kd_tui::train::optim::Optimizer;
-use std::time::Duration;
 use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
 
 /// Model and batch shapes of one benchmarked setting.
@@ -67,23 +68,12 @@ fn mlp(vs: &nn::VarStore, hidden: &[usize], dropout: f64, w: &Workload) -> Mlp {
 
 fn train_step(c: &mut Criterion) {
     tch::manual_seed(0);
-    // `KD_TUI_BENCH_THREADS=N`: intra-op threads (default: libtorch's, one per core).
-    if let Some(n) = std::env::var("KD_TUI_BENCH_THREADS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-    {
-        tch::set_num_threads(n);
-    }
+    common::threads_from_env();
     eprintln!(
         "train_step: cpu, {} intra-op threads",
         tch::get_num_threads()
     );
-    let mut group = c.benchmark_group("train_step");
-    group
-        .sampling_mode(SamplingMode::Flat)
-        .sample_size(20)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+    let mut group = common::group(c, "train_step");
     for w in &WORKLOADS {
         let x = Tensor::randn([w.batch, w.inputs as i64], (Kind::Float, Device::Cpu));
         let y = Tensor::randint(w.classes as i64, [w.batch], (Kind::Int64, Device::Cpu));

@@ -201,14 +201,6 @@ impl ContrastHead {
         });
         odds
     }
-
-    pub fn params(&self) -> usize {
-        self.vs
-            .trainable_variables()
-            .iter()
-            .map(Tensor::numel)
-            .sum()
-    }
 }
 
 /// Rows scaled to unit length.

@@ -24,7 +24,7 @@ fn the_banks_move_towards_the_batch_and_z_is_set_once() {
     tch::manual_seed(1);
     let head = ContrastHead::new(Device::Cpu, spec(3), &[5], &[2, 2, 2], 6);
     assert_eq!(
-        head.params(),
+        crate::distill::head::trainable_params(&head.vs),
         (5 * 4 + 4) + (8 * 4 + 4),
         "the heads only, not the banks"
     );

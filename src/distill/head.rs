@@ -52,10 +52,7 @@ impl Head {
 
     /// Its trainable parameters.
     pub fn params(&self) -> usize {
-        match self {
-            Head::Regressor(r) => r.params(),
-            Head::Contrast(c) => c.params(),
-        }
+        trainable_params(self.vs())
     }
 
     /// The two layers' outputs on the batch's training examples `idx`, as the method's loss
@@ -66,4 +63,9 @@ impl Head {
             Head::Contrast(c) => c.odds(student, teacher, idx),
         }
     }
+}
+
+/// The number of trainable values in `vs`.
+pub fn trainable_params(vs: &nn::VarStore) -> usize {
+    vs.trainable_variables().iter().map(Tensor::numel).sum()
 }

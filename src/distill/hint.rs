@@ -151,19 +151,12 @@ impl Regressor {
             Map::Conv { .. } => teacher.shallow_clone(),
         }
     }
-
-    pub fn params(&self) -> usize {
-        self.vs
-            .trainable_variables()
-            .iter()
-            .map(Tensor::numel)
-            .sum()
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::distill::head::trainable_params;
     use crate::distill::test_util::close;
     use crate::distill::LayerOutputs;
     use tch::Kind;
@@ -188,7 +181,7 @@ mod tests {
     fn regressor_shapes_and_sizes() {
         // An MLP student's vector onto a CNN teacher's map: linear on the flattened map.
         let r = Regressor::new(Device::Cpu, &[32], &[8, 3, 3]);
-        assert_eq!(r.params(), 32 * 72 + 72);
+        assert_eq!(trainable_params(&r.vs), 32 * 72 + 72);
         let out = r.apply(&Tensor::zeros([5, 32], (Kind::Float, Device::Cpu)));
         assert_eq!(out.size(), [5, 72]);
         assert_eq!(
@@ -198,7 +191,7 @@ mod tests {
         );
         // Map onto map: a 1x1 conv, pooled to the teacher's size.
         let r = Regressor::new(Device::Cpu, &[4, 8, 8], &[16, 4, 4]);
-        assert_eq!(r.params(), 4 * 16 + 16);
+        assert_eq!(trainable_params(&r.vs), 4 * 16 + 16);
         let out = r.apply(&Tensor::zeros([2, 4, 8, 8], (Kind::Float, Device::Cpu)));
         assert_eq!(out.size(), [2, 16, 4, 4]);
     }
