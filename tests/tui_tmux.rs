@@ -245,17 +245,26 @@ fn resize_redraws_at_the_new_size() {
     assert_eq!(s.wait_exit(), 0);
 }
 
+/// The digits MLPs' layers that the methods on features learn from and at.
+const MLP_LAYERS: &str =
+    r#"--set 'distill.teacher_layer="layers.1"' --set 'distill.student_layer="layers.0"'"#;
+
 #[test]
 fn every_method_runs_in_the_tui_and_p_shows_its_loss_parts() {
     for (method, extra, part) in [
         ("hard", "", "hard"),
         ("dkd", "", "tckd"),
         ("dist", "", "intra"),
+        ("hint", MLP_LAYERS, "hint"),
         (
-            "hint",
-            r#"--set 'distill.teacher_layer="layers.1"' --set 'distill.student_layer="layers.0"'"#,
-            "hint",
+            "at",
+            r#"--set 'teacher.model={ kind = "cnn", channels = [8, 16], kernel = 3 }' --set 'student.model={ kind = "cnn", channels = [4, 8], kernel = 3 }' --set 'distill.teacher_layer="features.1"' --set 'distill.student_layer="features.1"'"#,
+            "at",
         ),
+        ("sp", MLP_LAYERS, "sp"),
+        ("rkd", MLP_LAYERS, "angle"),
+        ("pkt", MLP_LAYERS, "pkt"),
+        ("crd", MLP_LAYERS, "crd"),
     ] {
         let args = format!(
             "--set teacher.epochs=2 --set student.epochs=2 --set distill.method={method} {extra}"
