@@ -11,7 +11,7 @@ mod common;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use kd_tui::config::{self, Override, Preset};
 use kd_tui::distill::{self, Batch, Head, LayerOutputs, Method};
-use kd_tui::model::Model;
+use kd_tui::model::{feature, Model};
 use kd_tui::protocol::InputShape;
 use kd_tui::train::optim::Optimizer;
 use tch::{Device, Kind, Tensor};
@@ -35,7 +35,7 @@ const LAYERS: [&str; 2] = [
 /// The digits preset with the CNN pair and `method` at its paper's defaults.
 fn preset(method: Method) -> Preset {
     let name = format!("distill.method=\"{}\"", method.as_str());
-    let on_features = distill::spec(method).param("teacher_layer").is_some();
+    let on_features = method.on_features();
     let mut set: Vec<&str> = MODELS.to_vec();
     set.push(&name);
     if on_features {
@@ -70,16 +70,9 @@ fn method_step(c: &mut Criterion) {
         let layers = distiller
             .feature_layers(1)
             .map(|(t, s)| (t.to_string(), s.to_string()));
-        let named = |features: Vec<(String, Tensor)>, name: &str| {
-            features
-                .into_iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, t)| t)
-                .expect("a layer of the model")
-        };
         let (teacher_logits, teacher_layer) = tch::no_grad(|| {
             let (logits, features) = teacher.net.forward_features(&x, false);
-            let layer = layers.as_ref().map(|(t, _)| named(features, t));
+            let layer = layers.as_ref().map(|(t, _)| feature(features, t));
             (logits, layer)
         });
         let mut opt = Optimizer::new(&preset.student, &student.vs);
@@ -91,7 +84,7 @@ fn method_step(c: &mut Criterion) {
                     .as_ref()
                     .expect("a method with a head names layers")
                     .1;
-                named(student.net.forward_features(&x, false).1, name)
+                feature(student.net.forward_features(&x, false).1, name)
             });
             let teacher_layer = teacher_layer.as_ref().expect("the teacher's layer");
             let head = Head::new(
@@ -112,8 +105,8 @@ fn method_step(c: &mut Criterion) {
                     (Some((_, s)), Some(t)) => {
                         let (logits, features) = student.net.forward_features(&x, true);
                         let (student, teacher) = match &head {
-                            Some((head, _)) => head.map(&named(features, s), t, &idx),
-                            None => (named(features, s), t.shallow_clone()),
+                            Some((head, _)) => head.map(&feature(features, s), t, &idx),
+                            None => (feature(features, s), t.shallow_clone()),
                         };
                         (logits, Some(LayerOutputs { student, teacher }))
                     }

@@ -111,10 +111,7 @@ pub fn check_feature_layers(
     classes: usize,
 ) -> Result<(), String> {
     let method = preset.distill.method;
-    if crate::distill::spec(method)
-        .param("teacher_layer")
-        .is_none()
-    {
+    if !method.on_features() {
         return Ok(());
     }
     for (role, net) in [("teacher", &preset.teacher), ("student", &preset.student)] {

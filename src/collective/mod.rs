@@ -229,13 +229,15 @@ impl World {
     /// `f` over `n` rows in chunks of at most `chunk` rows (`f(start, len)`), each rank taking
     /// its `shard` of the rows (`f` of an empty range when it has none), and every rank getting
     /// the whole result: each row is computed once in all. Without a group, simply `f` over all
-    /// the rows in chunks.
+    /// the rows in chunks. After each chunk, `done(rows, n)` tells this rank's share of its
+    /// shard scaled to the whole (every rank moves at about the same pace).
     pub fn map_rows(
         world: Option<&World>,
         n: usize,
         chunk: i64,
         what: &str,
         mut f: impl FnMut(i64, i64) -> Tensor,
+        done: &mut dyn FnMut(usize, usize),
     ) -> Tensor {
         let rows = world.map_or(0..n, |w| w.shard(n));
         let (start, len) = (rows.start as i64, rows.len() as i64);
@@ -252,6 +254,8 @@ impl World {
                 Tensor::empty(&shape, (part.kind(), part.device()))
             });
             all.narrow(0, at, part.size()[0]).copy_(&part);
+            let finished = (at + part.size()[0]) as usize;
+            done(finished * n / rows.len().max(1), n);
         }
         let mine = mine.unwrap_or_else(|| f(start, 0));
         match world {

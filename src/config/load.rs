@@ -307,7 +307,7 @@ impl Preset {
         if edited.distill.method != self.distill.method {
             let on_features = [edited.distill.method, self.distill.method]
                 .into_iter()
-                .find(|&m| crate::distill::spec(m).param("teacher_layer").is_some());
+                .find(|m| m.on_features());
             if let Some(m) = on_features {
                 return Err(format!(
                     "`{}` cannot be switched to or from during a run: the layers it learns \

@@ -244,10 +244,7 @@ mod tests {
         let mut presets = Vec::new();
         for method in Method::ALL {
             // A method on features names its layers from the start; one on logits is switched to.
-            if crate::distill::spec(method)
-                .param("teacher_layer")
-                .is_none()
-            {
+            if !method.on_features() {
                 presets.push(soft.with_edit("distill.method", method.as_str()).unwrap());
                 continue;
             }

@@ -16,7 +16,7 @@
 //! The heads train with the student (kd-tui's optimizer), the banks are state: both are saved in
 //! checkpoints and neither is exported with the student, like `hint`'s regressor.
 
-use super::features::{flat, with_ce, LayerNames, CE_WEIGHT};
+use super::features::{flat, unit_rows, with_ce, LayerNames, CE_WEIGHT};
 use super::features::{STUDENT_LAYER, TEACHER_LAYER};
 use super::{Batch, DistillConfig, Distiller, HeadSpec, MethodSpec, Param, Part, Range};
 use tch::nn::{self, Module};
@@ -164,7 +164,7 @@ impl ContrastHead {
     /// The two sides' odds (`nce_loss`'s input) for the batch's examples `idx` (rows of the
     /// training set), then the banks' update with this batch's embeddings.
     pub fn odds(&self, student: &Tensor, teacher: &Tensor, idx: &Tensor) -> (Tensor, Tensor) {
-        let embed = |head: &nn::Linear, x: &Tensor| unit(&head.forward(&flat(x)));
+        let embed = |head: &nn::Linear, x: &Tensor| unit_rows(&head.forward(&flat(x)));
         let (v_s, v_t) = (embed(&self.student, student), embed(&self.teacher, teacher));
         let rows = self.student_bank.size()[0];
         let k = self.spec.negatives.min(rows);
@@ -173,10 +173,12 @@ impl ContrastHead {
         // product replaces gathering `b x k x dim` rows (a gigabyte at the paper's 16384).
         let drawn = Tensor::randint(rows, [k], (Kind::Int64, idx.device()));
         let noise = k as f64 / rows as f64;
-        let side = |v: &Tensor, bank: &Tensor, which: i64| {
-            // Copies of the rows (`index_select`): the bank changes below, and backward needs
-            // them as they were.
-            let positive = (v * bank.index_select(0, idx)).sum_dim_intlist(1, true, Kind::Float);
+        // The batch's own rows of each bank: the other side's positives, and this side's rows
+        // to move. Copies (`index_select`): the banks change below, and backward needs the
+        // rows as they were.
+        let own = [&self.student_bank, &self.teacher_bank].map(|bank| bank.index_select(0, idx));
+        let side = |v: &Tensor, bank: &Tensor, positives: &Tensor, which: i64| {
+            let positive = (v * positives).sum_dim_intlist(1, true, Kind::Float);
             let negative = v.matmul(&bank.index_select(0, &drawn).tr());
             let h = (Tensor::cat(&[positive, negative], 1) / self.spec.temperature).exp();
             let z = tch::no_grad(|| {
@@ -189,23 +191,19 @@ impl ContrastHead {
             h / (z * noise)
         };
         let odds = (
-            side(&v_s, &self.teacher_bank, 0),
-            side(&v_t, &self.student_bank, 1),
+            side(&v_s, &self.teacher_bank, &own[1], 0),
+            side(&v_t, &self.student_bank, &own[0], 1),
         );
         tch::no_grad(|| {
             let momentum = self.spec.momentum;
-            for (bank, v) in [(&self.student_bank, &v_s), (&self.teacher_bank, &v_t)] {
-                let moved = bank.index_select(0, idx) * momentum + v * (1.0 - momentum);
-                let _ = bank.shallow_clone().index_copy_(0, idx, &unit(&moved));
+            let banks = [(&self.student_bank, &v_s), (&self.teacher_bank, &v_t)];
+            for ((bank, v), rows) in banks.into_iter().zip(own) {
+                let moved = rows * momentum + v * (1.0 - momentum);
+                let _ = bank.shallow_clone().index_copy_(0, idx, &unit_rows(&moved));
             }
         });
         odds
     }
-}
-
-/// Rows scaled to unit length.
-fn unit(x: &Tensor) -> Tensor {
-    x / x.norm_scalaropt_dim(2.0, [1], true).clamp_min(1e-12)
 }
 
 impl Distiller for Crd {

@@ -37,8 +37,8 @@ fn the_banks_move_towards_the_batch_and_z_is_set_once() {
     assert_eq!(odds_s.size(), [2, 4], "the positive and 3 negatives");
     assert_eq!(odds_t.size(), [2, 4]);
     // Row 4 of the student's bank: normalize(0.5 * old + 0.5 * v_s[0]).
-    let v = unit(&head.student.forward(&s));
-    let moved = unit(&(before.get(4) * 0.5 + v.get(0) * 0.5).unsqueeze(0)).squeeze();
+    let v = unit_rows(&head.student.forward(&s));
+    let moved = unit_rows(&(before.get(4) * 0.5 + v.get(0) * 0.5).unsqueeze(0)).squeeze();
     let gap = (head.student_bank.get(4) - moved).abs().max();
     close(&gap, 0.0);
     close(&(head.student_bank.get(0) - untouched).abs().max(), 0.0);

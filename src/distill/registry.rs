@@ -60,6 +60,11 @@ impl Method {
         }
     }
 
+    /// Whether the method learns from named layers (`teacher_layer`, `student_layer`).
+    pub fn on_features(self) -> bool {
+        spec(self).param("teacher_layer").is_some()
+    }
+
     /// Whether the method's layers must both output feature maps (`[c, h, w]` per example).
     pub fn needs_feature_maps(self) -> bool {
         self == Method::At

@@ -52,6 +52,15 @@ pub trait Net: Send + fmt::Debug {
 /// Named intermediate outputs of a forward pass.
 pub type Features = Vec<(String, Tensor)>;
 
+/// The named output of a forward pass (a name checked before training).
+pub fn feature(features: Features, name: &str) -> Tensor {
+    features
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, t)| t)
+        .unwrap_or_else(|| panic!("layer `{name}` was checked before training"))
+}
+
 /// Why a model cannot take the data.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("a {model} model cannot take {input} inputs: {reason}")]

@@ -4,12 +4,12 @@
 use super::control::Interrupt;
 use super::optim::Optimizer;
 use super::phase_run::PhaseRun;
-use super::targets::{feature, TeacherTargets};
+use super::targets::TeacherTargets;
 use super::window::{EpochLoss, EpochSums, Window};
 use super::{RunError, Trainer};
 use crate::data::augment;
 use crate::distill::{self, StepLoss};
-use crate::model::Model;
+use crate::model::{feature, Model};
 use crate::protocol::{Event, Phase};
 use crate::random;
 

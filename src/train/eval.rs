@@ -54,13 +54,14 @@ pub fn logits_of_rows(
     rows: &mut dyn FnMut(i64, i64) -> Tensor,
     done: &mut dyn FnMut(usize, usize),
 ) -> Tensor {
-    let shard = world.map_or(0..n, |w| w.shard(n));
-    World::map_rows(world, n, EVAL_CHUNK, "logits", |start, len| {
-        let logits = model.logits(&rows(start, len));
-        let mine = start as usize + len as usize - shard.start;
-        done(mine * n / shard.len().max(1), n);
-        logits
-    })
+    World::map_rows(
+        world,
+        n,
+        EVAL_CHUNK,
+        "logits",
+        |start, len| model.logits(&rows(start, len)),
+        done,
+    )
 }
 
 pub fn evaluate(

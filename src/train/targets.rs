@@ -12,7 +12,7 @@ use crate::config::Augment;
 use crate::data::augment::{self, View};
 use crate::data::FeatureRows;
 use crate::distill::Head;
-use crate::model::{Features, Model};
+use crate::model::{feature, Model};
 use crate::protocol::summary::TeacherOutputs;
 use crate::protocol::InputShape;
 use tch::Tensor;
@@ -107,15 +107,6 @@ pub struct TeacherTargets<'a> {
     pub outputs: TeacherOutputs,
     /// Why a cached file was found and not used (recomputed instead), for the log.
     pub cache_rejected: Option<String>,
-}
-
-/// The named output of a forward pass.
-pub fn feature(features: Features, name: &str) -> Tensor {
-    features
-        .into_iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, t)| t)
-        .unwrap_or_else(|| panic!("layer `{name}` was checked before training"))
 }
 
 /// Told `(done, total, source, layer)` as a pass over the training set goes: the logits'
@@ -321,22 +312,15 @@ fn guided_outputs(
     if output(0, 1).numel() as i64 * 4 * train.len() > FEATURE_CACHE_BYTES {
         return None;
     }
-    let n = train.len() as usize;
-    let shard = world.map_or(0..n, |w| w.shard(n));
-    progress(0, n, TeacherOutputs::Computed, Some(layer));
+    let mut done = |rows, n| progress(rows, n, TeacherOutputs::Computed, Some(layer));
+    done(0, train.len() as usize);
     Some(World::map_rows(
         world,
-        n,
+        train.len() as usize,
         CHUNK,
         "teacher features",
-        |start, len| {
-            let rows = output(start, len);
-            // This rank's share done, scaled to the whole, as the logits' pass tells it.
-            let mine = start as usize + len as usize - shard.start;
-            let done = mine * n / shard.len().max(1);
-            progress(done, n, TeacherOutputs::Computed, Some(layer));
-            rows
-        },
+        output,
+        &mut done,
     ))
 }
 

@@ -40,9 +40,7 @@ impl App {
         // The teacher's forward pass per example, from its training steps.
         let forward = self.step_seconds[Role::Teacher.index()]
             .map(|step| step * FORWARD_SHARE / (preset.teacher.batch_size.max(1) * world) as f64);
-        let on_features = crate::distill::spec(preset.distill.method)
-            .param("teacher_layer")
-            .is_some();
+        let on_features = preset.distill.method.on_features();
         let phase_left = match &self.progress.teacher_pass {
             Some(pass) => {
                 let per_example = pass

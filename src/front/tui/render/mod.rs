@@ -57,29 +57,26 @@ pub fn render(app: &App, frame: &mut Frame) {
     };
     let left_rows = left.height.saturating_sub(queue_height + ranks_height);
     let as_run_on_right = as_run_moves_right(app, left_rows);
+    // The end on a small screen: the settings as run take the loss chart's place, since the
+    // results and the validation curves say more than the losses once it is over; the loss
+    // chart goes under the models panel where there is room for one.
+    let (hyper_rows, models_rows, spare_rows) = match as_run_on_right {
+        true => (
+            0,
+            Constraint::Length(models_height(app)),
+            Constraint::Min(0),
+        ),
+        false => (hyper_height(app), Constraint::Min(0), Constraint::Length(0)),
+    };
     let [hyper, queue_area, ranks_area, models, spare] = Layout::vertical([
-        Constraint::Length(match as_run_on_right {
-            true => 0,
-            false => hyper_height(app, left_rows),
-        }),
+        Constraint::Length(hyper_rows),
         Constraint::Length(queue_height),
         Constraint::Length(ranks_height),
-        match as_run_on_right {
-            true => Constraint::Length(models_height(app)),
-            false => Constraint::Min(0),
-        },
-        match as_run_on_right {
-            true => Constraint::Min(0),
-            false => Constraint::Length(0),
-        },
+        models_rows,
+        spare_rows,
     ])
     .areas(left);
-    let [loss, acc] =
-        Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(right);
     let loss_chart_shown = if as_run_on_right {
-        // The end on a small screen: the settings as run take the loss chart's place, since
-        // the results and the validation curves say more than the losses once it is over; the
-        // loss chart goes under the models panel where there is room for one.
         let [as_run, acc] =
             Layout::vertical([Constraint::Length(as_run_height(app)), Constraint::Min(0)])
                 .areas(right);
@@ -91,6 +88,8 @@ pub fn render(app: &App, frame: &mut Frame) {
         }
         room
     } else {
+        let [loss, acc] =
+            Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(right);
         render_hyperparameters(app, frame, hyper);
         render_loss_chart(app, frame, loss);
         render_accuracy_chart(app, frame, acc);
@@ -114,13 +113,12 @@ pub fn render(app: &App, frame: &mut Frame) {
     }
 }
 
-/// The hyperparameter panel's height in `available` rows: all its rows while training (they
-/// are edited there); after the run the models panel's results come first.
-fn hyper_height(app: &App, available: u16) -> u16 {
-    if app.finished() {
-        as_run_height(app).min(available.saturating_sub(models_height(app)).max(3))
-    } else {
-        app.hyper_rows().len() as u16 + 2
+/// The hyperparameter panel's height: all its rows while training (they are edited there);
+/// after the run, the settings as run (which move right where they do not fit).
+fn hyper_height(app: &App) -> u16 {
+    match app.finished() {
+        true => as_run_height(app),
+        false => app.hyper_rows().len() as u16 + 2,
     }
 }
 
