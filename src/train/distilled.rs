@@ -8,7 +8,7 @@ use super::epoch::Distilling;
 use super::optim::Optimizer;
 use super::phase::Trained;
 use super::phase_run::PhaseRun;
-use super::targets::{HintKit, Plan, TeacherTargets};
+use super::targets::{HeadKit, Plan, TeacherTargets};
 use super::{PhaseEnd, Trainer};
 use crate::config::NetConfig;
 use crate::distill::{Head, HeadSpec};
@@ -34,14 +34,14 @@ impl Trainer {
     ) -> Result<Trained, PhaseEnd> {
         // Epoch 1 is in every method's feature stage (joint or first), if it has one.
         let layers = (run.method.feature_layers(1)).map(|(t, s)| (t.to_string(), s.to_string()));
-        run.hint = match (&layers, run.method.head()) {
+        run.head = match (&layers, run.method.head()) {
             (Some((teacher_layer, student_layer)), Some(spec)) => {
-                Some(self.hint_kit(spec, cfg, teacher, model, teacher_layer, student_layer)?)
+                Some(self.head_kit(spec, cfg, teacher, model, teacher_layer, student_layer)?)
             }
             _ => None,
         };
-        if let (Some(kit), Some(state)) = (run.hint.as_mut(), hint_state) {
-            super::resume::restore_hint(kit, &state, &self.run).map_err(PhaseEnd::Failed)?;
+        if let (Some(kit), Some(state)) = (run.head.as_mut(), hint_state) {
+            super::resume::restore_head(kit, &state, &self.run).map_err(PhaseEnd::Failed)?;
         }
         let mut plan = Plan::new(
             &cfg.augment,
@@ -114,7 +114,7 @@ impl Trainer {
         }
         let distilling = Distilling { targets: &targets };
         let mut trained = self.train_epochs(run, model, opt, Some(distilling))?;
-        let regressor_params = run.hint.as_ref().map(|h| h.regressor.params());
+        let regressor_params = run.head.as_ref().map(|h| h.head.params());
         trained.teacher_outputs = Some(targets.outputs);
         trained.regressor_params = regressor_params;
         Ok(trained)
@@ -122,7 +122,7 @@ impl Trainer {
 
     /// The method's head (`hint`'s regressor, `crd`'s heads and banks), shaped from one
     /// example's outputs of the two layers.
-    fn hint_kit(
+    fn head_kit(
         &self,
         spec: HeadSpec,
         cfg: &NetConfig,
@@ -130,21 +130,21 @@ impl Trainer {
         student: &Model,
         teacher_layer: &str,
         student_layer: &str,
-    ) -> Result<HintKit, PhaseEnd> {
+    ) -> Result<HeadKit, PhaseEnd> {
         let one = self.data.train.features.narrow(0, 1);
         let shape = |m: &Model, layer: &str| {
             let f = tch::no_grad(|| feature(m.net.forward_features(&one, false).1, layer));
             f.size()[1..].to_vec()
         };
-        let regressor = Head::new(
+        let head = Head::new(
             spec,
             self.device,
             &shape(student, student_layer),
             &shape(teacher, teacher_layer),
             self.data.train.len() as i64,
         );
-        let opt = Optimizer::new(cfg, regressor.vs());
-        Ok(HintKit { regressor, opt })
+        let opt = Optimizer::new(cfg, head.vs());
+        Ok(HeadKit { head, opt })
     }
 
     /// What the teacher-output cache keys the data by: source, preprocessing, split and seed,

@@ -16,8 +16,8 @@ use crate::random;
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
 use tch::Tensor;
 
-/// What the distilled phase adds to a step: the teacher's targets (`hint`'s regressor is the
-/// phase's `hint`).
+/// What the distilled phase adds to a step: the teacher's targets (the method's head is the
+/// phase's `head`).
 #[derive(Clone, Copy)]
 pub struct Distilling<'t, 'k> {
     pub targets: &'k TeacherTargets<'t>,
@@ -168,7 +168,7 @@ impl Trainer {
     ) -> Result<(), Interrupt> {
         opt.set_lr(batch.lr);
         opt.zero_grad();
-        if let Some(r) = run.hint.as_mut().map(|h| &mut h.opt) {
+        if let Some(r) = run.head.as_mut().map(|h| &mut h.opt) {
             r.set_lr(batch.lr);
             r.zero_grad();
         }
@@ -186,7 +186,7 @@ impl Trainer {
         } else {
             (&objective * batch.weight).backward();
             let grads = opt.grads();
-            let grads: Vec<Tensor> = match run.hint.as_ref() {
+            let grads: Vec<Tensor> = match run.head.as_ref() {
                 Some(h) => grads.into_iter().chain(h.opt.grads()).collect(),
                 None => grads,
             };
@@ -208,7 +208,7 @@ impl Trainer {
             run.loss_reference = Some(window.means().0.max(floor));
         }
         opt.step();
-        if let Some(r) = run.hint.as_mut().map(|h| &mut h.opt) {
+        if let Some(r) = run.head.as_mut().map(|h| &mut h.opt) {
             r.step();
         }
         self.at.step += 1;
@@ -252,7 +252,7 @@ impl Trainer {
     }
 
     /// The distillation method's loss for one batch, with its layers' outputs when it asks
-    /// (the student's through `hint`'s regressor when the phase has one).
+    /// (both through the method's head when the phase has one).
     fn distilled_loss(
         &self,
         run: &PhaseRun,
@@ -274,8 +274,8 @@ impl Trainer {
                     feature(features, student_layer),
                     guided.expect("asked for the teacher's layer"),
                 );
-                if let Some(kit) = run.hint.as_ref() {
-                    (s, t) = kit.regressor.map(&s, &t, idx);
+                if let Some(kit) = run.head.as_ref() {
+                    (s, t) = kit.head.map(&s, &t, idx);
                 }
                 let outputs = distill::LayerOutputs {
                     student: s,

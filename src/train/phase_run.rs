@@ -2,7 +2,7 @@
 //! and dropped at its end, so nothing of a phase reaches the next one and nothing is reset by
 //! hand. The `Trainer` keeps what lasts for the run.
 
-use super::targets::HintKit;
+use super::targets::HeadKit;
 use crate::config::Preset;
 use crate::distill::{self, Distiller};
 use crate::protocol::summary::BestWeights;
@@ -19,8 +19,9 @@ pub(super) struct PhaseRun {
     /// The distillation method of the preset's `distill` (used by the distilled phase): built
     /// when the phase starts and rebuilt when a `distill.*` edit is applied, not per step.
     pub method: Box<dyn Distiller>,
-    /// `hint`'s regressor and its optimizer, in a distilled phase whose method has one.
-    pub hint: Option<HintKit>,
+    /// The method's head (`hint`'s regressor, `crd`'s heads and banks) and its optimizer, in a
+    /// distilled phase whose method has one.
+    pub head: Option<HeadKit>,
     /// The best-by-validation weights so far.
     pub best: Option<Best>,
     /// Where the first epoch this process trains starts: the examples a resumed epoch had
@@ -44,7 +45,7 @@ impl PhaseRun {
             phase,
             threads,
             method: distill::build(&preset.distill),
-            hint: None,
+            head: None,
             best: None,
             start_cursor: 0,
             epoch_cursor: 0,

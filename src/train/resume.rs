@@ -10,18 +10,18 @@ use crate::protocol::{Event, LogLevel, Phase};
 use crate::run::checkpoint::{self, Checkpoint};
 use tch::Tensor;
 
-/// Puts `hint`'s regressor and its optimizer back where a checkpoint left them.
-pub(super) fn restore_hint(
-    kit: &mut super::targets::HintKit,
+/// Puts the method's head and its optimizer back where a checkpoint left them.
+pub(super) fn restore_head(
+    kit: &mut super::targets::HeadKit,
     state: &HintState,
     run: &crate::run::RunFolder,
 ) -> Result<(), RunError> {
-    let what = "`hint`'s regressor";
+    let what = "the method's head (`hint`'s regressor, `crd`'s heads and banks)";
     let unreadable = |source| RunError::ResumeFile {
         what: what.into(),
         source,
     };
-    kit.regressor
+    kit.head
         .vs_mut()
         .load(run.path(&state.weights))
         .map_err(unreadable)?;
@@ -295,11 +295,10 @@ impl Trainer {
         stem: &str,
     ) -> Option<EndState> {
         let (weights, optimizer, optimizer_steps) = self.save_trainable(&model.vs, opt, stem)?;
-        // `hint`'s regressor learns alongside the student: its state goes with it.
-        let hint = match &run.hint {
+        // The method's head learns alongside the student: its state goes with it.
+        let hint = match &run.head {
             Some(kit) => {
-                let saved =
-                    self.save_trainable(kit.regressor.vs(), &kit.opt, &format!("{stem}.hint"));
+                let saved = self.save_trainable(kit.head.vs(), &kit.opt, &format!("{stem}.hint"));
                 let (weights, optimizer, optimizer_steps) = saved?;
                 Some(HintState {
                     weights,

@@ -95,8 +95,8 @@ enum Source {
 }
 
 /// The method's trainable head (`hint`'s regressor, `crd`'s heads and banks) and its optimizer.
-pub struct HintKit {
-    pub regressor: Head,
+pub struct HeadKit {
+    pub head: Head,
     pub opt: super::optim::Optimizer,
 }
 
