@@ -67,9 +67,10 @@ fn method_step(c: &mut Criterion) {
         let student = Model::new(&preset.student.model, &input, CLASSES, Device::Cpu)
             .expect("the student takes 28x28 images");
         let distiller = distill::build(&preset.distill);
+        // One layer pair: the methods on features as this benchmark's preset names them.
         let layers = distiller
             .feature_layers(1)
-            .map(|(t, s)| (t.to_string(), s.to_string()));
+            .map(|names| (names.teacher[0].clone(), names.student[0].clone()));
         let (teacher_logits, teacher_layer) = tch::no_grad(|| {
             let (logits, features) = teacher.net.forward_features(&x, false);
             let layer = layers.as_ref().map(|(t, _)| feature(features, t));
@@ -108,9 +109,9 @@ fn method_step(c: &mut Criterion) {
                             Some((head, _)) => head.map(&feature(features, s), t, &idx),
                             None => (feature(features, s), t.shallow_clone()),
                         };
-                        (logits, Some(LayerOutputs { student, teacher }))
+                        (logits, vec![LayerOutputs { student, teacher }])
                     }
-                    _ => (student.net.forward_t(&x, true), None),
+                    _ => (student.net.forward_t(&x, true), Vec::new()),
                 };
                 let batch = Batch {
                     student: &logits,

@@ -114,26 +114,59 @@ pub fn check_feature_layers(
     if !method.on_features() {
         return Ok(());
     }
-    for (role, net) in [("teacher", &preset.teacher), ("student", &preset.student)] {
-        let wanted = preset.distill.text(&format!("{role}_layer"));
+    let (teachers, students) = (
+        preset.distill.names("teacher_layer"),
+        preset.distill.names("student_layer"),
+    );
+    if teachers.len() != students.len() {
+        return Err(format!(
+            "key `distill.student_layer`: {} student layer(s) for {} teacher layer(s) in \
+             `distill.teacher_layer`; `{}` pairs them in order, so give as many of each",
+            students.len(),
+            teachers.len(),
+            method.as_str()
+        ));
+    }
+    for (role, net, names) in [
+        ("teacher", &preset.teacher, teachers),
+        ("student", &preset.student, students),
+    ] {
         let layers = layers(&net.model, input, classes)?;
-        let Some((_, shape)) = layers.iter().find(|(n, _)| n == wanted) else {
-            let names: Vec<&str> = layers.iter().map(|(n, _)| n.as_str()).collect();
-            return Err(format!(
-                "key `distill.{role}_layer`: the {role} ({}) has no layer `{wanted}`; its layers: {}",
-                net.model,
-                if names.is_empty() { "none (a single linear layer)".to_string() } else { names.join(", ") }
-            ));
-        };
-        if method.needs_feature_maps() && shape.len() != 3 {
-            return Err(format!(
-                "key `distill.{role}_layer`: `{}` needs feature maps on both sides, and the \
-                 {role}'s layer `{wanted}` ({}) outputs {shape:?} per example, not a map \
-                 [channels, height, width]; name a convolutional layer (a cnn or resnet {role})",
-                method.as_str(),
-                net.model,
-            ));
+        for wanted in names {
+            check_layer(method, role, net, &layers, wanted)?;
         }
+    }
+    Ok(())
+}
+
+/// One named layer of the `role` model `net`, among its `layers`.
+fn check_layer(
+    method: crate::distill::Method,
+    role: &str,
+    net: &crate::config::NetConfig,
+    layers: &[(String, Vec<i64>)],
+    wanted: &str,
+) -> Result<(), String> {
+    let Some((_, shape)) = layers.iter().find(|(n, _)| n == wanted) else {
+        let names: Vec<&str> = layers.iter().map(|(n, _)| n.as_str()).collect();
+        return Err(format!(
+            "key `distill.{role}_layer`: the {role} ({}) has no layer `{wanted}`; its layers: {}",
+            net.model,
+            if names.is_empty() {
+                "none (a single linear layer)".to_string()
+            } else {
+                names.join(", ")
+            }
+        ));
+    };
+    if method.needs_feature_maps() && shape.len() != 3 {
+        return Err(format!(
+            "key `distill.{role}_layer`: `{}` needs feature maps on both sides, and the \
+             {role}'s layer `{wanted}` ({}) outputs {shape:?} per example, not a map \
+             [channels, height, width]; name a convolutional layer (a cnn or resnet {role})",
+            method.as_str(),
+            net.model,
+        ));
     }
     Ok(())
 }

@@ -96,7 +96,7 @@ fn losses_agree_with_the_pytorch_reference_on_random_logits() {
             teacher: &t,
             labels: &y,
             epoch: 1000,
-            layers: None,
+            layers: Vec::new(),
         };
         for (method, parts) in [
             (Method::Soft, &["ce", "kd_std"][..]),

@@ -141,17 +141,26 @@ const CNN_STUDENT: &str = r#"student.model={ kind = "cnn", channels = [4, 8], ke
 
 #[test]
 fn the_methods_on_features_train_and_report_their_parts() {
+    // A layer's name, or a TOML list of them as given.
+    let value = |l: &str| match l.starts_with('[') {
+        true => l.to_string(),
+        false => format!("{l:?}"),
+    };
     let layers = |teacher: &str, student: &str| {
         [
-            format!("distill.teacher_layer={teacher:?}"),
-            format!("distill.student_layer={student:?}"),
+            format!("distill.teacher_layer={}", value(teacher)),
+            format!("distill.student_layer={}", value(student)),
         ]
     };
     for (method, models, (teacher, student), parts) in [
+        // Two layer pairs, their attention losses summed.
         (
             "at",
             &[CNN_TEACHER, CNN_STUDENT][..],
-            ("features.1", "features.1"),
+            (
+                r#"["features.0", "features.1"]"#,
+                r#"["features.0", "features.1"]"#,
+            ),
             &["at", "ce"][..],
         ),
         // Across kinds: a CNN teacher's map, an MLP student's vector.
@@ -182,6 +191,11 @@ fn the_methods_on_features_train_and_report_their_parts() {
         let run = Run::digits(&[&FEW[..], &[set.as_str()], models, &layers].concat());
         let distilled = reports_its_parts(&run, method, parts);
         assert!(distilled.test_acc.is_finite(), "{method}");
+        if method == "at" {
+            // One pass over the teacher's two layers.
+            let said = "the teacher's layers features.0, features.1: computed";
+            assert!(run.outcome.stderr.contains(said), "{}", run.outcome.stderr);
+        }
         // No head but `crd`'s: two embeddings of 128 from the teacher's 16x2x2 map and the
         // student's 32 units (its memory banks are state, not parameters).
         let head = (method == "crd").then_some((64 * 128 + 128) + (32 * 128 + 128));

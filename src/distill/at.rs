@@ -3,18 +3,28 @@
 //! attention map of a map `f` `[batch, c, h, w]` is
 //! `a(f) = normalize_L2(mean_c |f|^p, flattened over h, w)` (p = 2), and
 //! `AT = mean_{i, k} (a(f_s)_ik - a(f_t)_ik)^2`, the mean over the batch and the `h * w`
-//! positions, as mdistiller computes it (`(at(f_s) - at(f_t)).pow(2).mean()`), for the one layer
-//! pair named. The paper sums `||a_s - a_t||_2` over several pairs; mdistiller's squared mean is
-//! what its weight 1000 is tuned for.
+//! positions, as mdistiller computes it (`(at(f_s) - at(f_t)).pow(2).mean()`), summed over the
+//! layer pairs named (`teacher_layer = ["features.0", "features.1"]` pairs with the same number
+//! of student layers, in order), as the paper and mdistiller sum over their stages. The paper
+//! sums `||a_s - a_t||_2`; mdistiller's squared mean is what its weight 1000 is tuned for.
 //!
-//! Both layers must output feature maps (checked before training, `Method::needs_feature_maps`);
-//! when their sizes differ the larger map is average-pooled to the smaller one's size, as
-//! mdistiller does. Loss: `ce_weight * CE + beta * AT`, parts `ce` and `at`.
+//! Every layer must output feature maps (checked before training, `Method::needs_feature_maps`);
+//! when a pair's sizes differ the larger map is average-pooled to the smaller one's size, as
+//! mdistiller does. Loss: `ce_weight * CE + beta * sum_pairs AT`, parts `ce` and `at`.
 
-use super::features::{flat, unit_rows, with_ce, LayerNames, CE_WEIGHT};
-use super::features::{STUDENT_LAYER, TEACHER_LAYER};
+use super::features::{flat, unit_rows, with_ce_pairs, LayerNames, LayerOutputs, CE_WEIGHT};
 use super::{Batch, DistillConfig, Distiller, MethodSpec, Param, Part, Range};
 use tch::{Kind, Tensor};
+
+const TEACHER_LAYERS: Param = Param::layers(
+    "teacher_layer",
+    "the teacher's layer whose attention the student learns, or a list of them, e.g. \
+     [\"features.0\", \"features.1\"]",
+);
+const STUDENT_LAYERS: Param = Param::layers(
+    "student_layer",
+    "the student's layer that learns it, or a list as long as teacher_layer's, pair by pair",
+);
 
 const BETA: Param = Param::number(
     "beta",
@@ -31,9 +41,9 @@ const P: Param = Param::number(
 
 pub const SPEC: MethodSpec = MethodSpec {
     name: "at",
-    summary: "Zagoruyko & Komodakis 2017: ce_weight * CE + beta * mean (a_s - a_t)^2, \
+    summary: "Zagoruyko & Komodakis 2017: ce_weight * CE + beta * sum_pairs mean (a_s - a_t)^2, \
               a = normalize(mean_c |f|^p)",
-    params: &[TEACHER_LAYER, STUDENT_LAYER, BETA, P, CE_WEIGHT],
+    params: &[TEACHER_LAYERS, STUDENT_LAYERS, BETA, P, CE_WEIGHT],
 };
 
 pub struct At {
@@ -72,19 +82,24 @@ pub fn at_loss(student: &Tensor, teacher: &Tensor, p: f64) -> Tensor {
         .mean(Kind::Float)
 }
 
+/// The attention loss summed over the layer pairs.
+pub fn at_sum(pairs: &[LayerOutputs], p: f64) -> Tensor {
+    pairs
+        .iter()
+        .map(|l| at_loss(&l.student, &l.teacher, p))
+        .reduce(|a, b| a + b)
+        .expect("at names one layer pair at least")
+}
+
 impl Distiller for At {
     fn parts(&self, b: &Batch) -> Vec<Part> {
-        with_ce(b, self.ce_weight, |l| {
-            vec![Part::new(
-                "at",
-                self.beta,
-                at_loss(&l.student, &l.teacher, self.p),
-            )]
+        with_ce_pairs(b, self.ce_weight, |pairs| {
+            vec![Part::new("at", self.beta, at_sum(pairs, self.p))]
         })
     }
 
-    fn feature_layers(&self, _epoch: usize) -> Option<(&str, &str)> {
-        Some(self.layers.pair())
+    fn feature_layers(&self, _epoch: usize) -> Option<&LayerNames> {
+        Some(&self.layers)
     }
 }
 
@@ -119,5 +134,40 @@ mod tests {
         close(&at_loss(&s, &t, 2.0), 0.0);
         close(&at_loss(&t, &s, 2.0), 0.0);
         assert_eq!(attention_map(&s, 2.0).size(), [1, 4]);
+    }
+
+    #[test]
+    fn the_loss_sums_over_the_layer_pairs() {
+        let s = map(&[3., 0., 1., 0.], 2, 1, 2);
+        let t = map(&[1., 1.], 1, 1, 2);
+        let pair = |s: &Tensor, t: &Tensor| LayerOutputs {
+            student: s.shallow_clone(),
+            teacher: t.shallow_clone(),
+        };
+        let one = at_loss(&s, &t, 2.0).double_value(&[]);
+        close(&at_sum(&[pair(&s, &t)], 2.0), one);
+        close(&at_sum(&[pair(&s, &t), pair(&t, &t)], 2.0), one);
+        close(&at_sum(&[pair(&s, &t), pair(&t, &s)], 2.0), 2.0 * one);
+        let y = Tensor::from_slice(&[0i64]);
+        let logits = Tensor::from_slice(&[1f32, 0.]).view([1, 2]);
+        let at = At {
+            layers: LayerNames {
+                teacher: vec!["a".into(), "b".into()],
+                student: vec!["c".into(), "d".into()],
+            },
+            beta: 10.0,
+            p: 2.0,
+            ce_weight: 1.0,
+        };
+        let parts = at.parts(&Batch {
+            student: &logits,
+            teacher: &logits,
+            labels: &y,
+            epoch: 1,
+            layers: vec![pair(&s, &t), pair(&t, &s)],
+        });
+        assert_eq!(parts[1].name, "at");
+        assert_eq!(parts[1].weight, 10.0);
+        close(&parts[1].value, 2.0 * one);
     }
 }

@@ -214,8 +214,8 @@ impl Distiller for Crd {
         })
     }
 
-    fn feature_layers(&self, _epoch: usize) -> Option<(&str, &str)> {
-        Some(self.layers.pair())
+    fn feature_layers(&self, _epoch: usize) -> Option<&LayerNames> {
+        Some(&self.layers)
     }
 
     fn head(&self) -> Option<HeadSpec> {

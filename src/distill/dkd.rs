@@ -172,7 +172,7 @@ mod tests {
             teacher: &te,
             labels: &y,
             epoch: 1,
-            layers: None,
+            layers: Vec::new(),
         };
         let (tckd, _) = dkd_parts(&s, &te, &y, 4.0);
         close(

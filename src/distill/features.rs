@@ -1,6 +1,6 @@
-//! What the feature-based methods (`hint`, `at`, `sp`, `rkd`, `pkt`) share: the two layers they
-//! name (`teacher_layer`, `student_layer`, checked before training), the cross-entropy weight
-//! they mix in, and the batch's outputs of those layers.
+//! What the feature-based methods (`hint`, `at`, `sp`, `rkd`, `pkt`, `crd`) share: the layers
+//! they name (`teacher_layer`, `student_layer`, checked before training), the cross-entropy
+//! weight they mix in, and the batch's outputs of those layers.
 
 use super::{cross_entropy, Batch, DistillConfig, Param, Part, Range};
 use tch::Tensor;
@@ -20,50 +20,65 @@ pub const CE_WEIGHT: Param = Param::number(
     "weight of the cross-entropy with the labels",
 );
 
-/// The outputs of the method's two named layers on one batch, the student's through `hint`'s
-/// regressor when the method has one.
+/// The outputs of one pair of the method's named layers on one batch, the student's through
+/// the method's head when it has one.
 pub struct LayerOutputs {
     pub student: Tensor,
     pub teacher: Tensor,
 }
 
-/// The layers a method names: `teacher_layer` and `student_layer`.
+/// The layers a method names: `teacher_layer` and `student_layer`, pair by pair (one pair,
+/// except for a method that declares them as lists, as `at` does).
 pub struct LayerNames {
-    pub teacher: String,
-    pub student: String,
+    pub teacher: Vec<String>,
+    pub student: Vec<String>,
 }
 
 impl LayerNames {
     pub fn new(cfg: &DistillConfig) -> LayerNames {
+        let names = |p: &Param| cfg.names(p.name).into_iter().map(String::from).collect();
         LayerNames {
-            teacher: cfg.text(TEACHER_LAYER.name).to_string(),
-            student: cfg.text(STUDENT_LAYER.name).to_string(),
+            teacher: names(&TEACHER_LAYER),
+            student: names(&STUDENT_LAYER),
         }
     }
 
-    /// `(teacher layer, student layer)`, as `Distiller::feature_layers` gives them.
-    pub fn pair(&self) -> (&str, &str) {
-        (self.teacher.as_str(), self.student.as_str())
+    pub fn teacher(&self) -> Vec<&str> {
+        self.teacher.iter().map(String::as_str).collect()
+    }
+
+    pub fn student(&self) -> Vec<&str> {
+        self.student.iter().map(String::as_str).collect()
     }
 }
 
-/// A method on the two layers' outputs, mixed with the cross-entropy:
-/// `ce_weight * CE + weight * loss(student layer, teacher layer)`, parts `ce` and `name`.
+/// A method on the layers' outputs, mixed with the cross-entropy:
+/// `ce_weight * CE + weight * loss(student layer, teacher layer)`, parts `ce` and `name`, for a
+/// method that names one pair of layers.
 pub fn with_ce(
     b: &Batch,
     ce_weight: f64,
     terms: impl FnOnce(&LayerOutputs) -> Vec<Part>,
 ) -> Vec<Part> {
-    let layers = b
-        .layers
-        .as_ref()
-        .expect("the method's layers are asked for in every epoch");
+    with_ce_pairs(b, ce_weight, |pairs| terms(&pairs[0]))
+}
+
+/// The same over every pair of layers the method names.
+pub fn with_ce_pairs(
+    b: &Batch,
+    ce_weight: f64,
+    terms: impl FnOnce(&[LayerOutputs]) -> Vec<Part>,
+) -> Vec<Part> {
+    assert!(
+        !b.layers.is_empty(),
+        "the method's layers are asked for in every epoch"
+    );
     let mut parts = vec![Part::new(
         "ce",
         ce_weight,
         cross_entropy(b.student, b.labels),
     )];
-    parts.extend(terms(layers));
+    parts.extend(terms(&b.layers));
     parts
 }
 

@@ -69,7 +69,7 @@ impl Hint {
 impl Distiller for Hint {
     fn parts(&self, b: &Batch) -> Vec<Part> {
         let hint = || {
-            let layers = b.layers.as_ref().expect("hint layers asked for");
+            let layers = b.layers.first().expect("hint layers asked for");
             layers.student.mse_loss(&layers.teacher, Reduction::Mean)
         };
         if self.hint_stage(b.epoch) {
@@ -82,8 +82,8 @@ impl Distiller for Hint {
         parts
     }
 
-    fn feature_layers(&self, epoch: usize) -> Option<(&str, &str)> {
-        (self.hint_epochs == 0 || self.hint_stage(epoch)).then_some(self.layers.pair())
+    fn feature_layers(&self, epoch: usize) -> Option<&LayerNames> {
+        (self.hint_epochs == 0 || self.hint_stage(epoch)).then_some(&self.layers)
     }
 
     fn head(&self) -> Option<HeadSpec> {
@@ -164,8 +164,8 @@ mod tests {
     fn hint(hint_epochs: usize) -> Hint {
         Hint {
             layers: LayerNames {
-                teacher: "features.1".into(),
-                student: "layers.0".into(),
+                teacher: vec!["features.1".into()],
+                student: vec!["layers.0".into()],
             },
             beta: 2.0,
             hint_epochs,
@@ -208,10 +208,10 @@ mod tests {
             teacher: &t,
             labels: &y,
             epoch,
-            layers: Some(LayerOutputs {
+            layers: vec![LayerOutputs {
                 student: mapped.shallow_clone(),
                 teacher: guided.shallow_clone(),
-            }),
+            }],
         };
         // MSE: (0 + 0 + 0 + 4) / 4 = 1.
         let two_stage = hint(2);

@@ -28,7 +28,7 @@ pub use at::{at_loss, attention_map};
 pub use crd::{nce_loss, ContrastHead, ContrastSpec};
 pub use dist::{dist_parts, pearson_rows};
 pub use dkd::{dkd_parts, Dkd};
-pub use features::LayerOutputs;
+pub use features::{LayerNames, LayerOutputs};
 pub use hard::{hard_label_loss, Hard};
 pub use head::{Head, HeadSpec};
 pub use hint::{Hint, Regressor};
@@ -124,9 +124,9 @@ pub struct Batch<'a> {
     pub labels: &'a Tensor,
     /// The epoch being trained, 1-based (for warm-ups and stages).
     pub epoch: usize,
-    /// The outputs of the layers the method names (the student's mapped by `hint`'s
-    /// regressor); present in the epochs where `Distiller::feature_layers` asks for them.
-    pub layers: Option<LayerOutputs>,
+    /// The outputs of the layers the method names, pair by pair (the student's mapped by the
+    /// method's head); empty but in the epochs where `Distiller::feature_layers` asks for them.
+    pub layers: Vec<LayerOutputs>,
 }
 
 /// What a distillation method computes: the student's loss on one batch, in named parts.
@@ -138,8 +138,8 @@ pub trait Distiller {
         StepLoss::Parts(self.parts(batch))
     }
 
-    /// `(teacher layer, student layer)` whose outputs this method needs in `epoch`.
-    fn feature_layers(&self, _epoch: usize) -> Option<(&str, &str)> {
+    /// The teacher's and the student's layers whose outputs this method needs in `epoch`.
+    fn feature_layers(&self, _epoch: usize) -> Option<&LayerNames> {
         None
     }
 

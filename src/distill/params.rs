@@ -23,6 +23,8 @@ pub enum ParamKind {
     },
     /// A layer name (`kd-tui models PRESET` lists them); required.
     Layer,
+    /// One layer name or a list of them (`["features.0", "features.1"]`); required.
+    Layers,
     /// On or off (`true` / `false`).
     Switch {
         default: bool,
@@ -102,12 +104,20 @@ impl Param {
         }
     }
 
+    /// One or more layer names: a name, or a list of names.
+    pub const fn layers(name: &'static str, doc: &'static str) -> Param {
+        Param {
+            kind: ParamKind::Layers,
+            ..Param::layer(name, doc)
+        }
+    }
+
     /// The value a preset gets when it leaves this out; `None` when it must be given.
     pub fn default_value(&self) -> Option<toml::Value> {
         match self.kind {
             ParamKind::Number { default, .. } => Some(toml::Value::Float(default)),
             ParamKind::Epochs { default } => Some(toml::Value::Integer(default as i64)),
-            ParamKind::Layer => None,
+            ParamKind::Layer | ParamKind::Layers => None,
             ParamKind::Switch { default } => Some(toml::Value::Boolean(default)),
             ParamKind::Count { default } => Some(toml::Value::Integer(default as i64)),
         }
@@ -142,6 +152,20 @@ impl Param {
                 toml::Value::String(s) if !s.is_empty() => Ok(value.clone()),
                 other => Err(format!("expected a layer name in quotes, found {other}")),
             },
+            ParamKind::Layers => match value {
+                toml::Value::String(s) if !s.is_empty() => Ok(value.clone()),
+                toml::Value::Array(names)
+                    if !names.is_empty()
+                        && names
+                            .iter()
+                            .all(|n| n.as_str().is_some_and(|s| !s.is_empty())) =>
+                {
+                    Ok(value.clone())
+                }
+                other => Err(format!(
+                    "expected a layer name in quotes or a list of them, found {other}"
+                )),
+            },
             ParamKind::Switch { .. } => match value {
                 toml::Value::Boolean(_) => Ok(value.clone()),
                 other => Err(format!("expected true or false, found {other}")),
@@ -166,6 +190,9 @@ impl Param {
             }
             ParamKind::Epochs { default } => format!("epochs >= 0, default {default}"),
             ParamKind::Layer => "a layer name (kd-tui models PRESET lists them)".into(),
+            ParamKind::Layers => {
+                "a layer name or a list of them (kd-tui models PRESET lists them)".into()
+            }
             ParamKind::Switch { default } => format!("true or false, default {default}"),
             ParamKind::Count { default } => format!("an integer >= 1, default {default}"),
         }

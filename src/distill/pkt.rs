@@ -69,8 +69,8 @@ impl Distiller for Pkt {
         })
     }
 
-    fn feature_layers(&self, _epoch: usize) -> Option<(&str, &str)> {
-        Some(self.layers.pair())
+    fn feature_layers(&self, _epoch: usize) -> Option<&LayerNames> {
+        Some(&self.layers)
     }
 }
 

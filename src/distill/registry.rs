@@ -115,6 +115,15 @@ impl DistillConfig {
         }
     }
 
+    /// A declared list of names (layers): one name, or each of a list's.
+    pub fn names(&self, name: &str) -> Vec<&str> {
+        match self.params.get(name) {
+            Some(toml::Value::String(s)) => vec![s],
+            Some(toml::Value::Array(names)) => names.iter().filter_map(|n| n.as_str()).collect(),
+            other => panic!("distill.{name} is a declared list of names, found {other:?}"),
+        }
+    }
+
     /// Fills in the defaults of the method's hyperparameters that the preset leaves out, and
     /// writes numbers given as integers (`temperature = 4`) as the floats they are.
     pub fn complete(&mut self) {

@@ -254,7 +254,7 @@ mod tests {
             teacher: &t,
             labels: &y,
             epoch: 1,
-            layers: None,
+            layers: Vec::new(),
         };
         let StepLoss::Parts(parts) = soft.step_loss(&batch) else {
             panic!("standardised logits take the autograd parts");

@@ -60,8 +60,8 @@ impl Distiller for Sp {
         })
     }
 
-    fn feature_layers(&self, _epoch: usize) -> Option<(&str, &str)> {
-        Some(self.layers.pair())
+    fn feature_layers(&self, _epoch: usize) -> Option<&LayerNames> {
+        Some(&self.layers)
     }
 }
 

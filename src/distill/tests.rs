@@ -36,7 +36,7 @@ fn build_picks_the_method_and_its_settings_and_parts_sum_to_the_loss() {
         teacher: &t,
         labels: &y,
         epoch: 1,
-        layers: None,
+        layers: Vec::new(),
     };
     let hard = build(&cfg(Method::Hard, &[]));
     close(

@@ -4,7 +4,7 @@
 use crate::device::nvml;
 use crate::front::{signal_name, Consumer, Signals};
 use crate::protocol::summary::TeacherOutputs;
-use crate::protocol::{Command, Event, LogLevel, Phase, Stamped};
+use crate::protocol::{teacher_layers, Command, Event, LogLevel, Phase, Stamped};
 use crate::series::queue::Queue;
 use crate::series::Front;
 use crate::train::{Ended, TrainerHandle};
@@ -71,7 +71,7 @@ impl Progress {
                         old.bar.finish();
                     }
                     let what = match layer {
-                        Some(layer) => format!("the teacher's layer {layer}"),
+                        Some(layer) => teacher_layers(layer),
                         None => "the teacher's outputs".into(),
                     };
                     let bar = new_bar(phase, *total as u64, &format!("examples: {what}  ({{elapsed}}, eta {{eta}})"));
@@ -186,10 +186,10 @@ fn describe(phase: &str, event: &Event) -> Option<String> {
             format!("{tag}: {message}")
         }
         Event::TeacherOutputs { done: 0, total, layer: Some(layer), .. } => {
-            format!("{phase:>9} the teacher's layer {layer}: computing over {total} examples")
+            format!("{phase:>9} {}: computing over {total} examples", teacher_layers(layer))
         }
         Event::TeacherOutputs { done, total, layer: Some(layer), .. } if done >= total => {
-            format!("{phase:>9} the teacher's layer {layer}: computed")
+            format!("{phase:>9} {}: computed", teacher_layers(layer))
         }
         Event::TeacherOutputs { source, .. } if source.from_cache() => {
             format!("{phase:>9} the teacher's outputs: read from the cache")

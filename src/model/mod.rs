@@ -54,11 +54,19 @@ pub type Features = Vec<(String, Tensor)>;
 
 /// The named output of a forward pass (a name checked before training).
 pub fn feature(features: Features, name: &str) -> Tensor {
-    features
-        .into_iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, t)| t)
-        .unwrap_or_else(|| panic!("layer `{name}` was checked before training"))
+    features_named(&features, &[name]).remove(0)
+}
+
+/// The named outputs of a forward pass, in the order of `names` (checked before training).
+pub fn features_named(features: &Features, names: &[&str]) -> Vec<Tensor> {
+    let one = |name: &&str| {
+        features
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| t.shallow_clone())
+            .unwrap_or_else(|| panic!("layer `{name}` was checked before training"))
+    };
+    names.iter().map(one).collect()
 }
 
 /// Why a model cannot take the data.

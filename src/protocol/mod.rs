@@ -209,7 +209,8 @@ pub enum Event {
         #[serde(default = "computed")]
         source: summary::TeacherOutputs,
         /// The pass over the output of the teacher's layer of that name (`hint`'s guided
-        /// layer), which follows the logits' pass; `None`: the logits.
+        /// layer; several, comma-separated, for `at` over several pairs), which follows the
+        /// logits' pass; `None`: the logits.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         layer: Option<String>,
     },
@@ -282,6 +283,15 @@ fn computed() -> summary::TeacherOutputs {
 }
 
 /// A world of one process: the serde default of records from before `world_size` was kept.
+/// What a front end calls the pass over the guided layers of `TeacherOutputs::layer`:
+/// `the teacher's layer features.1`, or `the teacher's layers features.0, features.1`.
+pub fn teacher_layers(layer: &str) -> String {
+    match layer.contains(", ") {
+        true => format!("the teacher's layers {layer}"),
+        false => format!("the teacher's layer {layer}"),
+    }
+}
+
 pub fn one_rank() -> usize {
     1
 }

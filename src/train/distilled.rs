@@ -33,11 +33,18 @@ impl Trainer {
         hint_state: Option<HintState>,
     ) -> Result<Trained, PhaseEnd> {
         // Epoch 1 is in every method's feature stage (joint or first), if it has one.
-        let layers = (run.method.feature_layers(1)).map(|(t, s)| (t.to_string(), s.to_string()));
-        run.head = match (&layers, run.method.head()) {
-            (Some((teacher_layer, student_layer)), Some(spec)) => {
-                Some(self.head_kit(spec, cfg, teacher, model, teacher_layer, student_layer)?)
-            }
+        let guided: Vec<String> =
+            (run.method.feature_layers(1)).map_or(Vec::new(), |names| names.teacher.clone());
+        // A method with a head names one pair of layers.
+        run.head = match (run.method.feature_layers(1), run.method.head()) {
+            (Some(names), Some(spec)) => Some(self.head_kit(
+                spec,
+                cfg,
+                teacher,
+                model,
+                &names.teacher[0],
+                &names.student[0],
+            )?),
             _ => None,
         };
         if let (Some(kit), Some(state)) = (run.head.as_mut(), hint_state) {
@@ -46,7 +53,7 @@ impl Trainer {
         let mut plan = Plan::new(
             &cfg.augment,
             &self.data.input,
-            layers.is_some(),
+            !guided.is_empty(),
             self.data.train.len(),
             self.data.num_classes,
         );
@@ -73,7 +80,7 @@ impl Trainer {
                 cache = None;
             }
         }
-        let guided = layers.as_ref().map(|(t, _)| t.as_str());
+        let guided: Vec<&str> = guided.iter().map(String::as_str).collect();
         let threads = self.preset.threads;
         let (mut herald, data, world) = self.herald_beside_data();
         // The pass takes seconds on a CPU: the front ends show its progress, a few times a
@@ -102,7 +109,7 @@ impl Trainer {
                     teacher,
                     &data.train.features,
                     plan,
-                    guided,
+                    &guided,
                     cache.as_ref(),
                     world,
                     &mut progress,

@@ -9,7 +9,7 @@ use super::window::{EpochLoss, EpochSums, Window};
 use super::{RunError, Trainer};
 use crate::data::augment;
 use crate::distill::{self, StepLoss};
-use crate::model::{feature, Model};
+use crate::model::{features_named, Model};
 use crate::protocol::{Event, Phase};
 use crate::random;
 
@@ -252,7 +252,7 @@ impl Trainer {
     }
 
     /// The distillation method's loss for one batch, with its layers' outputs when it asks
-    /// (both through the method's head when the phase has one).
+    /// (each pair through the method's head when the phase has one).
     fn distilled_loss(
         &self,
         run: &PhaseRun,
@@ -265,27 +265,25 @@ impl Trainer {
         let method = &run.method;
         let epoch = self.at.epoch;
         let (student, teacher, layers) = match method.feature_layers(epoch) {
-            Some((teacher_layer, student_layer)) => {
+            Some(names) => {
                 let (student, features) = model.net.forward_features(x, true);
                 let (teacher, guided) =
                     d.targets
-                        .for_batch(idx, views.as_ref(), x, Some(teacher_layer));
-                let (mut s, mut t) = (
-                    feature(features, student_layer),
-                    guided.expect("asked for the teacher's layer"),
-                );
-                if let Some(kit) = run.head.as_ref() {
-                    (s, t) = kit.head.map(&s, &t, idx);
-                }
-                let outputs = distill::LayerOutputs {
-                    student: s,
-                    teacher: t,
-                };
-                (student, teacher, Some(outputs))
+                        .for_batch(idx, views.as_ref(), x, &names.teacher());
+                let pairs = features_named(&features, &names.student())
+                    .into_iter()
+                    .zip(guided)
+                    .map(|(s, t)| match run.head.as_ref() {
+                        Some(kit) => kit.head.map(&s, &t, idx),
+                        None => (s, t),
+                    })
+                    .map(|(student, teacher)| distill::LayerOutputs { student, teacher })
+                    .collect();
+                (student, teacher, pairs)
             }
             None => {
-                let (teacher, _) = d.targets.for_batch(idx, views.as_ref(), x, None);
-                (model.net.forward_t(x, true), teacher, None)
+                let (teacher, _) = d.targets.for_batch(idx, views.as_ref(), x, &[]);
+                (model.net.forward_t(x, true), teacher, Vec::new())
             }
         };
         method.step_loss(&distill::Batch {

@@ -1,9 +1,9 @@
 //! What the distilled student learns from: the teacher's logits (and, for a method on features
-//! such as `hint`, the output of the teacher layer it names: the guided layer), computed once
+//! such as `hint`, the outputs of the teacher layers it names: the guided layers), computed once
 //! over the training set in chunks of bounded memory and kept in an on-disk cache. When the student's inputs are augmented the teacher must see the augmented
 //! view: its logits are computed once over every view of the training set (`augment::View`) and
 //! looked up by the view each example drew, or, where those do not fit or the method needs the
-//! guided layer, computed on every batch.
+//! guided layers, computed on every batch.
 
 use super::cache::{CacheMismatch, TeacherCache};
 use super::eval::{logits_of_rows, logits_reporting};
@@ -12,12 +12,13 @@ use crate::config::Augment;
 use crate::data::augment::{self, View};
 use crate::data::FeatureRows;
 use crate::distill::Head;
-use crate::model::{feature, Model};
+use crate::model::{features_named, Model};
 use crate::protocol::summary::TeacherOutputs;
 use crate::protocol::InputShape;
 use tch::Tensor;
 
-/// Cached guided-layer outputs over the training set are kept in memory up to this size;
+/// Cached guided-layer outputs over the training set (all layers together) are kept in memory
+/// up to this size;
 /// beyond it the teacher runs on every batch.
 const FEATURE_CACHE_BYTES: i64 = 1 << 30;
 /// The teacher's logits over every view of the training set are kept up to this size; beyond
@@ -84,7 +85,8 @@ enum Source {
     /// Over the whole training set, in training-set order.
     Cached {
         logits: Tensor,
-        guided: Option<Tensor>,
+        /// Each guided layer's outputs (none when the method has none).
+        guided: Vec<Tensor>,
     },
     /// Over every view of the training set: view `v` of example `i` at row `v * rows + i`.
     Views {
@@ -110,7 +112,7 @@ pub struct TeacherTargets<'a> {
 }
 
 /// Told `(done, total, source, layer)` as a pass over the training set goes: the logits'
-/// (`layer` `None`), then the guided layer's.
+/// (`layer` `None`), then the guided layers' (`layer` their names).
 pub type Progress<'p> = dyn FnMut(usize, usize, TeacherOutputs, Option<&str>) + 'p;
 
 /// Where the logits computed once come from: the cache, or a pass whose progress is told.
@@ -180,7 +182,7 @@ impl<'a> TeacherTargets<'a> {
         teacher: &'a Model,
         train: &FeatureRows,
         plan: Plan,
-        guided_layer: Option<&str>,
+        guided_layers: &[&str],
         cache: Option<&TeacherCache>,
         world: Option<&World>,
         progress: &mut Progress,
@@ -218,13 +220,16 @@ impl<'a> TeacherTargets<'a> {
                 let (logits, outputs) = once.logits(teacher, n as usize, said, |done| {
                     logits_reporting(teacher, train, world, done)
                 });
-                let guided = guided_layer.and_then(|layer| {
-                    guided_outputs(teacher, train, layer, world, &mut *once.progress)
-                });
-                if guided_layer.is_some() && guided.is_none() {
-                    // Too large to keep: the teacher runs per batch after all.
-                    return per_batch(once.rejected);
-                }
+                let guided = match guided_layers {
+                    [] => Vec::new(),
+                    layers => {
+                        match guided_outputs(teacher, train, layers, world, &mut *once.progress) {
+                            Some(guided) => guided,
+                            // Too large to keep: the teacher runs per batch after all.
+                            None => return per_batch(once.rejected),
+                        }
+                    }
+                };
                 (Source::Cached { logits, guided }, outputs)
             }
         };
@@ -237,30 +242,33 @@ impl<'a> TeacherTargets<'a> {
     }
 
     /// Teacher logits for the training examples `idx` (inputs `x`, augmented into the views
-    /// `views` when the student's inputs are), and the guided layer's output when `guided`
-    /// names it.
+    /// `views` when the student's inputs are), and the outputs of the guided layers that
+    /// `guided` names (none when it names none).
     pub fn for_batch(
         &self,
         idx: &Tensor,
         views: Option<&Tensor>,
         x: &Tensor,
-        guided: Option<&str>,
-    ) -> (Tensor, Option<Tensor>) {
+        guided: &[&str],
+    ) -> (Tensor, Vec<Tensor>) {
         match &self.source {
             Source::Cached { logits, guided: g } => (
                 logits.index_select(0, idx),
-                guided.and(g.as_ref()).map(|g| g.index_select(0, idx)),
+                match guided {
+                    [] => Vec::new(),
+                    _ => g.iter().map(|g| g.index_select(0, idx)).collect(),
+                },
             ),
             Source::Views { logits, rows } => {
                 let views = views.expect("an augmented batch says which views it drew");
-                (logits.index_select(0, &(views * *rows + idx)), None)
+                (logits.index_select(0, &(views * *rows + idx)), Vec::new())
             }
             Source::PerBatch => tch::no_grad(|| match guided {
-                Some(layer) => {
+                [] => (self.teacher.net.forward_t(x, false), Vec::new()),
+                layers => {
                     let (logits, features) = self.teacher.net.forward_features(x, false);
-                    (logits, Some(feature(features, layer)))
+                    (logits, features_named(&features, layers))
                 }
-                None => (self.teacher.net.forward_t(x, false), None),
             }),
         }
     }
@@ -296,32 +304,55 @@ fn view_rows(
     }
 }
 
-/// The guided layer's output over the training set, or `None` if it would not fit the budget,
-/// telling `progress` as it goes (a pass as long as the logits').
+/// The guided layers' outputs over the training set, in the order of `layers`, or `None` if
+/// they would not fit the budget, telling `progress` as it goes (one pass as long as the
+/// logits', for every layer).
 fn guided_outputs(
     teacher: &Model,
     train: &FeatureRows,
-    layer: &str,
+    layers: &[&str],
     world: Option<&World>,
     progress: &mut Progress,
-) -> Option<Tensor> {
-    let output = |start, len| {
-        let x = train.narrow(start, len);
-        tch::no_grad(|| feature(teacher.net.forward_features(&x, false).1, layer))
+) -> Option<Vec<Tensor>> {
+    let outputs = |x: &Tensor| {
+        tch::no_grad(|| features_named(&teacher.net.forward_features(x, false).1, layers))
     };
-    if output(0, 1).numel() as i64 * 4 * train.len() > FEATURE_CACHE_BYTES {
+    let shapes: Vec<Vec<i64>> = outputs(&train.narrow(0, 1))
+        .iter()
+        .map(|f| f.size()[1..].to_vec())
+        .collect();
+    let widths: Vec<i64> = shapes.iter().map(|s| s.iter().product()).collect();
+    if widths.iter().sum::<i64>() * 4 * train.len() > FEATURE_CACHE_BYTES {
         return None;
     }
-    let mut done = |rows, n| progress(rows, n, TeacherOutputs::Computed, Some(layer));
+    // One row per example, the layers' outputs flattened side by side: one pass for them all.
+    let rows = |start, len| {
+        let flat: Vec<Tensor> = outputs(&train.narrow(start, len))
+            .iter()
+            .map(|f| f.flatten(1, -1))
+            .collect();
+        Tensor::cat(&flat, 1)
+    };
+    let name = layers.join(", ");
+    let mut done = |rows, n| progress(rows, n, TeacherOutputs::Computed, Some(&name));
     done(0, train.len() as usize);
-    Some(World::map_rows(
+    let all = World::map_rows(
         world,
         train.len() as usize,
         CHUNK,
         "teacher features",
-        output,
+        rows,
         &mut done,
-    ))
+    );
+    let n = train.len();
+    let split = all.split_with_sizes(&widths, 1);
+    Some(
+        split
+            .iter()
+            .zip(&shapes)
+            .map(|(t, shape)| t.contiguous().view([&[n], &shape[..]].concat().as_slice()))
+            .collect(),
+    )
 }
 
 #[cfg(test)]

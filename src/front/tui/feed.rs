@@ -6,7 +6,7 @@ use crate::config::Preset;
 use crate::protocol::failure::FailureKind;
 use crate::protocol::ranks::silence_change;
 use crate::protocol::summary::TeacherOutputs;
-use crate::protocol::{Event, LogLevel, Phase, Stamped};
+use crate::protocol::{teacher_layers, Event, LogLevel, Phase, Stamped};
 
 impl App {
     pub(super) fn on_event(&mut self, stamped: Stamped) {
@@ -241,7 +241,7 @@ impl App {
                 if done == 0 || done >= total {
                     let text = match (&pass.layer, source) {
                         (Some(layer), _) if done == 0 => {
-                            format!("computing the teacher's layer {layer} over {total} examples")
+                            format!("computing {} over {total} examples", teacher_layers(layer))
                         }
                         (None, TeacherOutputs::Computed) if done == 0 => {
                             format!("computing the teacher's outputs over {total} examples")

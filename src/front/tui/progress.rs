@@ -1,7 +1,7 @@
 //! Where training is, as the cockpit has followed it: epochs, steps, rates, paused time.
 
 use crate::protocol::summary::TeacherOutputs;
-use crate::protocol::Phase;
+use crate::protocol::{teacher_layers, Phase};
 
 /// The distilled phase's pass over the training set for the teacher's outputs, before its
 /// first step.
@@ -35,9 +35,10 @@ impl TeacherPass {
     pub fn text(&self) -> String {
         if let Some(layer) = &self.layer {
             return match self.done >= self.total {
-                true => format!("the teacher's layer {layer} computed"),
+                true => format!("{} computed", teacher_layers(layer)),
                 false => format!(
-                    "computing the teacher's layer {layer} {:.0}%",
+                    "computing {} {:.0}%",
+                    teacher_layers(layer),
                     100.0 * self.ratio()
                 ),
             };
