@@ -1,7 +1,8 @@
 //! Sweeps (`[sweep]` in a preset): a distilled student for every point of a grid (or a
 //! list) of preset values, for each seed. Per seed the teacher is trained once and reused through
 //! its checkpoint and the teacher-output cache, unless the sweep changes the teacher or the data;
-//! the baseline likewise, unless it changes the student. The best point is chosen by mean
+//! the baseline likewise, at every point that sets the student as the seed's first point does.
+//! The best point is chosen by mean
 //! **validation** accuracy and reported on test. Writes `sweep.csv`, `sweep.json`, `sweep.svg`.
 
 use crate::config::{self, Override, Preset, PresetError, SweepConfig};
@@ -70,6 +71,14 @@ pub fn preset_of(
 }
 
 /// `distill.alpha = 0.5, distill.temperature = 2`
+/// Whether two points set the student (`student.*`) alike, so that they have one baseline.
+fn same_student(a: &Point, b: &Point) -> bool {
+    fn student(p: &Point) -> Vec<(&String, &toml::Value)> {
+        p.iter().filter(|(k, _)| k.starts_with("student")).collect()
+    }
+    student(a) == student(b)
+}
+
 fn describe(point: &Point) -> String {
     point
         .iter()
@@ -277,7 +286,6 @@ pub fn run(
     let reuse_teacher = !keys
         .iter()
         .any(|k| k.starts_with("teacher") || k.starts_with("data") || *k == "device");
-    let reuse_baseline = reuse_teacher && !keys.iter().any(|k| k.starts_with("student"));
     let seeds = base.seeds.clone().unwrap_or_else(|| vec![base.seed]);
     let jobs: Vec<(u64, usize)> = seeds
         .iter()
@@ -308,7 +316,7 @@ pub fn run(
                 key: "teacher.checkpoint".into(),
                 value: toml::Value::String(teacher.clone()).to_string(),
             });
-            if reuse_baseline {
+            if same_student(&points[i], &points[0]) {
                 extra.push(Override {
                     key: "student.baseline".into(),
                     value: "false".into(),

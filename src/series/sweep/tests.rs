@@ -72,3 +72,28 @@ fn the_best_point_is_chosen_on_validation_not_test() {
         "{narrow}"
     );
 }
+
+#[test]
+fn points_that_set_the_student_alike_share_a_baseline() {
+    let point = |entries: &[(&str, toml::Value)]| -> Point {
+        entries
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    };
+    let method = |m: &str| ("distill.method", toml::Value::String(m.into()));
+    let epochs = |n: i64| ("student.epochs", toml::Value::Integer(n));
+    assert!(same_student(
+        &point(&[method("soft")]),
+        &point(&[method("dkd")])
+    ));
+    assert!(same_student(
+        &point(&[method("soft"), epochs(5)]),
+        &point(&[epochs(5), method("at")])
+    ));
+    assert!(!same_student(
+        &point(&[method("soft")]),
+        &point(&[method("soft"), epochs(5)])
+    ));
+    assert!(!same_student(&point(&[epochs(4)]), &point(&[epochs(5)])));
+}
