@@ -325,3 +325,75 @@ fn ls_tells_live_completed_interrupted_and_killed_runs_apart() {
     assert_eq!(wait_exit(&mut live_job), 0);
     assert_eq!(state_of(&ls(root), &live).0, "completed");
 }
+
+/// `--detach --seeds 2` in one process: the series runs as one job, each of its runs behind
+/// its own socket. `attach PARENT` reaches the run it is on; `X` stops that run and the series
+/// with it, with the command that goes on; `--batch --resume PARENT` goes on, and each run it
+/// trains is reachable on its socket again.
+#[test]
+fn a_detached_series_is_attached_run_by_run_stopped_and_resumed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let parent = tmp.path().join("series");
+    let started = run([
+        "--detach".as_ref(),
+        "--seeds".as_ref(),
+        "2".as_ref(),
+        "--out".as_ref(),
+        parent.as_os_str(),
+        "--set".as_ref(),
+        "teacher.epochs=100000".as_ref(),
+    ]);
+    assert_eq!(started.code, Some(0), "{}", started.stderr);
+    assert_eq!(started.stdout.trim(), parent.display().to_string());
+    assert!(
+        started.stderr.contains("series job started"),
+        "{}",
+        started.stderr
+    );
+    let first = parent.join("seed-7");
+    assert!(
+        first.join("control.sock").exists(),
+        "started once its first run serves"
+    );
+
+    let s = Session::attach("series", &parent);
+    s.wait_screen("the series' run", |screen| {
+        screen.contains("attached to pid") && screen.contains("series run seed-7")
+    });
+    assert_eq!(s.stop_job(), 0);
+    let go_on = format!("kd-tui --detach --resume {}", parent.display());
+    s.wait_screen("the stop line", |screen| {
+        let screen = screen.replace('\n', "");
+        screen.contains("the run stopped, and its series with it") && screen.contains(&go_on)
+    });
+    wait_for("the series job's last line", || {
+        std::fs::read_to_string(parent.join("job.log"))
+            .is_ok_and(|log| log.contains("job exited with code 0"))
+    });
+    assert_eq!(read_summary(&first).status, RunStatus::Interrupted);
+    assert!(!parent.join("seed-8").exists(), "the runs after it wait");
+
+    let log = tmp.path().join("resume.log");
+    let mut resumed = common::ChildGuard(
+        common::kd_tui_on(["--batch", "--resume"])
+            .arg(&parent)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    for seed in ["seed-7", "seed-8"] {
+        let dir = parent.join(seed);
+        wait_for("the run's socket", || dir.join("control.sock").exists());
+        finish_teacher(&dir);
+        wait_for("the run's end", || {
+            dir.join("summary.json").exists() && !dir.join("control.sock").exists()
+        });
+    }
+    let read = || std::fs::read_to_string(&log).unwrap();
+    assert_eq!(wait_exit(&mut resumed), 0, "{}", read());
+    assert_completed(&first);
+    assert_completed(&parent.join("seed-8"));
+    let report = std::fs::read_to_string(parent.join("seeds.json")).unwrap();
+    assert!(report.contains("\"status\": \"completed\""), "{report}");
+}

@@ -123,3 +123,42 @@ fn two_ranks_under_one_cockpit_detach_list_attach_stop_and_resume() {
     assert_eq!(read_summary(&dir).status, RunStatus::Completed);
     assert_eq!(read_summary(&dir).distributed.unwrap().world_size, 2);
 }
+
+/// `--nproc 2 --seeds 2` without `--batch`: the series runs as one background job, each of its
+/// runs a data-parallel job; the cockpit attaches to the first run and, when it ends, to the
+/// next; `ls` lists both runs with their ranks and the series' report is written.
+#[test]
+fn a_data_parallel_series_runs_as_one_job_and_the_cockpit_follows_its_runs() {
+    require_gloo();
+    let bin = env!("CARGO_BIN_EXE_kd-tui");
+    let s = Session::shell(
+        "nproc-series",
+        120,
+        40,
+        &format!("{bin} {DIGITS} --nproc 2 --seeds 2 --out {{dir}}/run --set teacher.epochs=20 --set student.epochs=20; echo $? > {{dir}}/exit-code; sleep 600"),
+    );
+    let parent = s.run_dir();
+    s.wait_screen("the cockpit on the series' first run", |screen| {
+        screen.contains("attached to pid") && screen.contains("series run seed-7")
+    });
+    s.wait_screen("the cockpit on the series' second run", |screen| {
+        screen.contains("attached to pid")
+            && screen.contains("2 ranks")
+            && screen.contains("series run seed-8")
+    });
+    wait_for("the series' report", || {
+        std::fs::read_to_string(parent.join("seeds.json"))
+            .is_ok_and(|text| text.contains("\"status\": \"completed\""))
+    });
+    // Its last run over, the cockpit leaves and says where the report is.
+    assert_eq!(s.wait_exit(), 0);
+    assert!(s.screen().contains("seeds.json"), "{}", s.screen());
+    for seed in ["seed-7", "seed-8"] {
+        let run = parent.join(seed);
+        assert_eq!(read_summary(&run).status, RunStatus::Completed);
+        assert_eq!(read_summary(&run).distributed.unwrap().world_size, 2);
+        let job = listed(&run);
+        assert_eq!(job["world_size"].as_u64(), Some(2), "{seed}");
+    }
+    assert!(parent.join("seeds.csv").exists());
+}

@@ -5,7 +5,7 @@ use crate::run::JOB_LOG;
 use std::ffi::OsString;
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -65,10 +65,18 @@ impl StartError {
     }
 }
 
-/// Starts the job and waits until it serves its control socket; returns its PID. If it ends
-/// first (bad input, a failure), says so with its exit code and the end of its log.
-pub fn start(run_dir: &Path, args: Vec<OsString>) -> Result<u32, StartError> {
-    let socket = crate::remote::checked_socket_path(run_dir)?;
+/// What the launcher waits for: the run folder's own job, or a series' first run under it.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Job {
+    Run,
+    Series,
+}
+
+/// Starts the job and waits until it serves its control socket (a series: until one of its
+/// runs does); returns its PID and the folder of the run it serves. If it ends first (bad
+/// input, a failure), says so with its exit code and the end of its log.
+pub fn start(run_dir: &Path, args: Vec<OsString>, job: Job) -> Result<(u32, PathBuf), StartError> {
+    crate::remote::checked_socket_path(run_dir)?;
     let fail = |source: std::io::Error| StartError::Io {
         path: run_dir.display().to_string(),
         source,
@@ -98,9 +106,16 @@ pub fn start(run_dir: &Path, args: Vec<OsString>) -> Result<u32, StartError> {
     let mut locked: Option<Instant> = None;
     let log_name = log_path.display().to_string();
     loop {
-        if crate::run::lock::holder(run_dir).is_some_and(|holder| job_process(holder, pid)) {
-            if std::fs::metadata(&socket).is_ok_and(|m| m.file_type().is_socket()) {
-                return Ok(pid);
+        let serving = match job {
+            Job::Run => Some(run_dir.to_path_buf()),
+            Job::Series => series_run(run_dir, pid),
+        };
+        let held = serving.as_ref().filter(|dir| {
+            crate::run::lock::holder(dir).is_some_and(|holder| job_process(holder, pid))
+        });
+        if let Some(dir) = held {
+            if serves_socket(dir) {
+                return Ok((pid, dir.clone()));
             }
             if locked.get_or_insert_with(Instant::now).elapsed() > BIND_GRACE {
                 return Err(StartError::NoSocket {
@@ -127,15 +142,34 @@ pub fn start(run_dir: &Path, args: Vec<OsString>) -> Result<u32, StartError> {
     }
 }
 
-/// Whether `holder` is the job `pid` or one of its children: the rank 0 that a `--nproc`
-/// launcher starts holds the folder's lock.
+/// Whether the run folder `dir` serves its control socket.
+fn serves_socket(dir: &Path) -> bool {
+    crate::remote::checked_socket_path(dir)
+        .is_ok_and(|socket| std::fs::metadata(socket).is_ok_and(|m| m.file_type().is_socket()))
+}
+
+/// The run of the series under `parent` that the job `pid` trains now, if any.
+fn series_run(parent: &Path, pid: u32) -> Option<PathBuf> {
+    crate::remote::jobs::scan(parent)
+        .into_iter()
+        .filter(|run| run.state.is_live())
+        .map(|run| run.dir)
+        .find(|dir| crate::run::lock::holder(dir).is_some_and(|h| job_process(h, pid)))
+}
+
+/// Whether `holder` is the job `pid` or descends from it: the rank 0 that a `--nproc` launcher
+/// starts holds the folder's lock, and a data-parallel series starts such a launcher per run.
 fn job_process(holder: u32, pid: u32) -> bool {
-    let parent = std::fs::read_to_string(format!("/proc/{holder}/stat"))
-        .ok()
-        .and_then(|stat| {
-            // `pid (comm) state ppid ...`: the name may hold spaces and parentheses.
-            let after = &stat[stat.rfind(')')? + 1..];
-            after.split_whitespace().nth(1)?.parse::<u32>().ok()
-        });
-    holder == pid || parent == Some(pid)
+    let parent = |p: u32| {
+        std::fs::read_to_string(format!("/proc/{p}/stat"))
+            .ok()
+            .and_then(|stat| {
+                // `pid (comm) state ppid ...`: the name may hold spaces and parentheses.
+                let after = &stat[stat.rfind(')')? + 1..];
+                after.split_whitespace().nth(1)?.parse::<u32>().ok()
+            })
+    };
+    std::iter::successors(Some(holder), |&p| parent(p).filter(|&pp| pp > 1))
+        .take(4)
+        .any(|p| p == pid)
 }

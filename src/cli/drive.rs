@@ -8,38 +8,19 @@ use crate::setup::setup_in;
 use crate::train::{self, Ended, RunOutcome, TrainerSetup};
 use std::path::Path;
 
-/// Starts the trainer of a batch run behind its control socket, so that cockpits can attach
-/// (a run that cannot bind one, e.g. with a path too long for a socket, runs unattachable).
+/// Starts the trainer of a batch run behind its control socket, so that cockpits can attach.
 pub(super) fn serve(
     setup: TrainerSetup,
     consumer: &crate::front::Consumer,
 ) -> train::TrainerHandle {
     let dir = setup.run.dir().to_path_buf();
     let history = resumed_history(&setup);
-    let socket = {
-        let _context = consumer.runtime.enter();
-        crate::remote::server::ControlSocket::bind(&dir)
-    };
-    let handle = train::spawn(setup);
-    match socket {
-        Ok(socket) => socket.serve(handle, history, &consumer.runtime),
-        Err(e) => {
-            eprintln!(
-                "kd-tui: warning: no control socket in {} ({e}); kd-tui attach cannot reach this run",
-                dir.display()
-            );
-            handle
-        }
-    }
+    crate::front::batch::serve(train::spawn(setup), &dir, history, consumer)
 }
 
-/// What a resumed run recorded before this process (its `metrics.jsonl`, cut back to the
-/// checkpoint by set-up), for the screens that show it; nothing for a new run.
+/// What a resumed run recorded before this process, for the screens that show it.
 fn resumed_history(setup: &TrainerSetup) -> Vec<crate::protocol::Stamped> {
-    match setup.resume {
-        Some(_) => crate::remote::client::history(setup.run.dir()).unwrap_or_default(),
-        None => Vec::new(),
-    }
+    crate::front::batch::resumed_history(setup.run.dir(), setup.resume.is_some())
 }
 
 /// One run in the cockpit; after a divergence, as often as the user takes the offer, the run

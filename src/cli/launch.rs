@@ -141,6 +141,8 @@ impl crate::series::Front for RanksSeries {
     fn drive(
         &mut self,
         _handle: crate::train::TrainerHandle,
+        _dir: &std::path::Path,
+        _resumed: bool,
         _queue: &crate::series::queue::Queue,
     ) -> Result<crate::train::Ended, String> {
         Err("the runs of a data-parallel series are launched as ranks, not driven here".into())

@@ -59,8 +59,9 @@ pub struct Args {
     #[arg(long)]
     pub ascii: bool,
     /// Start the run as a background job that belongs to no terminal (its output in
-    /// RUN_DIR/job.log), print its folder and attach the cockpit to it; `q` detaches.
-    #[arg(long, conflicts_with_all = ["batch", "seeds"])]
+    /// RUN_DIR/job.log), print its folder and attach the cockpit to it; `q` detaches. A series
+    /// (--seeds, a sweep) runs as one job, its runs one after another, each attachable.
+    #[arg(long, conflicts_with = "batch")]
     pub detach: bool,
     /// Data-parallel training on N local ranks (processes): each trains on its share of every
     /// batch (the global batch is N times batch_size) and rank 0 writes the run folder. Without
@@ -98,8 +99,9 @@ pub enum Subcommand {
     /// Open the cockpit on a running job (by default the most recent live one);
     /// `q` detaches and leaves it running. A finished or dead run opens read-only.
     Attach {
-        /// The run folder (default: the newest live run in the runs folder: $KD_TUI_RUNS, else
-        /// ./runs where it exists, else ~/.local/share/kd-tui/runs).
+        /// The run folder, or a series' folder: the run it is on, then the next ones (default:
+        /// the newest live run in the runs folder: $KD_TUI_RUNS, else ./runs where it exists,
+        /// else ~/.local/share/kd-tui/runs).
         run_dir: Option<PathBuf>,
         /// Draw charts with plain dots instead of braille.
         #[arg(long)]
@@ -311,6 +313,9 @@ fn run(args: Args) -> Result<i32, Failure> {
     // A series' parent folder resumes as a series; a run's folder from its checkpoint.
     if let Some((preset, parent)) = resumed_series(&args)? {
         refuse_without_terminal(&args)?;
+        if args.detach || args.nproc.is_some() {
+            return jobs::detach(&parent, true, detach::Job::Series, tui_options(&args));
+        }
         return run_series(&args, preset, parent, true, consumer);
     }
     // A run stopped before its first checkpoint has nothing to lose: it starts over there.
@@ -332,14 +337,17 @@ fn run(args: Args) -> Result<i32, Failure> {
     };
     let preset = with_seeds(&args, preset)?;
     refuse_without_terminal(&args)?;
-    // Ranks outlive the cockpit as a detached job does: it attaches to them.
+    // Ranks outlive the cockpit as a detached job does: it attaches to them. A series runs as
+    // one job, its runs one after another, each attachable.
     if args.detach || args.nproc.is_some() {
-        if preset.sweep.is_some() || preset.seeds.is_some() {
-            return Err(Failure::bad_input("--detach, and --nproc without --batch, run one run; seeds and sweeps run with --batch (with --nproc too, each run a data-parallel job) or in the cockpit of one process"));
-        }
+        let job = match preset.sweep.is_some() || preset.seeds.is_some() {
+            true => detach::Job::Series,
+            false => detach::Job::Run,
+        };
         return jobs::detach(
             &run_dir(&args, &preset),
             args.resume.is_some(),
+            job,
             tui_options(&args),
         );
     }

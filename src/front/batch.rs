@@ -10,6 +10,7 @@ use crate::series::Front;
 use crate::train::{Ended, TrainerHandle};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
+use std::path::Path;
 
 /// Progress on stderr.
 enum Progress {
@@ -251,11 +252,53 @@ async fn consume(
     stopped_by
 }
 
-/// Batch mode as a series' front end.
+/// Puts the trainer of the batch run in `dir` behind the folder's control socket, so that
+/// cockpits can attach (`history`: what a resumed run recorded before); a run that cannot bind
+/// one, e.g. with a path too long for a socket, runs unattachable.
+pub fn serve(
+    handle: TrainerHandle,
+    dir: &Path,
+    history: Vec<Stamped>,
+    consumer: &Consumer,
+) -> TrainerHandle {
+    let socket = {
+        let _context = consumer.runtime.enter();
+        crate::remote::server::ControlSocket::bind(dir)
+    };
+    match socket {
+        Ok(socket) => socket.serve(handle, history, &consumer.runtime),
+        Err(e) => {
+            eprintln!(
+                "kd-tui: warning: no control socket in {} ({e}); kd-tui attach cannot reach this run",
+                dir.display()
+            );
+            handle
+        }
+    }
+}
+
+/// What a resumed run in `dir` recorded before this process (its `metrics.jsonl`, cut back to
+/// the checkpoint by set-up), for the screens that show it; nothing for a new run.
+pub fn resumed_history(dir: &Path, resumed: bool) -> Vec<Stamped> {
+    match resumed {
+        true => crate::remote::client::history(dir).unwrap_or_default(),
+        false => Vec::new(),
+    }
+}
+
+/// Batch mode as a series' front end: each run behind its folder's control socket, so that a
+/// series that runs as a detached job can be attached run by run.
 pub struct Headless(pub Consumer);
 
 impl Front for Headless {
-    fn drive(&mut self, handle: TrainerHandle, _queue: &Queue) -> Result<Ended, String> {
+    fn drive(
+        &mut self,
+        handle: TrainerHandle,
+        dir: &Path,
+        resumed: bool,
+        _queue: &Queue,
+    ) -> Result<Ended, String> {
+        let handle = serve(handle, dir, resumed_history(dir, resumed), &self.0);
         Ok(run(handle, &mut self.0))
     }
 

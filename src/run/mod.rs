@@ -23,6 +23,12 @@ pub struct RunFolder {
 /// What a detached job's launcher writes before the job creates its folder.
 pub const JOB_LOG: &str = "job.log";
 
+/// Whether `dir` holds files, but the log that a detached job's launcher opens there first.
+pub fn holds_files(dir: &Path) -> bool {
+    dir.read_dir()
+        .is_ok_and(|d| d.flatten().any(|e| e.file_name() != JOB_LOG))
+}
+
 /// The summary of a run in `dir` that completed, if it did.
 pub fn completed_summary(dir: &Path) -> Option<RunSummary> {
     read_summary(dir).filter(|summary| summary.status == RunStatus::Completed)
@@ -75,8 +81,7 @@ impl RunFolder {
     /// Creates the folder (refusing one that already holds files, but for a detached job's
     /// `job.log`), takes its job lock and records the preset.
     pub fn create(dir: &Path, preset: &Preset) -> io::Result<RunFolder> {
-        let others = |d: std::fs::ReadDir| d.flatten().any(|e| e.file_name() != JOB_LOG);
-        if dir.read_dir().is_ok_and(others) {
+        if holds_files(dir) {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
                 format!(

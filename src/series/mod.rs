@@ -22,8 +22,15 @@ use std::path::{Path, PathBuf};
 
 /// What drives one run of a series to its end, and where the series' own text goes.
 pub trait Front {
-    /// Runs one trainer to its end; `queue` says where it stands in the series.
-    fn drive(&mut self, handle: TrainerHandle, queue: &Queue) -> Result<Ended, String>;
+    /// Runs one trainer, of the run in `dir` (`resumed` from its checkpoint), to its end;
+    /// `queue` says where it stands in the series.
+    fn drive(
+        &mut self,
+        handle: TrainerHandle,
+        dir: &Path,
+        resumed: bool,
+        queue: &Queue,
+    ) -> Result<Ended, String>;
     /// Text for standard output (tables): at once, or once the screen is given back.
     fn print(&mut self, text: String);
     /// A progress or error line for standard error, likewise.
@@ -169,7 +176,7 @@ pub fn run_job(preset: Preset, dir: &Path, front: &mut dyn Front, queue: &Queue)
         Ok(s) => s,
         Err(failure) => return failed(failure, front),
     };
-    let ended = match front.drive(train::spawn(setup), queue) {
+    let ended = match front.drive(train::spawn(setup), dir, resume, queue) {
         Ok(ended) => ended,
         Err(e) => {
             front.note(format!("kd-tui: {e}"));
@@ -216,10 +223,11 @@ pub fn run(
     }
 }
 
-/// Opens the parent of a new series: refuses one that already holds files, then records the
-/// series' preset (seeds and sweep included) for `--resume`.
+/// Opens the parent of a new series: refuses one that already holds files (but the log that a
+/// detached series' launcher opened there), then records the series' preset (seeds and sweep
+/// included) for `--resume`.
 pub fn create_parent(parent: &Path, preset: &Preset) -> Result<(), Failure> {
-    if parent.read_dir().is_ok_and(|mut d| d.next().is_some()) {
+    if crate::run::holds_files(parent) {
         return Err(Failure::bad_input(format!(
             "run folder: {} already exists and is not empty; pick another --out (or --resume it)",
             parent.display()

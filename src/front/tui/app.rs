@@ -173,6 +173,9 @@ pub struct App {
     pub ascii_markers: bool,
     /// The series (seeds, sweep) this run belongs to, if any.
     pub queue: Option<Queue>,
+    /// Attached to a run of a series that a background job runs: the run's end leaves this
+    /// run's screen, for the next run's.
+    pub follows_series: bool,
     pub link: Link,
     /// The phase whose loss diverged, as the failed run's summary says.
     pub diverged: Option<Phase>,
@@ -221,6 +224,7 @@ impl App {
             zoom: false,
             ascii_markers,
             queue: None,
+            follows_series: false,
             link: Link::InProcess,
             diverged: None,
             retry: None,
@@ -350,6 +354,9 @@ impl App {
             // An attached cockpit stays on what it has when the job's stream ends.
             Msg::TrainerGone if self.detaches() && !self.stopping => {
                 self.trainer_gone = true;
+                if self.follows_series && self.summary.is_some() {
+                    self.exit = true;
+                }
                 if matches!(self.link, Link::Attached { .. }) && self.summary.is_none() {
                     let line = "the job's stream ended without its end: the job died".into();
                     self.push_log(self.progress.wall_time, LogLevel::Error, line);

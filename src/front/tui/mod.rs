@@ -153,15 +153,18 @@ impl Cockpit {
     }
 
     /// The cockpit over a job in another process, or over a run's history alone (`link` says
-    /// which), until the user leaves; whether the user stopped the job (`X`), else it goes on.
+    /// which), until the user leaves, or, for a run of a series that goes on in the background
+    /// (`follows_series`), until the run ends.
     pub fn attach(
         &mut self,
         link: Link,
         history: Vec<Stamped>,
         job: Option<JobChannels>,
-    ) -> color_eyre::Result<bool> {
+        follows_series: bool,
+    ) -> color_eyre::Result<Left> {
         let mut app = App::new(self.options.ascii_markers);
         app.link = link;
+        app.follows_series = follows_series;
         for event in history {
             app.update(Msg::Trainer(event));
         }
@@ -176,7 +179,13 @@ impl Cockpit {
             }
         };
         self.show(&mut app, &commands, &mut events, &mut steps)?;
-        Ok(app.stopping)
+        Ok(
+            match (app.stopping, app.trainer_gone && app.summary.is_some()) {
+                (true, _) => Left::Stopped,
+                (false, true) if follows_series => Left::RunEnded,
+                _ => Left::Detached,
+            },
+        )
     }
 
     /// Draws `app` and feeds it until it exits; the terminal is given back at once if this
@@ -232,8 +241,25 @@ impl Drop for Cockpit {
     }
 }
 
+/// How an attached cockpit was left.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Left {
+    /// The user stopped the job (`X`).
+    Stopped,
+    /// The user left; the job goes on.
+    Detached,
+    /// The run of a series ended: the series' next run follows.
+    RunEnded,
+}
+
 impl Front for Cockpit {
-    fn drive(&mut self, handle: TrainerHandle, queue: &Queue) -> Result<Ended, String> {
+    fn drive(
+        &mut self,
+        handle: TrainerHandle,
+        _dir: &std::path::Path,
+        _resumed: bool,
+        queue: &Queue,
+    ) -> Result<Ended, String> {
         // The report's chain on one line (`{:?}` would be its multi-line debug report).
         self.run(handle, Some(queue), Vec::new())
             .map_err(|e| format!("{e:#}"))

@@ -74,6 +74,12 @@ pub(super) fn render_header(app: &App, frame: &mut Frame, area: Rect) {
         let at = q.running().map_or(q.done(), |i| i + 1);
         spans.push(Span::raw(format!("{} {at}/{} · ", q.title, q.rows.len())));
     }
+    if app.follows_series {
+        spans.push(Span::raw(format!(
+            "series run {} · ",
+            series_run(&app.run_dir)
+        )));
+    }
     spans.extend([phase, Span::raw(" "), status(app)]);
     let students_wait = p.phase == Some(Phase::Teacher) && app.is_paused(Role::Student);
     if students_wait && app.summary.is_none() {
@@ -217,5 +223,27 @@ fn outcome(app: &App, summary: &RunSummary) -> Line<'static> {
                 .map_or("see the log".into(), |f| f.message.clone());
             Line::styled(format!(" {why}"), theme::error())
         }
+    }
+}
+
+/// A series' run by its place in the series' folder: `seed-8`, `seed-7/point-2`.
+fn series_run(run_dir: &str) -> String {
+    let parts: Vec<&str> = run_dir.rsplit('/').take(2).collect();
+    match parts.as_slice() {
+        [point, seed] if point.starts_with("point-") => format!("{seed}/{point}"),
+        [run, ..] => run.to_string(),
+        [] => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_series_run_is_named_by_its_place_in_the_series() {
+        assert_eq!(super::series_run("runs/s/seed-8"), "seed-8");
+        assert_eq!(
+            super::series_run("/tmp/x/s/seed-7/point-2"),
+            "seed-7/point-2"
+        );
     }
 }
