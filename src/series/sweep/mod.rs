@@ -143,12 +143,11 @@ impl SweepReport {
         self.rows.iter().map(|r| r.point + 1).max().unwrap_or(0)
     }
 
+    /// A row per point and seed, a column per key that any point sets (listed points may set
+    /// different keys; a point that leaves one out has it empty).
     pub fn csv(&self) -> String {
-        let keys: Vec<&String> = self
-            .rows
-            .first()
-            .map(|r| r.values.keys().collect())
-            .unwrap_or_default();
+        let keys: std::collections::BTreeSet<&String> =
+            self.rows.iter().flat_map(|r| r.values.keys()).collect();
         let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.4}"));
         let mut out = format!(
             "point,seed,{}distilled_val_acc,distilled_test_acc,baseline_test_acc,run_dir\n",

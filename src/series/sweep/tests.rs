@@ -97,3 +97,41 @@ fn points_that_set_the_student_alike_share_a_baseline() {
     ));
     assert!(!same_student(&point(&[epochs(4)]), &point(&[epochs(5)])));
 }
+
+#[test]
+fn the_csv_has_a_column_for_every_key_any_point_sets() {
+    let row = |point: usize, values: &[(&str, toml::Value)]| SweepRow {
+        point,
+        seed: 7,
+        values: values
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+        run_dir: format!("s/point-{point}"),
+        distilled_val_acc: Some(90.0),
+        distilled_test_acc: Some(89.0),
+        baseline_test_acc: Some(88.0),
+    };
+    let method = |m: &str| ("distill.method", toml::Value::String(m.into()));
+    let report = SweepReport::of(
+        vec![
+            row(0, &[method("hard")]),
+            row(
+                1,
+                &[
+                    method("soft"),
+                    ("distill.temperature", toml::Value::Float(2.0)),
+                ],
+            ),
+        ],
+        true,
+    );
+    let csv = report.csv();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(
+        lines[0].starts_with("point,seed,distill.method,distill.temperature,"),
+        "{csv}"
+    );
+    assert!(lines[1].starts_with("0,7,\"'hard'\",\"\","), "{csv}");
+    assert!(lines[2].starts_with("1,7,\"'soft'\",\"2.0\","), "{csv}");
+}
