@@ -349,9 +349,18 @@ fn student_init_is_refused_where_the_teachers_weights_cannot_map() {
     }
 }
 
+/// What kd-tui says when it rejects the digits preset with these `--set` edits.
+fn rejected_with(set: &[&str]) -> String {
+    let tmp = tempfile::tempdir().unwrap();
+    let args: Vec<std::ffi::OsString> = set
+        .iter()
+        .flat_map(|s| ["--set".into(), (*s).into()])
+        .collect();
+    rejected(tmp.path(), &args)
+}
+
 #[test]
 fn attention_transfer_pairs_as_many_student_layers_as_teacher_layers() {
-    let tmp = tempfile::tempdir().unwrap();
     let set = [
         r#"teacher.model={ kind = "cnn", channels = [8, 16] }"#,
         r#"student.model={ kind = "cnn", channels = [4, 8] }"#,
@@ -359,11 +368,7 @@ fn attention_transfer_pairs_as_many_student_layers_as_teacher_layers() {
         r#"distill.teacher_layer=["features.0", "features.1"]"#,
         r#"distill.student_layer="features.1""#,
     ];
-    let args: Vec<std::ffi::OsString> = set
-        .iter()
-        .flat_map(|s| ["--set".into(), (*s).into()])
-        .collect();
-    let message = rejected(tmp.path(), &args);
+    let message = rejected_with(&set);
     for says in [
         "key `distill.student_layer`",
         "1 student layer(s) for 2 teacher layer(s)",
@@ -375,18 +380,13 @@ fn attention_transfer_pairs_as_many_student_layers_as_teacher_layers() {
 #[test]
 fn attention_transfer_needs_feature_maps_on_both_sides() {
     // A CNN teacher's map against the MLP student's vector: the student's layer is named.
-    let tmp = tempfile::tempdir().unwrap();
     let set = [
         r#"teacher.model={ kind = "cnn", channels = [8, 16] }"#,
         "distill.method=at",
         r#"distill.teacher_layer="features.1""#,
         r#"distill.student_layer="layers.0""#,
     ];
-    let args: Vec<std::ffi::OsString> = set
-        .iter()
-        .flat_map(|s| ["--set".into(), (*s).into()])
-        .collect();
-    let message = rejected(tmp.path(), &args);
+    let message = rejected_with(&set);
     for says in [
         "key `distill.student_layer`",
         "`at` needs feature maps on both sides",

@@ -3,20 +3,26 @@
 use super::*;
 use rand::{rngs::StdRng, SeedableRng};
 
-/// The teacher's logits looked up from its views equal its forward pass on the augmented
-/// batch, for shifts alone and with flips; the wrong views' logits do not.
-#[test]
-fn logits_looked_up_by_view_are_the_teachers_on_the_augmented_batch() {
+/// Digits, and a CNN teacher of those `channels` (untrained) for its 8x8 images.
+fn digits_and_cnn(channels: &str) -> (crate::data::Splits, Model) {
     let preset = crate::config::load(crate::config::DIGITS_PRESET, "d", &[]).unwrap();
     let data = crate::data::load(&preset.data, preset.seed).unwrap();
-    let cfg: crate::config::ModelConfig = toml::from_str::<toml::Table>(
-        "m = { kind = \"cnn\", channels = [4], kernel = 3, hidden = [16] }",
-    )
+    let cfg: crate::config::ModelConfig = toml::from_str::<toml::Table>(&format!(
+        "m = {{ kind = \"cnn\", channels = {channels}, kernel = 3, hidden = [16] }}"
+    ))
     .unwrap()["m"]
         .clone()
         .try_into()
         .unwrap();
     let teacher = Model::new(&cfg, &data.input, data.num_classes, tch::Device::Cpu).unwrap();
+    (data, teacher)
+}
+
+/// The teacher's logits looked up from its views equal its forward pass on the augmented
+/// batch, for shifts alone and with flips; the wrong views' logits do not.
+#[test]
+fn logits_looked_up_by_view_are_the_teachers_on_the_augmented_batch() {
+    let (data, teacher) = digits_and_cnn("[4]");
     let train = &data.train.features;
     let n = train.len() as usize;
     for (augment, views) in [
@@ -94,16 +100,7 @@ fn logits_looked_up_by_view_are_the_teachers_on_the_augmented_batch() {
 /// when an epoch asks for none.
 #[test]
 fn guided_layers_computed_once_are_the_teachers_per_batch_outputs() {
-    let preset = crate::config::load(crate::config::DIGITS_PRESET, "d", &[]).unwrap();
-    let data = crate::data::load(&preset.data, preset.seed).unwrap();
-    let cfg: crate::config::ModelConfig = toml::from_str::<toml::Table>(
-        "m = { kind = \"cnn\", channels = [4, 8], kernel = 3, hidden = [16] }",
-    )
-    .unwrap()["m"]
-        .clone()
-        .try_into()
-        .unwrap();
-    let teacher = Model::new(&cfg, &data.input, data.num_classes, tch::Device::Cpu).unwrap();
+    let (data, teacher) = digits_and_cnn("[4, 8]");
     let train = &data.train.features;
     let layers = ["features.1", "features.0", "classifier.0"];
     let mut told = Vec::new();
