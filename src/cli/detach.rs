@@ -120,7 +120,7 @@ pub fn start(run_dir: &Path, args: Vec<OsString>, job: Job) -> Result<(u32, Path
             if locked.get_or_insert_with(Instant::now).elapsed() > BIND_GRACE {
                 return Err(StartError::NoSocket {
                     pid,
-                    dir: run_dir.display().to_string(),
+                    dir: dir.display().to_string(),
                     log: log_name,
                 });
             }

@@ -166,11 +166,12 @@ fn open_cockpit(dir: &Path, state: RunState, options: Options) -> Result<i32, Fa
             series.display(),
             NEXT_RUN_WAIT.as_secs()
         ),
-        (_, Some(series)) => eprintln!(
+        (_, Some(series)) if jobs::latest_live(series).is_some() => eprintln!(
             "kd-tui: detached; the series in {} goes on in the background. Attach to the run it \
              is on: kd-tui attach {folder}",
             series.display()
         ),
+        (_, Some(_)) => {}
         (_, None) => {
             if let Some(pid) = crate::run::lock::holder(&dir) {
                 let paused =
