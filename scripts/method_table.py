@@ -58,12 +58,20 @@ def main():
     ap.add_argument("sweep", type=pathlib.Path)
     ap.add_argument("--mnist", type=pathlib.Path, required=True)
     ap.add_argument("--kd-tui", default="target/release/kd-tui")
+    ap.add_argument("--extra", type=pathlib.Path, nargs="*", default=[],
+                    help="run folders outside the sweep (one per seed, the same settings, the "
+                         "sweep's teacher), reported as one more row against the sweep's baselines")
     args = ap.parse_args()
     torch.set_num_threads(2)
     images = read_idx(args.mnist / "t10k-images-idx3-ubyte.gz").float().div(255).unsqueeze(1)
     labels = read_idx(args.mnist / "t10k-labels-idx1-ubyte.gz").long()
 
     rows = json.load(open(args.sweep / "sweep.json"))["rows"]
+    extra_point = 1 + max(r["point"] for r in rows)
+    for run_dir in args.extra:
+        preset = json.load(open(run_dir / "summary.json"))
+        rows.append(dict(point=extra_point, seed=preset["seed"], run_dir=str(run_dir),
+                         values={"(outside the sweep)": str(run_dir.parent)}))
     runs = []
     for row in rows:
         run_dir = pathlib.Path(row["run_dir"])
