@@ -142,8 +142,8 @@ pub fn start(run_dir: &Path, args: Vec<OsString>, job: Job) -> Result<(u32, Path
     }
 }
 
-/// Whether the run folder `dir` serves its control socket.
-fn serves_socket(dir: &Path) -> bool {
+/// Whether the run folder `dir` serves its control socket (its socket file is there).
+pub(super) fn serves_socket(dir: &Path) -> bool {
     crate::remote::checked_socket_path(dir)
         .is_ok_and(|socket| std::fs::metadata(socket).is_ok_and(|m| m.file_type().is_socket()))
 }

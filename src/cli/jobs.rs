@@ -205,7 +205,7 @@ fn next_series_run(parent: &Path, ended: &Path) -> Option<PathBuf> {
         let next = jobs::scan(parent)
             .into_iter()
             .filter(|run| run.state.is_live() && run.dir != ended)
-            .find(|run| client::connect(&run.dir).is_ok());
+            .find(|run| super::detach::serves_socket(&run.dir));
         if let Some(run) = next {
             return Some(run.dir);
         }
