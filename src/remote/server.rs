@@ -23,6 +23,8 @@ use tokio::task::JoinHandle;
 
 /// Events queued for one client before it counts as not reading.
 const CLIENT_QUEUE: usize = 1024;
+/// The socket's name while it is bound but not yet listening.
+const STAGING: &str = ".bind.sock";
 /// Time the clients get to read the run's last events before the job exits.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -36,19 +38,25 @@ pub struct ControlSocket {
 impl ControlSocket {
     /// Binds `RUN_DIR/control.sock`, readable and writable by its owner only. The caller holds
     /// the run folder's job lock, so a socket already there is a crashed job's: it is replaced.
-    /// Must be called within the runtime that will serve it.
+    /// The socket is bound and listening under a staging name first, then renamed into place:
+    /// launchers and cockpits take the socket's file for a job that accepts, and a file bound
+    /// but not yet listening refuses connections. Must be called within the runtime that will
+    /// serve it.
     pub fn bind(run_dir: &Path) -> std::io::Result<ControlSocket> {
         let path = super::checked_socket_path(run_dir).map_err(std::io::Error::other)?;
-        match std::fs::remove_file(&path) {
+        // No longer than the socket's own name, so that it fits wherever that does.
+        let staging = path.with_file_name(STAGING);
+        match std::fs::remove_file(&staging) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
             _ => {}
         }
         // Created 0600 from the start (umask), not opened up then narrowed.
         let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o177));
-        let bound = UnixListener::bind(&path);
+        let bound = UnixListener::bind(&staging);
         rustix::process::umask(old);
         let listener = bound?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::rename(&staging, &path)?;
         Ok(ControlSocket {
             listener,
             path,
@@ -260,4 +268,38 @@ async fn hub(
         let _ = front_steps.try_send(step);
     }
     hub.close(accepting, &socket).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+
+    /// A crashed job leaves its socket's file (and maybe a staging one): the next job's socket
+    /// replaces both, accepts at once, is its owner's only, and leaves no staging file.
+    #[test]
+    fn a_bound_socket_replaces_a_crashed_jobs_and_accepts_under_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = super::super::socket_path(dir.path());
+        for stale in [&path, &path.with_file_name(super::STAGING)] {
+            drop(std::os::unix::net::UnixListener::bind(stale).unwrap());
+            let refused = std::os::unix::net::UnixStream::connect(stale).unwrap_err();
+            assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _context = runtime.enter();
+        let socket = super::ControlSocket::bind(dir.path()).unwrap();
+        std::os::unix::net::UnixStream::connect(&path).expect("the socket accepts");
+        let meta = std::fs::metadata(&path).unwrap();
+        assert!(meta.file_type().is_socket());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, [super::super::SOCKET]);
+        drop(socket);
+    }
 }

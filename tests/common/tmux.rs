@@ -139,10 +139,32 @@ impl Session {
             }
             assert!(
                 Instant::now() < deadline,
-                "timed out waiting for {what}; screen:\n{screen}"
+                "timed out waiting for {what}; screen:\n{screen}\n{}",
+                self.logs()
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// The end of every job's log under the session's folder: why a job the screen waited on
+    /// is not there.
+    fn logs(&self) -> String {
+        let mut found = Vec::new();
+        let mut folders = vec![self.dir.path().to_path_buf()];
+        while let Some(folder) = folders.pop() {
+            for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    folders.push(path);
+                } else if path.extension().is_some_and(|e| e == "log") {
+                    let text = std::fs::read_to_string(&path).unwrap_or_default();
+                    let start = text.len().saturating_sub(4000);
+                    let tail = text.get(start..).unwrap_or(&text);
+                    found.push(format!("{}:\n{tail}", path.display()));
+                }
+            }
+        }
+        found.join("\n")
     }
 
     pub fn wait_exit(&self) -> i32 {
@@ -153,8 +175,9 @@ impl Session {
             }
             assert!(
                 Instant::now() < deadline,
-                "kd-tui did not exit; screen:\n{}",
-                self.screen()
+                "kd-tui did not exit; screen:\n{}\n{}",
+                self.screen(),
+                self.logs()
             );
             std::thread::sleep(Duration::from_millis(100));
         }
