@@ -98,6 +98,7 @@ pub fn report() -> String {
             "to build gloo: sudo apt-get install libgloo-dev, then build kd-tui again".into(),
         );
     }
+    line("memory", crate::memory::describe());
     let auto = crate::device::resolve(DeviceSpec::Auto).map(crate::device::describe);
     line("device auto", auto.unwrap_or_else(|e| e));
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());

@@ -18,6 +18,7 @@ pub mod fault;
 pub mod front;
 pub mod inspect;
 pub mod malloc;
+pub mod memory;
 pub mod model;
 pub mod protocol;
 pub mod random;

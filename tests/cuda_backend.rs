@@ -63,6 +63,14 @@ fn doctor_reports_libtorch_its_cuda_backend_and_the_driver() {
     } else {
         assert!(backend.contains("CPU-only build"), "{text}");
     }
+    // This process's cgroup, as /proc names it, bounds the memory a run may take.
+    let memory = value("memory");
+    let own = kd_tui::memory::own_memory_cgroup()
+        .map_or("no memory cgroup".into(), |c| c.dir.display().to_string());
+    assert!(
+        memory.contains(" GiB available; cgroup ") && memory.contains(&own),
+        "{text}"
+    );
     let driver = value("NVIDIA driver");
     let cuda = value("CUDA");
     match std::path::Path::new("/dev/nvidiactl").exists() {

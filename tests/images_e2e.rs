@@ -5,30 +5,15 @@
 
 mod common;
 
+use common::data::digit_pixels as digits;
 use common::{kd_tui_on, Outcome};
 use image::{DynamicImage, GrayImage, ImageFormat};
 use std::ffi::OsStr;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 const CLASSES: [&str; 10] = [
     "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
 ];
-
-/// The embedded digits: (label, 8x8 pixels scaled to 0..255).
-fn digits() -> Vec<(usize, Vec<u8>)> {
-    let mut text = String::new();
-    flate2::read::GzDecoder::new(kd_tui::data::EMBEDDED_DIGITS)
-        .read_to_string(&mut text)
-        .unwrap();
-    text.lines()
-        .map(|line| {
-            let v: Vec<f64> = line.split(',').map(|f| f.parse().unwrap()).collect();
-            let pixels = v[..64].iter().map(|p| (p * 255.0 / 16.0) as u8).collect();
-            (v[64] as usize, pixels)
-        })
-        .collect()
-}
 
 /// The digits as `DIR/train/<name>/...`: every fifth image in each mode and format, one in
 /// twelve at 16x16 (the rest 8x8), every seventh in a nested folder; a text file and a corrupt

@@ -62,6 +62,11 @@ impl ByteRows {
         self.rows.len()
     }
 
+    /// Bytes per row.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
     pub fn row(&self, i: usize) -> &[u8] {
         let start = self.rows[i] * self.dim;
         &self.store[start..start + self.dim]

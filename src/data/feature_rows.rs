@@ -7,6 +7,9 @@ use super::images::StreamedRows;
 use super::normalize::Affine;
 use tch::{Device, Kind, Tensor};
 
+/// The most floats one chunk of a pass over a split makes (64 MiB).
+const CHUNK_BYTES: i64 = 64 << 20;
+
 /// Rows `[n, prod(shape)]`, read as normalised f32 batches.
 #[derive(Debug)]
 pub struct FeatureRows {
@@ -69,6 +72,22 @@ impl FeatureRows {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Features per row.
+    pub fn width(&self) -> i64 {
+        match &self.stored {
+            Stored::Tensor(t) => t.size().get(1).copied().unwrap_or(1),
+            Stored::Streamed(s) => s.width() as i64,
+            Stored::Paged(p, _) => p.dim() as i64,
+        }
+    }
+
+    /// Rows per chunk of a pass over every row (scoring, the teacher's outputs): at most
+    /// `most`, and no more than `CHUNK_BYTES` of floats, so that a folder of large images is
+    /// not made floats a thousand at a time.
+    pub fn chunk_rows(&self, most: i64) -> i64 {
+        (CHUNK_BYTES / (4 * self.width().max(1))).clamp(1, most.max(1))
     }
 
     /// The rows `idx` (a tensor of indices on the features' device), as floats.
@@ -164,6 +183,17 @@ fn indices(idx: &Tensor) -> Vec<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pass_takes_as_many_rows_at_once_as_64_mib_of_floats_hold() {
+        let rows = |width: i64| {
+            FeatureRows::bytes(Tensor::zeros([2, width], (Kind::Uint8, Device::Cpu)), None)
+        };
+        assert_eq!(rows(784).chunk_rows(1024), 1024, "MNIST: the most");
+        assert_eq!(rows(512 * 512).chunk_rows(1024), 64);
+        assert_eq!(rows(3 * 224 * 224).chunk_rows(1024), 111);
+        assert_eq!(rows(1 << 25).chunk_rows(1024), 1, "at least one");
+    }
 
     #[test]
     fn bytes_are_normalised_per_batch_exactly_as_floats_on_the_host() {

@@ -90,7 +90,12 @@ pub(super) fn read(cfg: &DataConfig, dir: &Path) -> Result<Source, DataError> {
                         (Data::Decoded(decoded), format!("{status}; {PAGED}"))
                     }
                     (DataCache::Auto, Some(why)) => {
-                        let status = format!("none, decoded as batches are drawn: {}", why.message);
+                        // Short of memory: the allocator gives back what each step frees.
+                        crate::malloc::return_freed_memory();
+                        let status = format!(
+                            "none, decoded as batches are drawn, freed memory given back: {}",
+                            why.message
+                        );
                         (stream(plan, cfg), status)
                     }
                     (DataCache::Memory, Some(why)) => return Err(why),

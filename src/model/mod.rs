@@ -156,7 +156,7 @@ fn check_memory(cfg: &ModelConfig, input: &InputShape) -> Result<(), ShapeError>
     };
     let parameters = mlp_parameters(&mlp.hidden, input.numel(), 2);
     let needed = parameters * BYTES_PER_PARAMETER;
-    match crate::malloc::available_memory() {
+    match crate::memory::available_memory() {
         Some(available) if needed > available => Err(ShapeError {
             model: cfg.to_string(),
             input: input.to_string(),

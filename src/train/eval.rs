@@ -11,7 +11,8 @@ use crate::protocol::Phase;
 use std::time::{Duration, Instant};
 use tch::{Device, Tensor};
 
-/// Examples per forward pass when scoring a whole split: bounds memory for large models.
+/// Examples per forward pass when scoring a whole split, at most: bounds memory for large
+/// models (and `FeatureRows::chunk_rows` for large inputs).
 const EVAL_CHUNK: i64 = 1024;
 
 /// Accuracy and loss of a model on a split.
@@ -39,17 +40,19 @@ pub fn logits_reporting(
     logits_of_rows(
         model,
         xs.len() as usize,
+        xs.chunk_rows(EVAL_CHUNK),
         world,
         &mut |s, l| xs.narrow(s, l),
         done,
     )
 }
 
-/// The model's logits over `n` inputs, `rows(start, len)` making those from `start` on: as
-/// `logits_reporting` (chunks, shards, progress), for inputs made as they are needed.
+/// The model's logits over `n` inputs, `rows(start, len)` making those from `start` on, `chunk`
+/// at a time: as `logits_reporting` (shards, progress), for inputs made as they are needed.
 pub fn logits_of_rows(
     model: &Model,
     n: usize,
+    chunk: i64,
     world: Option<&World>,
     rows: &mut dyn FnMut(i64, i64) -> Tensor,
     done: &mut dyn FnMut(usize, usize),
@@ -57,7 +60,7 @@ pub fn logits_of_rows(
     World::map_rows(
         world,
         n,
-        EVAL_CHUNK,
+        chunk,
         "logits",
         |start, len| model.logits(&rows(start, len)),
         done,
@@ -173,7 +176,8 @@ pub fn measure_latency(model: &Model, test: &Split, device: Device) -> Latency {
         times[times.len() / 2]
     }
     let one = test.features.narrow(0, 1);
-    let batch_size = test.len().min(1024);
+    // As many as a chunk of scoring takes: large images are not made floats a thousand at once.
+    let batch_size = (test.len() as i64).min(test.features.chunk_rows(EVAL_CHUNK)) as usize;
     let many = test.features.narrow(0, batch_size as i64);
     // One example is served by one CPU thread: splitting a tiny matmul over threads only adds
     // wake-up latency, which on a busy machine swamps the figure.

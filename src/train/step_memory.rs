@@ -34,7 +34,7 @@ pub(super) fn check_batch(model: &Model, input: &InputShape, batch: usize) -> Re
     if model.vs.device() != Device::Cpu {
         return Ok(());
     }
-    let Some(available) = crate::malloc::available_memory() else {
+    let Some(available) = crate::memory::available_memory() else {
         return Ok(());
     };
     let per_example = bytes_per_example(model, input).max(1);
@@ -77,7 +77,7 @@ mod tests {
             4 * 3 * (784 + 800 + 800 + 10)
         );
         assert!(
-            crate::malloc::available_memory().is_some(),
+            crate::memory::available_memory().is_some(),
             "Linux says how much memory is available"
         );
         assert_eq!(check_batch(&model, &input, 128), Ok(()));

@@ -211,7 +211,8 @@ impl<'a> TeacherTargets<'a> {
                     [false, true].map(|from_cache| TeacherOutputs::Views { views, from_cache });
                 let (logits, outputs) = once.logits(teacher, views * n as usize, said, |done| {
                     let mut rows = |start, len| view_rows(train, &input, &augment, start, len);
-                    logits_of_rows(teacher, views * n as usize, world, &mut rows, done)
+                    let chunk = train.chunk_rows(CHUNK);
+                    logits_of_rows(teacher, views * n as usize, chunk, world, &mut rows, done)
                 });
                 (Source::Views { logits, rows: n }, outputs)
             }
@@ -339,7 +340,7 @@ fn guided_outputs(
     let all = World::map_rows(
         world,
         train.len() as usize,
-        CHUNK,
+        train.chunk_rows(CHUNK),
         "teacher features",
         rows,
         &mut done,

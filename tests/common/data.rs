@@ -32,3 +32,19 @@ pub fn mnist_dir() -> Option<PathBuf> {
         &["train-images-idx3-ubyte.gz", "train-images-idx3-ubyte"],
     )
 }
+
+/// The embedded digits: (label, 8x8 pixels scaled to 0..255).
+pub fn digit_pixels() -> Vec<(usize, Vec<u8>)> {
+    use std::io::Read;
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(kd_tui::data::EMBEDDED_DIGITS)
+        .read_to_string(&mut text)
+        .unwrap();
+    text.lines()
+        .map(|line| {
+            let v: Vec<f64> = line.split(',').map(|f| f.parse().unwrap()).collect();
+            let pixels = v[..64].iter().map(|p| (p * 255.0 / 16.0) as u8).collect();
+            (v[64] as usize, pixels)
+        })
+        .collect()
+}

@@ -314,9 +314,13 @@ fn gray(image: DynamicImage) -> GrayImage {
     GrayImage::from_raw(w, h, luma).expect("one value per pixel")
 }
 
-/// `bytes` as GiB, one decimal.
+/// `bytes` as GiB with one decimal, or as whole MiB below 1 GiB (where one decimal of GiB
+/// would not tell 0.44 from 0.36).
 pub(in crate::data) fn gib(bytes: u64) -> String {
-    format!("{:.1} GiB", bytes as f64 / f64::from(1u32 << 30))
+    match bytes < 1 << 30 {
+        true => format!("{} MiB", (bytes + (1 << 19)) >> 20),
+        false => format!("{:.1} GiB", bytes as f64 / f64::from(1u32 << 30)),
+    }
 }
 
 /// Refuses images whose bytes do not fit twice in the memory this process may still take (its
@@ -328,7 +332,7 @@ pub(in crate::data) fn fits_in_memory(
     chw: usize,
 ) -> Result<(), DataError> {
     let bytes = images as u64 * chw as u64;
-    let available = crate::malloc::available_memory().map(|a| u64::try_from(a).unwrap_or(u64::MAX));
+    let available = crate::memory::available_memory().map(|a| u64::try_from(a).unwrap_or(u64::MAX));
     match available {
         Some(available) if bytes.saturating_mul(2) > available => Err(err(
             dir.display(),

@@ -140,6 +140,11 @@ impl StreamedRows {
         self.rows.len()
     }
 
+    /// Bytes per row.
+    pub fn width(&self) -> usize {
+        self.files.chw()
+    }
+
     pub fn to_device(&self, device: Device) -> StreamedRows {
         StreamedRows {
             device,

@@ -325,10 +325,17 @@ fn the_cache_reads_back_what_was_decoded_and_refuses_what_it_cannot_prove() {
 }
 
 #[test]
+fn sizes_under_a_gib_are_told_in_mib() {
+    assert_eq!(gib(471 << 20), "471 MiB");
+    assert_eq!(gib((700 << 20) + (1 << 19)), "701 MiB");
+    assert_eq!(gib(3 << 30), "3.0 GiB");
+}
+
+#[test]
 fn images_that_would_not_fit_in_memory_are_refused_with_their_size() {
     let dir = Path::new("huge");
     assert!(fits_in_memory(dir, 1000, 784).is_ok());
-    if crate::malloc::available_memory().is_none() {
+    if crate::memory::available_memory().is_none() {
         return; // no /proc/meminfo: nothing to compare with
     }
     let e = fits_in_memory(dir, 1 << 30, 3 * 224 * 224).unwrap_err();
