@@ -7,32 +7,42 @@ use std::path::{Path, PathBuf};
 /// Memory this process may still take: the least of the machine's available memory and the room
 /// under each of its cgroups' limits; `None` where neither can be read.
 pub fn available_memory() -> Option<u128> {
-    let read = |path: &Path| std::fs::read_to_string(path).ok();
-    let meminfo = read(Path::new("/proc/meminfo")).and_then(|m| {
-        let line = m.lines().find(|l| l.starts_with("MemAvailable:"))?;
-        let kb: u128 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kb * 1024)
-    });
-    let cgroup = own_memory_cgroup().and_then(|cgroup| cgroup.room(read));
-    match (meminfo, cgroup) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
+    let room = own_memory_cgroup().and_then(|cgroup| cgroup.room(read));
+    least(machine_available(), room)
 }
 
 /// For `kd-tui doctor`: what this process may still take, and the cgroup that bounds it.
 pub fn describe() -> String {
     let gib = |b: u128| format!("{:.1} GiB", b as f64 / f64::from(1u32 << 30));
-    let available = available_memory().map_or("unknown".into(), gib);
-    let read = |path: &Path| std::fs::read_to_string(path).ok();
-    let cgroup = match own_memory_cgroup() {
-        Some(cgroup) => match cgroup.room(read) {
-            Some(room) => format!("{} leaves {}", cgroup.dir.display(), gib(room)),
-            None => format!("{} sets no limit", cgroup.dir.display()),
-        },
-        None => "no memory cgroup".into(),
+    let cgroup = own_memory_cgroup();
+    let room = cgroup.as_ref().and_then(|cgroup| cgroup.room(read));
+    let available = least(machine_available(), room).map_or("unknown".into(), gib);
+    let cgroup = match (cgroup, room) {
+        (Some(cgroup), Some(room)) => format!("{} leaves {}", cgroup.dir.display(), gib(room)),
+        (Some(cgroup), None) => format!("{} sets no limit", cgroup.dir.display()),
+        (None, _) => "no memory cgroup".into(),
     };
     format!("{available} available; cgroup {cgroup}")
+}
+
+fn read(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path).ok()
+}
+
+/// The machine's available memory (`MemAvailable`).
+fn machine_available() -> Option<u128> {
+    let meminfo = read(Path::new("/proc/meminfo"))?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u128 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// The lesser of two bounds, either of which may be unknown.
+fn least(a: Option<u128>, b: Option<u128>) -> Option<u128> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// Limits from here up are no limit (v1's is `PAGE_COUNTER_MAX` pages, about 2^63 bytes).
@@ -57,8 +67,8 @@ pub struct MemoryCgroup {
 
 /// This process's memory cgroup, from `/proc/self/cgroup` and `/proc/self/mountinfo`.
 pub fn own_memory_cgroup() -> Option<MemoryCgroup> {
-    let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let cgroups = read(Path::new("/proc/self/cgroup"))?;
+    let mounts = read(Path::new("/proc/self/mountinfo"))?;
     memory_cgroup(&cgroups, &mounts)
 }
 
