@@ -66,6 +66,7 @@ fn mlp(vs: &nn::VarStore, hidden: &[usize], dropout: f64, w: &Workload) -> Mlp {
     Mlp::new(&vs.root(), &cfg, w.inputs, w.classes)
 }
 
+#[allow(clippy::disallowed_macros)] // a benchmark reports on its stderr
 fn train_step(c: &mut Criterion) {
     tch::manual_seed(0);
     common::threads_from_env();

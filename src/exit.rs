@@ -1,5 +1,6 @@
 //! How a command ends: its exit code, and the failures that choose one.
 
+use crate::console;
 use std::fmt;
 
 /// Exit code for a failure that is not the input's fault.
@@ -45,7 +46,7 @@ impl Failure {
 
     /// Prints the failure on standard error; returns its exit code.
     pub fn report(&self) -> i32 {
-        eprintln!("kd-tui: {self}");
+        console::note(format_args!("kd-tui: {self}"));
         self.exit_code()
     }
 }

@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod collective;
 pub mod config;
+pub mod console;
 pub mod data;
 pub mod device;
 pub mod distill;

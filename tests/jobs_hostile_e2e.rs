@@ -104,10 +104,10 @@ fn a_flooding_client_neither_stalls_training_nor_fills_the_records_nor_delays_si
     sigterm(job.0.id());
     let signalled = Instant::now();
     let code = exit_within(&mut job, Duration::from_secs(15));
-    eprintln!(
+    common::say(format_args!(
         "{during} step records during the flood; exit {code:?} {:.1} s after SIGTERM",
         signalled.elapsed().as_secs_f64()
-    );
+    ));
     stop.store(true, Ordering::Relaxed);
     for f in flooders {
         f.join().unwrap();

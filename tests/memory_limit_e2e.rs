@@ -80,7 +80,9 @@ fn a_folder_larger_than_the_cgroup_allows_is_decoded_as_drawn_within_the_limit()
     let cgroup = match LimitedCgroup::new(LIMIT_MIB << 20) {
         Ok(c) => c,
         Err(why) => {
-            eprintln!("SKIPPED: no memory cgroup this test may make here: {why}");
+            common::say(format_args!(
+                "SKIPPED: no memory cgroup this test may make here: {why}"
+            ));
             return;
         }
     };

@@ -1,6 +1,6 @@
 //! Failures are failures and nothing finished is lost: divergence, a full disk, resuming what
 //! cannot be resumed, exact resume (bit-identical weights), and `kill -9` at random moments
-//! followed by `--resume`.
+//! followed by `--resume`, a reader that leaves.
 
 mod common;
 
@@ -50,6 +50,55 @@ fn a_diverging_teacher_stops_the_run_with_exit_1() {
             assert!(loss.as_f64().is_some_and(f64::is_finite), "{record}");
         }
     }
+}
+
+/// `kd-tui --batch … 2>&1 | head -1`: the reader leaves after the first line, and the run goes
+/// on to its end without it (a closed pipe once panicked it with exit 101, mid-run, leaving its
+/// control socket behind).
+#[test]
+fn a_run_whose_reader_leaves_goes_on_to_its_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let mut job = kd_tui_on(["--batch", "--out"])
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting kd-tui");
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(job.stderr.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    assert!(first.starts_with("run folder"), "{first}");
+    drop(job.stdout.take());
+    let status = job.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{status}");
+    assert_eq!(read_summary(&dir).status, RunStatus::Completed);
+    assert!(dir.join("distilled.safetensors").is_file());
+    assert!(
+        !dir.join("control.sock").exists(),
+        "the socket is taken down"
+    );
+}
+
+/// A command whose output is its result fails when that output cannot be written.
+#[test]
+fn a_preset_written_to_a_full_disk_fails() {
+    let full = std::fs::File::options()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = common::Outcome::of(
+        kd_tui()
+            .args(["presets", "digits"])
+            .stdout(full)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("standard output"), "{}", out.stderr);
 }
 
 #[test]
@@ -275,7 +324,7 @@ fn kill_9_at_random_moments_then_resume() {
         let case = kill_and_resume(&tmp.path().join(format!("kill-{i}")), delay, &expected);
         *cases.entry(case).or_insert(0) += 1;
     }
-    eprintln!("20 kills: {cases:?}");
+    common::say(format_args!("20 kills: {cases:?}"));
     assert!(
         cases.get("resumed").copied().unwrap_or(0) >= 10,
         "most kills land mid-run: {cases:?}"

@@ -100,14 +100,16 @@ fn two_ranks_on_two_hosts_end_with_the_weights_of_the_loopback_job() {
     let hosts = match Hosts::make() {
         Ok(hosts) => hosts,
         Err(why) => {
-            eprintln!("SKIPPED: this machine does not allow network namespaces here: {why}");
+            common::say(format_args!(
+                "SKIPPED: this machine does not allow network namespaces here: {why}"
+            ));
             return;
         }
     };
-    eprintln!(
+    common::say(format_args!(
         "network namespaces {} and {}",
         hosts.names[0], hosts.names[1]
-    );
+    ));
     let tmp = tempfile::tempdir().unwrap();
     let args = ["--set", "teacher.epochs=2", "--set", "student.epochs=2"];
     let (apart, loopback) = (tmp.path().join("apart"), tmp.path().join("loopback"));

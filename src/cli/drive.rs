@@ -1,6 +1,7 @@
 //! How one run is driven to its end: headless behind its control socket, or in the cockpit
 //! (with the offer to go on after a divergence); and how its end becomes the exit code.
 
+use crate::console;
 use crate::exit::Failure;
 use crate::run::checkpoint::Checkpoint;
 use crate::series::Front;
@@ -67,24 +68,24 @@ pub(super) fn finish(ended: Ended, dir: &Path, flags: &str) -> Result<i32, Failu
     let folder = dir.display();
     match ended.outcome {
         RunOutcome::Completed(summary) => {
-            println!("{}", summary.table(width));
-            eprintln!("kd-tui: completed; run folder {folder}");
+            console::say(format_args!("{}", summary.table(width)));
+            console::note(format_args!("kd-tui: completed; run folder {folder}"));
             Ok(0)
         }
         RunOutcome::Stopped { reason, summary } => {
             if summary.results().next().is_some() {
-                println!("finished phases:\n{}", summary.table(width));
+                console::say(format_args!("finished phases:\n{}", summary.table(width)));
             } else {
-                println!("no phase finished");
+                console::say(format_args!("no phase finished"));
             }
-            eprintln!(
+            console::note(format_args!(
                 "kd-tui: interrupted ({reason}); {}",
                 resume_note(dir, flags)
-            );
+            ));
             Ok(ended.signal.map_or(0, |s| 128 + s))
         }
         RunOutcome::Failed(error) => {
-            eprintln!("kd-tui: failed; run folder {folder}");
+            console::note(format_args!("kd-tui: failed; run folder {folder}"));
             Err(error.into())
         }
     }

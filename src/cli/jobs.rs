@@ -1,5 +1,7 @@
 //! The command-line entry points of jobs: `kd-tui attach`, `kd-tui ls`, `kd-tui --detach`.
 
+use super::tools::output;
+use crate::console;
 use crate::exit::Failure;
 use crate::front::tui::app::Link;
 use crate::front::tui::{Cockpit, JobChannels, Left, Options};
@@ -50,15 +52,12 @@ pub fn ls(dir: Option<PathBuf>, json: bool) -> Result<i32, Failure> {
     if json {
         let text =
             serde_json::to_string_pretty(&runs).map_err(|e| Failure::failed(format!("ls: {e}")))?;
-        println!("{text}");
+        output(format_args!("{text}\n"))?;
     } else if runs.is_empty() {
-        println!("no runs under {looked}");
+        output(format_args!("no runs under {looked}\n"))?;
     } else {
-        println!("runs under {looked}:");
-        println!(
-            "{}",
-            jobs::table(&runs, &root, crate::protocol::fit::stdout_columns())
-        );
+        let table = jobs::table(&runs, &root, crate::protocol::fit::stdout_columns());
+        output(format_args!("runs under {looked}:\n{table}\n"))?;
     }
     Ok(0)
 }
@@ -158,28 +157,28 @@ fn open_cockpit(dir: &Path, state: RunState, options: Options) -> Result<i32, Fa
                 Some(_) => "the run stopped, and its series with it",
                 None => "the job stopped",
             };
-            eprintln!("kd-tui: {what}; {note}");
+            console::note(format_args!("kd-tui: {what}; {note}"));
         }
-        (Left::RunEnded, Some(series)) => eprintln!(
+        (Left::RunEnded, Some(series)) => console::note(format_args!(
             "kd-tui: the series in {} has no run going on: it ended (its report: seeds.json or \
              sweep.json there), or its next run did not start within {} s (`kd-tui ls {folder}`)",
             series.display(),
             NEXT_RUN_WAIT.as_secs()
-        ),
-        (_, Some(series)) if jobs::latest_live(series).is_some() => eprintln!(
+        )),
+        (_, Some(series)) if jobs::latest_live(series).is_some() => console::note(format_args!(
             "kd-tui: detached; the series in {} goes on in the background. Attach to the run it \
              is on: kd-tui attach {folder}",
             series.display()
-        ),
+        )),
         (_, Some(_)) => {}
         (_, None) => {
             if let Some(pid) = crate::run::lock::holder(&dir) {
                 let paused =
                     crate::remote::jobs::inspect(&dir).is_some_and(|r| r.state == RunState::Paused);
                 let goes_on = if paused { "stays paused" } else { "goes on" };
-                eprintln!(
+                console::note(format_args!(
                     "kd-tui: detached; the job (pid {pid}) {goes_on}. Attach again: kd-tui attach {folder}"
-                );
+                ));
             }
         }
     }
@@ -228,25 +227,25 @@ pub fn detach(
         Ok(started) => started,
         Err(e) => {
             // The job's own exit code when it ended first (a signal's 128 + N included).
-            eprintln!("kd-tui: {e}");
+            console::note(format_args!("kd-tui: {e}"));
             return Ok(e.exit_code());
         }
     };
-    println!("{}", run_dir.display());
+    console::say(format_args!("{}", run_dir.display()));
     let what = match job {
         super::detach::Job::Run => "job",
         super::detach::Job::Series => "series job",
     };
-    eprintln!(
+    console::note(format_args!(
         "kd-tui: {what} started (pid {pid}); its log: {}",
         run_dir.join(crate::run::JOB_LOG).display()
-    );
+    ));
     if job == super::detach::Job::Series {
-        eprintln!(
+        console::note(format_args!(
             "kd-tui: its runs, one after another, are in {}; the first: {}",
             run_dir.display(),
             serving.display()
-        );
+        ));
     }
     if std::io::stdout().is_terminal() {
         open_cockpit(&serving, RunState::Running, options)

@@ -4,6 +4,7 @@
 //! job, and its stop reaches the other ranks at the same step. Ranks other than 0 keep stderr
 //! (their errors) and drop stdout (rank 0 prints the results).
 
+use crate::console;
 use crate::exit::Failure;
 use crate::front::Signals;
 use std::ffi::OsString;
@@ -97,9 +98,9 @@ async fn supervise(nproc: usize, args: Vec<OsString>) -> Result<i32, Failure> {
         if stuck {
             for (rank, child) in ranks.iter_mut().enumerate() {
                 if codes[rank].is_none() {
-                    eprintln!(
+                    console::note(format_args!(
                         "kd-tui: rank {rank} did not end {RANKS_GRACE:?} after rank 0; killing it"
-                    );
+                    ));
                     let _ = child.start_kill();
                 }
             }
@@ -149,11 +150,11 @@ impl crate::series::Front for RanksSeries {
     }
 
     fn print(&mut self, text: String) {
-        println!("{text}");
+        console::say(&text);
     }
 
     fn note(&mut self, text: String) {
-        eprintln!("{text}");
+        console::note(&text);
     }
 
     fn launch(

@@ -11,6 +11,7 @@ mod tools;
 
 use crate::config::bounds::MAX_SEEDS;
 use crate::config::{Override, Preset};
+use crate::console;
 use crate::exit::Failure;
 use crate::export::Format;
 use crate::protocol::Phase;
@@ -246,7 +247,7 @@ pub fn main() -> i32 {
     let code = run(Args::parse()).unwrap_or_else(|failure| failure.report());
     // A detached job's log ends with how it ended: nobody waits for its exit status.
     if std::env::var_os(detach::JOB_ENV).is_some() {
-        eprintln!("kd-tui: job exited with code {code}");
+        console::note(format_args!("kd-tui: job exited with code {code}"));
     }
     code
 }
@@ -262,7 +263,9 @@ fn quiet_allocation_failures() {
             .payload_as_str()
             .and_then(crate::model::allocation_failure)
         {
-            Some(failure) => eprintln!("kd-tui: a panic for lack of memory: {failure}"),
+            Some(failure) => console::note(format_args!(
+                "kd-tui: a panic for lack of memory: {failure}"
+            )),
             None => default(info),
         }
     }));
@@ -290,7 +293,7 @@ fn run(args: Args) -> Result<i32, Failure> {
         }
         Some(Subcommand::Ls { dir, json }) => return jobs::ls(dir, json),
         Some(Subcommand::Doctor) => {
-            print!("{}", crate::doctor::report());
+            tools::output(crate::doctor::report())?;
             return Ok(0);
         }
         None => {}
@@ -358,10 +361,10 @@ fn run(args: Args) -> Result<i32, Failure> {
     if let Some(dir) = restart {
         RunFolder::clear_for_restart(dir)
             .map_err(|e| Failure::bad_input(format!("{}: {e}", dir.display())))?;
-        eprintln!(
+        console::note(format_args!(
             "kd-tui: {} stopped before its first checkpoint (nothing to lose): starting it over in the same folder",
             dir.display()
-        );
+        ));
     }
     let setup = setup(&args, preset, resume)?;
     let dir = setup.run.dir().to_path_buf();

@@ -7,6 +7,7 @@ use super::drive::{finish, serve};
 use super::start::{load_preset, run_dir};
 use super::Args;
 use crate::collective::{Env, World};
+use crate::console;
 use crate::device::DeviceSpec;
 use crate::exit::Failure;
 use crate::front::Consumer;
@@ -229,7 +230,7 @@ fn follow(handle: train::TrainerHandle, rank: usize, mut consumer: Consumer) -> 
             tokio::select! {
                 event = events.recv() => match event.map(|s| s.event) {
                     Some(Event::Log { level: LogLevel::Error | LogLevel::Warn, message }) => {
-                        eprintln!("kd-tui: rank {rank}: {message}");
+                        console::note(format_args!("kd-tui: rank {rank}: {message}"));
                     }
                     Some(_) => {}
                     None => return None,
@@ -239,17 +240,17 @@ fn follow(handle: train::TrainerHandle, rank: usize, mut consumer: Consumer) -> 
         }
     });
     if let Some(signal) = signal {
-        eprintln!(
+        console::note(format_args!(
             "kd-tui: rank {rank}: {} received; this rank ends here",
             crate::front::signal_name(signal)
-        );
+        ));
         return 128 + signal;
     }
     drop(commands);
     match train::join(thread) {
         RunOutcome::Completed(_) | RunOutcome::Stopped { .. } => 0,
         RunOutcome::Failed(e) => {
-            eprintln!("kd-tui: rank {rank}: {e}");
+            console::note(format_args!("kd-tui: rank {rank}: {e}"));
             e.exit_code()
         }
     }

@@ -3,6 +3,7 @@
 use super::ExportModel;
 use crate::config::shipped::{self, Shipped};
 use crate::config::Override;
+use crate::console;
 use crate::exit::Failure;
 use crate::export::Format;
 use crate::setup::read_preset;
@@ -17,7 +18,7 @@ pub(super) fn export(
 ) -> Result<i32, Failure> {
     let path = crate::export::export(run_dir, model.into(), format, out)
         .map_err(|e| Failure::from(e).within("export"))?;
-    println!("{}", path.display());
+    output(format_args!("{}\n", path.display()))?;
     Ok(0)
 }
 
@@ -40,13 +41,15 @@ pub(super) fn models(preset: Option<PathBuf>, overrides: &[Override]) -> Result<
                     "{e}\nkd-tui models needs the data for its input shape: {hint}"
                 )));
             };
-            eprintln!("kd-tui: {e}; the layers below are for the format's shape; {hint}");
+            console::note(format_args!(
+                "kd-tui: {e}; the layers below are for the format's shape; {hint}"
+            ));
             (input, classes)
         }
         (Err(e), None) => return Err(Failure::bad_input(e)),
     };
     let text = crate::inspect::describe(&preset, &input, classes).map_err(Failure::bad_input)?;
-    print!("{text}");
+    output(&text)?;
     Ok(0)
 }
 
@@ -57,20 +60,17 @@ pub(super) fn data(preset: Option<PathBuf>, overrides: &[Override]) -> Result<i3
     let started = std::time::Instant::now();
     let data = crate::data::load(&preset.data, preset.seed).map_err(Failure::bad_input)?;
     let seconds = started.elapsed().as_secs_f64();
-    println!("data {}", data.description);
-    println!(
-        "input {}, {} classes: {}",
+    output(format_args!(
+        "data {}\ninput {}, {} classes: {}\n{} train, {} validation, {} test examples\n\
+         loaded in {seconds:.3} s\n",
+        data.description,
         data.input,
         data.num_classes,
-        data.classes.join(", ")
-    );
-    println!(
-        "{} train, {} validation, {} test examples",
+        data.classes.join(", "),
         data.train.len(),
         data.val.len(),
         data.test.len()
-    );
-    println!("loaded in {seconds:.3} s");
+    ))?;
     Ok(0)
 }
 
@@ -84,12 +84,13 @@ pub(super) fn presets(name: Option<&str>) -> Result<i32, Failure> {
                     shipped::names()
                 ))
             })?;
-            print!("{}", shipped.text);
+            output(shipped.text)?;
         }
         None => {
             let width = crate::protocol::fit::stdout_columns();
             let widest = shipped::SHIPPED.map(|p| p.name.len()).into_iter().max();
             let pad = widest.unwrap_or(0);
+            let mut text = String::new();
             for p in shipped::SHIPPED {
                 let default = if p.name == shipped::DEFAULT_NAME {
                     "(the default) "
@@ -97,12 +98,20 @@ pub(super) fn presets(name: Option<&str>) -> Result<i32, Failure> {
                     ""
                 };
                 let line = format!("{:<pad$}  {default}{}", p.name, p.description());
-                println!("{}", crate::protocol::fit::wrap(&line, width));
+                text += &crate::protocol::fit::wrap(&line, width);
+                text.push('\n');
             }
-            println!(
-                "\nkd-tui NAME runs one; kd-tui presets NAME > my.toml starts your own from it"
-            );
+            text +=
+                "\nkd-tui NAME runs one; kd-tui presets NAME > my.toml starts your own from it\n";
+            output(&text)?;
         }
     }
     Ok(0)
+}
+
+/// A command's output on standard output; a write that fails (a full disk under `>`) fails the
+/// command, a reader that left early does not.
+pub(super) fn output(text: impl std::fmt::Display) -> Result<(), Failure> {
+    console::emit(text)
+        .map_err(|e| Failure::failed(format!("cannot write to standard output: {e}")))
 }

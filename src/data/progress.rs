@@ -1,6 +1,7 @@
 //! Progress of a long load (an image folder's decoding) on stderr: a bar on a terminal, plain
 //! lines otherwise (logs, CI, nohup), nothing while a full-screen front end holds the terminal.
 
+use crate::console;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -73,7 +74,7 @@ impl Progress {
                 };
                 if last.elapsed() >= LINE_EVERY {
                     *last = Instant::now();
-                    eprintln!("{what}: {done}/{total}");
+                    console::note(format_args!("{what}: {done}/{total}"));
                 }
             }
             Progress::Silent => {}
@@ -94,7 +95,9 @@ impl Progress {
                 let wrote = last.into_inner().map_or(true, |last| last != started);
                 if wrote {
                     let seconds = started.elapsed().as_secs_f64();
-                    eprintln!("{what}: {total}/{total}, done in {seconds:.1} s");
+                    console::note(format_args!(
+                        "{what}: {total}/{total}, done in {seconds:.1} s"
+                    ));
                 }
             }
             Progress::Silent => {}

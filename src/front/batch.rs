@@ -1,6 +1,7 @@
 //! Headless mode: consumes the trainer's events, shows progress on stderr (bars on a terminal,
 //! one plain line per epoch otherwise) and turns SIGINT / SIGTERM / SIGHUP into a clean stop.
 
+use crate::console;
 use crate::device::nvml;
 use crate::front::{signal_name, Consumer, Signals};
 use crate::protocol::summary::TeacherOutputs;
@@ -112,7 +113,7 @@ impl Progress {
                     p.bar.finish();
                 }
                 if let Some(line) = describe(phase, &s.event) {
-                    eprintln!("{line}");
+                    console::note(&line);
                 }
             }
             (Progress::Bar(current), Event::Finished { .. }) => {
@@ -120,19 +121,19 @@ impl Progress {
                     p.bar.finish();
                 }
             }
-            (Progress::Lines, Event::Epoch { train_loss, val_loss, val_acc, epochs, train_parts }) => eprintln!(
+            (Progress::Lines, Event::Epoch { train_loss, val_loss, val_acc, epochs, train_parts }) => console::note(format_args!(
                 "{phase:>9} epoch {:>3}/{epochs}  step {:>6}  train loss {train_loss:.4}{}  val loss {val_loss:.4}  val acc {:.2}%  {:.1}s",
                 s.at.epoch,
                 s.at.step,
                 parts_text(train_parts),
                 100.0 * val_acc,
                 s.wall_time
-            ),
+            )),
             (_, event) => {
                 if let Some(line) = describe(phase, event) {
                     match self {
                         Progress::Bar(Some(p)) => p.bar.println(line),
-                        _ => eprintln!("{line}"),
+                        _ => console::note(&line),
                     }
                 }
             }
@@ -242,7 +243,7 @@ async fn consume(
             Some(step) = steps.recv() => progress.on_event(&step),
             signo = signals.next() => {
                 if stopped_by.is_none() {
-                    eprintln!("kd-tui: {} received; checkpointing and stopping", signal_name(signo));
+                    console::note(format_args!("kd-tui: {} received; checkpointing and stopping", signal_name(signo)));
                     stopped_by = Some(signo);
                     let _ = commands.send(Command::Stop { reason: signal_name(signo).into() });
                 }
@@ -268,10 +269,10 @@ pub fn serve(
     match socket {
         Ok(socket) => socket.serve(handle, history, &consumer.runtime),
         Err(e) => {
-            eprintln!(
+            console::note(format_args!(
                 "kd-tui: warning: no control socket in {} ({e}); kd-tui attach cannot reach this run",
                 dir.display()
-            );
+            ));
             handle
         }
     }
@@ -303,10 +304,10 @@ impl Front for Headless {
     }
 
     fn print(&mut self, text: String) {
-        println!("{text}");
+        console::say(&text);
     }
 
     fn note(&mut self, text: String) {
-        eprintln!("{text}");
+        console::note(&text);
     }
 }

@@ -4,6 +4,7 @@
 use super::limits::{self, Budget, Flood, Verdict};
 use super::wire::{self, LineError};
 use super::{JobLine, Welcome, MAX_LINE};
+use crate::console;
 use crate::protocol::{Command, Stamped};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -24,7 +25,7 @@ pub type History = Arc<RwLock<Vec<Stamped>>>;
 
 /// What the job logs about its clients (stderr: the job's log).
 pub fn log(message: impl std::fmt::Display) {
-    eprintln!("kd-tui: control socket: {message}");
+    console::note(format_args!("kd-tui: control socket: {message}"));
 }
 
 /// A client past its hello.

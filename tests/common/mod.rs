@@ -1,6 +1,9 @@
 //! Helpers shared by the integration tests that drive the real `kd-tui` binary.
 // Each test binary compiles this module and uses a part of it.
 #![allow(dead_code)]
+// A test's lines go through `eprintln!`, which the harness captures (clippy.toml keeps it out of
+// kd-tui's own code).
+#![allow(clippy::disallowed_macros)]
 
 pub mod client;
 pub mod data;
@@ -21,6 +24,11 @@ use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// A line on the test's standard error, captured by the test harness.
+pub fn say(line: impl std::fmt::Display) {
+    eprintln!("{line}");
+}
 
 /// Longest wait for a process or a file before a test gives up.
 pub const PATIENCE: Duration = Duration::from_secs(120);

@@ -15,6 +15,7 @@ pub mod render;
 mod tests;
 pub mod theme;
 
+use crate::console;
 use crate::front::{Consumer, Signals};
 use crate::protocol::{Command, Stamped};
 use crate::series::queue::Queue;
@@ -233,9 +234,9 @@ impl Drop for Cockpit {
         restore_terminal();
         for (to_stdout, text) in self.held_back.drain(..) {
             if to_stdout {
-                println!("{text}");
+                console::say(&text);
             } else {
-                eprintln!("{text}");
+                console::note(&text);
             }
         }
     }
