@@ -23,7 +23,8 @@
 #       kd-tui build, e.g. target/release/kd-tui). Sets LD_LIBRARY_PATH to PY's (default python3)
 #       torch/lib and its site-packages' nvidia/*/lib, then runs `kd-tui doctor`, the digits and
 #       MNIST presets with kd-tui and with plain PyTorch (scripts/pytorch_preset.py) on cuda and
-#       then on cpu, and prints per-phase samples/s and test accuracies. Every step runs even
+#       then on cpu, a user's image folder and TorchScript models on each (scripts/
+#       gpu_own_model.py), and prints per-phase samples/s and test accuracies. Every step runs even
 #       when one fails; the exit status is 1 if any failed. `run --help` lists the options
 #       (scripts/gpu_check.py).
 set -euo pipefail

@@ -10,13 +10,15 @@ use. Puts that torch's lib folder and its site-packages' nvidia/*/lib folders on
   3. on cuda, digits again with precision = "bf16", and with the NCCL backend as a world of
      one rank (RANK=0, WORLD_SIZE=1); each cuda run's per-phase GPU use from summary.json
      (NVML), and the cockpit on a pseudo-terminal for 15 s, whose header must show the GPU;
-  4. a table of per-phase training samples/s and test accuracies, kd-tui / PyTorch and
+  4. per device, the user's own image folder and TorchScript teacher and student
+     (scripts/gpu_own_model.py, issue 22): kd-tui's test accuracies must be PyTorch's;
+  5. a table of per-phase training samples/s and test accuracies, kd-tui / PyTorch and
      cuda / cpu ratios, and the accuracy differences between cuda and cpu.
 Every step runs even when an earlier one failed; exits 1 if any failed.
 
     python3 scripts/gpu_check.py [--bin gpu-stage/kd-tui] [--mnist gpu-stage/mnist]
         [--presets gpu-stage/presets] [--devices cuda,cpu | --cpu-only]
-        [--workloads digits,mnist] [--set KEY=VALUE ...] [--no-pytorch] [--timeout S]
+        [--workloads digits,mnist,own] [--set KEY=VALUE ...] [--no-pytorch] [--timeout S]
         [--budget S] [--work DIR] [--json F]
 """
 
@@ -36,6 +38,7 @@ import torch
 
 sys.dont_write_bytecode = True  # no scripts/__pycache__ from the imports below
 import bench_presets  # noqa: E402
+import gpu_own_model  # noqa: E402
 from bench_presets import (  # noqa: E402
     PHASES, WORKLOADS, kd_tui_run, pytorch_run, same_work, samples_per_sec)
 
@@ -256,8 +259,9 @@ def main():
         else ROOT / "scripts/pytorch_preset.py"))
     parser.add_argument("--devices", default="cuda,cpu")
     parser.add_argument("--cpu-only", action="store_true", help="same as --devices cpu")
-    parser.add_argument("--workloads", default="digits,mnist",
-                        help=f"of {', '.join(WORKLOADS)} (scripts/bench_presets.py's)")
+    parser.add_argument("--workloads", default="digits,mnist,own",
+                        help=f"of {', '.join(WORKLOADS)} (scripts/bench_presets.py's) and own "
+                             "(scripts/gpu_own_model.py)")
     parser.add_argument("--set", action="append", default=[], dest="sets",
                         help="KEY=VALUE for every run, kd-tui and PyTorch alike (repeatable)")
     parser.add_argument("--no-pytorch", action="store_true", help="skip the plain PyTorch runs")
@@ -268,7 +272,8 @@ def main():
     parser.add_argument("--json", type=pathlib.Path, help="write every figure here")
     args = parser.parse_args()
     devices = ["cpu"] if args.cpu_only else args.devices.split(",")
-    workloads = args.workloads.split(",")
+    own = "own" in args.workloads.split(",")
+    workloads = [w for w in args.workloads.split(",") if w != "own"]
     binary = str(pathlib.Path(args.bin).resolve())
     unknown = [w for w in workloads if w not in WORKLOADS]
     if unknown:
@@ -356,6 +361,16 @@ def main():
         (work / "cockpit").mkdir(parents=True, exist_ok=True)
         steps.run("mnist cuda cockpit (GPU use in the header)",
                   lambda t: cockpit(binary, preset, sets, work / "cockpit", min(15, t / 3)))
+
+    for device in devices if own else []:
+        if not pathlib.Path(args.mnist).is_dir():
+            steps.failed.append(f"own {device} (no MNIST)")
+            continue
+        (work / f"own-{device}").mkdir(parents=True, exist_ok=True)
+        results["own", device, "kd-tui"] = steps.run(
+            f"own folder and TorchScript models, {device} (issue 22)",
+            lambda t: gpu_own_model.check(binary, args.presets, args.mnist, device,
+                                          work / f"own-{device}", t))
 
     table(results, workloads, devices)
     if args.json:
