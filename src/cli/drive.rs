@@ -68,7 +68,7 @@ pub(super) fn finish(ended: Ended, dir: &Path, flags: &str) -> Result<i32, Failu
     let folder = dir.display();
     match ended.outcome {
         RunOutcome::Completed(summary) => {
-            console::say(format_args!("{}", summary.table(width)));
+            console::say(summary.table(width));
             console::note(format_args!("kd-tui: completed; run folder {folder}"));
             Ok(0)
         }
@@ -76,7 +76,7 @@ pub(super) fn finish(ended: Ended, dir: &Path, flags: &str) -> Result<i32, Failu
             if summary.results().next().is_some() {
                 console::say(format_args!("finished phases:\n{}", summary.table(width)));
             } else {
-                console::say(format_args!("no phase finished"));
+                console::say("no phase finished");
             }
             console::note(format_args!(
                 "kd-tui: interrupted ({reason}); {}",

@@ -231,7 +231,7 @@ pub fn detach(
             return Ok(e.exit_code());
         }
     };
-    console::say(format_args!("{}", run_dir.display()));
+    console::say(run_dir.display());
     let what = match job {
         super::detach::Job::Run => "job",
         super::detach::Job::Series => "series job",

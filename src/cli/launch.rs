@@ -149,14 +149,6 @@ impl crate::series::Front for RanksSeries {
         Err("the runs of a data-parallel series are launched as ranks, not driven here".into())
     }
 
-    fn print(&mut self, text: String) {
-        console::say(&text);
-    }
-
-    fn note(&mut self, text: String) {
-        console::note(&text);
-    }
-
     fn launch(
         &mut self,
         preset: &crate::config::Preset,

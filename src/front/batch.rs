@@ -302,12 +302,4 @@ impl Front for Headless {
         let handle = serve(handle, dir, resumed_history(dir, resumed), &self.0);
         Ok(run(handle, &mut self.0))
     }
-
-    fn print(&mut self, text: String) {
-        console::say(&text);
-    }
-
-    fn note(&mut self, text: String) {
-        console::note(&text);
-    }
 }

@@ -31,10 +31,15 @@ pub trait Front {
         resumed: bool,
         queue: &Queue,
     ) -> Result<Ended, String>;
-    /// Text for standard output (tables): at once, or once the screen is given back.
-    fn print(&mut self, text: String);
+    /// Text for standard output (tables): at once, or (a full-screen front) once the screen
+    /// is given back.
+    fn print(&mut self, text: String) {
+        crate::console::say(&text);
+    }
     /// A progress or error line for standard error, likewise.
-    fn note(&mut self, text: String);
+    fn note(&mut self, text: String) {
+        crate::console::note(&text);
+    }
     /// Runs one job of the series in processes of its own (the ranks of a data-parallel job)
     /// and returns their exit code, going on from `dir`'s checkpoint when `resume`; `None`:
     /// this front drives a trainer in this process instead.
