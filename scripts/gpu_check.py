@@ -277,7 +277,7 @@ def main():
     binary = str(pathlib.Path(args.bin).resolve())
     unknown = [w for w in workloads if w not in WORKLOADS]
     if unknown:
-        sys.exit(f"gpu-check: unknown workloads {unknown} (of {', '.join(WORKLOADS)})")
+        sys.exit(f"gpu-check: unknown workloads {unknown} (of {', '.join(WORKLOADS)}, own)")
     work = args.work or pathlib.Path(tempfile.mkdtemp(prefix="kd-tui-gpu-check-"))
     work.mkdir(parents=True, exist_ok=True)
 
@@ -365,6 +365,7 @@ def main():
     for device in devices if own else []:
         if not pathlib.Path(args.mnist).is_dir():
             steps.failed.append(f"own {device} (no MNIST)")
+            say(f"own {device}: FAILED: no MNIST folder at {args.mnist} (--mnist DIR)")
             continue
         (work / f"own-{device}").mkdir(parents=True, exist_ok=True)
         results["own", device, "kd-tui"] = steps.run(

@@ -60,6 +60,8 @@ def check(binary, presets, mnist, device, scratch, timeout):
         "student.epochs=2",
         f'device="{device}"',
     ]
+    teacher = torch.jit.load(str(scratch / "teacher.pt"), map_location=device)
+    teacher_acc = accuracy(teacher, test_x, test_y, device)
     results, problems = {}, []
     for name, student in STUDENTS.items():
         run_sets = sets + [student.format(student=scratch / "student.pt")]
@@ -70,8 +72,7 @@ def check(binary, presets, mnist, device, scratch, timeout):
         summary = json.loads((out / "summary.json").read_text())
         if not summary["device"].startswith(device.split(":")[0]):
             problems.append(f"{name}: ran on {summary['device']}, not {device}")
-        teacher = torch.jit.load(str(scratch / "teacher.pt"), map_location=device)
-        in_torch = {"teacher": accuracy(teacher, test_x, test_y, device)}
+        in_torch = {"teacher": teacher_acc}
         if name == "torchscript":
             for phase in ("baseline", "distilled"):
                 module = torch.jit.load(str(out / f"{phase}.pt"), map_location=device)
